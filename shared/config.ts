@@ -1,0 +1,345 @@
+/**
+ * Configuration schemas (design §8) for the worker (`TURNOUT_CONFIG` / `turnout.config.json`) and
+ * the agent (`--config` / `TURNOUT_AGENT_CONFIG`). Policy defaults are those of design §5.
+ * Every problem is reported as `path: message` by {@link formatIssues}.
+ */
+import { z } from "zod";
+import { parseMatcher } from "./matchers.ts";
+
+export const SIDES = ["primary", "secondary"] as const;
+export const SideSchema = z.enum(SIDES);
+export type Side = z.infer<typeof SideSchema>;
+
+/** The other side of a target. */
+export function otherSide(side: Side): Side {
+  return side === "primary" ? "secondary" : "primary";
+}
+
+const TargetName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "target names are lower-case letters, digits and '-', at most 63 characters");
+
+const MatcherText = z.string().superRefine((text, ctx) => {
+  try {
+    parseMatcher(text);
+  } catch (err) {
+    ctx.addIssue({ code: "custom", message: (err as Error).message });
+  }
+});
+const MatcherList = z.array(MatcherText).min(1, "a matcher list needs at least one matcher");
+
+export const SideMatchSchema = z
+  .object({
+    matchers: MatcherList.optional(),
+    anyOf: z.array(MatcherList).min(1).optional(),
+  })
+  .strict()
+  .refine((s) => s.matchers !== undefined || s.anyOf !== undefined, "give `matchers` or `anyOf`");
+export type SideMatch = z.infer<typeof SideMatchSchema>;
+
+const seconds = (def: number) => z.number().int().min(0).default(def);
+
+/** Safety policy per target; defaults from design §5. */
+export const PolicySchema = z
+  .object({
+    holdSeconds: seconds(30),
+    quorum: z.number().int().min(1).default(1),
+    cooldownSeconds: seconds(600),
+    approval: z.enum(["auto", "required"]).default("auto"),
+    approvalTimeoutSeconds: z.number().int().min(1).default(900),
+    failback: z.enum(["manual", "auto"]).default("manual"),
+    failbackAfterSeconds: seconds(300),
+    flap: z
+      .object({
+        windowSeconds: z.number().int().min(1).default(600),
+        maxTransitions: z.number().int().min(1).default(4),
+      })
+      .strict()
+      .prefault({}),
+    maxAutoActionsPerDay: z.number().int().min(0).default(2),
+    actionTimeoutSeconds: z.number().int().min(1).default(600),
+    dispatchRetries: z.number().int().min(0).default(5),
+  })
+  .strict()
+  .prefault({});
+export type Policy = z.infer<typeof PolicySchema>;
+
+/** Cron syntax accepted by Cloudflare cron triggers: five fields. */
+const CronText = z
+  .string()
+  .regex(/^\s*(\S+\s+){4}\S+\s*$/, "a cron expression has five fields (minute hour day-of-month month day-of-week)");
+
+export const DrillSchema = z
+  .object({
+    cron: CronText,
+    mode: z.enum(["dry-run", "live"]).default("dry-run"),
+    holdSeconds: z.number().int().min(0).default(60),
+  })
+  .strict();
+
+export const WorkerTargetSchema = z
+  .object({
+    sides: z.object({ primary: SideMatchSchema, secondary: SideMatchSchema }).strict(),
+    policy: PolicySchema,
+    drill: DrillSchema.optional(),
+    /** The side that carries traffic when the target is first seen. */
+    initialActiveSide: SideSchema.default("primary"),
+  })
+  .strict();
+export type WorkerTarget = z.infer<typeof WorkerTargetSchema>;
+
+export const WorkerConfigSchema = z
+  .object({
+    agent: z
+      .object({
+        url: z.url({ protocol: /^https?$/ }),
+        transport: z.enum(["direct", "qstash"]).default("direct"),
+        qstash: z
+          .object({
+            baseUrl: z.url().default("https://qstash.upstash.io"),
+            retries: z.number().int().min(0).max(10).default(3),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict(),
+    targets: z.record(TargetName, WorkerTargetSchema),
+    chatops: z
+      .object({
+        slack: z
+          .object({
+            allowedUsers: z.array(z.string().min(1)).default([]),
+            allowedChannels: z.array(z.string().min(1)).optional(),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .optional(),
+    /** Public URL of the status page, used in notification links. */
+    statusUrl: z.url().optional(),
+  })
+  .strict();
+export type WorkerConfig = z.infer<typeof WorkerConfigSchema>;
+
+// ---------------------------------------------------------------------------------------------
+// Agent
+
+const ipv4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const HostPort = z.string().regex(/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, "expected host:port");
+const K8sName = z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "a Kubernetes object name (RFC 1123)");
+
+export const StaticRouteSpecSchema = z
+  .object({
+    name: K8sName,
+    destinations: z.array(z.string().min(1)).min(1),
+    gateway: z.string().regex(ipv4, "gateway must be an IPv4 address"),
+  })
+  .strict();
+export type StaticRouteSpec = z.infer<typeof StaticRouteSpecSchema>;
+
+export const RouteSwapTargetSchema = z
+  .object({
+    kind: z.literal("route-swap"),
+    routes: z.object({ primary: StaticRouteSpecSchema, secondary: StaticRouteSpecSchema }).strict(),
+    operator: z
+      .object({
+        namespace: K8sName.default("static-routes"),
+        daemonSet: K8sName.default("k8s-staticroute-operator"),
+      })
+      .strict()
+      .prefault({}),
+    settleSeconds: z.number().positive().default(60),
+    egressCheck: z
+      .object({
+        url: z.url(),
+        expect: z.object({ primary: z.string().min(1), secondary: z.string().min(1) }).strict(),
+        timeoutSeconds: z.number().positive().default(10),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+const TsigSchema = z
+  .object({
+    name: z.string().min(1),
+    algorithm: z.literal("hmac-sha256").default("hmac-sha256"),
+    secretEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name"),
+  })
+  .strict();
+
+export const DnsProviderSchema = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("rfc2136"), server: HostPort, zone: z.string().min(1), tsig: TsigSchema }).strict(),
+  z
+    .object({
+      type: z.literal("cloudflare"),
+      zoneId: z.string().min(1),
+      tokenEnv: z.string().min(1),
+      baseUrl: z.url().optional(),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal("digitalocean"),
+      domain: z.string().min(1),
+      tokenEnv: z.string().min(1),
+      baseUrl: z.url().optional(),
+    })
+    .strict(),
+]);
+export type DnsProviderConfig = z.infer<typeof DnsProviderSchema>;
+
+export const DnsFlipTargetSchema = z
+  .object({
+    kind: z.literal("dns-flip"),
+    provider: DnsProviderSchema,
+    record: z
+      .object({
+        name: z.string().min(1),
+        type: z.enum(["A", "AAAA", "CNAME"]).default("A"),
+        ttl: z.number().int().min(0).default(60),
+      })
+      .strict(),
+    values: z
+      .object({ primary: z.array(z.string().min(1)).min(1), secondary: z.array(z.string().min(1)).min(1) })
+      .strict(),
+    verify: z
+      .object({ servers: z.array(HostPort).default([]), timeoutSeconds: z.number().positive().default(10) })
+      .strict()
+      .prefault({}),
+    coredns: z
+      .object({ namespace: K8sName.default("kube-system"), configMap: K8sName.default("coredns") })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+const EtcdEndpoints = z.object({ endpoints: z.array(z.url()).min(1) }).strict();
+
+export const EtcdSyncTeardownTargetSchema = z
+  .object({
+    kind: z.literal("etcd-sync-teardown"),
+    etcd: z
+      .object({
+        primary: EtcdEndpoints,
+        standby: EtcdEndpoints,
+        prefixes: z.array(z.string().min(1)).min(1),
+        excludePrefixes: z.array(z.string().min(1)).default([]),
+        heartbeat: z
+          .object({
+            key: z.string().min(1),
+            maxLagSeconds: z.number().positive().default(30),
+            write: z.boolean().default(false),
+          })
+          .strict()
+          .optional(),
+        maxMissedKeys: z.number().int().min(0).default(0),
+        tls: z
+          .object({ caFile: z.string().min(1), certFile: z.string().min(1), keyFile: z.string().min(1) })
+          .strict()
+          .optional(),
+      })
+      .strict(),
+    sync: z
+      .object({
+        kind: z.literal("Deployment").default("Deployment"),
+        namespace: K8sName,
+        name: K8sName,
+        action: z.enum(["scale-to-zero", "delete"]).default("scale-to-zero"),
+      })
+      .strict(),
+    dns: TargetName,
+    restart: z
+      .array(
+        z
+          .object({ kind: z.enum(["Deployment", "StatefulSet", "DaemonSet"]), namespace: K8sName, name: K8sName })
+          .strict(),
+      )
+      .default([]),
+    followUps: z.array(z.string().min(1)).default([]),
+    allowUnverified: z.boolean().default(false),
+    restartTimeoutSeconds: z.number().positive().default(300),
+  })
+  .strict();
+
+export const AgentTargetSchema = z.discriminatedUnion("kind", [
+  RouteSwapTargetSchema,
+  DnsFlipTargetSchema,
+  EtcdSyncTeardownTargetSchema,
+]);
+export type AgentTarget = z.infer<typeof AgentTargetSchema>;
+export type RouteSwapTarget = z.infer<typeof RouteSwapTargetSchema>;
+export type DnsFlipTarget = z.infer<typeof DnsFlipTargetSchema>;
+export type EtcdSyncTeardownTarget = z.infer<typeof EtcdSyncTeardownTargetSchema>;
+
+export const AgentConfigSchema = z
+  .object({
+    listen: HostPort.default("127.0.0.1:8788"),
+    reportUrl: z.url(),
+    kubeconfig: z.string().min(1).optional(),
+    /** Namespace for the agent's Lease and its durable action memory (ConfigMaps). */
+    namespace: K8sName.default("turnout"),
+    lease: z
+      .object({
+        name: K8sName.default("turnout-agent"),
+        durationSeconds: z.number().int().min(1).default(15),
+        renewSeconds: z.number().positive().default(5),
+      })
+      .strict()
+      .prefault({}),
+    qstash: z.object({ url: z.url().optional() }).strict().optional(),
+    targets: z.record(TargetName, AgentTargetSchema),
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    for (const [name, target] of Object.entries(cfg.targets)) {
+      if (target.kind !== "etcd-sync-teardown") continue;
+      const dns = cfg.targets[target.dns];
+      if (dns?.kind !== "dns-flip") {
+        ctx.addIssue({
+          code: "custom",
+          path: ["targets", name, "dns"],
+          message: `names ${JSON.stringify(target.dns)}, which is not a dns-flip target of this agent`,
+        });
+      }
+    }
+  });
+export type AgentConfig = z.infer<typeof AgentConfigSchema>;
+
+// ---------------------------------------------------------------------------------------------
+
+/** One validation problem, as shown to people: `path: message`. */
+export interface ConfigProblem {
+  path: string;
+  message: string;
+}
+
+/** Flattens zod issues (including nested union failures) to `path: message` problems. */
+export function formatIssues(error: z.ZodError, prefix: readonly PropertyKey[] = []): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  for (const issue of error.issues) {
+    const path = [...prefix, ...issue.path];
+    if (issue.code === "invalid_union" && "errors" in issue && issue.errors.length > 0) {
+      // Report the branch that came closest (fewest issues), not zod's generic "invalid input".
+      const best = [...issue.errors].sort((a, b) => a.length - b.length)[0] ?? [];
+      out.push(...formatIssues(new z.ZodError(best), path));
+      continue;
+    }
+    out.push({ path: path.length ? path.map(String).join(".") : "(root)", message: issue.message });
+  }
+  return out;
+}
+
+export type Validated<T> = { ok: true; value: T } | { ok: false; problems: ConfigProblem[] };
+
+function validate<T>(schema: z.ZodType<T>, input: unknown): Validated<T> {
+  const result = schema.safeParse(input);
+  return result.success ? { ok: true, value: result.data } : { ok: false, problems: formatIssues(result.error) };
+}
+
+/** Validates a worker config object. */
+export const validateWorkerConfig = (input: unknown): Validated<WorkerConfig> => validate(WorkerConfigSchema, input);
+
+/** Validates an agent config object. */
+export const validateAgentConfig = (input: unknown): Validated<AgentConfig> => validate(AgentConfigSchema, input);

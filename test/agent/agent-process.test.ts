@@ -1,0 +1,87 @@
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+
+const root = join(import.meta.dirname, "../..");
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const addr = s.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let seen = "";
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern}; output:\n${seen}`)), timeoutMs);
+    const onData = (chunk: Buffer) => {
+      seen += chunk.toString();
+      const line = seen.split("\n").find((l) => pattern.test(l));
+      if (line) {
+        clearTimeout(timer);
+        resolve(line);
+      }
+    };
+    child.stdout?.on("data", onData);
+    child.stderr?.on("data", onData);
+  });
+}
+
+let child: ChildProcess | undefined;
+afterEach(() => {
+  child?.kill("SIGTERM");
+  child = undefined;
+});
+
+describe("agent process", () => {
+  it("serves /healthz and /readyz in sandbox mode when there is no kubeconfig", async () => {
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), "turnout-agent-"));
+    const cfg = join(dir, "agent.yaml");
+    writeFileSync(cfg, `listen: "127.0.0.1:${port}"\nreportUrl: http://127.0.0.1:1/v1/agent/reports\ntargets: {}\n`);
+    child = spawn(process.execPath, ["agent/main.ts", "--config", cfg], {
+      cwd: root,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const warning = await waitForLine(child, /SANDBOX/);
+    expect(JSON.parse(warning)).toMatchObject({ level: "warn", mode: "sandbox" });
+    await waitForLine(child, /agent listening/);
+    const health = (await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()) as { ok: boolean; mode: string };
+    expect(health).toMatchObject({ ok: true, mode: "sandbox" });
+    const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+    expect(ready.status).toBe(200);
+  });
+
+  it("takes its config from TURNOUT_AGENT_CONFIG", async () => {
+    const port = await freePort();
+    const text = JSON.stringify({ listen: `127.0.0.1:${port}`, reportUrl: "http://127.0.0.1:1/r", targets: {} });
+    child = spawn(process.execPath, ["agent/main.ts"], {
+      cwd: root,
+      env: { ...process.env, TURNOUT_AGENT_CONFIG: text },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    await waitForLine(child, /agent listening/);
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+  });
+
+  it("exits 1 on a bad config, printing every problem as path: message", () => {
+    const dir = mkdtempSync(join(tmpdir(), "turnout-agent-"));
+    const cfg = join(dir, "agent.json");
+    writeFileSync(cfg, JSON.stringify({ listen: "nowhere", targets: { "dns-a": { kind: "dns-flip" } } }));
+    const r = spawnSync(process.execPath, ["agent/main.ts", "--config", cfg], { cwd: root, encoding: "utf8" });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("listen: expected host:port");
+    expect(r.stderr).toContain("reportUrl: ");
+    expect(r.stderr).toContain("targets.dns-a.provider: ");
+    expect(r.stderr).toContain("targets.dns-a.record: ");
+  });
+});

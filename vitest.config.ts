@@ -1,0 +1,45 @@
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+/**
+ * One command, every suite: worker tests run inside workerd (Miniflare through
+ * @cloudflare/vitest-plugin); shared, agent and end-to-end tests run on Node.
+ */
+export default defineConfig({
+  test: {
+    reporters: ["default", "./test/support/summary-reporter.ts"],
+    projects: [
+      {
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              bindings: {
+                ALERTMANAGER_TOKEN: "test-am-token",
+                NAGIOS_TOKEN: "test-nagios-token",
+                OPERATOR_TOKEN: "test-operator-token",
+                SLACK_SIGNING_SECRET: "test-slack-secret",
+                TURNOUT_AGENT_SECRET: "test-agent-secret",
+              },
+            },
+          }),
+        ],
+        test: { name: "worker", include: ["test/worker/**/*.test.ts"] },
+      },
+      {
+        test: {
+          name: "node",
+          include: [
+            "test/shared/**/*.test.ts",
+            "test/agent/**/*.test.ts",
+            "test/e2e/**/*.test.ts",
+            "test/scripts/**/*.test.ts",
+          ],
+          environment: "node",
+          testTimeout: 20_000,
+          hookTimeout: 30_000,
+        },
+      },
+    ],
+  },
+});

@@ -1,0 +1,45 @@
+/**
+ * The worker's Hono app (design §3): routes, auth and validation in front of one TargetObject per
+ * target. Kept apart from index.ts because workerd accepts only handlers as the main module's exports.
+ */
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import { loadConfig } from "./config.ts";
+import type { Env } from "./env.ts";
+import { Problem, problemResponse } from "./problem.ts";
+
+/** Bodies over 1 MiB get 413 (design §3). */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+export const app = new Hono<{ Bindings: Env }>();
+
+app.use(
+  "*",
+  bodyLimit({
+    maxSize: MAX_BODY_BYTES,
+    onError: () =>
+      problemResponse(new Problem("payload-too-large", `request bodies are limited to ${MAX_BODY_BYTES} bytes`)),
+  }),
+);
+
+app.get("/healthz", (c) => {
+  const loaded = loadConfig(c.env);
+  return loaded.ok
+    ? c.json({ ok: true, config: "valid" as const })
+    : c.json({ ok: false, config: "invalid" as const, errors: loaded.problems });
+});
+
+app.notFound((c) =>
+  problemResponse(new Problem("not-found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`)),
+);
+
+app.onError((err, c) => {
+  if (err instanceof Problem) return problemResponse(err);
+  if (err instanceof HTTPException) {
+    const code = err.status === 401 ? "unauthorized" : err.status === 413 ? "payload-too-large" : "bad-request";
+    return problemResponse(new Problem(code, err.message || "request rejected"));
+  }
+  console.error(JSON.stringify({ level: "error", msg: "unhandled error", path: c.req.path, error: String(err) }));
+  return problemResponse(new Problem("internal", "an unexpected error occurred; it has been logged"));
+});

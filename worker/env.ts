@@ -1,0 +1,18 @@
+import type { TargetObject } from "./target-object.ts";
+
+/** Bindings and secrets of the worker (design §8). Secrets are optional: an unset one disables its endpoint. */
+export interface Env {
+  TARGETS: DurableObjectNamespace<TargetObject>;
+  /** JSON; wins over the bundled turnout.config.json. */
+  TURNOUT_CONFIG?: string;
+  ALERTMANAGER_TOKEN?: string;
+  NAGIOS_TOKEN?: string;
+  OPERATOR_TOKEN?: string;
+  SLACK_SIGNING_SECRET?: string;
+  TURNOUT_AGENT_SECRET?: string;
+  TURNOUT_AGENT_SECRET_NEXT?: string;
+  SLACK_WEBHOOK_URL?: string;
+  QSTASH_TOKEN?: string;
+  QSTASH_CURRENT_SIGNING_KEY?: string;
+  QSTASH_NEXT_SIGNING_KEY?: string;
+}
