@@ -31,7 +31,9 @@ fi
 stamp=node_modules/.turnout-setup-stamp
 if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt "$stamp" ]; then
   say "installing npm packages"
-  npm ci --no-audit --no-fund --loglevel=error
+  # `npm install`, not `npm ci`: this npm writes no lock entries for other platforms' optional
+  # packages (biome, workerd), which `npm ci` then reports as missing. The lock still pins versions.
+  npm install --no-audit --no-fund --loglevel=error
   touch "$stamp"
 fi
 # npm 11 runs install scripts only for packages listed in package.json "allowScripts"; check the
