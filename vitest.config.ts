@@ -29,12 +29,9 @@ export default defineConfig({
       {
         test: {
           name: "node",
-          include: [
-            "test/shared/**/*.test.ts",
-            "test/agent/**/*.test.ts",
-            "test/e2e/**/*.test.ts",
-            "test/scripts/**/*.test.ts",
-          ],
+          // Everything outside test/worker runs on Node (pure logic, agent, shared, e2e).
+          include: ["test/**/*.test.ts"],
+          exclude: ["test/worker/**", "**/node_modules/**"],
           environment: "node",
           testTimeout: 20_000,
           hookTimeout: 30_000,
