@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
@@ -20,6 +21,8 @@ export default defineConfig({
                 OPERATOR_TOKEN: "test-operator-token",
                 SLACK_SIGNING_SECRET: "test-slack-secret",
                 TURNOUT_AGENT_SECRET: "test-agent-secret",
+                // Worker tests run against their own targets (test/fixtures/worker-test-config.json).
+                TURNOUT_CONFIG: readFileSync(new URL("./test/fixtures/worker-test-config.json", import.meta.url), "utf8"),
               },
             },
           }),
