@@ -7,6 +7,8 @@ import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { loadConfig } from "./config.ts";
 import type { Env } from "./env.ts";
+import { ingestRoutes } from "./ingest/routes.ts";
+import { operatorApi } from "./operator-api.ts";
 import { Problem, problemResponse } from "./problem.ts";
 
 /** Bodies over 1 MiB get 413 (design §3). */
@@ -29,6 +31,10 @@ app.get("/healthz", (c) => {
     ? c.json({ ok: true, config: "valid" as const })
     : c.json({ ok: false, config: "invalid" as const, errors: loaded.problems });
 });
+
+// Ingest webhooks and the operator API (design §3).
+app.route("/", ingestRoutes);
+app.route("/", operatorApi);
 
 app.notFound((c) =>
   problemResponse(new Problem("not-found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`)),
