@@ -1,0 +1,144 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { Delivery, Notice, Signal } from "../../worker/signals.ts";
+
+const T0 = Date.parse("2026-11-22T10:00:00Z");
+
+function delivery(overrides: Partial<Signal> & { side?: "primary" | "secondary" } = {}): Delivery {
+  const { side = "primary", ...signal } = overrides;
+  const key = signal.key ?? "am:abc";
+  return {
+    side,
+    signal: {
+      source: "alertmanager",
+      key,
+      incident: `${key}@start`,
+      status: "firing",
+      soft: false,
+      labels: { alertname: "X" },
+      annotations: {},
+      at: T0,
+      receivedAt: T0,
+      ...signal,
+    },
+  };
+}
+
+/** A fresh object per test posing as `target` (its policy comes from the test config). */
+function fresh(target = "operator-view") {
+  const stub = env.TARGETS.getByName(`${target}-${crypto.randomUUID()}`);
+  const ingest = (deliveries: Delivery[], receivedAt = T0) =>
+    stub.ingest({ target, receivedAt, deliveries, warnings: [] });
+  return { stub, ingest };
+}
+
+describe("TargetObject signals", () => {
+  it("counts a repeated delivery as a duplicate that only moves lastSeen", async () => {
+    const { stub, ingest } = fresh();
+    expect(await ingest([delivery()], T0)).toEqual({ accepted: 1, duplicates: 0, ignored: 0 });
+    const before = await stub.events(0, 100);
+    expect(await ingest([delivery()], T0 + 5000)).toEqual({ accepted: 0, duplicates: 1, ignored: 0 });
+    const [stored] = await stub.signals();
+    expect(stored).toMatchObject({ status: "firing", firstSeen: T0, lastSeen: T0 + 5000 });
+    expect(await stub.events(0, 100)).toEqual(before);
+  });
+
+  it("ignores an older firing re-sent after the resolve (Alertmanager HA peers)", async () => {
+    const { stub, ingest } = fresh();
+    await ingest([delivery({ at: T0 })]);
+    await ingest([delivery({ status: "resolved", at: T0 + 60_000 })]);
+    expect(await ingest([delivery({ at: T0 })])).toEqual({ accepted: 0, duplicates: 0, ignored: 1 });
+    expect((await stub.signals())[0]?.status).toBe("resolved");
+  });
+
+  it("opens a new incident when the same key fires again later", async () => {
+    const { stub, ingest } = fresh();
+    await ingest([delivery({ at: T0 })]);
+    await ingest([delivery({ status: "resolved", at: T0 + 60_000 })]);
+    const refire = delivery({ at: T0 + 120_000, incident: "am:abc@later" });
+    expect(await ingest([refire])).toMatchObject({ accepted: 1 });
+    expect((await stub.signals())[0]).toMatchObject({ status: "firing", incident: "am:abc@later" });
+  });
+
+  it("assigns event seqs from the state row, contiguously, with health changes caused by the signal", async () => {
+    const { stub, ingest } = fresh();
+    await ingest([delivery(), delivery({ key: "am:def", side: "secondary", status: "resolved" })]);
+    const { events } = await stub.events(0, 100);
+    expect(events.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
+    expect(events.map((e) => e.type)).toEqual(["signal.firing", "signal.resolved", "side.health", "side.health"]);
+    expect(events[2]).toMatchObject({ cause: 2, detail: { side: "primary", from: "unknown", to: "down" } });
+    expect(events[3]).toMatchObject({ cause: 2, detail: { side: "secondary", from: "unknown", to: "up" } });
+    expect((await stub.state())?.seq).toBe(4);
+  });
+
+  it("pages the audit log with next until the last page", async () => {
+    const { stub, ingest } = fresh();
+    for (let i = 0; i < 5; i++) await ingest([delivery({ key: `am:${i}`, side: "secondary", status: "resolved" })]);
+    // 5 signal events + 1 health change (unknown → up).
+    const first = await stub.events(0, 4);
+    expect(first.events.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
+    expect(first.next).toBe(4);
+    const second = await stub.events(4, 4);
+    expect(second.events.map((e) => e.seq)).toEqual([5, 6]);
+    expect(second.next).toBeUndefined();
+  });
+
+  it("calls a side down only at quorum distinct sources, and never for SOFT states", async () => {
+    const { stub, ingest } = fresh("quorum-two");
+    await ingest([delivery({ key: "am:q1" })]);
+    await ingest([delivery({ key: "am:q2" })]);
+    await ingest([delivery({ key: "nagios:h!soft", source: "nagios", soft: true })]);
+    let view = await stub.view("quorum-two");
+    expect(view.sides.primary.health).toBe("up");
+    expect(view.sides.primary.firing).toHaveLength(3);
+    await ingest([delivery({ key: "nagios:h!hard", source: "nagios" })]);
+    view = await stub.view("quorum-two");
+    expect(view.sides.primary.health).toBe("down");
+    expect((await stub.state())?.observation.primary.firingSources).toEqual(["alertmanager", "nagios"]);
+  });
+
+  it("holds a Nagios key while it flaps or is in downtime, FLAPPINGSTOP and FLAPPINGEND alike", async () => {
+    const { stub, ingest } = fresh();
+    const nagios = (at: number, notice?: Notice) =>
+      delivery({
+        key: "nagios:h!s",
+        source: "nagios",
+        incident: "nagios:h!s#problem:1",
+        at,
+        ...(notice ? { notice } : {}),
+      });
+    await ingest([nagios(T0)]);
+    expect((await stub.state())?.observation.primary).toEqual({
+      firingSources: ["nagios"],
+      heldSources: [],
+      seen: true,
+    });
+    await ingest([nagios(T0 + 1000, { kind: "flapping", active: true })]);
+    expect((await stub.state())?.observation.primary).toEqual({
+      firingSources: [],
+      heldSources: ["nagios"],
+      seen: true,
+    });
+    expect((await stub.view("operator-view")).sides.primary.firing[0]?.held).toBe(true);
+    await ingest([nagios(T0 + 2000, { kind: "flapping", active: false })]);
+    await ingest([nagios(T0 + 3000, { kind: "downtime", active: true })]);
+    expect((await stub.state())?.observation.primary.heldSources).toEqual(["nagios"]);
+    await ingest([nagios(T0 + 4000, { kind: "downtime", active: false })]);
+    expect((await stub.state())?.observation.primary).toEqual({
+      firingSources: ["nagios"],
+      heldSources: [],
+      seen: true,
+    });
+  });
+
+  it("writes a warning event even when no signal changed", async () => {
+    const { stub } = fresh();
+    await stub.ingest({
+      target: "operator-view",
+      receivedAt: T0,
+      deliveries: [],
+      warnings: [{ type: "ingest.truncated", detail: { truncatedAlerts: 3 } }],
+    });
+    expect((await stub.events(0, 10)).events).toMatchObject([{ seq: 1, type: "ingest.truncated", cause: null }]);
+  });
+});
