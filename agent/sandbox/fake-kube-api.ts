@@ -1,0 +1,1204 @@
+/**
+ * A faithful fake Kubernetes API server over real HTTP (design §9, real-components.md §3): the
+ * agent's real `@kubernetes/client-node` talks to it in tests and in the sandbox.
+ *
+ * Implemented semantics (those of kube-apiserver the agent relies on):
+ * - core/v1 configmaps, events, pods, namespaces, nodes; apps/v1 deployments, daemonsets,
+ *   statefulsets (+ `/scale`, `/status`); coordination.k8s.io/v1 leases; events.k8s.io/v1 events;
+ *   the cluster-scoped custom resource networking.digitalocean.com/v1 staticroutes (+ `/status`).
+ * - A global, monotonically increasing string `resourceVersion`; `uid`, `creationTimestamp`,
+ *   `generation` (bumped when anything outside metadata/status changes). A write that changes
+ *   nothing is a no-op (same resourceVersion, no watch event), as in kube-apiserver.
+ * - Namespaced objects need their namespace to exist (404), as in a real cluster.
+ * - GET/LIST with label selectors (`=`, `==`, `!=`, exists, `in`, `notin`) and field selectors.
+ * - POST (409 AlreadyExists), PUT (409 Conflict on a stale resourceVersion; 404 when absent),
+ *   PATCH as JSON patch, merge patch, strategic merge patch and server-side apply (415 otherwise),
+ *   DELETE (404 when absent; finalizers → `deletionTimestamp`, deleted when the last finalizer
+ *   goes), `dryRun=All` on every write (nothing stored, no event), `Status` error bodies.
+ * - Status subresource: writes to the main resource keep the stored status; `/status` writes
+ *   change only the status.
+ * - Watches: newline-delimited `{type, object}`; `resourceVersion=N` replays the bounded history
+ *   after N; a version older than the history yields kube-apiserver's in-stream
+ *   `ERROR` event with a 410 `Expired` Status (or an HTTP 410 with `watchExpiredAs: "http"`);
+ *   `allowWatchBookmarks=true` gets periodic BOOKMARK events, which also keep client-node's
+ *   30 s inactivity timeout (real-components.md §3) from firing; `timeoutSeconds` ends the stream.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { KubeConfig } from "@kubernetes/client-node";
+import { parse as parseYaml } from "yaml";
+import {
+  applyJsonPatch,
+  applyMergePatch,
+  applyStrategicMergePatch,
+  deepEqual,
+  isJsonObject,
+  type Json,
+  type JsonObject,
+  PatchError,
+} from "./kube-patch.ts";
+import { parseFieldSelector, parseLabelSelector, SelectorError } from "./kube-selectors.ts";
+
+/** A resource type the fake server serves. */
+export interface ResourceType {
+  /** API group; "" for the core group. */
+  group: string;
+  version: string;
+  /** Plural resource name, e.g. "deployments". */
+  resource: string;
+  kind: string;
+  namespaced: boolean;
+  /** Subresources served besides the main resource. */
+  subresources?: ("status" | "scale")[];
+}
+
+/** The built-in types; add others with `resources` in {@link FakeKubeApiOptions}. */
+export const BUILTIN_RESOURCES: readonly ResourceType[] = [
+  { group: "", version: "v1", resource: "namespaces", kind: "Namespace", namespaced: false, subresources: ["status"] },
+  { group: "", version: "v1", resource: "nodes", kind: "Node", namespaced: false, subresources: ["status"] },
+  { group: "", version: "v1", resource: "configmaps", kind: "ConfigMap", namespaced: true },
+  { group: "", version: "v1", resource: "events", kind: "Event", namespaced: true },
+  { group: "", version: "v1", resource: "pods", kind: "Pod", namespaced: true, subresources: ["status"] },
+  {
+    group: "apps",
+    version: "v1",
+    resource: "deployments",
+    kind: "Deployment",
+    namespaced: true,
+    subresources: ["status", "scale"],
+  },
+  {
+    group: "apps",
+    version: "v1",
+    resource: "statefulsets",
+    kind: "StatefulSet",
+    namespaced: true,
+    subresources: ["status", "scale"],
+  },
+  {
+    group: "apps",
+    version: "v1",
+    resource: "daemonsets",
+    kind: "DaemonSet",
+    namespaced: true,
+    subresources: ["status"],
+  },
+  { group: "coordination.k8s.io", version: "v1", resource: "leases", kind: "Lease", namespaced: true },
+  { group: "events.k8s.io", version: "v1", resource: "events", kind: "Event", namespaced: true },
+  {
+    group: "networking.digitalocean.com",
+    version: "v1",
+    resource: "staticroutes",
+    kind: "StaticRoute",
+    namespaced: false,
+    subresources: ["status"],
+  },
+];
+
+/** Names a resource type: `{ resource: "configmaps" }`, `{ group: "apps", resource: "deployments" }`. */
+export interface TypeRef {
+  /** API group; "" (the default) for core. */
+  group?: string;
+  /** Defaults to the only registered version. */
+  version?: string;
+  resource: string;
+}
+
+/** Object metadata as stored (the fields the fake server maintains plus free-form ones). */
+export interface KubeMeta {
+  name?: string;
+  generateName?: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  deletionGracePeriodSeconds?: number;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  finalizers?: string[];
+  managedFields?: Json[];
+  [key: string]: Json | undefined;
+}
+
+/** A stored Kubernetes object (plain JSON). */
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: KubeMeta;
+  [key: string]: Json | KubeMeta | undefined;
+}
+
+export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED";
+
+export interface WatchEvent {
+  type: WatchEventType;
+  object: KubeObject;
+}
+
+/** An API error as kube-apiserver reports it (HTTP code + Status reason). */
+export class KubeApiError extends Error {
+  override readonly name = "KubeApiError";
+  readonly code: number;
+  readonly reason: string;
+  readonly details: JsonObject | undefined;
+  constructor(code: number, reason: string, message: string, details?: JsonObject) {
+    super(message);
+    this.code = code;
+    this.reason = reason;
+    this.details = details;
+  }
+  /** The `Status` body kube-apiserver sends for this error. */
+  status(): JsonObject {
+    return {
+      kind: "Status",
+      apiVersion: "v1",
+      metadata: {},
+      status: "Failure",
+      message: this.message,
+      reason: this.reason,
+      ...(this.details ? { details: this.details } : {}),
+      code: this.code,
+    };
+  }
+}
+
+export interface WriteOptions {
+  /** `dryRun=All`: validate and return the would-be object; store nothing, emit nothing. */
+  dryRun?: boolean;
+  /** Write the `status` subresource instead of the main resource. */
+  subresource?: "status";
+  /** The `fieldManager` (required for apply; recorded in managedFields). */
+  fieldManager?: string;
+}
+
+export interface ListOptions {
+  labelSelector?: string;
+  fieldSelector?: string;
+}
+
+export type PatchType = "json" | "merge" | "strategic" | "apply";
+
+interface StoredEvent {
+  rv: number;
+  typeKey: string;
+  type: WatchEventType;
+  object: KubeObject;
+}
+
+interface Watcher {
+  typeKey: string;
+  namespace: string | undefined;
+  listener: (event: WatchEvent) => void;
+}
+
+const NAME_RE = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+
+function typeKeyOf(t: ResourceType): string {
+  return `${t.group}/${t.version}/${t.resource}`;
+}
+
+function apiVersionOf(t: ResourceType): string {
+  return t.group === "" ? t.version : `${t.group}/${t.version}`;
+}
+
+function groupResource(t: ResourceType): string {
+  return t.group === "" ? t.resource : `${t.resource}.${t.group}`;
+}
+
+function rfc3339Seconds(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+function clone<T>(value: T): T {
+  return structuredClone(value);
+}
+
+/** The object without the fields that change on every write, to detect no-op writes. */
+function comparable(obj: KubeObject): Json {
+  const { resourceVersion: _rv, managedFields: _mf, ...meta } = obj.metadata;
+  return { ...(obj as JsonObject), metadata: meta as JsonObject };
+}
+
+/** Everything outside metadata and status: a change here bumps `generation`. */
+function specPart(obj: KubeObject): Json {
+  const { metadata: _m, status: _s, apiVersion: _a, kind: _k, ...rest } = obj;
+  return rest as JsonObject;
+}
+
+export interface FakeStoreOptions {
+  resources?: readonly ResourceType[];
+  /** Watch events kept for `resourceVersion` replays (default 1000). */
+  historyLimit?: number;
+  /** The clock for timestamps (default Date.now). */
+  now?: () => number;
+  /** Extra validation per resource plural (e.g. "staticroutes"); messages → 422 Invalid. */
+  validators?: Record<string, (obj: KubeObject) => string[]>;
+  /** Namespaces present at start (default: default, kube-system, kube-public, kube-node-lease). */
+  namespaces?: string[];
+}
+
+/**
+ * The fake server's object store, also used in-process by tests and simulated controllers. Every
+ * method follows the same rules as the HTTP API and throws {@link KubeApiError} as it would answer.
+ */
+export class FakeStore {
+  private readonly types = new Map<string, ResourceType>();
+  private readonly objects = new Map<string, KubeObject>();
+  private readonly history: StoredEvent[] = [];
+  private readonly watchers = new Set<Watcher>();
+  private rv = 1;
+  private readonly historyLimit: number;
+  private readonly now: () => number;
+  private readonly validators: Record<string, (obj: KubeObject) => string[]>;
+
+  constructor(options: FakeStoreOptions = {}) {
+    for (const t of [...BUILTIN_RESOURCES, ...(options.resources ?? [])]) this.types.set(typeKeyOf(t), t);
+    this.historyLimit = options.historyLimit ?? 1000;
+    this.now = options.now ?? Date.now;
+    this.validators = options.validators ?? {};
+    for (const ns of options.namespaces ?? ["default", "kube-system", "kube-public", "kube-node-lease"]) {
+      this.create({ resource: "namespaces" }, { metadata: { name: ns } });
+    }
+  }
+
+  /** All registered types. */
+  resourceTypes(): ResourceType[] {
+    return [...this.types.values()];
+  }
+
+  /** Resolves a {@link TypeRef}; undefined when no such type is served. */
+  findType(ref: TypeRef): ResourceType | undefined {
+    const group = ref.group ?? "";
+    if (ref.version) return this.types.get(`${group}/${ref.version}/${ref.resource}`);
+    for (const t of this.types.values()) if (t.group === group && t.resource === ref.resource) return t;
+    return undefined;
+  }
+
+  private type(ref: TypeRef): ResourceType {
+    const t = this.findType(ref);
+    if (!t)
+      throw new KubeApiError(404, "NotFound", `the server could not find the requested resource (${ref.resource})`);
+    return t;
+  }
+
+  /** The current (latest) resourceVersion. */
+  get resourceVersion(): string {
+    return String(this.rv);
+  }
+
+  private key(t: ResourceType, namespace: string | undefined, name: string): string {
+    return `${typeKeyOf(t)}|${t.namespaced ? (namespace ?? "") : ""}|${name}`;
+  }
+
+  private notFound(t: ResourceType, name: string): KubeApiError {
+    return new KubeApiError(404, "NotFound", `${groupResource(t)} "${name}" not found`, {
+      name,
+      group: t.group,
+      kind: t.resource,
+    });
+  }
+
+  private checkNamespace(t: ResourceType, namespace: string | undefined): void {
+    if (!t.namespaced) return;
+    if (!namespace) throw new KubeApiError(400, "BadRequest", "the namespace of the object is required");
+    if (!this.objects.has(this.key(this.type({ resource: "namespaces" }), undefined, namespace))) {
+      throw new KubeApiError(404, "NotFound", `namespaces "${namespace}" not found`, {
+        name: namespace,
+        kind: "namespaces",
+      });
+    }
+  }
+
+  private validate(t: ResourceType, obj: KubeObject): void {
+    const problems: string[] = [];
+    const name = obj.metadata.name ?? "";
+    if (!NAME_RE.test(name) || name.length > 253) {
+      problems.push(
+        `metadata.name: Invalid value: ${JSON.stringify(name)}: a lowercase RFC 1123 subdomain is required`,
+      );
+    }
+    if (obj.apiVersion !== undefined && obj.apiVersion !== apiVersionOf(t)) {
+      problems.push(`apiVersion: Invalid value: ${JSON.stringify(obj.apiVersion)}: must be ${apiVersionOf(t)}`);
+    }
+    if (obj.kind !== undefined && obj.kind !== t.kind) {
+      problems.push(`kind: Invalid value: ${JSON.stringify(obj.kind)}: must be ${t.kind}`);
+    }
+    problems.push(...(this.validators[t.resource]?.(obj) ?? []));
+    if (problems.length > 0) {
+      throw new KubeApiError(422, "Invalid", `${t.kind} "${name}" is invalid: ${problems.join(", ")}`, {
+        name,
+        group: t.group,
+        kind: t.kind,
+        causes: problems.map((message) => ({ message })),
+      });
+    }
+  }
+
+  private commit(t: ResourceType, type: WatchEventType, obj: KubeObject): void {
+    const k = this.key(t, obj.metadata.namespace, obj.metadata.name ?? "");
+    if (type === "DELETED") this.objects.delete(k);
+    else this.objects.set(k, obj);
+    const event: StoredEvent = { rv: this.rv, typeKey: typeKeyOf(t), type, object: clone(obj) };
+    this.history.push(event);
+    if (this.history.length > this.historyLimit) this.history.splice(0, this.history.length - this.historyLimit);
+    for (const w of this.watchers) this.deliver(w, event);
+  }
+
+  private deliver(w: Watcher, e: StoredEvent): void {
+    if (w.typeKey !== e.typeKey) return;
+    if (w.namespace !== undefined && e.object.metadata.namespace !== w.namespace) return;
+    const object = clone(e.object);
+    // Asynchronous delivery: a listener may write to the store without re-entering commit().
+    queueMicrotask(() => {
+      if (this.watchers.has(w)) w.listener({ type: e.type, object });
+    });
+  }
+
+  /** Returns a copy of the object, or undefined. */
+  get(ref: TypeRef, namespace: string | undefined, name: string): KubeObject | undefined {
+    const t = this.type(ref);
+    const o = this.objects.get(this.key(t, namespace, name));
+    return o ? clone(o) : undefined;
+  }
+
+  /** Like {@link get}, but throws 404 NotFound. */
+  read(ref: TypeRef, namespace: string | undefined, name: string): KubeObject {
+    const o = this.get(ref, namespace, name);
+    if (!o) throw this.notFound(this.type(ref), name);
+    return o;
+  }
+
+  /** Objects of a type (in one namespace, or all when `namespace` is undefined), sorted by name. */
+  list(ref: TypeRef, namespace?: string, options: ListOptions = {}): KubeObject[] {
+    const t = this.type(ref);
+    const labels = parseLabelSelector(options.labelSelector);
+    const fields = parseFieldSelector(options.fieldSelector);
+    const prefix = `${typeKeyOf(t)}|`;
+    const out: KubeObject[] = [];
+    for (const [k, o] of this.objects) {
+      if (!k.startsWith(prefix)) continue;
+      if (t.namespaced && namespace !== undefined && o.metadata.namespace !== namespace) continue;
+      if (!labels(o.metadata.labels) || !fields(o)) continue;
+      out.push(clone(o));
+    }
+    return out.sort((a, b) =>
+      `${a.metadata.namespace ?? ""}/${a.metadata.name ?? ""}`.localeCompare(
+        `${b.metadata.namespace ?? ""}/${b.metadata.name ?? ""}`,
+      ),
+    );
+  }
+
+  /** Creates an object (namespace from `metadata.namespace`); 409 AlreadyExists when present. */
+  create(ref: TypeRef, input: KubeObject, options: WriteOptions = {}): KubeObject {
+    const t = this.type(ref);
+    if (!isJsonObject(input as unknown) || !isJsonObject(input.metadata as unknown)) {
+      throw new KubeApiError(400, "BadRequest", "the body must be an object with metadata");
+    }
+    const obj = clone(input);
+    const meta = obj.metadata;
+    if (!meta.name && meta.generateName)
+      meta.name = `${meta.generateName}${randomBytes(3).toString("hex").slice(0, 5)}`;
+    if (!t.namespaced) delete meta.namespace;
+    this.checkNamespace(t, meta.namespace);
+    obj.apiVersion ??= apiVersionOf(t);
+    obj.kind ??= t.kind;
+    this.validate(t, obj);
+    const name = meta.name ?? "";
+    if (this.objects.has(this.key(t, meta.namespace, name))) {
+      throw new KubeApiError(409, "AlreadyExists", `${groupResource(t)} "${name}" already exists`, {
+        name,
+        group: t.group,
+        kind: t.resource,
+      });
+    }
+    for (const f of ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"] as const) delete meta[f];
+    meta.uid = randomUUID();
+    meta.creationTimestamp = rfc3339Seconds(this.now());
+    if ("spec" in obj || t.subresources?.includes("status")) meta.generation = 1;
+    // Like kube-apiserver for types with a status subresource, create ignores a posted status.
+    if (t.subresources?.includes("status") && t.resource !== "pods" && t.resource !== "nodes") delete obj.status;
+    if (t.resource === "namespaces" && t.group === "") obj.status = { phase: "Active" };
+    if (options.fieldManager) meta.managedFields = [this.managedEntry(t, options.fieldManager, "Update")];
+    if (options.dryRun) return obj;
+    this.rv++;
+    meta.resourceVersion = String(this.rv);
+    this.commit(t, "ADDED", obj);
+    return clone(obj);
+  }
+
+  private managedEntry(t: ResourceType, manager: string, operation: "Apply" | "Update", subresource?: string): Json {
+    return {
+      manager,
+      operation,
+      apiVersion: apiVersionOf(t),
+      time: rfc3339Seconds(this.now()),
+      fieldsType: "FieldsV1",
+      fieldsV1: {},
+      ...(subresource ? { subresource } : {}),
+    };
+  }
+
+  /**
+   * Replaces an object. With `metadata.resourceVersion` set it must match (409 Conflict);
+   * without it the update is unconditional. 404 when absent.
+   */
+  update(ref: TypeRef, input: KubeObject, options: WriteOptions = {}): KubeObject {
+    const t = this.type(ref);
+    if (!isJsonObject(input as unknown) || !isJsonObject(input.metadata as unknown)) {
+      throw new KubeApiError(400, "BadRequest", "the body must be an object with metadata");
+    }
+    const name = input.metadata.name ?? "";
+    const namespace = t.namespaced ? input.metadata.namespace : undefined;
+    const current = this.objects.get(this.key(t, namespace, name));
+    if (!current) throw this.notFound(t, name);
+    const wanted = input.metadata.resourceVersion;
+    if (wanted !== undefined && wanted !== "" && wanted !== current.metadata.resourceVersion) {
+      throw new KubeApiError(
+        409,
+        "Conflict",
+        `Operation cannot be fulfilled on ${groupResource(t)} "${name}": the object has been modified; please apply your changes to the latest version and try again`,
+        { name, group: t.group, kind: t.resource },
+      );
+    }
+    let next: KubeObject;
+    if (options.subresource === "status") {
+      next = clone(current);
+      if (input.status === undefined) delete next.status;
+      else next.status = clone(input.status);
+    } else {
+      next = clone(input);
+      next.apiVersion ??= apiVersionOf(t);
+      next.kind ??= t.kind;
+      if (t.namespaced) next.metadata.namespace = current.metadata.namespace;
+      else delete next.metadata.namespace;
+      // Server-owned metadata survives a replace.
+      const meta: Record<string, Json | undefined> = next.metadata;
+      for (const f of ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"]) {
+        if (current.metadata[f] === undefined) delete meta[f];
+        else meta[f] = current.metadata[f];
+      }
+      if (input.metadata.managedFields === undefined && current.metadata.managedFields) {
+        next.metadata.managedFields = clone(current.metadata.managedFields);
+      }
+      if (t.subresources?.includes("status") && t.resource !== "nodes") {
+        if (current.status === undefined) delete next.status;
+        else next.status = clone(current.status);
+      }
+      this.validate(t, next);
+    }
+    if (current.metadata.generation !== undefined) {
+      next.metadata.generation = current.metadata.generation;
+      if (!deepEqual(specPart(current), specPart(next))) next.metadata.generation++;
+    }
+    if (options.fieldManager) {
+      const fields = (next.metadata.managedFields ?? []).filter(
+        (e) => !(isJsonObject(e) && e.manager === options.fieldManager && e.operation === "Update"),
+      );
+      fields.push(this.managedEntry(t, options.fieldManager, "Update", options.subresource));
+      next.metadata.managedFields = fields;
+    }
+    next.metadata.resourceVersion = current.metadata.resourceVersion;
+    return this.finishUpdate(t, current, next, options);
+  }
+
+  private finishUpdate(t: ResourceType, current: KubeObject, next: KubeObject, options: WriteOptions): KubeObject {
+    const finalizersGone =
+      next.metadata.deletionTimestamp !== undefined && (next.metadata.finalizers ?? []).length === 0;
+    if (options.dryRun) return next;
+    if (finalizersGone) {
+      this.rv++;
+      next.metadata.resourceVersion = String(this.rv);
+      this.commit(t, "DELETED", next);
+      return clone(next);
+    }
+    if (deepEqual(comparable(current), comparable(next))) return clone(current);
+    this.rv++;
+    next.metadata.resourceVersion = String(this.rv);
+    this.commit(t, "MODIFIED", next);
+    return clone(next);
+  }
+
+  /**
+   * Patches an object. `apply` (server-side apply) creates the object when absent and needs a
+   * `fieldManager`. A `metadata.resourceVersion` in the patched result must match (409).
+   */
+  patch(
+    ref: TypeRef,
+    namespace: string | undefined,
+    name: string,
+    type: PatchType,
+    patch: unknown,
+    options: WriteOptions = {},
+  ): KubeObject {
+    const t = this.type(ref);
+    const current = this.objects.get(this.key(t, namespace, name));
+    if (type === "apply") {
+      if (!options.fieldManager) {
+        throw new KubeApiError(400, "BadRequest", "PatchOptions.meta.k8s.io is invalid: fieldManager: Required value");
+      }
+      if (!isJsonObject(patch) || !isJsonObject(patch.metadata)) {
+        throw new KubeApiError(400, "BadRequest", "an apply configuration must be an object with metadata");
+      }
+      if (patch.metadata.name !== undefined && patch.metadata.name !== name) {
+        throw new KubeApiError(
+          400,
+          "BadRequest",
+          `the name of the object (${String(patch.metadata.name)}) does not match the name on the URL (${name})`,
+        );
+      }
+      if (!current) {
+        if (options.subresource) throw this.notFound(t, name);
+        const body = clone(patch) as unknown as KubeObject;
+        body.metadata.name = name;
+        if (t.namespaced) body.metadata.namespace = namespace;
+        const created = this.create(ref, body, { dryRun: true });
+        created.metadata.managedFields = [this.managedEntry(t, options.fieldManager, "Apply")];
+        if (options.dryRun) return created;
+        this.rv++;
+        created.metadata.resourceVersion = String(this.rv);
+        this.commit(t, "ADDED", created);
+        return clone(created);
+      }
+    }
+    if (!current) throw this.notFound(t, name);
+    let result: Json;
+    try {
+      switch (type) {
+        case "json":
+          result = applyJsonPatch(current as unknown as Json, patch);
+          break;
+        case "merge":
+          result = applyMergePatch(current as unknown as Json, patch as Json);
+          break;
+        case "strategic":
+        case "apply":
+          result = applyStrategicMergePatch(current as unknown as Json, patch as Json);
+          break;
+      }
+    } catch (e) {
+      if (e instanceof PatchError) throw new KubeApiError(422, "Invalid", e.message);
+      throw e;
+    }
+    if (!isJsonObject(result) || !isJsonObject(result.metadata)) {
+      throw new KubeApiError(422, "Invalid", "the patched object has no metadata");
+    }
+    const next = result as unknown as KubeObject;
+    if (next.metadata.name !== name) throw new KubeApiError(400, "BadRequest", "a patch cannot change metadata.name");
+    if (next.metadata.resourceVersion === undefined) next.metadata.resourceVersion = current.metadata.resourceVersion;
+    if (type === "apply" && options.fieldManager) {
+      const fields = (current.metadata.managedFields ?? []).filter(
+        (e) => !(isJsonObject(e) && e.manager === options.fieldManager && e.operation === "Apply"),
+      );
+      fields.push(this.managedEntry(t, options.fieldManager, "Apply", options.subresource));
+      next.metadata.managedFields = fields;
+      return this.update(ref, next, { dryRun: options.dryRun, subresource: options.subresource });
+    }
+    return this.update(ref, next, options);
+  }
+
+  /** Read-modify-write in-process (controllers): `mutate` edits a copy, which is then written. */
+  mutate(
+    ref: TypeRef,
+    namespace: string | undefined,
+    name: string,
+    mutate: (obj: KubeObject) => void,
+    options: WriteOptions = {},
+  ): KubeObject {
+    const obj = this.read(ref, namespace, name);
+    mutate(obj);
+    return this.update(ref, obj, options);
+  }
+
+  /**
+   * Deletes an object (404 when absent). With finalizers it only gains `deletionTimestamp` and
+   * goes away when an update removes the last finalizer. `preconditions` as in DeleteOptions.
+   */
+  delete(
+    ref: TypeRef,
+    namespace: string | undefined,
+    name: string,
+    options: WriteOptions & { preconditions?: { uid?: string; resourceVersion?: string } } = {},
+  ): KubeObject {
+    const t = this.type(ref);
+    const current = this.objects.get(this.key(t, namespace, name));
+    if (!current) throw this.notFound(t, name);
+    const pre = options.preconditions;
+    if (
+      (pre?.uid && pre.uid !== current.metadata.uid) ||
+      (pre?.resourceVersion && pre.resourceVersion !== current.metadata.resourceVersion)
+    ) {
+      throw new KubeApiError(
+        409,
+        "Conflict",
+        `Operation cannot be fulfilled on ${groupResource(t)} "${name}": the precondition on the ${pre.uid && pre.uid !== current.metadata.uid ? "UID" : "ResourceVersion"} does not match`,
+        { name, group: t.group, kind: t.resource },
+      );
+    }
+    const next = clone(current);
+    if ((current.metadata.finalizers ?? []).length > 0) {
+      if (current.metadata.deletionTimestamp !== undefined) return clone(current);
+      next.metadata.deletionTimestamp = rfc3339Seconds(this.now());
+      next.metadata.deletionGracePeriodSeconds = 0;
+      if (options.dryRun) return next;
+      this.rv++;
+      next.metadata.resourceVersion = String(this.rv);
+      this.commit(t, "MODIFIED", next);
+      return clone(next);
+    }
+    if (options.dryRun) return next;
+    this.rv++;
+    next.metadata.resourceVersion = String(this.rv);
+    this.commit(t, "DELETED", next);
+    return clone(next);
+  }
+
+  /**
+   * Watches a type (optionally one namespace). With `resourceVersion` the events after it are
+   * replayed first; throws 410 Expired when that version is older than the kept history.
+   * Without it, every current object arrives as ADDED. Returns the unsubscribe function.
+   */
+  watch(
+    ref: TypeRef,
+    namespace: string | undefined,
+    listener: (event: WatchEvent) => void,
+    options: { resourceVersion?: string } = {},
+  ): () => void {
+    const t = this.type(ref);
+    const w: Watcher = { typeKey: typeKeyOf(t), namespace: t.namespaced ? namespace : undefined, listener };
+    const from = options.resourceVersion;
+    if (from === undefined || from === "" || from === "0") {
+      for (const object of this.list(ref, namespace)) {
+        queueMicrotask(() => {
+          if (this.watchers.has(w)) listener({ type: "ADDED", object });
+        });
+      }
+    } else {
+      const n = Number(from);
+      if (!Number.isInteger(n) || n < 0) throw new KubeApiError(400, "BadRequest", `invalid resourceVersion ${from}`);
+      const oldest = this.history[0]?.rv ?? this.rv + 1;
+      if (n < oldest - 1) {
+        throw new KubeApiError(410, "Expired", `too old resource version: ${n} (${oldest - 1})`);
+      }
+      for (const e of this.history) if (e.rv > n) this.deliver(w, e);
+    }
+    this.watchers.add(w);
+    return () => {
+      this.watchers.delete(w);
+    };
+  }
+}
+
+/** One request the fake server received (for assertions on what the client sent). */
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  query: Record<string, string>;
+  contentType: string | undefined;
+  authorization: string | undefined;
+  body: string;
+}
+
+export interface FakeKubeApiOptions extends FakeStoreOptions {
+  /** Bearer token required on every request (default: a random one); `null` disables auth. */
+  token?: string | null;
+  /** BOOKMARK interval for watches with `allowWatchBookmarks=true` (default 5000 ms). */
+  bookmarkIntervalMs?: number;
+  /** How a watch from a too-old resourceVersion fails: kube-apiserver's in-stream ERROR event
+   * with a 410 Status (default), or an HTTP 410 response. */
+  watchExpiredAs?: "event" | "http";
+  /** Requests kept in `requests` (default 2000, oldest dropped). */
+  requestLimit?: number;
+}
+
+export interface FakeKubeApi {
+  /** `http://127.0.0.1:<port>` */
+  url: string;
+  /** The bearer token the server requires (undefined when auth is off). */
+  token: string | undefined;
+  /** A KubeConfig for the real client (skipTLSVerify is required for http://). */
+  kubeConfig(): KubeConfig;
+  store: FakeStore;
+  requests: RecordedRequest[];
+  close(): Promise<void>;
+}
+
+interface Route {
+  type: ResourceType;
+  namespace: string | undefined;
+  name: string | undefined;
+  subresource: string | undefined;
+}
+
+const PATCH_TYPES: Record<string, PatchType> = {
+  "application/json-patch+json": "json",
+  "application/merge-patch+json": "merge",
+  "application/strategic-merge-patch+json": "strategic",
+  "application/apply-patch+yaml": "apply",
+};
+
+/** Starts the fake API server on 127.0.0.1 with a random free port. */
+export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promise<FakeKubeApi> {
+  const store = new FakeStore(options);
+  const token = options.token === null ? undefined : (options.token ?? randomBytes(16).toString("hex"));
+  const bookmarkMs = options.bookmarkIntervalMs ?? 5000;
+  const requestLimit = options.requestLimit ?? 2000;
+  const requests: RecordedRequest[] = [];
+  const open = new Set<ServerResponse>();
+  const cleanups = new Set<() => void>();
+
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const body = Buffer.concat(chunks).toString("utf8");
+      try {
+        handle(req, res, body);
+      } catch (e) {
+        const err =
+          e instanceof KubeApiError
+            ? e
+            : e instanceof SelectorError
+              ? new KubeApiError(400, "BadRequest", e.message)
+              : new KubeApiError(500, "InternalError", e instanceof Error ? e.message : String(e));
+        if (!res.headersSent) sendJson(res, err.code, err.status());
+        else res.end();
+      }
+    });
+  });
+
+  function sendJson(res: ServerResponse, code: number, body: unknown): void {
+    const text = JSON.stringify(body);
+    res.writeHead(code, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+    res.end(text);
+  }
+
+  function route(segments: string[]): Route | undefined {
+    let group: string;
+    let version: string;
+    let rest: string[];
+    if (segments[0] === "api" && segments.length >= 3) {
+      group = "";
+      version = segments[1] ?? "";
+      rest = segments.slice(2);
+    } else if (segments[0] === "apis" && segments.length >= 4) {
+      group = segments[1] ?? "";
+      version = segments[2] ?? "";
+      rest = segments.slice(3);
+    } else return undefined;
+    let namespace: string | undefined;
+    // `/namespaces/{ns}/{resource}…` unless it is the namespace object itself or its subresource.
+    if (
+      rest[0] === "namespaces" &&
+      rest.length >= 3 &&
+      group === "" &&
+      !["status", "finalize"].includes(rest[2] ?? "")
+    ) {
+      namespace = rest[1];
+      rest = rest.slice(2);
+    } else if (rest[0] === "namespaces" && rest.length >= 3 && group !== "") {
+      namespace = rest[1];
+      rest = rest.slice(2);
+    }
+    const type = store.findType({ group, version, resource: rest[0] ?? "" });
+    if (!type || rest.length > 3) return undefined;
+    if (!type.namespaced && namespace !== undefined) return undefined;
+    const subresource = rest[2];
+    if (subresource !== undefined && !(type.subresources ?? []).includes(subresource as "status")) return undefined;
+    return { type, namespace, name: rest[1], subresource };
+  }
+
+  function handle(req: IncomingMessage, res: ServerResponse, body: string): void {
+    const url = new URL(req.url ?? "/", "http://fake");
+    const query = Object.fromEntries(url.searchParams);
+    const contentType = req.headers["content-type"]?.split(";")[0]?.trim();
+    requests.push({
+      method: req.method ?? "GET",
+      path: url.pathname,
+      query,
+      contentType,
+      authorization: req.headers.authorization,
+      body,
+    });
+    if (requests.length > requestLimit) requests.splice(0, requests.length - requestLimit);
+    if (token !== undefined && req.headers.authorization !== `Bearer ${token}`) {
+      throw new KubeApiError(401, "Unauthorized", "Unauthorized");
+    }
+    const segments = url.pathname.split("/").filter((s) => s !== "");
+    if (url.pathname === "/version") {
+      sendJson(res, 200, { major: "1", minor: "31", gitVersion: "v1.31.0-turnout-fake", platform: "linux/amd64" });
+      return;
+    }
+    if (url.pathname === "/healthz" || url.pathname === "/readyz" || url.pathname === "/livez") {
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.end("ok");
+      return;
+    }
+    if (req.method === "GET" && discovery(res, segments)) return;
+    const r = route(segments);
+    if (!r) throw new KubeApiError(404, "NotFound", "the server could not find the requested resource");
+    const dryRun = query.dryRun;
+    if (dryRun !== undefined && dryRun !== "All") {
+      throw new KubeApiError(400, "BadRequest", `dryRun: Unsupported value: "${dryRun}": supported values: "All"`);
+    }
+    const writeOptions: WriteOptions = {
+      dryRun: dryRun === "All",
+      fieldManager: query.fieldManager,
+      subresource: r.subresource === "status" ? "status" : undefined,
+    };
+    const ref: TypeRef = { group: r.type.group, version: r.type.version, resource: r.type.resource };
+    const namespace = r.type.namespaced ? r.namespace : undefined;
+    const method = req.method ?? "GET";
+
+    if (method === "GET" && r.name === undefined) {
+      if (query.watch === "true" || query.watch === "1") {
+        watch(res, r, query);
+        return;
+      }
+      const items = store.list(ref, namespace, {
+        labelSelector: query.labelSelector,
+        fieldSelector: query.fieldSelector,
+      });
+      sendJson(res, 200, {
+        kind: `${r.type.kind}List`,
+        apiVersion: apiVersionOf(r.type),
+        metadata: { resourceVersion: store.resourceVersion },
+        items,
+      });
+      return;
+    }
+    if (method === "POST" && r.name === undefined) {
+      const obj = parseBody(body) as unknown as KubeObject;
+      if (isJsonObject(obj) && isJsonObject(obj.metadata) && r.type.namespaced) {
+        if (obj.metadata.namespace !== undefined && obj.metadata.namespace !== namespace) {
+          throw new KubeApiError(
+            400,
+            "BadRequest",
+            "the namespace of the provided object does not match the namespace sent on the request",
+          );
+        }
+        obj.metadata.namespace = namespace ?? "";
+      }
+      sendJson(res, 201, store.create(ref, obj, writeOptions));
+      return;
+    }
+    if (r.name === undefined)
+      throw new KubeApiError(405, "MethodNotAllowed", `${method} is not supported on collections`);
+    const name = r.name;
+    if (r.subresource === "scale") {
+      scale(res, method, ref, namespace, name, body, writeOptions);
+      return;
+    }
+    switch (method) {
+      case "GET":
+        sendJson(res, 200, store.read(ref, namespace, name));
+        return;
+      case "PUT": {
+        const obj = parseBody(body) as unknown as KubeObject;
+        if (!isJsonObject(obj) || !isJsonObject(obj.metadata)) {
+          throw new KubeApiError(400, "BadRequest", "the body must be an object with metadata");
+        }
+        if (obj.metadata.name !== name) {
+          throw new KubeApiError(
+            400,
+            "BadRequest",
+            `the name of the object (${String(obj.metadata.name)}) does not match the name on the URL (${name})`,
+          );
+        }
+        if (r.type.namespaced) {
+          if (obj.metadata.namespace !== undefined && obj.metadata.namespace !== namespace) {
+            throw new KubeApiError(
+              400,
+              "BadRequest",
+              "the namespace of the provided object does not match the namespace sent on the request",
+            );
+          }
+          obj.metadata.namespace = namespace ?? "";
+        }
+        sendJson(res, 200, store.update(ref, obj, writeOptions));
+        return;
+      }
+      case "PATCH": {
+        const type = PATCH_TYPES[contentType ?? ""];
+        if (!type) {
+          throw new KubeApiError(
+            415,
+            "UnsupportedMediaType",
+            `the body of the request was in an unknown format - accepted media types include: ${Object.keys(PATCH_TYPES).join(", ")}`,
+          );
+        }
+        const patch = type === "apply" ? parseYamlBody(body) : parseBody(body);
+        const existed = store.get(ref, namespace, name) !== undefined;
+        const out = store.patch(ref, namespace, name, type, patch, writeOptions);
+        sendJson(res, existed ? 200 : 201, out);
+        return;
+      }
+      case "DELETE": {
+        const opts = body.trim() === "" ? {} : parseBody(body);
+        const pre = isJsonObject(opts) && isJsonObject(opts.preconditions) ? opts.preconditions : undefined;
+        const bodyDryRun = isJsonObject(opts) && Array.isArray(opts.dryRun) && opts.dryRun.includes("All");
+        sendJson(
+          res,
+          200,
+          store.delete(ref, namespace, name, {
+            ...writeOptions,
+            dryRun: writeOptions.dryRun || bodyDryRun,
+            preconditions: pre
+              ? {
+                  uid: typeof pre.uid === "string" ? pre.uid : undefined,
+                  resourceVersion: typeof pre.resourceVersion === "string" ? pre.resourceVersion : undefined,
+                }
+              : undefined,
+          }),
+        );
+        return;
+      }
+      default:
+        throw new KubeApiError(405, "MethodNotAllowed", `${method} is not supported`);
+    }
+  }
+
+  function scale(
+    res: ServerResponse,
+    method: string,
+    ref: TypeRef,
+    namespace: string | undefined,
+    name: string,
+    body: string,
+    writeOptions: WriteOptions,
+  ): void {
+    const toScale = (o: KubeObject): JsonObject => {
+      const spec = isJsonObject(o.spec) ? o.spec : {};
+      const status = isJsonObject(o.status) ? o.status : {};
+      const selector =
+        isJsonObject(spec.selector) && isJsonObject(spec.selector.matchLabels) ? spec.selector.matchLabels : {};
+      return {
+        kind: "Scale",
+        apiVersion: "autoscaling/v1",
+        metadata: {
+          name,
+          namespace: namespace ?? null,
+          uid: o.metadata.uid ?? null,
+          resourceVersion: o.metadata.resourceVersion ?? null,
+          creationTimestamp: o.metadata.creationTimestamp ?? null,
+        },
+        spec: { replicas: typeof spec.replicas === "number" ? spec.replicas : 1 },
+        status: {
+          replicas: typeof status.replicas === "number" ? status.replicas : 0,
+          selector: Object.entries(selector)
+            .map(([k, v]) => `${k}=${String(v)}`)
+            .join(","),
+        },
+      };
+    };
+    const current = store.read(ref, namespace, name);
+    if (method === "GET") {
+      sendJson(res, 200, toScale(current));
+      return;
+    }
+    let replicas: Json | undefined;
+    let rv: Json | undefined;
+    if (method === "PUT") {
+      const s = parseBody(body);
+      replicas = isJsonObject(s) && isJsonObject(s.spec) ? s.spec.replicas : undefined;
+      rv = isJsonObject(s) && isJsonObject(s.metadata) ? s.metadata.resourceVersion : undefined;
+    } else if (method === "PATCH") {
+      const patched = applyMergePatchOrJson(toScale(current), body);
+      replicas = isJsonObject(patched.spec) ? patched.spec.replicas : undefined;
+    } else throw new KubeApiError(405, "MethodNotAllowed", `${method} is not supported on scale`);
+    if (typeof replicas !== "number" || !Number.isInteger(replicas) || replicas < 0) {
+      throw new KubeApiError(
+        422,
+        "Invalid",
+        `Scale.autoscaling "${name}" is invalid: spec.replicas: must be a non-negative integer`,
+      );
+    }
+    const next = clone(current);
+    next.spec = { ...(isJsonObject(next.spec) ? next.spec : {}), replicas };
+    if (typeof rv === "string" && rv !== "") next.metadata.resourceVersion = rv;
+    else delete next.metadata.resourceVersion;
+    sendJson(
+      res,
+      200,
+      toScale(store.update(ref, next, { dryRun: writeOptions.dryRun, fieldManager: writeOptions.fieldManager })),
+    );
+  }
+
+  function applyMergePatchOrJson(target: JsonObject, body: string): JsonObject {
+    const patch = parseBody(body);
+    let out: Json;
+    try {
+      out = Array.isArray(patch) ? applyJsonPatch(target, patch) : applyMergePatch(target, patch);
+    } catch (e) {
+      if (e instanceof PatchError) throw new KubeApiError(422, "Invalid", e.message);
+      throw e;
+    }
+    if (!isJsonObject(out)) throw new KubeApiError(422, "Invalid", "the patched scale is not an object");
+    return out;
+  }
+
+  function discovery(res: ServerResponse, segments: string[]): boolean {
+    const types = store.resourceTypes();
+    const resourceList = (group: string, version: string) => ({
+      kind: "APIResourceList",
+      apiVersion: "v1",
+      groupVersion: group === "" ? version : `${group}/${version}`,
+      resources: types
+        .filter((t) => t.group === group && t.version === version)
+        .flatMap((t) => [
+          {
+            name: t.resource,
+            singularName: t.kind.toLowerCase(),
+            namespaced: t.namespaced,
+            kind: t.kind,
+            verbs: ["create", "delete", "get", "list", "patch", "update", "watch"],
+          },
+          ...(t.subresources ?? []).map((s) => ({
+            name: `${t.resource}/${s}`,
+            singularName: "",
+            namespaced: t.namespaced,
+            kind: s === "scale" ? "Scale" : t.kind,
+            verbs: ["get", "patch", "update"],
+          })),
+        ]),
+    });
+    if (segments.length === 1 && segments[0] === "api") {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ kind: "APIVersions", versions: ["v1"] }));
+      return true;
+    }
+    if (segments.length === 2 && segments[0] === "api") {
+      sendJson(res, 200, resourceList("", segments[1] ?? ""));
+      return true;
+    }
+    if (segments.length === 1 && segments[0] === "apis") {
+      const groups = new Map<string, Set<string>>();
+      for (const t of types) if (t.group !== "") groups.set(t.group, (groups.get(t.group) ?? new Set()).add(t.version));
+      sendJson(res, 200, {
+        kind: "APIGroupList",
+        apiVersion: "v1",
+        groups: [...groups].map(([name, versions]) => {
+          const vs = [...versions].map((v) => ({ groupVersion: `${name}/${v}`, version: v }));
+          return { name, versions: vs, preferredVersion: vs[0] };
+        }),
+      });
+      return true;
+    }
+    if (segments.length === 3 && segments[0] === "apis") {
+      const list = resourceList(segments[1] ?? "", segments[2] ?? "");
+      if (list.resources.length === 0) return false;
+      sendJson(res, 200, list);
+      return true;
+    }
+    return false;
+  }
+
+  function watch(res: ServerResponse, r: Route, query: Record<string, string>): void {
+    const ref: TypeRef = { group: r.type.group, version: r.type.version, resource: r.type.resource };
+    const labels = parseLabelSelector(query.labelSelector);
+    const fields = parseFieldSelector(query.fieldSelector);
+    const namespace = r.type.namespaced ? r.namespace : undefined;
+    const write = (event: JsonObject) => {
+      if (!res.writableEnded) res.write(`${JSON.stringify(event)}\n`);
+    };
+    let unsubscribe: () => void;
+    try {
+      unsubscribe = store.watch(
+        ref,
+        namespace,
+        (e) => {
+          if (labels(e.object.metadata.labels) && fields(e.object))
+            write({ type: e.type, object: e.object as unknown as JsonObject });
+        },
+        { resourceVersion: query.resourceVersion },
+      );
+    } catch (e) {
+      if (e instanceof KubeApiError && e.code === 410 && options.watchExpiredAs !== "http") {
+        // kube-apiserver answers 200 and sends the expiry as an ERROR event (watch cache).
+        res.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked" });
+        res.end(`${JSON.stringify({ type: "ERROR", object: e.status() })}\n`);
+        return;
+      }
+      throw e;
+    }
+    res.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked" });
+    res.flushHeaders();
+    open.add(res);
+    const timers: NodeJS.Timeout[] = [];
+    if (query.allowWatchBookmarks === "true") {
+      timers.push(
+        setInterval(() => {
+          write({
+            type: "BOOKMARK",
+            object: {
+              kind: r.type.kind,
+              apiVersion: apiVersionOf(r.type),
+              metadata: { resourceVersion: store.resourceVersion },
+            },
+          });
+        }, bookmarkMs),
+      );
+    }
+    const timeoutSeconds = Number(query.timeoutSeconds);
+    if (Number.isFinite(timeoutSeconds) && timeoutSeconds > 0) {
+      timers.push(setTimeout(() => res.end(), timeoutSeconds * 1000));
+    }
+    const cleanup = () => {
+      unsubscribe();
+      for (const t of timers) clearTimeout(t);
+      open.delete(res);
+      cleanups.delete(cleanup);
+    };
+    cleanups.add(cleanup);
+    // Not req "close": Node emits it as soon as the (empty) request body has been read.
+    res.on("close", cleanup);
+  }
+
+  function parseBody(body: string): Json {
+    try {
+      return JSON.parse(body) as Json;
+    } catch {
+      throw new KubeApiError(400, "BadRequest", "the request body is not valid JSON");
+    }
+  }
+
+  function parseYamlBody(body: string): Json {
+    try {
+      return parseYaml(body) as Json;
+    } catch {
+      throw new KubeApiError(400, "BadRequest", "the apply configuration is not valid YAML or JSON");
+    }
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const url = `http://127.0.0.1:${port}`;
+
+  return {
+    url,
+    token,
+    store,
+    requests,
+    kubeConfig() {
+      const kc = new KubeConfig();
+      kc.loadFromOptions({
+        clusters: [{ name: "fake", server: url, skipTLSVerify: true }],
+        users: [{ name: "agent", token: token ?? "" }],
+        contexts: [{ name: "fake", cluster: "fake", user: "agent" }],
+        currentContext: "fake",
+      });
+      return kc;
+    },
+    async close() {
+      for (const c of [...cleanups]) c();
+      for (const res of open) res.end();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
