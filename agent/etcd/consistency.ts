@@ -1,0 +1,490 @@
+/**
+ * Consistency between a primary etcd and the standby its synchronizer feeds (runbook C step 2,
+ * design §7): missed keys (on the primary, absent on the standby), surplus keys (only on the
+ * standby), differing keys (same key, different value) under `prefixes` minus `excludePrefixes`,
+ * and the sync lag measured from a heartbeat key.
+ *
+ * How it reads:
+ * - Streaming: each side is read in pages of `pageSize` keys (with values) and the two sorted
+ *   streams are merge-walked, so memory is a few pages whatever the key count. etcd returns a
+ *   range in ascending byte order of keys when no sort is asked for (etcd API: RangeRequest
+ *   sort_order NONE), which is the order the walk needs.
+ * - Snapshot per side: the first request's header revision pins every later page of that side
+ *   (RangeRequest.revision), so a key space changing during the walk cannot produce phantom
+ *   differences within one side. The two sides are read at their own revisions, primary first.
+ * - The heartbeat key is compared as lag, never as a differing key: while the mirror is live the
+ *   primary's value is always slightly ahead.
+ * - Differing values count against `maxMissedKeys` together with missed keys: a key whose newest
+ *   primary value has not reached the standby is data the standby would lose, exactly like a
+ *   missing key. Surplus keys are reported, never deleted (make-mirror never removes them either).
+ */
+import { type Etcd3, type IKeyValue, Range } from "etcd3";
+import type { EtcdSyncTeardownTarget } from "../../shared/config.ts";
+import { createEtcdClient, type EtcdTls } from "./client.ts";
+
+type EtcdSettings = EtcdSyncTeardownTarget["etcd"];
+
+export interface ConsistencyOptions {
+  primaryEndpoints: readonly string[];
+  standbyEndpoints: readonly string[];
+  prefixes: readonly string[];
+  excludePrefixes?: readonly string[];
+  heartbeat?: { key: string; maxLagSeconds: number };
+  maxMissedKeys: number;
+  tls?: EtcdTls;
+  /** The clock (unix ms); used for lag when the primary is unreachable. */
+  now: () => number;
+  /** Keys per range request. @default 1000 */
+  pageSize?: number;
+  /** Example keys kept per category. @default 10 */
+  examples?: number;
+  /** Deadline of each etcd call in ms; bounds how long an unreachable primary takes. @default 3000 */
+  callTimeoutMs?: number;
+}
+
+/** A count and the first few keys of one category. */
+export interface KeyDiff {
+  count: number;
+  examples: string[];
+}
+
+export type SideRead =
+  | { reachable: true; endpoints: string[]; revision: string; keys: number }
+  | { reachable: false; endpoints: string[]; error: string };
+
+export interface HeartbeatLag {
+  key: string;
+  primaryMs: number | null;
+  standbyMs: number | null;
+  /** Seconds the standby is behind; null when it cannot be computed. */
+  lagSeconds: number | null;
+  /** `primary`: primary value − standby value; `now`: now − standby value (primary unreachable). */
+  basis: "primary" | "now";
+  maxLagSeconds: number;
+}
+
+export interface ConsistencyResult {
+  primary: SideRead;
+  standby: SideRead;
+  missed: KeyDiff;
+  surplus: KeyDiff;
+  differing: KeyDiff;
+  heartbeat?: HeartbeatLag;
+  maxMissedKeys: number;
+  /** Both sides were read in full, so the figures are a measurement, not a guess. */
+  verified: boolean;
+  /** Verified and within limits (missed + differing ≤ maxMissedKeys, lag ≤ maxLagSeconds). */
+  ok: boolean;
+  /** Why `ok` is false, one sentence each. */
+  problems: string[];
+  durationMs: number;
+}
+
+/** Builds consistency options from a target's `etcd` settings. */
+export function consistencyOptionsFor(etcd: EtcdSettings, now: () => number): ConsistencyOptions {
+  return {
+    primaryEndpoints: etcd.primary.endpoints,
+    standbyEndpoints: etcd.standby.endpoints,
+    prefixes: etcd.prefixes,
+    excludePrefixes: etcd.excludePrefixes,
+    heartbeat: etcd.heartbeat ? { key: etcd.heartbeat.key, maxLagSeconds: etcd.heartbeat.maxLagSeconds } : undefined,
+    maxMissedKeys: etcd.maxMissedKeys,
+    tls: etcd.tls,
+    now,
+  };
+}
+
+/** Measures consistency and lag between the primary and the standby (read-only). */
+export async function checkConsistency(options: ConsistencyOptions): Promise<ConsistencyResult> {
+  const started = performance.now();
+  const pageSize = options.pageSize ?? 1000;
+  const exampleLimit = options.examples ?? 10;
+  const ranges = normalizeRanges(options.prefixes);
+  const excludes = normalizePrefixes(options.excludePrefixes ?? []).map((p) => Buffer.from(p));
+  const skip = options.heartbeat ? Buffer.from(options.heartbeat.key) : undefined;
+  const pinKey = options.heartbeat?.key ?? options.prefixes[0] ?? "";
+
+  const primaryClient = createEtcdClient({
+    endpoints: options.primaryEndpoints,
+    tls: options.tls,
+    callTimeoutMs: options.callTimeoutMs,
+  });
+  const standbyClient = createEtcdClient({
+    endpoints: options.standbyEndpoints,
+    tls: options.tls,
+    callTimeoutMs: options.callTimeoutMs,
+  });
+  const missed = newDiff();
+  const surplus = newDiff();
+  const differing = newDiff();
+  try {
+    // Primary first: the standby, read a moment later, has had that moment to catch up.
+    const primaryPin = await pin(primaryClient, pinKey);
+    const standbyPin = await pin(standbyClient, pinKey);
+    const primaryEndpoints = [...options.primaryEndpoints];
+    const standbyEndpoints = [...options.standbyEndpoints];
+    let primary: SideRead = primaryPin.ok
+      ? { reachable: true, endpoints: primaryEndpoints, revision: primaryPin.revision, keys: 0 }
+      : { reachable: false, endpoints: primaryEndpoints, error: primaryPin.error };
+    let standby: SideRead = standbyPin.ok
+      ? { reachable: true, endpoints: standbyEndpoints, revision: standbyPin.revision, keys: 0 }
+      : { reachable: false, endpoints: standbyEndpoints, error: standbyPin.error };
+
+    if (primaryPin.ok && standbyPin.ok) {
+      const p = new Cursor(primaryClient, primaryPin.revision, ranges, excludes, skip, pageSize);
+      const s = new Cursor(standbyClient, standbyPin.revision, ranges, excludes, skip, pageSize);
+      try {
+        await mergeWalk(p, s, { missed, surplus, differing }, exampleLimit);
+        primary = { reachable: true, endpoints: primaryEndpoints, revision: primaryPin.revision, keys: p.count };
+        standby = { reachable: true, endpoints: standbyEndpoints, revision: standbyPin.revision, keys: s.count };
+      } catch (err) {
+        // A side that answered the first request but failed mid-walk cannot be trusted either.
+        const message = errorText(err);
+        if (p.failed) primary = { reachable: false, endpoints: primaryEndpoints, error: `read failed: ${message}` };
+        else standby = { reachable: false, endpoints: standbyEndpoints, error: `read failed: ${message}` };
+        for (const d of [missed, surplus, differing]) {
+          d.count = 0;
+          d.examples = [];
+        }
+      }
+    } else if (standbyPin.ok) {
+      // Primary down: still count what the standby holds, so the report shows what it will serve.
+      const s = new Cursor(standbyClient, standbyPin.revision, ranges, excludes, skip, pageSize);
+      try {
+        while (await s.peek()) s.advance();
+        standby = { reachable: true, endpoints: standbyEndpoints, revision: standbyPin.revision, keys: s.count };
+      } catch (err) {
+        standby = { reachable: false, endpoints: standbyEndpoints, error: `read failed: ${errorText(err)}` };
+      }
+    }
+
+    const heartbeat = options.heartbeat
+      ? heartbeatLag(options.heartbeat, primary.reachable ? primaryPin : undefined, standbyPin, options.now())
+      : undefined;
+    const verified = primary.reachable && standby.reachable;
+    const problems: string[] = [];
+    if (!primary.reachable) problems.push(`primary unreachable (${primary.error})`);
+    if (!standby.reachable) problems.push(`standby unreachable (${standby.error})`);
+    if (verified) {
+      const unsynced = missed.count + differing.count;
+      if (unsynced > options.maxMissedKeys) {
+        problems.push(
+          `${missed.count} missed + ${differing.count} differing keys exceed maxMissedKeys ${options.maxMissedKeys}`,
+        );
+      }
+      if (heartbeat) {
+        if (heartbeat.primaryMs === null) problems.push(`heartbeat key ${heartbeat.key} absent or invalid on primary`);
+        else if (heartbeat.standbyMs === null)
+          problems.push(`heartbeat key ${heartbeat.key} absent or invalid on standby`);
+        else if (heartbeat.lagSeconds !== null && heartbeat.lagSeconds > heartbeat.maxLagSeconds) {
+          problems.push(
+            `sync lag ${heartbeat.lagSeconds.toFixed(1)} s exceeds maxLagSeconds ${heartbeat.maxLagSeconds}`,
+          );
+        }
+      }
+    }
+    return {
+      primary,
+      standby,
+      missed,
+      surplus,
+      differing,
+      heartbeat,
+      maxMissedKeys: options.maxMissedKeys,
+      verified,
+      ok: verified && problems.length === 0,
+      problems,
+      durationMs: Math.round(performance.now() - started),
+    };
+  } finally {
+    primaryClient.close();
+    standbyClient.close();
+  }
+}
+
+/** What the consistency step does with a result (pure; design §6 `force`, §7 `allowUnverified`). */
+export type ConsistencyDecision =
+  | { proceed: true; detail: string; overridden?: "force" | "allowUnverified" }
+  | { proceed: false; code: "etcd-inconsistent" | "primary-unreachable" | "standby-unreachable"; message: string };
+
+/**
+ * Decides whether a failover may pass the consistency step: a clean result passes; an
+ * unreachable primary passes only with `allowUnverified` or `force`; any other problem (figures
+ * over the limits, unreachable standby) passes only with `force`. The detail says which.
+ */
+export function decideConsistency(
+  result: ConsistencyResult,
+  flags: { force: boolean; allowUnverified: boolean },
+): ConsistencyDecision {
+  const summary = describeConsistency(result);
+  if (result.ok) return { proceed: true, detail: summary };
+  const primaryDown = !result.primary.reachable;
+  const standbyDown = !result.standby.reachable;
+  if (primaryDown && !standbyDown && flags.allowUnverified && !flags.force) {
+    return {
+      proceed: true,
+      overridden: "allowUnverified",
+      detail: `UNVERIFIED: proceeding because allowUnverified is set; ${summary}`,
+    };
+  }
+  if (flags.force) {
+    return {
+      proceed: true,
+      overridden: "force",
+      detail: `FORCED: proceeding past ${result.problems.join("; ")}; ${summary}`,
+    };
+  }
+  if (standbyDown) return { proceed: false, code: "standby-unreachable", message: summary };
+  if (primaryDown) return { proceed: false, code: "primary-unreachable", message: summary };
+  return { proceed: false, code: "etcd-inconsistent", message: summary };
+}
+
+/** One line a person reads: verdict, counts, examples, lag. */
+export function describeConsistency(r: ConsistencyResult): string {
+  const parts: string[] = [];
+  parts.push(r.ok ? "consistent" : r.problems.join("; "));
+  const side = (name: string, s: SideRead) =>
+    s.reachable ? `${name} ${s.keys} keys @rev ${s.revision}` : `${name} unreachable`;
+  parts.push(`${side("primary", r.primary)}, ${side("standby", r.standby)}`);
+  if (r.verified) {
+    const cat = (name: string, d: KeyDiff) =>
+      d.count === 0 ? `${name} 0` : `${name} ${d.count} (e.g. ${d.examples.join(", ")})`;
+    parts.push(`${cat("missed", r.missed)}, ${cat("differing", r.differing)}, ${cat("surplus", r.surplus)}`);
+  }
+  if (r.heartbeat) {
+    const h = r.heartbeat;
+    const basis = h.basis === "primary" ? "primary − standby heartbeat" : "now − standby heartbeat";
+    parts.push(
+      h.lagSeconds === null
+        ? `lag unknown (${h.key}: primary ${h.primaryMs ?? "absent"}, standby ${h.standbyMs ?? "absent"})`
+        : `lag ${h.lagSeconds.toFixed(1)} s (${basis}; max ${h.maxLagSeconds} s)`,
+    );
+  }
+  parts.push(`${r.durationMs} ms`);
+  return parts.join("; ");
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function newDiff(): KeyDiff {
+  return { count: 0, examples: [] };
+}
+
+function note(d: KeyDiff, key: Buffer, limit: number): void {
+  d.count += 1;
+  if (d.examples.length < limit) d.examples.push(key.toString());
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+type Pin = { ok: true; revision: string; value: Buffer | null } | { ok: false; error: string };
+
+/** The first request of a side: reads `key` and fixes the revision every later page reads at. */
+async function pin(client: Etcd3, key: string): Promise<Pin> {
+  try {
+    const res = await client.get(key).exec();
+    return { ok: true, revision: String(res.header.revision), value: res.kvs[0]?.value ?? null };
+  } catch (err) {
+    return { ok: false, error: errorText(err) };
+  }
+}
+
+function parseMs(value: Buffer | null | undefined): number | null {
+  if (!value) return null;
+  const text = value.toString().trim();
+  if (!/^\d{1,16}$/.test(text)) return null;
+  return Number(text);
+}
+
+function heartbeatLag(
+  hb: { key: string; maxLagSeconds: number },
+  primary: Pin | undefined,
+  standby: Pin,
+  now: number,
+): HeartbeatLag {
+  const primaryMs = primary?.ok ? parseMs(primary.value) : null;
+  const standbyMs = standby.ok ? parseMs(standby.value) : null;
+  const basis = primary?.ok ? "primary" : "now";
+  const reference = basis === "primary" ? primaryMs : now;
+  // The standby is read after the primary, so a heartbeat written in between can put it ahead;
+  // that is zero lag, not negative lag.
+  const lagSeconds =
+    reference === null || standbyMs === null ? null : Math.max(0, Math.round(reference - standbyMs) / 1000);
+  return { key: hb.key, primaryMs, standbyMs, lagSeconds, basis, maxLagSeconds: hb.maxLagSeconds };
+}
+
+/** Sorted, with prefixes covered by a shorter one dropped, so the ranges are disjoint. */
+function normalizePrefixes(prefixes: readonly string[]): string[] {
+  const sorted = [...new Set(prefixes)].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  const out: string[] = [];
+  for (const p of sorted) {
+    if (!out.some((q) => p.startsWith(q))) out.push(p);
+  }
+  return out;
+}
+
+function normalizeRanges(prefixes: readonly string[]): Range[] {
+  return normalizePrefixes(prefixes).map((p) => Range.prefix(p));
+}
+
+function startsWith(key: Buffer, prefix: Buffer): boolean {
+  return key.length >= prefix.length && key.subarray(0, prefix.length).equals(prefix);
+}
+
+/** The smallest key after `key`: key + "\0". */
+function keyAfter(key: Buffer): Buffer {
+  return Buffer.concat([key, Buffer.from([0])]);
+}
+
+/** etcd's "to the end of the key space" range_end. */
+function isOpenEnd(end: Buffer): boolean {
+  return end.length === 1 && end[0] === 0;
+}
+
+/**
+ * One side's sorted key stream, fetched a page at a time at a pinned revision, with the next
+ * page requested while the current one is compared.
+ */
+class Cursor {
+  count = 0;
+  failed = false;
+  private readonly client: Etcd3;
+  private readonly revision: string;
+  private readonly ranges: Range[];
+  private readonly excludes: Buffer[];
+  private readonly skip: Buffer | undefined;
+  private readonly pageSize: number;
+  private rangeIndex = 0;
+  private nextStart: Buffer | undefined;
+  private page: IKeyValue[] = [];
+  private index = 0;
+  private pending: Promise<IKeyValue[] | null> | undefined;
+  private exhausted = false;
+
+  constructor(
+    client: Etcd3,
+    revision: string,
+    ranges: Range[],
+    excludes: Buffer[],
+    skip: Buffer | undefined,
+    pageSize: number,
+  ) {
+    this.client = client;
+    this.revision = revision;
+    this.ranges = ranges;
+    this.excludes = excludes;
+    this.skip = skip;
+    this.pageSize = pageSize;
+    this.nextStart = ranges[0]?.start;
+  }
+
+  /** The current entry, fetching pages as needed; undefined at the end. */
+  async peek(): Promise<IKeyValue | undefined> {
+    while (this.index >= this.page.length) {
+      if (this.exhausted && !this.pending) return undefined;
+      const next = await (this.pending ?? this.fetch());
+      this.pending = undefined;
+      if (next === null) {
+        this.exhausted = true;
+        return undefined;
+      }
+      this.page = next;
+      this.index = 0;
+      // Read ahead: the next page travels while this one is compared.
+      if (!this.exhausted) {
+        const ahead = this.fetch();
+        // Rejections surface when the page is awaited; this only keeps Node from calling them unhandled.
+        ahead.catch(() => {});
+        this.pending = ahead;
+      }
+    }
+    return this.page[this.index];
+  }
+
+  advance(): void {
+    this.index += 1;
+    this.count += 1;
+  }
+
+  /** Fetches the next non-empty page after filtering, or null at the end of every range. */
+  private async fetch(): Promise<IKeyValue[] | null> {
+    while (this.rangeIndex < this.ranges.length) {
+      const range = this.ranges[this.rangeIndex];
+      const start = this.nextStart;
+      if (range === undefined || start === undefined) break;
+      let res: Awaited<ReturnType<ReturnType<Etcd3["getAll"]>["exec"]>>;
+      try {
+        res = await this.client
+          .getAll()
+          .inRange({ start, end: range.end })
+          .limit(this.pageSize)
+          .revision(this.revision)
+          .exec();
+      } catch (err) {
+        this.failed = true;
+        throw err;
+      }
+      const out: IKeyValue[] = [];
+      let resumeAt: Buffer | undefined;
+      let restExcluded = false;
+      for (const kv of res.kvs) {
+        const excluded = this.excludes.find((e) => startsWith(kv.key, e));
+        if (excluded) {
+          // Jump over the whole excluded subtree rather than paging through it.
+          const end = Range.prefix(excluded).end;
+          if (isOpenEnd(end)) {
+            restExcluded = true;
+            break;
+          }
+          resumeAt = end;
+          continue;
+        }
+        resumeAt = undefined;
+        if (this.skip?.equals(kv.key)) continue;
+        out.push(kv);
+      }
+      const last = res.kvs[res.kvs.length - 1];
+      if (res.more && last && !restExcluded) {
+        const candidate = keyAfter(last.key);
+        this.nextStart = resumeAt && Buffer.compare(resumeAt, candidate) > 0 ? resumeAt : candidate;
+        if (!isOpenEnd(range.end) && Buffer.compare(this.nextStart, range.end) >= 0) this.nextRange();
+      } else {
+        this.nextRange();
+      }
+      if (out.length > 0) return out;
+    }
+    this.exhausted = true;
+    return null;
+  }
+
+  private nextRange(): void {
+    this.rangeIndex += 1;
+    this.nextStart = this.ranges[this.rangeIndex]?.start;
+  }
+}
+
+async function mergeWalk(
+  p: Cursor,
+  s: Cursor,
+  out: { missed: KeyDiff; surplus: KeyDiff; differing: KeyDiff },
+  limit: number,
+): Promise<void> {
+  for (;;) {
+    // Both sides fetch concurrently when both pages ran out together (the common in-sync case).
+    const [a, b] = await Promise.all([p.peek(), s.peek()]);
+    if (!a && !b) return;
+    if (a && (!b || Buffer.compare(a.key, b.key) < 0)) {
+      note(out.missed, a.key, limit);
+      p.advance();
+    } else if (b && (!a || Buffer.compare(a.key, b.key) > 0)) {
+      note(out.surplus, b.key, limit);
+      s.advance();
+    } else if (a && b) {
+      if (!a.value.equals(b.value)) note(out.differing, a.key, limit);
+      p.advance();
+      s.advance();
+    }
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * A real etcd synchronizer: one `etcdctl make-mirror --prefix <p> <destination>` process per
+ * prefix (real-components §2), so stopping it really stops the sync. The sandbox backs an
+ * etcd-sync-teardown target's synchronizer Deployment with it (design §9): replicas > 0 runs the
+ * mirror, scaling to zero (or deleting the Deployment) kills it. Tests use it directly.
+ *
+ * make-mirror copies the prefix at one revision, then follows the watch stream; it never deletes
+ * keys that exist only on the destination, and it can stay alive yet stop syncing after a
+ * network fault (etcd issue #9569), which is why turnout measures consistency instead of
+ * trusting the process.
+ */
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+
+/** TLS files for both ends (etcdctl's --cacert/--cert/--key and --dest-* flags). */
+export interface MirrorTls {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+}
+
+export interface MirrorOptions {
+  /** Source endpoints (URLs or host:port). */
+  primaryEndpoints: readonly string[];
+  /** Destination endpoints; make-mirror takes one destination, so the first is used. */
+  standbyEndpoints: readonly string[];
+  prefixes: readonly string[];
+  tls?: MirrorTls;
+  /** Called when a mirror process exits on its own (not through stop()). */
+  onUnexpectedExit?: (prefix: string, code: number | null, output: string) => void;
+}
+
+/** A running synchronizer: one make-mirror process per prefix. */
+export interface EtcdMirror {
+  readonly pids: readonly number[];
+  /** True while every process is alive. */
+  running(): boolean;
+  /** Kills every process (SIGTERM, then SIGKILL after 2 s) and resolves when all have exited. */
+  stop(): Promise<void>;
+}
+
+/** The message a caller shows when the etcd binaries are missing. */
+export const ETCD_SETUP_HINT =
+  "etcd/etcdctl not found on PATH: run `npm run setup` (installs etcd-server and etcd-client)";
+
+/** True when `etcdctl` can be run. */
+export function etcdctlAvailable(): boolean {
+  const r = spawnSync("etcdctl", ["version"], { env: { ...process.env, ETCDCTL_API: "3" }, stdio: "ignore" });
+  return r.status === 0;
+}
+
+/** etcdctl takes host:port destinations; strip the scheme so both URL and host:port configs work. */
+function hostPort(endpoint: string): string {
+  return endpoint.replace(/^[a-z]+:\/\//, "").replace(/\/+$/, "");
+}
+
+/** Starts one make-mirror process per prefix from the primary to the standby. */
+export function startEtcdMirror(options: MirrorOptions): EtcdMirror {
+  const dest = options.standbyEndpoints[0];
+  if (dest === undefined) throw new Error("make-mirror needs a standby endpoint");
+  const children: ChildProcess[] = [];
+  const exited = new Set<ChildProcess>();
+  let stopping = false;
+  for (const prefix of options.prefixes) {
+    const args = [`--endpoints=${options.primaryEndpoints.map(hostPort).join(",")}`];
+    if (options.tls) {
+      const { caFile, certFile, keyFile } = options.tls;
+      args.push(`--cacert=${caFile}`, `--cert=${certFile}`, `--key=${keyFile}`);
+      args.push("make-mirror", `--dest-cacert=${caFile}`, `--dest-cert=${certFile}`, `--dest-key=${keyFile}`);
+    } else {
+      args.push("make-mirror");
+    }
+    args.push("--prefix", prefix, hostPort(dest));
+    const child = spawn("etcdctl", args, {
+      env: { ...process.env, ETCDCTL_API: "3" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    const keep = (chunk: Buffer) => {
+      // make-mirror prints a running count of synced keys; keep only the tail for diagnostics.
+      output = (output + chunk.toString()).slice(-4000);
+    };
+    child.stdout?.on("data", keep);
+    child.stderr?.on("data", keep);
+    child.on("error", (err) => {
+      output += `\n${err.message}`;
+    });
+    child.once("exit", (code) => {
+      exited.add(child);
+      if (!stopping) options.onUnexpectedExit?.(prefix, code, output);
+    });
+    children.push(child);
+  }
+  return {
+    pids: children.map((c) => c.pid ?? -1),
+    running: () => !stopping && children.every((c) => !exited.has(c) && c.exitCode === null),
+    async stop() {
+      stopping = true;
+      await Promise.all(children.map((c) => killAndWait(c, exited)));
+    },
+  };
+}
+
+async function killAndWait(child: ChildProcess, exited: Set<ChildProcess>): Promise<void> {
+  if (exited.has(child) || child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  const gone = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 2000);
+  await gone;
+  clearTimeout(timer);
+}

@@ -1,0 +1,188 @@
+/**
+ * Real etcd 3.4 for tests (real-components §2): independent single-member clusters on 127.0.0.1
+ * with random free ports and throwaway data dirs, plus a real `etcdctl make-mirror` between two
+ * of them. Every test file that starts these must call `stop()` in afterAll.
+ */
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Etcd3 } from "etcd3";
+import { ETCD_SETUP_HINT, type EtcdMirror, startEtcdMirror } from "../../agent/sandbox/etcd-mirror.ts";
+
+export interface EtcdInstance {
+  readonly name: string;
+  /** `http://127.0.0.1:<port>` */
+  readonly url: string;
+  readonly dataDir: string;
+  /** Kills the server (SIGKILL: the data dir is throwaway) and removes its data dir. */
+  stop(): Promise<void>;
+}
+
+/** Throws an error naming `npm run setup` when etcd or etcdctl is missing. */
+export function requireEtcdBinaries(): void {
+  for (const bin of ["etcd", "etcdctl"]) {
+    const r = spawnSync(bin, ["--version"], { stdio: "ignore", env: { ...process.env, ETCDCTL_API: "3" } });
+    if (r.error || r.status !== 0) {
+      // etcdctl v3 answers `version`, not `--version`, on some builds; try that before failing.
+      const alt = spawnSync(bin, ["version"], { stdio: "ignore", env: { ...process.env, ETCDCTL_API: "3" } });
+      if (alt.error || alt.status !== 0) throw new Error(`${bin}: ${ETCD_SETUP_HINT}`);
+    }
+  }
+}
+
+/** Reserves `n` distinct free ports on 127.0.0.1 (all held open at once so they differ). */
+async function freePorts(n: number): Promise<number[]> {
+  const servers: Server[] = [];
+  try {
+    const ports: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const s = createServer();
+      servers.push(s);
+      ports.push(
+        await new Promise<number>((resolve, reject) => {
+          s.once("error", reject);
+          s.listen(0, "127.0.0.1", () => {
+            const addr = s.address();
+            resolve(typeof addr === "object" && addr ? addr.port : 0);
+          });
+        }),
+      );
+    }
+    return ports;
+  } finally {
+    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  }
+}
+
+/** Polls etcd's `/health` on the client URL every 50 ms until it answers healthy, bounded. */
+async function waitHealthy(url: string, child: ChildProcess, output: () => string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null)
+      throw new Error(`etcd exited with ${child.exitCode} before becoming healthy:\n${output()}`);
+    try {
+      const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(500) });
+      const body = (await res.json()) as { health?: string };
+      if (body.health === "true") return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`etcd at ${url} not healthy after ${timeoutMs} ms:\n${output()}`);
+}
+
+/** Starts one single-member etcd cluster on random ports; resolves when healthy. */
+export async function startEtcd(
+  name = "etcd",
+  extraArgs: readonly string[] = [],
+  timeoutMs = 15_000,
+): Promise<EtcdInstance> {
+  requireEtcdBinaries();
+  const [clientPort, peerPort] = await freePorts(2);
+  const dataDir = mkdtempSync(join(tmpdir(), `turnout-etcd-${name}-`));
+  const url = `http://127.0.0.1:${clientPort}`;
+  const peer = `http://127.0.0.1:${peerPort}`;
+  const child = spawn(
+    "etcd",
+    [
+      `--name=${name}`,
+      `--data-dir=${join(dataDir, "data")}`,
+      `--listen-client-urls=${url}`,
+      `--advertise-client-urls=${url}`,
+      `--listen-peer-urls=${peer}`,
+      `--initial-advertise-peer-urls=${peer}`,
+      `--initial-cluster=${name}=${peer}`,
+      "--initial-cluster-state=new",
+      `--initial-cluster-token=${name}-${clientPort}`,
+      "--logger=zap",
+      "--log-level=warn",
+      ...extraArgs,
+    ],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let output = "";
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-8000);
+  };
+  child.stdout?.on("data", keep);
+  child.stderr?.on("data", keep);
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGKILL");
+      await exited;
+    }
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  try {
+    await waitHealthy(url, child, () => output, timeoutMs);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { name, url, dataDir, stop };
+}
+
+/** Starts `n` independent etcd clusters in parallel. */
+export async function startEtcds(names: readonly string[], extraArgs: readonly string[] = []): Promise<EtcdInstance[]> {
+  const settled = await Promise.allSettled(names.map((n) => startEtcd(n, extraArgs)));
+  const failed = settled.find((s) => s.status === "rejected");
+  if (failed) {
+    await Promise.all(settled.map((s) => (s.status === "fulfilled" ? s.value.stop() : undefined)));
+    throw failed.reason;
+  }
+  return settled.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+}
+
+/** A real `etcdctl make-mirror` per prefix from `primary` to `standby`. */
+export function startMirror(primary: EtcdInstance, standby: EtcdInstance, prefixes: readonly string[]): EtcdMirror {
+  requireEtcdBinaries();
+  return startEtcdMirror({ primaryEndpoints: [primary.url], standbyEndpoints: [standby.url], prefixes });
+}
+
+/** etcd 3.4's default `--max-txn-ops`. */
+export const MAX_TXN_OPS = 128;
+
+/**
+ * Loads keys fast: one txn of `batch` puts per request (at most the server's --max-txn-ops),
+ * `parallel` requests in flight.
+ */
+export async function loadKeys(
+  client: Etcd3,
+  entries: Iterable<readonly [string, string]>,
+  batch = MAX_TXN_OPS,
+  parallel = 8,
+): Promise<number> {
+  let total = 0;
+  const inflight = new Set<Promise<unknown>>();
+  let ops: { request_put: { key: Buffer; value: Buffer } }[] = [];
+  const flush = async () => {
+    if (ops.length === 0) return;
+    const p = client.kv.txn({ success: ops });
+    ops = [];
+    inflight.add(p);
+    void p.finally(() => inflight.delete(p)).catch(() => {});
+    if (inflight.size >= parallel) await Promise.race(inflight);
+  };
+  for (const [key, value] of entries) {
+    ops.push({ request_put: { key: Buffer.from(key), value: Buffer.from(value) } });
+    total += 1;
+    if (ops.length >= batch) await flush();
+  }
+  await flush();
+  await Promise.all(inflight);
+  return total;
+}
+
+/** Polls `check` every 20 ms until it returns true, bounded; for waiting on a real mirror. */
+export async function eventually(check: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
