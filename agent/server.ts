@@ -1,9 +1,11 @@
 /**
- * The agent's HTTP surface (design §6): health, readiness and, in later issues, actions and
- * metrics. One error funnel producing `application/problem+json`.
+ * The agent's HTTP surface (design §6): health, readiness, actions and metrics. Every error is
+ * `application/problem+json` (one funnel: `problem` in agent/actions.ts).
  */
 import { Hono } from "hono";
 import type { AgentConfig } from "../shared/config.ts";
+import { type ActionRoutesDeps, problem, registerActionRoutes } from "./actions.ts";
+import type { AgentMetrics } from "./metrics.ts";
 import type { ClusterMode } from "./mode.ts";
 
 export interface AgentAppDeps {
@@ -12,13 +14,9 @@ export interface AgentAppDeps {
   /** Ready = Kubernetes reachable and the Lease held or standing by (design §6). */
   readiness: () => Promise<{ ready: boolean; detail: string }>;
   version: string;
-}
-
-function problem(status: number, title: string, detail: string): Response {
-  return new Response(JSON.stringify({ type: "about:blank", title, status, detail }), {
-    status,
-    headers: { "content-type": "application/problem+json" },
-  });
+  /** The action API; absent, `/v1/actions` answers 404 (e.g. a health-only tool). */
+  actions?: Omit<ActionRoutesDeps, "config">;
+  metrics?: AgentMetrics;
 }
 
 /** Builds the agent's Hono app. */
@@ -40,7 +38,17 @@ export function createAgentApp(deps: AgentAppDeps): Hono {
     return c.json({ ready: r.ready, mode: deps.mode, detail: r.detail }, r.ready ? 200 : 503);
   });
 
-  app.notFound((c) => problem(404, "Not found", `no route for ${c.req.method} ${c.req.path}`));
-  app.onError((err) => problem(500, "Internal error", String(err)));
+  const metrics = deps.metrics;
+  if (metrics) {
+    app.get("/metrics", async () => {
+      const { contentType, body } = await metrics.render();
+      return new Response(body, { status: 200, headers: { "content-type": contentType } });
+    });
+  }
+
+  if (deps.actions) registerActionRoutes(app, { ...deps.actions, config: deps.config });
+
+  app.notFound((c) => problem(404, "not-found", "Not found", `no route for ${c.req.method} ${c.req.path}`));
+  app.onError((err) => problem(500, "internal", "Internal error", String(err)));
   return app;
 }

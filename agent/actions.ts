@@ -1,0 +1,191 @@
+/**
+ * `POST /v1/actions` and `GET /v1/actions/:id` (design §6). Order of checks, each with its own
+ * answer: signature on the RAW body (401, distinct reason) → JSON + zod (400 naming fields) →
+ * unknown target (404) → follower (503 + Retry-After, so the sender retries and reaches the
+ * leader) → same id (200 + current report, never a second run) → other id mid-action (409) →
+ * 202 accepted, executing in the background.
+ */
+import type { Context, Hono } from "hono";
+import type { z } from "zod";
+import { type AgentConfig, formatIssues } from "../shared/config.ts";
+import { ActionIdSchema, ActionRequestSchema } from "../shared/protocol.ts";
+import { describeSignatureFailure, SIGNATURE_HEADER, verify } from "../shared/signature.ts";
+import type { Leadership } from "./leadership.ts";
+import type { Logger } from "./log.ts";
+import { type QstashKeys, UPSTASH_SIGNATURE_HEADER, verifyUpstashSignature } from "./qstash.ts";
+import type { ActionRunner } from "./runner.ts";
+
+export const PROBLEM_CONTENT_TYPE = "application/problem+json";
+/** Same cap as the worker's (design §3). */
+export const MAX_ACTION_BODY_BYTES = 1024 * 1024;
+
+/** An `application/problem+json` response; `type` is `urn:turnout:problem:<code>` as on the worker. */
+export function problem(
+  status: number,
+  code: string,
+  title: string,
+  detail: string,
+  extra: Record<string, unknown> = {},
+  headers: Record<string, string> = {},
+): Response {
+  return new Response(JSON.stringify({ type: `urn:turnout:problem:${code}`, title, status, detail, ...extra }), {
+    status,
+    headers: { "content-type": PROBLEM_CONTENT_TYPE, ...headers },
+  });
+}
+
+export interface ActionRoutesDeps {
+  config: Pick<AgentConfig, "targets" | "lease" | "qstash">;
+  runner: ActionRunner;
+  leadership: Leadership;
+  /** Turnout-Signature secrets: TURNOUT_AGENT_SECRET, then TURNOUT_AGENT_SECRET_NEXT (rotation). */
+  secrets: readonly string[];
+  /** Set when QSTASH_CURRENT_SIGNING_KEY is: Upstash-Signature is then accepted too. */
+  qstash?: QstashKeys;
+  /** Milliseconds since the epoch. */
+  now?: () => number;
+  log: Logger;
+  /** False while shutting down: new actions get 503. */
+  accepting?: () => boolean;
+}
+
+type Authenticated = { ok: true; via: "turnout" | "qstash" } | { ok: false; response: Response };
+
+async function authenticate(c: Context, raw: string, deps: ActionRoutesDeps): Promise<Authenticated> {
+  const upstash = c.req.header(UPSTASH_SIGNATURE_HEADER);
+  if (deps.qstash && upstash) {
+    // QStash retries can come minutes to hours later, past the forwarded Turnout-Signature's
+    // 300 s window, so a valid Upstash-Signature authenticates on its own.
+    const check = await verifyUpstashSignature(deps.qstash, upstash, raw, deps.config.qstash?.url);
+    if (check.ok) return { ok: true, via: "qstash" };
+    return {
+      ok: false,
+      response: problem(401, "unauthorized", "Unauthorized", check.detail, { reason: check.reason }),
+    };
+  }
+  const secrets = deps.secrets.filter((s) => s.length > 0);
+  if (secrets.length === 0) {
+    return {
+      ok: false,
+      response: problem(
+        401,
+        "unauthorized",
+        "Unauthorized",
+        "this agent has no TURNOUT_AGENT_SECRET, so no request can be authenticated",
+        { reason: "no-secret" },
+      ),
+    };
+  }
+  const now = (deps.now ?? Date.now)();
+  const check = await verify(secrets, c.req.header(SIGNATURE_HEADER), raw, now / 1000);
+  if (check.ok) return { ok: true, via: "turnout" };
+  return {
+    ok: false,
+    response: problem(401, "unauthorized", "Unauthorized", describeSignatureFailure(check.reason), {
+      reason: check.reason,
+    }),
+  };
+}
+
+function validationProblem(error: z.ZodError, detail: string): Response {
+  return problem(400, "validation", "Validation failed", detail, { errors: formatIssues(error) });
+}
+
+/** Adds the action routes to the agent's app. */
+export function registerActionRoutes(app: Hono, deps: ActionRoutesDeps): void {
+  app.post("/v1/actions", async (c) => {
+    const length = Number(c.req.header("content-length") ?? "0");
+    if (length > MAX_ACTION_BODY_BYTES) {
+      return problem(413, "payload-too-large", "Payload too large", `body over ${MAX_ACTION_BODY_BYTES} bytes`);
+    }
+    const raw = await c.req.text();
+    if (new TextEncoder().encode(raw).length > MAX_ACTION_BODY_BYTES) {
+      return problem(413, "payload-too-large", "Payload too large", `body over ${MAX_ACTION_BODY_BYTES} bytes`);
+    }
+    const auth = await authenticate(c, raw, deps);
+    if (!auth.ok) {
+      deps.log.warn("action request rejected: signature", { status: 401 });
+      return auth.response;
+    }
+
+    let json: unknown;
+    try {
+      json = JSON.parse(raw);
+    } catch (err) {
+      return problem(400, "bad-request", "Bad request", `body is not JSON: ${(err as Error).message}`);
+    }
+    const parsed = ActionRequestSchema.safeParse(json);
+    if (!parsed.success) return validationProblem(parsed.error, "invalid ActionRequest");
+    const request = parsed.data;
+
+    if (!deps.config.targets[request.target]) {
+      return problem(404, "not-found", "Not found", `unknown target ${JSON.stringify(request.target)}`, {
+        target: request.target,
+      });
+    }
+    if (!request.id.startsWith(`${request.target}:`)) {
+      return problem(400, "validation", "Validation failed", "id must be <target>:<epoch> for this target", {
+        errors: [{ path: "id", message: `expected "${request.target}:<epoch>"` }],
+      });
+    }
+    const retryAfter = String(deps.config.lease.durationSeconds);
+    if (!deps.leadership.isLeader()) {
+      const state = deps.leadership.state();
+      return problem(
+        503,
+        "not-leader",
+        "Not the leader",
+        `this replica is standing by (${state.detail}); retry to reach the Lease holder`,
+        state.holder ? { holder: state.holder } : {},
+        { "retry-after": retryAfter },
+      );
+    }
+    if (deps.accepting && !deps.accepting()) {
+      return problem(
+        503,
+        "unavailable",
+        "Service unavailable",
+        "the agent is shutting down",
+        {},
+        {
+          "retry-after": retryAfter,
+        },
+      );
+    }
+
+    const result = await deps.runner.submit(request);
+    switch (result.outcome) {
+      case "accepted":
+        deps.log.info("action accepted", { action: request.id, target: request.target, via: auth.via });
+        return c.json({ id: request.id, status: "accepted" }, 202);
+      case "duplicate":
+        return c.json(result.report, 200);
+      case "conflict":
+        return problem(
+          409,
+          "conflict",
+          "Conflict",
+          `target ${request.target} is executing action ${result.runningId}`,
+          { runningActionId: result.runningId },
+        );
+      case "unknown-target":
+        return problem(404, "not-found", "Not found", `unknown target ${JSON.stringify(request.target)}`);
+      case "no-executor":
+        return problem(
+          503,
+          "unavailable",
+          "Service unavailable",
+          `no executor for kind ${result.kind} is built into this agent`,
+        );
+    }
+  });
+
+  app.get("/v1/actions/:id", async (c) => {
+    const id = c.req.param("id");
+    const parsed = ActionIdSchema.safeParse(id);
+    if (!parsed.success) return validationProblem(parsed.error, "invalid action id");
+    const report = await deps.runner.report(parsed.data);
+    if (!report) return problem(404, "not-found", "Not found", `unknown action ${JSON.stringify(id)}`);
+    return c.json(report, 200);
+  });
+}

@@ -1,0 +1,66 @@
+/**
+ * The agent's Prometheus metrics (design §6 `GET /metrics`), on a registry of its own so several
+ * agents in one test process do not collide on prom-client's global registry.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+
+/** What the runner, report sender and lease wiring record. */
+export interface AgentMetrics {
+  readonly registry: Registry;
+  /** An action reached a final status (`result` = succeeded | failed). */
+  actionFinished(kind: string, executor: string, result: string): void;
+  /** One step ran for `seconds` and ended as `result`. */
+  stepObserved(executor: string, step: string, result: string, seconds: number): void;
+  /** A report delivery attempt was not acknowledged. */
+  reportDeliveryFailed(): void;
+  /** Lease state: 1 while this replica leads. */
+  setLeader(leader: boolean): void;
+  /** Actions currently executing on this replica. */
+  setInProgress(count: number): void;
+  /** Prometheus text exposition. */
+  render(): Promise<{ contentType: string; body: string }>;
+}
+
+/** Creates the metrics on a fresh registry (with Node process metrics unless disabled). */
+export function createAgentMetrics(options: { processMetrics?: boolean } = {}): AgentMetrics {
+  const registry = new Registry();
+  if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: "turnout_agent_" });
+  const actions = new Counter({
+    name: "turnout_agent_actions_total",
+    help: "Actions that reached a final status, by action kind, executor and result.",
+    labelNames: ["kind", "executor", "result"] as const,
+    registers: [registry],
+  });
+  const steps = new Histogram({
+    name: "turnout_agent_step_duration_seconds",
+    help: "Duration of executor steps, by executor, step and result.",
+    labelNames: ["executor", "step", "result"] as const,
+    // Steps range from API calls (ms) to waiting for an operator or DNS to settle (minutes).
+    buckets: [0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600],
+    registers: [registry],
+  });
+  const reportFailures = new Counter({
+    name: "turnout_agent_report_delivery_failures_total",
+    help: "Report deliveries to the worker that were not acknowledged (non-2xx or network error).",
+    registers: [registry],
+  });
+  const leader = new Gauge({
+    name: "turnout_agent_lease_leader",
+    help: "1 while this replica holds the Lease and executes actions, 0 while standing by.",
+    registers: [registry],
+  });
+  const inProgress = new Gauge({
+    name: "turnout_agent_actions_in_progress",
+    help: "Actions executing on this replica.",
+    registers: [registry],
+  });
+  return {
+    registry,
+    actionFinished: (kind, executor, result) => actions.inc({ kind, executor, result }),
+    stepObserved: (executor, step, result, seconds) => steps.observe({ executor, step, result }, seconds),
+    reportDeliveryFailed: () => reportFailures.inc(),
+    setLeader: (isLeader) => leader.set(isLeader ? 1 : 0),
+    setInProgress: (count) => inProgress.set(count),
+    render: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
+  };
+}

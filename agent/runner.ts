@@ -1,0 +1,408 @@
+/**
+ * Runs actions (design §6, §7): looks up the executor for the target's kind, runs its steps in
+ * order, persists the ActionRecord after every step change (so a restarted agent resumes after
+ * the last completed step and never repeats one), and reports every change to the worker,
+ * re-sending until acknowledged.
+ *
+ * Idempotency is the agent's own (QStash's dedupe window may be only 10 minutes, design §6): the
+ * same id again returns the current report and never starts a second execution; a different id
+ * while the target is mid-action is a conflict.
+ */
+import type { AgentConfig, AgentTarget } from "../shared/config.ts";
+import type { ActionReport, ActionRequest, StepReport } from "../shared/protocol.ts";
+import type { ActionRecord, ActionStore } from "./action-store.ts";
+import { type Executor, type Step, type StepContext, StepError } from "./executor.ts";
+import type { Logger } from "./log.ts";
+import type { AgentMetrics } from "./metrics.ts";
+import { abortableSleep, type ReportSender } from "./report-sender.ts";
+
+/** Executors by target kind (`route-swap`, `dns-flip`, `etcd-sync-teardown`, or a test kind). */
+export type ExecutorRegistry = ReadonlyMap<string, Executor>;
+
+/** What {@link ActionRunner.submit} decided. */
+export type SubmitResult =
+  | { outcome: "accepted"; id: string }
+  | { outcome: "duplicate"; report: ActionReport }
+  | { outcome: "conflict"; runningId: string }
+  | { outcome: "unknown-target" }
+  | { outcome: "no-executor"; kind: string };
+
+export interface RunnerOptions {
+  config: Pick<AgentConfig, "targets">;
+  executors: ExecutorRegistry;
+  store: ActionStore;
+  reports: ReportSender;
+  log: Logger;
+  metrics?: AgentMetrics;
+  /** Milliseconds since the epoch (tests inject a clock). */
+  now?: () => number;
+  /** Passed to steps as StepContext.sleep (tests inject a fast one). */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+}
+
+interface Active {
+  record: ActionRecord;
+  /** Bumped at every change; the delivery loop sends until it has acknowledged the newest. */
+  version: number;
+  deliveredVersion: number;
+  controller: AbortController;
+  execution?: Promise<void>;
+  delivery?: Promise<void>;
+  /** Store writes of one action are serialized, newest last. */
+  persisted: Promise<void>;
+}
+
+/** Runs, persists and reports actions. */
+export class ActionRunner {
+  private readonly opts: RunnerOptions;
+  private readonly now: () => number;
+  private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  private readonly active = new Map<string, Active>();
+  private readonly targetLocks = new Map<string, Promise<unknown>>();
+  private accepting = true;
+
+  constructor(opts: RunnerOptions) {
+    this.opts = opts;
+    this.now = opts.now ?? Date.now;
+    this.sleep = opts.sleep ?? abortableSleep;
+  }
+
+  /** Accepts an action (starting it in the background), or says why not. */
+  submit(request: ActionRequest): Promise<SubmitResult> {
+    // Serialize decisions per target so two concurrent deliveries cannot both start.
+    return this.withTargetLock(request.target, () => this.decide(request));
+  }
+
+  /** The latest report of an action id (`<target>:<epoch>`), if known. */
+  async report(actionId: string): Promise<ActionReport | undefined> {
+    for (const a of this.active.values()) if (a.record.request.id === actionId) return structuredClone(a.record.report);
+    const target = actionId.slice(0, actionId.lastIndexOf(":"));
+    return (await this.opts.store.get(target, actionId))?.report;
+  }
+
+  /**
+   * Resumes every unfinished action from the store (after a restart or on gaining leadership):
+   * running ones continue after their last completed step; finished ones whose final report was
+   * never acknowledged are re-sent. Returns the ids picked up.
+   */
+  async resumeUnfinished(): Promise<string[]> {
+    this.accepting = true;
+    const picked: string[] = [];
+    for (const record of await this.opts.store.unfinished()) {
+      const id = record.request.id;
+      await this.withTargetLock(record.request.target, async () => {
+        if (this.active.has(id)) return;
+        const a = this.track(record);
+        picked.push(id);
+        if (record.report.status === "running") {
+          this.opts.log.info("resuming action", {
+            target: record.request.target,
+            action: id,
+            completedSteps: record.completedSteps,
+          });
+          a.execution = this.execute(a);
+        } else {
+          this.opts.log.info("re-sending unacknowledged report", { target: record.request.target, action: id });
+          a.version = 1;
+          this.kickDelivery(a);
+        }
+      });
+    }
+    return picked;
+  }
+
+  /**
+   * Aborts running steps and report deliveries (shutdown, lost leadership) and waits for them to
+   * stop. The store keeps the actions unfinished, so whoever leads next resumes them.
+   */
+  async abortAll(reason: string): Promise<void> {
+    this.accepting = false;
+    const all = [...this.active.values()];
+    for (const a of all) a.controller.abort(new Error(reason));
+    await Promise.allSettled(all.flatMap((a) => [a.execution, a.delivery, a.persisted]));
+    for (const a of all) this.active.delete(a.record.request.id);
+    this.updateInProgress();
+  }
+
+  /** Resolves when every execution and delivery in flight has settled (tests, shutdown). */
+  async idle(): Promise<void> {
+    for (;;) {
+      const pending = [...this.active.values()].flatMap((a) => [a.execution, a.delivery, a.persisted]);
+      if (pending.length === 0) return;
+      await Promise.allSettled(pending);
+      if ([...this.active.values()].every((a) => !a.execution && !a.delivery)) return;
+    }
+  }
+
+  /** Whether any action is executing on this replica. */
+  executing(): string[] {
+    return [...this.active.values()].filter((a) => a.execution).map((a) => a.record.request.id);
+  }
+
+  private async withTargetLock<T>(target: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.targetLocks.get(target) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    this.targetLocks.set(
+      target,
+      next.catch(() => undefined),
+    );
+    return next;
+  }
+
+  private async decide(request: ActionRequest): Promise<SubmitResult> {
+    const { store, config, executors } = this.opts;
+    const target = config.targets[request.target];
+    if (!target) return { outcome: "unknown-target" };
+    const executor = executors.get(target.kind);
+    if (!executor) return { outcome: "no-executor", kind: target.kind };
+
+    const same = this.findActive(request.id)?.record ?? (await store.get(request.target, request.id));
+    if (same) return { outcome: "duplicate", report: structuredClone(same.report) };
+
+    for (const a of this.active.values()) {
+      if (a.record.request.target === request.target && a.record.report.status === "running") {
+        return { outcome: "conflict", runningId: a.record.request.id };
+      }
+    }
+    const latest = await store.latest(request.target);
+    if (latest && latest.report.status === "running") return { outcome: "conflict", runningId: latest.request.id };
+    if (!this.accepting) throw new Error("runner is stopping");
+
+    const record = this.newRecord(request, executor, target, latest);
+    const a = this.track(record);
+    a.version = 1;
+    await this.persist(a);
+    this.opts.log.info("action accepted", { target: request.target, action: request.id, kind: request.kind });
+    a.execution = this.execute(a);
+    return { outcome: "accepted", id: request.id };
+  }
+
+  private newRecord(
+    request: ActionRequest,
+    executor: Executor,
+    target: AgentTarget,
+    previous: ActionRecord | undefined,
+  ): ActionRecord {
+    const names = executor.steps(request, target).map((s) => s.name);
+    // A new id after a failed action of the same switch (the worker's `retry`) resumes where the
+    // failed one stopped: its completed steps are not run again (design §7: steps converge, but
+    // re-running a slow, verified step buys nothing).
+    const carry =
+      previous &&
+      previous.report.status === "failed" &&
+      previous.request.kind === request.kind &&
+      previous.request.from === request.from &&
+      previous.request.to === request.to &&
+      previous.request.dryRun === request.dryRun
+        ? previous
+        : undefined;
+    const completed = carry ? carry.completedSteps.filter((n) => names.includes(n)) : [];
+    const steps: StepReport[] = names.map((name) => {
+      const done = completed.includes(name) ? carry?.report.steps.find((s) => s.name === name) : undefined;
+      return done
+        ? { ...done, detail: `done by ${carry?.request.id}${done.detail ? `: ${done.detail}` : ""}` }
+        : { name, status: "pending" };
+    });
+    const at = new Date(this.now()).toISOString();
+    return {
+      request,
+      report: {
+        actionId: request.id,
+        target: request.target,
+        status: "running",
+        activeSide: request.from,
+        dryRun: request.dryRun,
+        steps,
+        at,
+      },
+      completedSteps: completed,
+      reportDelivered: false,
+      updatedAt: at,
+    };
+  }
+
+  private findActive(id: string): Active | undefined {
+    return this.active.get(id);
+  }
+
+  private track(record: ActionRecord): Active {
+    const a: Active = {
+      record,
+      version: 0,
+      deliveredVersion: 0,
+      controller: new AbortController(),
+      persisted: Promise.resolve(),
+    };
+    this.active.set(record.request.id, a);
+    this.updateInProgress();
+    return a;
+  }
+
+  private updateInProgress(): void {
+    this.opts.metrics?.setInProgress([...this.active.values()].filter((x) => x.execution).length);
+  }
+
+  /** Records a change: bumps the version, persists, and (re)starts report delivery. */
+  private change(a: Active): Promise<void> {
+    const at = new Date(this.now()).toISOString();
+    a.record.report.at = at;
+    a.record.updatedAt = at;
+    a.record.reportDelivered = false;
+    a.version += 1;
+    const done = this.persist(a);
+    // Report only what is durable: a report must never claim a step the store would forget.
+    done.then(
+      () => this.kickDelivery(a),
+      () => undefined,
+    );
+    return done;
+  }
+
+  private persist(a: Active): Promise<void> {
+    const snapshot = structuredClone(a.record);
+    const next = a.persisted.catch(() => undefined).then(() => this.opts.store.put(snapshot));
+    a.persisted = next;
+    return next;
+  }
+
+  private kickDelivery(a: Active): void {
+    if (a.delivery || a.controller.signal.aborted) return;
+    a.delivery = this.deliveryLoop(a).finally(() => {
+      a.delivery = undefined;
+      // A change that landed while the last attempt was in flight needs another round.
+      if (a.deliveredVersion < a.version && !a.controller.signal.aborted) this.kickDelivery(a);
+      else this.maybeForget(a);
+    });
+  }
+
+  private async deliveryLoop(a: Active): Promise<void> {
+    while (a.deliveredVersion < a.version && !a.controller.signal.aborted) {
+      let sentVersion = a.version;
+      const acked = await this.opts.reports.deliver(() => {
+        sentVersion = a.version;
+        return structuredClone(a.record.report);
+      }, a.controller.signal);
+      if (!acked) return;
+      a.deliveredVersion = Math.max(a.deliveredVersion, sentVersion);
+    }
+    if (a.deliveredVersion >= a.version && a.record.report.status !== "running" && !a.record.reportDelivered) {
+      a.record.reportDelivered = true;
+      await this.persist(a).catch((err: unknown) =>
+        this.opts.log.warn("could not record report delivery", { action: a.record.request.id, error: String(err) }),
+      );
+    }
+  }
+
+  private maybeForget(a: Active): void {
+    if (!a.execution && !a.delivery && a.record.report.status !== "running" && a.record.reportDelivered) {
+      this.active.delete(a.record.request.id);
+      this.updateInProgress();
+    }
+  }
+
+  private async execute(a: Active): Promise<void> {
+    try {
+      await this.runSteps(a);
+    } catch (err) {
+      // Only store failures land here; the action stays unfinished and resumes later.
+      this.opts.log.error("action interrupted", { action: a.record.request.id, error: String(err) });
+    } finally {
+      a.execution = undefined;
+      this.updateInProgress();
+      this.maybeForget(a);
+    }
+  }
+
+  private async runSteps(a: Active): Promise<void> {
+    const { request } = a.record;
+    const log = this.opts.log.child({ target: request.target, action: request.id });
+    const target = this.opts.config.targets[request.target];
+    const executor = target ? this.opts.executors.get(target.kind) : undefined;
+    const report = a.record.report;
+    if (!target || !executor) {
+      report.status = "failed";
+      report.error = { code: "unknown-target", message: `target ${request.target} is not configured on this agent` };
+      await this.change(a);
+      return;
+    }
+    const steps = executor.steps(request, target);
+    // Align the report with the executor's steps (a resumed action keeps what it recorded).
+    report.steps = steps.map(
+      (s) => report.steps.find((r) => r.name === s.name) ?? { name: s.name, status: "pending" as const },
+    );
+    if (a.version === 1) this.kickDelivery(a); // the initial "accepted, all pending" report
+
+    for (const step of steps) {
+      if (a.record.completedSteps.includes(step.name)) continue;
+      if (a.controller.signal.aborted) return;
+      const entry = report.steps.find((r) => r.name === step.name);
+      if (!entry) continue;
+      entry.status = "running";
+      entry.startedAt = new Date(this.now()).toISOString();
+      delete entry.finishedAt;
+      delete entry.detail;
+      await this.change(a);
+
+      const started = this.now();
+      let outcome: Awaited<ReturnType<Step["run"]>>;
+      try {
+        outcome = await step.run(this.context(a, target, entry, log.child({ step: step.name })));
+      } catch (err) {
+        if (a.controller.signal.aborted) {
+          // Shutdown or lost leadership: the step did not fail; it reruns (idempotently) on resume.
+          log.warn("step interrupted; it will resume", { step: step.name });
+          return;
+        }
+        const code = err instanceof StepError ? err.code : "internal";
+        const message = err instanceof Error ? err.message : String(err);
+        entry.status = "failed";
+        entry.finishedAt = new Date(this.now()).toISOString();
+        entry.detail = message;
+        report.status = "failed";
+        delete report.activeSide;
+        report.error = {
+          code,
+          message: `step "${step.name}" failed: ${message}; a retry resumes from step "${step.name}"`,
+        };
+        this.opts.metrics?.stepObserved(target.kind, step.name, "failed", (this.now() - started) / 1000);
+        this.opts.metrics?.actionFinished(request.kind, target.kind, "failed");
+        log.error("step failed", { step: step.name, code, error: message });
+        await this.change(a);
+        return;
+      }
+      const status = outcome?.status ?? "succeeded";
+      entry.status = status;
+      entry.finishedAt = new Date(this.now()).toISOString();
+      if (outcome?.detail !== undefined) entry.detail = outcome.detail;
+      a.record.completedSteps.push(step.name);
+      this.opts.metrics?.stepObserved(target.kind, step.name, status, (this.now() - started) / 1000);
+      log.info("step finished", { step: step.name, status, detail: entry.detail });
+      await this.change(a);
+    }
+
+    report.status = "succeeded";
+    report.activeSide = request.dryRun ? request.from : request.to;
+    delete report.error;
+    this.opts.metrics?.actionFinished(request.kind, target.kind, "succeeded");
+    log.info("action succeeded", { activeSide: report.activeSide, dryRun: request.dryRun });
+    await this.change(a);
+  }
+
+  private context(a: Active, target: AgentTarget, entry: StepReport, log: Logger): StepContext {
+    const signal = a.controller.signal;
+    return {
+      action: a.record.request,
+      targetName: a.record.request.target,
+      target,
+      log,
+      memory: this.opts.store.memory(a.record.request.target),
+      signal,
+      now: this.now,
+      sleep: (ms) => this.sleep(ms, signal),
+      progress: (detail) => {
+        entry.detail = detail;
+        this.change(a).catch((err: unknown) => log.warn("could not record progress", { error: String(err) }));
+      },
+    };
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * Executors for protocol tests: they count every step run (so a test can prove an action ran
+ * once and a resumed action never repeated a completed step), can fail on demand, and can hold a
+ * step at a gate until the test opens it. Registered under a real kind (`dns-flip`) so the
+ * config schema accepts the targets; the real dns-flip executor is never involved.
+ */
+import { appendFileSync, existsSync } from "node:fs";
+import { join } from "node:path";
+import { type Executor, type Step, StepError } from "../../agent/executor.ts";
+import { type AgentConfig, AgentConfigSchema, type AgentTarget } from "../../shared/config.ts";
+
+export interface StepCall {
+  action: string;
+  step: string;
+  dryRun: boolean;
+}
+
+export interface CountingExecutor {
+  executor: Executor;
+  calls: StepCall[];
+  /** How many times `step` ran (any action), or all step runs. */
+  count(step?: string): number;
+  /** Lets a gated step continue. */
+  open(step: string): void;
+  /** Resolves when `step` has started (it may be waiting at its gate). */
+  started(step: string): Promise<void>;
+}
+
+export interface CountingOptions {
+  kind?: AgentTarget["kind"];
+  steps: string[];
+  /** Steps that wait for {@link CountingExecutor.open} before finishing. */
+  gated?: string[];
+  /** Fail this step with a StepError (`times` times, default always). */
+  fail?: { step: string; code: string; message: string; times?: number };
+}
+
+/** An executor that records its calls in memory. */
+export function countingExecutor(options: CountingOptions): CountingExecutor {
+  const calls: StepCall[] = [];
+  const gates = new Map<string, { promise: Promise<void>; resolve: () => void }>();
+  const starts = new Map<string, { promise: Promise<void>; resolve: () => void }>();
+  const deferred = (map: typeof gates, key: string) => {
+    let d = map.get(key);
+    if (!d) {
+      let resolve: () => void = () => {};
+      const promise = new Promise<void>((r) => {
+        resolve = r;
+      });
+      d = { promise, resolve };
+      map.set(key, d);
+    }
+    return d;
+  };
+  let failures = 0;
+  const executor: Executor = {
+    kind: options.kind ?? "dns-flip",
+    steps: (): Step[] =>
+      options.steps.map((name) => ({
+        name,
+        run: async (ctx) => {
+          calls.push({ action: ctx.action.id, step: name, dryRun: ctx.action.dryRun });
+          deferred(starts, name).resolve();
+          if (options.gated?.includes(name)) {
+            const gate = deferred(gates, name).promise;
+            await new Promise<void>((resolve, reject) => {
+              ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason), { once: true });
+              gate.then(resolve);
+            });
+          }
+          const f = options.fail;
+          if (f && f.step === name && (f.times === undefined || failures < f.times)) {
+            failures += 1;
+            throw new StepError(f.code, f.message);
+          }
+          return { detail: `${name} done` };
+        },
+      })),
+  };
+  return {
+    executor,
+    calls,
+    count: (step) => calls.filter((c) => step === undefined || c.step === step).length,
+    open: (step) => deferred(gates, step).resolve(),
+    started: (step) => deferred(starts, step).promise,
+  };
+}
+
+/**
+ * An executor for a child agent process: every step run is appended to `<dir>/steps.log` as
+ * `<pid> <action> <step>`, and a step named in `gated` waits until the file `<dir>/gate-<step>`
+ * exists (the test creates it), so the test can kill the process between steps.
+ */
+export function fileGatedExecutor(dir: string, steps: string[], gated: string[]): Executor {
+  return {
+    kind: "dns-flip",
+    steps: (): Step[] =>
+      steps.map((name) => ({
+        name,
+        run: async (ctx) => {
+          while (gated.includes(name) && !existsSync(join(dir, `gate-${name}`))) await ctx.sleep(20);
+          appendFileSync(join(dir, "steps.log"), `${process.pid} ${ctx.action.id} ${name}\n`);
+          return { detail: `${name} done by pid ${process.pid}` };
+        },
+      })),
+  };
+}
+
+/** A valid agent config whose targets are dns-flip targets (driven by a test executor). */
+export function testAgentConfig(
+  targets: string[],
+  reportUrl: string,
+  extra: Record<string, unknown> = {},
+): AgentConfig {
+  return AgentConfigSchema.parse({
+    listen: "127.0.0.1:0",
+    reportUrl,
+    ...extra,
+    targets: Object.fromEntries(
+      targets.map((name) => [
+        name,
+        {
+          kind: "dns-flip",
+          provider: {
+            type: "rfc2136",
+            server: "127.0.0.1:1",
+            zone: "example.test",
+            tsig: { name: "k", secretEnv: "TSIG_SECRET" },
+          },
+          record: { name: `${name}.example.test` },
+          values: { primary: ["192.0.2.1"], secondary: ["192.0.2.2"] },
+        },
+      ]),
+    ),
+  });
+}
+
+/** An ActionRequest body for tests. */
+export function actionRequest(
+  target: string,
+  epoch: number,
+  overrides: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    id: `${target}:${epoch}`,
+    target,
+    kind: "failover",
+    from: "primary",
+    to: "secondary",
+    dryRun: false,
+    force: false,
+    reason: "test",
+    issuedAt: "2026-11-22T10:00:00.000Z",
+    ...overrides,
+  };
+}
