@@ -97,6 +97,11 @@ describe("Alertmanager and Grafana fixtures", () => {
     expect(paths).toEqual(expect.arrayContaining(["alerts.0.status", "alerts.0.labels.a", "alerts.0.startsAt"]));
   });
 
+  it("answers a body over 1 MiB with 413", async () => {
+    const res = await post("/v1/alertmanager", AM, " ".repeat(1024 * 1024 + 1));
+    expect(res.status).toBe(413);
+  });
+
   it("answers a body that is not JSON with 400", async () => {
     const res = await post("/v1/alertmanager", AM, "{nope");
     expect(res.status).toBe(400);

@@ -27,6 +27,13 @@ function invalid(what: string, errors: ConfigProblem[]): Problem {
   return new Problem("validation", `the ${what} body is invalid; see errors`, { errors });
 }
 
+/**
+ * The body as UTF-8 text. Read as bytes: workerd warns when `.text()` meets a form content type.
+ */
+async function bodyText(req: Request): Promise<string> {
+  return new TextDecoder().decode(await req.arrayBuffer());
+}
+
 function parseJson(text: string, what: string): unknown {
   try {
     return JSON.parse(text);
@@ -96,7 +103,7 @@ async function deliver(
 
 ingestRoutes.post("/v1/alertmanager", requireBearer("ALERTMANAGER_TOKEN"), async (c) => {
   const config = requireConfig(c.env);
-  const body = parseJson(await c.req.text(), "Alertmanager");
+  const body = parseJson(await bodyText(c.req.raw), "Alertmanager");
   const receivedAt = Date.now();
   const parsed = parseAlertmanager(body, receivedAt);
   if (!parsed.ok) throw invalid("Alertmanager", parsed.errors);
@@ -106,7 +113,7 @@ ingestRoutes.post("/v1/alertmanager", requireBearer("ALERTMANAGER_TOKEN"), async
 ingestRoutes.post("/v1/nagios", requireBearer("NAGIOS_TOKEN"), async (c) => {
   const config = requireConfig(c.env);
   const contentType = (c.req.header("content-type") ?? "").toLowerCase();
-  const text = await c.req.text();
+  const text = await bodyText(c.req.raw);
   let body: unknown;
   if (contentType.includes("application/x-www-form-urlencoded")) {
     body = formFields(text);
