@@ -16,7 +16,7 @@
  */
 import { createHash } from "node:crypto";
 import type { FakeStore, KubeObject, TypeRef, WatchEvent } from "./fake-kube-api.ts";
-import { isJsonObject, type Json, type JsonObject } from "./kube-patch.ts";
+import { isJsonObject, type JsonObject } from "./kube-patch.ts";
 
 export type WorkloadKind = "Deployment" | "StatefulSet" | "DaemonSet";
 
@@ -67,11 +67,11 @@ function keyString(k: WorkloadKey): string {
   return `${k.kind}/${k.namespace}/${k.name}`;
 }
 
-function obj(value: Json | undefined): JsonObject {
+function obj(value: unknown): JsonObject {
   return isJsonObject(value) ? value : {};
 }
 
-function stringMap(value: Json | undefined): Record<string, string> {
+function stringMap(value: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(obj(value))) if (typeof v === "string") out[k] = v;
   return out;
