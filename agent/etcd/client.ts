@@ -26,6 +26,9 @@ export function createEtcdClient(options: EtcdClientOptions): Etcd3 {
     hosts: [...options.endpoints],
     // A factory, so each call gets a fresh deadline rather than one fixed at construction.
     defaultCallOptions: () => ({ deadline: Date.now() + timeout }),
+    // grpc-js refuses responses over 4 MB by default; one page of large Kubernetes objects (etcd
+    // allows values up to 1.5 MB) can exceed that, and the page size already bounds memory.
+    grpcOptions: { "grpc.max_receive_message_length": -1 },
   };
   if (options.tls) {
     opts.credentials = {
