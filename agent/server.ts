@@ -5,6 +5,7 @@
 import { Hono } from "hono";
 import type { AgentConfig } from "../shared/config.ts";
 import { type ActionRoutesDeps, problem, registerActionRoutes } from "./actions.ts";
+import type { Leadership } from "./leadership.ts";
 import type { AgentMetrics } from "./metrics.ts";
 import type { ClusterMode } from "./mode.ts";
 
@@ -51,4 +52,23 @@ export function createAgentApp(deps: AgentAppDeps): Hono {
   app.notFound((c) => problem(404, "not-found", "Not found", `no route for ${c.req.method} ${c.req.path}`));
   app.onError((err) => problem(500, "internal", "Internal error", String(err)));
   return app;
+}
+
+/**
+ * Readiness (design §6): Kubernetes reachable, and the Lease either held or watched from standby
+ * (a follower is ready: it serves health and metrics and forwards nothing).
+ */
+export async function leaseReadiness(
+  leadership: Leadership,
+  kubernetesReachable: () => Promise<boolean>,
+): Promise<{ ready: boolean; detail: string }> {
+  let reachable = false;
+  try {
+    reachable = await kubernetesReachable();
+  } catch {
+    reachable = false;
+  }
+  const state = leadership.state();
+  if (!reachable) return { ready: false, detail: `Kubernetes API unreachable; ${state.detail}` };
+  return { ready: true, detail: state.leader ? `leader: ${state.detail}` : `standing by: ${state.detail}` };
 }

@@ -5,8 +5,19 @@
  * config schema accepts the targets; the real dns-flip executor is never involved.
  */
 import { appendFileSync, existsSync } from "node:fs";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import { type ServerType, serve } from "@hono/node-server";
+import type { Hono } from "hono";
+import { type ActionStore, InMemoryActionStore } from "../../agent/action-store.ts";
 import { type Executor, type Step, StepError } from "../../agent/executor.ts";
+import { alwaysLeader, type Leadership, type LeadershipState } from "../../agent/leadership.ts";
+import { silentLogger } from "../../agent/log.ts";
+import { type AgentMetrics, createAgentMetrics } from "../../agent/metrics.ts";
+import type { QstashKeys } from "../../agent/qstash.ts";
+import { createReportSender } from "../../agent/report-sender.ts";
+import { ActionRunner } from "../../agent/runner.ts";
+import { createAgentApp, leaseReadiness } from "../../agent/server.ts";
 import { type AgentConfig, AgentConfigSchema, type AgentTarget } from "../../shared/config.ts";
 
 export interface StepCall {
@@ -152,5 +163,112 @@ export function actionRequest(
     reason: "test",
     issuedAt: "2026-11-22T10:00:00.000Z",
     ...overrides,
+  };
+}
+
+export interface TestAgent {
+  url: string;
+  app: Hono;
+  runner: ActionRunner;
+  store: ActionStore;
+  metrics: AgentMetrics;
+  close(): Promise<void>;
+}
+
+export interface TestAgentOptions {
+  targets: string[];
+  reportUrl: string;
+  secret: string;
+  nextSecret?: string;
+  executor: Executor;
+  store?: ActionStore;
+  leadership?: Leadership;
+  qstash?: QstashKeys;
+  qstashUrl?: string;
+  now?: () => number;
+}
+
+/** The agent's real app (routes, runner, report sender) over real HTTP on 127.0.0.1:<random>. */
+export async function startTestAgent(options: TestAgentOptions): Promise<TestAgent> {
+  const config = testAgentConfig(
+    options.targets,
+    options.reportUrl,
+    options.qstashUrl ? { qstash: { url: options.qstashUrl } } : {},
+  );
+  const store = options.store ?? new InMemoryActionStore();
+  const metrics = createAgentMetrics({ processMetrics: false });
+  const reports = createReportSender({
+    reportUrl: options.reportUrl,
+    secret: options.secret,
+    log: silentLogger,
+    initialDelayMs: 1,
+    maxDelayMs: 10,
+    onFailure: () => metrics.reportDeliveryFailed(),
+  });
+  const runner = new ActionRunner({
+    config,
+    executors: new Map([[options.executor.kind, options.executor]]),
+    store,
+    reports,
+    log: silentLogger,
+    metrics,
+    ...(options.now ? { now: options.now } : {}),
+  });
+  const leadership = options.leadership ?? alwaysLeader;
+  const app = createAgentApp({
+    config,
+    mode: "sandbox",
+    version: "test",
+    readiness: async () => leaseReadiness(leadership, async () => true),
+    metrics,
+    actions: {
+      runner,
+      leadership,
+      secrets: [options.secret, ...(options.nextSecret ? [options.nextSecret] : [])],
+      ...(options.qstash ? { qstash: options.qstash } : {}),
+      ...(options.now ? { now: options.now } : {}),
+      log: silentLogger,
+    },
+  });
+  const server = await new Promise<ServerType>((resolve) => {
+    const s = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: 0 }, () => resolve(s));
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    app,
+    runner,
+    store,
+    metrics,
+    close: async () => {
+      await runner.abortAll("test over");
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** A Leadership a test flips by hand. */
+export function stubLeadership(
+  initial: boolean,
+  holder = "other-replica",
+): Leadership & { set(leader: boolean): void } {
+  let leader = initial;
+  const listeners = new Set<(s: LeadershipState) => void>();
+  const state = (): LeadershipState =>
+    leader
+      ? { leader, holder: "self", detail: "holding the Lease" }
+      : { leader, holder, detail: `standing by; ${holder} holds the Lease` };
+  return {
+    isLeader: () => leader,
+    state,
+    onChange: (l) => {
+      listeners.add(l);
+      return () => listeners.delete(l);
+    },
+    stop: async () => {},
+    set: (v) => {
+      leader = v;
+      for (const l of listeners) l(state());
+    },
   };
 }
