@@ -1,0 +1,242 @@
+/**
+ * A simulated DOKS cluster for route-swap tests and the bench: the fake Kubernetes API over real
+ * HTTP, the simulated DaemonSet controller (one operator pod per node) and the simulated
+ * static-route operator pods; plus a StepContext and a runner for the executor's steps.
+ */
+
+import type { DurableMemory, Executor, StepContext, StepOutcome } from "../../agent/executor.ts";
+import { StepError } from "../../agent/executor.ts";
+import { STATIC_ROUTE, type StaticRouteObject, StaticRouteObjectSchema } from "../../agent/executors/route-swap.ts";
+import { silentLogger } from "../../agent/log.ts";
+import { type FakeKubeApi, type RecordedRequest, startFakeKubeApi } from "../../agent/sandbox/fake-kube-api.ts";
+import {
+  type OperatorNodeMode,
+  type StaticRouteOperators,
+  startStaticRouteOperators,
+} from "../../agent/sandbox/static-route-operator.ts";
+import { startWorkloadControllers, type WorkloadControllers } from "../../agent/sandbox/workloads.ts";
+import { type RouteSwapTarget, RouteSwapTargetSchema, type Side } from "../../shared/config.ts";
+import type { ActionRequest } from "../../shared/protocol.ts";
+
+export const OPERATOR_NS = "static-routes";
+export const OPERATOR_DS = "k8s-staticroute-operator";
+const SR = { group: STATIC_ROUTE.group, version: STATIC_ROUTE.version, resource: STATIC_ROUTE.plural };
+
+/** `n` distinct /32 destinations in 100.64.0.0/10 (CGNAT space; never a default route). */
+export function destinations(n: number, offset = 0): string[] {
+  return Array.from({ length: n }, (_, i) => {
+    const k = i + offset;
+    return `100.${64 + ((k >> 16) & 63)}.${(k >> 8) & 255}.${k & 255}/32`;
+  });
+}
+
+/** A route-swap target (defaults filled by the real schema). */
+export function routeSwapTarget(overrides: Record<string, unknown> = {}, dests = ["34.160.111.145"]): RouteSwapTarget {
+  return RouteSwapTargetSchema.parse({
+    kind: "route-swap",
+    routes: {
+      primary: { name: "primary", destinations: dests, gateway: "10.116.0.4" },
+      secondary: { name: "secondary", destinations: dests, gateway: "10.116.0.12" },
+    },
+    settleSeconds: 5,
+    ...overrides,
+  });
+}
+
+let epoch = 1000;
+/** An ActionRequest for a swap `from` → `to`. */
+export function swapAction(from: Side, to: Side, extra: Partial<ActionRequest> = {}): ActionRequest {
+  epoch++;
+  return {
+    id: `egress-gw:${epoch}`,
+    target: "egress-gw",
+    kind: from === "primary" ? "failover" : "failback",
+    from,
+    to,
+    dryRun: false,
+    force: false,
+    reason: "test",
+    issuedAt: new Date().toISOString(),
+    ...extra,
+  };
+}
+
+export interface SwapCluster {
+  api: FakeKubeApi;
+  workloads: WorkloadControllers;
+  operators: StaticRouteOperators;
+  nodes: string[];
+  /** The stored StaticRoute, or undefined. */
+  route(name: string): StaticRouteObject | undefined;
+  /** Creates a StaticRoute as a person would (kubectl apply) and waits until every node has it Ready. */
+  seedRoute(name: string, dests: string[], gateway: string): Promise<void>;
+  /** Waits (event-driven on the store's watch) until `check` holds, or fails after `ms`. */
+  until(check: () => boolean, ms?: number, what?: string): Promise<void>;
+  /** Requests the agent sent that write StaticRoutes (DELETE, server-side apply). Operators never send these. */
+  agentRouteWrites(): RecordedRequest[];
+  /** Every write request (POST/PUT/PATCH/DELETE) recorded so far. */
+  writes(): RecordedRequest[];
+  close(): Promise<void>;
+}
+
+export interface SwapClusterOptions {
+  nodes?: string[];
+  delayMs?: number;
+  modes?: Record<string, OperatorNodeMode>;
+}
+
+/** Starts the fake API, the DaemonSet with one operator pod per node, and the operator simulation. */
+export async function startSwapCluster(options: SwapClusterOptions = {}): Promise<SwapCluster> {
+  const nodes = options.nodes ?? ["node-1", "node-2", "node-3"];
+  const api = await startFakeKubeApi({ requestLimit: 200_000, historyLimit: 20_000, bookmarkIntervalMs: 2000 });
+  const store = api.store;
+  const workloads = startWorkloadControllers(store, { nodes });
+  store.create({ resource: "namespaces" }, { metadata: { name: OPERATOR_NS } });
+  store.create(
+    { group: "apps", resource: "daemonsets" },
+    {
+      metadata: { name: OPERATOR_DS, namespace: OPERATOR_NS },
+      spec: {
+        selector: { matchLabels: { name: OPERATOR_DS } },
+        template: {
+          metadata: { labels: { name: OPERATOR_DS } },
+          spec: {
+            hostNetwork: true,
+            containers: [{ name: "operator", image: "digitalocean/k8s-staticroute-operator" }],
+          },
+        },
+      },
+    },
+  );
+  await workloads.settled();
+  const operators = await startStaticRouteOperators({
+    kubeConfig: api.kubeConfig(),
+    namespace: OPERATOR_NS,
+    daemonSet: OPERATOR_DS,
+    delayMs: options.delayMs ?? 200,
+    modes: options.modes,
+  });
+
+  const route = (name: string): StaticRouteObject | undefined => {
+    const o = store.get(SR, undefined, name);
+    return o ? StaticRouteObjectSchema.parse(o) : undefined;
+  };
+
+  const until = (check: () => boolean, ms = 10_000, what = "condition"): Promise<void> =>
+    new Promise((resolve, reject) => {
+      if (check()) return resolve();
+      const timer = setTimeout(() => {
+        off();
+        offEvents();
+        reject(new Error(`timed out after ${ms} ms waiting for ${what}`));
+      }, ms);
+      const poke = () => {
+        if (!check()) return;
+        clearTimeout(timer);
+        off();
+        offEvents();
+        resolve();
+      };
+      const off = store.watch(SR, undefined, poke, { resourceVersion: undefined });
+      const offEvents = store.watch({ resource: "events" }, undefined, poke);
+    });
+
+  return {
+    api,
+    workloads,
+    operators,
+    nodes,
+    route,
+    until,
+    async seedRoute(name, dests, gateway) {
+      store.create(SR, {
+        apiVersion: "networking.digitalocean.com/v1",
+        kind: "StaticRoute",
+        metadata: { name },
+        spec: { destinations: dests, gateway },
+      });
+      await until(
+        () => {
+          const r = route(name);
+          return nodes.every((n) => r?.status?.create_fn?.[n] === "Ready");
+        },
+        10_000,
+        `seeded route ${name} Ready on every node`,
+      );
+    },
+    agentRouteWrites: () =>
+      api.requests.filter(
+        (r) =>
+          r.path.startsWith("/apis/networking.digitalocean.com/v1/staticroutes") &&
+          (r.method === "DELETE" ||
+            (r.method === "PATCH" && (r.contentType ?? "").startsWith("application/apply-patch"))),
+      ),
+    writes: () => api.requests.filter((r) => r.method !== "GET"),
+    async close() {
+      await operators.stop();
+      workloads.stop();
+      await api.close();
+    },
+  };
+}
+
+/** Durable memory in a Map, with a count of writes. */
+export class MapMemory implements DurableMemory {
+  readonly values = new Map<string, unknown>();
+  sets = 0;
+  async get<T = unknown>(key: string): Promise<T | undefined> {
+    return structuredClone(this.values.get(key)) as T | undefined;
+  }
+  async set(key: string, value: unknown): Promise<void> {
+    this.sets++;
+    this.values.set(key, structuredClone(value));
+  }
+}
+
+export interface StepRun {
+  name: string;
+  outcome?: StepOutcome;
+  error?: StepError;
+}
+
+/** Runs the executor's steps `[from, to)` with a real clock; stops at the first failure. */
+export async function runSteps(
+  executor: Executor<RouteSwapTarget>,
+  action: ActionRequest,
+  target: RouteSwapTarget,
+  memory: DurableMemory,
+  range: { from?: number; to?: number } = {},
+): Promise<StepRun[]> {
+  const steps = executor.steps(action, target).slice(range.from ?? 0, range.to);
+  const controller = new AbortController();
+  const progress: string[] = [];
+  const ctx: StepContext<RouteSwapTarget> = {
+    action,
+    targetName: action.target,
+    target,
+    log: silentLogger,
+    memory,
+    signal: controller.signal,
+    now: () => Date.now(),
+    sleep: (ms) =>
+      new Promise((resolve, reject) => {
+        const t = setTimeout(resolve, ms);
+        controller.signal.addEventListener("abort", () => {
+          clearTimeout(t);
+          reject(controller.signal.reason);
+        });
+      }),
+    progress: (d) => progress.push(d),
+  };
+  const out: StepRun[] = [];
+  for (const s of steps) {
+    try {
+      out.push({ name: s.name, outcome: (await s.run(ctx)) ?? {} });
+    } catch (err) {
+      if (!(err instanceof StepError)) throw err;
+      out.push({ name: s.name, error: err });
+      break;
+    }
+  }
+  return out;
+}
