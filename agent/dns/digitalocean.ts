@@ -1,0 +1,153 @@
+/**
+ * DigitalOcean DNS over its v2 API (https://docs.digitalocean.com/reference/api/digitalocean/#tag/Domain-Records):
+ * `GET /v2/domains/{domain}/records?type=&name=<fqdn>&page=&per_page=` (paginated, `links.pages.next`),
+ * `PUT|DELETE /v2/domains/{domain}/records/{id}`, `POST /v2/domains/{domain}/records`. Record names
+ * in bodies are relative to the domain (`@` for the apex); CNAME data is a FQDN ending in a dot.
+ * Errors as `{id, message}`; 429 with Retry-After.
+ */
+import { z } from "zod";
+import { DnsError } from "./errors.ts";
+import { createHttpApi, type RateLimitPolicy } from "./http-api.ts";
+import type { DnsProvider, DnsRecordRef, ProviderDeps } from "./provider.ts";
+import { planRecordChanges } from "./record-plan.ts";
+import { canonicalSet, sameSet } from "./rfc2136.ts";
+
+/** DigitalOcean's public API base. */
+export const DIGITALOCEAN_API = "https://api.digitalocean.com";
+/** DigitalOcean allows up to 200 per page. */
+const PER_PAGE = 200;
+
+const DoRecord = z.object({
+  id: z.number(),
+  type: z.string(),
+  name: z.string(),
+  data: z.string(),
+  ttl: z.number().optional(),
+});
+const DoList = z.object({
+  domain_records: z.array(DoRecord),
+  links: z
+    .object({ pages: z.object({ next: z.string().optional() }).partial().optional() })
+    .partial()
+    .optional(),
+});
+const DoErrorBody = z.object({ id: z.string().optional(), message: z.string() });
+
+/** `message (id)` from a DigitalOcean error body. */
+export function digitalOceanErrorMessage(body: unknown): string | undefined {
+  const parsed = DoErrorBody.safeParse(body);
+  if (!parsed.success) return undefined;
+  return parsed.data.id ? `${parsed.data.message} (${parsed.data.id})` : parsed.data.message;
+}
+
+/** Settings for the DigitalOcean provider. */
+export interface DigitalOceanOptions {
+  domain: string;
+  token: string;
+  /** @default DIGITALOCEAN_API */
+  baseUrl?: string;
+  rateLimit?: RateLimitPolicy;
+}
+
+/** The name relative to the domain, as DigitalOcean stores it (`@` for the apex). */
+export function relativeName(fqdn: string, domain: string): string {
+  const name = fqdn.replace(/\.$/, "").toLowerCase();
+  const zone = domain.replace(/\.$/, "").toLowerCase();
+  if (name === zone) return "@";
+  if (!name.endsWith(`.${zone}`)) {
+    throw new DnsError("DNS_NOTZONE", `digitalocean: ${fqdn} is not inside the domain ${domain}`);
+  }
+  return name.slice(0, -(zone.length + 1));
+}
+
+/** A DnsProvider over the DigitalOcean API. */
+export function createDigitalOceanProvider(options: DigitalOceanOptions, deps: ProviderDeps): DnsProvider {
+  const api = createHttpApi({
+    provider: "digitalocean",
+    baseUrl: options.baseUrl ?? DIGITALOCEAN_API,
+    token: options.token,
+    fetch: deps.fetch ?? fetch,
+    sleep: deps.sleep,
+    errorMessage: digitalOceanErrorMessage,
+    rateLimit: options.rateLimit,
+  });
+  const domainPath = `/v2/domains/${encodeURIComponent(options.domain)}/records`;
+
+  async function list(record: DnsRecordRef): Promise<z.infer<typeof DoRecord>[]> {
+    const relative = relativeName(record.name, options.domain);
+    const fqdn = record.name.replace(/\.$/, "");
+    const out: z.infer<typeof DoRecord>[] = [];
+    for (let page = 1; page <= 1000; page++) {
+      // The `name` filter takes the fully qualified name (DigitalOcean API reference, list records).
+      const query = new URLSearchParams({
+        type: record.type,
+        name: fqdn,
+        page: String(page),
+        per_page: String(PER_PAGE),
+      });
+      const parsed = DoList.safeParse(await api.request("GET", `${domainPath}?${query}`));
+      if (!parsed.success) throw new DnsError("DNS_API_ERROR", "digitalocean: unexpected list response shape");
+      out.push(
+        ...parsed.data.domain_records.filter((r) => r.type === record.type && r.name.toLowerCase() === relative),
+      );
+      if (!parsed.data.links?.pages?.next || parsed.data.domain_records.length === 0) break;
+    }
+    return out;
+  }
+
+  const wireValue = (record: DnsRecordRef, value: string) =>
+    record.type === "CNAME" && !value.endsWith(".") ? `${value}.` : value;
+
+  return {
+    description: `digitalocean domain ${options.domain}`,
+    async read(record) {
+      return canonicalSet(
+        record.type,
+        (await list(record)).map((r) => r.data),
+      );
+    },
+    async replace(record, expectedOld, next, { dryRun }) {
+      const records = await list(record);
+      const current = records.map((r) => r.data);
+      if (!sameSet(record.type, current, expectedOld)) {
+        throw new DnsError(
+          "DNS_VALUE_MISMATCH",
+          `digitalocean: ${record.name} ${record.type} holds [${canonicalSet(record.type, current).join(", ")}], not the expected [${canonicalSet(record.type, expectedOld).join(", ")}]; nothing changed`,
+        );
+      }
+      if (dryRun) {
+        return {
+          action: "checked",
+          detail: `digitalocean: ${record.name} holds the expected value (dry run: nothing written)`,
+        };
+      }
+      const plan = planRecordChanges(
+        record.type,
+        records.map((r) => ({ id: String(r.id), value: r.data })),
+        next,
+      );
+      const name = relativeName(record.name, options.domain);
+      for (const u of plan.update) {
+        await api.request("PUT", `${domainPath}/${u.id}`, {
+          type: record.type,
+          name,
+          data: wireValue(record, u.value),
+          ttl: record.ttl,
+        });
+      }
+      for (const value of plan.create) {
+        await api.request("POST", domainPath, {
+          type: record.type,
+          name,
+          data: wireValue(record, value),
+          ttl: record.ttl,
+        });
+      }
+      for (const id of plan.remove) await api.request("DELETE", `${domainPath}/${id}`);
+      return {
+        action: "replaced",
+        detail: `digitalocean: ${record.name} ${record.type} → ${canonicalSet(record.type, next).join(", ")} (${plan.update.length} updated, ${plan.create.length} created, ${plan.remove.length} deleted)`,
+      };
+    },
+  };
+}

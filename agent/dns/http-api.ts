@@ -1,0 +1,89 @@
+/**
+ * The HTTP plumbing the Cloudflare and DigitalOcean providers share: bearer auth, JSON bodies,
+ * 429 retried after `Retry-After` (bounded), and error bodies turned into DnsError with a
+ * provider-specific message extractor.
+ */
+import { DnsError } from "./errors.ts";
+
+/** Retry policy for 429 responses. */
+export interface RateLimitPolicy {
+  /** Attempts in all, the first included. @default 5 */
+  maxAttempts?: number;
+  /** Upper bound on one wait, whatever Retry-After says. @default 30000 */
+  maxWaitMs?: number;
+}
+
+export interface HttpApiOptions {
+  provider: string;
+  baseUrl: string;
+  token: string;
+  fetch: typeof fetch;
+  sleep: (ms: number) => Promise<void>;
+  /** Pulls a person-readable message out of an error body. */
+  errorMessage: (body: unknown) => string | undefined;
+  rateLimit?: RateLimitPolicy;
+}
+
+/** Seconds (or an HTTP date) from Retry-After to milliseconds; RFC 9110 §10.2.3. */
+export function retryAfterMs(header: string | null, nowMs: number): number | undefined {
+  if (!header) return undefined;
+  const trimmed = header.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  const date = Date.parse(trimmed);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - nowMs);
+}
+
+/** A JSON API client for one provider. */
+export interface HttpApi {
+  request(method: string, path: string, body?: unknown): Promise<unknown>;
+}
+
+/** Creates the client; `path` is appended to `baseUrl` (which may carry a path prefix). */
+export function createHttpApi(options: HttpApiOptions): HttpApi {
+  const maxAttempts = options.rateLimit?.maxAttempts ?? 5;
+  const maxWaitMs = options.rateLimit?.maxWaitMs ?? 30_000;
+  const base = options.baseUrl.replace(/\/+$/, "");
+  return {
+    async request(method, path, body) {
+      const url = `${base}${path}`;
+      for (let attempt = 1; ; attempt++) {
+        let res: Response;
+        try {
+          res = await options.fetch(url, {
+            method,
+            headers: {
+              authorization: `Bearer ${options.token}`,
+              accept: "application/json",
+              ...(body === undefined ? {} : { "content-type": "application/json" }),
+            },
+            body: body === undefined ? undefined : JSON.stringify(body),
+          });
+        } catch (err) {
+          throw new DnsError("DNS_NETWORK", `${options.provider} ${method} ${path}: ${(err as Error).message}`);
+        }
+        const text = await res.text();
+        let parsed: unknown;
+        try {
+          parsed = text ? JSON.parse(text) : undefined;
+        } catch {
+          parsed = undefined;
+        }
+        if (res.ok) return parsed;
+        const message = options.errorMessage(parsed) ?? (text.slice(0, 200) || res.statusText);
+        const what = `${options.provider} ${method} ${path}: HTTP ${res.status}: ${message}`;
+        if (res.status === 429) {
+          if (attempt >= maxAttempts) {
+            throw new DnsError("DNS_API_RATE_LIMITED", `${what} (still rate limited after ${attempt} attempts)`);
+          }
+          // Without Retry-After, back off exponentially from 1 s.
+          const wait = retryAfterMs(res.headers.get("retry-after"), Date.now()) ?? 1000 * 2 ** (attempt - 1);
+          await options.sleep(Math.min(wait, maxWaitMs));
+          continue;
+        }
+        if (res.status === 401 || res.status === 403) throw new DnsError("DNS_API_AUTH", what);
+        if (res.status === 404) throw new DnsError("DNS_API_NOT_FOUND", what);
+        throw new DnsError("DNS_API_ERROR", what);
+      }
+    },
+  };
+}

@@ -1,0 +1,127 @@
+/**
+ * The DNS provider interface the dns-flip executor works against, chosen by `provider.type`:
+ * `rfc2136` (signed dynamic update), `cloudflare`, `digitalocean` (their HTTP APIs).
+ */
+import type { DnsProviderConfig } from "../../shared/config.ts";
+import type { Logger } from "../log.ts";
+import { createCloudflareProvider } from "./cloudflare.ts";
+import { createDigitalOceanProvider } from "./digitalocean.ts";
+import { DnsError } from "./errors.ts";
+import { canonicalSet, type FlipRecordType, queryRecord, sendUpdate } from "./rfc2136.ts";
+import { parseTsigSecret } from "./tsig.ts";
+
+/** The record a flip changes. */
+export interface DnsRecordRef {
+  name: string;
+  type: FlipRecordType;
+  ttl: number;
+}
+
+/** What `replace` did. */
+export interface ReplaceResult {
+  /** `checked` = dry run: only the compare part ran. */
+  action: "replaced" | "checked";
+  detail: string;
+}
+
+/** One DNS backend. */
+export interface DnsProvider {
+  /** e.g. "rfc2136 127.0.0.1:5353 zone example.test". */
+  readonly description: string;
+  /** The record set's current values, canonical and sorted; empty when it does not exist. */
+  read(record: DnsRecordRef): Promise<string[]>;
+  /**
+   * Replaces the record set's values with `next` only if it still holds exactly `expectedOld`
+   * (compare-and-swap); otherwise throws DnsError DNS_NXRRSET / DNS_VALUE_MISMATCH and changes
+   * nothing. With `dryRun` only the compare runs.
+   */
+  replace(
+    record: DnsRecordRef,
+    expectedOld: readonly string[],
+    next: readonly string[],
+    options: { dryRun: boolean },
+  ): Promise<ReplaceResult>;
+}
+
+/** What providers need from the outside world (injected for tests). */
+export interface ProviderDeps {
+  env: Record<string, string | undefined>;
+  fetch?: typeof fetch;
+  sleep: (ms: number) => Promise<void>;
+  now?: () => number;
+  log?: Logger;
+}
+
+function secretFromEnv(env: ProviderDeps["env"], name: string, what: string): string {
+  const value = env[name];
+  if (!value) throw new DnsError("DNS_CONFIG", `${what}: environment variable ${name} is not set`);
+  return value;
+}
+
+/** Builds the provider named by `config.type`. */
+export function createProvider(config: DnsProviderConfig, deps: ProviderDeps): DnsProvider {
+  switch (config.type) {
+    case "rfc2136":
+      return createRfc2136Provider(config, deps);
+    case "cloudflare":
+      return createCloudflareProvider(
+        {
+          zoneId: config.zoneId,
+          token: secretFromEnv(deps.env, config.tokenEnv, "cloudflare token"),
+          baseUrl: config.baseUrl,
+        },
+        deps,
+      );
+    case "digitalocean":
+      return createDigitalOceanProvider(
+        {
+          domain: config.domain,
+          token: secretFromEnv(deps.env, config.tokenEnv, "digitalocean token"),
+          baseUrl: config.baseUrl,
+        },
+        deps,
+      );
+  }
+}
+
+function createRfc2136Provider(
+  config: Extract<DnsProviderConfig, { type: "rfc2136" }>,
+  deps: ProviderDeps,
+): DnsProvider {
+  let secret: Buffer;
+  try {
+    secret = parseTsigSecret(secretFromEnv(deps.env, config.tsig.secretEnv, "TSIG secret"));
+  } catch (err) {
+    if (err instanceof DnsError) throw err;
+    throw new DnsError("DNS_CONFIG", `TSIG secret in ${config.tsig.secretEnv}: ${(err as Error).message}`);
+  }
+  const target = {
+    server: config.server,
+    zone: config.zone,
+    key: { name: config.tsig.name, algorithm: config.tsig.algorithm, secret },
+    now: deps.now,
+  };
+  return {
+    description: `rfc2136 ${config.server} zone ${config.zone}`,
+    read: (record) => queryRecord(config.server, record.name, record.type),
+    async replace(record, expectedOld, next, { dryRun }) {
+      const result = await sendUpdate(target, {
+        name: record.name,
+        type: record.type,
+        ttl: record.ttl,
+        expected: expectedOld,
+        next: dryRun ? undefined : next,
+      });
+      const values = canonicalSet(record.type, next).join(", ");
+      return dryRun
+        ? {
+            action: "checked",
+            detail: `prerequisite-only UPDATE accepted by ${config.server} (key ${config.tsig.name})`,
+          }
+        : {
+            action: "replaced",
+            detail: `UPDATE ${record.name} ${record.type} → ${values} accepted by ${config.server} over ${result.transport} in ${Math.round(result.ms)} ms`,
+          };
+    },
+  };
+}

@@ -1,0 +1,310 @@
+/**
+ * RFC 2136 dynamic updates signed with TSIG, and plain authoritative queries, over UDP with TCP
+ * fallback. Messages are encoded with dns-packet; see real-components.md §1 for its quirks:
+ * - no opcode field: UPDATE is `flags: 5 << 11` (it decodes as `opcode: 'UPDATE'`);
+ * - ZONE section = questions, PREREQUISITE = answers, UPDATE = authorities;
+ * - "delete an RRset" needs RDLENGTH 0, which only the raw `UNKNOWN_<n>` encoder produces.
+ */
+import { createSocket } from "node:dgram";
+import { connect, isIPv6 } from "node:net";
+import * as packet from "dns-packet";
+import { DnsError, type DnsErrorCode } from "./errors.ts";
+import { signMessage, TSIG_ERRORS, type TsigKey, verifyResponse } from "./tsig.ts";
+
+/** Record types turnout flips. */
+export type FlipRecordType = "A" | "AAAA" | "CNAME";
+
+const TYPE_CODE: Record<FlipRecordType, number> = { A: 1, AAAA: 28, CNAME: 5 };
+/** RFC 1035 §4.2.1: UDP messages are limited to 512 bytes without EDNS. */
+const UDP_LIMIT = 512;
+const OPCODE_UPDATE = 5 << 11;
+
+/** `host:port` or `[v6]:port` to its parts. */
+export function parseServer(server: string): { host: string; port: number } {
+  const m = /^\[([0-9a-fA-F:]+)\]:(\d{1,5})$/.exec(server) ?? /^([^\s:]+):(\d{1,5})$/.exec(server);
+  const port = Number(m?.[2]);
+  if (!m?.[1] || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new DnsError("DNS_CONFIG", `bad DNS server address ${JSON.stringify(server)} (expected host:port)`);
+  }
+  return { host: m[1], port };
+}
+
+/** Canonical form of a record value so equal values compare equal (case, trailing dot, IPv6 zeros). */
+export function normalizeValue(type: FlipRecordType, value: string): string {
+  const v = value.trim();
+  if (type === "CNAME") return v.toLowerCase().replace(/\.$/, "");
+  if (type === "AAAA") {
+    try {
+      return new URL(`http://[${v}]/`).hostname.replace(/^\[|\]$/g, "");
+    } catch {
+      return v.toLowerCase();
+    }
+  }
+  return v;
+}
+
+/** Sorted, de-duplicated canonical values: two record sets are equal iff these arrays are. */
+export function canonicalSet(type: FlipRecordType, values: readonly string[]): string[] {
+  return [...new Set(values.map((v) => normalizeValue(type, v)))].sort();
+}
+
+/** Whether two value lists describe the same record set. */
+export function sameSet(type: FlipRecordType, a: readonly string[], b: readonly string[]): boolean {
+  const x = canonicalSet(type, a);
+  const y = canonicalSet(type, b);
+  return x.length === y.length && x.every((v, i) => v === y[i]);
+}
+
+// ---- transport -------------------------------------------------------------------------------
+
+function timeoutError(what: string, server: string, ms: number): DnsError {
+  return new DnsError("DNS_TIMEOUT", `${what} to ${server}: no answer within ${ms} ms`);
+}
+
+function sendUdp(server: string, wire: Buffer, timeoutMs: number): Promise<Buffer> {
+  const { host, port } = parseServer(server);
+  const id = wire.readUInt16BE(0);
+  return new Promise((resolve, reject) => {
+    const socket = createSocket(isIPv6(host) ? "udp6" : "udp4");
+    const done = (err: Error | undefined, msg?: Buffer) => {
+      clearTimeout(timer);
+      socket.close();
+      if (err) reject(err);
+      else if (msg) resolve(msg);
+    };
+    const timer = setTimeout(() => done(timeoutError("DNS over UDP", server, timeoutMs)), timeoutMs);
+    socket.on("error", (err) => done(new DnsError("DNS_NETWORK", `DNS over UDP to ${server}: ${err.message}`)));
+    // Ignore datagrams that are not the answer to this message (RFC 5452 §9.1: match the ID).
+    socket.on("message", (msg) => {
+      if (msg.length >= 12 && msg.readUInt16BE(0) === id) done(undefined, msg);
+    });
+    socket.send(wire, port, host);
+  });
+}
+
+function sendTcp(server: string, wire: Buffer, timeoutMs: number): Promise<Buffer> {
+  const { host, port } = parseServer(server);
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port });
+    let received = Buffer.alloc(0);
+    const done = (err: Error | undefined, msg?: Buffer) => {
+      clearTimeout(timer);
+      socket.destroy();
+      if (err) reject(err);
+      else if (msg) resolve(msg);
+    };
+    const timer = setTimeout(() => done(timeoutError("DNS over TCP", server, timeoutMs)), timeoutMs);
+    socket.on("error", (err) => done(new DnsError("DNS_NETWORK", `DNS over TCP to ${server}: ${err.message}`)));
+    socket.on("connect", () => {
+      // RFC 1035 §4.2.2: each message is prefixed with a two-byte length.
+      const len = Buffer.alloc(2);
+      len.writeUInt16BE(wire.length);
+      socket.write(Buffer.concat([len, wire]));
+    });
+    socket.on("data", (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk]);
+      if (received.length < 2) return;
+      const need = received.readUInt16BE(0);
+      if (received.length >= need + 2) done(undefined, received.subarray(2, need + 2));
+    });
+    socket.on("end", () => done(new DnsError("DNS_NETWORK", `DNS over TCP to ${server}: connection closed early`)));
+  });
+}
+
+/** Transport used for one exchange, reported so tests and logs can see the TCP fallback. */
+export type Transport = "udp" | "tcp";
+
+/**
+ * Sends one message: UDP, or TCP directly when it exceeds 512 bytes; retries over TCP when the
+ * UDP answer has the TC bit set (RFC 7766 §5).
+ */
+export async function exchange(
+  server: string,
+  wire: Buffer,
+  timeoutMs: number,
+  options: { forceTcp?: boolean } = {},
+): Promise<{ response: Buffer; transport: Transport }> {
+  if (options.forceTcp || wire.length > UDP_LIMIT) {
+    return { response: await sendTcp(server, wire, timeoutMs), transport: "tcp" };
+  }
+  const response = await sendUdp(server, wire, timeoutMs);
+  // Header flags word, bit 9 = TC.
+  if ((response.readUInt16BE(2) & packet.TRUNCATED_RESPONSE) !== 0) {
+    return { response: await sendTcp(server, wire, timeoutMs), transport: "tcp" };
+  }
+  return { response, transport: "udp" };
+}
+
+function randomId(): number {
+  return Math.floor(Math.random() * 0x10000);
+}
+
+function decode(response: Buffer, server: string): packet.DecodedPacket & { rcode?: string } {
+  try {
+    return packet.decode(response) as packet.DecodedPacket & { rcode?: string };
+  } catch (err) {
+    throw new DnsError("DNS_MALFORMED", `unparseable DNS response from ${server}: ${(err as Error).message}`);
+  }
+}
+
+// ---- query -----------------------------------------------------------------------------------
+
+/** Options for an authoritative lookup. */
+export interface QueryOptions {
+  /** Per-exchange timeout. @default 2000 */
+  timeoutMs?: number;
+  forceTcp?: boolean;
+}
+
+/**
+ * Asks one authoritative server (recursion not desired) for a name's A, AAAA or CNAME record set;
+ * NXDOMAIN or no data is an empty list.
+ */
+export async function queryRecord(
+  server: string,
+  name: string,
+  type: FlipRecordType,
+  options: QueryOptions = {},
+): Promise<string[]> {
+  const timeoutMs = options.timeoutMs ?? 2000;
+  const wire = packet.encode({
+    type: "query",
+    id: randomId(),
+    flags: 0, // RD = 0: ask the authoritative data only
+    questions: [{ name, type, class: "IN" }],
+  });
+  const { response } = await exchange(server, wire, timeoutMs, options);
+  const msg = decode(response, server);
+  const rcode = msg.rcode ?? "NOERROR";
+  if (rcode === "NXDOMAIN") return [];
+  if (rcode !== "NOERROR") throw rcodeError(rcode, `query ${name} ${type} at ${server}`);
+  const wanted = name.replace(/\.$/, "").toLowerCase();
+  const values: string[] = [];
+  for (const answer of msg.answers ?? []) {
+    if (answer.type !== type || answer.name.toLowerCase() !== wanted) continue;
+    values.push(String(answer.data));
+  }
+  return canonicalSet(type, values);
+}
+
+// ---- update ----------------------------------------------------------------------------------
+
+/** Where and how to send updates. */
+export interface Rfc2136Server {
+  /** `host:port` of the primary. */
+  server: string;
+  zone: string;
+  key: TsigKey;
+  /** Per-exchange timeout. @default 5000 */
+  timeoutMs?: number;
+  /** Unix milliseconds, for the TSIG time. @default Date.now */
+  now?: () => number;
+}
+
+/** One record-set replacement; `next` absent = prerequisite-only check (dry run). */
+export interface RecordUpdate {
+  name: string;
+  type: FlipRecordType;
+  ttl: number;
+  /** The record set must hold exactly these values (RFC 2136 §2.4.2, value dependent). */
+  expected: readonly string[];
+  next?: readonly string[];
+}
+
+/** What the server said, for logs and the report. */
+export interface UpdateResult {
+  rcode: "NOERROR";
+  transport: Transport;
+  ms: number;
+}
+
+function rcodeError(rcode: string, what: string): DnsError {
+  const map: Record<string, [DnsErrorCode, string]> = {
+    NXRRSET: ["DNS_NXRRSET", "the record no longer holds the expected value (prerequisite failed)"],
+    REFUSED: ["DNS_REFUSED", "the server refused (is updating allowed for this key?)"],
+    SERVFAIL: ["DNS_SERVFAIL", "the server failed (SERVFAIL)"],
+    NOTAUTH: ["DNS_NOTAUTH", "the server is not authoritative for the zone (NOTAUTH)"],
+    NOTZONE: ["DNS_NOTZONE", "the record is outside the zone (NOTZONE)"],
+  };
+  const [code, text] = map[rcode] ?? ["DNS_RCODE", `the server answered ${rcode}`];
+  return new DnsError(code, `${what}: ${text}`);
+}
+
+function tsigError(error: number, what: string): DnsError {
+  const name = TSIG_ERRORS[error] ?? `TSIG error ${error}`;
+  if (name === "BADSIG") {
+    return new DnsError("DNS_BADSIG", `${what}: NOTAUTH(BADSIG): the TSIG secret does not match the server's key`);
+  }
+  if (name === "BADKEY") {
+    return new DnsError("DNS_BADKEY", `${what}: NOTAUTH(BADKEY): the server does not know this TSIG key name`);
+  }
+  if (name === "BADTIME") {
+    return new DnsError("DNS_BADTIME", `${what}: NOTAUTH(BADTIME): clocks differ by more than the TSIG fudge`);
+  }
+  return new DnsError("DNS_NOTAUTH", `${what}: NOTAUTH(${name})`);
+}
+
+function deleteRrset(name: string, type: FlipRecordType): packet.Answer {
+  // RFC 2136 §2.5.2: class ANY, TTL 0, RDLENGTH 0. `UNKNOWN_<n>` selects dns-packet's raw RDATA
+  // encoder, the only one that writes an empty RDATA.
+  return {
+    name,
+    type: `UNKNOWN_${TYPE_CODE[type]}`,
+    class: "ANY",
+    ttl: 0,
+    data: Buffer.alloc(0),
+  } as unknown as packet.Answer;
+}
+
+function rr(name: string, type: FlipRecordType, ttl: number, value: string): packet.Answer {
+  return { name, type, class: "IN", ttl, data: value };
+}
+
+/** Encodes the unsigned UPDATE message (exported for tests and the bench). */
+export function encodeUpdate(zone: string, update: RecordUpdate, id = randomId()): Buffer {
+  // RFC 2136 §2.4.2: "RRset exists (value dependent)": class IN, TTL 0, one RR per expected value;
+  // the whole set must match, so a concurrent change to any value fails the update.
+  const prerequisites = update.expected.map((v) => rr(update.name, update.type, 0, v));
+  const updates = update.next
+    ? [deleteRrset(update.name, update.type), ...update.next.map((v) => rr(update.name, update.type, update.ttl, v))]
+    : [];
+  return packet.encode({
+    type: "query",
+    id,
+    flags: OPCODE_UPDATE,
+    questions: [{ name: zone, type: "SOA", class: "IN" }],
+    answers: prerequisites,
+    authorities: updates,
+  });
+}
+
+/**
+ * Sends one signed UPDATE: prerequisite on the expected values, then delete + add of the record
+ * set in the same message (atomic on the server, RFC 2136 §3.7). Throws DnsError on any failure.
+ */
+export async function sendUpdate(target: Rfc2136Server, update: RecordUpdate): Promise<UpdateResult> {
+  const now = target.now ?? Date.now;
+  const timeoutMs = target.timeoutMs ?? 5000;
+  const started = now();
+  const what = `UPDATE ${update.name} ${update.type} at ${target.server}`;
+  const unsigned = encodeUpdate(target.zone, update);
+  const signed = signMessage(unsigned, target.key, Math.floor(now() / 1000));
+  const { response, transport } = await exchange(target.server, signed.wire, timeoutMs);
+  const msg = decode(response, target.server);
+  const rcode = msg.rcode ?? "NOERROR";
+  const check = verifyResponse(response, signed.mac, target.key, Math.floor(now() / 1000));
+  if (rcode === "NOTAUTH" && check.tsig && check.tsig.error !== 0) throw tsigError(check.tsig.error, what);
+  if (!check.ok) {
+    // BIND answers BADSIG/BADKEY unsigned; any other unsigned or badly signed answer is not
+    // trustworthy, whatever its rcode says (RFC 8945 §5.3.4).
+    if (check.reason === "bad-mac" || check.reason === "wrong-key") {
+      throw new DnsError("DNS_RESPONSE_BADSIG", `${what}: the response's TSIG does not verify (tampered or forged)`);
+    }
+    if (check.reason === "bad-time") {
+      throw new DnsError("DNS_BADTIME", `${what}: the response's TSIG time is outside the fudge`);
+    }
+    if (rcode === "NOERROR") throw new DnsError("DNS_RESPONSE_UNSIGNED", `${what}: NOERROR answer is not signed`);
+  }
+  if (rcode !== "NOERROR") throw rcodeError(rcode, what);
+  return { rcode: "NOERROR", transport, ms: now() - started };
+}

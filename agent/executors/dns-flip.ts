@@ -1,0 +1,353 @@
+/**
+ * The `dns-flip` executor (runbook B, design §7): preflight → [coredns-check] → update → verify.
+ *
+ * - preflight: the record must hold `values[from]`; if it already holds `values[to]` the flip is
+ *   done (re-delivered or resumed action) and the remaining steps report "already converged".
+ * - update: compare-and-swap replace (RFC 2136 prerequisite / read-compare for HTTP APIs); dry run
+ *   sends the prerequisite only.
+ * - verify: polls every `verify.servers` entry until all answer the new value, bounded by
+ *   `verify.timeoutSeconds`; the detail names the TTL resolvers may still cache.
+ * Failback is the same executor with from/to swapped.
+ */
+import type { DnsFlipTarget, Side } from "../../shared/config.ts";
+import type { ActionRequest } from "../../shared/protocol.ts";
+import { findCorednsPins } from "../dns/coredns-pins.ts";
+import { DnsError } from "../dns/errors.ts";
+import { createProvider, type DnsProvider, type DnsRecordRef, type ProviderDeps } from "../dns/provider.ts";
+import { canonicalSet, queryRecord, sameSet } from "../dns/rfc2136.ts";
+import type { Executor, Step, StepContext, StepOutcome } from "../executor.ts";
+import type { Logger } from "../log.ts";
+
+/** Reads a ConfigMap's `data`; undefined when it does not exist. */
+export type ReadConfigMap = (namespace: string, name: string) => Promise<Record<string, string> | undefined>;
+
+/** What the executor needs from outside (all optional; tests inject). */
+export interface DnsFlipDeps {
+  /** Where secrets named by `tokenEnv` / `tsig.secretEnv` come from. @default process.env */
+  env?: Record<string, string | undefined>;
+  /** For the HTTP providers. @default globalThis.fetch */
+  fetch?: typeof fetch;
+  /** For `coredns-check`. @default CoreV1Api from @kubernetes/client-node with the default kubeconfig */
+  readConfigMap?: ReadConfigMap;
+  /** Delay between verify rounds. @default 500 */
+  verifyIntervalMs?: number;
+}
+
+/** Options for `flipDns`, the flip as one call (used by etcd-sync-teardown). */
+export interface FlipDnsOptions {
+  dryRun: boolean;
+  log: Logger;
+  sleep: (ms: number) => Promise<void>;
+  now: () => number;
+  env?: Record<string, string | undefined>;
+  fetch?: typeof fetch;
+  verifyIntervalMs?: number;
+  progress?: (detail: string) => void;
+}
+
+/** One sub-step's outcome inside `flipDns`. */
+export interface FlipStepResult {
+  name: "preflight" | "update" | "verify";
+  status: "succeeded" | "skipped";
+  detail: string;
+}
+
+/** What `flipDns` did. */
+export interface FlipDnsResult {
+  outcome: "flipped" | "already-converged" | "dry-run";
+  steps: FlipStepResult[];
+  /** The steps' details joined, for a one-line report. */
+  detail: string;
+}
+
+interface FlipContext {
+  target: DnsFlipTarget;
+  from: Side;
+  to: Side;
+  dryRun: boolean;
+  log: Logger;
+  sleep: (ms: number) => Promise<void>;
+  now: () => number;
+  verifyIntervalMs: number;
+  provider: () => DnsProvider;
+  progress: (detail: string) => void;
+}
+
+const ALREADY = "already converged";
+
+function recordOf(target: DnsFlipTarget): DnsRecordRef {
+  return { name: target.record.name, type: target.record.type, ttl: target.record.ttl };
+}
+
+function show(target: DnsFlipTarget, values: readonly string[]): string {
+  const set = canonicalSet(target.record.type, values);
+  return set.length === 0 ? "nothing (no such record)" : set.join(", ");
+}
+
+function lazyProvider(target: DnsFlipTarget, deps: ProviderDeps): () => DnsProvider {
+  let provider: DnsProvider | undefined;
+  return () => {
+    provider ??= createProvider(target.provider, deps);
+    return provider;
+  };
+}
+
+/** Preflight: "ready" when the record holds values[from], "converged" when values[to]. */
+async function preflight(fc: FlipContext): Promise<{ state: "ready" | "converged"; detail: string }> {
+  const { target } = fc;
+  const current = await fc.provider().read(recordOf(target));
+  const type = target.record.type;
+  if (sameSet(type, current, target.values[fc.to])) {
+    return {
+      state: "converged",
+      detail: `${target.record.name} already holds ${show(target, current)} (${fc.to}): ${ALREADY}`,
+    };
+  }
+  if (sameSet(type, current, target.values[fc.from])) {
+    return {
+      state: "ready",
+      detail: `${target.record.name} ${type} holds ${show(target, current)} (${fc.from}) at ${fc.provider().description}`,
+    };
+  }
+  throw new DnsError(
+    "DNS_VALUE_MISMATCH",
+    `${target.record.name} ${type} holds ${show(target, current)}, which is neither ${fc.from} (${show(target, target.values[fc.from])}) nor ${fc.to} (${show(target, target.values[fc.to])}); changed out of band? nothing was touched`,
+  );
+}
+
+async function update(fc: FlipContext): Promise<FlipStepResult> {
+  const { target } = fc;
+  const record = recordOf(target);
+  const provider = fc.provider();
+  const current = await provider.read(record);
+  if (sameSet(target.record.type, current, target.values[fc.to])) {
+    return { name: "update", status: "skipped", detail: `${ALREADY}: ${record.name} holds ${show(target, current)}` };
+  }
+  try {
+    const result = await provider.replace(record, target.values[fc.from], target.values[fc.to], { dryRun: fc.dryRun });
+    return {
+      name: "update",
+      status: "succeeded",
+      detail: fc.dryRun ? `dry run: ${result.detail}; would set ${show(target, target.values[fc.to])}` : result.detail,
+    };
+  } catch (err) {
+    if (err instanceof DnsError && (err.code === "DNS_NXRRSET" || err.code === "DNS_VALUE_MISMATCH")) {
+      // Name what the record holds now so the person reading the report sees the concurrent change.
+      const now = await provider.read(record).catch(() => undefined);
+      const found = now ? `; it now holds ${show(target, now)}` : "";
+      throw new DnsError(
+        err.code,
+        `${record.name} ${record.type} no longer holds the expected ${show(target, target.values[fc.from])}${found}; not changed (${err.message})`,
+      );
+    }
+    throw err;
+  }
+}
+
+function verifyServers(fc: FlipContext): string[] {
+  if (fc.target.verify.servers.length > 0) return fc.target.verify.servers;
+  return fc.target.provider.type === "rfc2136" ? [fc.target.provider.server] : [];
+}
+
+async function verify(fc: FlipContext): Promise<FlipStepResult> {
+  const { target } = fc;
+  const want = target.values[fc.to];
+  const servers = verifyServers(fc);
+  const ttlNote = `resolvers may serve the old value for up to ${target.record.ttl} s`;
+  if (fc.dryRun) {
+    return {
+      name: "verify",
+      status: "skipped",
+      detail: `dry run: would wait up to ${target.verify.timeoutSeconds} s for ${servers.length} server(s) to answer ${show(target, want)}`,
+    };
+  }
+  if (servers.length === 0) {
+    return { name: "verify", status: "skipped", detail: `no verify.servers configured; ${ttlNote}` };
+  }
+  const deadline = fc.now() + target.verify.timeoutSeconds * 1000;
+  const last = new Map<string, string>();
+  const pending = new Set(servers);
+  for (let round = 1; ; round++) {
+    for (const server of [...pending]) {
+      const timeoutMs = Math.max(200, Math.min(2000, deadline - fc.now()));
+      try {
+        const values = await queryRecord(server, target.record.name, target.record.type, { timeoutMs });
+        if (sameSet(target.record.type, values, want)) pending.delete(server);
+        else last.set(server, `answers ${show(target, values)}`);
+      } catch (err) {
+        last.set(server, err instanceof DnsError ? `${err.code}: ${err.message}` : String(err));
+      }
+    }
+    if (pending.size === 0) {
+      return {
+        name: "verify",
+        status: "succeeded",
+        detail: `${servers.length}/${servers.length} authoritative server(s) answer ${show(target, want)}; ${ttlNote}`,
+      };
+    }
+    if (fc.now() >= deadline) {
+      const lagging = [...pending].map((s) => `${s} ${last.get(s) ?? "did not answer"}`).join("; ");
+      throw new DnsError(
+        "DNS_VERIFY_TIMEOUT",
+        `after ${target.verify.timeoutSeconds} s, ${pending.size}/${servers.length} server(s) still do not answer ${show(target, want)}: ${lagging}`,
+      );
+    }
+    fc.progress(
+      `round ${round}: ${servers.length - pending.size}/${servers.length} server(s) answer ${show(target, want)}`,
+    );
+    await fc.sleep(Math.min(fc.verifyIntervalMs, Math.max(0, deadline - fc.now())));
+  }
+}
+
+/**
+ * Runs a whole flip of `target` from side `from` to side `to` (preflight, update, verify) and
+ * returns what happened; throws DnsError (a StepError) with a stable code on failure.
+ */
+export async function flipDns(
+  target: DnsFlipTarget,
+  from: Side,
+  to: Side,
+  options: FlipDnsOptions,
+): Promise<FlipDnsResult> {
+  const fc: FlipContext = {
+    target,
+    from,
+    to,
+    dryRun: options.dryRun,
+    log: options.log,
+    sleep: options.sleep,
+    now: options.now,
+    verifyIntervalMs: options.verifyIntervalMs ?? 500,
+    provider: lazyProvider(target, {
+      env: options.env ?? process.env,
+      fetch: options.fetch,
+      sleep: options.sleep,
+      now: options.now,
+      log: options.log,
+    }),
+    progress: options.progress ?? (() => {}),
+  };
+  const pre = await preflight(fc);
+  const steps: FlipStepResult[] = [{ name: "preflight", status: "succeeded", detail: pre.detail }];
+  if (pre.state === "converged") {
+    steps.push(
+      { name: "update", status: "skipped", detail: ALREADY },
+      { name: "verify", status: "skipped", detail: ALREADY },
+    );
+  } else {
+    steps.push(await update(fc));
+    steps.push(await verify(fc));
+  }
+  const outcome = pre.state === "converged" ? "already-converged" : options.dryRun ? "dry-run" : "flipped";
+  options.log.info("dns flip finished", { outcome, record: target.record.name, from, to });
+  return { outcome, steps, detail: steps.map((s) => `${s.name}: ${s.detail}`).join("; ") };
+}
+
+/** The default `readConfigMap`: CoreV1Api with the default kubeconfig (in-cluster or ~/.kube/config). */
+export const readConfigMapWithClient: ReadConfigMap = async (namespace, name) => {
+  const k8s = await import("@kubernetes/client-node");
+  const kc = new k8s.KubeConfig();
+  kc.loadFromDefault();
+  const api = kc.makeApiClient(k8s.CoreV1Api);
+  try {
+    const cm = await api.readNamespacedConfigMap({ namespace, name });
+    return cm.data ?? {};
+  } catch (err) {
+    if (err instanceof k8s.ApiException && err.code === 404) return undefined;
+    throw err;
+  }
+};
+
+function convergedKey(action: ActionRequest): string {
+  return `dns-flip/${action.id}/converged-at-preflight`;
+}
+
+function toOutcome(r: FlipStepResult): StepOutcome {
+  return { status: r.status, detail: r.detail };
+}
+
+/** Builds the dns-flip executor with injected dependencies. */
+export function createDnsFlipExecutor(deps: DnsFlipDeps = {}): Executor<DnsFlipTarget> {
+  const context = (ctx: StepContext<DnsFlipTarget>): FlipContext => ({
+    target: ctx.target,
+    from: ctx.action.from,
+    to: ctx.action.to,
+    dryRun: ctx.action.dryRun,
+    log: ctx.log,
+    sleep: (ms) => ctx.sleep(ms),
+    now: () => ctx.now(),
+    verifyIntervalMs: deps.verifyIntervalMs ?? 500,
+    provider: lazyProvider(ctx.target, {
+      env: deps.env ?? process.env,
+      fetch: deps.fetch,
+      sleep: (ms) => ctx.sleep(ms),
+      now: () => ctx.now(),
+      log: ctx.log,
+    }),
+    progress: (d) => ctx.progress(d),
+  });
+  const skippedIfConverged = async (ctx: StepContext<DnsFlipTarget>): Promise<StepOutcome | undefined> =>
+    (await ctx.memory.get<boolean>(convergedKey(ctx.action)))
+      ? { status: "skipped", detail: `${ALREADY} at preflight` }
+      : undefined;
+
+  return {
+    kind: "dns-flip",
+    steps(_action, target): Step<DnsFlipTarget>[] {
+      const steps: Step<DnsFlipTarget>[] = [
+        {
+          name: "preflight",
+          async run(ctx) {
+            const pre = await preflight(context(ctx));
+            await ctx.memory.set(convergedKey(ctx.action), pre.state === "converged");
+            return { status: "succeeded", detail: pre.detail };
+          },
+        },
+      ];
+      const coredns = target.coredns;
+      if (coredns) {
+        steps.push({
+          name: "coredns-check",
+          async run(ctx) {
+            const read = deps.readConfigMap ?? readConfigMapWithClient;
+            const where = `ConfigMap ${coredns.namespace}/${coredns.configMap}`;
+            let data: Record<string, string> | undefined;
+            try {
+              data = await read(coredns.namespace, coredns.configMap);
+            } catch (err) {
+              return { status: "succeeded", detail: `warning: could not read ${where}: ${(err as Error).message}` };
+            }
+            if (!data) return { status: "succeeded", detail: `warning: ${where} not found; pins not checked` };
+            const pins = findCorednsPins(data, ctx.target.record.name);
+            if (pins.length === 0)
+              return { status: "succeeded", detail: `${where} does not pin ${ctx.target.record.name}` };
+            const list = pins.map((p) => `${p.key}:${p.line} ${p.plugin} "${p.text}"`).join("; ");
+            ctx.log.warn("CoreDNS pins the flipped name", { record: ctx.target.record.name, pins: list });
+            return {
+              status: "succeeded",
+              detail: `warning: ${where} pins ${ctx.target.record.name}, in-cluster clients will not follow the flip: ${list}`,
+            };
+          },
+        });
+      }
+      steps.push(
+        {
+          name: "update",
+          async run(ctx) {
+            return (await skippedIfConverged(ctx)) ?? toOutcome(await update(context(ctx)));
+          },
+        },
+        {
+          name: "verify",
+          async run(ctx) {
+            return (await skippedIfConverged(ctx)) ?? toOutcome(await verify(context(ctx)));
+          },
+        },
+      );
+      return steps;
+    },
+  };
+}
+
+/** The dns-flip executor with production defaults (process.env, global fetch, in-cluster client). */
+export const dnsFlipExecutor: Executor<DnsFlipTarget> = createDnsFlipExecutor();
