@@ -343,7 +343,7 @@ async function soaSerial(): Promise<number> {
   );
   const soa = packet.decode(response).answers?.find((x) => x.type === "SOA");
   if (soa?.type !== "SOA") throw new Error("no SOA");
-  return soa.data.serial;
+  return soa.data.serial ?? -1;
 }
 
 async function runInterleaved(
