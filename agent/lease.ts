@@ -1,0 +1,244 @@
+/**
+ * Leader election on a `coordination.k8s.io/v1` Lease (design §7): only the replica holding the
+ * Lease executes actions. client-node 2.0.1 has no leader-election helper (real-components.md §3),
+ * so this follows client-go's leaderelection loop:
+ * - acquire when the Lease is absent, has no holder, or expired (`renewTime + leaseDurationSeconds`
+ *   is past); `leaseTransitions` goes up when the holder changes;
+ * - renew every `renewSeconds` with optimistic concurrency (PUT with the read `resourceVersion`;
+ *   a 409 means another replica wrote first, so re-read and re-decide);
+ * - stop leading when no renewal succeeded within the renew deadline (shorter than the lease, so
+ *   the old leader stops before a new one can take over);
+ * - release on stop (holder cleared, so a standby takes over at once instead of after expiry).
+ * Times are `V1MicroTime` (6 fractional digits): apimachinery's MicroTime rejects the 3-digit form
+ * a plain Date serializes to (real-components.md §3).
+ */
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import { ApiException, CoordinationV1Api, type KubeConfig, type V1Lease, V1MicroTime } from "@kubernetes/client-node";
+import type { Leadership, LeadershipState } from "./leadership.ts";
+import { type Logger, silentLogger } from "./log.ts";
+
+export interface LeaseElectorOptions {
+  kubeConfig: KubeConfig;
+  namespace: string;
+  /** Lease name (config `lease.name`). */
+  name: string;
+  /** `leaseDurationSeconds` written to the Lease (config `lease.durationSeconds`). */
+  durationSeconds: number;
+  /** Interval between renewals and acquisition attempts (config `lease.renewSeconds`). */
+  renewSeconds: number;
+  /** Holder identity (default: `$POD_NAME` or the hostname, plus a random suffix). */
+  identity?: string;
+  /** The clock (default Date.now); tests drive it and call `tick()`. */
+  now?: () => number;
+  /** Start the renew loop at once (default true); false leaves it to `tick()` calls. */
+  autoStart?: boolean;
+  log?: Logger;
+}
+
+/** A {@link Leadership} backed by a Lease, plus the hooks tests and the runner use. */
+export interface LeaseElector extends Leadership {
+  readonly identity: string;
+  /** One acquire-or-renew attempt (the loop calls it every `renewSeconds`). */
+  tick(): Promise<void>;
+  /** Stops renewing; releases the Lease when held unless `release: false` (simulates a crash). */
+  stop(options?: { release?: boolean }): Promise<void>;
+}
+
+/** The default holder identity: pod name (or hostname) plus a random suffix. */
+export function defaultIdentity(): string {
+  return `${process.env.POD_NAME || hostname()}-${randomBytes(3).toString("hex")}`;
+}
+
+function timeOf(value: unknown): number | undefined {
+  if (value instanceof Date) return value.getTime();
+  if (typeof value === "string") {
+    const ms = Date.parse(value);
+    return Number.isNaN(ms) ? undefined : ms;
+  }
+  return undefined;
+}
+
+function micro(ms: number | undefined): V1MicroTime | undefined {
+  return ms === undefined ? undefined : new V1MicroTime(ms);
+}
+
+/** Starts electing; the returned elector renews until `stop()`. */
+export function startLeaseElector(options: LeaseElectorOptions): LeaseElector {
+  const api = options.kubeConfig.makeApiClient(CoordinationV1Api);
+  const now = options.now ?? Date.now;
+  const log = (options.log ?? silentLogger).child({ lease: `${options.namespace}/${options.name}` });
+  const identity = options.identity ?? defaultIdentity();
+  const durationMs = options.durationSeconds * 1000;
+  // client-go's defaults are 15 s lease / 10 s renew deadline: give up leading well before expiry.
+  const renewDeadlineMs = Math.max(durationMs - options.renewSeconds * 1000, durationMs / 2);
+  const { namespace, name } = options;
+  const listeners = new Set<(s: LeadershipState) => void>();
+  let state: LeadershipState = { leader: false, detail: "starting" };
+  let lastRenew: number | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  let inFlight: Promise<void> | undefined;
+
+  function setState(next: LeadershipState): void {
+    const changed = next.leader !== state.leader || next.holder !== state.holder;
+    state = next;
+    if (!changed) return;
+    log.info(next.leader ? "leading" : "not leading", { holder: next.holder, identity });
+    for (const l of listeners) {
+      try {
+        l(next);
+      } catch (e) {
+        log.error("leadership listener failed", { error: String(e) });
+      }
+    }
+  }
+
+  const isConflict = (e: unknown) => e instanceof ApiException && (e.code === 409 || e.code === 404);
+
+  function spec(lease: V1Lease | undefined, at: number, takeover: boolean): V1Lease["spec"] {
+    const old = lease?.spec ?? {};
+    const holderChanged = (old.holderIdentity ?? "") !== identity;
+    return {
+      ...old,
+      holderIdentity: identity,
+      leaseDurationSeconds: options.durationSeconds,
+      acquireTime: takeover ? new V1MicroTime(at) : micro(timeOf(old.acquireTime)),
+      renewTime: new V1MicroTime(at),
+      // As client-go: every change of holder counts as a transition.
+      leaseTransitions: (old.leaseTransitions ?? 0) + (takeover && holderChanged ? 1 : 0),
+    };
+  }
+
+  async function attempt(): Promise<void> {
+    const at = now();
+    let lease: V1Lease | undefined;
+    try {
+      lease = await api.readNamespacedLease({ name, namespace });
+    } catch (e) {
+      if (!(e instanceof ApiException && e.code === 404)) throw e;
+    }
+    if (!lease) {
+      try {
+        await api.createNamespacedLease({
+          namespace,
+          body: { metadata: { name, namespace }, spec: { ...spec(undefined, at, true), leaseTransitions: 0 } },
+        });
+        lastRenew = at;
+        setState({ leader: true, holder: identity, detail: "acquired a new Lease" });
+      } catch (e) {
+        if (!(e instanceof ApiException && e.code === 409)) throw e;
+        setState({ leader: false, holder: state.holder, detail: "another replica created the Lease first" });
+      }
+      return;
+    }
+    const holder = lease.spec?.holderIdentity ?? "";
+    const renewedAt = timeOf(lease.spec?.renewTime) ?? 0;
+    const duration = (lease.spec?.leaseDurationSeconds ?? options.durationSeconds) * 1000;
+    const expired = holder === "" || renewedAt + duration < at;
+    if (holder !== identity && !expired) {
+      setState({ leader: false, holder, detail: `standing by; ${holder} holds the Lease` });
+      return;
+    }
+    const takeover = holder !== identity;
+    try {
+      await api.replaceNamespacedLease({
+        name,
+        namespace,
+        body: { ...lease, metadata: { ...lease.metadata, name, namespace }, spec: spec(lease, at, takeover) },
+      });
+      lastRenew = at;
+      setState({
+        leader: true,
+        holder: identity,
+        detail: takeover ? `took over the Lease${holder ? ` from ${holder}` : ""}` : "renewed the Lease",
+      });
+    } catch (e) {
+      if (!isConflict(e)) throw e;
+      // Someone else wrote the Lease between our read and write: re-read and re-decide now.
+      const fresh = await api.readNamespacedLease({ name, namespace }).catch(() => undefined);
+      const freshHolder = fresh?.spec?.holderIdentity ?? "";
+      if (freshHolder === identity) setState({ ...state, detail: "renewed the Lease" });
+      else
+        setState({
+          leader: false,
+          holder: freshHolder || undefined,
+          detail: `lost the Lease to ${freshHolder || "nobody"}`,
+        });
+    }
+  }
+
+  async function tick(): Promise<void> {
+    if (stopped) return;
+    if (inFlight) return inFlight;
+    inFlight = (async () => {
+      try {
+        await attempt();
+      } catch (e) {
+        log.warn("lease attempt failed", { error: e instanceof Error ? e.message : String(e) });
+        if (state.leader && (lastRenew === undefined || now() - lastRenew > renewDeadlineMs)) {
+          setState({ leader: false, holder: undefined, detail: "could not renew the Lease within the renew deadline" });
+        } else if (!state.leader) setState({ ...state, detail: `cannot reach the Lease: ${String(e)}` });
+      }
+    })().finally(() => {
+      inFlight = undefined;
+    });
+    return inFlight;
+  }
+
+  function schedule(): void {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      void tick().finally(schedule);
+    }, options.renewSeconds * 1000);
+    timer.unref();
+  }
+
+  if (options.autoStart !== false) void tick().finally(schedule);
+
+  return {
+    identity,
+    tick,
+    // Also bounded by time: a stalled loop must not keep acting on a Lease that has expired.
+    isLeader: () => state.leader && !stopped && lastRenew !== undefined && now() - lastRenew < durationMs,
+    state: () => ({ ...state }),
+    onChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    async stop(stopOptions: { release?: boolean } = {}) {
+      if (stopped) return;
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await inFlight;
+      if (!state.leader || stopOptions.release === false) {
+        setState({ leader: false, holder: state.holder, detail: "stopped" });
+        return;
+      }
+      try {
+        const lease = await api.readNamespacedLease({ name, namespace });
+        if (lease.spec?.holderIdentity === identity) {
+          const at = now();
+          await api.replaceNamespacedLease({
+            name,
+            namespace,
+            body: {
+              ...lease,
+              spec: {
+                ...lease.spec,
+                holderIdentity: undefined,
+                // client-go's release: a 1 s lease renewed now, so any reader treats it as free.
+                leaseDurationSeconds: 1,
+                renewTime: new V1MicroTime(at),
+                acquireTime: micro(timeOf(lease.spec.acquireTime)),
+              },
+            },
+          });
+        }
+      } catch (e) {
+        log.warn("could not release the Lease", { error: e instanceof Error ? e.message : String(e) });
+      }
+      setState({ leader: false, holder: undefined, detail: "released the Lease" });
+    },
+  };
+}

@@ -1,0 +1,143 @@
+import { CoreV1Api } from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { LeadershipState } from "../../agent/leadership.ts";
+import { type LeaseElector, type LeaseElectorOptions, startLeaseElector } from "../../agent/lease.ts";
+import { type FakeKubeApi, startFakeKubeApi } from "../../agent/sandbox/fake-kube-api.ts";
+
+let api: FakeKubeApi;
+const LEASES = { group: "coordination.k8s.io", resource: "leases" };
+
+beforeAll(async () => {
+  api = await startFakeKubeApi();
+  await api
+    .kubeConfig()
+    .makeApiClient(CoreV1Api)
+    .createNamespace({ body: { metadata: { name: "turnout" } } });
+});
+
+afterAll(async () => {
+  await api.close();
+});
+
+/** A clock the test moves by hand. */
+function clock(start = Date.parse("2026-11-22T10:00:00Z")) {
+  let t = start;
+  return {
+    now: () => t,
+    advance: (ms: number) => {
+      t += ms;
+    },
+  };
+}
+
+function elector(name: string, identity: string, extra: Partial<LeaseElectorOptions> = {}): LeaseElector {
+  return startLeaseElector({
+    kubeConfig: api.kubeConfig(),
+    namespace: "turnout",
+    name,
+    durationSeconds: 15,
+    renewSeconds: 5,
+    identity,
+    autoStart: false,
+    ...extra,
+  });
+}
+
+function leaseSpec(name: string) {
+  const lease = api.store.get(LEASES, "turnout", name);
+  return (lease?.spec ?? {}) as {
+    holderIdentity?: string;
+    renewTime?: string;
+    leaseTransitions?: number;
+    leaseDurationSeconds?: number;
+  };
+}
+
+describe("Lease leadership", () => {
+  it("elects exactly one of two replicas and writes MicroTime renewals", async () => {
+    const c = clock();
+    const a = elector("one", "a", { now: c.now });
+    const b = elector("one", "b", { now: c.now });
+    await a.tick();
+    await b.tick();
+    expect([a.isLeader(), b.isLeader()]).toEqual([true, false]);
+    expect(b.state()).toMatchObject({ leader: false, holder: "a" });
+    expect(leaseSpec("one")).toMatchObject({ holderIdentity: "a", leaseDurationSeconds: 15, leaseTransitions: 0 });
+    expect(leaseSpec("one").renewTime).toBe("2026-11-22T10:00:00.000000Z");
+    c.advance(5000);
+    await a.tick();
+    await b.tick();
+    expect(leaseSpec("one").renewTime).toBe("2026-11-22T10:00:05.000000Z");
+    expect([a.isLeader(), b.isLeader()]).toEqual([true, false]);
+    const puts = api.requests.filter((r) => r.method === "PUT" && r.path.endsWith("/leases/one"));
+    expect(puts.length).toBeGreaterThan(0);
+    for (const p of puts) expect(JSON.parse(p.body).spec.renewTime).toMatch(/\.\d{6}Z$/);
+    await a.stop();
+    await b.stop();
+  });
+
+  it("lets the standby take over only after the leader's Lease expires, counting the transition", async () => {
+    const c = clock();
+    const a = elector("two", "a", { now: c.now });
+    const b = elector("two", "b", { now: c.now });
+    const seen: LeadershipState[] = [];
+    a.onChange((s) => seen.push(s));
+    await a.tick();
+    // The leader stops renewing (crashed). Before expiry the standby waits.
+    c.advance(14_000);
+    await b.tick();
+    expect(b.isLeader()).toBe(false);
+    c.advance(2_000);
+    expect(a.isLeader()).toBe(false); // its own view is bounded by the lease duration too
+    await b.tick();
+    expect(b.isLeader()).toBe(true);
+    expect(leaseSpec("two")).toMatchObject({ holderIdentity: "b", leaseTransitions: 1 });
+    // The old leader comes back, sees a live holder and stands by.
+    await a.tick();
+    expect(a.state()).toMatchObject({ leader: false, holder: "b" });
+    expect(seen.map((s) => s.leader)).toEqual([true, false]);
+    await a.stop({ release: false });
+    await b.stop();
+  });
+
+  it("resolves a simultaneous takeover by resourceVersion: one wins, the loser re-reads (409)", async () => {
+    const c = clock();
+    const electors = ["x", "y", "z"].map((id) => elector("three", id, { now: c.now }));
+    await Promise.all(electors.map((e) => e.tick()));
+    expect(electors.filter((e) => e.isLeader())).toHaveLength(1);
+    c.advance(20_000); // expired: all three race to take over
+    await Promise.all(electors.map((e) => e.tick()));
+    const leaders = electors.filter((e) => e.isLeader());
+    expect(leaders).toHaveLength(1);
+    expect(leaseSpec("three").holderIdentity).toBe(leaders[0]?.identity);
+    for (const e of electors.filter((x) => !x.isLeader())) expect(e.state().holder).toBe(leaders[0]?.identity);
+    for (const e of electors) await e.stop({ release: false });
+  });
+
+  it("releases the Lease on stop so the standby takes over at once", async () => {
+    const c = clock();
+    const a = elector("four", "a", { now: c.now });
+    const b = elector("four", "b", { now: c.now });
+    await a.tick();
+    await b.tick();
+    await a.stop();
+    expect(leaseSpec("four").holderIdentity).toBeUndefined();
+    await b.tick();
+    expect(b.isLeader()).toBe(true);
+    await b.stop();
+  });
+
+  it("takes over in real time when the leader stops renewing (1 s lease)", async () => {
+    const fast = { durationSeconds: 1, renewSeconds: 0.2, autoStart: true };
+    const a = elector("five", "a", fast);
+    await expect.poll(() => a.isLeader(), { timeout: 2000, interval: 20 }).toBe(true);
+    const b = elector("five", "b", fast);
+    await expect.poll(() => b.state().holder, { timeout: 2000, interval: 20 }).toBe("a");
+    expect(b.isLeader()).toBe(false);
+    await a.stop({ release: false });
+    const stoppedAt = Date.now();
+    await expect.poll(() => b.isLeader(), { timeout: 3000, interval: 20 }).toBe(true);
+    expect(Date.now() - stoppedAt).toBeLessThan(1600);
+    await b.stop();
+  });
+});
