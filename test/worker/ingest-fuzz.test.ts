@@ -94,7 +94,7 @@ async function send(path: string, token: string, contentType: string | null, bod
 }
 
 describe("ingest fuzzing", () => {
-  it(`never answers 5xx to ${RUNS} random or mutated Alertmanager bodies`, async () => {
+  it(`never answers 5xx to ${RUNS} random or mutated Alertmanager bodies`, { timeout: 60_000 }, async () => {
     const seen = new Set<number>();
     await fc.assert(
       fc.asyncProperty(bodies(amFixtures), async (body) => {
@@ -110,7 +110,9 @@ describe("ingest fuzzing", () => {
     expect(seen).toContain(400);
   });
 
-  it(`never answers 5xx to ${RUNS} random or mutated Nagios bodies, as JSON or form fields`, async () => {
+  it(`never answers 5xx to ${RUNS} random or mutated Nagios bodies, as JSON or form fields`, {
+    timeout: 60_000,
+  }, async () => {
     const seen = new Set<number>();
     await fc.assert(
       fc.asyncProperty(

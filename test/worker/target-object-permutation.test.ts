@@ -65,7 +65,9 @@ const comparable = (signals: StoredSignal[]) =>
 let run = 0;
 
 describe("signal store", () => {
-  it("ends in the same signal state for any permutation and duplication of the deliveries", async () => {
+  it("ends in the same signal state for any permutation and duplication of the deliveries", {
+    timeout: 30_000,
+  }, async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.array(deliveryArb, { minLength: 1, maxLength: 10 }),
