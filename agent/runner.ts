@@ -406,3 +406,33 @@ export class ActionRunner {
     };
   }
 }
+
+/**
+ * Ties the runner to the Lease: on gaining leadership it resumes unfinished actions from the
+ * store; on losing it, it aborts running steps (they resume on whichever replica leads next).
+ * Returns the unsubscribe function.
+ */
+export function followLeadership(
+  leadership: { isLeader(): boolean; onChange(listener: (s: { leader: boolean }) => void): () => void },
+  runner: ActionRunner,
+  log: Logger,
+  metrics?: AgentMetrics,
+): () => void {
+  let leading = leadership.isLeader();
+  metrics?.setLeader(leading);
+  return leadership.onChange((state) => {
+    metrics?.setLeader(state.leader);
+    if (state.leader === leading) return;
+    leading = state.leader;
+    if (state.leader) {
+      log.info("became leader; resuming unfinished actions");
+      runner
+        .resumeUnfinished()
+        .then((ids) => ids.length && log.info("resumed", { actions: ids }))
+        .catch((err: unknown) => log.error("resume failed", { error: String(err) }));
+    } else {
+      log.warn("lost leadership; stopping running steps");
+      runner.abortAll("lost leadership").catch((err: unknown) => log.error("abort failed", { error: String(err) }));
+    }
+  });
+}

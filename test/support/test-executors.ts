@@ -16,7 +16,7 @@ import { silentLogger } from "../../agent/log.ts";
 import { type AgentMetrics, createAgentMetrics } from "../../agent/metrics.ts";
 import type { QstashKeys } from "../../agent/qstash.ts";
 import { createReportSender } from "../../agent/report-sender.ts";
-import { ActionRunner } from "../../agent/runner.ts";
+import { ActionRunner, followLeadership } from "../../agent/runner.ts";
 import { createAgentApp, leaseReadiness } from "../../agent/server.ts";
 import { type AgentConfig, AgentConfigSchema, type AgentTarget } from "../../shared/config.ts";
 
@@ -215,6 +215,7 @@ export async function startTestAgent(options: TestAgentOptions): Promise<TestAge
     ...(options.now ? { now: options.now } : {}),
   });
   const leadership = options.leadership ?? alwaysLeader;
+  const unfollow = followLeadership(leadership, runner, silentLogger, metrics);
   const app = createAgentApp({
     config,
     mode: "sandbox",
@@ -241,6 +242,7 @@ export async function startTestAgent(options: TestAgentOptions): Promise<TestAge
     store,
     metrics,
     close: async () => {
+      unfollow();
       await runner.abortAll("test over");
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
