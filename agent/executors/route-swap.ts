@@ -401,6 +401,7 @@ export function createRouteSwapExecutor(options: RouteSwapOptions): Executor<Rou
         const deadline = ctx.now() + target.settleSeconds * 1000;
         const started = ctx.now();
         for (;;) {
+          ctx.signal.throwIfAborted();
           const obj = await cluster.getRoute(name);
           const gone = !obj || (uid !== undefined && obj.metadata.uid !== uid);
           const events = uid ? await cluster.routeEvents(name, uid) : [];
@@ -436,6 +437,7 @@ export function createRouteSwapExecutor(options: RouteSwapOptions): Executor<Rou
         const deadline = ctx.now() + target.settleSeconds * 1000;
         const started = ctx.now();
         for (;;) {
+          ctx.signal.throwIfAborted();
           const obj = await cluster.getRoute(name);
           if (!obj || obj.metadata.deletionTimestamp != null) {
             throw new StepError(
@@ -598,7 +600,9 @@ export function createRouteSwapExecutor(options: RouteSwapOptions): Executor<Rou
             return { status: "skipped", detail: `dry run: would expect ${expected} from ${check.url}` };
           const deadline = ctx.now() + check.timeoutSeconds * 1000;
           let last = "";
+          let lastAnswer: string | undefined;
           for (;;) {
+            ctx.signal.throwIfAborted();
             const remaining = Math.max(1, deadline - ctx.now());
             try {
               const res = await doFetch(check.url, {
@@ -608,18 +612,21 @@ export function createRouteSwapExecutor(options: RouteSwapOptions): Executor<Rou
               if (res.ok && body === expected)
                 return { detail: `GET ${check.url} → ${body} (${action.to} NAT address)` };
               last = res.ok ? `answered ${JSON.stringify(body.slice(0, 100))}` : `answered HTTP ${res.status}`;
+              lastAnswer = last;
             } catch (err) {
               if (ctx.signal.aborted) throw err;
               last = `failed: ${err instanceof Error ? err.message : String(err)}`;
             }
-            if (ctx.now() >= deadline) {
+            // Wait before the next attempt, but never start one with almost no time left.
+            const wait = Math.min(500, deadline - ctx.now());
+            if (wait < 50) {
               throw new StepError(
                 "egress-mismatch",
-                `GET ${check.url} ${last}; expected ${expected} (the ${action.to} NAT address) within ${check.timeoutSeconds}s`,
+                `GET ${check.url} ${lastAnswer ?? last}; expected ${expected} (the ${action.to} NAT address) within ${check.timeoutSeconds}s`,
               );
             }
             ctx.progress(`egress check: ${last}; retrying`);
-            await ctx.sleep(Math.min(500, Math.max(1, deadline - ctx.now())));
+            await ctx.sleep(wait);
           }
         }),
       ];

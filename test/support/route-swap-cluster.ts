@@ -4,6 +4,8 @@
  * static-route operator pods; plus a StepContext and a runner for the executor's steps.
  */
 
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import type { DurableMemory, Executor, StepContext, StepOutcome } from "../../agent/executor.ts";
 import { StepError } from "../../agent/executor.ts";
 import { STATIC_ROUTE, type StaticRouteObject, StaticRouteObjectSchema } from "../../agent/executors/route-swap.ts";
@@ -180,6 +182,32 @@ export async function startSwapCluster(options: SwapClusterOptions = {}): Promis
   };
 }
 
+/**
+ * An IP-echo service (like ifconfig.me) on 127.0.0.1: answers the public NAT address of the gateway
+ * that node-1's simulated routing table uses for `probe`, as a pod on that node would see it.
+ */
+export async function startEgressEcho(
+  operators: StaticRouteOperators,
+  natByGateway: Record<string, string>,
+  probe = "34.160.111.145",
+  node = "node-1",
+): Promise<{ url: string; close(): Promise<void> }> {
+  const server = createServer((_req, res) => {
+    const entry = operators.table(node).find((e) => e.destination === probe || e.destination === `${probe}/32`);
+    res.end(`${entry ? (natByGateway[entry.gateway] ?? "unknown") : "198.51.100.1"}\n`);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/ip`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
 /** Durable memory in a Map, with a count of writes. */
 export class MapMemory implements DurableMemory {
   readonly values = new Map<string, unknown>();
@@ -197,6 +225,8 @@ export interface StepRun {
   name: string;
   outcome?: StepOutcome;
   error?: StepError;
+  /** The run was aborted (a simulated crash or lost leadership) during this step. */
+  aborted?: boolean;
 }
 
 /** Runs the executor's steps `[from, to)` with a real clock; stops at the first failure. */
@@ -205,10 +235,11 @@ export async function runSteps(
   action: ActionRequest,
   target: RouteSwapTarget,
   memory: DurableMemory,
-  range: { from?: number; to?: number } = {},
+  range: { from?: number; to?: number; signal?: AbortSignal } = {},
 ): Promise<StepRun[]> {
   const steps = executor.steps(action, target).slice(range.from ?? 0, range.to);
   const controller = new AbortController();
+  range.signal?.addEventListener("abort", () => controller.abort(new Error("simulated crash")));
   const progress: string[] = [];
   const ctx: StepContext<RouteSwapTarget> = {
     action,
@@ -220,6 +251,7 @@ export async function runSteps(
     now: () => Date.now(),
     sleep: (ms) =>
       new Promise((resolve, reject) => {
+        if (controller.signal.aborted) return reject(controller.signal.reason);
         const t = setTimeout(resolve, ms);
         controller.signal.addEventListener("abort", () => {
           clearTimeout(t);
@@ -233,6 +265,10 @@ export async function runSteps(
     try {
       out.push({ name: s.name, outcome: (await s.run(ctx)) ?? {} });
     } catch (err) {
+      if (controller.signal.aborted) {
+        out.push({ name: s.name, aborted: true });
+        break;
+      }
       if (!(err instanceof StepError)) throw err;
       out.push({ name: s.name, error: err });
       break;
