@@ -20,7 +20,7 @@ function bare(name: string): string {
 
 function regexMatches(pattern: string, name: string): boolean {
   try {
-    const re = new RegExp(pattern, "i");
+    const re = new RegExp(pattern.replace(/^"(.*)"$/, "$1"), "i");
     return re.test(`${name}.`) || re.test(name);
   } catch {
     return false;

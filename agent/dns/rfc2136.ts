@@ -123,16 +123,16 @@ export async function exchange(
   wire: Buffer,
   timeoutMs: number,
   options: { forceTcp?: boolean } = {},
-): Promise<{ response: Buffer; transport: Transport }> {
+): Promise<{ response: Buffer; transport: Transport; truncated: boolean }> {
   if (options.forceTcp || wire.length > UDP_LIMIT) {
-    return { response: await sendTcp(server, wire, timeoutMs), transport: "tcp" };
+    return { response: await sendTcp(server, wire, timeoutMs), transport: "tcp", truncated: false };
   }
   const response = await sendUdp(server, wire, timeoutMs);
   // Header flags word, bit 9 = TC.
   if ((response.readUInt16BE(2) & packet.TRUNCATED_RESPONSE) !== 0) {
-    return { response: await sendTcp(server, wire, timeoutMs), transport: "tcp" };
+    return { response: await sendTcp(server, wire, timeoutMs), transport: "tcp", truncated: true };
   }
-  return { response, transport: "udp" };
+  return { response, transport: "udp", truncated: false };
 }
 
 function randomId(): number {
@@ -289,7 +289,7 @@ export async function sendUpdate(target: Rfc2136Server, update: RecordUpdate): P
   const what = `UPDATE ${update.name} ${update.type} at ${target.server}`;
   const unsigned = encodeUpdate(target.zone, update);
   const signed = signMessage(unsigned, target.key, Math.floor(now() / 1000));
-  const { response, transport } = await exchange(target.server, signed.wire, timeoutMs);
+  const { response, transport, truncated } = await exchange(target.server, signed.wire, timeoutMs);
   const msg = decode(response, target.server);
   const rcode = msg.rcode ?? "NOERROR";
   const check = verifyResponse(response, signed.mac, target.key, Math.floor(now() / 1000));
@@ -304,6 +304,12 @@ export async function sendUpdate(target: Rfc2136Server, update: RecordUpdate): P
       throw new DnsError("DNS_BADTIME", `${what}: the response's TSIG time is outside the fudge`);
     }
     if (rcode === "NOERROR") throw new DnsError("DNS_RESPONSE_UNSIGNED", `${what}: NOERROR answer is not signed`);
+  }
+  if (rcode === "NXRRSET" && truncated && update.next) {
+    // The server processed the UDP copy before answering with TC, so the TCP resend finds the
+    // prerequisite gone. If the record now holds exactly our values, that first copy applied it.
+    const current = await queryRecord(target.server, update.name, update.type, { timeoutMs, forceTcp: true });
+    if (sameSet(update.type, current, update.next)) return { rcode: "NOERROR", transport, ms: now() - started };
   }
   if (rcode !== "NOERROR") throw rcodeError(rcode, what);
   return { rcode: "NOERROR", transport, ms: now() - started };

@@ -134,6 +134,10 @@ async function update(fc: FlipContext): Promise<FlipStepResult> {
     if (err instanceof DnsError && (err.code === "DNS_NXRRSET" || err.code === "DNS_VALUE_MISMATCH")) {
       // Name what the record holds now so the person reading the report sees the concurrent change.
       const now = await provider.read(record).catch(() => undefined);
+      if (now && !fc.dryRun && sameSet(record.type, now, target.values[fc.to])) {
+        // An earlier attempt whose answer was lost (or a concurrent writer) already set our values.
+        return { name: "update", status: "succeeded", detail: `${record.name} holds ${show(target, now)}: ${ALREADY}` };
+      }
       const found = now ? `; it now holds ${show(target, now)}` : "";
       throw new DnsError(
         err.code,

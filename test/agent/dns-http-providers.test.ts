@@ -1,0 +1,291 @@
+/**
+ * The Cloudflare and DigitalOcean DNS providers against faithful local fakes over real HTTP:
+ * flip and flip back, pagination, compare-and-swap, 4xx error bodies surfaced, 429 + Retry-After.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createProvider, type DnsRecordRef } from "../../agent/dns/provider.ts";
+import { flipDns } from "../../agent/executors/dns-flip.ts";
+import { silentLogger } from "../../agent/log.ts";
+import { type DnsFlipTarget, DnsFlipTargetSchema } from "../../shared/config.ts";
+import { type FakeCloudflare, startFakeCloudflare } from "../support/fake-cloudflare-dns.ts";
+import { type FakeDigitalOcean, startFakeDigitalOcean } from "../support/fake-digitalocean-dns.ts";
+
+const ZONE_ID = "023e105f4ecef8ad9ca31a8372d0c353";
+const CF_TOKEN = "cf-edit-token";
+const DO_TOKEN = "do-edit-token";
+
+let cf: FakeCloudflare;
+let dO: FakeDigitalOcean;
+
+beforeAll(async () => {
+  [cf, dO] = await Promise.all([
+    startFakeCloudflare({ zoneId: ZONE_ID, token: CF_TOKEN, readOnlyTokens: ["cf-read-token"], maxPerPage: 2 }),
+    startFakeDigitalOcean({ domain: "example.com", token: DO_TOKEN, readOnlyTokens: ["do-read-token"], maxPerPage: 2 }),
+  ]);
+});
+
+afterAll(async () => {
+  await Promise.all([cf?.stop(), dO?.stop()]);
+});
+
+function clock() {
+  let t = Date.now();
+  const slept: number[] = [];
+  return {
+    now: () => t,
+    sleep: async (ms: number) => {
+      slept.push(ms);
+      t += ms;
+    },
+    slept,
+  };
+}
+
+function cfTarget(name: string, primary: string[], secondary: string[], type = "A"): DnsFlipTarget {
+  return DnsFlipTargetSchema.parse({
+    kind: "dns-flip",
+    provider: { type: "cloudflare", zoneId: ZONE_ID, tokenEnv: "CF_API_TOKEN", baseUrl: cf.baseUrl },
+    record: { name, type, ttl: 60 },
+    values: { primary, secondary },
+  });
+}
+
+function doTarget(name: string, primary: string[], secondary: string[], type = "A"): DnsFlipTarget {
+  return DnsFlipTargetSchema.parse({
+    kind: "dns-flip",
+    provider: { type: "digitalocean", domain: "example.com", tokenEnv: "DO_API_TOKEN", baseUrl: dO.baseUrl },
+    record: { name, type, ttl: 60 },
+    values: { primary, secondary },
+  });
+}
+
+const env = { CF_API_TOKEN: CF_TOKEN, DO_API_TOKEN: DO_TOKEN };
+
+function flip(target: DnsFlipTarget, from: "primary" | "secondary", to: "primary" | "secondary", extra = {}) {
+  const c = clock();
+  return flipDns(target, from, to, { dryRun: false, log: silentLogger, sleep: c.sleep, now: c.now, env, ...extra });
+}
+
+describe("Cloudflare provider", () => {
+  it("flips a record set across several pages and back, touching no other record", async () => {
+    // Five A records on the name (three pages at per_page 2) plus noise on other names and types.
+    const primary = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"];
+    for (const ip of primary) cf.addRecord("A", "www.example.com", ip);
+    const other = cf.addRecord("A", "api.example.com", "10.0.0.1");
+    cf.addRecord("AAAA", "www.example.com", "2001:db8::1");
+    const target = cfTarget("www.example.com", primary, ["10.1.0.1", "10.1.0.2"]);
+
+    const result = await flip(target, "primary", "secondary");
+    expect(result.outcome).toBe("flipped");
+    expect(cf.valuesOf("A", "www.example.com")).toEqual(["10.1.0.1", "10.1.0.2"]);
+    expect(cf.valuesOf("AAAA", "www.example.com")).toEqual(["2001:db8::1"]);
+    expect(cf.records.find((r) => r.id === other.id)?.content).toBe("10.0.0.1");
+    expect(cf.requests.some((r) => r.method === "GET" && /page=3/.test(r.path))).toBe(true);
+    expect(result.steps.find((s) => s.name === "update")?.detail).toMatch(/2 updated, 0 created, 3 deleted/);
+
+    const back = await flip(target, "secondary", "primary");
+    expect(back.outcome).toBe("flipped");
+    expect(cf.valuesOf("A", "www.example.com")).toEqual(primary);
+    expect((await flip(target, "secondary", "primary")).outcome).toBe("already-converged");
+  });
+
+  it("flips a CNAME", async () => {
+    cf.addRecord("CNAME", "alias.example.com", "origin-a.example.com");
+    const target = cfTarget("alias.example.com", ["origin-a.example.com."], ["origin-b.example.com"], "CNAME");
+    expect((await flip(target, "primary", "secondary")).outcome).toBe("flipped");
+    expect(cf.valuesOf("CNAME", "alias.example.com")).toEqual(["origin-b.example.com"]);
+  });
+
+  it("compare-and-swap: a value changed out of band fails with the mismatch and nothing is written", async () => {
+    cf.addRecord("A", "race.example.com", "10.66.66.66");
+    const writesBefore = cf.requests.filter((r) => r.method !== "GET").length;
+    const provider = createProvider(cfTarget("race.example.com", ["10.0.0.1"], ["10.0.0.2"]).provider, {
+      env,
+      sleep: async () => {},
+    });
+    const record: DnsRecordRef = { name: "race.example.com", type: "A", ttl: 60 };
+    await expect(provider.replace(record, ["10.0.0.1"], ["10.0.0.2"], { dryRun: false })).rejects.toMatchObject({
+      code: "DNS_VALUE_MISMATCH",
+      message: expect.stringContaining("10.66.66.66"),
+    });
+    expect(cf.requests.filter((r) => r.method !== "GET").length).toBe(writesBefore);
+    expect(cf.valuesOf("A", "race.example.com")).toEqual(["10.66.66.66"]);
+  });
+
+  it("dry run reads and compares only", async () => {
+    cf.addRecord("A", "dry.example.com", "10.0.0.1");
+    const writesBefore = cf.requests.filter((r) => r.method !== "GET").length;
+    const result = await flip(cfTarget("dry.example.com", ["10.0.0.1"], ["10.0.0.2"]), "primary", "secondary", {
+      dryRun: true,
+    });
+    expect(result.outcome).toBe("dry-run");
+    expect(cf.requests.filter((r) => r.method !== "GET").length).toBe(writesBefore);
+    expect(cf.valuesOf("A", "dry.example.com")).toEqual(["10.0.0.1"]);
+  });
+
+  it("surfaces Cloudflare's error body: bad token 401, read-only token 403, unknown zone 404", async () => {
+    cf.addRecord("A", "auth.example.com", "10.0.0.1");
+    const target = cfTarget("auth.example.com", ["10.0.0.1"], ["10.0.0.2"]);
+    await expect(flip(target, "primary", "secondary", { env: { CF_API_TOKEN: "wrong" } })).rejects.toMatchObject({
+      code: "DNS_API_AUTH",
+      message: expect.stringMatching(/HTTP 401: Authentication error \(code 10000\)/),
+    });
+    await expect(
+      flip(target, "primary", "secondary", { env: { CF_API_TOKEN: "cf-read-token" } }),
+    ).rejects.toMatchObject({
+      code: "DNS_API_AUTH",
+      message: expect.stringMatching(/HTTP 403: Unauthorized to access requested resource \(code 9109\)/),
+    });
+    const badZone = DnsFlipTargetSchema.parse({
+      ...target,
+      provider: { ...target.provider, zoneId: "0000" },
+    });
+    await expect(flip(badZone, "primary", "secondary")).rejects.toMatchObject({
+      code: "DNS_API_NOT_FOUND",
+      message: expect.stringContaining("perhaps your object identifier is invalid? (code 7003)"),
+    });
+    expect(cf.valuesOf("A", "auth.example.com")).toEqual(["10.0.0.1"]);
+  });
+
+  it("a 400 validation error names Cloudflare's message", async () => {
+    cf.addRecord("A", "bad.example.com", "10.0.0.1");
+    await expect(
+      flip(cfTarget("bad.example.com", ["10.0.0.1"], ["not-an-ip"]), "primary", "secondary"),
+    ).rejects.toMatchObject({
+      code: "DNS_API_ERROR",
+      message: expect.stringContaining("HTTP 400: Content for A record must be a valid IPv4 address. (code 9005)"),
+    });
+  });
+
+  it("429 is retried after Retry-After, and gives up after the bounded attempts", async () => {
+    cf.addRecord("A", "busy.example.com", "10.0.0.1");
+    const c = clock();
+    cf.rateLimitNext(2, 7);
+    const result = await flipDns(cfTarget("busy.example.com", ["10.0.0.1"], ["10.0.0.2"]), "primary", "secondary", {
+      dryRun: false,
+      log: silentLogger,
+      sleep: c.sleep,
+      now: c.now,
+      env,
+    });
+    expect(result.outcome).toBe("flipped");
+    expect(c.slept.slice(0, 2)).toEqual([7000, 7000]);
+    expect(cf.valuesOf("A", "busy.example.com")).toEqual(["10.0.0.2"]);
+
+    const c2 = clock();
+    cf.rateLimitNext(10, 600);
+    await expect(
+      flipDns(cfTarget("busy.example.com", ["10.0.0.2"], ["10.0.0.3"]), "primary", "secondary", {
+        dryRun: false,
+        log: silentLogger,
+        sleep: c2.sleep,
+        now: c2.now,
+        env,
+      }),
+    ).rejects.toMatchObject({ code: "DNS_API_RATE_LIMITED" });
+    // Bounded: 4 waits of at most 30 s each, not 600 s.
+    expect(c2.slept).toEqual([30_000, 30_000, 30_000, 30_000]);
+    cf.rateLimitNext(0, 0);
+  });
+
+  it("a missing token env var is a clear config error", async () => {
+    await expect(
+      flip(cfTarget("www.example.com", ["10.0.0.1"], ["10.0.0.2"]), "primary", "secondary", { env: {} }),
+    ).rejects.toMatchObject({ code: "DNS_CONFIG", message: expect.stringContaining("CF_API_TOKEN") });
+  });
+});
+
+describe("DigitalOcean provider", () => {
+  it("flips a record set across several pages and back (relative names, links.pages.next)", async () => {
+    const primary = ["10.0.0.1", "10.0.0.2", "10.0.0.3"];
+    for (const ip of primary) dO.addRecord("A", "www", ip);
+    dO.addRecord("A", "api", "10.0.0.1");
+    dO.addRecord("A", "@", "10.0.0.9");
+    const target = doTarget("www.example.com", primary, ["10.1.0.1", "10.1.0.2", "10.1.0.3", "10.1.0.4"]);
+    const result = await flip(target, "primary", "secondary");
+    expect(result.outcome).toBe("flipped");
+    expect(dO.valuesOf("A", "www")).toEqual(["10.1.0.1", "10.1.0.2", "10.1.0.3", "10.1.0.4"]);
+    expect(dO.valuesOf("A", "api")).toEqual(["10.0.0.1"]);
+    expect(dO.valuesOf("A", "@")).toEqual(["10.0.0.9"]);
+    expect(dO.requests.some((r) => r.method === "GET" && /page=2/.test(r.path))).toBe(true);
+    expect((await flip(target, "secondary", "primary")).outcome).toBe("flipped");
+    expect(dO.valuesOf("A", "www")).toEqual(primary);
+  });
+
+  it("flips the apex and a CNAME (data sent as a FQDN with a trailing dot)", async () => {
+    const apex = doTarget("example.com", ["10.0.0.9"], ["10.0.0.10"]);
+    expect((await flip(apex, "primary", "secondary")).outcome).toBe("flipped");
+    expect(dO.valuesOf("A", "@")).toEqual(["10.0.0.10"]);
+    dO.addRecord("CNAME", "alias", "origin-a.example.com.");
+    const alias = doTarget("alias.example.com", ["origin-a.example.com"], ["origin-b.example.com"], "CNAME");
+    expect((await flip(alias, "primary", "secondary")).outcome).toBe("flipped");
+    expect(dO.valuesOf("CNAME", "alias")).toEqual(["origin-b.example.com."]);
+  });
+
+  it("compare-and-swap: an out-of-band value fails the flip and nothing is written", async () => {
+    dO.addRecord("A", "race", "10.66.66.66");
+    const writesBefore = dO.requests.filter((r) => r.method !== "GET").length;
+    await expect(
+      flip(doTarget("race.example.com", ["10.0.0.1"], ["10.0.0.2"]), "primary", "secondary"),
+    ).rejects.toMatchObject({
+      code: "DNS_VALUE_MISMATCH",
+      message: expect.stringContaining("10.66.66.66"),
+    });
+    expect(dO.requests.filter((r) => r.method !== "GET").length).toBe(writesBefore);
+  });
+
+  it("surfaces DigitalOcean's {id, message} bodies: 401, 403, 404, 422", async () => {
+    dO.addRecord("A", "auth", "10.0.0.1");
+    const target = doTarget("auth.example.com", ["10.0.0.1"], ["10.0.0.2"]);
+    await expect(flip(target, "primary", "secondary", { env: { DO_API_TOKEN: "nope" } })).rejects.toMatchObject({
+      code: "DNS_API_AUTH",
+      message: expect.stringContaining("HTTP 401: Unable to authenticate you. (Unauthorized)"),
+    });
+    await expect(
+      flip(target, "primary", "secondary", { env: { DO_API_TOKEN: "do-read-token" } }),
+    ).rejects.toMatchObject({
+      code: "DNS_API_AUTH",
+      message: expect.stringContaining("HTTP 403: You are not authorized to perform this operation (Forbidden)"),
+    });
+    const wrongDomain = DnsFlipTargetSchema.parse({
+      ...doTarget("www.example.org", ["10.0.0.1"], ["10.0.0.2"]),
+      provider: { type: "digitalocean", domain: "example.org", tokenEnv: "DO_API_TOKEN", baseUrl: dO.baseUrl },
+    });
+    await expect(flip(wrongDomain, "primary", "secondary")).rejects.toMatchObject({
+      code: "DNS_API_NOT_FOUND",
+      message: expect.stringContaining("The resource you were accessing could not be found. (not_found)"),
+    });
+    await expect(
+      flip(doTarget("auth.example.com", ["10.0.0.1"], ["bogus"]), "primary", "secondary"),
+    ).rejects.toMatchObject({
+      code: "DNS_API_ERROR",
+      message: expect.stringContaining("HTTP 422: Data needs to be a valid IPv4 address (unprocessable_entity)"),
+    });
+    expect(dO.valuesOf("A", "auth")).toEqual(["10.0.0.1"]);
+  });
+
+  it("429 is retried after Retry-After", async () => {
+    dO.addRecord("A", "busy", "10.0.0.1");
+    const c = clock();
+    dO.rateLimitNext(1, 3);
+    const result = await flipDns(doTarget("busy.example.com", ["10.0.0.1"], ["10.0.0.2"]), "primary", "secondary", {
+      dryRun: false,
+      log: silentLogger,
+      sleep: c.sleep,
+      now: c.now,
+      env,
+    });
+    expect(result.outcome).toBe("flipped");
+    expect(c.slept[0]).toBe(3000);
+    expect(dO.requests.filter((r) => r.status === 429)).toHaveLength(1);
+    expect(dO.valuesOf("A", "busy")).toEqual(["10.0.0.2"]);
+  });
+
+  it("a name outside the domain is refused before any request", async () => {
+    await expect(
+      flip(doTarget("www.other.net", ["10.0.0.1"], ["10.0.0.2"]), "primary", "secondary"),
+    ).rejects.toMatchObject({
+      code: "DNS_NOTZONE",
+    });
+  });
+});
