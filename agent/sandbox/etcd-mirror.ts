@@ -104,7 +104,76 @@ async function killAndWait(child: ChildProcess, exited: Set<ChildProcess>): Prom
   if (exited.has(child) || child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
   const gone = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   child.kill("SIGTERM");
+  // A stalled mirror may be SIGSTOPped (tests simulate etcd issue #9569 that way); SIGCONT lets
+  // the pending SIGTERM be delivered.
+  child.kill("SIGCONT");
   const timer = setTimeout(() => child.kill("SIGKILL"), 2000);
   await gone;
   clearTimeout(timer);
+}
+
+/** A synchronizer Deployment backed by a real mirror (sandbox, tests). */
+export interface MirrorDeployment {
+  namespace: string;
+  name: string;
+  mirror: MirrorOptions;
+}
+
+/** Starts and stops mirrors as their Deployments scale (plug `onScale` into the workload controllers). */
+export interface EtcdMirrorBackend {
+  /** replicas > 0 runs the Deployment's mirror (one, however many replicas), 0 stops it. */
+  onScale(key: { kind: string; namespace: string; name: string }, replicas: number): Promise<void>;
+  /** True while the Deployment's mirror runs. */
+  running(namespace: string, name: string): boolean;
+  /** The make-mirror process ids of the Deployment's mirror (empty when stopped). */
+  pids(namespace: string, name: string): readonly number[];
+  /** Resolves when every start/stop requested so far has finished. */
+  idle(): Promise<void>;
+  /** Stops every mirror (afterAll, sandbox shutdown). */
+  stop(): Promise<void>;
+}
+
+/** Backs each listed Deployment with a make-mirror that lives exactly while it has replicas. */
+export function createEtcdMirrorBackend(deployments: readonly MirrorDeployment[]): EtcdMirrorBackend {
+  const byKey = new Map(deployments.map((d) => [`${d.namespace}/${d.name}`, d]));
+  const mirrors = new Map<string, EtcdMirror>();
+  // Transitions of one Deployment run in order, so a quick 1 → 0 → 1 ends with a running mirror.
+  const chains = new Map<string, Promise<void>>();
+  const transition = (key: string, fn: () => Promise<void>): Promise<void> => {
+    const next = (chains.get(key) ?? Promise.resolve()).then(fn);
+    chains.set(
+      key,
+      next.catch(() => {}),
+    );
+    return next;
+  };
+  return {
+    onScale(key, replicas) {
+      const id = `${key.namespace}/${key.name}`;
+      const deployment = byKey.get(id);
+      if (key.kind !== "Deployment" || !deployment) return Promise.resolve();
+      return transition(id, async () => {
+        const current = mirrors.get(id);
+        if (replicas > 0) {
+          if (current?.running()) return;
+          if (current) await current.stop();
+          mirrors.set(id, startEtcdMirror(deployment.mirror));
+        } else if (current) {
+          mirrors.delete(id);
+          await current.stop();
+        }
+      });
+    },
+    running: (namespace, name) => mirrors.get(`${namespace}/${name}`)?.running() ?? false,
+    pids: (namespace, name) => mirrors.get(`${namespace}/${name}`)?.pids ?? [],
+    async idle() {
+      await Promise.all(chains.values());
+    },
+    async stop() {
+      await Promise.all(chains.values());
+      const all = [...mirrors.values()];
+      mirrors.clear();
+      await Promise.all(all.map((m) => m.stop()));
+    },
+  };
 }

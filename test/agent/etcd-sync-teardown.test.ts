@@ -1,0 +1,420 @@
+/**
+ * The etcd-sync-teardown executor end to end (runbook C, design §7): two real etcd 3.4 servers, a
+ * real `etcdctl make-mirror` backing the synchronizer Deployment of the fake Kubernetes API (so
+ * scaling it to zero really stops the sync), a real BIND for the DNS flip.
+ */
+import { AppsV1Api } from "@kubernetes/client-node";
+import type { Etcd3 } from "etcd3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { queryRecord } from "../../agent/dns/rfc2136.ts";
+import { createEtcdClient } from "../../agent/etcd/client.ts";
+import { startHeartbeatWriter } from "../../agent/etcd/heartbeat.ts";
+import { type DurableMemory, type StepContext, StepError } from "../../agent/executor.ts";
+import { createEtcdSyncTeardownExecutor, RESTARTED_BY } from "../../agent/executors/etcd-sync-teardown.ts";
+import { silentLogger } from "../../agent/log.ts";
+import { createEtcdMirrorBackend, type EtcdMirrorBackend } from "../../agent/sandbox/etcd-mirror.ts";
+import { type FakeKubeApi, startFakeKubeApi } from "../../agent/sandbox/fake-kube-api.ts";
+import { startWorkloadControllers, type WorkloadControllers } from "../../agent/sandbox/workloads.ts";
+import { type AgentConfig, AgentConfigSchema, type EtcdSyncTeardownTarget } from "../../shared/config.ts";
+import type { ActionRequest } from "../../shared/protocol.ts";
+import { type BindServer, startBind } from "../support/bind.ts";
+import { type EtcdInstance, eventually, loadKeys, startEtcds } from "../support/etcd.ts";
+
+const PRIMARY_VIP = "172.30.41.193";
+const STANDBY_VIP = "172.30.41.194";
+const NS = "cpaas-system";
+const STEPS = ["consistency", "stop-sync", "flip-dns", "restart", "follow-ups"];
+const FOLLOW_UPS = [
+  "Remove the port-2379 forwarding from both VIPs' load balancers",
+  "On the old primary, enable sync in reverse once it is repaired",
+];
+
+let bind: BindServer;
+let pair: { primary: EtcdInstance; standby: EtcdInstance };
+let worldCount = 0;
+const cleanups: (() => Promise<void>)[] = [];
+
+beforeAll(async () => {
+  const [b, etcds] = await Promise.all([startBind(), startEtcds(["primary", "standby"])]);
+  bind = b;
+  const [primary, standby] = etcds;
+  if (!primary || !standby) throw new Error("etcd pair did not start");
+  pair = { primary, standby };
+});
+
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c();
+  await Promise.all([bind?.stop(), pair?.primary.stop(), pair?.standby.stop()]);
+});
+
+/** One isolated DR setup: its own key prefix, DNS name, fake cluster and synchronizer. */
+interface World {
+  prefix: string;
+  record: string;
+  api: FakeKubeApi;
+  controllers: WorkloadControllers;
+  backend: EtcdMirrorBackend;
+  config: AgentConfig;
+  target: EtcdSyncTeardownTarget;
+  p: Etcd3;
+  s: Etcd3;
+  memory: DurableMemory;
+  etcd: { primary: EtcdInstance; standby: EtcdInstance };
+}
+
+function workload(name: string, replicas: number) {
+  return {
+    metadata: { name, namespace: NS },
+    spec: {
+      replicas,
+      serviceName: name,
+      selector: { matchLabels: { app: name } },
+      template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: "main", image: "busybox" }] } },
+    },
+  };
+}
+
+async function makeWorld(keys: number, etcd = pair): Promise<World> {
+  worldCount += 1;
+  const prefix = `/w${worldCount}/`;
+  const record = `dr${worldCount}.${bind.zone}`;
+  const r = bind.nsupdate([`update add ${record}. 60 A ${PRIMARY_VIP}`]);
+  if (r.status !== 0) throw new Error(`nsupdate failed: ${r.output}`);
+
+  const p = createEtcdClient({ endpoints: [etcd.primary.url] });
+  const s = createEtcdClient({ endpoints: [etcd.standby.url] });
+  await loadKeys(p, [
+    ...Array.from({ length: keys }, (_, i): [string, string] => [
+      `${prefix}registry/k${String(i).padStart(5, "0")}`,
+      `v${i}`,
+    ]),
+    // Excluded from the check (the runbook's synchronizer skips some namespaces).
+    ...Array.from({ length: 5 }, (_, i): [string, string] => [`${prefix}registry/events/e${i}`, "e"]),
+  ]);
+  // One real heartbeat write on the primary (no further ticks: the timer is inert).
+  const writer = startHeartbeatWriter({
+    client: p,
+    key: `${prefix}turnout/heartbeat`,
+    now: Date.now,
+    timer: { schedule: () => () => {} },
+  });
+  await writer.stop();
+
+  const config = AgentConfigSchema.parse({
+    reportUrl: "http://127.0.0.1:1/v1/agent/reports",
+    targets: {
+      "platform-dns": {
+        kind: "dns-flip",
+        provider: {
+          type: "rfc2136",
+          server: bind.server,
+          zone: bind.zone,
+          tsig: { name: bind.keyName, algorithm: "hmac-sha256", secretEnv: "TSIG_SECRET" },
+        },
+        record: { name: record, type: "A", ttl: 60 },
+        values: { primary: [PRIMARY_VIP], secondary: [STANDBY_VIP] },
+        verify: { servers: [bind.server], timeoutSeconds: 5 },
+      },
+      "global-dr": {
+        kind: "etcd-sync-teardown",
+        etcd: {
+          primary: { endpoints: [etcd.primary.url] },
+          standby: { endpoints: [etcd.standby.url] },
+          prefixes: [`${prefix}registry/`],
+          excludePrefixes: [`${prefix}registry/events/`],
+          heartbeat: { key: `${prefix}turnout/heartbeat`, maxLagSeconds: 30 },
+          maxMissedKeys: 0,
+        },
+        sync: { kind: "Deployment", namespace: NS, name: "etcd-sync", action: "scale-to-zero" },
+        dns: "platform-dns",
+        restart: [
+          { kind: "StatefulSet", namespace: NS, name: "elasticsearch" },
+          { kind: "Deployment", namespace: NS, name: "cluster-transformer" },
+        ],
+        followUps: FOLLOW_UPS,
+        allowUnverified: false,
+        restartTimeoutSeconds: 10,
+      },
+    },
+  });
+  const target = config.targets["global-dr"];
+  if (target?.kind !== "etcd-sync-teardown") throw new Error("config");
+
+  const api = await startFakeKubeApi();
+  const backend = createEtcdMirrorBackend([
+    {
+      namespace: NS,
+      name: "etcd-sync",
+      mirror: {
+        primaryEndpoints: [etcd.primary.url],
+        standbyEndpoints: [etcd.standby.url],
+        prefixes: [`${prefix}registry/`, `${prefix}turnout/`],
+      },
+    },
+  ]);
+  const controllers = startWorkloadControllers(api.store, { rolloutDelayMs: 20, onScale: backend.onScale });
+  cleanups.push(async () => {
+    controllers.stop();
+    await backend.stop();
+    await api.close();
+    p.close();
+    s.close();
+  });
+  api.store.create({ resource: "namespaces" }, { metadata: { name: NS } });
+  const apps = { group: "apps", resource: "deployments" };
+  api.store.create(apps, workload("etcd-sync", 1));
+  api.store.create(apps, workload("cluster-transformer", 1));
+  api.store.create({ group: "apps", resource: "statefulsets" }, workload("elasticsearch", 2));
+  await controllers.settled();
+  await backend.idle();
+  // The real mirror's initial copy: every key (events included) and the heartbeat.
+  await eventually(
+    async () => (await s.getAll().prefix(prefix).count()) === keys + 6,
+    `make-mirror copying ${keys + 6} keys`,
+  );
+  const mem = new Map<string, unknown>();
+  const memory: DurableMemory = {
+    get: async <T>(key: string) => mem.get(key) as T | undefined,
+    set: async (key, value) => {
+      mem.set(key, structuredClone(value));
+    },
+  };
+  return { prefix, record, api, controllers, backend, config, target, p, s, memory, etcd };
+}
+
+function action(id: number, extra: Partial<ActionRequest> = {}): ActionRequest {
+  return {
+    id: `global-dr:${id}`,
+    target: "global-dr",
+    kind: "failover",
+    from: "primary",
+    to: "secondary",
+    dryRun: false,
+    force: false,
+    reason: "test",
+    issuedAt: new Date().toISOString(),
+    ...extra,
+  };
+}
+
+interface StepResult {
+  name: string;
+  status: "succeeded" | "skipped" | "failed";
+  detail: string;
+  code?: string;
+}
+
+/** Runs the executor's steps in order, like the runner, stopping at the first failure or after `stopAfter`. */
+async function run(w: World, a: ActionRequest, stopAfter?: string): Promise<StepResult[]> {
+  const executor = createEtcdSyncTeardownExecutor({
+    kubeConfig: w.api.kubeConfig(),
+    agentConfig: w.config,
+    env: { TSIG_SECRET: bind.secret },
+    pollMs: 20,
+    verifyIntervalMs: 50,
+    etcdCallTimeoutMs: 500,
+  });
+  const out: StepResult[] = [];
+  for (const step of executor.steps(a, w.target)) {
+    const ctx: StepContext<EtcdSyncTeardownTarget> = {
+      action: a,
+      targetName: "global-dr",
+      target: w.target,
+      log: silentLogger,
+      memory: w.memory,
+      signal: new AbortController().signal,
+      now: Date.now,
+      sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+      progress: () => {},
+    };
+    try {
+      const outcome = await step.run(ctx);
+      out.push({ name: step.name, status: outcome?.status ?? "succeeded", detail: outcome?.detail ?? "" });
+    } catch (err) {
+      if (!(err instanceof StepError)) throw err;
+      out.push({ name: step.name, status: "failed", detail: err.message, code: err.code });
+      return out;
+    }
+    if (step.name === stopAfter) return out;
+  }
+  return out;
+}
+
+const dnsAnswer = async (w: World) => queryRecord(bind.server, w.record, "A");
+
+/** PATCH requests the fake API received for a workload with the rollout-restart content type. */
+function restartPatches(w: World, resource: string, name: string): number {
+  return w.api.requests.filter(
+    (r) =>
+      r.method === "PATCH" &&
+      r.path.endsWith(`/${resource}/${name}`) &&
+      r.contentType === "application/strategic-merge-patch+json" &&
+      r.query.dryRun === undefined,
+  ).length;
+}
+
+function writes(w: World): string[] {
+  return w.api.requests.filter((r) => r.method !== "GET").map((r) => `${r.method} ${r.path}`);
+}
+
+async function syncReplicas(w: World): Promise<number | undefined> {
+  const apps = w.api.kubeConfig().makeApiClient(AppsV1Api);
+  return (await apps.readNamespacedDeployment({ namespace: NS, name: "etcd-sync" })).spec?.replicas;
+}
+
+async function restartedBy(w: World): Promise<(string | undefined)[]> {
+  const apps = w.api.kubeConfig().makeApiClient(AppsV1Api);
+  const es = await apps.readNamespacedStatefulSet({ namespace: NS, name: "elasticsearch" });
+  const ct = await apps.readNamespacedDeployment({ namespace: NS, name: "cluster-transformer" });
+  return [es, ct].map((o) => o.spec?.template?.metadata?.annotations?.[RESTARTED_BY]);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe("etcd-sync-teardown failover", () => {
+  it("in sync: stops the real mirror, flips DNS to the standby VIP, restarts each workload once, lists follow-ups", async () => {
+    const w = await makeWorld(1000);
+    const pids = w.backend.pids(NS, "etcd-sync");
+    expect(pids.length).toBe(2);
+
+    // A dry run first: the check runs for real, every write is dryRun=All, nothing changes.
+    const dry = await run(w, action(1, { dryRun: true }));
+    expect(dry.map((s) => s.status)).toEqual(["succeeded", "succeeded", "succeeded", "succeeded", "succeeded"]);
+    expect(dry[0]?.detail).toMatch(
+      /^consistent; primary 1000 keys .* standby 1000 keys .* missed 0, differing 0, surplus 0; lag 0\.0 s/,
+    );
+    expect(dry[1]?.detail).toMatch(/^dry run: .*would be scaled from 1 to 0 \(accepted with dryRun=All\)/);
+    expect(writes(w).length).toBeGreaterThan(0);
+    expect(w.api.requests.filter((r) => r.method !== "GET").every((r) => r.query.dryRun === "All")).toBe(true);
+    expect(await syncReplicas(w)).toBe(1);
+    expect(await dnsAnswer(w)).toEqual([PRIMARY_VIP]);
+    expect(await restartedBy(w)).toEqual([undefined, undefined]);
+    expect(w.backend.running(NS, "etcd-sync")).toBe(true);
+
+    const steps = await run(w, action(2));
+    expect(steps.map((s) => [s.name, s.status])).toEqual(STEPS.map((n) => [n, "succeeded"]));
+    expect(steps[0]?.detail).toMatch(/^consistent; primary 1000 keys/);
+    expect(steps[1]?.detail).toBe(`Deployment ${NS}/etcd-sync scaled from 1 to 0; its pods are gone`);
+    expect(steps[2]?.detail).toMatch(
+      /^platform-dns \(flipped\): .*1\/1 authoritative server\(s\) answer 172\.30\.41\.194/,
+    );
+    expect(steps[3]?.detail).toMatch(/2\/2 rollouts complete$/);
+    expect(steps[4]?.detail).toBe(`manual follow-ups: [ ] 1. ${FOLLOW_UPS[0]} [ ] 2. ${FOLLOW_UPS[1]}`);
+
+    // The synchronizer is really stopped: the make-mirror processes are gone and a write to the
+    // primary no longer reaches the standby.
+    await w.backend.idle();
+    expect(w.backend.running(NS, "etcd-sync")).toBe(false);
+    expect(pids.map(processAlive)).toEqual([false, false]);
+    expect(await syncReplicas(w)).toBe(0);
+    await w.p.put(`${w.prefix}registry/after-failover`).value("x");
+    // A live mirror copies a put in ~30 ms (real-components §2); give a dead one ten times that.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await w.s.get(`${w.prefix}registry/after-failover`).string()).toBeNull();
+
+    expect(await dnsAnswer(w)).toEqual([STANDBY_VIP]);
+    expect(await restartedBy(w)).toEqual(["global-dr:2", "global-dr:2"]);
+    expect(restartPatches(w, "statefulsets", "elasticsearch")).toBe(1);
+    expect(restartPatches(w, "deployments", "cluster-transformer")).toBe(1);
+  });
+
+  it("after the mirror stalls: fails at consistency with exact counts and examples, changing nothing; forced proceeds and says so", async () => {
+    const w = await makeWorld(200);
+    // etcd issue #9569: the mirror stays alive but stops syncing. SIGSTOP does exactly that.
+    for (const pid of w.backend.pids(NS, "etcd-sync")) process.kill(pid, "SIGSTOP");
+    const hbKey = `${w.prefix}turnout/heartbeat`;
+    const standbyBeat = Number(await w.s.get(hbKey).string());
+    await loadKeys(w.p, [
+      [`${w.prefix}registry/z-after-stall-1`, "x"],
+      [`${w.prefix}registry/z-after-stall-2`, "x"],
+      [`${w.prefix}registry/z-after-stall-3`, "x"],
+      [hbKey, String(standbyBeat + 120_000)],
+    ]);
+    await w.s.put(`${w.prefix}registry/surplus-on-standby`).value("y");
+
+    const steps = await run(w, action(1));
+    expect(steps).toHaveLength(1);
+    expect(steps[0]).toMatchObject({ name: "consistency", status: "failed", code: "etcd-inconsistent" });
+    const pre = `${w.prefix}registry/`;
+    expect(steps[0]?.detail).toContain("3 missed + 0 differing keys exceed maxMissedKeys 0");
+    expect(steps[0]?.detail).toContain("sync lag 120.0 s exceeds maxLagSeconds 30");
+    expect(steps[0]?.detail).toContain(
+      `missed 3 (e.g. ${pre}z-after-stall-1, ${pre}z-after-stall-2, ${pre}z-after-stall-3), differing 0, surplus 1 (e.g. ${pre}surplus-on-standby)`,
+    );
+    expect(steps[0]?.detail).toContain("primary 203 keys");
+    expect(steps[0]?.detail).toContain("standby 201 keys");
+    // Nothing changed: no Kubernetes write, DNS on the primary, synchronizer still scaled up.
+    expect(writes(w)).toEqual([]);
+    expect(await dnsAnswer(w)).toEqual([PRIMARY_VIP]);
+    expect(await syncReplicas(w)).toBe(1);
+    expect(await restartedBy(w)).toEqual([undefined, undefined]);
+    // The surplus key is reported, never deleted.
+    expect(await w.s.get(`${pre}surplus-on-standby`).string()).toBe("y");
+
+    const forced = await run(w, action(2, { force: true }));
+    expect(forced.map((s) => [s.name, s.status])).toEqual(STEPS.map((n) => [n, "succeeded"]));
+    expect(forced[0]?.detail).toMatch(
+      /^FORCED: proceeding past 3 missed \+ 0 differing keys exceed maxMissedKeys 0; sync lag 120\.0 s/,
+    );
+    expect(await dnsAnswer(w)).toEqual([STANDBY_VIP]);
+    expect(await syncReplicas(w)).toBe(0);
+    await w.backend.idle();
+    expect(w.backend.running(NS, "etcd-sync")).toBe(false);
+    expect(await restartedBy(w)).toEqual(["global-dr:2", "global-dr:2"]);
+  });
+
+  it("primary etcd stopped: unforced fails with 'primary unreachable', forced proceeds", async () => {
+    const [primary, standby] = await startEtcds(["lost-primary", "dr-standby"]);
+    if (!primary || !standby) throw new Error("etcd pair did not start");
+    cleanups.push(async () => {
+      await Promise.all([primary.stop(), standby.stop()]);
+    });
+    const w = await makeWorld(100, { primary, standby });
+    await primary.stop();
+
+    const steps = await run(w, action(1));
+    expect(steps).toEqual([
+      expect.objectContaining({ name: "consistency", status: "failed", code: "primary-unreachable" }),
+    ]);
+    expect(steps[0]?.detail).toMatch(/^primary unreachable \(/);
+    expect(steps[0]?.detail).toMatch(/standby 100 keys/);
+    expect(steps[0]?.detail).toMatch(/lag \d+\.\d s \(now − standby heartbeat; max 30 s\)/);
+    expect(writes(w)).toEqual([]);
+    expect(await dnsAnswer(w)).toEqual([PRIMARY_VIP]);
+
+    const forced = await run(w, action(2, { force: true }));
+    expect(forced.map((s) => [s.name, s.status])).toEqual(STEPS.map((n) => [n, "succeeded"]));
+    expect(forced[0]?.detail).toMatch(/^FORCED: proceeding past primary unreachable/);
+    expect(await dnsAnswer(w)).toEqual([STANDBY_VIP]);
+    expect(await syncReplicas(w)).toBe(0);
+  });
+
+  it.each(STEPS)("a crash after %s and a re-delivery converge without a second restart", async (crashAfter) => {
+    const w = await makeWorld(50);
+    const a = action(7);
+    const first = await run(w, a, crashAfter);
+    expect(first.at(-1)).toMatchObject({ name: crashAfter });
+    expect(first.every((s) => s.status !== "failed")).toBe(true);
+    // The worst case for idempotency: the runner recorded nothing, so every step runs again.
+    const again = await run(w, a);
+    expect(again.map((s) => [s.name, s.status])).toEqual(STEPS.map((n) => [n, "succeeded"]));
+    const crashIndex = STEPS.indexOf(crashAfter);
+    if (crashIndex >= 0) expect(again[0]?.detail).toMatch(/^already checked for this action: consistent/);
+    if (crashIndex >= 1)
+      expect(again[1]?.detail).toBe(`Deployment ${NS}/etcd-sync already at 0 replicas; its pods are gone`);
+    if (crashIndex >= 2) expect(again[2]?.detail).toMatch(/already-converged/);
+    if (crashIndex >= 3) expect(again[3]?.detail).toContain(`already restarted by ${a.id}`);
+    expect(await dnsAnswer(w)).toEqual([STANDBY_VIP]);
+    expect(await syncReplicas(w)).toBe(0);
+    expect(await restartedBy(w)).toEqual([a.id, a.id]);
+    expect(restartPatches(w, "statefulsets", "elasticsearch")).toBe(1);
+    expect(restartPatches(w, "deployments", "cluster-transformer")).toBe(1);
+  });
+});
