@@ -168,6 +168,28 @@ describe("response MAC verification against BIND", () => {
   });
 });
 
+describe("server-side failures map to stable codes", () => {
+  const upd = { name: "www.example.test", type: "A" as const, ttl: 60, expected: ["10.255.0.1"], next: ["10.255.0.2"] };
+
+  it("a clock an hour off is BADTIME", async () => {
+    await expect(sendUpdate({ ...target, now: () => Date.now() - 3_600_000 }, upd)).rejects.toMatchObject({
+      code: "DNS_BADTIME",
+      message: expect.stringContaining("NOTAUTH(BADTIME)"),
+    });
+  });
+
+  it("a zone the server does not serve is NOTAUTH; a name outside the zone is NOTZONE", async () => {
+    await expect(
+      sendUpdate({ ...target, zone: "other.test" }, { ...upd, name: "www.other.test" }),
+    ).rejects.toMatchObject({
+      code: "DNS_NOTAUTH",
+    });
+    await expect(sendUpdate(target, { ...upd, name: "www.elsewhere.test" })).rejects.toMatchObject({
+      code: "DNS_NOTZONE",
+    });
+  });
+});
+
 describe("RFC 2136 transport", () => {
   it("retries over TCP when the UDP answer is truncated (TC bit)", async () => {
     const mitm = await proxy((res) => {
