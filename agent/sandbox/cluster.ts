@@ -1,0 +1,284 @@
+/**
+ * The sandbox cluster (design §9): an in-process simulated Kubernetes cluster for `npm start` and
+ * tests when the agent has neither a kubeconfig nor a service account. It runs the fake API server
+ * (agent/sandbox/fake-kube-api.ts) and the workload controllers (agent/sandbox/workloads.ts), then
+ * creates every object the agent config references, so any valid config runs in it:
+ * - the agent's namespace (Lease and action memory);
+ * - route-swap: the operator namespace and DaemonSet with one pod per node (3 nodes by default),
+ *   the simulated static-route operator (agent/sandbox/static-route-operator.ts) on those pods, and
+ *   the target's primary StaticRoute, present and Ready on every node;
+ * - etcd-sync-teardown: the synchronizer Deployment (1 replica), backed by a real
+ *   `etcdctl make-mirror` (agent/sandbox/etcd-mirror.ts) when etcdctl is installed, so scaling it
+ *   to zero really stops the sync; and every workload listed under `restart`.
+ * It never touches a real cluster.
+ */
+import type { KubeConfig } from "@kubernetes/client-node";
+import type { AgentConfig, EtcdSyncTeardownTarget, RouteSwapTarget } from "../../shared/config.ts";
+import { type Logger, silentLogger } from "../log.ts";
+import { createEtcdMirrorBackend, type EtcdMirrorBackend, etcdctlAvailable } from "./etcd-mirror.ts";
+import { type FakeKubeApi, type FakeKubeApiOptions, type KubeObject, startFakeKubeApi } from "./fake-kube-api.ts";
+import { type OperatorNodeMode, startStaticRouteOperators } from "./static-route-operator.ts";
+import {
+  startWorkloadControllers,
+  type WorkloadControllers,
+  type WorkloadControllersOptions,
+  type WorkloadKey,
+} from "./workloads.ts";
+
+const STATIC_ROUTES = { group: "networking.digitalocean.com", version: "v1", resource: "staticroutes" };
+const NAMESPACES = { resource: "namespaces" };
+const WORKLOAD_TYPES = {
+  Deployment: { group: "apps", resource: "deployments" },
+  StatefulSet: { group: "apps", resource: "statefulsets" },
+  DaemonSet: { group: "apps", resource: "daemonsets" },
+} as const;
+
+/** What starts the simulated static-route operator for one route-swap target's DaemonSet. */
+export type StartOperator = (ctx: {
+  kubeConfig: KubeConfig;
+  namespace: string;
+  daemonSet: string;
+  target: string;
+}) => Promise<{ stop(): Promise<void> }>;
+
+export interface SandboxClusterOptions {
+  /** Simulated node names (default node-1, node-2, node-3). */
+  nodes?: string[];
+  /** Passed to the fake API server (token, bookmark interval, history size…). */
+  api?: FakeKubeApiOptions;
+  /** Passed to the workload controllers (rollout and readiness delays). */
+  workloads?: Omit<WorkloadControllersOptions, "nodes" | "onScale">;
+  /** Extra backing for Deployments/StatefulSets, called after the etcd mirror backend. */
+  onScale?: WorkloadControllersOptions["onScale"];
+  /**
+   * Starts the static-route operator simulation; default: startStaticRouteOperators with
+   * `operatorDelayMs` and `operatorModes`; `false` runs none (StaticRoute statuses are then
+   * written directly as Ready).
+   */
+  startOperator?: StartOperator | false;
+  /** Handler delay of the simulated operator pods (default 200 ms). */
+  operatorDelayMs?: number;
+  /** Per-node behaviour of the simulated operator pods. */
+  operatorModes?: Record<string, OperatorNodeMode>;
+  /** Back synchronizer Deployments by `etcdctl make-mirror` (default: when etcdctl is installed). */
+  etcdMirror?: boolean;
+  /** How long to wait for the seeded StaticRoute to be Ready on every node (default 10 s). */
+  readyTimeoutMs?: number;
+  log?: Logger;
+}
+
+export interface SandboxCluster {
+  /** Credentials for the agent (the real client-node talks to the fake API over HTTP). */
+  kubeConfig: KubeConfig;
+  api: FakeKubeApi;
+  workloads: WorkloadControllers;
+  /** The etcd mirror backend, when synchronizer Deployments are backed by make-mirror. */
+  etcdMirror: EtcdMirrorBackend | undefined;
+  /** Stops the operator simulations, the mirrors, the controllers and the API server. */
+  stop(): Promise<void>;
+}
+
+const defaultOperator =
+  (options: SandboxClusterOptions): StartOperator =>
+  async ({ kubeConfig, namespace, daemonSet }) =>
+    startStaticRouteOperators({
+      kubeConfig,
+      namespace,
+      daemonSet,
+      delayMs: options.operatorDelayMs ?? 200,
+      modes: options.operatorModes,
+    });
+
+function ensureNamespace(api: FakeKubeApi, name: string): void {
+  if (!api.store.get(NAMESPACES, undefined, name)) {
+    api.store.create(NAMESPACES, { metadata: { name, labels: { "turnout/sandbox": "true" } } });
+  }
+}
+
+function workloadObject(
+  kind: keyof typeof WORKLOAD_TYPES,
+  namespace: string,
+  name: string,
+  labels: Record<string, string>,
+): KubeObject {
+  const selector = { matchLabels: labels };
+  const template = {
+    metadata: { labels },
+    spec: { containers: [{ name, image: `sandbox.invalid/${name}:simulated` }] },
+  };
+  return {
+    apiVersion: "apps/v1",
+    kind,
+    metadata: { name, namespace, labels: { ...labels, "turnout/sandbox": "true" } },
+    spec:
+      kind === "DaemonSet"
+        ? { selector, template }
+        : { replicas: 1, selector, template, ...(kind === "StatefulSet" ? { serviceName: name } : {}) },
+  };
+}
+
+function ensureWorkload(
+  api: FakeKubeApi,
+  kind: keyof typeof WORKLOAD_TYPES,
+  namespace: string,
+  name: string,
+  labels: Record<string, string>,
+): void {
+  ensureNamespace(api, namespace);
+  if (!api.store.get(WORKLOAD_TYPES[kind], namespace, name)) {
+    api.store.create(WORKLOAD_TYPES[kind], workloadObject(kind, namespace, name, labels));
+  }
+}
+
+/** Resolves when `check` holds, re-checking on every StaticRoute change; rejects after `ms`. */
+function untilRoutes(api: FakeKubeApi, check: () => boolean, ms: number, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (check()) return resolve();
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`sandbox: timed out after ${ms} ms waiting for ${what}`));
+    }, ms);
+    const off = api.store.watch(STATIC_ROUTES, undefined, () => {
+      if (!check()) return;
+      clearTimeout(timer);
+      off();
+      resolve();
+    });
+  });
+}
+
+/** Starts the sandbox cluster for an agent config and seeds the objects it references. */
+export async function startSandboxCluster(
+  config: AgentConfig,
+  options: SandboxClusterOptions = {},
+): Promise<SandboxCluster> {
+  const log = (options.log ?? silentLogger).child({ sandbox: true });
+  const nodes = options.nodes ?? ["node-1", "node-2", "node-3"];
+  const api = await startFakeKubeApi(options.api);
+  const targets = Object.entries(config.targets);
+  const etcdTargets = targets.filter((e): e is [string, EtcdSyncTeardownTarget] => e[1].kind === "etcd-sync-teardown");
+  const routeTargets = targets.filter((e): e is [string, RouteSwapTarget] => e[1].kind === "route-swap");
+
+  const mirrorWanted = options.etcdMirror ?? (etcdTargets.length > 0 && etcdctlAvailable());
+  if (options.etcdMirror === undefined && etcdTargets.length > 0 && !mirrorWanted) {
+    log.warn(
+      "etcdctl is not installed: the sandbox's synchronizer Deployments run without a real make-mirror (run `npm run setup`)",
+    );
+  }
+  const etcdMirror = mirrorWanted
+    ? createEtcdMirrorBackend(
+        etcdTargets.map(([, t]) => ({
+          namespace: t.sync.namespace,
+          name: t.sync.name,
+          mirror: {
+            primaryEndpoints: t.etcd.primary.endpoints,
+            standbyEndpoints: t.etcd.standby.endpoints,
+            prefixes: t.etcd.prefixes,
+            tls: t.etcd.tls,
+            onUnexpectedExit: (prefix: string, code: number | null, output: string) =>
+              log.warn("sandbox make-mirror exited", { prefix, code, output: output.slice(-500) }),
+          },
+        })),
+      )
+    : undefined;
+
+  const workloads = startWorkloadControllers(api.store, {
+    ...options.workloads,
+    nodes,
+    onError: (error, key) => log.warn("sandbox controller error", { key, error: String(error) }),
+    onScale: async (key: WorkloadKey, replicas: number) => {
+      await etcdMirror?.onScale(key, replicas);
+      await options.onScale?.(key, replicas);
+    },
+  });
+  const operators: { stop(): Promise<void> }[] = [];
+
+  const stop = async () => {
+    for (const o of operators.splice(0)) await o.stop().catch(() => {});
+    workloads.stop();
+    await etcdMirror?.stop();
+    await api.close();
+  };
+
+  try {
+    ensureNamespace(api, config.namespace);
+
+    for (const [, t] of etcdTargets) {
+      ensureWorkload(api, "Deployment", t.sync.namespace, t.sync.name, { app: t.sync.name });
+      for (const w of t.restart) ensureWorkload(api, w.kind, w.namespace, w.name, { app: w.name });
+    }
+
+    const daemonSets = new Map<string, string>();
+    for (const [name, t] of routeTargets) {
+      const dsKey = `${t.operator.namespace}/${t.operator.daemonSet}`;
+      if (!daemonSets.has(dsKey)) {
+        daemonSets.set(dsKey, name);
+        ensureWorkload(api, "DaemonSet", t.operator.namespace, t.operator.daemonSet, { name: t.operator.daemonSet });
+      }
+    }
+    await workloads.settled();
+
+    const startOperator =
+      options.startOperator === false ? undefined : (options.startOperator ?? defaultOperator(options));
+    for (const [dsKey, target] of daemonSets) {
+      const [namespace = "", daemonSet = ""] = dsKey.split("/");
+      if (startOperator)
+        operators.push(await startOperator({ kubeConfig: api.kubeConfig(), namespace, daemonSet, target }));
+    }
+
+    for (const [name, t] of routeTargets) {
+      const primary = t.routes.primary;
+      if (api.store.get(STATIC_ROUTES, undefined, primary.name)) continue;
+      const created = api.store.create(STATIC_ROUTES, {
+        apiVersion: "networking.digitalocean.com/v1",
+        kind: "StaticRoute",
+        metadata: { name: primary.name, labels: { "turnout/target": name } },
+        spec: { destinations: primary.destinations, gateway: primary.gateway },
+      });
+      if (!startOperator) {
+        // No operator simulation: record what it would have (kopf's create_fn result per node).
+        api.store.mutate(
+          STATIC_ROUTES,
+          undefined,
+          created.metadata.name ?? primary.name,
+          (o) => {
+            o.status = { create_fn: Object.fromEntries(nodes.map((n) => [n, "Ready"])) };
+          },
+          { subresource: "status" },
+        );
+        continue;
+      }
+      await untilRoutes(
+        api,
+        () => {
+          const status = api.store.get(STATIC_ROUTES, undefined, primary.name)?.status;
+          const createFn =
+            typeof status === "object" && status !== null && !Array.isArray(status) ? status.create_fn : undefined;
+          return (
+            typeof createFn === "object" &&
+            createFn !== null &&
+            !Array.isArray(createFn) &&
+            nodes.filter((n) => (options.operatorModes?.[n] ?? "ok") === "ok").every((n) => createFn[n] === "Ready")
+          );
+        },
+        options.readyTimeoutMs ?? 10_000,
+        `StaticRoute ${primary.name} Ready on every node`,
+      );
+    }
+    await workloads.settled();
+    await etcdMirror?.idle();
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+
+  log.info("sandbox cluster running (simulated; no real cluster is touched)", {
+    url: api.url,
+    nodes,
+    routeSwapTargets: routeTargets.map(([n]) => n),
+    etcdSyncTargets: etcdTargets.map(([n]) => n),
+    etcdMirror: etcdMirror !== undefined,
+  });
+
+  return { kubeConfig: api.kubeConfig(), api, workloads, etcdMirror, stop };
+}
