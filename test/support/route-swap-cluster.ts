@@ -6,6 +6,7 @@
 
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { KubeConfig } from "@kubernetes/client-node";
 import type { DurableMemory, Executor, StepContext, StepOutcome } from "../../agent/executor.ts";
 import { StepError } from "../../agent/executor.ts";
 import { STATIC_ROUTE, type StaticRouteObject, StaticRouteObjectSchema } from "../../agent/executors/route-swap.ts";
@@ -200,6 +201,69 @@ export async function startEgressEcho(
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}/ip`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A request that passed through {@link startRecordingProxy}. */
+export interface ProxiedRequest {
+  method: string;
+  path: string;
+  query: Record<string, string>;
+  contentType: string | undefined;
+}
+
+/**
+ * A forwarding proxy in front of the fake API so one client's requests (the agent's) can be told
+ * apart from the simulated operators', which share the fake server's single token.
+ */
+export async function startRecordingProxy(
+  api: FakeKubeApi,
+): Promise<{ kubeConfig(): KubeConfig; requests: ProxiedRequest[]; close(): Promise<void> }> {
+  const requests: ProxiedRequest[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", async () => {
+      const url = new URL(req.url ?? "/", api.url);
+      const contentType = req.headers["content-type"];
+      requests.push({
+        method: req.method ?? "GET",
+        path: url.pathname,
+        query: Object.fromEntries(url.searchParams),
+        contentType,
+      });
+      const body = chunks.length ? Buffer.concat(chunks) : undefined;
+      const upstream = await fetch(url, {
+        method: req.method,
+        headers: {
+          authorization: req.headers.authorization ?? "",
+          ...(contentType ? { "content-type": contentType } : {}),
+        },
+        body: req.method === "GET" || req.method === "HEAD" ? undefined : body,
+      });
+      res.writeHead(upstream.status, { "content-type": upstream.headers.get("content-type") ?? "application/json" });
+      res.end(Buffer.from(await upstream.arrayBuffer()));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    requests,
+    kubeConfig() {
+      const kc = new KubeConfig();
+      kc.loadFromOptions({
+        clusters: [{ name: "proxy", server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
+        users: [{ name: "agent", token: api.token ?? "" }],
+        contexts: [{ name: "proxy", cluster: "proxy", user: "agent" }],
+        currentContext: "proxy",
+      });
+      return kc;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
