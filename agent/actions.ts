@@ -140,7 +140,7 @@ export function registerActionRoutes(app: Hono, deps: ActionRoutesDeps): void {
         { "retry-after": retryAfter },
       );
     }
-    if (deps.accepting && !deps.accepting()) {
+    if (!deps.runner.isAccepting() || (deps.accepting && !deps.accepting())) {
       return problem(
         503,
         "unavailable",
@@ -170,6 +170,17 @@ export function registerActionRoutes(app: Hono, deps: ActionRoutesDeps): void {
         );
       case "unknown-target":
         return problem(404, "not-found", "Not found", `unknown target ${JSON.stringify(request.target)}`);
+      case "stopping":
+        return problem(
+          503,
+          "unavailable",
+          "Service unavailable",
+          "the agent is shutting down",
+          {},
+          {
+            "retry-after": retryAfter,
+          },
+        );
       case "no-executor":
         return problem(
           503,

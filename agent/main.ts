@@ -2,18 +2,209 @@
 /**
  * The turnout agent: `node agent/main.ts --config <file>` (or TURNOUT_AGENT_CONFIG).
  * On a bad config it prints every problem as `path: message` and exits 1.
+ *
+ * Wiring: config → mode → (sandbox: an in-process fake Kubernetes API) → KubeConfig → durable
+ * action store → Leadership (Lease) → executors → runner + HTTP server. Unfinished actions resume
+ * when this replica leads; SIGTERM stops accepting, lets the running step finish (bounded), then
+ * aborts it, releases the Lease and exits.
  */
 import { readFileSync } from "node:fs";
-import { serve } from "@hono/node-server";
+import type { AddressInfo } from "node:net";
+import { type ServerType, serve } from "@hono/node-server";
+import { ApiException, CoreV1Api, KubeConfig, VersionApi } from "@kubernetes/client-node";
 import type { AgentConfig } from "../shared/config.ts";
+import { type ActionStore, InMemoryActionStore } from "./action-store.ts";
 import { ConfigError, configSource, loadAgentConfigFile, parseConfigText, validateOrThrow } from "./config-file.ts";
-import { createLogger } from "./log.ts";
-import { detectMode } from "./mode.ts";
-import { createAgentApp } from "./server.ts";
+import { createDnsFlipExecutor } from "./executors/dns-flip.ts";
+import { createRouteSwapExecutor } from "./executors/route-swap.ts";
+import type { Leadership } from "./leadership.ts";
+import { startLeaseElector } from "./lease.ts";
+import { createLogger, type Logger } from "./log.ts";
+import { createAgentMetrics } from "./metrics.ts";
+import { type ClusterMode, detectMode } from "./mode.ts";
+import { qstashKeysFromEnv } from "./qstash.ts";
+import { createReportSender } from "./report-sender.ts";
+import { ActionRunner, type ExecutorRegistry, executorRegistry, followLeadership } from "./runner.ts";
+import { startFakeKubeApi } from "./sandbox/fake-kube-api.ts";
+import { createAgentApp, leaseReadiness } from "./server.ts";
 
-const log = createLogger({ component: "agent" });
 const version = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string })
   .version;
+
+export interface StartAgentOptions {
+  config: AgentConfig;
+  mode: ClusterMode;
+  env?: Record<string, string | undefined>;
+  log?: Logger;
+  /** Overrides for tests and tools; each defaults to the production wiring. */
+  kubeConfig?: KubeConfig;
+  executors?: ExecutorRegistry;
+  store?: ActionStore;
+  leadership?: Leadership;
+  /** How long SIGTERM lets a running step finish before aborting it (default 20 s, under k8s' 30 s). */
+  shutdownGraceMs?: number;
+}
+
+export interface RunningAgent {
+  url: string;
+  runner: ActionRunner;
+  /** Graceful stop: stop accepting, drain, release the Lease, close the server. */
+  stop(): Promise<void>;
+}
+
+/** KubeConfig for the mode; in the sandbox, an in-process fake API (design §9). */
+async function kubeConfigFor(
+  config: AgentConfig,
+  mode: ClusterMode,
+  log: Logger,
+): Promise<{ kubeConfig: KubeConfig; close: () => Promise<void> }> {
+  const kc = new KubeConfig();
+  if (mode === "kubeconfig" && config.kubeconfig) {
+    kc.loadFromFile(config.kubeconfig);
+    return { kubeConfig: kc, close: async () => {} };
+  }
+  if (mode === "in-cluster") {
+    kc.loadFromCluster();
+    return { kubeConfig: kc, close: async () => {} };
+  }
+  // SEAM(sandbox cluster): agent/sandbox/cluster.ts (`startSandboxCluster`, which also creates
+  // the objects the config references and simulates the static-route operator) replaces this
+  // bare fake API when it lands. Until then the sandbox has the API and the agent's namespace.
+  const api = await startFakeKubeApi({ namespaces: [config.namespace, "default", "kube-system"] });
+  log.warn("sandbox: fake Kubernetes API started in-process", { url: api.url });
+  return { kubeConfig: api.kubeConfig(), close: () => api.close() };
+}
+
+/** The production executors, one per target kind. */
+export function defaultExecutors(
+  config: AgentConfig,
+  kubeConfig: KubeConfig,
+  env: Record<string, string | undefined>,
+): ExecutorRegistry {
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const dnsFlip = createDnsFlipExecutor({
+    env,
+    // The agent's own credentials, not whatever the default kubeconfig would be.
+    readConfigMap: async (namespace, name) => {
+      try {
+        return (await core.readNamespacedConfigMap({ namespace, name })).data ?? {};
+      } catch (err) {
+        if (err instanceof ApiException && err.code === 404) return undefined;
+        throw err;
+      }
+    },
+  });
+  // SEAM(etcd-sync-teardown): add createEtcdSyncTeardownExecutor({kubeConfig, agentConfig: config,
+  // env}) once agent/executors/etcd-sync-teardown.ts is committed; until then such a target answers
+  // 503 "no executor" instead of running half a teardown.
+  void config;
+  return new Map([...executorRegistry(createRouteSwapExecutor({ kubeConfig })), ...executorRegistry(dnsFlip)]);
+}
+
+/** Starts the agent (everything but process signals and config loading). */
+export async function startAgent(options: StartAgentOptions): Promise<RunningAgent> {
+  const { config, mode } = options;
+  const env = options.env ?? process.env;
+  const log = options.log ?? createLogger({ component: "agent" });
+
+  const cluster = options.kubeConfig
+    ? { kubeConfig: options.kubeConfig, close: async () => {} }
+    : await kubeConfigFor(config, mode, log);
+  const { kubeConfig } = cluster;
+
+  // SEAM(durable store): agent/memory.ts's ConfigMapActionStore replaces this once committed.
+  const store = options.store ?? new InMemoryActionStore();
+  if (!options.store) {
+    log.warn(
+      "ACTION STORE IS IN MEMORY: a restarted agent forgets its actions and may repeat steps; use the ConfigMap store",
+      { store: "memory" },
+    );
+  }
+
+  const leadership =
+    options.leadership ??
+    startLeaseElector({
+      kubeConfig,
+      namespace: config.namespace,
+      name: config.lease.name,
+      durationSeconds: config.lease.durationSeconds,
+      renewSeconds: config.lease.renewSeconds,
+      log,
+    });
+
+  const secret = env.TURNOUT_AGENT_SECRET ?? "";
+  const secrets = [secret, env.TURNOUT_AGENT_SECRET_NEXT ?? ""].filter((s) => s.length > 0);
+  if (!secret) log.warn("TURNOUT_AGENT_SECRET is not set: every action is refused (401) and reports cannot be signed");
+  const qstash = qstashKeysFromEnv(env);
+
+  const metrics = createAgentMetrics();
+  const reports = createReportSender({
+    reportUrl: config.reportUrl,
+    secret,
+    log,
+    onFailure: () => metrics.reportDeliveryFailed(),
+  });
+  const runner = new ActionRunner({
+    config,
+    executors: options.executors ?? defaultExecutors(config, kubeConfig, env),
+    store,
+    reports,
+    log,
+    metrics,
+  });
+  const unfollow = followLeadership(leadership, runner, log, metrics);
+  if (leadership.isLeader()) {
+    const resumed = await runner.resumeUnfinished();
+    if (resumed.length) log.info("resumed unfinished actions", { actions: resumed });
+  }
+
+  const versionApi = kubeConfig.makeApiClient(VersionApi);
+  let accepting = true;
+  const app = createAgentApp({
+    config,
+    mode,
+    version,
+    metrics,
+    readiness: () =>
+      leaseReadiness(leadership, async () => {
+        await versionApi.getCode();
+        return true;
+      }),
+    actions: {
+      runner,
+      leadership,
+      secrets,
+      ...(qstash ? { qstash } : {}),
+      log,
+      accepting: () => accepting,
+    },
+  });
+
+  const [host, portText] = splitHostPort(config.listen);
+  const server = await new Promise<ServerType>((resolve) => {
+    const s = serve({ fetch: app.fetch, hostname: host, port: Number(portText) }, () => resolve(s));
+  });
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  log.info("agent listening", { url, mode, targets: Object.keys(config.targets), qstash: qstash !== undefined });
+
+  return {
+    url,
+    runner,
+    stop: async () => {
+      accepting = false;
+      await runner.drain(options.shutdownGraceMs ?? 20_000);
+      unfollow();
+      await leadership.stop();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Keep-alive connections would hold close() open.
+        if ("closeAllConnections" in server) server.closeAllConnections();
+      });
+      await cluster.close();
+    },
+  };
+}
 
 async function loadConfig(): Promise<AgentConfig> {
   const source = configSource(process.argv.slice(2), process.env);
@@ -26,7 +217,27 @@ async function loadConfig(): Promise<AgentConfig> {
   return validateOrThrow(parseConfigText(source.text, "TURNOUT_AGENT_CONFIG"), "TURNOUT_AGENT_CONFIG");
 }
 
+/** Handles SIGTERM/SIGINT for a running agent: one graceful stop, then exit. */
+export function exitOnSignals(agent: RunningAgent, log: Logger): void {
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info("stopping", { signal });
+    agent.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error("unclean stop", { error: String(err) });
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+}
+
 async function main(): Promise<void> {
+  const log = createLogger({ component: "agent" });
   let config: AgentConfig;
   try {
     config = await loadConfig();
@@ -37,7 +248,6 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-
   const mode = detectMode(config);
   if (mode === "sandbox") {
     log.warn(
@@ -45,25 +255,8 @@ async function main(): Promise<void> {
       { mode },
     );
   }
-  const app = createAgentApp({
-    config,
-    mode,
-    version,
-    readiness: async () => ({ ready: true, detail: mode === "sandbox" ? "sandbox cluster" : "standing by" }),
-  });
-
-  const [host, portText] = splitHostPort(config.listen);
-  const server = serve({ fetch: app.fetch, hostname: host, port: Number(portText) }, (info) => {
-    log.info("agent listening", { url: `http://${host}:${info.port}`, mode, targets: Object.keys(config.targets) });
-  });
-
-  const stop = (signal: string) => {
-    log.info("stopping", { signal });
-    server.close(() => process.exit(0));
-    setTimeout(() => process.exit(0), 3000).unref();
-  };
-  process.on("SIGINT", () => stop("SIGINT"));
-  process.on("SIGTERM", () => stop("SIGTERM"));
+  const agent = await startAgent({ config, mode, log });
+  exitOnSignals(agent, log);
 }
 
 function splitHostPort(listen: string): [string, string] {
@@ -72,7 +265,11 @@ function splitHostPort(listen: string): [string, string] {
   return [host, listen.slice(i + 1)];
 }
 
-main().catch((err: unknown) => {
-  log.error("agent failed to start", { error: err instanceof Error ? err.stack : String(err) });
-  process.exit(1);
-});
+if (import.meta.main) {
+  main().catch((err: unknown) => {
+    createLogger({ component: "agent" }).error("agent failed to start", {
+      error: err instanceof Error ? err.stack : String(err),
+    });
+    process.exit(1);
+  });
+}

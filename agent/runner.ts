@@ -19,13 +19,23 @@ import { abortableSleep, type ReportSender } from "./report-sender.ts";
 /** Executors by target kind (`route-swap`, `dns-flip`, `etcd-sync-teardown`, or a test kind). */
 export type ExecutorRegistry = ReadonlyMap<string, Executor>;
 
+/**
+ * Builds a registry from executors of specific target types. The one widening cast is sound
+ * because the runner only ever hands an executor targets whose `kind` equals `executor.kind`.
+ */
+export function executorRegistry<T extends AgentTarget>(...executors: Executor<T>[]): ExecutorRegistry {
+  return new Map(executors.map((e) => [e.kind as string, e as unknown as Executor]));
+}
+
 /** What {@link ActionRunner.submit} decided. */
 export type SubmitResult =
   | { outcome: "accepted"; id: string }
   | { outcome: "duplicate"; report: ActionReport }
   | { outcome: "conflict"; runningId: string }
   | { outcome: "unknown-target" }
-  | { outcome: "no-executor"; kind: string };
+  | { outcome: "no-executor"; kind: string }
+  /** Shutting down or no longer leading: the sender should retry (reaching the next leader). */
+  | { outcome: "stopping" };
 
 export interface RunnerOptions {
   config: Pick<AgentConfig, "targets">;
@@ -60,6 +70,7 @@ export class ActionRunner {
   private readonly active = new Map<string, Active>();
   private readonly targetLocks = new Map<string, Promise<unknown>>();
   private accepting = true;
+  private draining = false;
 
   constructor(opts: RunnerOptions) {
     this.opts = opts;
@@ -87,6 +98,7 @@ export class ActionRunner {
    */
   async resumeUnfinished(): Promise<string[]> {
     this.accepting = true;
+    this.draining = false;
     const picked: string[] = [];
     for (const record of await this.opts.store.unfinished()) {
       const id = record.request.id;
@@ -122,6 +134,31 @@ export class ActionRunner {
     await Promise.allSettled(all.flatMap((a) => [a.execution, a.delivery, a.persisted]));
     for (const a of all) this.active.delete(a.record.request.id);
     this.updateInProgress();
+  }
+
+  /**
+   * Graceful stop (SIGTERM): accept nothing new, let each running step finish (no further step
+   * starts), and abort whatever is still running after `graceMs`. Unfinished actions stay in the
+   * store and resume on the next leader.
+   */
+  async drain(graceMs: number): Promise<void> {
+    this.accepting = false;
+    this.draining = true;
+    const executions = [...this.active.values()].flatMap((a) => (a.execution ? [a.execution] : []));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled(executions),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, graceMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    await this.abortAll("agent shutting down");
+  }
+
+  /** False once the runner is draining or aborted (new actions get 503). */
+  isAccepting(): boolean {
+    return this.accepting;
   }
 
   /** Resolves when every execution and delivery in flight has settled (tests, shutdown). */
@@ -166,7 +203,7 @@ export class ActionRunner {
     }
     const latest = await store.latest(request.target);
     if (latest && latest.report.status === "running") return { outcome: "conflict", runningId: latest.request.id };
-    if (!this.accepting) throw new Error("runner is stopping");
+    if (!this.accepting) return { outcome: "stopping" };
 
     const record = this.newRecord(request, executor, target, latest);
     const a = this.track(record);
@@ -334,7 +371,7 @@ export class ActionRunner {
 
     for (const step of steps) {
       if (a.record.completedSteps.includes(step.name)) continue;
-      if (a.controller.signal.aborted) return;
+      if (a.controller.signal.aborted || this.draining) return;
       const entry = report.steps.find((r) => r.name === step.name);
       if (!entry) continue;
       entry.status = "running";
