@@ -5,7 +5,9 @@
  * primary cluster when the target says `heartbeat.write: true`; any cron job could do the same.
  */
 import type { Etcd3 } from "etcd3";
+import type { AgentConfig } from "../../shared/config.ts";
 import type { Logger } from "../log.ts";
+import { createEtcdClient } from "./client.ts";
 
 export interface HeartbeatTimer {
   /** Schedules `fn` after `ms`; returns a cancel function. */
@@ -77,6 +79,44 @@ export function startHeartbeatWriter(options: HeartbeatWriterOptions): Heartbeat
     },
     get writes() {
       return writes;
+    },
+  };
+}
+
+/** Heartbeat writers for every etcd-sync-teardown target whose config says `heartbeat.write: true`. */
+export interface ConfiguredHeartbeats {
+  /** Target names with a running writer. */
+  readonly targets: readonly string[];
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts one writer per target with `etcd.heartbeat.write: true`, on that target's primary
+ * endpoints (with its TLS files). Called by the agent at startup; `stop()` at shutdown.
+ */
+export function startConfiguredHeartbeats(
+  config: Pick<AgentConfig, "targets">,
+  options: { now: () => number; intervalMs?: number; timer?: HeartbeatTimer; log?: Logger },
+): ConfiguredHeartbeats {
+  const running: { name: string; writer: HeartbeatWriter; client: Etcd3 }[] = [];
+  for (const [name, target] of Object.entries(config.targets)) {
+    if (target.kind !== "etcd-sync-teardown" || !target.etcd.heartbeat?.write) continue;
+    const client = createEtcdClient({ endpoints: target.etcd.primary.endpoints, tls: target.etcd.tls });
+    const writer = startHeartbeatWriter({
+      client,
+      key: target.etcd.heartbeat.key,
+      intervalMs: options.intervalMs,
+      now: options.now,
+      timer: options.timer,
+      log: options.log?.child({ target: name }),
+    });
+    running.push({ name, writer, client });
+  }
+  return {
+    targets: running.map((r) => r.name),
+    async stop() {
+      await Promise.all(running.map((r) => r.writer.stop()));
+      for (const r of running) r.client.close();
     },
   };
 }

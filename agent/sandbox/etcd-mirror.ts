@@ -177,3 +177,15 @@ export function createEtcdMirrorBackend(deployments: readonly MirrorDeployment[]
     },
   };
 }
+
+/**
+ * The prefixes a synchronizer for an etcd-sync-teardown target must mirror: the compared
+ * prefixes plus the heartbeat key when no prefix covers it (the lag measurement needs the
+ * heartbeat copied to the standby, design §7).
+ */
+export function mirrorPrefixesFor(etcd: { prefixes: readonly string[]; heartbeat?: { key: string } }): string[] {
+  const out = [...etcd.prefixes];
+  const key = etcd.heartbeat?.key;
+  if (key !== undefined && !out.some((p) => key.startsWith(p))) out.push(key);
+  return out;
+}

@@ -11,8 +11,10 @@ import {
   decideConsistency,
   describeConsistency,
 } from "../../agent/etcd/consistency.ts";
-import { startHeartbeatWriter } from "../../agent/etcd/heartbeat.ts";
+import { startConfiguredHeartbeats, startHeartbeatWriter } from "../../agent/etcd/heartbeat.ts";
 import type { EtcdMirror } from "../../agent/sandbox/etcd-mirror.ts";
+import { mirrorPrefixesFor } from "../../agent/sandbox/etcd-mirror.ts";
+import { AgentConfigSchema } from "../../shared/config.ts";
 import { type EtcdInstance, eventually, loadKeys, startEtcds, startMirror } from "../support/etcd.ts";
 
 let primary: EtcdInstance;
@@ -268,5 +270,39 @@ describe("etcd consistency check", () => {
     expect(await p.get(key).string()).toBe(String(NOW + 2000));
     await writer.stop();
     expect(writer.writes).toBe(2);
+  });
+
+  it("the agent writes heartbeats only for targets whose config says heartbeat.write: true", async () => {
+    const etcd = (key: string, write: boolean) => ({
+      primary: { endpoints: [primary.url] },
+      standby: { endpoints: [standby.url] },
+      prefixes: ["/cfg/"],
+      heartbeat: { key, write },
+    });
+    const rest = {
+      sync: { namespace: "ns", name: "sync" },
+      dns: "dns",
+    };
+    const config = AgentConfigSchema.parse({
+      reportUrl: "http://127.0.0.1:1/r",
+      targets: {
+        dns: {
+          kind: "dns-flip",
+          provider: { type: "rfc2136", server: "127.0.0.1:53", zone: "z", tsig: { name: "k", secretEnv: "S" } },
+          record: { name: "a.z" },
+          values: { primary: ["10.0.0.1"], secondary: ["10.0.0.2"] },
+        },
+        writer: { kind: "etcd-sync-teardown", etcd: etcd("/hb-cfg/on", true), ...rest },
+        reader: { kind: "etcd-sync-teardown", etcd: etcd("/hb-cfg/off", false), ...rest },
+      },
+    });
+    const beats = startConfiguredHeartbeats(config, { now: () => NOW + 5, timer: { schedule: () => () => {} } });
+    expect(beats.targets).toEqual(["writer"]);
+    await beats.stop();
+    expect(await p.get("/hb-cfg/on").string()).toBe(String(NOW + 5));
+    expect(await p.get("/hb-cfg/off").string()).toBeNull();
+    // The synchronizer must copy the heartbeat too, or lag could not be measured.
+    expect(mirrorPrefixesFor(etcd("/hb-cfg/on", true))).toEqual(["/cfg/", "/hb-cfg/on"]);
+    expect(mirrorPrefixesFor(etcd("/cfg/turnout/hb", true))).toEqual(["/cfg/"]);
   });
 });

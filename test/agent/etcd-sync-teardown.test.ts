@@ -74,7 +74,18 @@ function workload(name: string, replicas: number) {
   };
 }
 
-async function makeWorld(keys: number, etcd = pair): Promise<World> {
+interface WorldOptions {
+  syncAction?: "scale-to-zero" | "delete";
+  restart?: { kind: "Deployment" | "StatefulSet" | "DaemonSet"; namespace: string; name: string }[];
+  restartTimeoutSeconds?: number;
+}
+
+const DEFAULT_RESTART = [
+  { kind: "StatefulSet", namespace: NS, name: "elasticsearch" },
+  { kind: "Deployment", namespace: NS, name: "cluster-transformer" },
+] as const;
+
+async function makeWorld(keys: number, etcd = pair, opts: WorldOptions = {}): Promise<World> {
   worldCount += 1;
   const prefix = `/w${worldCount}/`;
   const record = `dr${worldCount}.${bind.zone}`;
@@ -125,15 +136,12 @@ async function makeWorld(keys: number, etcd = pair): Promise<World> {
           heartbeat: { key: `${prefix}turnout/heartbeat`, maxLagSeconds: 30 },
           maxMissedKeys: 0,
         },
-        sync: { kind: "Deployment", namespace: NS, name: "etcd-sync", action: "scale-to-zero" },
+        sync: { kind: "Deployment", namespace: NS, name: "etcd-sync", action: opts.syncAction ?? "scale-to-zero" },
         dns: "platform-dns",
-        restart: [
-          { kind: "StatefulSet", namespace: NS, name: "elasticsearch" },
-          { kind: "Deployment", namespace: NS, name: "cluster-transformer" },
-        ],
+        restart: opts.restart ?? DEFAULT_RESTART,
         followUps: FOLLOW_UPS,
         allowUnverified: false,
-        restartTimeoutSeconds: 10,
+        restartTimeoutSeconds: opts.restartTimeoutSeconds ?? 10,
       },
     },
   });
@@ -165,6 +173,7 @@ async function makeWorld(keys: number, etcd = pair): Promise<World> {
   api.store.create(apps, workload("etcd-sync", 1));
   api.store.create(apps, workload("cluster-transformer", 1));
   api.store.create({ group: "apps", resource: "statefulsets" }, workload("elasticsearch", 2));
+  api.store.create({ group: "apps", resource: "daemonsets" }, workload("warlock", 0));
   await controllers.settled();
   await backend.idle();
   // The real mirror's initial copy: every key (events included) and the heartbeat.
@@ -416,5 +425,68 @@ describe("etcd-sync-teardown failover", () => {
     expect(await restartedBy(w)).toEqual([a.id, a.id]);
     expect(restartPatches(w, "statefulsets", "elasticsearch")).toBe(1);
     expect(restartPatches(w, "deployments", "cluster-transformer")).toBe(1);
+  });
+
+  it("with action delete: deletes the synchronizer Deployment and waits until its pods are gone", async () => {
+    const w = await makeWorld(20, pair, { syncAction: "delete", restart: [] });
+    const steps = await run(w, action(1));
+    expect(steps.map((s) => [s.name, s.status])).toEqual([
+      ["consistency", "succeeded"],
+      ["stop-sync", "succeeded"],
+      ["flip-dns", "succeeded"],
+      ["restart", "skipped"],
+      ["follow-ups", "succeeded"],
+    ]);
+    expect(steps[1]?.detail).toBe(`Deployment ${NS}/etcd-sync deleted; its pods are gone`);
+    expect(w.api.store.get({ group: "apps", resource: "deployments" }, NS, "etcd-sync")).toBeUndefined();
+    await w.backend.idle();
+    expect(w.backend.running(NS, "etcd-sync")).toBe(false);
+    const again = await run(w, action(1));
+    expect(again[1]?.detail).toBe(`Deployment ${NS}/etcd-sync already deleted`);
+  });
+
+  it("fails at restart when a rollout does not complete within restartTimeoutSeconds, naming the workload", async () => {
+    const w = await makeWorld(20, pair, {
+      restart: [{ kind: "DaemonSet", namespace: NS, name: "warlock" }],
+      restartTimeoutSeconds: 1,
+    });
+    // One node's pods never turn Ready, so the DaemonSet's rollout cannot finish.
+    w.controllers.setNodeReady(w.controllers.nodes[0] ?? "node-1", false);
+    const started = Date.now();
+    const steps = await run(w, action(1));
+    expect(Date.now() - started).toBeLessThan(8000);
+    expect(steps.at(-1)).toMatchObject({ name: "restart", status: "failed", code: "restart-timeout" });
+    expect(steps.at(-1)?.detail).toMatch(
+      new RegExp(`^after 1 s, 1 rollout\\(s\\) incomplete: DaemonSet ${NS}/warlock: 3/3 updated, 2 ready`),
+    );
+  });
+
+  it("failback checks the reverse direction: the old standby is the source", async () => {
+    const w = await makeWorld(5);
+    const seen: string[][] = [];
+    const executor = createEtcdSyncTeardownExecutor({
+      kubeConfig: w.api.kubeConfig(),
+      agentConfig: w.config,
+      checkConsistency: async (o) => {
+        seen.push([...o.primaryEndpoints, ...o.standbyEndpoints]);
+        throw new StepError("stop-here", "only the direction matters");
+      },
+    });
+    const a = action(9, { kind: "failback", from: "secondary", to: "primary" });
+    const [consistency] = executor.steps(a, w.target);
+    await expect(
+      consistency?.run({
+        action: a,
+        targetName: "global-dr",
+        target: w.target,
+        log: silentLogger,
+        memory: w.memory,
+        signal: new AbortController().signal,
+        now: Date.now,
+        sleep: async () => {},
+        progress: () => {},
+      }),
+    ).rejects.toThrow("only the direction matters");
+    expect(seen).toEqual([[w.etcd.standby.url, w.etcd.primary.url]]);
   });
 });
