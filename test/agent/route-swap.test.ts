@@ -118,6 +118,28 @@ describe("route-swap", () => {
     expect(c.agentRouteWrites()).toEqual([]);
   });
 
+  it("refuses to act when the outgoing route is absent and the incoming one is not Ready, unless forced", async () => {
+    const c = await startSwapCluster();
+    cluster = c;
+    const executor = createRouteSwapExecutor({ kubeConfig: c.api.kubeConfig(), pollMs: 20 });
+    const refused = await runSteps(executor, swapAction("primary", "secondary"), routeSwapTarget(), new MapMemory());
+    expect(refused[0]?.error?.code).toBe("unexpected-state");
+    expect(refused[0]?.error?.message).toContain("outgoing StaticRoute primary is absent");
+    expect(refused[0]?.error?.message).toContain("StaticRoute primary: absent; StaticRoute secondary: absent");
+    const forced = await runSteps(
+      executor,
+      swapAction("primary", "secondary", { force: true }),
+      routeSwapTarget(),
+      new MapMemory(),
+    );
+    expect(forced.map((r) => r.error?.message)).toEqual(Array(5).fill(undefined));
+    expect(c.route("secondary")?.status?.create_fn).toEqual({
+      "node-1": "Ready",
+      "node-2": "Ready",
+      "node-3": "Ready",
+    });
+  });
+
   it("refuses invalid specs: a default route destination or a non-IP gateway", async () => {
     const { c, executor, memory } = await setup();
     const target = routeSwapTarget();
