@@ -4,6 +4,7 @@
  * destination diffs applied, and deletion held by the kopf finalizer until every node handled it.
  */
 import { afterEach, describe, expect, it } from "vitest";
+import { z } from "zod";
 import { KOPF_FINALIZER } from "../../agent/executors/route-swap.ts";
 import { type SwapCluster, startSwapCluster } from "../support/route-swap-cluster.ts";
 
@@ -62,7 +63,10 @@ describe("simulated static-route operator", () => {
     }
     c.api.store.patch(SR, undefined, "primary", "merge", { spec: { destinations: ["34.160.111.146"] } });
     await c.until(
-      () => c.nodes.every((n) => c.route("primary")?.status?.update_fn?.[n] === "Ready"),
+      () => {
+        const results = z.record(z.string(), z.string()).safeParse(c.route("primary")?.status?.update_fn);
+        return results.success && c.nodes.every((n) => results.data[n] === "Ready");
+      },
       5000,
       "update_fn Ready on every node",
     );
