@@ -454,6 +454,14 @@ export class FakeStore {
     const namespace = t.namespaced ? input.metadata.namespace : undefined;
     const current = this.objects.get(this.key(t, namespace, name));
     if (!current) throw this.notFound(t, name);
+    if (input.metadata.uid !== undefined && input.metadata.uid !== "" && input.metadata.uid !== current.metadata.uid) {
+      throw new KubeApiError(
+        409,
+        "Conflict",
+        `Operation cannot be fulfilled on ${groupResource(t)} "${name}": Precondition failed: UID in precondition: ${input.metadata.uid}, UID in object meta: ${current.metadata.uid ?? ""}`,
+        { name, group: t.group, kind: t.resource },
+      );
+    }
     const wanted = input.metadata.resourceVersion;
     if (wanted !== undefined && wanted !== "" && wanted !== current.metadata.resourceVersion) {
       throw new KubeApiError(

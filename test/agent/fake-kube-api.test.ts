@@ -131,6 +131,24 @@ describe("fake Kubernetes API with the real client-node", () => {
       ),
     ).toMatchObject({ code: 409, reason: "Conflict" });
     expect((await core.readNamespacedConfigMap({ name: "occ", namespace: "t" })).data).toEqual({ n: "2" });
+    // A replaced object (same name, new uid) is not the one the writer read.
+    expect(
+      await failure(
+        core.replaceNamespacedConfigMap({
+          name: "occ",
+          namespace: "t",
+          body: { metadata: { name: "occ", uid: "0000" } },
+        }),
+      ),
+    ).toMatchObject({ code: 409, reason: "Conflict" });
+    expect(
+      await failure(
+        core.patchNamespacedConfigMap(
+          { name: "gone", namespace: "t", body: { data: {} } },
+          setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+        ),
+      ),
+    ).toMatchObject({ code: 404, reason: "NotFound" });
     expect(
       await failure(
         core.replaceNamespacedConfigMap({ name: "gone", namespace: "t", body: { metadata: { name: "gone" } } }),
