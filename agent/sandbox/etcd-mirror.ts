@@ -60,8 +60,11 @@ export function startEtcdMirror(options: MirrorOptions): EtcdMirror {
   const children: ChildProcess[] = [];
   const exited = new Set<ChildProcess>();
   let stopping = false;
+  // The verified plain recipe (real-components §2) passes host:port; with TLS keep the https://
+  // URLs so the scheme cannot be misread.
+  const endpoint = options.tls ? (e: string) => e : hostPort;
   for (const prefix of options.prefixes) {
-    const args = [`--endpoints=${options.primaryEndpoints.map(hostPort).join(",")}`];
+    const args = [`--endpoints=${options.primaryEndpoints.map(endpoint).join(",")}`];
     if (options.tls) {
       const { caFile, certFile, keyFile } = options.tls;
       args.push(`--cacert=${caFile}`, `--cert=${certFile}`, `--key=${keyFile}`);
@@ -69,7 +72,7 @@ export function startEtcdMirror(options: MirrorOptions): EtcdMirror {
     } else {
       args.push("make-mirror");
     }
-    args.push("--prefix", prefix, hostPort(dest));
+    args.push("--prefix", prefix, endpoint(dest));
     const child = spawn("etcdctl", args, {
       env: { ...process.env, ETCDCTL_API: "3" },
       stdio: ["ignore", "pipe", "pipe"],

@@ -15,7 +15,15 @@ import { startConfiguredHeartbeats, startHeartbeatWriter } from "../../agent/etc
 import type { EtcdMirror } from "../../agent/sandbox/etcd-mirror.ts";
 import { mirrorPrefixesFor } from "../../agent/sandbox/etcd-mirror.ts";
 import { AgentConfigSchema } from "../../shared/config.ts";
-import { type EtcdInstance, eventually, loadKeys, startEtcds, startMirror } from "../support/etcd.ts";
+import {
+  clientTls,
+  type EtcdInstance,
+  eventually,
+  loadKeys,
+  makeTlsFiles,
+  startEtcds,
+  startMirror,
+} from "../support/etcd.ts";
 
 let primary: EtcdInstance;
 let standby: EtcdInstance;
@@ -304,5 +312,44 @@ describe("etcd consistency check", () => {
     // The synchronizer must copy the heartbeat too, or lag could not be measured.
     expect(mirrorPrefixesFor(etcd("/hb-cfg/on", true))).toEqual(["/cfg/", "/hb-cfg/on"]);
     expect(mirrorPrefixesFor(etcd("/cfg/turnout/hb", true))).toEqual(["/cfg/"]);
+  });
+
+  it("reads etcd over TLS with client certificates from the target's tls files (make-mirror too)", async () => {
+    const tls = makeTlsFiles();
+    const started = await startEtcds(["tls-primary", "tls-standby"], { tls }).catch((err: unknown) => {
+      tls.remove();
+      throw err;
+    });
+    const [tp, ts] = started;
+    try {
+      if (!tp || !ts) throw new Error("TLS pair did not start");
+      expect(tp.url).toMatch(/^https:/);
+      const files = clientTls(tls);
+      const pc = createEtcdClient({ endpoints: [tp.url], tls: files });
+      const sc = createEtcdClient({ endpoints: [ts.url], tls: files });
+      const mirror = startMirror(tp, ts, ["/tls/"], tls);
+      try {
+        await loadKeys(pc, [...keys("/tls/", 30), ["/tls/turnout/heartbeat", String(NOW)]]);
+        await eventually(async () => (await sc.getAll().prefix("/tls/").count()) === 31, "mirror over TLS");
+      } finally {
+        await mirror.stop();
+        pc.close();
+        sc.close();
+      }
+      const base = { ...options("/tls/"), primaryEndpoints: [tp.url], standbyEndpoints: [ts.url], callTimeoutMs: 1000 };
+      const result = await checkConsistency({ ...base, tls: files });
+      expect(result).toMatchObject({
+        ok: true,
+        primary: { keys: 30 },
+        standby: { keys: 30 },
+        heartbeat: { lagSeconds: 0 },
+      });
+      // Without the client certificate the servers cannot be read at all.
+      const plain = await checkConsistency(base);
+      expect(plain).toMatchObject({ ok: false, verified: false, primary: { reachable: false } });
+    } finally {
+      await Promise.all(started.map((e) => e.stop()));
+      tls.remove();
+    }
   });
 });

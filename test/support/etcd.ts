@@ -4,11 +4,12 @@
  * of them. Every test file that starts these must call `stop()` in afterAll.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Etcd3 } from "etcd3";
+import { createEtcdClient } from "../../agent/etcd/client.ts";
 import { ETCD_SETUP_HINT, type EtcdMirror, startEtcdMirror } from "../../agent/sandbox/etcd-mirror.ts";
 
 export interface EtcdInstance {
@@ -56,12 +57,34 @@ async function freePorts(n: number): Promise<number[]> {
   }
 }
 
-/** Polls etcd's `/health` on the client URL every 50 ms until it answers healthy, bounded. */
-async function waitHealthy(url: string, child: ChildProcess, output: () => string, timeoutMs: number): Promise<void> {
+/**
+ * Polls etcd every 50 ms until it answers, bounded: `/health` on the client URL, or (TLS with
+ * client-cert auth, where a plain fetch cannot authenticate) a status call with the client cert.
+ */
+async function waitHealthy(
+  url: string,
+  child: ChildProcess,
+  output: () => string,
+  timeoutMs: number,
+  tls?: TlsFiles,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null)
       throw new Error(`etcd exited with ${child.exitCode} before becoming healthy:\n${output()}`);
+    if (tls) {
+      const client = createEtcdClient({ endpoints: [url], tls: clientTls(tls), callTimeoutMs: 500 });
+      try {
+        await client.maintenance.status();
+        return;
+      } catch {
+        // not listening yet
+      } finally {
+        client.close();
+      }
+      await new Promise((r) => setTimeout(r, 50));
+      continue;
+    }
     try {
       const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(500) });
       const body = (await res.json()) as { health?: string };
@@ -74,16 +97,22 @@ async function waitHealthy(url: string, child: ChildProcess, output: () => strin
   throw new Error(`etcd at ${url} not healthy after ${timeoutMs} ms:\n${output()}`);
 }
 
+export interface StartEtcdOptions {
+  extraArgs?: readonly string[];
+  /** Serve clients over TLS and require client certificates signed by `caFile`. */
+  tls?: TlsFiles;
+  /** @default 15000 */
+  timeoutMs?: number;
+}
+
 /** Starts one single-member etcd cluster on random ports; resolves when healthy. */
-export async function startEtcd(
-  name = "etcd",
-  extraArgs: readonly string[] = [],
-  timeoutMs = 15_000,
-): Promise<EtcdInstance> {
+export async function startEtcd(name = "etcd", options: StartEtcdOptions = {}): Promise<EtcdInstance> {
   requireEtcdBinaries();
+  const timeoutMs = options.timeoutMs ?? 15_000;
+  const tls = options.tls;
   const [clientPort, peerPort] = await freePorts(2);
   const dataDir = mkdtempSync(join(tmpdir(), `turnout-etcd-${name}-`));
-  const url = `http://127.0.0.1:${clientPort}`;
+  const url = `${tls ? "https" : "http"}://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   const child = spawn(
     "etcd",
@@ -99,7 +128,15 @@ export async function startEtcd(
       `--initial-cluster-token=${name}-${clientPort}`,
       "--logger=zap",
       "--log-level=warn",
-      ...extraArgs,
+      ...(tls
+        ? [
+            `--cert-file=${tls.serverCertFile}`,
+            `--key-file=${tls.serverKeyFile}`,
+            `--trusted-ca-file=${tls.caFile}`,
+            "--client-cert-auth",
+          ]
+        : []),
+      ...(options.extraArgs ?? []),
     ],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
@@ -118,7 +155,7 @@ export async function startEtcd(
     rmSync(dataDir, { recursive: true, force: true });
   };
   try {
-    await waitHealthy(url, child, () => output, timeoutMs);
+    await waitHealthy(url, child, () => output, timeoutMs, tls);
   } catch (err) {
     await stop();
     throw err;
@@ -127,8 +164,8 @@ export async function startEtcd(
 }
 
 /** Starts `n` independent etcd clusters in parallel. */
-export async function startEtcds(names: readonly string[], extraArgs: readonly string[] = []): Promise<EtcdInstance[]> {
-  const settled = await Promise.allSettled(names.map((n) => startEtcd(n, extraArgs)));
+export async function startEtcds(names: readonly string[], options: StartEtcdOptions = {}): Promise<EtcdInstance[]> {
+  const settled = await Promise.allSettled(names.map((n) => startEtcd(n, options)));
   const failed = settled.find((s) => s.status === "rejected");
   if (failed) {
     await Promise.all(settled.map((s) => (s.status === "fulfilled" ? s.value.stop() : undefined)));
@@ -137,10 +174,96 @@ export async function startEtcds(names: readonly string[], extraArgs: readonly s
   return settled.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
 }
 
-/** A real `etcdctl make-mirror` per prefix from `primary` to `standby`. */
-export function startMirror(primary: EtcdInstance, standby: EtcdInstance, prefixes: readonly string[]): EtcdMirror {
+/** A real `etcdctl make-mirror` per prefix from `primary` to `standby` (with client certs when `tls`). */
+export function startMirror(
+  primary: EtcdInstance,
+  standby: EtcdInstance,
+  prefixes: readonly string[],
+  tls?: TlsFiles,
+): EtcdMirror {
   requireEtcdBinaries();
-  return startEtcdMirror({ primaryEndpoints: [primary.url], standbyEndpoints: [standby.url], prefixes });
+  return startEtcdMirror({
+    primaryEndpoints: [primary.url],
+    standbyEndpoints: [standby.url],
+    prefixes,
+    tls: tls ? clientTls(tls) : undefined,
+  });
+}
+
+/** A throwaway CA with a server certificate for 127.0.0.1 and a client certificate (openssl). */
+export interface TlsFiles {
+  dir: string;
+  caFile: string;
+  serverCertFile: string;
+  serverKeyFile: string;
+  clientCertFile: string;
+  clientKeyFile: string;
+  remove(): void;
+}
+
+/** The client half, in the shape of the target config's `etcd.tls`. */
+export function clientTls(t: TlsFiles): { caFile: string; certFile: string; keyFile: string } {
+  return { caFile: t.caFile, certFile: t.clientCertFile, keyFile: t.clientKeyFile };
+}
+
+/** Creates a CA, a server cert (SAN IP 127.0.0.1) and a client cert with openssl, P-256 keys. */
+export function makeTlsFiles(): TlsFiles {
+  const dir = mkdtempSync(join(tmpdir(), "turnout-etcd-tls-"));
+  const f = (name: string) => join(dir, name);
+  const ossl = (args: string[]) => {
+    const r = spawnSync("openssl", args, { cwd: dir, encoding: "utf8" });
+    if (r.error || r.status !== 0) {
+      throw new Error(
+        `openssl ${args[0]} failed (is openssl installed? run \`npm run setup\`): ${r.stderr ?? r.error}`,
+      );
+    }
+  };
+  const key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  ossl([
+    "req",
+    "-x509",
+    ...key,
+    "-keyout",
+    f("ca.key"),
+    "-out",
+    f("ca.crt"),
+    "-days",
+    "1",
+    "-subj",
+    "/CN=turnout-test-ca",
+  ]);
+  const issue = (name: string, cn: string, ext: string) => {
+    writeFileSync(f(`${name}.ext`), ext);
+    ossl(["req", ...key, "-keyout", f(`${name}.key`), "-out", f(`${name}.csr`), "-subj", `/CN=${cn}`]);
+    ossl([
+      "x509",
+      "-req",
+      "-in",
+      f(`${name}.csr`),
+      "-CA",
+      f("ca.crt"),
+      "-CAkey",
+      f("ca.key"),
+      "-CAcreateserial",
+      "-out",
+      f(`${name}.crt`),
+      "-days",
+      "1",
+      "-extfile",
+      f(`${name}.ext`),
+    ]);
+  };
+  issue("server", "127.0.0.1", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n");
+  issue("client", "turnout-agent", "extendedKeyUsage=clientAuth\n");
+  return {
+    dir,
+    caFile: f("ca.crt"),
+    serverCertFile: f("server.crt"),
+    serverKeyFile: f("server.key"),
+    clientCertFile: f("client.crt"),
+    clientKeyFile: f("client.key"),
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
 }
 
 /** etcd 3.4's default `--max-txn-ops`. */
