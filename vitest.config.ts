@@ -22,7 +22,10 @@ export default defineConfig({
                 SLACK_SIGNING_SECRET: "test-slack-secret",
                 TURNOUT_AGENT_SECRET: "test-agent-secret",
                 // Worker tests run against their own targets (test/fixtures/worker-test-config.json).
-                TURNOUT_CONFIG: readFileSync(new URL("./test/fixtures/worker-test-config.json", import.meta.url), "utf8"),
+                TURNOUT_CONFIG: readFileSync(
+                  new URL("./test/fixtures/worker-test-config.json", import.meta.url),
+                  "utf8",
+                ),
               },
             },
           }),
