@@ -44,6 +44,8 @@ export interface ConsistencyOptions {
   examples?: number;
   /** Deadline of each etcd call in ms; bounds how long an unreachable primary takes. @default 3000 */
   callTimeoutMs?: number;
+  /** Called after each page a side reads (progress reports, tests); awaited. */
+  onPage?: (side: "primary" | "standby", keysRead: number) => void | Promise<void>;
 }
 
 /** A count and the first few keys of one category. */
@@ -82,6 +84,8 @@ export interface ConsistencyResult {
   /** Why `ok` is false, one sentence each. */
   problems: string[];
   durationMs: number;
+  /** 2 when the first read hit a compacted revision and both sides were read again. */
+  attempts: number;
 }
 
 /** Builds consistency options from a target's `etcd` settings. */
@@ -100,6 +104,16 @@ export function consistencyOptionsFor(etcd: EtcdSettings, now: () => number): Co
 
 /** Measures consistency and lag between the primary and the standby (read-only). */
 export async function checkConsistency(options: ConsistencyOptions): Promise<ConsistencyResult> {
+  const first = await checkOnce(options);
+  // A compaction between the pinning request and a later page makes the pinned revision
+  // unreadable ("mvcc: required revision has been compacted"); that says nothing about
+  // reachability, so read both sides again at fresh revisions, once.
+  const compacted = (s: SideRead) => !s.reachable && /compacted/i.test(s.error);
+  if (compacted(first.primary) || compacted(first.standby)) return { ...(await checkOnce(options)), attempts: 2 };
+  return first;
+}
+
+async function checkOnce(options: ConsistencyOptions): Promise<ConsistencyResult> {
   const started = performance.now();
   const pageSize: PageSizing =
     options.pageSize === undefined || options.pageSize === "auto"
@@ -121,6 +135,14 @@ export async function checkConsistency(options: ConsistencyOptions): Promise<Con
     tls: options.tls,
     callTimeoutMs: options.callTimeoutMs,
   });
+  const onPage = options.onPage;
+  const hook = (side: "primary" | "standby") => {
+    let read = 0;
+    return async (n: number) => {
+      read += n;
+      await onPage?.(side, read);
+    };
+  };
   const missed = newDiff();
   const surplus = newDiff();
   const differing = newDiff();
@@ -138,8 +160,8 @@ export async function checkConsistency(options: ConsistencyOptions): Promise<Con
       : { reachable: false, endpoints: standbyEndpoints, error: standbyPin.error };
 
     if (primaryPin.ok && standbyPin.ok) {
-      const p = new Cursor(primaryClient, primaryPin.revision, ranges, excludes, skip, pageSize);
-      const s = new Cursor(standbyClient, standbyPin.revision, ranges, excludes, skip, pageSize);
+      const p = new Cursor(primaryClient, primaryPin.revision, ranges, excludes, skip, pageSize, hook("primary"));
+      const s = new Cursor(standbyClient, standbyPin.revision, ranges, excludes, skip, pageSize, hook("standby"));
       try {
         await mergeWalk(p, s, { missed, surplus, differing }, exampleLimit);
         primary = { reachable: true, endpoints: primaryEndpoints, revision: primaryPin.revision, keys: p.count };
@@ -156,7 +178,7 @@ export async function checkConsistency(options: ConsistencyOptions): Promise<Con
       }
     } else if (standbyPin.ok) {
       // Primary down: still count what the standby holds, so the report shows what it will serve.
-      const s = new Cursor(standbyClient, standbyPin.revision, ranges, excludes, skip, pageSize);
+      const s = new Cursor(standbyClient, standbyPin.revision, ranges, excludes, skip, pageSize, hook("standby"));
       try {
         while (await s.peek()) s.advance();
         standby = { reachable: true, endpoints: standbyEndpoints, revision: standbyPin.revision, keys: s.count };
@@ -202,6 +224,7 @@ export async function checkConsistency(options: ConsistencyOptions): Promise<Con
       ok: verified && problems.length === 0,
       problems,
       durationMs: Math.round(performance.now() - started),
+      attempts: 1,
     };
   } finally {
     primaryClient.close();
@@ -372,6 +395,7 @@ class Cursor {
   private readonly excludes: Buffer[];
   private readonly skip: Buffer | undefined;
   private readonly sizing: PageSizing;
+  private readonly onPage: (keys: number) => Promise<void>;
   private limit: number;
   private rangeIndex = 0;
   private nextStart: Buffer | undefined;
@@ -387,7 +411,9 @@ class Cursor {
     excludes: Buffer[],
     skip: Buffer | undefined,
     sizing: PageSizing,
+    onPage: (keys: number) => Promise<void>,
   ) {
+    this.onPage = onPage;
     this.client = client;
     this.revision = revision;
     this.ranges = ranges;
@@ -445,6 +471,7 @@ class Cursor {
         throw err;
       }
       this.resize(res.kvs);
+      await this.onPage(res.kvs.length);
       const out: IKeyValue[] = [];
       let resumeAt: Buffer | undefined;
       let restExcluded = false;

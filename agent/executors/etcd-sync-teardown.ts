@@ -223,7 +223,17 @@ export function createEtcdSyncTeardownExecutor(deps: EtcdSyncTeardownDeps): Exec
           ? { ...base, primaryEndpoints: base.standbyEndpoints, standbyEndpoints: base.primaryEndpoints }
           : base;
       ctx.progress("comparing key sets and heartbeat lag");
-      const result = await check({ ...options, callTimeoutMs: deps.etcdCallTimeoutMs });
+      let lastProgress = ctx.now();
+      const result = await check({
+        ...options,
+        callTimeoutMs: deps.etcdCallTimeoutMs,
+        // A large keyspace takes seconds; tell the reader it moves, at most every 2 s.
+        onPage: (side, keys) => {
+          if (ctx.now() - lastProgress < 2000) return;
+          lastProgress = ctx.now();
+          ctx.progress(`read ${keys} keys on the ${side}`);
+        },
+      });
       const decision = decideConsistency(result, { force: action.force, allowUnverified: target.allowUnverified });
       ctx.log.info("etcd consistency", {
         ok: result.ok,

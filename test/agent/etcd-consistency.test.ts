@@ -201,6 +201,28 @@ describe("etcd consistency check", () => {
     expect(result.surplus.count).toBe(result.standby.keys - 300);
   });
 
+  it("reads both sides again when a compaction removes the pinned revision mid-walk", async () => {
+    const prefix = "/compact/";
+    await loadKeys(p, keys(prefix, 60));
+    await loadKeys(s, keys(prefix, 60));
+    let compactions = 0;
+    const result = await checkConsistency(
+      options(prefix, {
+        heartbeat: undefined,
+        pageSize: 5,
+        onPage: async (side, read) => {
+          if (side !== "primary" || read !== 10 || compactions > 0) return;
+          compactions += 1;
+          const put = await p.put(`${prefix}zz-new`).value("n").exec();
+          await p.kv.compact({ revision: put.header.revision, physical: true });
+        },
+      }),
+    );
+    expect(compactions).toBe(1);
+    expect(result).toMatchObject({ attempts: 2, verified: true, primary: { reachable: true, keys: 61 } });
+    expect(result.missed).toEqual({ count: 1, examples: [`${prefix}zz-new`] });
+  });
+
   it("records an unreachable primary within the call timeout and measures lag from now", async () => {
     const prefix = "/down/";
     await s.put(`${prefix}turnout/heartbeat`).value(String(NOW - 45_000));
