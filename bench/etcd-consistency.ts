@@ -11,6 +11,7 @@ import { loadKeys, startEtcds } from "../test/support/etcd.ts";
 
 export interface BenchFigures {
   keys: number;
+  valueBytes: number;
   pageSize: number | "auto";
   loadMs: number;
   checkMs: number;
@@ -28,14 +29,15 @@ export interface BenchFigures {
 const mb = (bytes: number) => Math.round((bytes / 1024 / 1024) * 10) / 10;
 
 /** Loads `keys` keys on both sides, runs the check, returns time and memory figures. */
-export async function run(keys = 100_000, pageSize: number | "auto" = "auto"): Promise<BenchFigures> {
+export async function run(keys = 100_000, pageSize: number | "auto" = "auto", valueBytes = 100): Promise<BenchFigures> {
   const [primary, standby] = await startEtcds(["bench-primary", "bench-standby"]);
   if (!primary || !standby) throw new Error("etcd did not start");
   const p = createEtcdClient({ endpoints: [primary.url], callTimeoutMs: 30_000 });
   const s = createEtcdClient({ endpoints: [standby.url], callTimeoutMs: 30_000 });
   try {
-    // A realistic-ish value size for Kubernetes objects would be KBs; 100 bytes keeps loading fast.
-    const value = (i: number) => `value-${i}-${"x".repeat(90)}`;
+    // Kubernetes objects are KBs; 100 bytes by default keeps loading fast (VALUE_BYTES to change).
+    const filler = "x".repeat(Math.max(0, valueBytes - 16));
+    const value = (i: number) => `value-${String(i).padStart(9, "0")}${filler}`;
     const key = (i: number) => `/registry/bench/k${String(i).padStart(7, "0")}`;
     function* entries(side: "p" | "s"): Generator<[string, string]> {
       for (let i = 0; i < keys; i++) {
@@ -73,6 +75,7 @@ export async function run(keys = 100_000, pageSize: number | "auto" = "auto"): P
     peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed);
     const figures: BenchFigures = {
       keys,
+      valueBytes,
       pageSize,
       loadMs,
       checkMs,
@@ -94,7 +97,7 @@ export async function run(keys = 100_000, pageSize: number | "auto" = "auto"): P
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const pageSize = process.env.PAGE_SIZE ? Number(process.env.PAGE_SIZE) : "auto";
-  run(100_000, pageSize).then(
+  run(100_000, pageSize, Number(process.env.VALUE_BYTES ?? 100)).then(
     (figures) => console.log(JSON.stringify(figures, null, 2)),
     (err: unknown) => {
       console.error(err);
