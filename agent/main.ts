@@ -3,29 +3,31 @@
  * The turnout agent: `node agent/main.ts --config <file>` (or TURNOUT_AGENT_CONFIG).
  * On a bad config it prints every problem as `path: message` and exits 1.
  *
- * Wiring: config → mode → (sandbox: an in-process fake Kubernetes API) → KubeConfig → durable
- * action store → Leadership (Lease) → executors → runner + HTTP server. Unfinished actions resume
+ * Wiring: config → mode → (sandbox: the simulated cluster of design §9) → KubeConfig → durable
+ * action store (ConfigMaps) → Leadership (Lease) → executors → runner + HTTP server. Unfinished actions resume
  * when this replica leads; SIGTERM stops accepting, lets the running step finish (bounded), then
  * aborts it, releases the Lease and exits.
  */
 import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { type ServerType, serve } from "@hono/node-server";
-import { ApiException, CoreV1Api, KubeConfig, VersionApi } from "@kubernetes/client-node";
+import { ApiException, CoreV1Api, type KubeConfig, VersionApi } from "@kubernetes/client-node";
 import type { AgentConfig } from "../shared/config.ts";
 import { type ActionStore, InMemoryActionStore } from "./action-store.ts";
 import { ConfigError, configSource, loadAgentConfigFile, parseConfigText, validateOrThrow } from "./config-file.ts";
 import { createDnsFlipExecutor } from "./executors/dns-flip.ts";
+import { createEtcdSyncTeardownExecutor } from "./executors/etcd-sync-teardown.ts";
 import { createRouteSwapExecutor } from "./executors/route-swap.ts";
+import { connectKube } from "./kube.ts";
 import type { Leadership } from "./leadership.ts";
 import { startLeaseElector } from "./lease.ts";
 import { createLogger, type Logger } from "./log.ts";
+import { ConfigMapActionStore } from "./memory.ts";
 import { createAgentMetrics } from "./metrics.ts";
 import { type ClusterMode, detectMode } from "./mode.ts";
 import { qstashKeysFromEnv } from "./qstash.ts";
 import { createReportSender } from "./report-sender.ts";
 import { ActionRunner, type ExecutorRegistry, executorRegistry, followLeadership } from "./runner.ts";
-import { startFakeKubeApi } from "./sandbox/fake-kube-api.ts";
 import { createAgentApp, leaseReadiness } from "./server.ts";
 
 const version = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string })
@@ -52,29 +54,6 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
-/** KubeConfig for the mode; in the sandbox, an in-process fake API (design §9). */
-async function kubeConfigFor(
-  config: AgentConfig,
-  mode: ClusterMode,
-  log: Logger,
-): Promise<{ kubeConfig: KubeConfig; close: () => Promise<void> }> {
-  const kc = new KubeConfig();
-  if (mode === "kubeconfig" && config.kubeconfig) {
-    kc.loadFromFile(config.kubeconfig);
-    return { kubeConfig: kc, close: async () => {} };
-  }
-  if (mode === "in-cluster") {
-    kc.loadFromCluster();
-    return { kubeConfig: kc, close: async () => {} };
-  }
-  // SEAM(sandbox cluster): agent/sandbox/cluster.ts (`startSandboxCluster`, which also creates
-  // the objects the config references and simulates the static-route operator) replaces this
-  // bare fake API when it lands. Until then the sandbox has the API and the agent's namespace.
-  const api = await startFakeKubeApi({ namespaces: [config.namespace, "default", "kube-system"] });
-  log.warn("sandbox: fake Kubernetes API started in-process", { url: api.url });
-  return { kubeConfig: api.kubeConfig(), close: () => api.close() };
-}
-
 /** The production executors, one per target kind. */
 export function defaultExecutors(
   config: AgentConfig,
@@ -94,11 +73,11 @@ export function defaultExecutors(
       }
     },
   });
-  // SEAM(etcd-sync-teardown): add createEtcdSyncTeardownExecutor({kubeConfig, agentConfig: config,
-  // env}) once agent/executors/etcd-sync-teardown.ts is committed; until then such a target answers
-  // 503 "no executor" instead of running half a teardown.
-  void config;
-  return new Map([...executorRegistry(createRouteSwapExecutor({ kubeConfig })), ...executorRegistry(dnsFlip)]);
+  return new Map([
+    ...executorRegistry(createRouteSwapExecutor({ kubeConfig })),
+    ...executorRegistry(dnsFlip),
+    ...executorRegistry(createEtcdSyncTeardownExecutor({ kubeConfig, agentConfig: config, env })),
+  ]);
 }
 
 /** Starts the agent (everything but process signals and config loading). */
@@ -109,12 +88,13 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
 
   const cluster = options.kubeConfig
     ? { kubeConfig: options.kubeConfig, close: async () => {} }
-    : await kubeConfigFor(config, mode, log);
+    : await connectKube(config, { mode, log });
   const { kubeConfig } = cluster;
 
-  // SEAM(durable store): agent/memory.ts's ConfigMapActionStore replaces this once committed.
-  const store = options.store ?? new InMemoryActionStore();
-  if (!options.store) {
+  // Durable action memory: ConfigMaps in the agent's namespace (in the sandbox, the simulated
+  // cluster's, which lives as long as the process).
+  const store = options.store ?? new ConfigMapActionStore({ kubeConfig, namespace: config.namespace, log });
+  if (options.store instanceof InMemoryActionStore) {
     log.warn(
       "ACTION STORE IS IN MEMORY: a restarted agent forgets its actions and may repeat steps; use the ConfigMap store",
       { store: "memory" },

@@ -52,8 +52,12 @@ export interface RunnerOptions {
 
 interface Active {
   record: ActionRecord;
-  /** Bumped at every change; the delivery loop sends until it has acknowledged the newest. */
+  /** Bumped at every change. */
   version: number;
+  /** The newest version the store has confirmed, and its report: the only one ever sent. */
+  durableVersion: number;
+  durableReport: ActionReport;
+  /** The newest durable version the worker acknowledged. */
   deliveredVersion: number;
   controller: AbortController;
   execution?: Promise<void>;
@@ -116,6 +120,7 @@ export class ActionRunner {
         } else {
           this.opts.log.info("re-sending unacknowledged report", { target: record.request.target, action: id });
           a.version = 1;
+          a.durableVersion = 1;
           this.kickDelivery(a);
         }
       });
@@ -266,6 +271,9 @@ export class ActionRunner {
     const a: Active = {
       record,
       version: 0,
+      // A record from the store is durable as it stands.
+      durableVersion: 0,
+      durableReport: structuredClone(record.report),
       deliveredVersion: 0,
       controller: new AbortController(),
       persisted: Promise.resolve(),
@@ -297,7 +305,16 @@ export class ActionRunner {
 
   private persist(a: Active): Promise<void> {
     const snapshot = structuredClone(a.record);
-    const next = a.persisted.catch(() => undefined).then(() => this.opts.store.put(snapshot));
+    const version = a.version;
+    const next = a.persisted
+      .catch(() => undefined)
+      .then(() => this.opts.store.put(snapshot))
+      .then(() => {
+        if (version > a.durableVersion) {
+          a.durableVersion = version;
+          a.durableReport = snapshot.report;
+        }
+      });
     a.persisted = next;
     return next;
   }
@@ -307,17 +324,19 @@ export class ActionRunner {
     a.delivery = this.deliveryLoop(a).finally(() => {
       a.delivery = undefined;
       // A change that landed while the last attempt was in flight needs another round.
-      if (a.deliveredVersion < a.version && !a.controller.signal.aborted) this.kickDelivery(a);
+      if (a.deliveredVersion < a.durableVersion && !a.controller.signal.aborted) this.kickDelivery(a);
       else this.maybeForget(a);
     });
   }
 
   private async deliveryLoop(a: Active): Promise<void> {
-    while (a.deliveredVersion < a.version && !a.controller.signal.aborted) {
-      let sentVersion = a.version;
+    // Only what the store confirmed is reported: the worker must never hear of a step that a
+    // crash right now would make the agent forget (and run again).
+    while (a.deliveredVersion < a.durableVersion && !a.controller.signal.aborted) {
+      let sentVersion = a.durableVersion;
       const acked = await this.opts.reports.deliver(() => {
-        sentVersion = a.version;
-        return structuredClone(a.record.report);
+        sentVersion = a.durableVersion;
+        return structuredClone(a.durableReport);
       }, a.controller.signal);
       if (!acked) return;
       a.deliveredVersion = Math.max(a.deliveredVersion, sentVersion);

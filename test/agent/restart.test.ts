@@ -3,10 +3,12 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { CoreV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ConfigMapActionStore } from "../../agent/memory.ts";
+import { type FakeKubeApi, startFakeKubeApi } from "../../agent/sandbox/fake-kube-api.ts";
 import type { ActionReport } from "../../shared/protocol.ts";
 import { SIGNATURE_HEADER, sign } from "../../shared/signature.ts";
-import { FileActionStore } from "../support/file-action-store.ts";
 import { type ReportReceiver, startReportReceiver } from "../support/report-receiver.ts";
 import { actionRequest, testAgentConfig } from "../support/test-executors.ts";
 
@@ -14,6 +16,8 @@ const root = join(import.meta.dirname, "../..");
 const SECRET = "restart-secret";
 let receiver: ReportReceiver;
 let child: ChildProcess | undefined;
+let kube: FakeKubeApi;
+let kubeconfigPath: string;
 const dir = mkdtempSync(join(tmpdir(), "turnout-restart-"));
 
 async function freePort(): Promise<number> {
@@ -28,8 +32,15 @@ async function freePort(): Promise<number> {
   });
 }
 
+/** Starts an agent process and resolves once it holds the Lease (after any previous holder's expiry). */
 async function startChild(port: number): Promise<ChildProcess> {
-  const config = { ...testAgentConfig(["app"], receiver.url), listen: `127.0.0.1:${port}` };
+  const config = {
+    ...testAgentConfig(["app"], receiver.url),
+    listen: `127.0.0.1:${port}`,
+    kubeconfig: kubeconfigPath,
+    // A SIGKILLed holder never releases: its successor waits out the lease, so keep it short.
+    lease: { name: "turnout-agent", durationSeconds: 2, renewSeconds: 0.5 },
+  };
   const c = spawn(process.execPath, ["test/support/restart-agent-child.ts"], {
     cwd: root,
     env: { ...process.env, AGENT_CONFIG: JSON.stringify(config), STATE_DIR: dir, TURNOUT_AGENT_SECRET: SECRET },
@@ -40,7 +51,7 @@ async function startChild(port: number): Promise<ChildProcess> {
     const timer = setTimeout(() => reject(new Error(`agent did not start:\n${seen}`)), 15_000);
     const onData = (b: Buffer) => {
       seen += b.toString();
-      if (seen.includes("agent listening")) {
+      if (seen.includes("agent listening") && seen.includes("became leader")) {
         clearTimeout(timer);
         resolve();
       }
@@ -69,13 +80,18 @@ const stepDone = (name: string) => (r: ActionReport) =>
 
 beforeAll(async () => {
   receiver = await startReportReceiver(SECRET);
+  // The cluster outlives the agent processes, as a real API server does.
+  kube = await startFakeKubeApi({ namespaces: ["turnout"] });
+  kubeconfigPath = join(dir, "kubeconfig.json");
+  writeFileSync(kubeconfigPath, kube.kubeConfig().exportConfig());
 });
 afterAll(async () => {
   if (child) await kill9(child);
+  await kube.close();
   await receiver.close();
 });
 
-describe("agent restart (real child processes, SIGKILL, file-backed durable store)", () => {
+describe("agent restart (real child processes, SIGKILL, ConfigMap store and Lease on the fake Kubernetes API)", () => {
   it("killed after each step and restarted, finishes the action without repeating a completed step", async () => {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
@@ -112,15 +128,24 @@ describe("agent restart (real child processes, SIGKILL, file-backed durable stor
     const final = await receiver.waitFor((r) => r.actionId === "app:1" && r.status === "succeeded");
     expect(final.activeSide).toBe("secondary");
     expect(final.steps.map((s) => s.status)).toEqual(["succeeded", "succeeded", "succeeded"]);
+    // The store marks the final report delivered after the acknowledgement; wait for that write.
+    const store = new ConfigMapActionStore({ kubeConfig: kube.kubeConfig(), namespace: "turnout" });
     await new Promise<void>((resolve) => {
-      // The store marks the final report delivered after the acknowledgement; wait for that write.
-      const check = () =>
-        new FileActionStore(join(dir, "store.json")).read().records["app:1"]?.reportDelivered
-          ? resolve()
-          : setTimeout(check, 20);
-      check();
+      // A watch without resourceVersion first replays the current ConfigMaps, then every change.
+      const off = kube.store.watch({ resource: "configmaps" }, "turnout", () => {
+        store.get("app", "app:1").then((r) => {
+          if (!r?.reportDelivered) return;
+          off();
+          resolve();
+        });
+      });
     });
     await kill9(child);
+    const cm = await kube
+      .kubeConfig()
+      .makeApiClient(CoreV1Api)
+      .readNamespacedConfigMap({ namespace: "turnout", name: "turnout-app" });
+    expect(cm.data).toBeDefined();
 
     // Process 4 has nothing to do; the action answers from the store.
     child = await startChild(port);

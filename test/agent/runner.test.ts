@@ -157,3 +157,33 @@ describe("runner", () => {
     expect((await store.get("app", "app:20"))?.report.status).toBe("succeeded");
   });
 });
+
+describe("runner after a restart", () => {
+  it("re-sends the final report of a finished action the worker never acknowledged, running nothing", async () => {
+    const store = new InMemoryActionStore();
+    const request = req("app", 30);
+    await store.put({
+      request,
+      report: {
+        actionId: "app:30",
+        target: "app",
+        status: "succeeded",
+        activeSide: "secondary",
+        dryRun: false,
+        steps: [{ name: "only", status: "succeeded" }],
+        at: "2026-11-22T10:00:05.000Z",
+      },
+      completedSteps: ["only"],
+      reportDelivered: false,
+      updatedAt: "2026-11-22T10:00:05.000Z",
+    });
+    receiver.faults.push("drop");
+    const { runner, counting } = setup({ steps: ["only"] }, store);
+    expect(await runner.resumeUnfinished()).toEqual(["app:30"]);
+    await runner.idle();
+    expect(counting.count()).toBe(0);
+    expect(receiver.reports.filter((r) => r.actionId === "app:30").map((r) => r.status)).toEqual(["succeeded"]);
+    expect((await store.get("app", "app:30"))?.reportDelivered).toBe(true);
+    expect(await store.unfinished()).toEqual([]);
+  });
+});
