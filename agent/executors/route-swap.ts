@@ -73,7 +73,11 @@ export const StaticRouteObjectSchema = z.object({
     .loose(),
   spec: z.object({ destinations: z.array(z.string()).default([]), gateway: z.string().default("") }).loose(),
   status: z
-    .object({ [STATUS_KEYS.create]: NodeResults.optional(), [STATUS_KEYS.delete]: NodeResults.optional() })
+    // `.catch`: the real operator stores a list here; read it as "no per-node results" instead of failing.
+    .object({
+      [STATUS_KEYS.create]: NodeResults.optional().catch(undefined),
+      [STATUS_KEYS.delete]: NodeResults.optional().catch(undefined),
+    })
     .loose()
     .optional(),
 });
@@ -163,6 +167,54 @@ function apiErrorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+interface RouteEvent {
+  node: string | undefined;
+  reason: string;
+  message: string;
+}
+
+/**
+ * Who reported what, from the Events of one object. Node-attributed Events (`source.host` /
+ * `reportingInstance` = a node) are counted per node. The real kopf-based operator posts one Event
+ * per destination with `reportingInstance: "dev"` and no host (kopf `posting.py`), so when no Event
+ * names an operator node the reports can only be counted: nodes × destinations successes needed.
+ */
+export function tallyReports(
+  events: RouteEvent[],
+  nodes: string[],
+  okReason: string,
+  failReason: string,
+  destinations: number,
+): {
+  attributed: boolean;
+  reported: string[];
+  missing: string[];
+  ok: number;
+  needed: number;
+  failures: RouteEvent[];
+  done: boolean;
+} {
+  const attributedEvents = events.filter((e) => e.node !== undefined && nodes.includes(e.node));
+  const failures = events.filter((e) => e.reason === failReason);
+  if (attributedEvents.length > 0 || events.length === 0) {
+    const reportedSet = new Set(attributedEvents.filter((e) => e.reason === okReason).map((e) => e.node));
+    const reported = nodes.filter((n) => reportedSet.has(n));
+    const missing = nodes.filter((n) => !reportedSet.has(n));
+    return {
+      attributed: true,
+      reported,
+      missing,
+      ok: reported.length,
+      needed: nodes.length,
+      failures,
+      done: missing.length === 0,
+    };
+  }
+  const ok = events.filter((e) => e.reason === okReason).length;
+  const needed = nodes.length * Math.max(1, destinations);
+  return { attributed: false, reported: [], missing: nodes, ok, needed, failures, done: ok >= needed };
+}
+
 interface OperatorPod {
   pod: string;
   node: string;
@@ -236,18 +288,18 @@ class RouteCluster {
       }));
   }
 
-  /** Operator Events about the object with this uid, as (node, reason, message). */
-  async routeEvents(name: string, uid: string): Promise<{ node: string; reason: string; message: string }[]> {
+  /** Operator Events about the object with this uid, as (node when the Event names one, reason, message). */
+  async routeEvents(name: string, uid: string): Promise<RouteEvent[]> {
     const list = await this.core.listNamespacedEvent({
       namespace: this.eventsNamespace,
       fieldSelector: `involvedObject.name=${name}`,
     });
-    const out: { node: string; reason: string; message: string }[] = [];
+    const out: RouteEvent[] = [];
     for (const item of list.items) {
       const ev = EventSchema.safeParse(item);
       if (!ev.success || ev.data.involvedObject.uid !== uid) continue;
       const node = ev.data.source?.host ?? ev.data.reportingInstance;
-      if (node) out.push({ node, reason: ev.data.reason ?? "", message: ev.data.message ?? "" });
+      out.push({ node, reason: ev.data.reason ?? "", message: ev.data.message ?? "" });
     }
     return out;
   }
@@ -292,6 +344,10 @@ function describeRoute(name: string, obj: StaticRouteObject | undefined, nodes: 
   const res = nodeResults(obj, STATUS_KEYS.create);
   const per = nodes.map((n) => `${n} ${res[n] ?? "no report"}`);
   return `${base}; ${per.join(", ") || "no operator nodes"})`;
+}
+
+function arrayLength(value: unknown): number {
+  return Array.isArray(value) ? value.length : 0;
 }
 
 function listNodes(nodes: string[]): string {
@@ -397,6 +453,7 @@ export function createRouteSwapExecutor(options: RouteSwapOptions): Executor<Rou
         name: string,
         uid: string | undefined,
         nodes: string[],
+        destinationCount: number,
       ): Promise<string> => {
         const deadline = ctx.now() + target.settleSeconds * 1000;
         const started = ctx.now();
@@ -405,28 +462,35 @@ export function createRouteSwapExecutor(options: RouteSwapOptions): Executor<Rou
           const obj = await cluster.getRoute(name);
           const gone = !obj || (uid !== undefined && obj.metadata.uid !== uid);
           const events = uid ? await cluster.routeEvents(name, uid) : [];
-          const reported = new Set(
-            events.filter((e) => e.reason === ROUTE_EVENT_REASONS.deleteSucceeded).map((e) => e.node),
+          const t = tallyReports(
+            events,
+            nodes,
+            ROUTE_EVENT_REASONS.deleteSucceeded,
+            ROUTE_EVENT_REASONS.deleteFailed,
+            destinationCount,
           );
+          const counted = t.attributed
+            ? `${t.ok}/${t.needed} operator nodes`
+            : `${t.ok}/${t.needed} (nodes × destinations) unattributed Events`;
           // Without a uid (object gone before we ever saw it) there is nothing to correlate: gone is enough.
-          const missing = uid ? nodes.filter((n) => !reported.has(n)) : [];
-          if (gone && missing.length === 0) {
-            return `StaticRoute ${name} deleted; ${nodes.length - missing.length}/${nodes.length} operator nodes reported ${ROUTE_EVENT_REASONS.deleteSucceeded} in ${ctx.now() - started} ms`;
+          if (gone && (t.done || uid === undefined)) {
+            return `StaticRoute ${name} deleted; ${counted} reported ${ROUTE_EVENT_REASONS.deleteSucceeded} in ${ctx.now() - started} ms`;
           }
           if (ctx.now() >= deadline) {
-            const failed = events.filter(
-              (e) => e.reason === ROUTE_EVENT_REASONS.deleteFailed && missing.includes(e.node),
-            );
+            const failed = t.failures.filter((e) => e.node === undefined || t.missing.includes(e.node)).slice(0, 5);
             const failedText = failed.length
-              ? `; ${failed.map((e) => `${e.node} reported ${e.reason}: ${e.message}`).join("; ")}`
+              ? `; ${failed.map((e) => `${e.node ?? "(unnamed)"} reported ${e.reason}: ${e.message}`).join("; ")}`
               : "";
+            const who = t.attributed
+              ? `operator nodes that did not report ${ROUTE_EVENT_REASONS.deleteSucceeded}: ${listNodes(t.missing)}`
+              : `the operator's Events name no node; ${counted} reported ${ROUTE_EVENT_REASONS.deleteSucceeded}, so some of ${listNodes(nodes)} did not`;
             throw new StepError(
               "delete-not-reported",
-              `StaticRoute ${name} ${gone ? "is gone" : "still exists"} after settleSeconds=${target.settleSeconds}; operator nodes that did not report ${ROUTE_EVENT_REASONS.deleteSucceeded}: ${listNodes(missing)}${failedText}`,
+              `StaticRoute ${name} ${gone ? "is gone" : "still exists"} after settleSeconds=${target.settleSeconds}; ${who}${failedText}`,
             );
           }
           ctx.progress(
-            `waiting for deletion of ${name}: ${nodes.length - missing.length}/${nodes.length} nodes reported; object ${gone ? "gone" : "still present"}`,
+            `waiting for deletion of ${name}: ${counted} reported; object ${gone ? "gone" : "still present"}`,
           );
           await ctx.sleep(pollMs);
         }
@@ -449,6 +513,19 @@ export function createRouteSwapExecutor(options: RouteSwapOptions): Executor<Rou
           if (missing.length === 0) {
             return `StaticRoute ${name} (${obj.spec.destinations.length} destinations via ${obj.spec.gateway}) Ready on ${ready.length}/${nodes.length} nodes in ${ctx.now() - started} ms`;
           }
+          // No per-node status (the real operator keeps one list, last writer wins): count Events.
+          if (ready.length === 0 && obj.metadata.uid) {
+            const t = tallyReports(
+              await cluster.routeEvents(name, obj.metadata.uid),
+              nodes,
+              ROUTE_EVENT_REASONS.createSucceeded,
+              ROUTE_EVENT_REASONS.createFailed,
+              obj.spec.destinations.length,
+            );
+            if (!t.attributed && t.done && t.failures.length === 0) {
+              return `StaticRoute ${name} (${obj.spec.destinations.length} destinations via ${obj.spec.gateway}): ${t.ok}/${t.needed} (nodes × destinations) unattributed ${ROUTE_EVENT_REASONS.createSucceeded} Events in ${ctx.now() - started} ms`;
+            }
+          }
           if (ctx.now() >= deadline) {
             const results = nodeResults(obj, STATUS_KEYS.create);
             const notReady = missing.filter((n) => results[n] === "NotReady");
@@ -456,7 +533,8 @@ export function createRouteSwapExecutor(options: RouteSwapOptions): Executor<Rou
             const events = obj.metadata.uid ? await cluster.routeEvents(name, obj.metadata.uid) : [];
             const failures = events
               .filter((e) => e.reason === ROUTE_EVENT_REASONS.createFailed)
-              .map((e) => `${e.node}: ${e.message}`);
+              .slice(0, 5)
+              .map((e) => `${e.node ?? "(unnamed)"}: ${e.message}`);
             throw new StepError(
               "create-not-ready",
               `StaticRoute ${name} not Ready on every operator node after settleSeconds=${target.settleSeconds}; NotReady: ${listNodes(notReady)}; never reported: ${listNodes(silent)}${failures.length ? `; ${ROUTE_EVENT_REASONS.createFailed}: ${failures.join("; ")}` : ""}`,
@@ -562,7 +640,8 @@ export function createRouteSwapExecutor(options: RouteSwapOptions): Executor<Rou
           if (out && out.metadata.deletionTimestamp == null) {
             await cluster.deleteRoute(outgoing.name, false);
           }
-          return { detail: await waitDeleted(ctx, outgoing.name, uid, nodes) };
+          const count = out?.spec.destinations.length ?? arrayLength(saved?.spec.destinations);
+          return { detail: await waitDeleted(ctx, outgoing.name, uid, nodes, count) };
         }),
 
         step("create-incoming", async (ctx) => {
@@ -582,7 +661,7 @@ export function createRouteSwapExecutor(options: RouteSwapOptions): Executor<Rou
           // gateway (issue #23), and delete + create gives fresh per-node results to wait on.
           if (inc && (inc.metadata.deletionTimestamp != null || !sameSpec(inc, want.spec))) {
             if (inc.metadata.deletionTimestamp == null) await cluster.deleteRoute(want.name, false);
-            await waitDeleted(ctx, want.name, inc.metadata.uid, nodes);
+            await waitDeleted(ctx, want.name, inc.metadata.uid, nodes, inc.spec.destinations.length);
             inc = undefined;
           }
           const applied = !inc;

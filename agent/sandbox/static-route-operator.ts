@@ -64,6 +64,12 @@ export interface StaticRouteOperatorOptions {
   eventsNamespace?: string;
   /** Per-node behaviour (default `ok`). */
   modes?: Record<string, OperatorNodeMode>;
+  /**
+   * `per-node` (default): one Event per handler run naming the node, `status.<handler>.<node>`.
+   * `kopf`: what the real operator writes: one Event per destination with `reportingInstance: "dev"`
+   * and no host, and `status.<handler>` = a list of {destination, gateway, status} (last writer wins).
+   */
+  reporting?: "per-node" | "kopf";
 }
 
 export interface StaticRouteOperators {
@@ -75,6 +81,8 @@ export interface StaticRouteOperators {
   setMode(node: string, mode: OperatorNodeMode): void;
   /** Counts of handler runs per node (create, update, delete). */
   runs(node: string): { create: number; update: number; delete: number };
+  /** Resolves once no simulated pod has a handler queued or running. */
+  idle(): Promise<void>;
   /** Stops every watch and pending handler. */
   stop(): Promise<void>;
 }
@@ -97,6 +105,7 @@ export async function startStaticRouteOperators(options: StaticRouteOperatorOpti
   const dsName = options.daemonSet ?? "k8s-staticroute-operator";
   const delayMs = options.delayMs ?? 200;
   const eventsNamespace = options.eventsNamespace ?? "default";
+  const reporting = options.reporting ?? "per-node";
   const kc = options.kubeConfig;
   const custom = kc.makeApiClient(k8s.CustomObjectsApi);
   const core = kc.makeApiClient(k8s.CoreV1Api);
@@ -114,6 +123,14 @@ export async function startStaticRouteOperators(options: StaticRouteOperatorOpti
   const timers = new Set<NodeJS.Timeout>();
   const stoppers: (() => void)[] = [];
   const sims = new Map<string, NodeSim>();
+  let idleWaiters: (() => void)[] = [];
+  const isIdle = () => stopped || [...sims.values()].every((s) => s.queued.size === 0);
+  const notifyIdle = () => {
+    if (!isIdle()) return;
+    const waiters = idleWaiters;
+    idleWaiters = [];
+    for (const w of waiters) w();
+  };
 
   const delay = (ms: number) =>
     new Promise<void>((resolve) => {
@@ -164,7 +181,10 @@ export async function startStaticRouteOperators(options: StaticRouteOperatorOpti
         .catch(() => {
           // An API error in a handler: kopf would retry on the next event, and so does this.
         })
-        .finally(() => this.queued.delete(uid));
+        .finally(() => {
+          this.queued.delete(uid);
+          notifyIdle();
+        });
     }
 
     forget(uid: string): void {
@@ -266,8 +286,7 @@ export async function startStaticRouteOperators(options: StaticRouteOperatorOpti
       const after = await this.report(obj, "delete", "delete", failed);
       if (failed.length > 0 || !after) return;
       // The last node to finish releases the finalizer (kopf removes it once its handlers are done).
-      const results = after.status?.delete ?? {};
-      if ([...sims.keys()].every((n) => results[n] === "Ready")) {
+      if ([...sims.values()].every((s) => s.deleted.has(uid))) {
         const rest = (after.metadata.finalizers ?? []).filter((f) => f !== KOPF_FINALIZER);
         try {
           await custom.patchClusterCustomObject(
@@ -302,16 +321,17 @@ export async function startStaticRouteOperators(options: StaticRouteOperatorOpti
         ? `Success - ${total} destinations, gateway: ${obj.spec.gateway}, operation: ${verb}.`
         : `Route ${verb} failed for ${failed.length}/${total} destinations (first: ${failed.slice(0, 3).join(", ")}) on node ${this.node}.`;
       const now = new Date();
-      await core.createNamespacedEvent({
-        namespace: eventsNamespace,
-        body: {
+      const involvedObject = {
+        apiVersion: STATIC_ROUTE_API_VERSION,
+        kind: "StaticRoute",
+        name: obj.metadata.name,
+        uid: obj.metadata.uid,
+      };
+      const post = (body: k8s.CoreV1Event) => core.createNamespacedEvent({ namespace: eventsNamespace, body });
+      if (reporting === "per-node") {
+        await post({
           metadata: { name: `${obj.metadata.name}.${randomBytes(8).toString("hex")}`, namespace: eventsNamespace },
-          involvedObject: {
-            apiVersion: STATIC_ROUTE_API_VERSION,
-            kind: "StaticRoute",
-            name: obj.metadata.name,
-            uid: obj.metadata.uid,
-          },
+          involvedObject,
           reason,
           message,
           type: ok ? "Normal" : "Warning",
@@ -321,15 +341,47 @@ export async function startStaticRouteOperators(options: StaticRouteOperatorOpti
           firstTimestamp: now,
           lastTimestamp: now,
           count: 1,
-        },
-      });
+        });
+      } else {
+        // kopf posting.py: generateName "kopf-event-", reportingInstance "dev", no host; one per destination.
+        const bad = new Set(failed);
+        for (const d of obj.spec.destinations) {
+          const good = !bad.has(d);
+          await post({
+            metadata: { name: `kopf-event-${randomBytes(6).toString("hex")}`, namespace: eventsNamespace },
+            involvedObject,
+            reason:
+              op === "create"
+                ? good
+                  ? ROUTE_EVENT_REASONS.createSucceeded
+                  : ROUTE_EVENT_REASONS.createFailed
+                : good
+                  ? ROUTE_EVENT_REASONS.deleteSucceeded
+                  : ROUTE_EVENT_REASONS.deleteFailed,
+            message: good
+              ? `Success - Dest: ${d}, gateway: ${obj.spec.gateway}, operation: ${verb}.`
+              : `Route ${verb} failed! Error message: (simulated)`,
+            type: good ? "Normal" : "Error",
+            source: { component: "kopf" },
+            reportingComponent: "kopf",
+            reportingInstance: "dev",
+            firstTimestamp: now,
+            lastTimestamp: now,
+          });
+        }
+      }
+      const bad = new Set(failed);
+      const statusValue =
+        reporting === "per-node"
+          ? { [this.node]: ok ? "Ready" : "NotReady" }
+          : obj.spec.destinations.map((d) => ({
+              destination: d,
+              gateway: obj.spec.gateway,
+              status: bad.has(d) ? "NotReady" : "Ready",
+            }));
       try {
         const raw: unknown = await custom.patchClusterCustomObjectStatus(
-          {
-            ...STATIC_ROUTE,
-            name: obj.metadata.name,
-            body: { status: { [handler]: { [this.node]: ok ? "Ready" : "NotReady" } } },
-          },
+          { ...STATIC_ROUTE, name: obj.metadata.name, body: { status: { [handler]: statusValue } } },
           mergePatch,
         );
         return StaticRouteObjectSchema.parse(raw);
@@ -401,8 +453,14 @@ export async function startStaticRouteOperators(options: StaticRouteOperatorOpti
       if (!sim) throw new Error(`no simulated operator pod on node ${node}`);
       return { ...sim.counts };
     },
+    idle: () =>
+      new Promise<void>((resolve) => {
+        if (isIdle()) resolve();
+        else idleWaiters.push(resolve);
+      }),
     async stop() {
       stopped = true;
+      notifyIdle();
       for (const s of stoppers) s();
       for (const t of timers) clearTimeout(t);
       timers.clear();

@@ -140,6 +140,33 @@ describe("route-swap", () => {
     });
   });
 
+  it("verifies by counting when the operator's Events name no node (the real kopf operator's shape)", async () => {
+    const dests = ["34.160.111.145", "34.160.111.146", "10.20.0.0/16"];
+    const { c, executor, memory } = await setup({ reporting: "kopf" }, dests);
+    const runs = await runSteps(executor, swapAction("primary", "secondary"), routeSwapTarget({}, dests), memory);
+    expect(runs.map((r) => r.error?.message)).toEqual(Array(5).fill(undefined));
+    expect(runs[2]?.outcome?.detail).toContain(
+      "9/9 (nodes × destinations) unattributed Events reported RouteDeleteSucceeded",
+    );
+    expect(runs[3]?.outcome?.detail).toContain("9/9 (nodes × destinations) unattributed RouteCreateSucceeded");
+    for (const n of c.nodes) expect(c.operators.table(n).every((e) => e.gateway === "10.116.0.12")).toBe(true);
+  });
+
+  it("with unattributed Events, a node that never reports still fails the wait with the count", async () => {
+    const { c, executor, memory } = await setup({ reporting: "kopf" });
+    c.operators.setMode("node-2", "silent");
+    const runs = await runSteps(
+      executor,
+      swapAction("primary", "secondary"),
+      routeSwapTarget({ settleSeconds: 1 }),
+      memory,
+    );
+    expect(runs.at(-1)?.error?.code).toBe("delete-not-reported");
+    expect(runs.at(-1)?.error?.message).toContain(
+      "the operator's Events name no node; 2/3 (nodes × destinations) unattributed Events reported RouteDeleteSucceeded, so some of node-1, node-2, node-3 did not",
+    );
+  });
+
   it("refuses invalid specs: a default route destination or a non-IP gateway", async () => {
     const { c, executor, memory } = await setup();
     const target = routeSwapTarget();

@@ -12,6 +12,7 @@ import { StepError } from "../../agent/executor.ts";
 import { STATIC_ROUTE, type StaticRouteObject, StaticRouteObjectSchema } from "../../agent/executors/route-swap.ts";
 import { silentLogger } from "../../agent/log.ts";
 import { type FakeKubeApi, type RecordedRequest, startFakeKubeApi } from "../../agent/sandbox/fake-kube-api.ts";
+import { isJsonObject } from "../../agent/sandbox/kube-patch.ts";
 import {
   type OperatorNodeMode,
   type StaticRouteOperators,
@@ -86,6 +87,8 @@ export interface SwapClusterOptions {
   nodes?: string[];
   delayMs?: number;
   modes?: Record<string, OperatorNodeMode>;
+  /** The operators' reporting style (see startStaticRouteOperators). */
+  reporting?: "per-node" | "kopf";
 }
 
 /** Starts the fake API, the DaemonSet with one operator pod per node, and the operator simulation. */
@@ -118,6 +121,7 @@ export async function startSwapCluster(options: SwapClusterOptions = {}): Promis
     daemonSet: OPERATOR_DS,
     delayMs: options.delayMs ?? 200,
     modes: options.modes,
+    reporting: options.reporting,
   });
 
   const route = (name: string): StaticRouteObject | undefined => {
@@ -158,14 +162,23 @@ export async function startSwapCluster(options: SwapClusterOptions = {}): Promis
         metadata: { name },
         spec: { destinations: dests, gateway },
       });
+      // Every node reported success: one Event per node, or per node and destination (kopf style).
+      const needed = options.reporting === "kopf" ? nodes.length * dests.length : nodes.length;
       await until(
         () => {
-          const r = route(name);
-          return nodes.every((n) => r?.status?.create_fn?.[n] === "Ready");
+          const uid = route(name)?.metadata.uid;
+          const ok = store
+            .list({ resource: "events" }, "default")
+            .filter(
+              (e) =>
+                e.reason === "RouteCreateSucceeded" && isJsonObject(e.involvedObject) && e.involvedObject.uid === uid,
+            );
+          return uid !== undefined && ok.length >= needed;
         },
         10_000,
-        `seeded route ${name} Ready on every node`,
+        `seeded route ${name} reported on every node`,
       );
+      await operators.idle(); // status writes and finalizer patches done too
     },
     agentRouteWrites: () =>
       api.requests.filter(
