@@ -6,12 +6,15 @@
 import { AppsV1Api } from "@kubernetes/client-node";
 import type { Etcd3 } from "etcd3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { InMemoryActionStore } from "../../agent/action-store.ts";
 import { queryRecord } from "../../agent/dns/rfc2136.ts";
 import { createEtcdClient } from "../../agent/etcd/client.ts";
 import { startHeartbeatWriter } from "../../agent/etcd/heartbeat.ts";
 import { type DurableMemory, type StepContext, StepError } from "../../agent/executor.ts";
 import { createEtcdSyncTeardownExecutor, RESTARTED_BY } from "../../agent/executors/etcd-sync-teardown.ts";
 import { silentLogger } from "../../agent/log.ts";
+import { createReportSender } from "../../agent/report-sender.ts";
+import { ActionRunner } from "../../agent/runner.ts";
 import { createEtcdMirrorBackend, type EtcdMirrorBackend } from "../../agent/sandbox/etcd-mirror.ts";
 import { type FakeKubeApi, startFakeKubeApi } from "../../agent/sandbox/fake-kube-api.ts";
 import { startWorkloadControllers, type WorkloadControllers } from "../../agent/sandbox/workloads.ts";
@@ -19,6 +22,7 @@ import { type AgentConfig, AgentConfigSchema, type EtcdSyncTeardownTarget } from
 import type { ActionRequest } from "../../shared/protocol.ts";
 import { type BindServer, startBind } from "../support/bind.ts";
 import { type EtcdInstance, eventually, loadKeys, startEtcds } from "../support/etcd.ts";
+import { type ReportReceiver, startReportReceiver } from "../support/report-receiver.ts";
 
 const PRIMARY_VIP = "172.30.41.193";
 const STANDBY_VIP = "172.30.41.194";
@@ -488,5 +492,81 @@ describe("etcd-sync-teardown failover", () => {
       }),
     ).rejects.toThrow("only the direction matters");
     expect(seen).toEqual([[w.etcd.standby.url, w.etcd.primary.url]]);
+  });
+});
+
+describe("etcd-sync-teardown through the agent's runner", () => {
+  const SECRET = "etcd-runner-secret";
+  let receiver: ReportReceiver;
+  beforeAll(async () => {
+    receiver = await startReportReceiver(SECRET);
+  });
+  afterAll(async () => {
+    await receiver?.close();
+  });
+
+  function runner(w: World): ActionRunner {
+    return new ActionRunner({
+      config: w.config,
+      executors: new Map([
+        [
+          "etcd-sync-teardown",
+          createEtcdSyncTeardownExecutor({
+            kubeConfig: w.api.kubeConfig(),
+            agentConfig: w.config,
+            env: { TSIG_SECRET: bind.secret },
+            pollMs: 20,
+            verifyIntervalMs: 50,
+          }),
+        ],
+      ]),
+      store: new InMemoryActionStore(),
+      reports: createReportSender({
+        reportUrl: receiver.url,
+        secret: SECRET,
+        log: silentLogger,
+        initialDelayMs: 1,
+        maxDelayMs: 5,
+      }),
+      log: silentLogger,
+    });
+  }
+
+  it("reports the refusal with its code and leaves later steps pending; the forced action succeeds on the standby", async () => {
+    const w = await makeWorld(30);
+    for (const pid of w.backend.pids(NS, "etcd-sync")) process.kill(pid, "SIGSTOP");
+    await w.p.put(`${w.prefix}registry/written-after-stall`).value("x");
+    const r = runner(w);
+    expect(await r.submit(action(41))).toEqual({ outcome: "accepted", id: "global-dr:41" });
+    await r.idle();
+    const refused = await r.report("global-dr:41");
+    expect(refused).toMatchObject({
+      status: "failed",
+      error: { code: "etcd-inconsistent" },
+      steps: [
+        { name: "consistency", status: "failed" },
+        { name: "stop-sync", status: "pending" },
+        { name: "flip-dns", status: "pending" },
+        { name: "restart", status: "pending" },
+        { name: "follow-ups", status: "pending" },
+      ],
+    });
+    expect(refused?.error?.message).toContain(`missed 1 (e.g. ${w.prefix}registry/written-after-stall)`);
+
+    await r.submit(action(42, { force: true }));
+    await r.idle();
+    const forced = await r.report("global-dr:42");
+    expect(forced).toMatchObject({ status: "succeeded", activeSide: "secondary" });
+    expect(forced?.steps.map((s) => s.status)).toEqual([
+      "succeeded",
+      "succeeded",
+      "succeeded",
+      "succeeded",
+      "succeeded",
+    ]);
+    expect(forced?.steps[0]?.detail).toMatch(/^FORCED: /);
+    expect(forced?.steps[4]?.detail).toContain(FOLLOW_UPS[0]);
+    expect(receiver.reports.filter((x) => x.actionId === "global-dr:42").at(-1)?.status).toBe("succeeded");
+    expect(await dnsAnswer(w)).toEqual([STANDBY_VIP]);
   });
 });
