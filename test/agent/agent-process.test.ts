@@ -73,6 +73,29 @@ describe("agent process", () => {
     expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
   });
 
+  it("serves the action API and metrics, and on SIGTERM stops gracefully with exit code 0", async () => {
+    const port = await freePort();
+    const text = JSON.stringify({ listen: `127.0.0.1:${port}`, reportUrl: "http://127.0.0.1:1/r", targets: {} });
+    const c = spawn(process.execPath, ["agent/main.ts"], {
+      cwd: root,
+      env: { ...process.env, TURNOUT_AGENT_CONFIG: text, TURNOUT_AGENT_SECRET: "s" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    child = c;
+    await waitForLine(c, /agent listening/);
+    const unsigned = await fetch(`http://127.0.0.1:${port}/v1/actions`, { method: "POST", body: "{}" });
+    expect(unsigned.status).toBe(401);
+    expect(unsigned.headers.get("content-type")).toBe("application/problem+json");
+    expect(await unsigned.json()).toMatchObject({ reason: "missing" });
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(metrics).toContain("turnout_agent_lease_leader");
+    const exited = new Promise<number | null>((resolve) => c.once("exit", (code) => resolve(code)));
+    const stopping = waitForLine(c, /"msg":"stopping"/);
+    c.kill("SIGTERM");
+    await stopping;
+    expect(await exited).toBe(0);
+  });
+
   it("exits 1 on a bad config, printing every problem as path: message", () => {
     const dir = mkdtempSync(join(tmpdir(), "turnout-agent-"));
     const cfg = join(dir, "agent.json");
