@@ -111,44 +111,51 @@ export async function startEtcd(name = "etcd", options: StartEtcdOptions = {}): 
   const timeoutMs = options.timeoutMs ?? 15_000;
   const tls = options.tls;
   const [clientPort, peerPort] = await freePorts(2);
-  const dataDir = mkdtempSync(join(tmpdir(), `turnout-etcd-${name}-`));
   const url = `${tls ? "https" : "http"}://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
-  const child = spawn(
-    "etcd",
-    [
-      `--name=${name}`,
-      `--data-dir=${join(dataDir, "data")}`,
-      `--listen-client-urls=${url}`,
-      `--advertise-client-urls=${url}`,
-      `--listen-peer-urls=${peer}`,
-      `--initial-advertise-peer-urls=${peer}`,
-      `--initial-cluster=${name}=${peer}`,
-      "--initial-cluster-state=new",
-      `--initial-cluster-token=${name}-${clientPort}`,
-      "--logger=zap",
-      "--log-level=warn",
-      ...(tls
-        ? [
-            `--cert-file=${tls.serverCertFile}`,
-            `--key-file=${tls.serverKeyFile}`,
-            `--trusted-ca-file=${tls.caFile}`,
-            "--client-cert-auth",
-          ]
-        : []),
-      ...(options.extraArgs ?? []),
-    ],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
+  const args = [
+    `--name=${name}`,
+    `--listen-client-urls=${url}`,
+    `--advertise-client-urls=${url}`,
+    `--listen-peer-urls=${peer}`,
+    `--initial-advertise-peer-urls=${peer}`,
+    `--initial-cluster=${name}=${peer}`,
+    "--initial-cluster-state=new",
+    `--initial-cluster-token=${name}-${clientPort}`,
+    "--logger=zap",
+    "--log-level=warn",
+    ...(tls
+      ? [
+          `--cert-file=${tls.serverCertFile}`,
+          `--key-file=${tls.serverKeyFile}`,
+          `--trusted-ca-file=${tls.caFile}`,
+          "--client-cert-auth",
+        ]
+      : []),
+    ...(options.extraArgs ?? []),
+  ];
+  const dataDir = mkdtempSync(join(tmpdir(), `turnout-etcd-${name}-`));
+  const child = spawn("etcd", [...args, `--data-dir=${join(dataDir, "data")}`], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let output = "";
   const keep = (chunk: Buffer) => {
     output = (output + chunk.toString()).slice(-8000);
   };
   child.stdout?.on("data", keep);
   child.stderr?.on("data", keep);
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  // 'error' (spawn failed) may come without 'exit'; either ends the process's life.
+  let dead = false;
+  const exited = new Promise<void>((resolve) => {
+    child.once("exit", () => resolve());
+    child.once("error", (err) => {
+      output += `\n${err.message}`;
+      dead = true;
+      resolve();
+    });
+  });
   const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
+    if (!dead && child.exitCode === null && child.signalCode === null) {
       child.kill("SIGKILL");
       await exited;
     }
