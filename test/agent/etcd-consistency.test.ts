@@ -2,6 +2,7 @@
  * The consistency check against two real etcd 3.4 servers and a real `etcdctl make-mirror`
  * (design §7, runbook C step 2).
  */
+import { createServer, type Socket } from "node:net";
 import type { Etcd3 } from "etcd3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEtcdClient } from "../../agent/etcd/client.ts";
@@ -257,6 +258,31 @@ describe("etcd consistency check", () => {
       overridden: "force",
       detail: expect.stringMatching(/^FORCED: proceeding past primary unreachable/),
     });
+  });
+
+  it("bounds a primary that accepts connections but never answers (a black hole) by the call timeout", async () => {
+    const sockets = new Set<Socket>();
+    const hole = createServer((socket) => {
+      sockets.add(socket); // accept, then say nothing: no HTTP/2 preface, no gRPC answer
+    });
+    await new Promise<void>((resolve) => hole.listen(0, "127.0.0.1", resolve));
+    const addr = hole.address();
+    const port = typeof addr === "object" && addr ? addr.port : 0;
+    try {
+      const started = Date.now();
+      const result = await checkConsistency({
+        ...options("/hole/"),
+        primaryEndpoints: [`http://127.0.0.1:${port}`],
+        callTimeoutMs: 300,
+      });
+      // etcd3 retries a recoverable error up to 3 times, each bounded by the call deadline.
+      expect(Date.now() - started).toBeLessThan(3000);
+      expect(result).toMatchObject({ verified: false, primary: { reachable: false }, standby: { reachable: true } });
+      expect(result.problems[0]).toMatch(/^primary unreachable/);
+    } finally {
+      for (const sock of sockets) sock.destroy();
+      await new Promise<void>((resolve) => hole.close(() => resolve()));
+    }
   });
 
   it("refuses an inconsistent standby unless forced, and allowUnverified does not cover it", async () => {
