@@ -658,8 +658,11 @@ export function createRouteSwapExecutor(options: RouteSwapOptions): Executor<Rou
           }
           const { nodes } = await operatorNodes();
           // A present route with another spec is replaced, never edited: the operator ignores a changed
-          // gateway (issue #23), and delete + create gives fresh per-node results to wait on.
-          if (inc && (inc.metadata.deletionTimestamp != null || !sameSpec(inc, want.spec))) {
+          // gateway (issue #23), and delete + create gives fresh per-node results to wait on. So is one
+          // a node reported NotReady (e.g. created while the outgoing route still held its
+          // destinations: `ip route add` fails with "File exists", and kopf does not retry it).
+          const failedOn = inc ? Object.values(nodeResults(inc, STATUS_KEYS.create)).includes("NotReady") : false;
+          if (inc && (inc.metadata.deletionTimestamp != null || !sameSpec(inc, want.spec) || failedOn)) {
             if (inc.metadata.deletionTimestamp == null) await cluster.deleteRoute(want.name, false);
             await waitDeleted(ctx, want.name, inc.metadata.uid, nodes, inc.spec.destinations.length);
             inc = undefined;

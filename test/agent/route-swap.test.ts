@@ -234,6 +234,32 @@ describe("route-swap", () => {
     }
   });
 
+  it("replaces an incoming route that failed on nodes because it was created while the outgoing one held its destinations", async () => {
+    const { c, executor, memory } = await setup();
+    c.api.store.create(
+      { group: "networking.digitalocean.com", resource: "staticroutes" },
+      { metadata: { name: "secondary" }, spec: { destinations: ["34.160.111.145"], gateway: "10.116.0.12" } },
+    );
+    await c.until(
+      () => c.nodes.every((n) => c.route("secondary")?.status?.create_fn?.[n] === "NotReady"),
+      5000,
+      "secondary NotReady everywhere (File exists)",
+    );
+    await c.operators.idle();
+    const runs = await runSteps(executor, swapAction("primary", "secondary"), routeSwapTarget(), memory);
+    expect(runs.map((r) => r.error?.message)).toEqual(Array(5).fill(undefined));
+    expect(c.agentRouteWrites().map((w) => `${w.method} ${w.path.split("/").pop()}`)).toEqual([
+      "DELETE primary",
+      "DELETE secondary",
+      "PATCH secondary",
+    ]);
+    for (const n of c.nodes) {
+      expect(c.operators.table(n)).toEqual([
+        { destination: "34.160.111.145", gateway: "10.116.0.12", route: "secondary" },
+      ]);
+    }
+  });
+
   it("dry run changes nothing: every write carries dryRun=All and the store is unchanged", async () => {
     const { c, executor, memory } = await setup();
     const before = JSON.stringify(c.api.store.list({ group: "networking.digitalocean.com", resource: "staticroutes" }));
