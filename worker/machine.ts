@@ -353,6 +353,8 @@ function startAction(ctx: Ctx, spec: ActionSpec, cause: number | undefined): Act
 /** Sends the current action's request again (same id: the agent is idempotent). */
 function resend(ctx: Ctx, a: ActionState): void {
   a.attempts += 1;
+  // Until the agent reports again we only know we sent it; delivery failures count again.
+  a.status = "dispatching";
   a.deadline = ctx.now + sec(ctx.s.policy.actionTimeoutSeconds);
   a.deadlineKind = "timeout";
   ctx.effects.push({ type: "dispatch", request: requestOf(ctx.s, a) });
@@ -1001,3 +1003,60 @@ function proposeOrStart(
 
 /** Rolling budget window, exported for tests and the status view. */
 export const BUDGET_WINDOW_MS = DAY_MS;
+
+/** The machine's part of the target view (design §3); the shell adds `name`, firing signals and events. */
+export interface MachineView {
+  activeSide: Side;
+  phase: Phase;
+  paused: boolean;
+  flapping: boolean;
+  /** ISO time, or null once passed. */
+  cooldownUntil: string | null;
+  pendingSince: string | null;
+  approvalDeadline: string | null;
+  sides: Record<Side, { health: MachineState["sides"]["primary"]["health"]; upSince: string | null }>;
+  action: {
+    id: string;
+    kind: ActionKind;
+    from: Side;
+    to: Side;
+    dryRun: boolean;
+    status: ActionState["status"];
+    steps: ActionState["steps"];
+    error?: { code: string; message: string };
+  } | null;
+  autoActionsLast24h: number;
+  lastDrill: MachineState["lastDrill"];
+}
+
+/** Renders the state for `GET /v1/targets/:name` and the status page. */
+export function machineView(state: MachineState, now: number): MachineView {
+  const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+  const side = (s: Side) => ({ health: state.sides[s].health, upSince: iso(state.sides[s].upSince) });
+  const a = state.action;
+  return {
+    activeSide: state.activeSide,
+    phase: state.phase,
+    paused: state.paused,
+    flapping: state.flapping,
+    cooldownUntil: state.cooldownUntil !== null && state.cooldownUntil > now ? iso(state.cooldownUntil) : null,
+    pendingSince: iso(state.pendingSince),
+    approvalDeadline: iso(state.approval?.deadline ?? null),
+    sides: { primary: side("primary"), secondary: side("secondary") },
+    action:
+      a === null
+        ? null
+        : {
+            id: a.id,
+            kind: a.kind,
+            from: a.from,
+            to: a.to,
+            dryRun: a.dryRun,
+            status: a.status,
+            steps: a.steps,
+            ...(a.error ? { error: a.error } : {}),
+          },
+    autoActionsLast24h: budgetUsed(state, now).length,
+    lastDrill: state.lastDrill,
+  };
+}
