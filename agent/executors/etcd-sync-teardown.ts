@@ -69,6 +69,14 @@ interface RememberedCheck {
 }
 
 const consistencyKey = (action: ActionRequest) => `etcd-sync-teardown/${action.id}/consistency`;
+/** Per target: which action stopped the synchronizer, when, towards which side. */
+const SYNC_STOPPED_KEY = "etcd-sync-teardown/sync-stopped";
+
+interface SyncStopped {
+  actionId: string;
+  to: string;
+  at: string;
+}
 
 function isNotFound(err: unknown): boolean {
   return err instanceof k8s.ApiException && err.code === 404;
@@ -244,7 +252,16 @@ export function createEtcdSyncTeardownExecutor(deps: EtcdSyncTeardownDeps): Exec
         lagSeconds: result.heartbeat?.lagSeconds ?? null,
         proceed: decision.proceed,
       });
-      if (!decision.proceed) throw new StepError(decision.code, decision.message);
+      if (!decision.proceed) {
+        // A new action after an earlier one stopped the sync (e.g. a retry after a later step
+        // failed) sees the standby fall behind by design; say so, so the person can force.
+        const stopped = await ctx.memory.get<SyncStopped>(SYNC_STOPPED_KEY);
+        const hint =
+          stopped && stopped.actionId !== action.id && stopped.to === action.to
+            ? `; note: ${stopped.actionId} stopped the synchronizer at ${stopped.at}, so the standby is expected to lag since then (force to proceed)`
+            : "";
+        throw new StepError(decision.code, `${decision.message}${hint}`);
+      }
       // Dry runs are not remembered: a later real action with the same id does not exist, and a
       // drill must measure every time.
       if (!action.dryRun) await ctx.memory.set(consistencyKey(action), { detail: decision.detail });
@@ -290,7 +307,16 @@ export function createEtcdSyncTeardownExecutor(deps: EtcdSyncTeardownDeps): Exec
           sync.action === "delete"
             ? !(await kube(`read ${what}`, () => cluster.readDeployment(sync.namespace, sync.name)))
             : true;
-        if (pods === 0 && gone) return { detail: `${what} ${did}; its pods are gone` };
+        if (pods === 0 && gone) {
+          const record: SyncStopped = {
+            actionId: ctx.action.id,
+            to: ctx.action.to,
+            at: new Date(ctx.now()).toISOString(),
+          };
+          const earlier = await ctx.memory.get<SyncStopped>(SYNC_STOPPED_KEY);
+          if (!earlier || !did.startsWith("already")) await ctx.memory.set(SYNC_STOPPED_KEY, record);
+          return { detail: `${what} ${did}; its pods are gone` };
+        }
         if (ctx.now() >= deadline) {
           throw new StepError(
             "sync-stop-timeout",

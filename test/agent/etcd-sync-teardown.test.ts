@@ -336,6 +336,19 @@ describe("etcd-sync-teardown failover", () => {
     expect(await restartedBy(w)).toEqual(["global-dr:2", "global-dr:2"]);
     expect(restartPatches(w, "statefulsets", "elasticsearch")).toBe(1);
     expect(restartPatches(w, "deployments", "cluster-transformer")).toBe(1);
+
+    // A later action sees the standby fall behind (the sync is off by design now): it is refused,
+    // and the refusal says which action stopped the synchronizer.
+    const hbKey = `${w.prefix}turnout/heartbeat`;
+    await w.p.put(hbKey).value(String(Number(await w.p.get(hbKey).string()) + 60_000));
+    const later = await run(w, action(3));
+    expect(later).toEqual([
+      expect.objectContaining({ name: "consistency", status: "failed", code: "etcd-inconsistent" }),
+    ]);
+    expect(later[0]?.detail).toMatch(/sync lag 60\.0 s exceeds maxLagSeconds 30/);
+    expect(later[0]?.detail).toMatch(
+      /note: global-dr:2 stopped the synchronizer at \S+, so the standby is expected to lag/,
+    );
   });
 
   it("after the mirror stalls: fails at consistency with exact counts and examples, changing nothing; forced proceeds and says so", async () => {
