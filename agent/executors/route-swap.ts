@@ -509,23 +509,10 @@ export function createRouteSwapExecutor(options: RouteSwapOptions): Executor<Rou
               `StaticRoute ${name} disappeared while waiting for it to become Ready`,
             );
           }
+          const r = await readiness(obj, nodes);
+          if (r.ready)
+            return `StaticRoute ${name} (${obj.spec.destinations.length} destinations via ${obj.spec.gateway}) ${r.detail} in ${ctx.now() - started} ms`;
           const { ready, missing } = readyOn(obj, nodes);
-          if (missing.length === 0) {
-            return `StaticRoute ${name} (${obj.spec.destinations.length} destinations via ${obj.spec.gateway}) Ready on ${ready.length}/${nodes.length} nodes in ${ctx.now() - started} ms`;
-          }
-          // No per-node status (the real operator keeps one list, last writer wins): count Events.
-          if (ready.length === 0 && obj.metadata.uid) {
-            const t = tallyReports(
-              await cluster.routeEvents(name, obj.metadata.uid),
-              nodes,
-              ROUTE_EVENT_REASONS.createSucceeded,
-              ROUTE_EVENT_REASONS.createFailed,
-              obj.spec.destinations.length,
-            );
-            if (!t.attributed && t.done && t.failures.length === 0) {
-              return `StaticRoute ${name} (${obj.spec.destinations.length} destinations via ${obj.spec.gateway}): ${t.ok}/${t.needed} (nodes × destinations) unattributed ${ROUTE_EVENT_REASONS.createSucceeded} Events in ${ctx.now() - started} ms`;
-            }
-          }
           if (ctx.now() >= deadline) {
             const results = nodeResults(obj, STATUS_KEYS.create);
             const notReady = missing.filter((n) => results[n] === "NotReady");
@@ -543,6 +530,34 @@ export function createRouteSwapExecutor(options: RouteSwapOptions): Executor<Rou
           ctx.progress(`waiting for ${name} to be Ready: ${ready.length}/${nodes.length} nodes`);
           await ctx.sleep(pollMs);
         }
+      };
+
+      /**
+       * Ready on every node: per-node status, or, when the operator keeps no per-node status (the
+       * real one stores a single list, last writer wins), nodes × destinations unattributed
+       * RouteCreateSucceeded Events and no failure.
+       */
+      const readiness = async (
+        obj: StaticRouteObject,
+        nodes: string[],
+      ): Promise<{ ready: boolean; detail: string }> => {
+        const { ready, missing } = readyOn(obj, nodes);
+        if (missing.length === 0) return { ready: true, detail: `Ready on ${ready.length}/${nodes.length} nodes` };
+        if (ready.length > 0 || !obj.metadata.uid) return { ready: false, detail: "" };
+        const t = tallyReports(
+          await cluster.routeEvents(obj.metadata.name, obj.metadata.uid),
+          nodes,
+          ROUTE_EVENT_REASONS.createSucceeded,
+          ROUTE_EVENT_REASONS.createFailed,
+          obj.spec.destinations.length,
+        );
+        const ok = !t.attributed && t.done && t.failures.length === 0;
+        return {
+          ready: ok,
+          detail: ok
+            ? `${t.ok}/${t.needed} (nodes × destinations) unattributed ${ROUTE_EVENT_REASONS.createSucceeded} Events`
+            : "",
+        };
       };
 
       const skippedConverged: StepOutcome = { status: "skipped", detail: "already converged" };
@@ -583,10 +598,10 @@ export function createRouteSwapExecutor(options: RouteSwapOptions): Executor<Rou
 
           const ours = await savedForThisAction(ctx);
           const incReady =
-            inc &&
+            inc !== undefined &&
             inc.metadata.deletionTimestamp == null &&
             sameSpec(inc, want.spec) &&
-            readyOn(inc, nodes).missing.length === 0;
+            (await readiness(inc, nodes)).ready;
           if (ours) return { detail: `resuming ${action.id}: ${summary}` };
           if (incReady) {
             state.converged = true;

@@ -150,6 +150,9 @@ describe("route-swap", () => {
     );
     expect(runs[3]?.outcome?.detail).toContain("9/9 (nodes × destinations) unattributed RouteCreateSucceeded");
     for (const n of c.nodes) expect(c.operators.table(n).every((e) => e.gateway === "10.116.0.12")).toBe(true);
+    // Converged is recognised from the Events too.
+    const again = await runSteps(executor, swapAction("primary", "secondary"), routeSwapTarget({}, dests), memory);
+    expect(again[0]?.outcome?.detail).toMatch(/^already converged/);
   });
 
   it("with unattributed Events, a node that never reports still fails the wait with the count", async () => {
