@@ -3,27 +3,37 @@
  *
  * No I/O, no clock, no Cloudflare imports: it runs the same on Node (tests) and in workerd.
  *
- * How the Durable Object shell uses it:
+ * How the Durable Object shell uses it (one call per input, inside `blockConcurrencyWhile` or an
+ * input gate so two calls never interleave):
  *
- * 1. Load: read the state row, `MachineStateSchema.parse(JSON.parse(row))`; for a target seen for
- *    the first time use `initialState(name, targetConfig)`. When the configured target differs
- *    from `state.policy` / `homeSide` / `drillConfig`, feed `{ type: "config", ...targetConfig }`.
- * 2. Build one input: after storing signals, `{ type: "observed", sides, cause }` with
- *    `observe(signals)` and `cause` = the seq of the audit event the shell wrote for the signal
- *    (allocate it as `state.seq + 1` and set `state.seq` before calling, so seqs never collide);
- *    `{ type: "timer" }` from `alarm()`; `{ type: "command", command, force, actor, reason }`
- *    from the operator API / Slack; `{ type: "report", report }` from `/v1/agent/reports`;
- *    `{ type: "dispatch-result", actionId, ok, error }` after trying to deliver a `dispatch`.
- * 3. `const { state, effects, rejected } = decide(state, input, now)` with `now = Date.now()`.
- * 4. In ONE storage transaction: write `state` and every `audit` effect's `event` (seq, at, type,
- *    detail, cause) to the events table. Then perform the rest in order:
- *    - `setTimer { at }`: exactly one per call; `setAlarm(at)` or `deleteAlarm()` when null.
- *    - `dispatch { request }`: sign and deliver the ActionRequest (direct POST or QStash publish),
- *      then call `decide` again with the matching `dispatch-result` (it schedules delivery
- *      retries with backoff through the timer and gives up into `failed`).
- *    - `notify { text, kind }`: post to Slack (best effort; never feeds back).
- * 5. `rejected` (commands only) is the human reason for a 409 problem; the state and audit
- *    (`command.rejected`) are still to be persisted.
+ * 1. Load: `MachineStateSchema.parse(JSON.parse(row))`; a target seen for the first time starts
+ *    from `initialState(name, targetConfig)`. When the configured target differs from
+ *    `state.policy` / `homeSide` / `drillConfig`, first feed `{ type: "config", ...targetConfig }`
+ *    (extra keys such as `sides` are stripped; a no-op config returns no audit).
+ * 2. Audit seqs: `state.seq` IS the target's audit counter. If the shell writes events of its own
+ *    (e.g. `signal.received`), it allocates them as `state.seq + 1` and stores the bumped seq in
+ *    the machine state before calling `decide`, then passes that seq as the input's `cause`.
+ * 3. Inputs (`MachineInput`, validated by zod inside `decide`; a malformed one throws):
+ *    - `{ type: "observed", sides: { primary: { firingSources, heldSources }, secondary }, cause }`
+ *      after storing signals (`observe(signals)` from worker/signals.ts fits; `seen` is ignored);
+ *    - `{ type: "timer" }` from `alarm()`;
+ *    - `{ type: "command", command, force?, actor?, reason?, mode? }` from the API / Slack;
+ *    - `{ type: "report", report }` with a verified ActionReport;
+ *    - `{ type: "dispatch-result", actionId, ok, error? }` after trying to deliver a dispatch;
+ *    - `{ type: "config", policy, initialActiveSide, drill? }`.
+ * 4. `const { state, effects, rejected } = decide(state, input, Date.now())`.
+ * 5. In ONE storage transaction write `state` and each `{ type: "audit", event }` (event = {seq,
+ *    at (epoch ms), type, detail, cause?}) to the events table; only then perform the rest:
+ *    - `{ type: "setTimer", at }`: exactly one per call, always last; `setAlarm(at)`, or
+ *      `deleteAlarm()` when null. An alarm that fires early is harmless (feed `timer` anyway).
+ *    - `{ type: "dispatch", request }`: sign and deliver the ActionRequest (direct POST, or QStash
+ *      publish with deduplicationId = id), then feed the `dispatch-result`; the machine schedules
+ *      delivery retries (5 s × 2^n, max 5 min) and re-dispatches after `actionTimeoutSeconds`
+ *      through the timer, always with the same id and body.
+ *    - `{ type: "notify", text, kind }`: post to Slack; best effort, never fed back.
+ * 6. `rejected` (commands only) is the reason for a 409 problem, e.g. "failback: target is
+ *    executing egress-gw:3"; the state (with its `command.rejected` audit) is still persisted.
+ * 7. The §3 view: `machineView(state, now)` plus the shell's firing signals and last events.
  */
 import { otherSide, type Side, type WorkerTarget } from "../shared/config.ts";
 import type { ActionKind, ActionReport, ActionRequest } from "../shared/protocol.ts";

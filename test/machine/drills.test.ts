@@ -101,4 +101,33 @@ describe("rule 9: drills", () => {
     sim.report("succeeded");
     expect(sim.command("drill").rejected).toBe("drill: target is in cooldown");
   });
+  const stoppers = [
+    { name: "cancel", stop: (sim: Sim) => sim.command("cancel", { actor: "U1" }) },
+    { name: "pause", stop: (sim: Sim) => sim.command("pause", { actor: "U1" }) },
+  ];
+  for (const c of stoppers) {
+    it(`${c.name} during the live drill's hold ends the drill and stays on the drilled side`, () => {
+      const sim = new Sim({ drill: { cron: "0 3 * * 1", mode: "live", holdSeconds: 60 } });
+      sim.command("drill");
+      sim.report("succeeded");
+      expect(c.stop(sim).rejected).toBeUndefined();
+      expect(sim.state.drill).toBeNull();
+      expect(sim.state.lastDrill).toMatchObject({ outcome: "aborted", ok: false });
+      sim.advance(3600);
+      expect(sim.ids()).toEqual(["egress-gw:1"]);
+      expect(sim.state.activeSide).toBe("secondary");
+    });
+  }
+
+  it("a real signal during a dry run lets the dry run finish, then normal policy acts", () => {
+    const sim = new Sim();
+    sim.command("drill");
+    sim.observe({ primary: ["alertmanager"] });
+    expect(sim.types()).toContain("drill.aborted");
+    expect(sim.state.phase).toBe("executing");
+    sim.report("succeeded");
+    expect(sim.state.phase).toBe("pending");
+    sim.advance(30);
+    expect(sim.dispatches.at(-1)).toMatchObject({ kind: "failover", dryRun: false, id: "egress-gw:2" });
+  });
 });
