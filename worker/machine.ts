@@ -302,7 +302,8 @@ function requestOf(s: MachineState, a: ActionState): ActionRequest {
     to: a.to,
     dryRun: a.dryRun,
     force: a.force,
-    reason: a.reason,
+    // ActionRequestSchema caps reasons at 2000 characters; composed reasons can exceed it.
+    reason: a.reason.slice(0, 2000),
     issuedAt: new Date(a.issuedAt).toISOString(),
   };
 }

@@ -6,6 +6,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { PolicySchema, type Side } from "../../shared/config.ts";
+import { ActionRequestSchema } from "../../shared/protocol.ts";
 import { decide } from "../../worker/machine.ts";
 import type { ActionState, Decision, MachineInput, MachineState } from "../../worker/machine-types.ts";
 import { MachineStateSchema } from "../../worker/machine-types.ts";
@@ -176,6 +177,8 @@ class Checker {
 
     // Dispatch safety.
     const dispatches = d.effects.flatMap((e) => (e.type === "dispatch" ? [e.request] : []));
+    // Every request is one the agent accepts (design §6).
+    for (const r of dispatches) expect(ActionRequestSchema.parse(r)).toEqual(r);
     const newIds = [...new Set(dispatches.map((r) => r.id))].filter((id) => id !== before.action?.id);
     expect(newIds.length).toBeLessThanOrEqual(1);
     if (before.phase === "executing" && newIds.length > 0) {
