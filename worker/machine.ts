@@ -13,6 +13,8 @@
  * 2. Audit seqs: `state.seq` IS the target's audit counter. If the shell writes events of its own
  *    (e.g. `signal.received`), it allocates them as `state.seq + 1` and stores the bumped seq in
  *    the machine state before calling `decide`, then passes that seq as the input's `cause`.
+ *    (Where the shell keeps its own counter, e.g. `TargetState.seq` in worker/target-object.ts,
+ *    copy it into `machine.seq` before the call and back from the result after it.)
  * 3. Inputs (`MachineInput`, validated by zod inside `decide`; a malformed one throws):
  *    - `{ type: "observed", sides: { primary: { firingSources, heldSources }, secondary }, cause }`
  *      after storing signals (`observe(signals)` from worker/signals.ts fits; `seen` is ignored);
