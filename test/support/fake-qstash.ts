@@ -14,8 +14,8 @@
  *   exp = +5 min, jti, body = base64url(SHA-256(body))) signed with the current signing key,
  *   `Upstash-Message-Id` (same across retries), `Upstash-Retried` (from 0),
  *   `User-Agent: Upstash-QStash`.
- * - Non-2xx is retried after `backoff(retried)` ms (tests pass 0; QStash's own is
- *   min(86400, e^(2.5n)) s); `489` with `Upstash-NonRetryable-Error: true` fails at once. After the
+ * - Non-2xx is retried after `backoff(retried, retryAfterSeconds)` ms (default 0; QStash's own
+ *   is min(86400, e^(2.5n)) s, or the response's Retry-After); `489` with `Upstash-NonRetryable-Error: true` fails at once. After the
  *   last attempt the failure callback is posted (signed) with the documented body fields.
  */
 import { createHash, randomBytes, randomUUID } from "node:crypto";
@@ -27,8 +27,11 @@ export interface FakeQstashOptions {
   token: string;
   currentSigningKey?: string;
   nextSigningKey?: string;
-  /** Delay before retry number `retried` (1-based count of attempts so far), in ms. Default 0. */
-  backoff?: (retried: number) => number;
+  /**
+   * Delay before retry number `retried` (1-based), in ms; `retryAfterSeconds` is the destination's
+   * `Retry-After`, which QStash honours. Default 0 (tests never wait QStash's real minutes).
+   */
+  backoff?: (retried: number, retryAfterSeconds: number | undefined) => number;
   /** Deduplication window; QStash documents 10 minutes. */
   dedupWindowMs?: number;
   /** Clock in ms (JWT times, dedupe window). */
@@ -65,6 +68,8 @@ export interface FakeQstash {
   attempts: DeliveryAttempt[];
   /** Publishes answered as duplicates. */
   deduplicated: number;
+  /** Retry delays asked of `backoff`: [retried, Retry-After seconds]. */
+  backoffs: [number, number | undefined][];
   /** The most deliveries in flight at once per flow-control key. */
   maxInFlight: Map<string, number>;
   keys(): { current: string; next: string };
@@ -96,7 +101,12 @@ export async function startFakeQstash(options: FakeQstashOptions): Promise<FakeQ
   let current = options.currentSigningKey ?? randomKey();
   let next = options.nextSigningKey ?? randomKey();
   const now = options.now ?? Date.now;
-  const backoff = options.backoff ?? (() => 0);
+  const backoffs: [number, number | undefined][] = [];
+  const userBackoff = options.backoff ?? (() => 0);
+  const backoff = (retried: number, after: number | undefined) => {
+    backoffs.push([retried, after]);
+    return userBackoff(retried, after);
+  };
   const windowMs = options.dedupWindowMs ?? 10 * 60_000;
   const messages: PublishedMessage[] = [];
   const attempts: DeliveryAttempt[] = [];
@@ -185,7 +195,8 @@ export async function startFakeQstash(options: FakeQstashOptions): Promise<FakeQ
       let last: Awaited<ReturnType<typeof post>> | undefined;
       for (let retried = 0; retried <= m.retries && !closed; retried++) {
         if (retried > 0) {
-          const ms = backoff(retried);
+          const after = Number(last?.headers["retry-after"]?.[0]);
+          const ms = backoff(retried, Number.isFinite(after) ? after : undefined);
           if (ms > 0) await new Promise((r) => setTimeout(r, ms));
         }
         last = await post("message", m.messageId, m.url, m.method, m.body, forward, retried);
@@ -320,6 +331,7 @@ export async function startFakeQstash(options: FakeQstashOptions): Promise<FakeQ
       return deduplicated;
     },
     maxInFlight,
+    backoffs,
     keys: () => ({ current, next }),
     rotate: () => {
       current = next;

@@ -10,7 +10,13 @@ import {
 } from "../../worker/transport.ts";
 import { type FakeQstash, startFakeQstash } from "../support/fake-qstash.ts";
 import { type ReportReceiver, startReportReceiver } from "../support/report-receiver.ts";
-import { actionRequest, countingExecutor, startTestAgent, type TestAgent } from "../support/test-executors.ts";
+import {
+  actionRequest,
+  countingExecutor,
+  startTestAgent,
+  stubLeadership,
+  type TestAgent,
+} from "../support/test-executors.ts";
 
 const SECRET = "once-secret";
 const TOKEN = "qstash-token";
@@ -197,5 +203,53 @@ describe("QStash delivery behaviour", () => {
       kind: "fatal",
       status: 401,
     });
+  });
+});
+
+describe("QStash and a follower agent", () => {
+  it("a delivery that reaches a standby replica (503 + Retry-After) is retried, honouring Retry-After", async () => {
+    const standbyExec = countingExecutor({ steps: ["one"] });
+    const lease = stubLeadership(false, "replica-a");
+    const standby = await startTestAgent({
+      targets: ["ha"],
+      reportUrl: receiver.url,
+      secret: SECRET,
+      executor: standbyExec.executor,
+      qstash: qstash.keys(),
+      leadership: lease,
+    });
+    try {
+      // The replica becomes leader after the first refusal, as a Lease takeover would.
+      const backoff = (retried: number) => {
+        if (retried === 1) lease.set(true);
+        return 0;
+      };
+      const q = await startFakeQstash({
+        token: TOKEN,
+        currentSigningKey: qstash.keys().current,
+        nextSigningKey: qstash.keys().next,
+        backoff,
+      });
+      try {
+        const opts = {
+          token: TOKEN,
+          baseUrl: q.baseUrl,
+          agentUrl: standby.url,
+          workerUrl,
+          retries: 3,
+          secrets: [SECRET],
+        };
+        expect((await dispatchQstash(req("ha", 1), opts)).kind).toBe("published");
+        await q.idle();
+        expect(q.attempts.filter((a) => a.kind === "message").map((a) => a.status)).toEqual([503, 202]);
+        expect(q.backoffs).toEqual([[1, 15]]);
+        await standby.runner.idle();
+        expect(standbyExec.count()).toBe(1);
+      } finally {
+        await q.close();
+      }
+    } finally {
+      await standby.close();
+    }
   });
 });
