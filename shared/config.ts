@@ -118,8 +118,19 @@ export const WorkerConfigSchema = z
       .optional(),
     /** Public URL of the status page, used in notification links. */
     statusUrl: z.url().optional(),
+    /** The worker's own public base URL; QStash's failure callback is sent to `<publicUrl>/v1/agent/reports/qstash-failure`. */
+    publicUrl: z.url().optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((cfg, ctx) => {
+    if (cfg.agent.transport === "qstash" && !cfg.publicUrl) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["publicUrl"],
+        message: 'required with agent.transport "qstash" (QStash\'s failure callback must reach the worker)',
+      });
+    }
+  });
 export type WorkerConfig = z.infer<typeof WorkerConfigSchema>;
 
 // ---------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
+import { agentReports } from "./agent-reports.ts";
 import { loadConfig } from "./config.ts";
 import type { Env } from "./env.ts";
 import { ingestRoutes } from "./ingest/routes.ts";
@@ -35,6 +36,7 @@ app.get("/healthz", (c) => {
 // Ingest webhooks and the operator API (design §3).
 app.route("/", ingestRoutes);
 app.route("/", operatorApi);
+app.route("/", agentReports);
 
 app.notFound((c) =>
   problemResponse(new Problem("not-found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`)),

@@ -67,3 +67,46 @@ operatorApi.get("/v1/targets/:name/events", async (c) => {
   const { after, limit } = query.data;
   return c.json(await fromObject<EventPage>(name, () => c.env.TARGETS.getByName(name).events(after, limit)));
 });
+
+const CommandBodySchema = z
+  .object({
+    command: z.enum(["failover", "failback", "approve", "cancel", "pause", "resume", "drill", "retry"]),
+    reason: z.string().max(2000).optional(),
+    actor: z.string().min(1).max(200).optional(),
+    force: z.boolean().optional(),
+    mode: z.enum(["dry-run", "live"]).optional(),
+  })
+  .strict();
+
+/** `POST /v1/targets/:name/commands` (design §3): 200 with the new view, or 409 explaining why not. */
+operatorApi.post("/v1/targets/:name/commands", async (c) => {
+  const name = knownTarget(c.env, c.req.param("name"));
+  let json: unknown;
+  try {
+    json = JSON.parse(await c.req.text());
+  } catch (err) {
+    throw new Problem("bad-request", "the command body is not JSON", {
+      errors: [{ path: "(root)", message: (err as Error).message }],
+    });
+  }
+  const body = CommandBodySchema.safeParse(json);
+  if (!body.success) {
+    throw new Problem("validation", "invalid command; see errors", { errors: formatIssues(body.error) });
+  }
+  const cmd = body.data;
+  const result = await fromObject(name, () =>
+    c.env.TARGETS.getByName(name).command(name, {
+      command: cmd.command,
+      ...(cmd.reason !== undefined ? { reason: cmd.reason } : {}),
+      actor: cmd.actor ?? "operator-api",
+      ...(cmd.force !== undefined ? { force: cmd.force } : {}),
+      ...(cmd.mode !== undefined ? { mode: cmd.mode } : {}),
+    }),
+  );
+  if (!result.applied) {
+    throw new Problem("conflict", result.rejected ?? `${cmd.command} does not apply now`, {
+      extra: { target: name, phase: result.view.phase },
+    });
+  }
+  return c.json({ applied: true, target: result.view });
+});

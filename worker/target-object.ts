@@ -1,16 +1,22 @@
 /**
- * One Durable Object per target (design §5): a thin shell that persists the target's signals,
- * its state row and its append-only audit log in SQLite. The decision engine (`decide` in
- * worker/machine.ts) plugs in at {@link TargetObject.onSignalsChanged}.
+ * One Durable Object per target (design §5): a thin shell around the pure decision engine. It
+ * persists the target's signals, the machine state and the append-only audit log in SQLite, feeds
+ * every input (signals, alarm, commands, agent reports, dispatch results) to
+ * `decide(state, input, now)`, writes the new state and the transition's audit events in one
+ * transaction, and only then performs the effects: the single alarm, dispatches and notifications.
  */
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
-import { type Side, SideSchema } from "../shared/config.ts";
+import type { Side, WorkerTarget } from "../shared/config.ts";
+import type { ActionReport } from "../shared/protocol.ts";
 import { loadConfig } from "./config.ts";
+import { type Dispatcher, transportDispatcher } from "./dispatcher.ts";
 import type { Env } from "./env.ts";
+import { decide, type Effect, initialState, type MachineInput, MachineStateSchema, machineView } from "./machine.ts";
+import type { CommandName } from "./machine-types.ts";
+import { type Notifier, slackNotifier } from "./notifier.ts";
 import {
   type Health,
-  HealthSchema,
   type IngestBatch,
   IngestBatchSchema,
   type IngestResult,
@@ -18,11 +24,9 @@ import {
   type Json,
   mergeSignal,
   NoticeStateSchema,
-  type Observation,
   observe,
   type StoredSignal,
   StoredSignalSchema,
-  sideHealth,
 } from "./signals.ts";
 
 /** Bumped when a migration is added below; a newer stored version than the code knows is refused. */
@@ -65,15 +69,14 @@ const SideObservationSchema = z
   .object({ firingSources: z.array(z.string()), heldSources: z.array(z.string()), seen: z.boolean() })
   .strict();
 
-/** The persisted state row. `machine` is reserved for the decision engine's own state. */
-export const TargetStateSchema = z.looseObject({
+/**
+ * The persisted state row: the decision engine's state (whose `seq` is the audit counter shared
+ * by the shell's own events) and the latest per-side observation of stored signals.
+ */
+export const TargetStateSchema = z.object({
   target: z.string(),
-  /** The last audit seq used; the next event gets seq + 1. */
-  seq: z.number().int().min(0),
-  activeSide: SideSchema,
   observation: z.object({ primary: SideObservationSchema, secondary: SideObservationSchema }),
-  health: z.object({ primary: HealthSchema, secondary: HealthSchema }),
-  machine: z.json().optional(),
+  machine: MachineStateSchema,
 });
 export type TargetState = z.infer<typeof TargetStateSchema>;
 
@@ -104,18 +107,28 @@ export interface SignalView {
   lastSeen: string;
 }
 
-/** `GET /v1/targets/:name` (design §3); phase stays `steady` until the decision engine lands. */
-export interface TargetView {
+/** `GET /v1/targets/:name` (design §3), plus the machine's extra context (approval deadline, last drill). */
+export type TargetView = Omit<ReturnType<typeof machineView>, "sides"> & {
   name: string;
-  activeSide: Side;
-  phase: "steady" | "pending" | "awaiting_approval" | "executing" | "failed";
-  paused: boolean;
-  flapping: boolean;
-  cooldownUntil: string | null;
-  sides: Record<Side, { health: Health; firing: SignalView[] }>;
-  pendingSince: string | null;
-  action: Json;
+  sides: Record<Side, { health: Health; upSince: string | null; firing: SignalView[] }>;
   lastEvents?: AuditEvent[];
+};
+
+/** A command as the API and Slack send it (design §3 `{command, reason?, actor?}` plus `force`). */
+export interface TargetCommand {
+  command: CommandName;
+  force?: boolean;
+  actor?: string;
+  reason?: string;
+  /** For `drill`: `dry-run` (default) or `live`. */
+  mode?: "dry-run" | "live";
+}
+
+/** What a command did: applied, or refused with the reason the API turns into 409. */
+export interface CommandResult {
+  applied: boolean;
+  rejected?: string;
+  view: TargetView;
 }
 
 /** One page of the audit log, oldest first; `next` is absent on the last page. */
@@ -192,8 +205,34 @@ function signalView(s: StoredSignal): SignalView {
   };
 }
 
+type LoadedState = TargetState & { configEffects: Effect[] };
+
+/** Used only when a stored target has vanished from the config: §5 defaults, primary active. */
+const DEFAULT_TARGET: Pick<WorkerTarget, "policy" | "initialActiveSide"> = {
+  policy: {
+    holdSeconds: 30,
+    quorum: 1,
+    cooldownSeconds: 600,
+    approval: "auto",
+    approvalTimeoutSeconds: 900,
+    failback: "manual",
+    failbackAfterSeconds: 300,
+    flap: { windowSeconds: 600, maxTransitions: 4 },
+    maxAutoActionsPerDay: 2,
+    actionTimeoutSeconds: 600,
+    dispatchRetries: 5,
+  },
+  initialActiveSide: "primary",
+};
+
 export class TargetObject extends DurableObject<Env> {
   private readonly sql: SqlStorage;
+  /** Delivers dispatch effects; tests replace it (runInDurableObject) with a recording one. */
+  dispatcher: Dispatcher | undefined;
+  /** Posts notifications; tests may replace it. */
+  notifier: Notifier | undefined;
+  /** Effects still being performed (dispatches), so tests and alarm() can wait for them. */
+  private readonly inflight = new Set<Promise<void>>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -225,15 +264,18 @@ export class TargetObject extends DurableObject<Env> {
 
   /**
    * Records one webhook's deliveries for this target in one transaction: signals (dedupe and
-   * ordering per design §4), an audit event per change and per warning, and the state row.
+   * ordering per design §4), an audit event per change and per warning, then the decision engine's
+   * reaction to the new observation. Effects (dispatch, notify) run after the transaction.
    */
   async ingest(input: IngestBatch): Promise<IngestResult> {
     const batch = IngestBatchSchema.parse(input);
-    return this.ctx.storage.transactionSync(() => {
-      const state = this.loadState(batch.target);
+    const now = Date.now();
+    const { result, effects } = this.ctx.storage.transactionSync(() => {
+      const state = this.loadState(batch.target, now);
       const result: IngestResult = { accepted: 0, duplicates: 0, ignored: 0 };
+      const effects: Effect[] = [...state.configEffects];
       let causeSeq: number | null = null;
-      let changed = false;
+      let changed = state.configEffects.length > 0;
       for (const warning of batch.warnings) {
         this.appendEvent(state, batch.receivedAt, warning.type, warning.detail, null);
         changed = true;
@@ -275,62 +317,96 @@ export class TargetObject extends DurableObject<Env> {
           null,
         );
       }
-      if (causeSeq !== null) this.onSignalsChanged(state, this.observe(), causeSeq, batch.receivedAt);
+      if (causeSeq !== null) {
+        // Rule 8: signals are recorded in every phase; the machine decides what they mean now.
+        state.observation = observe(this.allSignals());
+        const { firingSources: pf, heldSources: ph } = state.observation.primary;
+        const { firingSources: sf, heldSources: sh } = state.observation.secondary;
+        const input: MachineInput = {
+          type: "observed",
+          sides: { primary: { firingSources: pf, heldSources: ph }, secondary: { firingSources: sf, heldSources: sh } },
+          cause: causeSeq,
+        };
+        effects.push(...this.step(state, input, now).effects);
+      }
       if (changed) this.saveState(state);
-      return result;
+      return { result, effects };
     });
+    this.perform(effects);
+    return result;
+  }
+
+  /** Applies an operator or Slack command (design §3); a command that does not apply is `rejected`. */
+  async command(name: string, command: TargetCommand): Promise<CommandResult> {
+    const now = Date.now();
+    const { rejected, effects } = this.transition(name, now, { type: "command", ...command });
+    this.perform(effects);
+    const view = await this.view(name);
+    return rejected === undefined ? { applied: true, view } : { applied: false, rejected, view };
   }
 
   /**
-   * Called inside the ingest transaction after signals changed, with the new per-side observation
-   * and the seq of the last signal event (the cause of what follows). For now it only keeps the
-   * view's health current; the decision engine will call `decide(state, input, now)` from here.
+   * Feeds an agent report (design §5 rule 5). Returns whether it concerned the current action;
+   * reports for other ids or old epochs are audited (`report.ignored`) and otherwise ignored.
    */
-  private onSignalsChanged(state: TargetState, observation: Observation, causeSeq: number, now: number): void {
-    const quorum = this.policy(state.target).quorum;
-    state.observation = observation;
-    for (const side of ["primary", "secondary"] as const) {
-      const health = sideHealth(observation[side], quorum);
-      if (health !== state.health[side]) {
-        this.appendEvent(
-          state,
-          now,
-          "side.health",
-          {
-            side,
-            from: state.health[side],
-            to: health,
-            firingSources: observation[side].firingSources,
-            heldSources: observation[side].heldSources,
-          },
-          causeSeq,
-        );
-        state.health[side] = health;
-      }
-    }
+  async report(name: string, report: ActionReport): Promise<{ accepted: boolean }> {
+    const { effects } = this.transition(name, Date.now(), { type: "report", report });
+    this.perform(effects);
+    const ignored = effects.some((e) => e.type === "audit" && e.event.type === "report.ignored");
+    return { accepted: !ignored };
+  }
+
+  /** QStash gave up delivering an action (its failure callback): a failed delivery attempt. */
+  async deliveryFailed(name: string, actionId: string, error: string): Promise<void> {
+    const { effects } = this.transition(name, Date.now(), { type: "dispatch-result", actionId, ok: false, error });
+    this.perform(effects);
+  }
+
+  /** The single alarm (design §5): every deadline is checked by the machine's `timer` input. */
+  override async alarm(): Promise<void> {
+    const state = this.readState();
+    if (!state) return;
+    const { effects } = this.transition(state.target, Date.now(), { type: "timer" });
+    this.perform(effects);
+    await this.settle();
+  }
+
+  /** Waits until every dispatch started so far has been delivered and its result fed back. */
+  async settle(): Promise<void> {
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
   }
 
   /** The target's view for `GET /v1/targets/:name`; `lastEvents` (newest 20, oldest first) unless omitted. */
   async view(name: string, options: { events?: boolean } = {}): Promise<TargetView> {
-    const state = this.loadState(name);
-    const quorum = this.policy(name).quorum;
+    const now = Date.now();
+    const stored = this.readState();
+    const target = this.targetConfig(name);
+    const machine = stored?.machine ?? (target ? initialState(name, target) : undefined);
     const signals = this.allSignals();
-    const observation = observe(signals);
+    const observation = stored?.observation ?? observe(signals);
+    const m = machine ? machineView(machine, now) : undefined;
     const side = (s: Side) => ({
-      health: sideHealth(observation[s], quorum),
+      // A side nobody has reported on is `unknown`, not `up` (the machine treats it as up).
+      health: observation[s].seen ? (m?.sides[s].health ?? "unknown") : ("unknown" as Health),
+      upSince: m?.sides[s].upSince ?? null,
       firing: signals.filter((x) => x.side === s && x.status === "firing").map(signalView),
     });
-    const view: TargetView = {
-      name,
-      activeSide: state.activeSide,
-      phase: "steady",
-      paused: false,
-      flapping: false,
-      cooldownUntil: null,
-      sides: { primary: side("primary"), secondary: side("secondary") },
-      pendingSince: null,
-      action: null,
-    };
+    const base =
+      m ??
+      ({
+        activeSide: "primary",
+        phase: "steady",
+        paused: false,
+        flapping: false,
+        cooldownUntil: null,
+        pendingSince: null,
+        approvalDeadline: null,
+        action: null,
+        autoActionsLast24h: 0,
+        lastDrill: null,
+        sides: { primary: { health: "unknown", upSince: null }, secondary: { health: "unknown", upSince: null } },
+      } satisfies ReturnType<typeof machineView>);
+    const view: TargetView = { name, ...base, sides: { primary: side("primary"), secondary: side("secondary") } };
     if (options.events !== false) {
       view.lastEvents = this.sql
         .exec("SELECT seq, at, type, detail, cause FROM events ORDER BY seq DESC LIMIT 20")
@@ -364,10 +440,101 @@ export class TargetObject extends DurableObject<Env> {
 
   // -------------------------------------------------------------------------------------------
 
-  private policy(target: string): { quorum: number; initialActiveSide: Side } {
+  /** Loads, decides and persists one input in one transaction; returns the effects to perform. */
+  private transition(name: string, now: number, input: MachineInput): { effects: Effect[]; rejected?: string } {
+    return this.ctx.storage.transactionSync(() => {
+      const state = this.loadState(name, now);
+      const d = this.step(state, input, now);
+      this.saveState(state);
+      return {
+        effects: [...state.configEffects, ...d.effects],
+        ...(d.rejected !== undefined ? { rejected: d.rejected } : {}),
+      };
+    });
+  }
+
+  /** One `decide` call: the new machine state replaces the old, its audit events are written. */
+  private step(state: LoadedState, input: MachineInput, now: number): { effects: Effect[]; rejected?: string } {
+    const d = decide(state.machine, input, now);
+    state.machine = d.state;
+    for (const e of d.effects) {
+      if (e.type === "audit")
+        this.insertEvent(e.event.seq, e.event.at, e.event.type, e.event.detail, e.event.cause ?? null);
+    }
+    return d.rejected !== undefined ? { effects: d.effects, rejected: d.rejected } : { effects: d.effects };
+  }
+
+  /**
+   * Performs effects after their transaction committed. Exactly one `setTimer` comes last in each
+   * decision, so arming in order leaves the alarm at the newest decision's earliest deadline.
+   */
+  private perform(effects: readonly Effect[]): void {
+    for (const effect of effects) {
+      switch (effect.type) {
+        case "setTimer":
+          if (effect.at === null) void this.ctx.storage.deleteAlarm();
+          else void this.ctx.storage.setAlarm(effect.at);
+          break;
+        case "notify": {
+          const target = this.readState()?.target ?? "target";
+          this.track(this.notifierFor().notify({ target, text: effect.text, kind: effect.kind }));
+          break;
+        }
+        case "dispatch":
+          this.track(this.deliver(effect.request));
+          break;
+        case "audit":
+          break;
+      }
+    }
+  }
+
+  /** Delivers a dispatch and feeds the outcome (and any report the agent already has) back. */
+  private async deliver(request: Extract<Effect, { type: "dispatch" }>["request"]): Promise<void> {
+    let attempt: Awaited<ReturnType<Dispatcher["dispatch"]>>;
+    try {
+      const dispatcher = this.dispatcher ?? this.defaultDispatcher();
+      attempt = dispatcher
+        ? await dispatcher.dispatch(request)
+        : { ok: false, error: "agent transport not configured: the worker configuration is invalid" };
+    } catch (err) {
+      attempt = { ok: false, error: `dispatch threw: ${String(err)}` };
+    }
+    const now = Date.now();
+    const result: MachineInput = attempt.ok
+      ? { type: "dispatch-result", actionId: request.id, ok: true }
+      : { type: "dispatch-result", actionId: request.id, ok: false, error: attempt.error };
+    const { effects } = this.transition(request.target, now, result);
+    this.perform(effects);
+    if (attempt.ok && attempt.report && attempt.report.status !== "running") {
+      const fed = this.transition(request.target, now, { type: "report", report: attempt.report });
+      this.perform(fed.effects);
+    }
+  }
+
+  private track(p: Promise<void>): void {
+    const tracked = p.catch((err: unknown) => {
+      console.error(JSON.stringify({ level: "error", msg: "effect failed", error: String(err) }));
+    });
+    this.inflight.add(tracked);
+    void tracked.finally(() => this.inflight.delete(tracked));
+    this.ctx.waitUntil(tracked);
+  }
+
+  private defaultDispatcher(): Dispatcher | undefined {
     const loaded = loadConfig(this.env);
-    const t = loaded.ok ? loaded.value.targets[target] : undefined;
-    return { quorum: t?.policy.quorum ?? 1, initialActiveSide: t?.initialActiveSide ?? "primary" };
+    return loaded.ok ? transportDispatcher(this.env, loaded.value) : undefined;
+  }
+
+  private notifierFor(): Notifier {
+    if (this.notifier) return this.notifier;
+    const loaded = loadConfig(this.env);
+    return slackNotifier(this.env, loaded.ok ? loaded.value.statusUrl : undefined);
+  }
+
+  private targetConfig(name: string): WorkerTarget | undefined {
+    const loaded = loadConfig(this.env);
+    return loaded.ok ? loaded.value.targets[name] : undefined;
   }
 
   private readState(): TargetState | null {
@@ -375,38 +542,66 @@ export class TargetObject extends DurableObject<Env> {
     return row ? TargetStateSchema.parse(JSON.parse(String(row.json))) : null;
   }
 
-  private loadState(target: string): TargetState {
+  /**
+   * The state to decide on: the stored row, or a fresh one for a first-seen target. When the
+   * configured policy differs from the one the machine holds, a `config` input is applied first
+   * (its effects are returned in `configEffects`), so a config change is an audited input.
+   */
+  private loadState(name: string, now: number): LoadedState {
     const existing = this.readState();
-    if (existing) return existing;
+    const target = this.targetConfig(name);
     const empty = { firingSources: [], heldSources: [], seen: false };
-    return {
-      target,
-      seq: 0,
-      activeSide: this.policy(target).initialActiveSide,
-      observation: { primary: { ...empty }, secondary: { ...empty } },
-      health: { primary: "unknown", secondary: "unknown" },
-    };
+    const state: LoadedState = existing
+      ? { ...existing, configEffects: [] }
+      : {
+          target: name,
+          observation: { primary: { ...empty }, secondary: { ...empty } },
+          machine: initialState(name, target ?? DEFAULT_TARGET),
+          configEffects: [],
+        };
+    if (existing && target) {
+      const m = state.machine;
+      const differs =
+        JSON.stringify(m.policy) !== JSON.stringify(target.policy) ||
+        m.homeSide !== target.initialActiveSide ||
+        JSON.stringify(m.drillConfig) !== JSON.stringify(target.drill ?? null);
+      if (differs) {
+        const input: MachineInput = {
+          type: "config",
+          policy: target.policy,
+          initialActiveSide: target.initialActiveSide,
+          ...(target.drill ? { drill: target.drill } : {}),
+        };
+        state.configEffects = this.step(state, input, now).effects;
+      }
+    }
+    return state;
   }
 
-  private saveState(state: TargetState): void {
+  private saveState(state: LoadedState): void {
+    const { configEffects: _, ...row } = state;
     this.sql.exec(
       "INSERT INTO state (id, json) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET json = excluded.json",
-      JSON.stringify(state),
+      JSON.stringify(row),
     );
   }
 
-  /** Appends an audit event with the next seq from `state.seq`; returns that seq. */
-  private appendEvent(state: TargetState, at: number, type: string, detail: Json, cause: number | null): number {
-    state.seq += 1;
+  /** Appends a shell event (signals, warnings) with the next seq of the machine's counter. */
+  private appendEvent(state: LoadedState, at: number, type: string, detail: Json, cause: number | null): number {
+    state.machine.seq += 1;
+    this.insertEvent(state.machine.seq, at, type, detail, cause);
+    return state.machine.seq;
+  }
+
+  private insertEvent(seq: number, at: number, type: string, detail: unknown, cause: number | null): void {
     this.sql.exec(
       "INSERT INTO events (seq, at, type, detail, cause) VALUES (?, ?, ?, ?, ?)",
-      state.seq,
+      seq,
       at,
       type,
       JSON.stringify(detail),
       cause,
     );
-    return state.seq;
   }
 
   private readSignal(key: string): StoredSignal | undefined {
@@ -416,10 +611,6 @@ export class TargetObject extends DurableObject<Env> {
 
   private allSignals(): StoredSignal[] {
     return this.sql.exec("SELECT * FROM signals ORDER BY key").toArray().map(signalFromRow);
-  }
-
-  private observe(): Observation {
-    return observe(this.allSignals());
   }
 
   private writeSignal(s: StoredSignal): void {

@@ -60,26 +60,29 @@ describe("TargetObject signals", () => {
     expect((await stub.signals())[0]).toMatchObject({ status: "firing", incident: "am:abc@later" });
   });
 
-  it("assigns event seqs from the state row, contiguously, with health changes caused by the signal", async () => {
+  it("assigns event seqs contiguously from one counter shared with the decision engine, with causes", async () => {
     const { stub, ingest } = fresh();
     await ingest([delivery(), delivery({ key: "am:def", side: "secondary", status: "resolved" })]);
     const { events } = await stub.events(0, 100);
-    expect(events.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
-    expect(events.map((e) => e.type)).toEqual(["signal.firing", "signal.resolved", "side.health", "side.health"]);
-    expect(events[2]).toMatchObject({ cause: 2, detail: { side: "primary", from: "unknown", to: "down" } });
-    expect(events[3]).toMatchObject({ cause: 2, detail: { side: "secondary", from: "unknown", to: "up" } });
-    expect((await stub.state())?.seq).toBe(4);
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+    expect(events.slice(0, 2).map((e) => e.type)).toEqual(["signal.firing", "signal.resolved"]);
+    // The machine's reaction (primary down → pending) is caused by the last signal event.
+    const health = events.find((e) => e.type === "side.health-changed");
+    expect(health).toMatchObject({ cause: 2, detail: expect.objectContaining({ side: "primary" }) });
+    expect(events.find((e) => e.type === "phase.changed")).toMatchObject({ detail: { from: "steady", to: "pending" } });
+    expect((await stub.state())?.machine.seq).toBe(events.length);
   });
 
   it("pages the audit log with next until the last page", async () => {
     const { stub, ingest } = fresh();
     for (let i = 0; i < 5; i++) await ingest([delivery({ key: `am:${i}`, side: "secondary", status: "resolved" })]);
-    // 5 signal events + 1 health change (unknown → up).
+    const all = (await stub.events(0, 100)).events;
+    expect(all.length).toBeGreaterThanOrEqual(5);
     const first = await stub.events(0, 4);
     expect(first.events.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
     expect(first.next).toBe(4);
-    const second = await stub.events(4, 4);
-    expect(second.events.map((e) => e.seq)).toEqual([5, 6]);
+    const second = await stub.events(4, 100);
+    expect(second.events.map((e) => e.seq)).toEqual(all.slice(4).map((e) => e.seq));
     expect(second.next).toBeUndefined();
   });
 
@@ -89,7 +92,8 @@ describe("TargetObject signals", () => {
     await ingest([delivery({ key: "am:q2" })]);
     await ingest([delivery({ key: "nagios:h!soft", source: "nagios", soft: true })]);
     let view = await stub.view("quorum-two");
-    expect(view.sides.primary.health).toBe("up");
+    // Firing below quorum is neither down nor up: the machine calls it unknown (never acts on it).
+    expect(view.sides.primary.health).toBe("unknown");
     expect(view.sides.primary.firing).toHaveLength(3);
     await ingest([delivery({ key: "nagios:h!hard", source: "nagios" })]);
     view = await stub.view("quorum-two");
