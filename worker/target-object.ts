@@ -225,12 +225,20 @@ const DEFAULT_TARGET: Pick<WorkerTarget, "policy" | "initialActiveSide"> = {
   initialActiveSide: "primary",
 };
 
+/**
+ * Test seams, set only by tests running in the same isolate (the Workers Vitest integration runs
+ * Durable Objects beside the tests): a clock, a recording dispatcher and notifier. A static, so it
+ * survives evictions, which is exactly what the eviction tests need.
+ */
+export interface TargetObjectTesting {
+  now?: () => number;
+  dispatcher?: Dispatcher;
+  notifier?: Notifier;
+}
+
 export class TargetObject extends DurableObject<Env> {
+  static testing: TargetObjectTesting | undefined;
   private readonly sql: SqlStorage;
-  /** Delivers dispatch effects; tests replace it (runInDurableObject) with a recording one. */
-  dispatcher: Dispatcher | undefined;
-  /** Posts notifications; tests may replace it. */
-  notifier: Notifier | undefined;
   /** Effects still being performed (dispatches), so tests and alarm() can wait for them. */
   private readonly inflight = new Set<Promise<void>>();
 
@@ -257,6 +265,10 @@ export class TargetObject extends DurableObject<Env> {
     }
   }
 
+  private now(): number {
+    return TargetObject.testing?.now?.() ?? Date.now();
+  }
+
   /** Liveness probe used by tests and /healthz diagnostics. */
   async ping(): Promise<string> {
     return "pong";
@@ -269,7 +281,7 @@ export class TargetObject extends DurableObject<Env> {
    */
   async ingest(input: IngestBatch): Promise<IngestResult> {
     const batch = IngestBatchSchema.parse(input);
-    const now = Date.now();
+    const now = this.now();
     const { result, effects } = this.ctx.storage.transactionSync(() => {
       const state = this.loadState(batch.target, now);
       const result: IngestResult = { accepted: 0, duplicates: 0, ignored: 0 };
@@ -338,7 +350,7 @@ export class TargetObject extends DurableObject<Env> {
 
   /** Applies an operator or Slack command (design §3); a command that does not apply is `rejected`. */
   async command(name: string, command: TargetCommand): Promise<CommandResult> {
-    const now = Date.now();
+    const now = this.now();
     const { rejected, effects } = this.transition(name, now, { type: "command", ...command });
     this.perform(effects);
     const view = await this.view(name);
@@ -350,7 +362,7 @@ export class TargetObject extends DurableObject<Env> {
    * reports for other ids or old epochs are audited (`report.ignored`) and otherwise ignored.
    */
   async report(name: string, report: ActionReport): Promise<{ accepted: boolean }> {
-    const { effects } = this.transition(name, Date.now(), { type: "report", report });
+    const { effects } = this.transition(name, this.now(), { type: "report", report });
     this.perform(effects);
     const ignored = effects.some((e) => e.type === "audit" && e.event.type === "report.ignored");
     return { accepted: !ignored };
@@ -358,7 +370,7 @@ export class TargetObject extends DurableObject<Env> {
 
   /** QStash gave up delivering an action (its failure callback): a failed delivery attempt. */
   async deliveryFailed(name: string, actionId: string, error: string): Promise<void> {
-    const { effects } = this.transition(name, Date.now(), { type: "dispatch-result", actionId, ok: false, error });
+    const { effects } = this.transition(name, this.now(), { type: "dispatch-result", actionId, ok: false, error });
     this.perform(effects);
   }
 
@@ -366,7 +378,7 @@ export class TargetObject extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     const state = this.readState();
     if (!state) return;
-    const { effects } = this.transition(state.target, Date.now(), { type: "timer" });
+    const { effects } = this.transition(state.target, this.now(), { type: "timer" });
     this.perform(effects);
     await this.settle();
   }
@@ -378,7 +390,7 @@ export class TargetObject extends DurableObject<Env> {
 
   /** The target's view for `GET /v1/targets/:name`; `lastEvents` (newest 20, oldest first) unless omitted. */
   async view(name: string, options: { events?: boolean } = {}): Promise<TargetView> {
-    const now = Date.now();
+    const now = this.now();
     const stored = this.readState();
     const target = this.targetConfig(name);
     const machine = stored?.machine ?? (target ? initialState(name, target) : undefined);
@@ -493,14 +505,14 @@ export class TargetObject extends DurableObject<Env> {
   private async deliver(request: Extract<Effect, { type: "dispatch" }>["request"]): Promise<void> {
     let attempt: Awaited<ReturnType<Dispatcher["dispatch"]>>;
     try {
-      const dispatcher = this.dispatcher ?? this.defaultDispatcher();
+      const dispatcher = TargetObject.testing?.dispatcher ?? this.defaultDispatcher();
       attempt = dispatcher
         ? await dispatcher.dispatch(request)
         : { ok: false, error: "agent transport not configured: the worker configuration is invalid" };
     } catch (err) {
       attempt = { ok: false, error: `dispatch threw: ${String(err)}` };
     }
-    const now = Date.now();
+    const now = this.now();
     const result: MachineInput = attempt.ok
       ? { type: "dispatch-result", actionId: request.id, ok: true }
       : { type: "dispatch-result", actionId: request.id, ok: false, error: attempt.error };
@@ -527,7 +539,8 @@ export class TargetObject extends DurableObject<Env> {
   }
 
   private notifierFor(): Notifier {
-    if (this.notifier) return this.notifier;
+    const testing = TargetObject.testing?.notifier;
+    if (testing) return testing;
     const loaded = loadConfig(this.env);
     return slackNotifier(this.env, loaded.ok ? loaded.value.statusUrl : undefined);
   }
