@@ -11,6 +11,7 @@ import type { Env } from "./env.ts";
 import { ingestRoutes } from "./ingest/routes.ts";
 import { operatorApi } from "./operator-api.ts";
 import { Problem, problemResponse } from "./problem.ts";
+import { slackRoutes } from "./slack/routes.ts";
 
 /** Bodies over 1 MiB get 413 (design §3). */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -37,6 +38,7 @@ app.get("/healthz", (c) => {
 app.route("/", ingestRoutes);
 app.route("/", operatorApi);
 app.route("/", agentReports);
+app.route("/", slackRoutes);
 
 app.notFound((c) =>
   problemResponse(new Problem("not-found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`)),
