@@ -11,6 +11,7 @@ import type { Side, WorkerTarget } from "../shared/config.ts";
 import type { ActionReport } from "../shared/protocol.ts";
 import { loadConfig } from "./config.ts";
 import { type Dispatcher, transportDispatcher } from "./dispatcher.ts";
+import { type DrillSummary, drillSummary } from "./drills.ts";
 import type { Env } from "./env.ts";
 import { decide, type Effect, initialState, type MachineInput, MachineStateSchema, machineView } from "./machine.ts";
 import type { CommandName } from "./machine-types.ts";
@@ -108,8 +109,10 @@ export interface SignalView {
 }
 
 /** `GET /v1/targets/:name` (design §3), plus the machine's extra context (approval deadline, last drill). */
-export type TargetView = Omit<ReturnType<typeof machineView>, "sides"> & {
+export type TargetView = Omit<ReturnType<typeof machineView>, "sides" | "lastDrill"> & {
   name: string;
+  /** The last drill with ISO dates, outcome and each switch's recovery time (design §5b). */
+  lastDrill: DrillSummary | null;
   sides: Record<Side, { health: Health; upSince: string | null; firing: SignalView[] }>;
   lastEvents?: AuditEvent[];
 };
@@ -418,7 +421,12 @@ export class TargetObject extends DurableObject<Env> {
         lastDrill: null,
         sides: { primary: { health: "unknown", upSince: null }, secondary: { health: "unknown", upSince: null } },
       } satisfies ReturnType<typeof machineView>);
-    const view: TargetView = { name, ...base, sides: { primary: side("primary"), secondary: side("secondary") } };
+    const view: TargetView = {
+      name,
+      ...base,
+      lastDrill: drillSummary(base.lastDrill),
+      sides: { primary: side("primary"), secondary: side("secondary") },
+    };
     if (options.events !== false) {
       view.lastEvents = this.sql
         .exec("SELECT seq, at, type, detail, cause FROM events ORDER BY seq DESC LIMIT 20")
