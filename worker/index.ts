@@ -1,12 +1,18 @@
 /**
- * The turnout edge worker's entry (design §1): the Hono app, the TargetObject class and, with the
- * drills issue, scheduled().
+ * The turnout edge worker's entry (design §1): the Hono app, the TargetObject class and
+ * scheduled(), which runs the drills due on a cron trigger (design §5b).
  */
 import { app } from "./app.ts";
+import { runScheduledDrills } from "./drills.ts";
 import type { Env } from "./env.ts";
 
 export { TargetObject } from "./target-object.ts";
 
 export default {
   fetch: app.fetch,
+  async scheduled(controller, env, ctx) {
+    // Drills never throw (a refusal is audited and logged), so a failed invocation is never
+    // retried into a second drill; waitUntil keeps the isolate alive until every command ran.
+    ctx.waitUntil(runScheduledDrills(controller.cron, env));
+  },
 } satisfies ExportedHandler<Env>;
