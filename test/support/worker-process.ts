@@ -26,6 +26,15 @@ export interface StartWorkerOptions {
   timeoutMs?: number;
 }
 
+/**
+ * One value for wrangler's dotenv file. Double-quoted dotenv values unescape only `\n`, so a JSON
+ * value (TURNOUT_CONFIG) written with JSON.stringify would reach the worker with its `\"` intact;
+ * single quotes are literal, so use them whenever the value allows.
+ */
+function envValue(v: string): string {
+  return v.includes("'") || v.includes("\n") ? JSON.stringify(v) : `'${v}'`;
+}
+
 /** Starts `wrangler dev` and resolves once `GET /healthz` answers. */
 export async function startWorker(options: StartWorkerOptions): Promise<WorkerProcess> {
   const port = await freePort();
@@ -35,7 +44,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerPr
   writeFileSync(
     envFile,
     Object.entries(options.vars)
-      .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+      .map(([k, v]) => `${k}=${envValue(v)}`)
       .join("\n"),
   );
   const wrangler = join(root, "node_modules/.bin/wrangler");
