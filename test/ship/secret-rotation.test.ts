@@ -2,9 +2,10 @@
  * Rotating TURNOUT_AGENT_SECRET without downtime (docs/operations.md): both sides verify with
  * [current, next] and sign with current. Each phase of the documented order runs a full round
  * trip through the real code on both sides: the worker signs an ActionRequest with
- * `agentSecrets(env)` (worker/dispatcher.ts) and `dispatchDirect`; the agent, started by
- * `startAgent` (agent/main.ts) from its environment, verifies it, runs it and signs its report;
- * the worker's `verifyAgentReport` checks that report with `agentSecrets(env)` again.
+ * `dispatchDirect` and the secrets `agentSecrets(env)` (shared/secrets.ts; the same rule as
+ * worker/dispatcher.ts, which the node typecheck cannot import because of its workerd types);
+ * the agent, started by `startAgent` (agent/main.ts) from its environment, verifies it, runs it
+ * and signs its report; the worker's `verifyAgentReport` checks that report with the same list.
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -16,8 +17,9 @@ import { type RunningAgent, startAgent } from "../../agent/main.ts";
 import { executorRegistry } from "../../agent/runner.ts";
 import { type FakeKubeApi, startFakeKubeApi } from "../../agent/sandbox/fake-kube-api.ts";
 import { ActionRequestSchema } from "../../shared/protocol.ts";
+import { agentSecrets } from "../../shared/secrets.ts";
 import { SIGNATURE_HEADER, sign } from "../../shared/signature.ts";
-import { agentSecrets } from "../../worker/dispatcher.ts";
+
 import { type DispatchOutcome, dispatchDirect, verifyAgentReport } from "../../worker/transport.ts";
 import { actionRequest, countingExecutor, testAgentConfig } from "../support/test-executors.ts";
 
