@@ -1,0 +1,266 @@
+/**
+ * End to end on one machine (issue 9): the real worker in workerd (`wrangler dev`), the agent as
+ * a separate process in sandbox mode (fake Kubernetes API, simulated static-route operator) and a
+ * real BIND, talking over real HTTP with real Turnout-Signatures. Policy times are short
+ * (holdSeconds 2) because a separate workerd process has no injectable clock; the waits below
+ * poll the worker's API for the event they expect, and only the "nothing happens" checks wait
+ * out a hold.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { queryRecord } from "../../agent/dns/rfc2136.ts";
+import type { AuditEvent, TargetView } from "../../worker/target-object.ts";
+import { DNS, type Stack, startStack, waitFor } from "./stack.ts";
+
+const HOLD_SECONDS = 2;
+
+let stack: Stack;
+
+beforeAll(async () => {
+  stack = await startStack({
+    targets: {
+      "late-gw": { kind: "route-swap", holdSeconds: HOLD_SECONDS },
+      "egress-gw": { kind: "route-swap", holdSeconds: HOLD_SECONDS },
+      "bootstrap-dns": { kind: "dns-flip", holdSeconds: HOLD_SECONDS },
+      "dup-gw": { kind: "route-swap", holdSeconds: HOLD_SECONDS },
+      "quiet-gw": { kind: "route-swap", holdSeconds: HOLD_SECONDS },
+      "reorder-gw": { kind: "route-swap", holdSeconds: HOLD_SECONDS },
+    },
+    // The first scenario needs the agent down when the hold expires; it starts it itself.
+    agent: false,
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await stack?.stop();
+}, 30_000);
+
+const ofType = (events: AuditEvent[], type: string) => events.filter((e) => e.type === type);
+
+/** Waits until the target is steady on `side` with its last action finished. */
+function settledOn(target: string, side: "primary" | "secondary", timeoutMs = 20_000): Promise<TargetView> {
+  return waitFor(
+    `${target} steady on ${side}`,
+    async () => {
+      const v = await stack.view(target);
+      return v.activeSide === side && v.phase === "steady" && v.action?.status === "succeeded" ? v : undefined;
+    },
+    timeoutMs,
+  );
+}
+
+/** Follows `cause` links from `from` back to the event that started the chain. */
+function chainOf(events: AuditEvent[], from: AuditEvent): AuditEvent[] {
+  const bySeq = new Map(events.map((e) => [e.seq, e]));
+  const chain = [from];
+  let at: AuditEvent | undefined = from;
+  while (at?.cause !== null && at?.cause !== undefined) {
+    at = bySeq.get(at.cause);
+    if (at) chain.unshift(at);
+  }
+  return chain;
+}
+
+describe("failover end to end: workerd worker, agent process, BIND", () => {
+  it("an agent that is down when the hold expires gets the action on a later delivery and runs it once", async () => {
+    const t0 = Date.now();
+    const answer = await stack.alert([{ target: "late-gw", side: "primary", status: "firing", at: t0 }]);
+    expect(answer).toMatchObject({ status: 200, body: { accepted: 1, targets: ["late-gw"] } });
+
+    // The object dispatches at hold expiry, finds nobody listening and schedules a retry (5 s backoff).
+    const failed = await waitFor("the first delivery to fail", async () => {
+      return ofType(await stack.events("late-gw"), "action.delivery-failed")[0];
+    });
+    expect(JSON.stringify(failed.detail)).toMatch(/late-gw:1/);
+    expect((await stack.view("late-gw")).phase).toBe("executing");
+    await stack.startAgent();
+
+    const view = await settledOn("late-gw", "secondary");
+    expect(view.action).toMatchObject({ id: "late-gw:1", kind: "failover", status: "succeeded" });
+    const events = await stack.events("late-gw");
+    expect(ofType(events, "action.dispatched")).toHaveLength(1);
+    expect(ofType(events, "action.succeeded")).toHaveLength(1);
+    expect(ofType(events, "action.delivery-failed").length).toBeGreaterThanOrEqual(1);
+    // The agent knows exactly one action for this target, each step run once.
+    const report = await stack.agentReport("late-gw:1");
+    expect(report?.status).toBe("succeeded");
+    expect(report?.steps.map((s) => s.name)).toEqual([
+      "preflight",
+      "record-outgoing",
+      "delete-outgoing",
+      "create-incoming",
+      "egress-check",
+    ]);
+    expect(await stack.agentReport("late-gw:2")).toBeUndefined();
+    // The redelivery waited out the backoff instead of hammering the closed port.
+    const dispatched = ofType(events, "action.dispatched")[0];
+    const succeeded = ofType(events, "action.succeeded")[0];
+    expect(dispatched && succeeded && Date.parse(succeeded.at) - Date.parse(dispatched.at)).toBeGreaterThanOrEqual(
+      4_000,
+    );
+  }, 40_000);
+
+  it("an Alertmanager alert for the primary gateway swaps the route once after the hold and reads as one causal chain", async () => {
+    const t0 = Date.now();
+    const answer = await stack.alert([{ target: "egress-gw", side: "primary", status: "firing", at: t0 }]);
+    expect(answer).toMatchObject({ status: 200, body: { accepted: 1, duplicates: 0, targets: ["egress-gw"] } });
+    const pending = await stack.view("egress-gw");
+    expect(pending).toMatchObject({ activeSide: "primary", phase: "pending" });
+    expect(pending.sides.primary.health).toBe("down");
+
+    const view = await settledOn("egress-gw", "secondary");
+    expect(view).toMatchObject({
+      name: "egress-gw",
+      activeSide: "secondary",
+      phase: "steady",
+      action: { id: "egress-gw:1", kind: "failover", from: "primary", to: "secondary", status: "succeeded" },
+    });
+
+    // The agent's own record of the action: the route really was swapped, step by step.
+    const report = await stack.agentReport("egress-gw:1");
+    expect(report).toMatchObject({ actionId: "egress-gw:1", status: "succeeded", activeSide: "secondary" });
+    const steps = Object.fromEntries((report?.steps ?? []).map((s) => [s.name, s]));
+    expect(steps["delete-outgoing"]).toMatchObject({ status: "succeeded" });
+    expect(steps["delete-outgoing"]?.detail).toMatch(/route-1-primary deleted/);
+    expect(steps["create-incoming"]).toMatchObject({ status: "succeeded" });
+    expect(steps["create-incoming"]?.detail).toMatch(/route-1-secondary .*via 10\.116\.1\.12.* Ready on 3\/3 nodes/);
+    // The worker holds the same steps (the reports were received).
+    expect(view.action?.steps.map((s) => `${s.name}:${s.status}`)).toEqual(
+      report?.steps.map((s) => `${s.name}:${s.status}`),
+    );
+
+    const events = await stack.events("egress-gw");
+    const dispatched = ofType(events, "action.dispatched");
+    expect(dispatched).toHaveLength(1);
+    const signal = ofType(events, "signal.firing")[0];
+    const first = dispatched[0];
+    if (!signal || !first) throw new Error("missing signal or dispatch event");
+    // Exactly after the hold, not before (and not long after: the alarm drives it).
+    const held = Date.parse(first.at) - Date.parse(signal.at);
+    expect(held).toBeGreaterThanOrEqual(HOLD_SECONDS * 1000);
+    expect(held).toBeLessThan(HOLD_SECONDS * 1000 + 1500);
+    expect(ofType(events, "action.progress").every((e) => e.cause === first.seq)).toBe(true);
+    expect(ofType(events, "action.progress").length).toBeGreaterThan(0);
+
+    // The audit chain from the final phase change back to the alert, through `cause` links.
+    const steady = events.filter((e) => e.type === "phase.changed").at(-1);
+    if (!steady) throw new Error("no phase change");
+    expect(steady.detail).toMatchObject({ from: "executing", to: "steady" });
+    expect(chainOf(events, steady).map((e) => e.type)).toEqual([
+      "signal.firing",
+      "side.health-changed",
+      "phase.changed",
+      "phase.changed",
+      "action.dispatched",
+      "action.succeeded",
+      "phase.changed",
+    ]);
+  }, 30_000);
+
+  it("an alert for the primary bootstrap node flips the record in BIND to the secondary", async () => {
+    const bind = stack.bind;
+    if (!bind) throw new Error("the stack started no BIND");
+    expect(await queryRecord(bind.server, DNS.record, "A")).toEqual([DNS.primary]);
+
+    const answer = await stack.alert([{ target: "bootstrap-dns", side: "primary", status: "firing", at: Date.now() }]);
+    expect(answer.body.targets).toEqual(["bootstrap-dns"]);
+    const view = await settledOn("bootstrap-dns", "secondary");
+    expect(view.action).toMatchObject({ id: "bootstrap-dns:1", status: "succeeded" });
+
+    expect(await queryRecord(bind.server, DNS.record, "A")).toEqual([DNS.secondary]);
+    const report = await stack.agentReport("bootstrap-dns:1");
+    expect(report?.steps.map((s) => `${s.name}:${s.status}`)).toEqual([
+      "preflight:succeeded",
+      "update:succeeded",
+      "verify:succeeded",
+    ]);
+    expect(report?.steps.find((s) => s.name === "verify")?.detail).toContain(DNS.secondary);
+    expect(ofType(await stack.events("bootstrap-dns"), "action.dispatched")).toHaveLength(1);
+  }, 30_000);
+
+  it("duplicate and out-of-order deliveries of the same alert cause no second action", async () => {
+    const t0 = Date.now();
+    const firing = { target: "dup-gw", side: "primary", status: "firing", at: t0 } as const;
+    // Alertmanager HA peers deliver the same notification at once.
+    const answers = await Promise.all([stack.alert([firing]), stack.alert([firing]), stack.alert([firing])]);
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200]);
+    expect(answers.reduce((n, a) => n + a.body.accepted, 0)).toBe(1);
+    expect(answers.reduce((n, a) => n + a.body.duplicates, 0)).toBe(2);
+
+    await settledOn("dup-gw", "secondary");
+    // A repeat after the action, the resolve, then a peer's late copy of the old firing.
+    expect((await stack.alert([firing])).body).toMatchObject({ accepted: 0, duplicates: 1 });
+    expect((await stack.alert([{ ...firing, status: "resolved", at: Date.now(), startsAt: t0 }])).body).toMatchObject({
+      accepted: 1,
+    });
+    expect((await stack.alert([firing])).body).toMatchObject({ accepted: 0, ignored: 1 });
+
+    const view = await stack.view("dup-gw");
+    expect(view).toMatchObject({ activeSide: "secondary", phase: "steady", action: { id: "dup-gw:1" } });
+    expect(view.sides.primary.health).toBe("up");
+    expect(ofType(await stack.events("dup-gw"), "action.dispatched")).toHaveLength(1);
+    expect(await stack.agentReport("dup-gw:2")).toBeUndefined();
+  }, 30_000);
+
+  it("a resolve during the hold, or a resolve delivered before its firing, causes no action", async () => {
+    const t0 = Date.now();
+    // quiet-gw: down, then back up 500 ms later, inside the 2 s hold.
+    await stack.alert([{ target: "quiet-gw", side: "primary", status: "firing", at: t0 }]);
+    expect((await stack.view("quiet-gw")).phase).toBe("pending");
+    // reorder-gw: the resolve overtakes its firing; the late firing is older, hence stale.
+    const resolved = await stack.alert([
+      { target: "reorder-gw", side: "primary", status: "resolved", at: t0 + 400, startsAt: t0 },
+    ]);
+    expect(resolved.body.accepted).toBe(1);
+    expect(
+      (await stack.alert([{ target: "reorder-gw", side: "primary", status: "firing", at: t0 }])).body,
+    ).toMatchObject({
+      accepted: 0,
+      ignored: 1,
+    });
+    await new Promise((r) => setTimeout(r, Math.max(0, t0 + 500 - Date.now())));
+    await stack.alert([{ target: "quiet-gw", side: "primary", status: "resolved", at: Date.now(), startsAt: t0 }]);
+    expect((await stack.view("quiet-gw")).phase).toBe("steady");
+
+    // Nothing to wait for but the hold running out: give it a second more than the hold.
+    await new Promise((r) => setTimeout(r, HOLD_SECONDS * 1000 + 1000));
+    for (const target of ["quiet-gw", "reorder-gw"]) {
+      const view = await stack.view(target);
+      expect(view).toMatchObject({ activeSide: "primary", phase: "steady", action: null });
+      expect(view.sides.primary.health).toBe("up");
+      expect(ofType(await stack.events(target), "action.dispatched")).toHaveLength(0);
+      expect(await stack.agentReport(`${target}:1`)).toBeUndefined();
+    }
+    const quiet = await stack.events("quiet-gw");
+    expect(quiet.filter((e) => e.type === "phase.changed").map((e) => e.detail)).toMatchObject([
+      { from: "steady", to: "pending" },
+      { from: "pending", to: "steady" },
+    ]);
+  }, 30_000);
+
+  it("a failback command returns egress-gw to its primary route once the primary is up again", async () => {
+    await settledOn("egress-gw", "secondary");
+    // Rule 2: never switch to a side that is down.
+    const refused = await stack.command("egress-gw", "failback", { reason: "primary still down" });
+    expect(refused.status).toBe(409);
+    expect(refused.headers.get("content-type")).toContain("application/problem+json");
+
+    const answer = await stack.alert([
+      { target: "egress-gw", side: "primary", status: "resolved", at: Date.now(), startsAt: Date.now() - 60_000 },
+    ]);
+    expect(answer.body.accepted).toBe(1);
+    const res = await stack.command("egress-gw", "failback", { reason: "gateway repaired" });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ applied: true, target: { phase: "executing" } });
+
+    const view = await settledOn("egress-gw", "primary");
+    expect(view.action).toMatchObject({ id: "egress-gw:2", kind: "failback", from: "secondary", to: "primary" });
+    const report = await stack.agentReport("egress-gw:2");
+    expect(report).toMatchObject({ status: "succeeded", activeSide: "primary" });
+    expect(report?.steps.find((s) => s.name === "create-incoming")?.detail).toMatch(/route-1-primary/);
+    const events = await stack.events("egress-gw");
+    const accepted = ofType(events, "command.accepted").at(-1);
+    const dispatched = ofType(events, "action.dispatched").at(-1);
+    expect(dispatched?.detail).toMatchObject({ id: "egress-gw:2", kind: "failback" });
+    expect(accepted && dispatched && chainOf(events, dispatched).map((e) => e.seq)).toContain(accepted?.seq);
+  }, 30_000);
+});

@@ -1,0 +1,360 @@
+/**
+ * The whole system on one machine for end-to-end tests and the demo: the real worker in workerd
+ * (`wrangler dev`), the agent as a separate `node agent/main.ts` process in sandbox mode, and a
+ * real BIND for dns-flip targets. They talk over real HTTP with real Turnout-Signatures; nothing
+ * is injected. Time is real (a separate workerd process has no injectable clock), so callers
+ * use short policy times.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { AgentTarget, Side } from "../../shared/config.ts";
+import { type ActionReport, ActionReportSchema } from "../../shared/protocol.ts";
+import type { AuditEvent, TargetView } from "../../worker/target-object.ts";
+import { type BindServer, startBind } from "../support/bind.ts";
+import { freePort } from "../support/free-port.ts";
+import { startWorker, type WorkerProcess } from "../support/worker-process.ts";
+
+const root = join(import.meta.dirname, "../..");
+
+export const TOKENS = {
+  alertmanager: "e2e-alertmanager-token",
+  operator: "e2e-operator-token",
+  agentSecret: "e2e-agent-secret-0123456789abcdef",
+} as const;
+
+/** The dns-flip record and its two values (as in agent.config.json). */
+export const DNS = {
+  zone: "example.test",
+  record: "www.example.test",
+  primary: "172.30.41.193",
+  secondary: "172.30.41.194",
+} as const;
+
+/** One failover target of the stack: how its sides are recognised and what the agent does. */
+export interface StackTarget {
+  /**
+   * What the agent does: route-swap (sides matched by `gateway`, routes in the sandbox cluster) or
+   * dns-flip (sides matched by `node`, the record in the stack's BIND).
+   */
+  kind: "route-swap" | "dns-flip";
+  holdSeconds: number;
+}
+
+export interface StackOptions {
+  targets: Record<string, StackTarget>;
+  /** Start the agent with the stack (default true); false leaves it to `startAgent()`. */
+  agent?: boolean;
+  /** Agent log lines go here (default: kept in memory only). */
+  onAgentLine?: (line: string) => void;
+}
+
+export interface Stack {
+  worker: WorkerProcess;
+  bind: BindServer | undefined;
+  agentUrl: string;
+  /** Starts the agent process (idempotent while it runs); resolves when it listens. */
+  startAgent(): Promise<void>;
+  stopAgent(): Promise<void>;
+  agentOutput(): string;
+  /** The alert labels that make `side` of `target` down. */
+  labels(target: string, side: Side): Record<string, string>;
+  /** POSTs an Alertmanager v4 webhook; returns the ingest answer. */
+  alert(alerts: AlertSpec[]): Promise<IngestAnswer>;
+  view(target: string): Promise<TargetView>;
+  events(target: string): Promise<AuditEvent[]>;
+  command(target: string, command: string, extra?: Record<string, unknown>): Promise<Response>;
+  /** The agent's latest report for an action (`GET /v1/actions/:id`), or undefined on 404. */
+  agentReport(actionId: string): Promise<ActionReport | undefined>;
+  stop(): Promise<void>;
+}
+
+export interface AlertSpec {
+  target: string;
+  side: Side;
+  status: "firing" | "resolved";
+  /** startsAt (firing) or endsAt (resolved), ms. */
+  at: number;
+  /** The first time the alert fired (startsAt of a resolved alert); default `at`. */
+  startsAt?: number;
+  fingerprint?: string;
+}
+
+export interface IngestAnswer {
+  status: number;
+  body: { accepted: number; duplicates: number; ignored: number; targets: string[] };
+}
+
+const ZERO_TIME = "0001-01-01T00:00:00Z";
+
+/** A 16-hex fingerprint per (target, side), stable like Alertmanager's. */
+export function fingerprintOf(target: string, side: Side): string {
+  let h = 0x811c9dc5;
+  for (const ch of `${target}/${side}`) h = Math.imul(h ^ ch.charCodeAt(0), 0x01000193) >>> 0;
+  return `${h.toString(16).padStart(8, "0")}${side === "primary" ? "00000001" : "00000002"}`;
+}
+
+/** Each target gets its own gateway addresses, route names and destinations in the sandbox. */
+function routeSwap(index: number): AgentTarget {
+  return {
+    kind: "route-swap",
+    routes: {
+      primary: {
+        name: `route-${index}-primary`,
+        destinations: [`34.160.111.${index + 1}`],
+        gateway: `10.116.${index}.4`,
+      },
+      secondary: {
+        name: `route-${index}-secondary`,
+        destinations: [`34.160.111.${index + 1}`],
+        gateway: `10.116.${index}.12`,
+      },
+    },
+    operator: { namespace: "static-routes", daemonSet: "k8s-staticroute-operator" },
+    settleSeconds: 15,
+  };
+}
+
+/** Starts BIND (when a dns-flip target is configured), the worker and (by default) the agent. */
+export async function startStack(options: StackOptions): Promise<Stack> {
+  const names = Object.keys(options.targets);
+  const needsBind = names.some((n) => options.targets[n]?.kind === "dns-flip");
+  const stops: (() => Promise<void>)[] = [];
+  const cleanup = async () => {
+    for (const stop of stops.splice(0).reverse()) await stop().catch(() => {});
+  };
+
+  try {
+    const bind = needsBind ? await startBind({ zone: DNS.zone, records: [`www IN A ${DNS.primary}`] }) : undefined;
+    if (bind) stops.push(() => bind.stop());
+
+    const labelsOf = new Map<string, Record<Side, Record<string, string>>>();
+    const workerTargets: Record<string, unknown> = {};
+    const agentTargets: Record<string, AgentTarget> = {};
+    names.forEach((name, index) => {
+      const t = options.targets[name];
+      if (!t) return;
+      const labels: Record<Side, Record<string, string>> = t.kind === "route-swap"
+        ? {
+            primary: { alertname: "GatewayDown", gateway: `10.116.${index}.4` },
+            secondary: { alertname: "GatewayDown", gateway: `10.116.${index}.12` },
+          }
+        : {
+            primary: { alertname: "BootstrapNodeDown", node: `${name}-a` },
+            secondary: { alertname: "BootstrapNodeDown", node: `${name}-b` },
+          };
+      labelsOf.set(name, labels);
+      const matchers = (l: Record<string, string>) => Object.entries(l).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
+      workerTargets[name] = {
+        sides: { primary: { matchers: matchers(labels.primary) }, secondary: { matchers: matchers(labels.secondary) } },
+        policy: { holdSeconds: t.holdSeconds, quorum: 1, approval: "auto", failback: "manual" },
+      };
+      if (t.kind === "route-swap") agentTargets[name] = routeSwap(index);
+      else {
+        if (!bind) throw new Error("dns-flip needs BIND");
+        agentTargets[name] = {
+          kind: "dns-flip",
+          provider: {
+            type: "rfc2136",
+            server: bind.server,
+            zone: DNS.zone,
+            tsig: { name: bind.keyName, algorithm: "hmac-sha256", secretEnv: "TSIG_SECRET" },
+          },
+          record: { name: DNS.record, type: "A", ttl: 60 },
+          values: { primary: [DNS.primary], secondary: [DNS.secondary] },
+          verify: { servers: [bind.server], timeoutSeconds: 10 },
+        };
+      }
+    });
+
+    const agentPort = await freePort();
+    const agentUrl = `http://127.0.0.1:${agentPort}`;
+    const worker = await startWorker({
+      vars: {
+        TURNOUT_CONFIG: JSON.stringify({ agent: { url: agentUrl, transport: "direct" }, targets: workerTargets }),
+        ALERTMANAGER_TOKEN: TOKENS.alertmanager,
+        OPERATOR_TOKEN: TOKENS.operator,
+        TURNOUT_AGENT_SECRET: TOKENS.agentSecret,
+      },
+    });
+    stops.push(() => worker.stop());
+
+    const dir = mkdtempSync(join(tmpdir(), "turnout-e2e-agent-"));
+    stops.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const agentConfigFile = join(dir, "agent.json");
+    writeFileSync(
+      agentConfigFile,
+      JSON.stringify(
+        {
+          listen: `127.0.0.1:${agentPort}`,
+          reportUrl: `${worker.url}/v1/agent/reports`,
+          // Short lease so a restarted agent leads again at once.
+          lease: { durationSeconds: 5, renewSeconds: 1 },
+          targets: agentTargets,
+        },
+        null,
+        2,
+      ),
+    );
+
+    let agent: ChildProcess | undefined;
+    let agentOut = "";
+    const startAgentProcess = async () => {
+      if (agent && agent.exitCode === null) return;
+      const child = spawn(process.execPath, ["agent/main.ts", "--config", agentConfigFile], {
+        cwd: root,
+        env: {
+          PATH: process.env.PATH ?? "",
+          HOME: process.env.HOME ?? tmpdir(),
+          TURNOUT_AGENT_SECRET: TOKENS.agentSecret,
+          ...(bind ? { TSIG_SECRET: bind.secret } : {}),
+        },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      agent = child;
+      let pending = "";
+      const onData = (chunk: Buffer) => {
+        agentOut += chunk.toString();
+        pending += chunk.toString();
+        const lines = pending.split("\n");
+        pending = lines.pop() ?? "";
+        for (const line of lines) options.onAgentLine?.(line);
+      };
+      child.stdout?.on("data", onData);
+      child.stderr?.on("data", onData);
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          clearInterval(poll);
+          reject(new Error(`agent did not listen within 20 s; output:\n${agentOut}`));
+        }, 20_000);
+        const poll = setInterval(() => {
+          if (child.exitCode !== null) {
+            clearTimeout(timer);
+            clearInterval(poll);
+            reject(new Error(`agent exited with ${child.exitCode}; output:\n${agentOut}`));
+          } else if (agentOut.includes('"msg":"agent listening"')) {
+            clearTimeout(timer);
+            clearInterval(poll);
+            resolve();
+          }
+        }, 25);
+      });
+    };
+    const stopAgentProcess = async () => {
+      const child = agent;
+      agent = undefined;
+      if (!child || child.exitCode !== null) return;
+      const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      await exited;
+      clearTimeout(timer);
+    };
+    stops.push(stopAgentProcess);
+    if (options.agent !== false) await startAgentProcess();
+
+    const operator = { authorization: `Bearer ${TOKENS.operator}` };
+    const getJson = async <T>(path: string): Promise<T> => {
+      const res = await fetch(`${worker.url}${path}`, { headers: operator });
+      if (!res.ok) throw new Error(`GET ${path}: ${res.status} ${await res.text()}`);
+      return (await res.json()) as T;
+    };
+
+    return {
+      worker,
+      bind,
+      agentUrl,
+      startAgent: startAgentProcess,
+      stopAgent: stopAgentProcess,
+      agentOutput: () => agentOut,
+      labels(target, side) {
+        const l = labelsOf.get(target)?.[side];
+        if (!l) throw new Error(`no target ${target} in the stack`);
+        return l;
+      },
+      async alert(specs) {
+        const alerts = specs.map((a) => {
+          const l = labelsOf.get(a.target)?.[a.side];
+          if (!l) throw new Error(`no target ${a.target} in the stack`);
+          return {
+            status: a.status,
+            labels: { ...l, severity: "critical" },
+            annotations: { summary: `${a.target} ${a.side} is down` },
+            startsAt: new Date(a.status === "firing" ? a.at : (a.startsAt ?? a.at - 60_000)).toISOString(),
+            endsAt: a.status === "firing" ? ZERO_TIME : new Date(a.at).toISOString(),
+            generatorURL: "http://prometheus.local/graph",
+            fingerprint: a.fingerprint ?? fingerprintOf(a.target, a.side),
+          };
+        });
+        const body = {
+          version: "4",
+          groupKey: '{}:{alertname="GatewayDown"}',
+          truncatedAlerts: 0,
+          status: alerts.some((a) => a.status === "firing") ? "firing" : "resolved",
+          receiver: "turnout",
+          groupLabels: {},
+          commonLabels: {},
+          commonAnnotations: {},
+          externalURL: "http://alertmanager.local",
+          alerts,
+        };
+        const res = await fetch(`${worker.url}/v1/alertmanager`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${TOKENS.alertmanager}`, "content-type": "application/json" },
+          body: JSON.stringify(body),
+        });
+        return { status: res.status, body: (await res.json()) as IngestAnswer["body"] };
+      },
+      view: (target) => getJson<TargetView>(`/v1/targets/${target}`),
+      async events(target) {
+        const all: AuditEvent[] = [];
+        let after = 0;
+        for (;;) {
+          const page = await getJson<{ events: AuditEvent[]; next?: number }>(
+            `/v1/targets/${target}/events?after=${after}&limit=1000`,
+          );
+          all.push(...page.events);
+          if (page.next === undefined) return all;
+          after = page.next;
+        }
+      },
+      command: (target, command, extra = {}) =>
+        fetch(`${worker.url}/v1/targets/${target}/commands`, {
+          method: "POST",
+          headers: { ...operator, "content-type": "application/json" },
+          body: JSON.stringify({ command, actor: "e2e", ...extra }),
+        }),
+      async agentReport(actionId) {
+        const res = await fetch(`${agentUrl}/v1/actions/${encodeURIComponent(actionId)}`);
+        if (res.status === 404) return undefined;
+        if (!res.ok) throw new Error(`GET agent /v1/actions/${actionId}: ${res.status} ${await res.text()}`);
+        return ActionReportSchema.parse(await res.json());
+      },
+      stop: cleanup,
+    };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
+
+/** Polls `check` every 100 ms until it returns a value; throws with `what` after `timeoutMs`. */
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | false>,
+  timeoutMs = 20_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await check();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+}
