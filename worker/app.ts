@@ -12,6 +12,7 @@ import { ingestRoutes } from "./ingest/routes.ts";
 import { operatorApi } from "./operator-api.ts";
 import { Problem, problemResponse } from "./problem.ts";
 import { slackRoutes } from "./slack/routes.ts";
+import { statusPage } from "./status-page.tsx";
 
 /** Bodies over 1 MiB get 413 (design §3). */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -39,6 +40,8 @@ app.route("/", ingestRoutes);
 app.route("/", operatorApi);
 app.route("/", agentReports);
 app.route("/", slackRoutes);
+// The status page `GET /` (design §5b).
+app.route("/", statusPage);
 
 app.notFound((c) =>
   problemResponse(new Problem("not-found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`)),

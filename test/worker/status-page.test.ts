@@ -1,0 +1,147 @@
+/**
+ * The status page `GET /` in workerd (design §5b): 401 without auth and no target data in it;
+ * `/?token=` once sets an HttpOnly, Secure, SameSite=Strict session cookie (never the token) and
+ * redirects; the cookie shows every target card and also reads `/v1/targets`, but never commands.
+ */
+
+import { reset } from "cloudflare:test";
+import { exports } from "cloudflare:workers";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { ActionRequest } from "../../shared/protocol.ts";
+import { issueSession, SESSION_TTL_SECONDS } from "../../worker/session.ts";
+import { TargetObject } from "../../worker/target-object.ts";
+import testConfig from "../fixtures/worker-test-config.json";
+
+const TOKEN = "test-operator-token";
+const names = Object.keys(testConfig.targets).sort();
+let dispatched: ActionRequest[] = [];
+
+beforeEach(() => {
+  dispatched = [];
+  TargetObject.testing = {
+    dispatcher: {
+      async dispatch(request) {
+        dispatched.push(request);
+        return { ok: true, detail: "recorded" };
+      },
+    },
+    notifier: { async notify() {} },
+  };
+});
+afterEach(async () => {
+  TargetObject.testing = undefined;
+  await reset();
+});
+
+const get = (path: string, headers: Record<string, string> = {}) =>
+  exports.default.fetch(`https://turnout.example${path}`, { headers, redirect: "manual" });
+
+/** Logs in with `/?token=` and returns the cookie pair (`name=value`) the browser would send. */
+async function login(): Promise<string> {
+  const res = await get(`/?token=${TOKEN}`);
+  expect(res.status).toBe(303);
+  const setCookie = res.headers.get("set-cookie") ?? "";
+  return setCookie.split(";")[0] ?? "";
+}
+
+function expectNoTargetData(body: string): void {
+  for (const name of names) expect(body).not.toContain(name);
+  expect(body).not.toMatch(/data-target=/);
+}
+
+describe("status page auth", () => {
+  it("answers 401 HTML with no target names without a token, bearer or cookie", async () => {
+    const res = await get("/");
+    expect(res.status).toBe(401);
+    expect(res.headers.get("content-type")).toMatch(/^text\/html/);
+    const body = await res.text();
+    expect(body).toContain("Sign in required");
+    expectNoTargetData(body);
+  });
+
+  it("?token= sets an HttpOnly, Secure, SameSite=Strict HMAC session cookie (not the token) and redirects 303 to /", async () => {
+    const res = await get(`/?token=${TOKEN}`);
+    expect(res.status).toBe(303);
+    expect(res.headers.get("location")).toBe("/");
+    expect(res.headers.get("referrer-policy")).toBe("no-referrer");
+    const cookie = res.headers.get("set-cookie") ?? "";
+    const attrs = cookie.split(";").map((p) => p.trim());
+    expect(attrs[0]).toMatch(/^turnout_session=v1\.\d+\.[0-9a-f]{64}$/);
+    expect(attrs).toEqual(
+      expect.arrayContaining(["HttpOnly", "Secure", "SameSite=Strict", "Path=/", `Max-Age=${SESSION_TTL_SECONDS}`]),
+    );
+    expect(cookie).not.toContain(TOKEN);
+    const expiry = Number(/v1\.(\d+)\./.exec(cookie)?.[1]);
+    expect(expiry - Date.now() / 1000).toBeGreaterThan(SESSION_TTL_SECONDS - 60);
+    expect(expiry - Date.now() / 1000).toBeLessThanOrEqual(SESSION_TTL_SECONDS);
+  });
+
+  it("a wrong token never sets a cookie and shows no target data", async () => {
+    for (const wrong of ["nope", `${TOKEN}x`, "", TOKEN.slice(0, -1)]) {
+      const res = await get(`/?token=${encodeURIComponent(wrong)}`);
+      expect(res.status).toBe(401);
+      expect(res.headers.get("set-cookie")).toBeNull();
+      const body = await res.text();
+      expect(body).toContain("not valid");
+      expectNoTargetData(body);
+    }
+  });
+
+  it("with the cookie, lists every target card with its phase and active side", async () => {
+    const cookie = await login();
+    const res = await get("/", { cookie });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^text\/html/);
+    expect(res.headers.get("content-security-policy")).toMatch(/default-src 'none'/);
+    const body = await res.text();
+    for (const name of names) expect(body).toContain(`data-target="${name}"`);
+    const cards = body.split('<article class="card"').slice(1);
+    expect(cards).toHaveLength(names.length);
+    for (const card of cards) {
+      expect(card).toMatch(/data-field="phase">steady</);
+      expect(card).toMatch(/<dt>Active side<\/dt><dd><strong data-field="activeSide">(primary|secondary)<\/strong>/);
+    }
+    // quorum-two starts on secondary (its initialActiveSide).
+    const quorum = cards.find((c) => c.includes('data-target="quorum-two"')) ?? "";
+    expect(quorum).toContain('data-field="activeSide">secondary<');
+    for (const landmark of ["<header>", "<main", "<footer>", "<h1>", 'lang="en"', 'name="viewport"']) {
+      expect(body).toContain(landmark);
+    }
+  });
+
+  it("the bearer token also opens the page", async () => {
+    const res = await get("/", { authorization: `Bearer ${TOKEN}` });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain('data-target="fleet-0"');
+    expect((await get("/", { authorization: "Bearer wrong" })).status).toBe(401);
+  });
+
+  it("the cookie also authorizes GET /v1/targets, but not commands", async () => {
+    const cookie = await login();
+    const res = await get("/v1/targets", { cookie });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { targets: { name: string }[] };
+    expect(body.targets.map((t) => t.name)).toEqual(names);
+    const cmd = await exports.default.fetch("https://turnout.example/v1/targets/fleet-0/commands", {
+      method: "POST",
+      headers: { cookie, "content-type": "application/json" },
+      body: JSON.stringify({ command: "drill" }),
+    });
+    expect(cmd.status).toBe(401);
+    expect(dispatched).toEqual([]);
+  });
+
+  it("refuses forged, expired and other-token cookies", async () => {
+    const now = Date.now() / 1000;
+    const expired = await issueSession(TOKEN, now - SESSION_TTL_SECONDS - 1);
+    const otherToken = await issueSession("another-token", now);
+    const valid = await issueSession(TOKEN, now);
+    const tampered = valid.replace(/\.(\d+)\./, (_, e: string) => `.${Number(e) + 3600}.`);
+    for (const value of [expired, otherToken, tampered, TOKEN, "v1.9999999999.00"]) {
+      const cookie = `turnout_session=${value}`;
+      expect((await get("/", { cookie })).status).toBe(401);
+      expect((await get("/v1/targets", { cookie })).status).toBe(401);
+    }
+    expect((await get("/", { cookie: `turnout_session=${valid}` })).status).toBe(200);
+  });
+});
