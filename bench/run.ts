@@ -1,0 +1,201 @@
+/**
+ * `npm run bench`: runs every benchmark in turn (route swap, DNS flip, etcd consistency check,
+ * worker ingest, decision latency), prints ONE table (figure, value, baseline, ratio) and writes
+ * the figures with the machine they ran on to bench/results/summary.json.
+ *
+ * `ratio` is always baseline ÷ value for times and costs, so > 1 means turnout beats (or meets)
+ * the baseline; for throughput it is value ÷ baseline. A bench that fails (a missing binary, an
+ * error) prints its error in the table and makes the run exit 1.
+ * Run a subset with `node bench/run.ts route-swap dns-flip …` (names as in `benches`).
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { arch, cpus, platform, release, totalmem } from "node:os";
+import { pathToFileURL } from "node:url";
+import { run as runDnsFlip } from "./dns-flip.ts";
+import { run as runEtcdConsistency } from "./etcd-consistency.ts";
+import { run as runRouteSwap } from "./route-swap.ts";
+
+/** One line of the table. */
+export interface BenchRow {
+  figure: string;
+  value: string;
+  baseline: string;
+  /** baseline ÷ value (times) or value ÷ baseline (throughput): > 1 is better than the baseline. */
+  ratio: number | null;
+}
+
+/** One benchmark: its name (for selection), and how to turn its figures into rows. */
+export interface BenchEntry {
+  name: string;
+  run(): Promise<{ rows: BenchRow[]; figures: unknown }>;
+}
+
+const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
+const ms = (n: number) => `${round(n, n < 10 ? 2 : 0)} ms`;
+
+/** baseline ÷ value, rounded; null when either is not a positive number. */
+export function ratioOf(baseline: number, value: number): number | null {
+  if (!(baseline > 0) || !(value > 0)) return null;
+  return round(baseline / value, baseline / value < 10 ? 2 : 1);
+}
+
+const benches: BenchEntry[] = [
+  {
+    name: "route-swap",
+    async run() {
+      const f = await runRouteSwap(20);
+      const what = `route swap, ${f.nodes} nodes, operator ${f.operatorDelayMs} ms/run`;
+      return {
+        figures: f,
+        rows: [
+          {
+            figure: `${what}: median of ${f.swaps}${f.failures ? ` (${f.failures} failed)` : ""}`,
+            value: ms(f.medianMs),
+            baseline: "30 000 ms (runbook A's fixed wait, low end)",
+            ratio: ratioOf(30_000, f.medianMs),
+          },
+          {
+            figure: `${what}: p99`,
+            value: ms(f.p99Ms),
+            baseline: "30 000 ms (runbook A)",
+            ratio: ratioOf(30_000, f.p99Ms),
+          },
+        ],
+      };
+    },
+  },
+  {
+    name: "dns-flip",
+    async run() {
+      const f = await runDnsFlip(100);
+      return {
+        figures: f,
+        rows: [
+          {
+            figure: `DNS flip, executor (preflight+UPDATE+verify) vs BIND: median of ${f.flips}${f.failures ? ` (${f.failures} failed)` : ""}`,
+            value: ms(f.executor.medianMs),
+            baseline: `${ms(f.nsupdate.medianMs)} (nsupdate -y per flip)`,
+            ratio: ratioOf(f.nsupdate.medianMs, f.executor.medianMs),
+          },
+          {
+            figure: "DNS flip, signed UPDATE alone: median",
+            value: ms(f.sendUpdate.medianMs),
+            baseline: `${ms(f.nsupdate.medianMs)} (nsupdate -y per flip)`,
+            ratio: ratioOf(f.nsupdate.medianMs, f.sendUpdate.medianMs),
+          },
+          {
+            figure: "DNS flip, executor: p99",
+            value: ms(f.executor.p99Ms),
+            baseline: `${ms(f.nsupdate.p99Ms)} (nsupdate p99)`,
+            ratio: ratioOf(f.nsupdate.p99Ms, f.executor.p99Ms),
+          },
+        ],
+      };
+    },
+  },
+  {
+    name: "etcd-consistency",
+    async run() {
+      const f = await runEtcdConsistency(100_000);
+      const what = `etcd consistency check, ${f.keys.toLocaleString("en")} keys × ${f.valueBytes} B, two etcd 3.4`;
+      return {
+        figures: f,
+        rows: [
+          {
+            figure: `${what}: time`,
+            value: ms(f.checkMs),
+            baseline: "2 000 ms (goal)",
+            ratio: ratioOf(2000, f.checkMs),
+          },
+          {
+            figure: `${what}: peak RSS growth`,
+            value: `${f.peakRssDeltaMb} MB`,
+            baseline: "200 MB (goal)",
+            ratio: ratioOf(200, Math.max(f.peakRssDeltaMb, 0.1)),
+          },
+        ],
+      };
+    },
+  },
+];
+
+/** The machine the figures come from (README and JSON). */
+export function machine(): { cpu: string; cores: number; memoryGb: number; os: string; node: string } {
+  const list = cpus();
+  return {
+    cpu: list[0]?.model.trim() ?? "unknown",
+    cores: list.length,
+    memoryGb: round(totalmem() / 1024 ** 3, 1),
+    os: `${platform()} ${release()} ${arch()}`,
+    node: process.version,
+  };
+}
+
+/** Renders rows as one Markdown table. */
+export function table(rows: BenchRow[]): string {
+  const header: [string, string, string, string] = ["figure", "value", "baseline", "ratio (> 1: better)"];
+  const cells = rows.map((r): [string, string, string, string] => [
+    r.figure,
+    r.value,
+    r.baseline,
+    r.ratio === null ? "—" : `${r.ratio}×`,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]?.length ?? 0)));
+  const line = (c: string[]) =>
+    `| ${c.map((v, i) => (i === 0 || i === 2 ? v.padEnd(widths[i] ?? 0) : v.padStart(widths[i] ?? 0))).join(" | ")} |`;
+  const rule = `|${widths.map((w, i) => (i === 0 || i === 2 ? `${"-".repeat(w + 2)}` : `${"-".repeat(w + 1)}:`)).join("|")}|`;
+  return [line(header), rule, ...cells.map(line)].join("\n");
+}
+
+async function main(selected: string[]): Promise<number> {
+  const chosen = selected.length ? benches.filter((b) => selected.includes(b.name)) : benches;
+  const unknown = selected.filter((s) => !benches.some((b) => b.name === s));
+  if (unknown.length) {
+    console.error(`unknown bench(es): ${unknown.join(", ")}; known: ${benches.map((b) => b.name).join(", ")}`);
+    return 2;
+  }
+  const started = performance.now();
+  const rows: BenchRow[] = [];
+  const results: Record<string, { figures?: unknown; error?: string; seconds: number }> = {};
+  let failed = 0;
+  for (const bench of chosen) {
+    const t = performance.now();
+    process.stderr.write(`bench: ${bench.name} …\n`);
+    try {
+      const out = await bench.run();
+      rows.push(...out.rows);
+      results[bench.name] = { figures: out.figures, seconds: round((performance.now() - t) / 1000) };
+    } catch (err) {
+      failed++;
+      const message = err instanceof Error ? (err.message.split("\n")[0] ?? "") : String(err);
+      rows.push({ figure: `${bench.name}: FAILED`, value: message.slice(0, 120), baseline: "", ratio: null });
+      results[bench.name] = { error: String(err), seconds: round((performance.now() - t) / 1000) };
+    }
+    process.stderr.write(`bench: ${bench.name} done in ${results[bench.name]?.seconds} s\n`);
+  }
+  const host = machine();
+  const totalSeconds = round((performance.now() - started) / 1000);
+  console.log(
+    `turnout benchmarks on ${host.cpu}, ${host.cores} cores, ${host.memoryGb} GB, ${host.os}, Node ${host.node} (${totalSeconds} s)\n`,
+  );
+  console.log(table(rows));
+  const dir = new URL("./results/", import.meta.url);
+  mkdirSync(dir, { recursive: true });
+  const out = new URL("summary.json", dir);
+  writeFileSync(
+    out,
+    `${JSON.stringify({ at: new Date().toISOString(), machine: host, totalSeconds, rows, results }, null, 2)}\n`,
+  );
+  console.log(`\nfigures written to ${out.pathname}`);
+  return failed ? 1 : 0;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}
