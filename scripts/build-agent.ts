@@ -44,6 +44,11 @@ export const AGENT_BUNDLE = {
   },
   logLevel: "warning",
   legalComments: "none",
+  // Whitespace and syntax only, identifiers kept (stack traces still name functions): 20 MiB of
+  // mostly @kubernetes/client-node's generated models become 8 MiB, and the agent's resident
+  // memory at idle drops by about 50 MB (measured: 175 → 125 MB RSS, start-up 0.6 → 0.5 s).
+  minifyWhitespace: true,
+  minifySyntax: true,
 } as const;
 
 const ETCD3_PROTO_DIR = "etcd3-proto";
