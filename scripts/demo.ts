@@ -1,0 +1,177 @@
+/**
+ * `npm run demo`: the whole system on this machine, start to finish, in about 20 seconds.
+ * Starts the worker in workerd (`wrangler dev`, random port), the agent as its own process in
+ * SANDBOX mode (simulated Kubernetes cluster and static-route operator; no real cluster is
+ * touched) and, when BIND's `named` is installed, a throwaway BIND for the DNS target. Then it
+ * fires one Alertmanager incident for egress-gw (route swap) and bootstrap-dns (DNS flip) and
+ * prints the timeline as the worker's audit log and the agent's reports tell it, polling
+ * `GET /v1/targets/:name` and `GET /v1/targets/:name/events`. Stops everything it started and
+ * exits 0 when both targets end on `secondary` (1 otherwise).
+ */
+import { spawnSync } from "node:child_process";
+import { queryRecord } from "../agent/dns/rfc2136.ts";
+import type { StepReport } from "../shared/protocol.ts";
+import { DNS, type Stack, type StackTarget, startStack } from "../test/e2e/stack.ts";
+import type { AuditEvent, TargetView } from "../worker/target-object.ts";
+
+const HOLD_SECONDS = 3;
+const TIMEOUT_MS = 60_000;
+
+function namedInstalled(): boolean {
+  return spawnSync("sh", ["-c", "command -v named || test -x /usr/sbin/named"], { encoding: "utf8" }).status === 0;
+}
+
+type Detail = Record<string, unknown>;
+const asDetail = (d: unknown): Detail =>
+  typeof d === "object" && d !== null && !Array.isArray(d) ? (d as Detail) : {};
+const str = (v: unknown) => (typeof v === "string" ? v : JSON.stringify(v));
+
+/** One audit event as a timeline sentence, or undefined for events the timeline leaves out. */
+function describe(e: AuditEvent): string | undefined {
+  const d = asDetail(e.detail);
+  switch (e.type) {
+    case "signal.firing":
+    case "signal.resolved":
+      return `signal received: ${str(d.source)} says ${str(d.side)} is ${str(d.status)} (${str(d.key)})`;
+    case "side.health-changed":
+      return `${str(d.side)} side is ${str(d.health)} (was ${str(d.previous)})`;
+    case "phase.changed":
+      if (d.to === "pending") return `hold started: ${str(d.reason)}`;
+      if (d.from === "pending" && d.to === "executing") return `decision: ${str(d.reason)}`;
+      return `phase ${str(d.from)} → ${str(d.to)}: ${str(d.reason)}`;
+    case "action.dispatched":
+      return `action dispatched: ${str(d.id)} ${str(d.kind)} ${str(d.from)} → ${str(d.to)} (signed POST to the agent)`;
+    case "action.delivered":
+      return `agent accepted ${str(d.id)}`;
+    case "action.delivery-failed":
+      return `delivery failed, will retry: ${str(d.error ?? d.reason ?? "")}`;
+    case "action.succeeded":
+      return `final report: ${str(d.id)} succeeded (${str(d.recoveryMs)} ms from dispatch to report)`;
+    case "action.failed":
+      return `final report: ${str(d.id)} FAILED: ${str(d.error ?? d.reason ?? "")}`;
+    case "action.progress":
+      return undefined; // shown as steps, with their durations, from the target view
+    default:
+      return `${e.type}: ${JSON.stringify(e.detail).slice(0, 160)}`;
+  }
+}
+
+interface Line {
+  at: number;
+  target: string;
+  text: string;
+}
+
+async function main(): Promise<number> {
+  const withDns = namedInstalled();
+  const targets: Record<string, StackTarget> = { "egress-gw": { kind: "route-swap", holdSeconds: HOLD_SECONDS } };
+  if (withDns) targets["bootstrap-dns"] = { kind: "dns-flip", holdSeconds: HOLD_SECONDS };
+  else console.log("demo: BIND's `named` is not installed (`npm run setup`); showing egress-gw only\n");
+
+  console.log("demo: starting the worker (workerd), the agent (sandbox) and BIND …");
+  const startedAt = performance.now();
+  let stack: Stack | undefined;
+  try {
+    stack = await startStack({ targets });
+    const s = stack;
+    const sandboxLine = s
+      .agentOutput()
+      .split("\n")
+      .find((l) => l.includes("SANDBOX"));
+    console.log(`demo: worker ${s.worker.url}, agent ${s.agentUrl}${s.bind ? `, BIND ${s.bind.server}` : ""}`);
+    if (sandboxLine) console.log(`demo: agent says: ${str(asDetail(JSON.parse(sandboxLine)).msg)}`);
+    console.log(
+      `demo: up in ${((performance.now() - startedAt) / 1000).toFixed(1)} s; policy: holdSeconds ${HOLD_SECONDS}, approval auto\n`,
+    );
+    const names = Object.keys(targets);
+    if (s.bind)
+      console.log(`demo: ${DNS.record} A = ${(await queryRecord(s.bind.server, DNS.record, "A")).join(", ")} before\n`);
+
+    const t0 = Date.now();
+    const answer = await s.alert(
+      names.map((target) => ({ target, side: "primary" as const, status: "firing" as const, at: t0 })),
+    );
+    console.log(
+      `demo: POST /v1/alertmanager (primary gateway and primary bootstrap node down) → ${answer.status} ${JSON.stringify(answer.body)}\n`,
+    );
+
+    const width = Math.max(...names.map((n) => n.length));
+    const print = (l: Line) =>
+      console.log(`  +${((l.at - t0) / 1000).toFixed(3).padStart(7)} s  ${l.target.padEnd(width)}  ${l.text}`);
+    const lastSeq = new Map<string, number>();
+    const stepsShown = new Map<string, string>();
+    const done = new Map<string, TargetView>();
+    const deadline = Date.now() + TIMEOUT_MS;
+    while (done.size < names.length && Date.now() < deadline) {
+      const batch: Line[] = [];
+      for (const target of names) {
+        if (done.has(target)) continue;
+        const events = (await s.events(target)).filter((e) => e.seq > (lastSeq.get(target) ?? 0));
+        for (const e of events) {
+          lastSeq.set(target, e.seq);
+          const text = describe(e);
+          if (text) batch.push({ at: Date.parse(e.at), target, text });
+        }
+        const view = await s.view(target);
+        for (const step of view.action?.steps ?? []) batch.push(...stepLines(target, view, step, stepsShown));
+        if (view.phase === "steady" && view.action?.status === "succeeded" && view.activeSide === "secondary") {
+          done.set(target, view);
+        }
+      }
+      for (const l of batch.sort((a, b) => a.at - b.at)) print(l);
+      if (done.size < names.length) await new Promise((r) => setTimeout(r, 150));
+    }
+
+    console.log("\ndemo: final state");
+    let ok = true;
+    for (const target of names) {
+      const v = done.get(target) ?? (await s.view(target));
+      const onSecondary = v.activeSide === "secondary" && v.phase === "steady";
+      ok &&= onSecondary;
+      console.log(
+        `  ${target.padEnd(width)}  activeSide ${v.activeSide}, phase ${v.phase}, action ${v.action?.id ?? "-"} ${v.action?.status ?? ""}, cooldown until ${v.cooldownUntil ?? "-"}`,
+      );
+    }
+    if (s.bind) {
+      const now = await queryRecord(s.bind.server, DNS.record, "A");
+      console.log(`  ${DNS.record} A = ${now.join(", ")} (asked BIND at ${s.bind.server})`);
+      ok &&= now.join() === DNS.secondary;
+    }
+    console.log(
+      ok ? "\ndemo: done; every target is on its secondary" : "\ndemo: FAILED: not every target reached secondary",
+    );
+    return ok ? 0 : 1;
+  } finally {
+    await stack?.stop();
+    console.log("demo: stopped the worker, the agent and BIND");
+  }
+}
+
+/** A line for a step that started or finished since the last poll (finished lines carry the duration). */
+function stepLines(target: string, view: TargetView, step: StepReport, shown: Map<string, string>): Line[] {
+  const key = `${view.action?.id}/${step.name}`;
+  const previous = shown.get(key);
+  if (previous === step.status) return [];
+  shown.set(key, step.status);
+  const out: Line[] = [];
+  if (step.status === "running" && step.startedAt) {
+    out.push({ at: Date.parse(step.startedAt), target, text: `  step ${step.name} running` });
+  }
+  if ((step.status === "succeeded" || step.status === "failed" || step.status === "skipped") && step.finishedAt) {
+    const took = step.startedAt ? `${Date.parse(step.finishedAt) - Date.parse(step.startedAt)} ms` : "";
+    out.push({
+      at: Date.parse(step.finishedAt),
+      target,
+      text: `  step ${step.name} ${step.status}${took ? ` in ${took}` : ""}: ${step.detail ?? ""}`,
+    });
+  }
+  return out;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(`demo failed: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  },
+);
