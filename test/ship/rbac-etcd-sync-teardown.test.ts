@@ -37,8 +37,7 @@ function shippedTargets(): { teardown: [string, Record<string, unknown>]; dns: [
     .object({ targets: z.record(z.string(), z.record(z.string(), z.unknown())) })
     .parse(parseYaml(cm.data["agent.yaml"]));
   const entry = Object.entries(config.targets).find(([, t]) => t.kind === "etcd-sync-teardown");
-  if (!entry || entry[1].kind !== "etcd-sync-teardown")
-    throw new Error("configmap.yaml has no etcd-sync-teardown target");
+  if (entry?.[1].kind !== "etcd-sync-teardown") throw new Error("configmap.yaml has no etcd-sync-teardown target");
   const [name, target] = entry;
   return {
     teardown: [name, raw.targets[name] ?? {}],
