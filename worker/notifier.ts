@@ -2,17 +2,75 @@
  * Notifications (design §5b): every phase change, action result and drill result as one short
  * Slack message through the incoming webhook `SLACK_WEBHOOK_URL`. Best effort: a failed post is
  * logged, never retried into the state machine; the audit log is always the record.
+ *
+ * Each message names the target, the sides (which is active, and the switch's direction), the
+ * cause (the action's trigger and reason), step durations for action results, and links the
+ * status page (`statusUrl`). An approval request of an `approval: required` target carries the
+ * same Approve / Cancel buttons as `/turnout` break-glass requests (worker/slack/interactions.ts).
  */
+import type { Side } from "../shared/config.ts";
+import type { StepReport } from "../shared/protocol.ts";
 import type { Env } from "./env.ts";
+import type { MachineState } from "./machine.ts";
+import { approvalButtons } from "./slack/blocks.ts";
+import { encodeButtonValue } from "./slack/button-value.ts";
+
+/** The target's situation when the notification was emitted (added by the Durable Object). */
+export interface NotificationContext {
+  activeSide: Side;
+  phase: string;
+  epoch: number;
+  approval: { kind: string; to: Side; reason: string; deadline: number } | null;
+  action: {
+    id: string;
+    kind: string;
+    from: Side;
+    to: Side;
+    status: string;
+    trigger: string;
+    reason: string;
+    actor?: string;
+    dryRun: boolean;
+    steps: StepReport[];
+  } | null;
+}
 
 export interface Notification {
   target: string;
   text: string;
   kind: string;
+  context?: NotificationContext;
 }
 
 export interface Notifier {
   notify(n: Notification): Promise<void>;
+}
+
+/** The notification context of a machine state (what the message needs, nothing more). */
+export function notificationContext(m: MachineState): NotificationContext {
+  const a = m.action;
+  return {
+    activeSide: m.activeSide,
+    phase: m.phase,
+    epoch: m.epoch,
+    approval: m.approval
+      ? { kind: m.approval.kind, to: m.approval.to, reason: m.approval.reason, deadline: m.approval.deadline }
+      : null,
+    action: a
+      ? {
+          id: a.id,
+          kind: a.kind,
+          from: a.from,
+          to: a.to,
+          status: a.status,
+          trigger: a.trigger,
+          reason: a.reason,
+          ...(a.actor === undefined ? {} : { actor: a.actor }),
+          dryRun: a.dryRun,
+          steps: a.steps,
+        }
+      : null,
+  };
 }
 
 const EMOJI: Record<string, string> = {
@@ -23,10 +81,58 @@ const EMOJI: Record<string, string> = {
   alert: ":rotating_light:",
 };
 
-/** Formats one message: target first, then what happened and why, then the status page link. */
-export function formatNotification(n: Notification, statusUrl?: string): { text: string } {
-  const link = statusUrl ? ` <${statusUrl}|status>` : "";
-  return { text: `${EMOJI[n.kind] ?? ":information_source:"} *${n.target}*: ${n.text}${link}` };
+/** A step's duration from its reported start and finish, e.g. `3.2 s`; `?` when unknown. */
+export function stepDuration(step: StepReport): string {
+  if (!step.startedAt || !step.finishedAt) return "?";
+  const ms = Date.parse(step.finishedAt) - Date.parse(step.startedAt);
+  if (!Number.isFinite(ms) || ms < 0) return "?";
+  return ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`;
+}
+
+/** A Slack message for the webhook: `text` is the fallback, `blocks` the rendering. */
+export interface SlackWebhookMessage {
+  text: string;
+  blocks: unknown[];
+}
+
+/**
+ * Formats one message: target first, then what happened and why, then sides, cause, step
+ * durations (action and drill results) and the status page link.
+ */
+export function formatNotification(n: Notification, statusUrl?: string): SlackWebhookMessage {
+  // The machine prefixes its texts with the target name; the message shows it once, in bold.
+  const what = n.text.startsWith(`${n.target}: `) ? n.text.slice(n.target.length + 2) : n.text;
+  const headline = `${EMOJI[n.kind] ?? ":information_source:"} *${n.target}*: ${what}`;
+  const ctx = n.context;
+  const facts: string[] = [];
+  if (ctx) {
+    const a = ctx.action;
+    facts.push(`active *${ctx.activeSide}*, phase \`${ctx.phase}\``);
+    if (a && (n.kind === "action" || n.kind === "drill" || ctx.phase === "executing")) {
+      facts.push(`${a.dryRun ? "dry run " : ""}${a.kind} \`${a.id}\` ${a.from} → ${a.to}: ${a.status}`);
+      facts.push(`cause: ${a.trigger}${a.actor ? ` by ${a.actor}` : ""} — ${a.reason}`);
+    } else if (ctx.approval) {
+      facts.push(`${ctx.approval.kind} ${ctx.activeSide} → ${ctx.approval.to}; cause: ${ctx.approval.reason}`);
+    }
+  }
+  const steps =
+    ctx?.action && (n.kind === "action" || n.kind === "drill") && ctx.action.steps.length > 0
+      ? ctx.action.steps.map((s) => `• ${s.name}: ${s.status} (${stepDuration(s)})`).join("\n")
+      : "";
+  const link = statusUrl ? `<${statusUrl}|Status page>` : "";
+  const blocks: unknown[] = [{ type: "section", text: { type: "mrkdwn", text: headline } }];
+  if (steps) blocks.push({ type: "section", text: { type: "mrkdwn", text: steps } });
+  const contextLine = [...facts, link].filter(Boolean);
+  if (contextLine.length > 0) {
+    blocks.push({ type: "context", elements: contextLine.map((text) => ({ type: "mrkdwn", text })) });
+  }
+  if (n.kind === "approval" && ctx?.phase === "awaiting_approval" && ctx.approval) {
+    blocks.push(
+      approvalButtons(encodeButtonValue({ v: 1, k: "approval", t: n.target, e: ctx.epoch, d: ctx.approval.deadline })),
+    );
+  }
+  const text = [headline, ...facts, steps, link].filter(Boolean).join("\n");
+  return { text, blocks };
 }
 
 /** Posts to `SLACK_WEBHOOK_URL` when it is set; otherwise does nothing (the audit log has it). */

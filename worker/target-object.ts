@@ -15,7 +15,7 @@ import { type DrillSummary, drillSummary } from "./drills.ts";
 import type { Env } from "./env.ts";
 import { decide, type Effect, initialState, type MachineInput, MachineStateSchema, machineView } from "./machine.ts";
 import type { CommandName } from "./machine-types.ts";
-import { type Notifier, slackNotifier } from "./notifier.ts";
+import { type Notifier, notificationContext, slackNotifier } from "./notifier.ts";
 import {
   type Health,
   type IngestBatch,
@@ -29,6 +29,19 @@ import {
   type StoredSignal,
   StoredSignalSchema,
 } from "./signals.ts";
+import {
+  BREAK_GLASS_DDL,
+  type BreakGlassClick,
+  BreakGlassClickSchema,
+  type BreakGlassOutcome,
+  type BreakGlassRequestInput,
+  BreakGlassRequestInputSchema,
+  breakGlassReason,
+  insertBreakGlass,
+  judgeBreakGlassClick,
+  readBreakGlass,
+  resolveBreakGlassRow,
+} from "./slack/break-glass.ts";
 
 /** Bumped when a migration is added below; a newer stored version than the code knows is refused. */
 export const SCHEMA_VERSION = 1;
@@ -253,6 +266,8 @@ export class TargetObject extends DurableObject<Env> {
 
   private migrate(): void {
     for (const ddl of DDL) this.sql.exec(ddl);
+    // Pending Slack break-glass requests (two-person rule); additive table, see slack/break-glass.ts.
+    this.sql.exec(BREAK_GLASS_DDL);
     const row = this.sql.exec("SELECT value FROM meta WHERE key = 'schema_version'").toArray()[0];
     const stored = row ? Number(row.value) : 0;
     if (stored > SCHEMA_VERSION) {
@@ -458,6 +473,75 @@ export class TargetObject extends DurableObject<Env> {
     return this.readState();
   }
 
+  // --- Slack break-glass: the two-person rule (design §5b); storage and judgement in slack/break-glass.ts ---
+
+  /** Records a forced failover/failback awaiting a second person; answers the epoch and phase it was made at. */
+  async requestBreakGlass(
+    name: string,
+    input: BreakGlassRequestInput,
+  ): Promise<{ epoch: number; phase: string; activeSide: Side }> {
+    const req = BreakGlassRequestInputSchema.parse(input);
+    const now = this.now();
+    const { at, effects } = this.ctx.storage.transactionSync(() => {
+      const state = this.loadState(name, now);
+      const m = state.machine;
+      insertBreakGlass(this.sql, req, { epoch: m.epoch, phase: m.phase, now });
+      const detail = { command: req.command, requester: req.requester, reason: req.reason, nonce: req.nonce };
+      this.appendEvent(state, now, "breakglass.requested", { ...detail, epoch: m.epoch, phase: m.phase }, null);
+      this.saveState(state);
+      return { at: { epoch: m.epoch, phase: m.phase, activeSide: m.activeSide }, effects: state.configEffects };
+    });
+    this.perform(effects);
+    return at;
+  }
+
+  /**
+   * One Approve / Cancel click on a break-glass request. The checks (pending, not the requester,
+   * epoch unchanged) and the forced command run in ONE transaction, so at most one click executes.
+   */
+  async resolveBreakGlass(name: string, input: BreakGlassClick): Promise<BreakGlassOutcome & { view: TargetView }> {
+    const click = BreakGlassClickSchema.parse(input);
+    const now = this.now();
+    const { outcome, effects } = this.ctx.storage.transactionSync(() => {
+      const state = this.loadState(name, now);
+      const verdict = judgeBreakGlassClick(readBreakGlass(this.sql, click.nonce), click, state.machine.epoch, now);
+      const effects: Effect[] = [...state.configEffects];
+      let outcome: BreakGlassOutcome;
+      if (verdict.act === "refuse") {
+        // Refusals change nothing, not even the audit log: the click did not act. (The state is
+        // saved only for a config input loadState may have applied.)
+        outcome = { outcome: verdict.outcome, detail: verdict.detail };
+      } else if (verdict.act === "cancel") {
+        const { row } = verdict;
+        const who = { command: row.command, requester: row.requester, nonce: row.nonce };
+        this.appendEvent(state, now, "breakglass.cancelled", { ...who, by: click.actor }, null);
+        resolveBreakGlassRow(this.sql, row.nonce, "cancelled", click.actor, now, null);
+        outcome = { outcome: "cancelled", command: row.command, requester: row.requester };
+      } else {
+        const { row } = verdict;
+        const who = { command: row.command, requester: row.requester, nonce: row.nonce };
+        this.appendEvent(state, now, "breakglass.approved", { ...who, approver: click.actor }, null);
+        const reason = breakGlassReason(row, click.actor);
+        const d = this.step(
+          state,
+          { type: "command", command: row.command, force: true, actor: click.actor, reason },
+          now,
+        );
+        effects.push(...d.effects);
+        const status = d.rejected === undefined ? "executed" : "rejected";
+        resolveBreakGlassRow(this.sql, row.nonce, status, click.actor, now, d.rejected ?? null);
+        outcome =
+          d.rejected === undefined
+            ? { outcome: "executed", command: row.command, requester: row.requester }
+            : { outcome: "rejected", command: row.command, requester: row.requester, reason: d.rejected };
+      }
+      this.saveState(state);
+      return { outcome, effects };
+    });
+    this.perform(effects);
+    return { ...outcome, view: await this.view(name, { events: false }) };
+  }
+
   // -------------------------------------------------------------------------------------------
 
   /** Loads, decides and persists one input in one transaction; returns the effects to perform. */
@@ -496,8 +580,10 @@ export class TargetObject extends DurableObject<Env> {
           else void this.ctx.storage.setAlarm(effect.at);
           break;
         case "notify": {
-          const target = this.readState()?.target ?? "target";
-          this.track(this.notifierFor().notify({ target, text: effect.text, kind: effect.kind }));
+          const stored = this.readState();
+          const target = stored?.target ?? "target";
+          const context = stored ? { context: notificationContext(stored.machine) } : {};
+          this.track(this.notifierFor().notify({ target, text: effect.text, kind: effect.kind, ...context }));
           break;
         }
         case "dispatch":
