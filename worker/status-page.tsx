@@ -188,6 +188,27 @@ const STEP_SYMBOL: Record<string, string> = {
   skipped: "–",
 };
 
+/**
+ * What the page's script compares to decide a card needs re-rendering: the same fields, joined the
+ * same way, as `sig()` in the script computes from `/v1/targets`.
+ */
+export function cardSignature(
+  view: Pick<TargetView, "phase" | "activeSide" | "action" | "sides" | "paused" | "flapping">,
+): string {
+  const a = view.action;
+  return [
+    view.phase,
+    view.activeSide,
+    view.paused,
+    view.flapping,
+    a ? `${a.id}:${a.status}:${a.steps.map((st) => st.status).join(",")}` : "",
+    view.sides.primary.health,
+    view.sides.secondary.health,
+    view.sides.primary.firing.length,
+    view.sides.secondary.firing.length,
+  ].join("|");
+}
+
 function TargetCard({ view }: { view: TargetView }) {
   const id = `t-${view.name}`;
   const flags = [
@@ -198,7 +219,13 @@ function TargetCard({ view }: { view: TargetView }) {
   ].filter((f): f is string => f !== null);
   const events = [...(view.lastEvents ?? [])].reverse().slice(0, EVENTS_SHOWN);
   return (
-    <article class="card" data-target={view.name} data-phase={view.phase} aria-labelledby={id}>
+    <article
+      class="card"
+      data-target={view.name}
+      data-phase={view.phase}
+      data-sig={cardSignature(view)}
+      aria-labelledby={id}
+    >
       <h2 id={id}>{view.name}</h2>
       <dl class="summary">
         <div>
@@ -356,7 +383,11 @@ function refreshScript(): string {
   return `(() => {
   const PHASE = ${phaseText};
   const STEP = ${stepSymbol};
-  const status = document.getElementById("refresh-status");
+  // Looked up on use: this script runs inside <main>, before the footer is parsed.
+  const say = (text) => {
+    const el = document.getElementById("refresh-status");
+    if (el) el.textContent = text;
+  };
   const set = (card, field, text) => {
     const el = card.querySelector('[data-field="' + field + '"]');
     if (el && el.textContent !== text) el.textContent = text;
@@ -366,17 +397,39 @@ function refreshScript(): string {
     const ms = Date.parse(s.finishedAt) - Date.parse(s.startedAt);
     return ms < 60000 ? (ms / 1000).toFixed(1) + " s" : Math.floor(ms / 60000) + " min " + Math.round((ms % 60000) / 1000) + " s";
   };
+  const sig = (t) => {
+    const a = t.action;
+    return [
+      t.phase, t.activeSide, t.paused, t.flapping,
+      a ? a.id + ":" + a.status + ":" + a.steps.map((s) => s.status).join(",") : "",
+      t.sides.primary.health, t.sides.secondary.health,
+      t.sides.primary.firing.length, t.sides.secondary.firing.length,
+    ].join("|");
+  };
+  // A changed card is re-rendered from the server's HTML (same session cookie) and swapped in:
+  // timeline, firing signals and events stay exact without a full page reload.
+  async function rerender() {
+    const res = await fetch("/", { credentials: "same-origin", headers: { accept: "text/html" } });
+    if (!res.ok) return;
+    const doc = new DOMParser().parseFromString(await res.text(), "text/html");
+    for (const fresh of doc.querySelectorAll("[data-target]")) {
+      const old = document.querySelector('[data-target="' + CSS.escape(fresh.dataset.target) + '"]');
+      if (old) old.replaceWith(document.importNode(fresh, true));
+    }
+  }
   async function tick() {
     try {
       const res = await fetch("/v1/targets", { credentials: "same-origin", headers: { accept: "application/json" } });
       if (!res.ok) {
-        status.textContent = "Live updates stopped (HTTP " + res.status + "); reload the page to sign in again.";
+        say("Live updates stopped (HTTP " + res.status + "); reload the page to sign in again.");
         return;
       }
       const body = await res.json();
+      let changed = false;
       for (const t of body.targets) {
         const card = document.querySelector('[data-target="' + CSS.escape(t.name) + '"]');
         if (!card) continue;
+        if (card.dataset.sig !== sig(t)) changed = true;
         card.dataset.phase = t.phase;
         const phase = card.querySelector('[data-field="phase"]');
         if (phase) phase.className = "badge phase-" + t.phase;
@@ -400,9 +453,10 @@ function refreshScript(): string {
           }));
         }
       }
-      status.textContent = "Updated " + new Date().toISOString().slice(11, 19) + " UTC; live updates every ${REFRESH_SECONDS} s.";
+      if (changed) await rerender();
+      say("Updated " + new Date().toISOString().slice(11, 19) + " UTC; live updates every ${REFRESH_SECONDS} s.");
     } catch (err) {
-      status.textContent = "Live update failed; retrying.";
+      say("Live update failed; retrying.");
     }
   }
   setInterval(tick, ${REFRESH_SECONDS * 1000});
