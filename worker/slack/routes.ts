@@ -1,8 +1,141 @@
 /**
  * Slack endpoints (design §3, §5b): `POST /v1/slack/commands` (the `/turnout` slash command) and
  * `POST /v1/slack/interactions` (approve / cancel buttons).
+ *
+ * Order of work, for both: read the raw body, verify `X-Slack-Signature` over it (401
+ * problem+json naming the reason, before any parsing), then parse. The one exception is Slack's
+ * unsigned `ssl_check=1` probe on the command URL ("do not require x-slack-signature
+ * verification", wire-formats §c), answered 200 only when the body is exactly such a probe.
+ * Answers are 200 Block Kit JSON within Slack's 3 s; work that takes longer, and every follow-up,
+ * is posted to `response_url` from `waitUntil`.
  */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
+import { formatIssues, type WorkerConfig } from "../../shared/config.ts";
+import { loadConfig } from "../config.ts";
 import type { Env } from "../env.ts";
+import { Problem } from "../problem.ts";
+import { ephemeral, type SlackMessage } from "./blocks.ts";
+import { runSlashCommand, SlashCommandBodySchema } from "./commands.ts";
+import { BlockActionsSchema, runInteraction } from "./interactions.ts";
+import { answerWithin, postToResponseUrl, type SlackEnv } from "./respond.ts";
+import { describeSlackFailure, verifySlackSignature } from "./signature.ts";
 
 export const slackRoutes = new Hono<{ Bindings: Env }>();
+
+type SlackContext = Context<{ Bindings: Env }>;
+
+/** True only for Slack's unsigned SSL probe: `ssl_check=1` plus at most its `token`. */
+export function isSslCheck(raw: string): boolean {
+  if (raw.length > 512 || !/^[A-Za-z0-9_=&%.-]*$/.test(raw)) return false;
+  const params = new URLSearchParams(raw);
+  const keys = [...params.keys()];
+  return (
+    params.getAll("ssl_check").length === 1 &&
+    params.get("ssl_check") === "1" &&
+    keys.every((k) => k === "ssl_check" || k === "token") &&
+    params.getAll("token").length <= 1
+  );
+}
+
+/** The raw body once its Slack signature checks out; otherwise a 401 problem naming why. */
+async function verifiedBody(c: SlackContext, raw: string): Promise<string> {
+  const check = await verifySlackSignature(
+    c.env.SLACK_SIGNING_SECRET,
+    { signature: c.req.header("x-slack-signature"), timestamp: c.req.header("x-slack-request-timestamp") },
+    raw,
+    Date.now() / 1000,
+  );
+  if (!check.ok) {
+    throw new Problem("unauthorized", describeSlackFailure(check.reason), { extra: { reason: check.reason } });
+  }
+  return raw;
+}
+
+/** The config, or an ephemeral explanation: Slack shows a non-200 answer only as "failed". */
+function configOrMessage(env: Env): WorkerConfig | SlackMessage {
+  const loaded = loadConfig(env);
+  if (loaded.ok) return loaded.value;
+  return ephemeral(
+    `:warning: the turnout configuration (${loaded.source}) is invalid, so no command can run: ${loaded.problems
+      .slice(0, 3)
+      .map((p) => `${p.path}: ${p.message}`)
+      .join("; ")}`,
+  );
+}
+
+function isMessage(x: WorkerConfig | SlackMessage): x is SlackMessage {
+  return "response_type" in x;
+}
+
+function waitUntil(c: SlackContext): (p: Promise<unknown>) => void {
+  return (p) => {
+    try {
+      c.executionCtx.waitUntil(p);
+    } catch {
+      // No execution context (app.request in a unit test): let the promise run unattended.
+      void p;
+    }
+  };
+}
+
+/** The raw body as UTF-8 (Slack signs these exact bytes; `.text()` warns on form bodies in workerd). */
+async function rawBody(c: SlackContext): Promise<string> {
+  return new TextDecoder().decode(await c.req.arrayBuffer());
+}
+
+slackRoutes.post("/v1/slack/commands", async (c) => {
+  const raw = await rawBody(c);
+  if (isSslCheck(raw)) return c.body(null, 200);
+  await verifiedBody(c, raw);
+  const parsed = SlashCommandBodySchema.safeParse(Object.fromEntries(new URLSearchParams(raw)));
+  if (!parsed.success) {
+    throw new Problem("validation", "invalid slash command body; see errors", {
+      errors: formatIssues(parsed.error, ["body"]),
+    });
+  }
+  const body = parsed.data;
+  const config = configOrMessage(c.env);
+  if (isMessage(config)) return c.json(config);
+  const env = c.env as SlackEnv;
+  const message = await answerWithin(
+    runSlashCommand(c.env, config, body),
+    ephemeral(`:hourglass_flowing_sand: working on \`/turnout ${body.text.trim()}\`; the answer follows here`),
+    (later) => postToResponseUrl(env, body.response_url, later),
+    waitUntil(c),
+  );
+  return c.json(message);
+});
+
+slackRoutes.post("/v1/slack/interactions", async (c) => {
+  const raw = await verifiedBody(c, await rawBody(c));
+  const payloadText = new URLSearchParams(raw).get("payload");
+  if (payloadText === null) {
+    throw new Problem("validation", "interaction body has no payload field", {
+      errors: [{ path: "body.payload", message: "required (form-encoded payload=<json>)" }],
+    });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(payloadText);
+  } catch (err) {
+    throw new Problem("bad-request", "the interaction payload is not JSON", {
+      errors: [{ path: "body.payload", message: (err as Error).message }],
+    });
+  }
+  const type = typeof json === "object" && json !== null && "type" in json ? json.type : undefined;
+  // Other interaction types (shortcuts, view submissions) are not configured; acknowledge them.
+  if (type !== "block_actions") return c.body(null, 200);
+  const parsed = BlockActionsSchema.safeParse(json);
+  if (!parsed.success) {
+    throw new Problem("validation", "invalid block_actions payload; see errors", {
+      errors: formatIssues(parsed.error, ["body", "payload"]),
+    });
+  }
+  const payload = parsed.data;
+  const config = configOrMessage(c.env);
+  const message = isMessage(config) ? config : await runInteraction(c.env, config, payload);
+  // Slack takes a button's answer from response_url (the ack body of block_actions is not shown);
+  // the same message is in the body for tools and tests.
+  waitUntil(c)(postToResponseUrl(c.env as SlackEnv, payload.response_url, message));
+  return c.json(message);
+});

@@ -1,0 +1,143 @@
+/**
+ * Test helpers that talk to the worker as Slack does: signed form-encoded slash commands and
+ * `block_actions` clicks (signed with the test binding `test-slack-secret` at the REAL current
+ * time, since the route checks the 5-minute window against Date.now()), and a capture of the
+ * outbound POSTs (response_url follow-ups, webhook notifications) made through globalThis.fetch.
+ */
+import { signSlackRequest } from "../../worker/slack/signature.ts";
+
+export const SLACK_SECRET = "test-slack-secret";
+/** The response_url prefix the tests allow (stands in for https://hooks.slack.com/). */
+export const RESPONSE_PREFIX = "https://hooks.slack.test/";
+
+export interface SlackPerson {
+  id: string;
+  name: string;
+}
+export const ALICE: SlackPerson = { id: "UALICE", name: "alice" };
+export const BOB: SlackPerson = { id: "UBOB", name: "bob" };
+export const MALLORY: SlackPerson = { id: "UMALLORY", name: "mallory" };
+export const OPS_CHANNEL = { id: "COPS", name: "ops" };
+
+type Fetcher = (url: string, init: RequestInit) => Promise<Response>;
+
+/** Signs `raw` the way Slack does and POSTs it. */
+export async function signedPost(
+  fetcher: Fetcher,
+  path: string,
+  raw: string,
+  opts: { secret?: string; timestamp?: number } = {},
+): Promise<Response> {
+  const ts = opts.timestamp ?? Math.floor(Date.now() / 1000);
+  return fetcher(`http://w${path}`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/x-www-form-urlencoded",
+      "x-slack-request-timestamp": String(ts),
+      "x-slack-signature": await signSlackRequest(opts.secret ?? SLACK_SECRET, ts, raw),
+    },
+    body: raw,
+  });
+}
+
+/** The form body of `/turnout <text>` from `user` in `channel`. */
+export function slashBody(
+  text: string,
+  user: SlackPerson = ALICE,
+  channel: { id: string; name: string } = OPS_CHANNEL,
+  responseUrl = `${RESPONSE_PREFIX}commands/1/xyz`,
+): string {
+  return new URLSearchParams({
+    token: "legacy",
+    team_id: "T0001",
+    team_domain: "example",
+    channel_id: channel.id,
+    channel_name: channel.name,
+    user_id: user.id,
+    user_name: user.name,
+    command: "/turnout",
+    text,
+    api_app_id: "A0001",
+    is_enterprise_install: "false",
+    response_url: responseUrl,
+    trigger_id: "13345224609.738474920.8088930838d88f008e0",
+  }).toString();
+}
+
+/** The form body of a click on a button carrying `value`. */
+export function clickBody(
+  actionId: "approve" | "cancel",
+  value: string,
+  user: SlackPerson,
+  channel: { id: string; name: string } = OPS_CHANNEL,
+): string {
+  const payload = {
+    type: "block_actions",
+    user: { id: user.id, username: user.name, name: user.name, team_id: "T0001" },
+    api_app_id: "A0001",
+    token: "legacy",
+    container: { type: "message", message_ts: "1548261231.000200", channel_id: channel.id, is_ephemeral: false },
+    trigger_id: "12321423423.333649436676.d8c1bb837935619ccad0f624c448ffb3",
+    team: { id: "T0001", domain: "example" },
+    channel,
+    response_url: `${RESPONSE_PREFIX}actions/T0001/1/abc`,
+    actions: [
+      {
+        action_id: actionId,
+        block_id: "turnout-approval",
+        text: { type: "plain_text", text: actionId === "approve" ? "Approve" : "Cancel" },
+        value,
+        style: actionId === "approve" ? "primary" : "danger",
+        type: "button",
+        action_ts: "1548426417.840180",
+      },
+    ],
+  };
+  return new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
+}
+
+/** A Slack answer as the routes send it. */
+export interface SlackAnswer {
+  response_type: "ephemeral" | "in_channel";
+  text: string;
+  blocks?: Array<{ type: string; elements?: Array<{ action_id?: string; value?: string }> }>;
+  replace_original?: boolean;
+}
+
+/** The value of the Approve button in an answer, if any. */
+export function approveValue(answer: SlackAnswer): string | undefined {
+  const actions = answer.blocks?.find((b) => b.type === "actions");
+  return actions?.elements?.find((e) => e.action_id === "approve")?.value;
+}
+
+/** One captured outbound POST. */
+export interface Outbound {
+  url: string;
+  body: unknown;
+}
+
+/**
+ * Records outbound POSTs to the given URL prefixes and answers them `ok`; `next(pred)` resolves
+ * when a matching post has arrived (an event, not a sleep).
+ */
+export class OutboundCapture {
+  readonly posts: Outbound[] = [];
+  private waiters: Array<{ pred: (o: Outbound) => boolean; resolve: (o: Outbound) => void }> = [];
+
+  record(url: string, body: unknown): void {
+    const o = { url, body };
+    this.posts.push(o);
+    for (const w of [...this.waiters]) {
+      if (w.pred(o)) {
+        this.waiters = this.waiters.filter((x) => x !== w);
+        w.resolve(o);
+      }
+    }
+  }
+
+  next(pred: (o: Outbound) => boolean = () => true): Promise<Outbound> {
+    const seen = this.posts.find(pred);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve) => this.waiters.push({ pred, resolve }));
+  }
+}
