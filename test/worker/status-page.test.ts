@@ -5,9 +5,10 @@
  */
 
 import { reset } from "cloudflare:test";
-import { exports } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ActionRequest } from "../../shared/protocol.ts";
+import { sign } from "../../shared/signature.ts";
 import { issueSession, SESSION_TTL_SECONDS } from "../../worker/session.ts";
 import { TargetObject } from "../../worker/target-object.ts";
 import testConfig from "../fixtures/worker-test-config.json";
@@ -143,5 +144,90 @@ describe("status page auth", () => {
       expect((await get("/v1/targets", { cookie })).status).toBe(401);
     }
     expect((await get("/", { cookie: `turnout_session=${valid}` })).status).toBe(200);
+  });
+});
+
+describe("status page content", () => {
+  const bearer = { authorization: `Bearer ${TOKEN}` };
+
+  function cardOf(body: string, name: string): string {
+    return body.split('<article class="card"').find((c) => c.includes(`data-target="${name}"`)) ?? "";
+  }
+
+  it("shows the last action as a step timeline with durations, the last drill with its recovery time, and events", async () => {
+    const started = await exports.default.fetch("https://turnout.example/v1/targets/drill-dry-a/commands", {
+      method: "POST",
+      headers: { ...bearer, "content-type": "application/json" },
+      body: JSON.stringify({ command: "drill", actor: "alice" }),
+    });
+    expect(started.status).toBe(200);
+    const stub = env.TARGETS.getByName("drill-dry-a");
+    await stub.settle();
+    const req = dispatched[0] as ActionRequest;
+    const t = Date.now();
+    const at = (ms: number) => new Date(t + ms).toISOString();
+    const raw = JSON.stringify({
+      actionId: req.id,
+      target: req.target,
+      status: "succeeded",
+      dryRun: true,
+      steps: [
+        { name: "preflight", status: "succeeded", startedAt: at(0), finishedAt: at(1500) },
+        { name: "check-standby", status: "failed", startedAt: at(1500), finishedAt: at(3750), detail: "lagging" },
+      ],
+      at: at(3750),
+    });
+    const rep = await exports.default.fetch("https://turnout.example/v1/agent/reports", {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "Turnout-Signature": await sign("test-agent-secret", raw, t / 1000),
+      },
+      body: raw,
+    });
+    expect(rep.status).toBe(200);
+    const card = cardOf(await (await get("/", bearer)).text(), "drill-dry-a");
+    expect(card).toContain("Last action");
+    expect(card).toMatch(/preflight: succeeded, 1\.5 s/);
+    expect(card).toMatch(/check-standby: failed, 2\.3 s/);
+    expect(card).toContain("lagging");
+    expect(card).toMatch(/dry-run drill <strong>completed<\/strong> at <time datetime="[^"]+Z">/);
+    expect(card).toMatch(/recovery drill \d+\.\d s/);
+    expect(card).toContain("drill.completed");
+    expect(card).toContain("command.accepted");
+  });
+
+  it("shows each side's health in words and its firing signals", async () => {
+    const res = await exports.default.fetch("https://turnout.example/v1/alertmanager", {
+      method: "POST",
+      headers: { authorization: "Bearer test-am-token", "content-type": "application/json" },
+      body: JSON.stringify({
+        version: "4",
+        groupKey: "{}:{}",
+        truncatedAlerts: 0,
+        status: "firing",
+        receiver: "turnout",
+        groupLabels: {},
+        commonLabels: {},
+        commonAnnotations: {},
+        externalURL: "http://am",
+        alerts: [
+          {
+            status: "firing",
+            labels: { alertname: "Drill", target: "drill-live", side: "secondary" },
+            annotations: {},
+            startsAt: new Date(Date.now() - 1000).toISOString(),
+            endsAt: "0001-01-01T00:00:00Z",
+            generatorURL: "",
+            fingerprint: "5ec0dd0000000000",
+          },
+        ],
+      }),
+    });
+    expect(res.status).toBe(200);
+    const card = cardOf(await (await get("/", bearer)).text(), "drill-live");
+    expect(card).toMatch(/data-field="health-secondary"><span aria-hidden="true">▼ <\/span>down</);
+    expect(card).toMatch(/<strong>Drill<\/strong> from alertmanager since/);
+    expect(card).toMatch(/data-field="phase">steady</);
   });
 });
