@@ -20,6 +20,8 @@ const TOKEN = "browser-operator-token";
 const AM_TOKEN = "browser-am-token";
 const AGENT_SECRET = "browser-agent-secret";
 const TARGET = "browser-gw";
+const DRILL_TARGET = "browser-drill";
+const DRILL_CRON = "0 3 * * 1";
 const root = join(import.meta.dirname, "../..");
 
 /** A fake agent: accepts `POST /v1/actions` (202) and reports success once the test releases it. */
@@ -160,7 +162,14 @@ beforeAll(async () => {
         },
         // No hold: the incident starts executing as soon as the alert lands.
         policy: { holdSeconds: 0 },
-        drill: { cron: "0 3 * * 1", mode: "dry-run" },
+      },
+      [DRILL_TARGET]: {
+        sides: {
+          primary: { matchers: ['alertname="BrowserDrillDown"', 'side="primary"'] },
+          secondary: { matchers: ['alertname="BrowserDrillDown"', 'side="secondary"'] },
+        },
+        // wrangler.toml's cron trigger: the scheduled drill below runs through it.
+        drill: { cron: DRILL_CRON, mode: "dry-run" },
       },
     },
   };
@@ -213,6 +222,7 @@ describe("status page in Chromium", () => {
       const html = await page.content();
       expect(html).toContain("Sign in required");
       expect(html).not.toContain(TARGET);
+      expect(html).not.toContain(DRILL_TARGET);
       const wrong = await page.goto(`${worker?.url}/?token=not-the-token`, { timeout: 15_000 });
       expect(wrong?.status()).toBe(401);
       expect(await context.cookies()).toEqual([]);
@@ -298,6 +308,42 @@ describe("status page in Chromium", () => {
       expect(pageErrors).toEqual([]);
       mkdirSync(join(root, "test-results"), { recursive: true });
       await page.screenshot({ path: join(root, "test-results/status-page.png"), fullPage: true, timeout: 10_000 });
+    } finally {
+      await page.close();
+    }
+  }, 60_000);
+
+  it("a cron trigger in workerd runs the scheduled dry-run drill, and the page shows its result", async () => {
+    const w = worker as WorkerProcess;
+    const a = agent as FakeAgent;
+    const context = browser as BrowserContext;
+    const page = await context.newPage();
+    try {
+      await page.goto(`${w.url}/?token=${TOKEN}`, { timeout: 15_000 });
+      const requested = a.nextRequest();
+      // wrangler 4 dev serves Miniflare's `/cdn-cgi/handler/scheduled?cron=` trigger route without
+      // --test-scheduled (seen in cloudflare/workers-sdk#9882; the older `/__scheduled` needs the flag).
+      const fired = await fetch(`${w.url}/cdn-cgi/handler/scheduled?cron=${encodeURIComponent(DRILL_CRON)}`);
+      expect(fired.status).toBe(200);
+      const request = await Promise.race([
+        requested,
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error("no drill reached the fake agent in 15 s")), 15_000),
+        ),
+      ]);
+      expect(request).toMatchObject({ target: DRILL_TARGET, kind: "drill", dryRun: true });
+      await reportSucceeded(w.url, request);
+      await page.waitForFunction(
+        (t) => /dry-run drill completed/.test(document.querySelector(`[data-target="${t}"]`)?.textContent ?? ""),
+        DRILL_TARGET,
+        { timeout: 15_000 },
+      );
+      const text = (await page.locator(`[data-target="${DRILL_TARGET}"]`).textContent()) ?? "";
+      expect(text).toMatch(/recovery drill \d+\.\d s/);
+      expect(text).toContain("drill.completed");
+      expect(await page.locator(`[data-target="${DRILL_TARGET}"] [data-field="activeSide"]`).textContent()).toBe(
+        "primary",
+      );
     } finally {
       await page.close();
     }
