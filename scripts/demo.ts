@@ -12,7 +12,7 @@ import { spawnSync } from "node:child_process";
 import { queryRecord } from "../agent/dns/rfc2136.ts";
 import type { StepReport } from "../shared/protocol.ts";
 import { DNS, type Stack, type StackTarget, startStack } from "../test/e2e/stack.ts";
-import type { AuditEvent, TargetView } from "../worker/target-object.ts";
+import type { AuditEvent, TargetView } from "../worker/target-view.ts";
 
 const HOLD_SECONDS = 3;
 const TIMEOUT_MS = 60_000;

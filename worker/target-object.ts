@@ -11,10 +11,9 @@ import type { Side, WorkerTarget } from "../shared/config.ts";
 import type { ActionReport } from "../shared/protocol.ts";
 import { loadConfig } from "./config.ts";
 import { type Dispatcher, transportDispatcher } from "./dispatcher.ts";
-import { type DrillSummary, drillSummary } from "./drills.ts";
+import { drillSummary } from "./drill-summary.ts";
 import type { Env } from "./env.ts";
 import { decide, type Effect, initialState, type MachineInput, MachineStateSchema, machineView } from "./machine.ts";
-import type { CommandName } from "./machine-types.ts";
 import { type Notifier, notificationContext, slackNotifier } from "./notifier.ts";
 import {
   type Health,
@@ -42,6 +41,7 @@ import {
   readBreakGlass,
   resolveBreakGlassRow,
 } from "./slack/break-glass.ts";
+import type { AuditEvent, CommandResult, EventPage, SignalView, TargetCommand, TargetView } from "./target-view.ts";
 
 /** Bumped when a migration is added below; a newer stored version than the code knows is refused. */
 export const SCHEMA_VERSION = 1;
@@ -94,64 +94,14 @@ export const TargetStateSchema = z.object({
 });
 export type TargetState = z.infer<typeof TargetStateSchema>;
 
-/** One audit event as the operator API shows it (design §3). */
-export interface AuditEvent {
-  seq: number;
-  /** ISO 8601. */
-  at: string;
-  type: string;
-  detail: Json;
-  cause: number | null;
-}
-
-/** A stored signal as the operator API shows it (times ISO 8601). */
-export interface SignalView {
-  key: string;
-  source: string;
-  status: string;
-  soft: boolean;
-  held: boolean;
-  incident: string;
-  labels: Record<string, string>;
-  annotations: Record<string, string>;
-  notices: Json;
-  at: string;
-  receivedAt: string;
-  firstSeen: string;
-  lastSeen: string;
-}
-
-/** `GET /v1/targets/:name` (design §3), plus the machine's extra context (approval deadline, last drill). */
-export type TargetView = Omit<ReturnType<typeof machineView>, "sides" | "lastDrill"> & {
-  name: string;
-  /** The last drill with ISO dates, outcome and each switch's recovery time (design §5b). */
-  lastDrill: DrillSummary | null;
-  sides: Record<Side, { health: Health; upSince: string | null; firing: SignalView[] }>;
-  lastEvents?: AuditEvent[];
-};
-
-/** A command as the API and Slack send it (design §3 `{command, reason?, actor?}` plus `force`). */
-export interface TargetCommand {
-  command: CommandName;
-  force?: boolean;
-  actor?: string;
-  reason?: string;
-  /** For `drill`: `dry-run` (default) or `live`. */
-  mode?: "dry-run" | "live";
-}
-
-/** What a command did: applied, or refused with the reason the API turns into 409. */
-export interface CommandResult {
-  applied: boolean;
-  rejected?: string;
-  view: TargetView;
-}
-
-/** One page of the audit log, oldest first; `next` is absent on the last page. */
-export interface EventPage {
-  events: AuditEvent[];
-  next?: number;
-}
+export type {
+  AuditEvent,
+  CommandResult,
+  EventPage,
+  SignalView,
+  TargetCommand,
+  TargetView,
+} from "./target-view.ts";
 
 const SignalRowSchema = z.object({
   key: z.string(),

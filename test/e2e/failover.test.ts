@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { queryRecord } from "../../agent/dns/rfc2136.ts";
-import type { AuditEvent, TargetView } from "../../worker/target-object.ts";
+import type { AuditEvent, TargetView } from "../../worker/target-view.ts";
 import { DNS, type Stack, startStack, waitFor } from "./stack.ts";
 
 const HOLD_SECONDS = 2;

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AgentTarget, Side } from "../../shared/config.ts";
 import { type ActionReport, ActionReportSchema } from "../../shared/protocol.ts";
-import type { AuditEvent, TargetView } from "../../worker/target-object.ts";
+import type { AuditEvent, TargetView } from "../../worker/target-view.ts";
 import { type BindServer, startBind } from "../support/bind.ts";
 import { freePort } from "../support/free-port.ts";
 import { startWorker, type WorkerProcess } from "../support/worker-process.ts";
