@@ -16,6 +16,7 @@ import { env, exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ActionReport, ActionRequest } from "../../shared/protocol.ts";
 import { sign } from "../../shared/signature.ts";
+import { runScheduledDrills } from "../../worker/drills.ts";
 import worker from "../../worker/index.ts";
 import type { Notification } from "../../worker/notifier.ts";
 import { TargetObject, type TargetView } from "../../worker/target-object.ts";
@@ -251,5 +252,28 @@ describe("scheduled drills", () => {
     // The drill's fail back no longer happens at the end of the hold.
     await fireAlarm("drill-live", clock + 120_000);
     expect(dispatched.filter((d) => d.kind === "failback" && d.reason.includes("drill"))).toEqual([]);
+  });
+
+  it("one target's refusal (not steady) does not stop another's drill, and nothing throws", async () => {
+    const busy = await exports.default.fetch("http://w/v1/targets/drill-dry-a/commands", {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json" },
+      body: JSON.stringify({ command: "failover", actor: "bob" }),
+    });
+    expect(busy.status).toBe(200);
+    await env.TARGETS.getByName("drill-dry-a").settle();
+    dispatched = [];
+    const results = await runScheduledDrills(DRY_CRON, env);
+    expect(results).toEqual([
+      { target: "drill-dry-a", mode: "dry-run", outcome: "refused", detail: expect.stringMatching(/executing/) },
+      { target: "drill-dry-b", mode: "dry-run", outcome: "started" },
+    ]);
+    await env.TARGETS.getByName("drill-dry-b").settle();
+    expect(dispatched.map((d) => d.target)).toEqual(["drill-dry-b"]);
+  });
+
+  it("an invalid configuration starts no drill and does not throw", async () => {
+    expect(await runScheduledDrills(DRY_CRON, { ...env, TURNOUT_CONFIG: "{ not json" })).toEqual([]);
+    expect(dispatched).toEqual([]);
   });
 });
