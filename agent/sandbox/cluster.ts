@@ -15,7 +15,7 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { AgentConfig, EtcdSyncTeardownTarget, RouteSwapTarget } from "../../shared/config.ts";
 import { type Logger, silentLogger } from "../log.ts";
-import { createEtcdMirrorBackend, type EtcdMirrorBackend, etcdctlAvailable } from "./etcd-mirror.ts";
+import { createEtcdMirrorBackend, type EtcdMirrorBackend, etcdctlAvailable, mirrorPrefixesFor } from "./etcd-mirror.ts";
 import { type FakeKubeApi, type FakeKubeApiOptions, type KubeObject, startFakeKubeApi } from "./fake-kube-api.ts";
 import { type OperatorNodeMode, startStaticRouteOperators } from "./static-route-operator.ts";
 import {
@@ -173,7 +173,8 @@ export async function startSandboxCluster(
           mirror: {
             primaryEndpoints: t.etcd.primary.endpoints,
             standbyEndpoints: t.etcd.standby.endpoints,
-            prefixes: t.etcd.prefixes,
+            // The heartbeat key too when no prefix covers it: the lag check reads it on the standby.
+            prefixes: mirrorPrefixesFor(t.etcd),
             tls: t.etcd.tls,
             onUnexpectedExit: (prefix: string, code: number | null, output: string) =>
               log.warn("sandbox make-mirror exited", { prefix, code, output: output.slice(-500) }),
