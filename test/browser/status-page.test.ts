@@ -251,6 +251,11 @@ describe("status page in Chromium", () => {
       ]);
       expect(cookies[0]?.value).not.toContain(TOKEN);
       expect(await page.getByRole("heading", { level: 1 }).textContent()).toBe("turnout status");
+      // Landmarks and a card heading per target; readable at a phone's width without sideways scrolling.
+      for (const role of ["banner", "main", "contentinfo"] as const) expect(await page.getByRole(role).count()).toBe(1);
+      expect(await page.getByRole("heading", { level: 2, name: TARGET }).count()).toBe(1);
+      expect(await page.getByRole("status").count()).toBe(1);
+      expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
       const phase = card(page).locator('[data-field="phase"]');
       const active = card(page).locator('[data-field="activeSide"]');
       expect(await phase.textContent()).toBe("steady");
