@@ -15,6 +15,7 @@ import sslCheckBody from "../fixtures/slack/slack-ssl-check-boltjs.txt?raw";
 import testConfig from "../fixtures/worker-test-config.json";
 import {
   ALICE,
+  BOB,
   MALLORY,
   OutboundCapture,
   RESPONSE_PREFIX,
@@ -206,6 +207,26 @@ describe("/turnout commands", () => {
     const byName = await slash("pause slack-a", ALICE, { id: "CINCIDENT", name: "incident-room" });
     expect(byName.response_type).toBe("in_channel");
     expect((await env.TARGETS.getByName("slack-a").view("slack-a")).paused).toBe(true);
+  });
+
+  it("failback by an allowed user, once the other side is active, dispatches the switch home", async () => {
+    await slash("failover slack-b");
+    await settle("slack-b");
+    const stub = env.TARGETS.getByName("slack-b");
+    await stub.report("slack-b", {
+      actionId: "slack-b:1",
+      target: "slack-b",
+      status: "succeeded",
+      activeSide: "secondary",
+      dryRun: false,
+      steps: [],
+      at: new Date(T0).toISOString(),
+    });
+    const a = await slash("failback slack-b primary is healthy again", BOB);
+    expect(a.response_type).toBe("in_channel");
+    expect(a.text).toContain("<@UBOB> ran `failback slack-b` (primary is healthy again): accepted");
+    await settle("slack-b");
+    expect(dispatched.at(-1)).toMatchObject({ id: "slack-b:2", kind: "failback", from: "secondary", to: "primary" });
   });
 
   it("shows a 409 from the object as an ephemeral explanation", async () => {

@@ -253,6 +253,15 @@ describe("approval requests of approval: required targets", () => {
     expect(dispatched).toHaveLength(1);
   });
 
+  it("can also be approved with /turnout approve <target>", async () => {
+    await awaitingApproval();
+    const a = await slash("approve slack-approval", BOB);
+    expect(a.response_type).toBe("in_channel");
+    expect(a.text).toContain("<@UBOB> ran `approve slack-approval`: accepted");
+    await settle("slack-approval");
+    expect(dispatched).toEqual([expect.objectContaining({ id: "slack-approval:1", kind: "failover" })]);
+  });
+
   it("Cancel dismisses the request; a button of an older request cannot answer a newer one", async () => {
     const value = await awaitingApproval();
     const cancelled = await click("cancel", value, ALICE);

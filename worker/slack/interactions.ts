@@ -114,6 +114,8 @@ export async function runInteraction(env: Env, config: WorkerConfig, payload: Bl
       : await approval(env, value, action.action_id, user);
   } catch (err) {
     console.error(JSON.stringify({ level: "error", msg: "slack: click failed", target: value.t, error: String(err) }));
-    return privately(`:warning: target \`${value.t}\` did not answer; nothing is known to have changed, try again`);
+    return privately(
+      `:warning: target \`${value.t}\` did not answer, so the outcome is unknown; check \`/turnout status ${value.t}\` before clicking again`,
+    );
   }
 }
