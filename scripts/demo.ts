@@ -16,6 +16,8 @@ import type { AuditEvent, TargetView } from "../worker/target-view.ts";
 
 const HOLD_SECONDS = 3;
 const TIMEOUT_MS = 60_000;
+/** How far behind the polls the timeline prints (a step is learnt only once it finished). */
+const WATERMARK_MS = 1_000;
 
 function namedInstalled(): boolean {
   return spawnSync("sh", ["-c", "command -v named || test -x /usr/sbin/named"], { encoding: "utf8" }).status === 0;
@@ -102,25 +104,38 @@ async function main(): Promise<number> {
     const stepsShown = new Map<string, string>();
     const done = new Map<string, TargetView>();
     const deadline = Date.now() + TIMEOUT_MS;
+    // Lines wait in `held` until they are older than the watermark, so events and steps learnt
+    // in different polls still print in time order.
+    const held: Line[] = [];
+    const flush = (upTo: number) => {
+      held.sort((a, b) => a.at - b.at);
+      while (held.length && (held[0]?.at ?? Number.POSITIVE_INFINITY) <= upTo) {
+        const l = held.shift();
+        if (l) print(l);
+      }
+    };
     while (done.size < names.length && Date.now() < deadline) {
-      const batch: Line[] = [];
+      const pollStarted = Date.now();
+      const batch = held;
       for (const target of names) {
         if (done.has(target)) continue;
+        // The view first: once it says done, the events read next include the final report.
+        const view = await s.view(target);
+        for (const step of view.action?.steps ?? []) batch.push(...stepLines(target, view, step, stepsShown));
         const events = (await s.events(target)).filter((e) => e.seq > (lastSeq.get(target) ?? 0));
         for (const e of events) {
           lastSeq.set(target, e.seq);
           const text = describe(e);
           if (text) batch.push({ at: Date.parse(e.at), target, text });
         }
-        const view = await s.view(target);
-        for (const step of view.action?.steps ?? []) batch.push(...stepLines(target, view, step, stepsShown));
         if (view.phase === "steady" && view.action?.status === "succeeded" && view.activeSide === "secondary") {
           done.set(target, view);
         }
       }
-      for (const l of batch.sort((a, b) => a.at - b.at)) print(l);
+      flush(pollStarted - WATERMARK_MS);
       if (done.size < names.length) await new Promise((r) => setTimeout(r, 150));
     }
+    flush(Number.POSITIVE_INFINITY);
 
     console.log("\ndemo: final state");
     let ok = true;
