@@ -12,10 +12,10 @@ import { Hono } from "hono";
 import type { Child } from "hono/jsx";
 import { constantTimeEqual, operatorAuthorized } from "./auth.ts";
 import { loadConfig } from "./config.ts";
-import type { DrillSummary } from "./drills.ts";
+import type { DrillSummary } from "./drill-summary.ts";
 import type { Env } from "./env.ts";
 import { issueSession, sessionCookie } from "./session.ts";
-import type { AuditEvent, SignalView, TargetView } from "./target-object.ts";
+import type { AuditEvent, SignalView, TargetView } from "./target-view.ts";
 
 /** How often the page polls `/v1/targets`. */
 export const REFRESH_SECONDS = 3;
