@@ -18,6 +18,8 @@ export interface AgentAppDeps {
   /** The action API; absent, `/v1/actions` answers 404 (e.g. a health-only tool). */
   actions?: Omit<ActionRoutesDeps, "config">;
   metrics?: AgentMetrics;
+  /** Sandbox only: what the sandbox started on this machine (local BIND, etcd), shown in `/healthz`. */
+  sandbox?: () => unknown;
 }
 
 /** Builds the agent's Hono app. */
@@ -31,6 +33,7 @@ export function createAgentApp(deps: AgentAppDeps): Hono {
       version: deps.version,
       targets: Object.fromEntries(Object.entries(deps.config.targets).map(([name, t]) => [name, t.kind])),
       ...(deps.mode === "sandbox" ? { note: "sandbox: simulated Kubernetes cluster, no real cluster is touched" } : {}),
+      ...(deps.mode === "sandbox" && deps.sandbox ? { sandbox: deps.sandbox() } : {}),
     }),
   );
 
