@@ -32,9 +32,11 @@ export const BREAK_GLASS_DDL = `CREATE TABLE IF NOT EXISTS slack_break_glass (
   outcome TEXT
 )`;
 
+/** The commands `force` may break glass for. */
 export const BreakGlassCommandSchema = z.enum(["failover", "failback"]);
 export type BreakGlassCommand = z.infer<typeof BreakGlassCommandSchema>;
 
+/** A request is pending until executed, rejected by the machine, or cancelled. */
 export const BreakGlassStatusSchema = z.enum(["pending", "executed", "rejected", "cancelled"]);
 export type BreakGlassStatus = z.infer<typeof BreakGlassStatusSchema>;
 

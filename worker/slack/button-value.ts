@@ -11,6 +11,7 @@
  */
 import { z } from "zod";
 
+/** A break-glass request's buttons. */
 export const BreakGlassButtonSchema = z
   .object({
     v: z.literal(1),
@@ -24,6 +25,7 @@ export const BreakGlassButtonSchema = z
   })
   .strict();
 
+/** An `approval: required` request's buttons. */
 export const ApprovalButtonSchema = z
   .object({
     v: z.literal(1),
@@ -34,6 +36,7 @@ export const ApprovalButtonSchema = z
   })
   .strict();
 
+/** Either kind of turnout button value. */
 export const ButtonValueSchema = z.discriminatedUnion("k", [BreakGlassButtonSchema, ApprovalButtonSchema]);
 export type ButtonValue = z.infer<typeof ButtonValueSchema>;
 

@@ -65,7 +65,8 @@ async function breakGlassRequest(
   user: SlackUser,
   cmd: Extract<SlashCommand, { kind: "mutate" }>,
 ): Promise<SlackMessage> {
-  if (cmd.command !== "failover" && cmd.command !== "failback") {
+  const command = cmd.command;
+  if (command !== "failover" && command !== "failback") {
     return ephemeral("`force` applies only to failover and failback");
   }
   const nonce = newNonce();
@@ -74,7 +75,7 @@ async function breakGlassRequest(
   const at = await fromObject(cmd.target, () =>
     env.TARGETS.getByName(cmd.target).requestBreakGlass(cmd.target, {
       nonce,
-      command: cmd.command as "failover" | "failback",
+      command,
       requesterId: user.id,
       requester: actor,
       reason,
@@ -85,7 +86,7 @@ async function breakGlassRequest(
     v: 1,
     k: "break-glass",
     t: cmd.target,
-    c: cmd.command as "failover" | "failback",
+    c: command,
     r: user.id,
     e: at.epoch,
     p: at.phase,
@@ -105,8 +106,8 @@ function accepted(user: SlackUser, cmd: Extract<SlashCommand, { kind: "mutate" }
 }
 
 /**
- * Runs one verified slash command. `answer` gets the message for the 3 s acknowledgement; the
- * object call is raced against the ack deadline by the caller (see respond.ts answerWithin).
+ * Runs one verified slash command and renders its answer. The caller races it against the 3 s
+ * acknowledgement (respond.ts `answerWithin`) and posts a late answer to `response_url`.
  */
 export async function runSlashCommand(env: Env, config: WorkerConfig, body: SlashCommandBody): Promise<SlackMessage> {
   const targets = Object.keys(config.targets).sort();
