@@ -354,5 +354,11 @@ describe("response_url follow-ups", () => {
       `${RESPONSE_PREFIX}ok`,
       "https://hooks.slack.com/commands/T/1/x",
     ]);
+    // The SLACK_RESPONSE_URL_PREFIX var overrides the prefix (local runs against a fake Slack).
+    await postToResponseUrl({ ...env, SLACK_RESPONSE_URL_PREFIX: "http://127.0.0.1:9/" }, "http://127.0.0.1:9/r", {
+      response_type: "ephemeral",
+      text: "v",
+    });
+    expect(outbound.posts.at(-1)?.url).toBe("http://127.0.0.1:9/r");
   });
 });

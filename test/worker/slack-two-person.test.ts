@@ -210,6 +210,13 @@ describe("break-glass through Slack", () => {
     expect(dispatched).toHaveLength(0);
   });
 
+  it("acknowledges other interaction types with an empty 200 and does nothing", async () => {
+    const body = new URLSearchParams({ payload: JSON.stringify({ type: "shortcut", callback_id: "x" }) }).toString();
+    const res = await signedPost(fetcher, "/v1/slack/interactions", body);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe("");
+  });
+
   it("answers a signed interaction with a malformed payload 400 naming the fields", async () => {
     const res = await signedPost(
       fetcher,
