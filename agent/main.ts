@@ -3,7 +3,8 @@
  * The turnout agent: `node agent/main.ts --config <file>` (or TURNOUT_AGENT_CONFIG).
  * On a bad config it prints every problem as `path: message` and exits 1.
  *
- * Wiring: config → mode → (sandbox: the simulated cluster of design §9) → KubeConfig → durable
+ * Wiring: config → mode → (sandbox: local BIND/etcd for local targets, then the simulated cluster
+ * of design §9) → heartbeat writers → KubeConfig → durable
  * action store (ConfigMaps) → Leadership (Lease) → executors → runner + HTTP server. Unfinished actions resume
  * when this replica leads; SIGTERM stops accepting, lets the running step finish (bounded), then
  * aborts it, releases the Lease and exits.
@@ -15,6 +16,7 @@ import { ApiException, CoreV1Api, type KubeConfig, VersionApi } from "@kubernete
 import type { AgentConfig } from "../shared/config.ts";
 import { type ActionStore, InMemoryActionStore } from "./action-store.ts";
 import { ConfigError, configSource, loadAgentConfigFile, parseConfigText, validateOrThrow } from "./config-file.ts";
+import { startConfiguredHeartbeats } from "./etcd/heartbeat.ts";
 import { createDnsFlipExecutor } from "./executors/dns-flip.ts";
 import { createEtcdSyncTeardownExecutor } from "./executors/etcd-sync-teardown.ts";
 import { createRouteSwapExecutor } from "./executors/route-swap.ts";
@@ -28,6 +30,7 @@ import { type ClusterMode, detectMode } from "./mode.ts";
 import { qstashKeysFromEnv } from "./qstash.ts";
 import { createReportSender } from "./report-sender.ts";
 import { ActionRunner, type ExecutorRegistry, executorRegistry, followLeadership } from "./runner.ts";
+import { type LocalServers, startLocalServers } from "./sandbox/local-servers.ts";
 import { createAgentApp, leaseReadiness } from "./server.ts";
 
 const version = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string })
@@ -45,11 +48,18 @@ export interface StartAgentOptions {
   leadership?: Leadership;
   /** How long SIGTERM lets a running step finish before aborting it (default 20 s, under k8s' 30 s). */
   shutdownGraceMs?: number;
+  /**
+   * Sandbox only: start a local BIND/etcd for targets whose servers are on 127.0.0.1
+   * (agent/sandbox/local-servers.ts). Default true when the sandbox cluster is started here.
+   */
+  localServers?: boolean;
 }
 
 export interface RunningAgent {
   url: string;
   runner: ActionRunner;
+  /** The BIND/etcd servers the sandbox started (undefined outside the sandbox). */
+  localServers: LocalServers | undefined;
   /** Graceful stop: stop accepting, drain, release the Lease, close the server. */
   stop(): Promise<void>;
 }
@@ -86,10 +96,24 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
   const env = options.env ?? process.env;
   const log = options.log ?? createLogger({ component: "agent" });
 
-  const cluster = options.kubeConfig
-    ? { kubeConfig: options.kubeConfig, close: async () => {} }
-    : await connectKube(config, { mode, log });
+  // Sandbox: the local servers first, so the synchronizer's make-mirror has endpoints to mirror.
+  const localServers =
+    mode === "sandbox" && !options.kubeConfig && options.localServers !== false
+      ? await startLocalServers(config, env, log)
+      : undefined;
+  let cluster: { kubeConfig: KubeConfig; close(): Promise<void> };
+  try {
+    cluster = options.kubeConfig
+      ? { kubeConfig: options.kubeConfig, close: async () => {} }
+      : await connectKube(config, { mode, log });
+  } catch (err) {
+    await localServers?.stop();
+    throw err;
+  }
   const { kubeConfig } = cluster;
+  // Targets with `heartbeat.write: true` get their heartbeat written by this agent (design §7).
+  const heartbeats = startConfiguredHeartbeats(config, { now: Date.now, log });
+  if (heartbeats.targets.length) log.info("writing etcd heartbeats", { targets: heartbeats.targets });
 
   // Durable action memory: ConfigMaps in the agent's namespace (in the sandbox, the simulated
   // cluster's, which lives as long as the process).
@@ -145,6 +169,7 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     mode,
     version,
     metrics,
+    ...(localServers ? { sandbox: () => localServers.summary } : {}),
     readiness: () =>
       leaseReadiness(leadership, async () => {
         await versionApi.getCode();
@@ -161,8 +186,10 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
   });
 
   const [host, portText] = splitHostPort(config.listen);
-  const server = await new Promise<ServerType>((resolve) => {
+  const server = await new Promise<ServerType>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: host, port: Number(portText) }, () => resolve(s));
+    // E.g. the port is taken: fail startAgent (main exits 1; the sandbox's servers go with it).
+    s.once("error", reject);
   });
   const port = (server.address() as AddressInfo).port;
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
@@ -171,6 +198,7 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
   return {
     url,
     runner,
+    localServers,
     stop: async () => {
       accepting = false;
       await runner.drain(options.shutdownGraceMs ?? 20_000);
@@ -182,6 +210,8 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
         if ("closeAllConnections" in server) server.closeAllConnections();
       });
       await cluster.close();
+      await heartbeats.stop();
+      await localServers?.stop();
     },
   };
 }
