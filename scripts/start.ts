@@ -1,7 +1,10 @@
 /**
  * npm start: the worker (wrangler dev, 127.0.0.1:8787) and the agent (127.0.0.1:8788) together,
  * logs prefixed, Ctrl-C stops both. Local secrets come from .dev.vars (created from
- * .dev.vars.example on first run) and are shared with the agent.
+ * .dev.vars.example on first run) and are shared with the agent. With agent.config.json the agent
+ * runs the sandbox (design §9) with its three targets: egress-gw on the simulated cluster,
+ * bootstrap-dns (and platform-dns) on a local BIND at 127.0.0.1:5353, and global-dr between two
+ * local etcd at 127.0.0.1:23791/23792; the agent stops them on Ctrl-C.
  */
 import { copyFileSync, existsSync, readFileSync } from "node:fs";
 import { parseEnv } from "node:util";
@@ -11,7 +14,13 @@ if (!existsSync(".dev.vars")) {
   copyFileSync(".dev.vars.example", ".dev.vars");
   console.log("start: created .dev.vars from .dev.vars.example (local development secrets)");
 }
-const vars = parseEnv(readFileSync(".dev.vars", "utf8"));
+// A .dev.vars from an older example may lack newer keys (e.g. TSIG_SECRET for the sandbox BIND):
+// the example's values fill the gaps, and the developer's own values win.
+const example = parseEnv(readFileSync(".dev.vars.example", "utf8"));
+const own = parseEnv(readFileSync(".dev.vars", "utf8"));
+const missing = Object.keys(example).filter((k) => own[k] === undefined);
+if (missing.length) console.log(`start: .dev.vars lacks ${missing.join(", ")}; using .dev.vars.example's values`);
+const vars = { ...example, ...own };
 const agentConfig = process.env.TURNOUT_AGENT_CONFIG_FILE ?? "agent.config.json";
 
 const { result } = concurrently(
