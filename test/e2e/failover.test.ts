@@ -8,8 +8,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { queryRecord } from "../../agent/dns/rfc2136.ts";
+import { sign } from "../../shared/signature.ts";
 import type { AuditEvent, TargetView } from "../../worker/target-view.ts";
-import { DNS, type Stack, startStack, waitFor } from "./stack.ts";
+import { DNS, type Stack, startStack, TOKENS, waitFor } from "./stack.ts";
 
 const HOLD_SECONDS = 2;
 
@@ -24,6 +25,10 @@ beforeAll(async () => {
       "dup-gw": { kind: "route-swap", holdSeconds: HOLD_SECONDS },
       "quiet-gw": { kind: "route-swap", holdSeconds: HOLD_SECONDS },
       "reorder-gw": { kind: "route-swap", holdSeconds: HOLD_SECONDS },
+      "quorum-gw": { kind: "route-swap", holdSeconds: HOLD_SECONDS, policy: { quorum: 2 } },
+      "approve-gw": { kind: "route-swap", holdSeconds: HOLD_SECONDS, policy: { approval: "required" } },
+      "drill-gw": { kind: "route-swap", holdSeconds: HOLD_SECONDS },
+      "both-gw": { kind: "route-swap", holdSeconds: HOLD_SECONDS },
     },
     // The first scenario needs the agent down when the hold expires; it starts it itself.
     agent: false,
@@ -263,4 +268,123 @@ describe("failover end to end: workerd worker, agent process, BIND", () => {
     expect(dispatched?.detail).toMatchObject({ id: "egress-gw:2", kind: "failback" });
     expect(accepted && dispatched && chainOf(events, dispatched).map((e) => e.seq)).toContain(accepted?.seq);
   }, 30_000);
+  it("bootstrap-dns fails back by command and BIND answers the primary value again", async () => {
+    const bind = stack.bind;
+    if (!bind) throw new Error("the stack started no BIND");
+    await settledOn("bootstrap-dns", "secondary");
+    await stack.alert([
+      { target: "bootstrap-dns", side: "primary", status: "resolved", at: Date.now(), startsAt: Date.now() - 60_000 },
+    ]);
+    expect((await stack.command("bootstrap-dns", "failback", { reason: "node repaired" })).status).toBe(200);
+    const view = await settledOn("bootstrap-dns", "primary");
+    expect(view.action).toMatchObject({ id: "bootstrap-dns:2", kind: "failback" });
+    expect(await queryRecord(bind.server, DNS.record, "A")).toEqual([DNS.primary]);
+  }, 30_000);
+
+  it("with quorum 2 an Alertmanager alert alone holds nothing; the Nagios HARD problem for the same gateway completes the quorum", async () => {
+    await stack.alert([{ target: "quorum-gw", side: "primary", status: "firing", at: Date.now() }]);
+    const one = await stack.view("quorum-gw");
+    expect(one).toMatchObject({ phase: "steady", activeSide: "primary" });
+    expect(one.sides.primary.firing).toHaveLength(1);
+    // Below quorum the side is not down (the engine calls it unknown, design §3).
+    expect(one.sides.primary.health).not.toBe("down");
+
+    const nagios = await stack.nagios("quorum-gw", "primary", "PROBLEM");
+    expect(nagios).toMatchObject({ status: 200, body: { accepted: 1, targets: ["quorum-gw"] } });
+    const two = await stack.view("quorum-gw");
+    expect(two.phase).toBe("pending");
+    expect(two.sides.primary.firing.map((f) => f.source).sort()).toEqual(["alertmanager", "nagios"]);
+
+    await settledOn("quorum-gw", "secondary");
+    const events = await stack.events("quorum-gw");
+    expect(ofType(events, "action.dispatched")).toHaveLength(1);
+    const health = ofType(events, "side.health-changed").find((e) => JSON.stringify(e.detail).includes('"down"'));
+    if (!health) throw new Error("no side.health-changed event to down");
+    expect(health.detail).toMatchObject({ side: "primary", health: "down" });
+    // The side went down on the Nagios signal, the second source.
+    expect(chainOf(events, health)[0]?.detail).toMatchObject({ source: "nagios" });
+  }, 30_000);
+
+  it("with approval required the failover waits for the approve command, then runs", async () => {
+    await stack.alert([{ target: "approve-gw", side: "primary", status: "firing", at: Date.now() }]);
+    const waiting = await waitFor("approve-gw awaiting approval", async () => {
+      const v = await stack.view("approve-gw");
+      return v.phase === "awaiting_approval" ? v : undefined;
+    });
+    expect(waiting.activeSide).toBe("primary");
+    expect(ofType(await stack.events("approve-gw"), "action.dispatched")).toHaveLength(0);
+    expect(await stack.agentReport("approve-gw:1")).toBeUndefined();
+
+    const res = await stack.command("approve-gw", "approve", { reason: "checked the gateway" });
+    expect(res.status).toBe(200);
+    const view = await settledOn("approve-gw", "secondary");
+    expect(view.action).toMatchObject({ id: "approve-gw:1", kind: "failover", status: "succeeded" });
+    const events = await stack.events("approve-gw");
+    expect(ofType(events, "approval.requested")).toHaveLength(1);
+    expect(ofType(events, "action.dispatched")).toHaveLength(1);
+  }, 30_000);
+
+  it("a dry-run drill runs the steps without changing anything and leaves the active side alone", async () => {
+    const res = await stack.command("drill-gw", "drill", { reason: "weekly drill" });
+    expect(res.status).toBe(200);
+    const done = await waitFor("drill completed", async () =>
+      ofType(await stack.events("drill-gw"), "drill.completed").at(0),
+    );
+    expect(done.detail).toBeDefined();
+    const view = await stack.view("drill-gw");
+    expect(view).toMatchObject({ activeSide: "primary", phase: "steady" });
+    const report = await stack.agentReport("drill-gw:1");
+    expect(report).toMatchObject({ status: "succeeded", dryRun: true });
+    // The real failover afterwards still finds the primary route in place (the drill deleted nothing).
+    await stack.alert([{ target: "drill-gw", side: "primary", status: "firing", at: Date.now() }]);
+    const after = await settledOn("drill-gw", "secondary");
+    const live = await stack.agentReport(after.action?.id ?? "");
+    expect(live?.steps.find((s) => s.name === "delete-outgoing")?.detail).toMatch(/route-\d+-primary deleted/);
+  }, 30_000);
+
+  it("both sides down: no switch to a down side, the block is audited", async () => {
+    const now = Date.now();
+    await stack.alert([
+      { target: "both-gw", side: "secondary", status: "firing", at: now },
+      { target: "both-gw", side: "primary", status: "firing", at: now },
+    ]);
+    const blocked = await waitFor("both-sides-down", async () =>
+      ofType(await stack.events("both-gw"), "both-sides-down").at(0),
+    );
+    expect(blocked.detail).toMatchObject({ active: "primary", other: "secondary" });
+    const view = await stack.view("both-gw");
+    expect(view.activeSide).toBe("primary");
+    expect(ofType(await stack.events("both-gw"), "action.dispatched")).toHaveLength(0);
+  }, 30_000);
+
+  it("a report with a wrong signature is refused with 401 and changes nothing", async () => {
+    const before = await stack.view("egress-gw");
+    const report = JSON.stringify({
+      actionId: "egress-gw:9",
+      target: "egress-gw",
+      status: "succeeded",
+      activeSide: "secondary",
+      steps: [],
+      at: new Date().toISOString(),
+    });
+    const forged = await sign("not-the-agent-secret", report, Math.floor(Date.now() / 1000));
+    const res = await fetch(`${stack.worker.url}/v1/agent/reports`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "turnout-signature": forged },
+      body: report,
+    });
+    expect(res.status).toBe(401);
+    expect(res.headers.get("content-type")).toContain("application/problem+json");
+    // The right secret but a timestamp 10 minutes old: a replay.
+    const stale = await sign(TOKENS.agentSecret, report, Math.floor(Date.now() / 1000) - 600);
+    const replay = await fetch(`${stack.worker.url}/v1/agent/reports`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "turnout-signature": stale },
+      body: report,
+    });
+    expect(replay.status).toBe(401);
+    const after = await stack.view("egress-gw");
+    expect(after.activeSide).toBe(before.activeSide);
+    expect(after.lastEvents?.at(-1)?.seq).toBe(before.lastEvents?.at(-1)?.seq);
+  }, 10_000);
 });

@@ -20,6 +20,7 @@ const root = join(import.meta.dirname, "../..");
 
 export const TOKENS = {
   alertmanager: "e2e-alertmanager-token",
+  nagios: "e2e-nagios-token",
   operator: "e2e-operator-token",
   agentSecret: "e2e-agent-secret-0123456789abcdef",
 } as const;
@@ -40,6 +41,8 @@ export interface StackTarget {
    */
   kind: "route-swap" | "dns-flip";
   holdSeconds: number;
+  /** More policy keys (quorum, approval, …); design §5 defaults otherwise, failback manual. */
+  policy?: Record<string, unknown>;
 }
 
 export interface StackOptions {
@@ -62,6 +65,11 @@ export interface Stack {
   labels(target: string, side: Side): Record<string, string>;
   /** POSTs an Alertmanager v4 webhook; returns the ingest answer. */
   alert(alerts: AlertSpec[]): Promise<IngestAnswer>;
+  /**
+   * POSTs a Nagios host notification (JSON) for host `<target>-<side>`, which the target's side
+   * also matches: PROBLEM with a HARD DOWN state, or RECOVERY.
+   */
+  nagios(target: string, side: Side, type: "PROBLEM" | "RECOVERY"): Promise<IngestAnswer>;
   view(target: string): Promise<TargetView>;
   events(target: string): Promise<AuditEvent[]>;
   command(target: string, command: string, extra?: Record<string, unknown>): Promise<Response>;
@@ -146,9 +154,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
           };
       labelsOf.set(name, labels);
       const matchers = (l: Record<string, string>) => Object.entries(l).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
+      // Each side takes the Alertmanager alert or the Nagios host check (design §4 `anyOf`).
+      const side = (s: Side) => ({ anyOf: [matchers(labels[s]), [`host="${name}-${s}"`]] });
       workerTargets[name] = {
-        sides: { primary: { matchers: matchers(labels.primary) }, secondary: { matchers: matchers(labels.secondary) } },
-        policy: { holdSeconds: t.holdSeconds, quorum: 1, approval: "auto", failback: "manual" },
+        sides: { primary: side("primary"), secondary: side("secondary") },
+        policy: { holdSeconds: t.holdSeconds, quorum: 1, approval: "auto", failback: "manual", ...t.policy },
       };
       if (t.kind === "route-swap") agentTargets[name] = routeSwap(index);
       else {
@@ -174,6 +184,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       vars: {
         TURNOUT_CONFIG: JSON.stringify({ agent: { url: agentUrl, transport: "direct" }, targets: workerTargets }),
         ALERTMANAGER_TOKEN: TOKENS.alertmanager,
+        NAGIOS_TOKEN: TOKENS.nagios,
         OPERATOR_TOKEN: TOKENS.operator,
         TURNOUT_AGENT_SECRET: TOKENS.agentSecret,
       },
@@ -302,6 +313,26 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         const res = await fetch(`${worker.url}/v1/alertmanager`, {
           method: "POST",
           headers: { authorization: `Bearer ${TOKENS.alertmanager}`, "content-type": "application/json" },
+          body: JSON.stringify(body),
+        });
+        return { status: res.status, body: (await res.json()) as IngestAnswer["body"] };
+      },
+      async nagios(target, side, type) {
+        if (!labelsOf.has(target)) throw new Error(`no target ${target} in the stack`);
+        const host = `${target}-${side}`;
+        const body = {
+          NOTIFICATIONTYPE: type,
+          HOSTNAME: host,
+          HOSTALIAS: host,
+          HOSTADDRESS: "192.0.2.21",
+          HOSTSTATE: type === "PROBLEM" ? "DOWN" : "UP",
+          HOSTSTATETYPE: "HARD",
+          HOSTOUTPUT: type === "PROBLEM" ? "CRITICAL - Host Unreachable (192.0.2.21)" : "PING OK",
+          TIMET: String(Math.floor(Date.now() / 1000)),
+        };
+        const res = await fetch(`${worker.url}/v1/nagios`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${TOKENS.nagios}`, "content-type": "application/json" },
           body: JSON.stringify(body),
         });
         return { status: res.status, body: (await res.json()) as IngestAnswer["body"] };
