@@ -1,8 +1,8 @@
 /**
  * The complete sandbox (design §9, issue 9): the agent in sandbox mode starts a real BIND for its
  * local dns-flip targets and two real etcd for its local etcd-sync-teardown target, the simulated
- * synchronizer mirrors between them (heartbeat included), `/healthz` lists them, a signed dns-flip
- * action flips the record in that BIND, and stopping the agent leaves no process behind.
+ * synchronizer mirrors between them (heartbeat included), `/healthz` lists them, signed dns-flip
+ * and etcd-sync-teardown actions run against them, and stopping the agent leaves no process behind.
  */
 import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -13,6 +13,7 @@ import { type RunningAgent, startAgent } from "../../agent/main.ts";
 import { namedPath } from "../../agent/sandbox/bind-server.ts";
 import { freePorts, requireEtcdBinaries } from "../../agent/sandbox/etcd-server.ts";
 import { AgentConfigSchema } from "../../shared/config.ts";
+import { type ActionReport, ActionReportSchema } from "../../shared/protocol.ts";
 import { SIGNATURE_HEADER, sign } from "../../shared/signature.ts";
 import { eventually } from "../support/etcd.ts";
 
@@ -77,6 +78,7 @@ describe("sandbox local servers (npm start on one machine)", () => {
           sync: { namespace: "cpaas-system", name: "etcd-sync" },
           dns: "platform-dns",
           restart: [{ kind: "Deployment", namespace: "cpaas-system", name: "cluster-transformer" }],
+          followUps: ["Remove the port-2379 forwarding from both VIPs' load balancers"],
         },
       },
     });
@@ -137,10 +139,11 @@ describe("sandbox local servers (npm start on one machine)", () => {
     expect(lines.some((l) => l.includes(`sandbox: started BIND on 127.0.0.1:${ports.dns}`))).toBe(true);
   });
 
-  it("flips the record in the local BIND on a signed dns-flip action", async () => {
+  /** Posts a signed failover to the agent and polls its report until the action has finished. */
+  async function act(id: string, target: string): Promise<ActionReport> {
     const body = JSON.stringify({
-      id: "bootstrap-dns:1",
-      target: "bootstrap-dns",
+      id,
+      target,
       kind: "failover",
       from: "primary",
       to: "secondary",
@@ -154,11 +157,41 @@ describe("sandbox local servers (npm start on one machine)", () => {
       },
       body,
     });
-    expect(res.status).toBeLessThan(300);
+    expect(res.status, await res.clone().text()).toBeLessThan(300);
+    let report: ActionReport | undefined;
     await eventually(
-      async () => (await queryRecord(`127.0.0.1:${ports.dns}`, "www.example.test", "A"))[0] === "172.30.41.194",
-      "the record flipped to the secondary",
+      async () => {
+        const r = await fetch(`${agent?.url}/v1/actions/${id}`);
+        report = r.ok ? ActionReportSchema.parse(await r.json()) : undefined;
+        return report !== undefined && report.status !== "running";
+      },
+      `${id} finished`,
+      20_000,
     );
+    if (!report) throw new Error(`no report for ${id}`);
+    return report;
+  }
+
+  it("flips the record in the local BIND on a signed dns-flip action", async () => {
+    const report = await act("bootstrap-dns:1", "bootstrap-dns");
+    expect(report.status, JSON.stringify(report)).toBe("succeeded");
+    expect(await queryRecord(`127.0.0.1:${ports.dns}`, "www.example.test", "A")).toEqual(["172.30.41.194"]);
+  });
+
+  it("tears down the local sync on a signed global-dr failover: consistent, mirror stopped, platform record flipped", async () => {
+    const mirrorsBefore = children(["etcdctl"]).length;
+    expect(mirrorsBefore).toBe(2);
+    const report = await act("global-dr:1", "global-dr");
+    expect(report.status, JSON.stringify(report)).toBe("succeeded");
+    expect(report.steps.map((step) => [step.name, step.status])).toEqual([
+      ["consistency", "succeeded"],
+      ["stop-sync", "succeeded"],
+      ["flip-dns", "succeeded"],
+      ["restart", "succeeded"],
+      ["follow-ups", "succeeded"],
+    ]);
+    expect(children(["etcdctl"])).toEqual([]);
+    expect(await queryRecord(`127.0.0.1:${ports.dns}`, "platform.example.test", "A")).toEqual(["172.30.51.10"]);
   });
 
   it("leaves no named, etcd or etcdctl process behind when the agent stops", async () => {
@@ -167,7 +200,8 @@ describe("sandbox local servers (npm start on one machine)", () => {
     const pids = running.localServers?.pids() ?? [];
     expect(pids).toHaveLength(3);
     const before = children(["named", "etcd", "etcdctl"]);
-    expect(before.map((c) => c.comm).sort()).toEqual(["etcd", "etcd", "etcdctl", "etcdctl", "named"]);
+    // The global-dr failover above stopped the make-mirror processes already.
+    expect(before.map((c) => c.comm).sort()).toEqual(["etcd", "etcd", "named"]);
     agent = undefined;
     await running.stop();
     expect(children(["named", "etcd", "etcdctl"])).toEqual([]);
