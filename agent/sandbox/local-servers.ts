@@ -57,6 +57,11 @@ export interface LocalServers {
   stop(): Promise<void>;
 }
 
+export interface LocalServersOptions {
+  /** Which binaries are installed (default: looked up on this machine); tests pretend they are not. */
+  installed?: { named: boolean; etcd: boolean };
+}
+
 const SEED_KEYS = 3;
 
 /** The port of a local `host:port` (127.0.0.1 or localhost), else undefined. */
@@ -93,6 +98,7 @@ export async function startLocalServers(
   config: Pick<AgentConfig, "targets">,
   env: Record<string, string | undefined>,
   log: Logger,
+  options: LocalServersOptions = {},
 ): Promise<LocalServers> {
   const summary: LocalServersSummary = { bind: [], etcd: [], skipped: [] };
   const binds: BindServer[] = [];
@@ -122,8 +128,9 @@ export async function startLocalServers(
   };
 
   try {
-    await startBinds(config, env, summary, binds, skip, log);
-    await startEtcds(config, summary, etcds, skip, log);
+    const installed = options.installed;
+    await startBinds(config, env, summary, binds, skip, log, installed ? installed.named : namedPath() !== undefined);
+    await startEtcds(config, summary, etcds, skip, log, installed ? installed.etcd : undefined);
   } catch (err) {
     await stop();
     throw err;
@@ -148,6 +155,7 @@ async function startBinds(
   binds: BindServer[],
   skip: (target: string, reason: string) => void,
   log: Logger,
+  namedInstalled: boolean,
 ): Promise<void> {
   // One named per local server port; targets sharing it must share its zone and key.
   const groups = new Map<number, { name: string; target: DnsFlipTarget; provider: Rfc2136 }[]>();
@@ -164,7 +172,7 @@ async function startBinds(
     groups.set(port, group);
   }
   if (groups.size === 0) return;
-  if (namedPath() === undefined) {
+  if (!namedInstalled) {
     for (const group of groups.values())
       for (const g of group) skip(g.name, "BIND's `named` is not installed: run `npm run setup`");
     return;
@@ -235,6 +243,7 @@ async function startEtcds(
   etcds: EtcdInstance[],
   skip: (target: string, reason: string) => void,
   log: Logger,
+  etcdInstalled: boolean | undefined,
 ): Promise<void> {
   const wanted: {
     target: string;
@@ -256,7 +265,7 @@ async function startEtcds(
     }
   }
   if (wanted.length === 0) return;
-  if (!etcdBinariesAvailable()) {
+  if (!(etcdInstalled ?? etcdBinariesAvailable())) {
     for (const target of new Set(wanted.map((w) => w.target))) skip(target, ETCD_SETUP_HINT);
     return;
   }

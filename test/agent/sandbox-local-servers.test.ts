@@ -12,10 +12,12 @@ import { createLogger } from "../../agent/log.ts";
 import { type RunningAgent, startAgent } from "../../agent/main.ts";
 import { namedPath } from "../../agent/sandbox/bind-server.ts";
 import { freePorts, requireEtcdBinaries } from "../../agent/sandbox/etcd-server.ts";
+import { startLocalServers } from "../../agent/sandbox/local-servers.ts";
 import { AgentConfigSchema } from "../../shared/config.ts";
 import { type ActionReport, ActionReportSchema } from "../../shared/protocol.ts";
 import { SIGNATURE_HEADER, sign } from "../../shared/signature.ts";
-import { eventually } from "../support/etcd.ts";
+import { startBind } from "../support/bind.ts";
+import { eventually, startEtcds } from "../support/etcd.ts";
 
 const AGENT_SECRET = "sandbox-local-servers-secret";
 const TSIG_SECRET = Buffer.from("sandbox-local-servers-tsig-key-32").toString("base64");
@@ -206,5 +208,87 @@ describe("sandbox local servers (npm start on one machine)", () => {
     await running.stop();
     expect(children(["named", "etcd", "etcdctl"])).toEqual([]);
     expect([...pids, ...before.map((c) => c.pid)].filter(alive)).toEqual([]);
+  });
+});
+
+describe("sandbox local servers: what the agent does when it cannot or need not start them", () => {
+  const dnsTarget = (server: string) => ({
+    kind: "dns-flip",
+    provider: {
+      type: "rfc2136",
+      server,
+      zone: "example.test",
+      tsig: { name: "turnout-key", algorithm: "hmac-sha256", secretEnv: "TSIG_SECRET" },
+    },
+    record: { name: "www.example.test", type: "A", ttl: 60 },
+    values: { primary: ["172.30.41.193"], secondary: ["172.30.41.194"] },
+  });
+  const config = (server: string, etcd?: { primary: string; standby: string }) =>
+    AgentConfigSchema.parse({
+      reportUrl: "http://127.0.0.1:1/r",
+      targets: {
+        "bootstrap-dns": dnsTarget(server),
+        ...(etcd
+          ? {
+              "global-dr": {
+                kind: "etcd-sync-teardown",
+                etcd: {
+                  primary: { endpoints: [etcd.primary] },
+                  standby: { endpoints: [etcd.standby] },
+                  prefixes: ["/registry/"],
+                },
+                sync: { namespace: "cpaas-system", name: "etcd-sync" },
+                dns: "bootstrap-dns",
+              },
+            }
+          : {}),
+      },
+    });
+  const capture = () => {
+    const lines: string[] = [];
+    return { lines, log: createLogger({}, { write: (l) => lines.push(l) }) };
+  };
+
+  it("warns naming npm run setup and starts nothing when named and etcd are missing", async () => {
+    const [d = 0, p = 0, s = 0] = await freePorts(3);
+    const { lines, log } = capture();
+    const servers = await startLocalServers(
+      config(`127.0.0.1:${d}`, { primary: `http://127.0.0.1:${p}`, standby: `http://127.0.0.1:${s}` }),
+      { TSIG_SECRET },
+      log,
+      { installed: { named: false, etcd: false } },
+    );
+    await servers.stop();
+    expect(servers.pids()).toEqual([]);
+    expect(servers.summary.skipped.map((x) => x.target)).toEqual(["bootstrap-dns", "global-dr"]);
+    expect(servers.summary.skipped.every((x) => x.reason.includes("npm run setup"))).toBe(true);
+    expect(lines.filter((l) => l.includes('"level":"warn"') && l.includes("npm run setup"))).toHaveLength(2);
+  });
+
+  it("refuses to start BIND without the TSIG secret, naming the variable", async () => {
+    const [d = 0] = await freePorts(1);
+    await expect(startLocalServers(config(`127.0.0.1:${d}`), {}, capture().log)).rejects.toThrow(
+      /dns-flip target bootstrap-dns needs its TSIG secret in the environment variable TSIG_SECRET/,
+    );
+  });
+
+  it("uses a BIND and an etcd already answering on the configured addresses instead of starting its own", async () => {
+    const bind = await startBind({ secret: TSIG_SECRET });
+    const [primary, standby] = await startEtcds(["reuse-primary", "reuse-standby"]);
+    try {
+      if (!primary || !standby) throw new Error("etcd did not start");
+      const servers = await startLocalServers(
+        config(bind.server, { primary: primary.url, standby: standby.url }),
+        { TSIG_SECRET },
+        capture().log,
+      );
+      await servers.stop();
+      expect(servers.pids()).toEqual([]);
+      expect(servers.summary.bind).toEqual([expect.objectContaining({ server: bind.server, started: false })]);
+      expect(servers.summary.etcd.map((e) => e.started)).toEqual([false, false]);
+      expect(alive(bind.pid) && alive(primary.pid) && alive(standby.pid)).toBe(true);
+    } finally {
+      await Promise.all([bind.stop(), primary?.stop(), standby?.stop()]);
+    }
   });
 });
