@@ -1,16 +1,19 @@
 /**
  * End to end on one machine (issue 9): the real worker in workerd (`wrangler dev`), the agent as
- * a separate process in sandbox mode (fake Kubernetes API, simulated static-route operator) and a
- * real BIND, talking over real HTTP with real Turnout-Signatures. Policy times are short
+ * a separate process in sandbox mode (fake Kubernetes API, simulated static-route operator, a real
+ * `etcdctl make-mirror` as the synchronizer), a real BIND and a real etcd pair, talking over real
+ * HTTP with real Turnout-Signatures. Policy times are short
  * (holdSeconds 2) because a separate workerd process has no injectable clock; the waits below
  * poll the worker's API for the event they expect, and only the "nothing happens" checks wait
  * out a hold.
  */
+import { Etcd3 } from "etcd3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { queryRecord } from "../../agent/dns/rfc2136.ts";
 import { sign } from "../../shared/signature.ts";
 import type { AuditEvent, TargetView } from "../../worker/target-view.ts";
-import { DNS, type Stack, startStack, TOKENS, waitFor } from "./stack.ts";
+import { eventually } from "../support/etcd.ts";
+import { DNS, HEARTBEAT_KEY, type Stack, startStack, TOKENS, waitFor } from "./stack.ts";
 
 const HOLD_SECONDS = 2;
 
@@ -29,6 +32,8 @@ beforeAll(async () => {
       "approve-gw": { kind: "route-swap", holdSeconds: HOLD_SECONDS, policy: { approval: "required" } },
       "drill-gw": { kind: "route-swap", holdSeconds: HOLD_SECONDS },
       "both-gw": { kind: "route-swap", holdSeconds: HOLD_SECONDS },
+      "platform-dns": { kind: "dns-flip", holdSeconds: HOLD_SECONDS },
+      "global-dr": { kind: "etcd-sync-teardown", holdSeconds: HOLD_SECONDS, dns: "platform-dns" },
     },
     // The first scenario needs the agent down when the hold expires; it starts it itself.
     agent: false,
@@ -65,7 +70,7 @@ function chainOf(events: AuditEvent[], from: AuditEvent): AuditEvent[] {
   return chain;
 }
 
-describe("failover end to end: workerd worker, agent process, BIND", () => {
+describe("failover end to end: workerd worker, agent process, BIND, etcd", () => {
   it("an agent that is down when the hold expires gets the action on a later delivery and runs it once", async () => {
     const t0 = Date.now();
     const answer = await stack.alert([{ target: "late-gw", side: "primary", status: "firing", at: t0 }]);
@@ -387,4 +392,37 @@ describe("failover end to end: workerd worker, agent process, BIND", () => {
     expect(after.activeSide).toBe(before.activeSide);
     expect(after.lastEvents?.at(-1)?.seq).toBe(before.lastEvents?.at(-1)?.seq);
   }, 10_000);
+  it("global-dr: the standby etcd takes over once consistent: sync stopped, platform DNS flipped, workloads restarted", async () => {
+    const { etcd, bind } = stack;
+    if (!etcd || !bind) throw new Error("the stack started no etcd or BIND");
+    const primary = new Etcd3({ hosts: etcd.primary.url });
+    const standby = new Etcd3({ hosts: etcd.standby.url });
+    try {
+      // The sandbox's synchronizer (a real etcdctl make-mirror) copies keys and the agent's heartbeat.
+      await primary.put("/registry/e2e/before").value("1");
+      await eventually(async () => (await standby.get("/registry/e2e/before").string()) === "1", "key mirrored");
+      await eventually(async () => (await standby.get(HEARTBEAT_KEY).string()) !== null, "heartbeat mirrored");
+
+      await stack.alert([{ target: "global-dr", side: "primary", status: "firing", at: Date.now() }]);
+      const view = await settledOn("global-dr", "secondary", 30_000);
+      expect(view.action).toMatchObject({ id: "global-dr:1", kind: "failover", status: "succeeded" });
+      const report = await stack.agentReport("global-dr:1");
+      expect(report?.steps.map((s) => `${s.name}:${s.status}`)).toEqual([
+        "consistency:succeeded",
+        "stop-sync:succeeded",
+        "flip-dns:succeeded",
+        "restart:succeeded",
+        "follow-ups:succeeded",
+      ]);
+      expect(await queryRecord(bind.server, stack.recordOf("platform-dns"), "A")).toEqual([DNS.secondary]);
+
+      // The sync is really stopped: a write on the old primary no longer reaches the standby.
+      await primary.put("/registry/e2e/after").value("2");
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(await standby.get("/registry/e2e/after").string()).toBeNull();
+    } finally {
+      primary.close();
+      standby.close();
+    }
+  }, 45_000);
 });

@@ -13,6 +13,7 @@ import type { AgentTarget, Side } from "../../shared/config.ts";
 import { type ActionReport, ActionReportSchema } from "../../shared/protocol.ts";
 import type { AuditEvent, TargetView } from "../../worker/target-view.ts";
 import { type BindServer, startBind } from "../support/bind.ts";
+import { type EtcdInstance, startEtcds } from "../support/etcd.ts";
 import { freePort } from "../support/free-port.ts";
 import { startWorker, type WorkerProcess } from "../support/worker-process.ts";
 
@@ -25,7 +26,10 @@ export const TOKENS = {
   agentSecret: "e2e-agent-secret-0123456789abcdef",
 } as const;
 
-/** The dns-flip record and its two values (as in agent.config.json). */
+/** The heartbeat key etcd-sync-teardown targets use (outside the compared prefix, like production). */
+export const HEARTBEAT_KEY = "/turnout/heartbeat";
+
+/** The record of the first dns-flip target and its two values (as in agent.config.json); others use `<target>.example.test`. */
 export const DNS = {
   zone: "example.test",
   record: "www.example.test",
@@ -39,8 +43,10 @@ export interface StackTarget {
    * What the agent does: route-swap (sides matched by `gateway`, routes in the sandbox cluster) or
    * dns-flip (sides matched by `node`, the record in the stack's BIND).
    */
-  kind: "route-swap" | "dns-flip";
+  kind: "route-swap" | "dns-flip" | "etcd-sync-teardown";
   holdSeconds: number;
+  /** etcd-sync-teardown: the dns-flip target of this stack it flips (design §7). */
+  dns?: string;
   /** More policy keys (quorum, approval, …); design §5 defaults otherwise, failback manual. */
   policy?: Record<string, unknown>;
 }
@@ -56,6 +62,10 @@ export interface StackOptions {
 export interface Stack {
   worker: WorkerProcess;
   bind: BindServer | undefined;
+  /** The primary and standby etcd, when an etcd-sync-teardown target is configured. */
+  etcd: { primary: EtcdInstance; standby: EtcdInstance } | undefined;
+  /** The record name a dns-flip target flips. */
+  recordOf(target: string): string;
   agentUrl: string;
   /** Starts the agent process (idempotent while it runs); resolves when it listens. */
   startAgent(): Promise<void>;
@@ -128,14 +138,29 @@ function routeSwap(index: number): AgentTarget {
 export async function startStack(options: StackOptions): Promise<Stack> {
   const names = Object.keys(options.targets);
   const needsBind = names.some((n) => options.targets[n]?.kind === "dns-flip");
+  const needsEtcd = names.some((n) => options.targets[n]?.kind === "etcd-sync-teardown");
+  const dnsTargets = names.filter((n) => options.targets[n]?.kind === "dns-flip");
+  const recordOf = (target: string) => (target === dnsTargets[0] ? DNS.record : `${target}.${DNS.zone}`);
   const stops: (() => Promise<void>)[] = [];
   const cleanup = async () => {
     for (const stop of stops.splice(0).reverse()) await stop().catch(() => {});
   };
 
   try {
-    const bind = needsBind ? await startBind({ zone: DNS.zone, records: [`www IN A ${DNS.primary}`] }) : undefined;
+    const bind = needsBind
+      ? await startBind({
+          zone: DNS.zone,
+          records: dnsTargets.map((t) => `${recordOf(t).replace(`.${DNS.zone}`, "")} IN A ${DNS.primary}`),
+        })
+      : undefined;
     if (bind) stops.push(() => bind.stop());
+    let etcd: Stack["etcd"];
+    if (needsEtcd) {
+      const [primary, standby] = await startEtcds(["e2e-primary", "e2e-standby"]);
+      if (!primary || !standby) throw new Error("etcd did not start");
+      etcd = { primary, standby };
+      stops.push(() => Promise.all([primary.stop(), standby.stop()]).then(() => {}));
+    }
 
     const labelsOf = new Map<string, Record<Side, Record<string, string>>>();
     const workerTargets: Record<string, unknown> = {};
@@ -148,10 +173,15 @@ export async function startStack(options: StackOptions): Promise<Stack> {
             primary: { alertname: "GatewayDown", gateway: `10.116.${index}.4` },
             secondary: { alertname: "GatewayDown", gateway: `10.116.${index}.12` },
           }
-        : {
-            primary: { alertname: "BootstrapNodeDown", node: `${name}-a` },
-            secondary: { alertname: "BootstrapNodeDown", node: `${name}-b` },
-          };
+        : t.kind === "dns-flip"
+          ? {
+              primary: { alertname: "BootstrapNodeDown", node: `${name}-a` },
+              secondary: { alertname: "BootstrapNodeDown", node: `${name}-b` },
+            }
+          : {
+              primary: { alertname: "GlobalClusterDown", cluster: `${name}-primary` },
+              secondary: { alertname: "GlobalClusterDown", cluster: `${name}-standby` },
+            };
       labelsOf.set(name, labels);
       const matchers = (l: Record<string, string>) => Object.entries(l).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
       // Each side takes the Alertmanager alert or the Nagios host check (design §4 `anyOf`).
@@ -161,7 +191,27 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         policy: { holdSeconds: t.holdSeconds, quorum: 1, approval: "auto", failback: "manual", ...t.policy },
       };
       if (t.kind === "route-swap") agentTargets[name] = routeSwap(index);
-      else {
+      else if (t.kind === "etcd-sync-teardown") {
+        if (!etcd || !t.dns) throw new Error("etcd-sync-teardown needs etcd and a dns target");
+        agentTargets[name] = {
+          kind: "etcd-sync-teardown",
+          etcd: {
+            primary: { endpoints: [etcd.primary.url] },
+            standby: { endpoints: [etcd.standby.url] },
+            prefixes: ["/registry/"],
+            excludePrefixes: [],
+            // The agent writes it on the primary; the sandbox's make-mirror copies it.
+            heartbeat: { key: HEARTBEAT_KEY, maxLagSeconds: 30, write: true },
+            maxMissedKeys: 0,
+          },
+          sync: { kind: "Deployment", namespace: "cpaas-system", name: `${name}-sync`, action: "scale-to-zero" },
+          dns: t.dns,
+          restart: [{ kind: "Deployment", namespace: "cpaas-system", name: `${name}-transformer` }],
+          followUps: ["Remove the port-2379 forwarding from both VIPs' load balancers"],
+          allowUnverified: false,
+          restartTimeoutSeconds: 30,
+        };
+      } else {
         if (!bind) throw new Error("dns-flip needs BIND");
         agentTargets[name] = {
           kind: "dns-flip",
@@ -171,7 +221,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
             zone: DNS.zone,
             tsig: { name: bind.keyName, algorithm: "hmac-sha256", secretEnv: "TSIG_SECRET" },
           },
-          record: { name: DNS.record, type: "A", ttl: 60 },
+          record: { name: recordOf(name), type: "A", ttl: 60 },
           values: { primary: [DNS.primary], secondary: [DNS.secondary] },
           verify: { servers: [bind.server], timeoutSeconds: 10 },
         };
@@ -275,6 +325,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     return {
       worker,
       bind,
+      etcd,
+      recordOf,
       agentUrl,
       startAgent: startAgentProcess,
       stopAgent: stopAgentProcess,
