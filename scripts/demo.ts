@@ -9,9 +9,11 @@
  * exits 0 when both targets end on `secondary` (1 otherwise).
  */
 import { spawnSync } from "node:child_process";
+import { Etcd3 } from "etcd3";
 import { queryRecord } from "../agent/dns/rfc2136.ts";
 import type { StepReport } from "../shared/protocol.ts";
 import { DNS, type Stack, type StackTarget, startStack } from "../test/e2e/stack.ts";
+import { eventually } from "../test/support/etcd.ts";
 import type { AuditEvent, TargetView } from "../worker/target-view.ts";
 
 const HOLD_SECONDS = 3;
@@ -21,6 +23,10 @@ const WATERMARK_MS = 1_000;
 
 function namedInstalled(): boolean {
   return spawnSync("sh", ["-c", "command -v named || test -x /usr/sbin/named"], { encoding: "utf8" }).status === 0;
+}
+
+function etcdInstalled(): boolean {
+  return spawnSync("sh", ["-c", "command -v etcd && command -v etcdctl"], { encoding: "utf8" }).status === 0;
 }
 
 type Detail = Record<string, unknown>;
@@ -37,8 +43,13 @@ function describe(e: AuditEvent): string | undefined {
       return `signal received: ${str(d.source)} says ${str(d.side)} is ${str(d.status)} (${str(d.key)})`;
     case "side.health-changed":
       return `${str(d.side)} side is ${str(d.health)} (was ${str(d.previous)})`;
+    case "approval.requested":
+      return `approval requested: ${str(d.kind)} ${str(d.from)} → ${str(d.to)} (policy approval: required)`;
+    case "command.accepted":
+      return `command accepted: ${JSON.stringify(e.detail).slice(0, 160)}`;
     case "phase.changed":
       if (d.to === "pending") return `hold started: ${str(d.reason)}`;
+      if (d.to === "awaiting_approval") return `decision: ${str(d.reason)}`;
       if (d.from === "pending" && d.to === "executing") return `decision: ${str(d.reason)}`;
       return `phase ${str(d.from)} → ${str(d.to)}: ${str(d.reason)}`;
     case "action.dispatched":
@@ -66,11 +77,22 @@ interface Line {
 
 async function main(): Promise<number> {
   const withDns = namedInstalled();
+  const withEtcd = withDns && etcdInstalled();
   const targets: Record<string, StackTarget> = { "egress-gw": { kind: "route-swap", holdSeconds: HOLD_SECONDS } };
   if (withDns) targets["bootstrap-dns"] = { kind: "dns-flip", holdSeconds: HOLD_SECONDS };
   else console.log("demo: BIND's `named` is not installed (`npm run setup`); showing egress-gw only\n");
+  if (withEtcd) {
+    // global-dr as in turnout.config.json: approval required; its DNS step flips platform-dns.
+    targets["platform-dns"] = { kind: "dns-flip", holdSeconds: HOLD_SECONDS };
+    targets["global-dr"] = {
+      kind: "etcd-sync-teardown",
+      holdSeconds: HOLD_SECONDS,
+      dns: "platform-dns",
+      policy: { approval: "required" },
+    };
+  } else if (withDns) console.log("demo: etcd is not installed (`npm run setup`); leaving out global-dr\n");
 
-  console.log("demo: starting the worker (workerd), the agent (sandbox) and BIND …");
+  console.log(`demo: starting the worker (workerd), the agent (sandbox), BIND${withEtcd ? " and two etcd" : ""} …`);
   const startedAt = performance.now();
   let stack: Stack | undefined;
   try {
@@ -80,21 +102,54 @@ async function main(): Promise<number> {
       .agentOutput()
       .split("\n")
       .find((l) => l.includes("SANDBOX"));
-    console.log(`demo: worker ${s.worker.url}, agent ${s.agentUrl}${s.bind ? `, BIND ${s.bind.server}` : ""}`);
+    console.log(
+      `demo: worker ${s.worker.url}, agent ${s.agentUrl}${s.bind ? `, BIND ${s.bind.server}` : ""}${s.etcd ? `, etcd ${s.etcd.primary.url} → ${s.etcd.standby.url}` : ""}`,
+    );
     if (sandboxLine) console.log(`demo: agent says: ${str(asDetail(JSON.parse(sandboxLine)).msg)}`);
     console.log(
-      `demo: up in ${((performance.now() - startedAt) / 1000).toFixed(1)} s; policy: holdSeconds ${HOLD_SECONDS}, approval auto\n`,
+      `demo: up in ${((performance.now() - startedAt) / 1000).toFixed(1)} s; policy: holdSeconds ${HOLD_SECONDS}, approval auto${withEtcd ? " (global-dr: required)" : ""}\n`,
     );
-    const names = Object.keys(targets);
-    if (s.bind)
-      console.log(`demo: ${DNS.record} A = ${(await queryRecord(s.bind.server, DNS.record, "A")).join(", ")} before\n`);
+    // platform-dns is not an incident of its own: global-dr's action flips it.
+    const names = Object.keys(targets).filter((n) => n !== "platform-dns");
+    const records = Object.keys(targets)
+      .filter((n) => targets[n]?.kind === "dns-flip")
+      .map((n) => s.recordOf(n));
+    const etcd = s.etcd;
+    if (etcd) {
+      // A few keys for the consistency check to compare; the sandbox's make-mirror copies them.
+      const primary = new Etcd3({ hosts: etcd.primary.url });
+      const standby = new Etcd3({ hosts: etcd.standby.url });
+      try {
+        for (const k of [
+          "namespaces/cpaas-system",
+          "deployments/cpaas-system/api",
+          "configmaps/cpaas-system/settings",
+        ]) {
+          await primary.put(`/registry/${k}`).value(`{"demo":"${k}"}`);
+        }
+        await eventually(
+          async () => (await standby.getAll().prefix("/registry/").keys()).length === 3,
+          "the 3 keys mirrored to the standby",
+        );
+        console.log("demo: wrote 3 keys under /registry/ on the primary etcd; make-mirror copied them to the standby");
+      } finally {
+        primary.close();
+        standby.close();
+      }
+    }
+    const bind = s.bind;
+    if (bind) {
+      for (const r of records)
+        console.log(`demo: ${r} A = ${(await queryRecord(bind.server, r, "A")).join(", ")} before`);
+      console.log("");
+    }
 
     const t0 = Date.now();
     const answer = await s.alert(
       names.map((target) => ({ target, side: "primary" as const, status: "firing" as const, at: t0 })),
     );
     console.log(
-      `demo: POST /v1/alertmanager (primary gateway and primary bootstrap node down) → ${answer.status} ${JSON.stringify(answer.body)}\n`,
+      `demo: POST /v1/alertmanager (${names.map((n) => `${n} primary`).join(", ")} down) → ${answer.status} ${JSON.stringify(answer.body)}\n`,
     );
 
     const width = Math.max(...names.map((n) => n.length));
@@ -103,6 +158,7 @@ async function main(): Promise<number> {
     const lastSeq = new Map<string, number>();
     const stepsShown = new Map<string, string>();
     const done = new Map<string, TargetView>();
+    const approved = new Set<string>();
     const deadline = Date.now() + TIMEOUT_MS;
     // Lines wait in `held` until they are older than the watermark, so events and steps learnt
     // in different polls still print in time order.
@@ -121,6 +177,17 @@ async function main(): Promise<number> {
         if (done.has(target)) continue;
         // The view first: once it says done, the events read next include the final report.
         const view = await s.view(target);
+        if (view.phase === "awaiting_approval" && !approved.has(target)) {
+          // The operator's part: approve by API (Slack's Approve button does the same).
+          approved.add(target);
+          const sent = Date.now();
+          const res = await s.command(target, "approve", { reason: "standby checked; go", actor: "demo-operator" });
+          batch.push({
+            at: sent,
+            target,
+            text: `operator: POST /v1/targets/${target}/commands {"command":"approve"} → ${res.status}`,
+          });
+        }
         for (const step of view.action?.steps ?? []) batch.push(...stepLines(target, view, step, stepsShown));
         const events = (await s.events(target)).filter((e) => e.seq > (lastSeq.get(target) ?? 0));
         for (const e of events) {
@@ -147,10 +214,12 @@ async function main(): Promise<number> {
         `  ${target.padEnd(width)}  activeSide ${v.activeSide}, phase ${v.phase}, action ${v.action?.id ?? "-"} ${v.action?.status ?? ""}, cooldown until ${v.cooldownUntil ?? "-"}`,
       );
     }
-    if (s.bind) {
-      const now = await queryRecord(s.bind.server, DNS.record, "A");
-      console.log(`  ${DNS.record} A = ${now.join(", ")} (asked BIND at ${s.bind.server})`);
-      ok &&= now.join() === DNS.secondary;
+    if (bind) {
+      for (const r of records) {
+        const now = await queryRecord(bind.server, r, "A");
+        console.log(`  ${r} A = ${now.join(", ")} (asked BIND at ${bind.server})`);
+        ok &&= now.join() === DNS.secondary;
+      }
     }
     console.log(
       ok ? "\ndemo: done; every target is on its secondary" : "\ndemo: FAILED: not every target reached secondary",
@@ -158,7 +227,7 @@ async function main(): Promise<number> {
     return ok ? 0 : 1;
   } finally {
     await stack?.stop();
-    console.log("demo: stopped the worker, the agent and BIND");
+    console.log("demo: stopped everything it started (worker, agent, BIND, etcd)");
   }
 }
 
