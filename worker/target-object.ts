@@ -7,7 +7,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
-import type { Side, WorkerTarget } from "../shared/config.ts";
+import { PolicySchema, type Side, type WorkerTarget } from "../shared/config.ts";
 import type { ActionReport } from "../shared/protocol.ts";
 import { loadConfig } from "./config.ts";
 import { type Dispatcher, transportDispatcher } from "./dispatcher.ts";
@@ -175,19 +175,7 @@ type LoadedState = TargetState & { configEffects: Effect[] };
 
 /** Used only when a stored target has vanished from the config: §5 defaults, primary active. */
 const DEFAULT_TARGET: Pick<WorkerTarget, "policy" | "initialActiveSide"> = {
-  policy: {
-    holdSeconds: 30,
-    quorum: 1,
-    cooldownSeconds: 600,
-    approval: "auto",
-    approvalTimeoutSeconds: 900,
-    failback: "manual",
-    failbackAfterSeconds: 300,
-    flap: { windowSeconds: 600, maxTransitions: 4 },
-    maxAutoActionsPerDay: 2,
-    actionTimeoutSeconds: 600,
-    dispatchRetries: 5,
-  },
+  policy: PolicySchema.parse(undefined),
   initialActiveSide: "primary",
 };
 
