@@ -95,8 +95,20 @@ async function main(): Promise<number> {
   console.log(`demo: starting the worker (workerd), the agent (sandbox), BIND${withEtcd ? " and two etcd" : ""} …`);
   const startedAt = performance.now();
   let stack: Stack | undefined;
+  let starting: Promise<Stack> | undefined;
+  // Ctrl-C: wrangler runs in its own process group (startWorker), so the terminal's SIGINT does
+  // not reach it; stop everything here (waiting for a start in progress) before leaving.
+  const interrupted = async (signal: string) => {
+    console.log(`\ndemo: ${signal}; stopping everything it started`);
+    const started = await starting?.catch(() => undefined);
+    await started?.stop();
+    process.exit(130);
+  };
+  process.once("SIGINT", () => void interrupted("SIGINT"));
+  process.once("SIGTERM", () => void interrupted("SIGTERM"));
   try {
-    stack = await startStack({ targets });
+    starting = startStack({ targets });
+    stack = await starting;
     const s = stack;
     const sandboxLine = s
       .agentOutput()

@@ -142,8 +142,14 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const dnsTargets = names.filter((n) => options.targets[n]?.kind === "dns-flip");
   const recordOf = (target: string) => (target === dnsTargets[0] ? DNS.record : `${target}.${DNS.zone}`);
   const stops: (() => Promise<void>)[] = [];
-  const cleanup = async () => {
-    for (const stop of stops.splice(0).reverse()) await stop().catch(() => {});
+  // One stop for every caller: a second stop() (a signal handler and a finally block) waits for
+  // the first instead of returning while processes are still being stopped.
+  let stopping: Promise<void> | undefined;
+  const cleanup = () => {
+    stopping ??= (async () => {
+      for (const stop of stops.splice(0).reverse()) await stop().catch(() => {});
+    })();
+    return stopping;
   };
 
   try {
