@@ -268,20 +268,37 @@ async function decisionLatency(
 /** Runs both parts; `requests` per endpoint in {@link ROUNDS} rounds (after 100 warm-up requests each). */
 export async function run(requests = 2000, concurrency = 50, alertsPerRequest = 10): Promise<IngestBenchFigures> {
   const agent = await stubAgent();
-  let turnoutWorker: WorkerProcess | undefined;
-  let baselineWorker: WorkerProcess | undefined;
+  const starting = [
+    startWorker({
+      vars: {
+        TURNOUT_CONFIG: workerConfig(agent.url),
+        ALERTMANAGER_TOKEN: TOKENS.alertmanager,
+        OPERATOR_TOKEN: TOKENS.operator,
+        TURNOUT_AGENT_SECRET: TOKENS.agent,
+      },
+    }),
+    startWorker({ vars: {}, config: join(root, "bench/baseline-wrangler.toml") }),
+  ] as const;
+  // Stops whichever workers started (one may fail while the other runs).
+  const stopWorkers = () =>
+    Promise.all(
+      starting.map((p) =>
+        p.then(
+          (w) => w.stop(),
+          () => {},
+        ),
+      ),
+    );
+  // wrangler runs in its own process group, so Ctrl-C must stop it from here.
+  const onSignal = () => {
+    void stopWorkers()
+      .then(() => agent.close())
+      .finally(() => process.exit(130));
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
   try {
-    [turnoutWorker, baselineWorker] = await Promise.all([
-      startWorker({
-        vars: {
-          TURNOUT_CONFIG: workerConfig(agent.url),
-          ALERTMANAGER_TOKEN: TOKENS.alertmanager,
-          OPERATOR_TOKEN: TOKENS.operator,
-          TURNOUT_AGENT_SECRET: TOKENS.agent,
-        },
-      }),
-      startWorker({ vars: {}, config: join(root, "bench/baseline-wrangler.toml") }),
-    ]);
+    const [turnoutWorker, baselineWorker] = await Promise.all(starting);
     const turnoutUrl = `${turnoutWorker.url}/v1/alertmanager`;
     const baselineUrl = `${baselineWorker.url}/v1/alertmanager`;
     // Warm up both (isolates, Durable Objects, connection pools) with earlier startsAt values, so
@@ -309,7 +326,9 @@ export async function run(requests = 2000, concurrency = 50, alertsPerRequest = 
       decision,
     };
   } finally {
-    await Promise.all([turnoutWorker?.stop(), baselineWorker?.stop()]);
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    await stopWorkers();
     await agent.close();
   }
 }
