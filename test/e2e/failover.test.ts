@@ -8,7 +8,7 @@
  * out a hold.
  */
 import { Etcd3 } from "etcd3";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { queryRecord } from "../../agent/dns/rfc2136.ts";
 import { sign } from "../../shared/signature.ts";
 import type { AuditEvent, TargetView } from "../../worker/target-view.ts";
@@ -43,6 +43,15 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.stop();
 }, 30_000);
+
+// A failing scenario says what the two processes logged, not only which wait timed out.
+beforeEach(({ onTestFailed }) => {
+  onTestFailed(() => {
+    console.error(
+      `agent output (tail):\n${stack?.agentOutput().slice(-4000)}\n\nworker output (tail):\n${stack?.worker.output().slice(-4000)}`,
+    );
+  });
+});
 
 const ofType = (events: AuditEvent[], type: string) => events.filter((e) => e.type === type);
 
