@@ -264,12 +264,3 @@ export function observe(
 
 export const HealthSchema = z.enum(["up", "down", "unknown"]);
 export type Health = z.infer<typeof HealthSchema>;
-
-/**
- * A side's health for the view (design §3, §5 rule 1): down at quorum distinct firing sources,
- * unknown when it never had a signal, otherwise up (held, SOFT or below-quorum firing is not down).
- */
-export function sideHealth(side: SideObservation, quorum: number): Health {
-  if (side.firingSources.length >= quorum) return "down";
-  return side.seen ? "up" : "unknown";
-}

@@ -55,8 +55,13 @@ beforeAll(async () => {
 
   receiver = await startReportReceiver(SECRET);
   const port = await freePort();
-  // The repo's sample targets (a route-swap and a dns-flip), listening on a free port.
-  const sample = JSON.parse(readFileSync(join(root, "agent.config.json"), "utf8")) as Record<string, unknown>;
+  // The repo's sample targets, listening on a free port; the sandbox's BIND and etcd move from the
+  // sample's fixed ports to free ones so a running `npm start` or a parallel test never clashes.
+  let text = readFileSync(join(root, "agent.config.json"), "utf8");
+  for (const fixed of ["127.0.0.1:5353", "127.0.0.1:23791", "127.0.0.1:23792"]) {
+    text = text.replaceAll(fixed, `127.0.0.1:${await freePort()}`);
+  }
+  const sample = JSON.parse(text) as Record<string, unknown>;
   const config = { ...sample, listen: `127.0.0.1:${port}`, reportUrl: receiver.url };
   const configFile = join(dir, "agent.json");
   writeFileSync(configFile, JSON.stringify(config));
