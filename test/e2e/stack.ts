@@ -57,6 +57,8 @@ export interface StackOptions {
   agent?: boolean;
   /** Agent log lines go here (default: kept in memory only). */
   onAgentLine?: (line: string) => void;
+  /** Where the agent sends reports, given the worker's `/v1/agent/reports` (e.g. a flaky proxy). */
+  reportUrl?: (workerReportUrl: string) => Promise<string>;
 }
 
 export interface Stack {
@@ -255,7 +257,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       JSON.stringify(
         {
           listen: `127.0.0.1:${agentPort}`,
-          reportUrl: `${worker.url}/v1/agent/reports`,
+          reportUrl: options.reportUrl
+            ? await options.reportUrl(`${worker.url}/v1/agent/reports`)
+            : `${worker.url}/v1/agent/reports`,
           // Short lease so a restarted agent leads again at once.
           lease: { durationSeconds: 5, renewSeconds: 1 },
           targets: agentTargets,
