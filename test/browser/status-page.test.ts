@@ -13,6 +13,7 @@ import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ActionReport, type ActionRequest, ActionRequestSchema } from "../../shared/protocol.ts";
 import { sign, verify } from "../../shared/signature.ts";
+import { alertmanagerBody } from "../support/alertmanager-body.ts";
 import { startWorker, type WorkerProcess } from "../support/worker-process.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -116,28 +117,13 @@ async function fireAlert(workerUrl: string): Promise<void> {
   const res = await fetch(`${workerUrl}/v1/alertmanager`, {
     method: "POST",
     headers: { authorization: `Bearer ${AM_TOKEN}`, "content-type": "application/json" },
-    body: JSON.stringify({
-      version: "4",
-      groupKey: "{}:{}",
-      truncatedAlerts: 0,
-      status: "firing",
-      receiver: "turnout",
-      groupLabels: {},
-      commonLabels: {},
-      commonAnnotations: {},
-      externalURL: "http://am",
-      alerts: [
-        {
-          status: "firing",
-          labels: { alertname: "BrowserGatewayDown", side: "primary" },
-          annotations: {},
-          startsAt: new Date(Date.now() - 1000).toISOString(),
-          endsAt: "0001-01-01T00:00:00Z",
-          generatorURL: "",
-          fingerprint: "b0b0b0b0b0b0b0b0",
-        },
-      ],
-    }),
+    body: JSON.stringify(
+      alertmanagerBody({
+        labels: { alertname: "BrowserGatewayDown", side: "primary" },
+        startsAt: Date.now() - 1000,
+        fingerprint: "b0b0b0b0b0b0b0b0",
+      }),
+    ),
   });
   expect(res.status).toBe(200);
 }

@@ -15,6 +15,7 @@ import { transportDispatcher } from "../../worker/dispatcher.ts";
 import type { Notification } from "../../worker/notifier.ts";
 import { TargetObject, type TargetView } from "../../worker/target-object.ts";
 import testConfig from "../fixtures/worker-test-config.json";
+import { alertmanagerBody } from "../support/alertmanager-body.ts";
 
 const T0 = Date.parse("2026-11-22T10:00:00Z");
 let clock = T0;
@@ -51,28 +52,13 @@ afterEach(async () => {
 const auth = { authorization: "Bearer test-operator-token" };
 
 async function alert(target: string, side: "primary" | "secondary", status: "firing" | "resolved", at = clock) {
-  const body = {
-    version: "4",
-    groupKey: "{}:{}",
-    truncatedAlerts: 0,
+  const body = alertmanagerBody({
     status,
-    receiver: "turnout",
-    groupLabels: {},
-    commonLabels: {},
-    commonAnnotations: {},
-    externalURL: "http://am",
-    alerts: [
-      {
-        status,
-        labels: { alertname: "Decide", target, side },
-        annotations: {},
-        startsAt: new Date(T0 - 1000).toISOString(),
-        endsAt: status === "resolved" ? new Date(at).toISOString() : "0001-01-01T00:00:00Z",
-        generatorURL: "",
-        fingerprint: `${target}-${side}`.padEnd(16, "0").slice(0, 16),
-      },
-    ],
-  };
+    labels: { alertname: "Decide", target, side },
+    startsAt: T0 - 1000,
+    endsAt: at,
+    fingerprint: `${target}-${side}`.padEnd(16, "0").slice(0, 16),
+  });
   const res = await exports.default.fetch("http://w/v1/alertmanager", {
     method: "POST",
     headers: { authorization: "Bearer test-am-token", "content-type": "application/json" },

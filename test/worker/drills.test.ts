@@ -20,6 +20,7 @@ import { runScheduledDrills } from "../../worker/drills.ts";
 import worker from "../../worker/index.ts";
 import type { Notification } from "../../worker/notifier.ts";
 import { TargetObject, type TargetView } from "../../worker/target-object.ts";
+import { alertmanagerBody } from "../support/alertmanager-body.ts";
 
 const T0 = Date.parse("2026-11-23T03:00:00Z");
 let clock = T0;
@@ -102,28 +103,13 @@ function succeeded(req: ActionRequest): ActionReport {
 }
 
 async function alert(target: string, side: "primary" | "secondary", status: "firing" | "resolved"): Promise<void> {
-  const body = {
-    version: "4",
-    groupKey: "{}:{}",
-    truncatedAlerts: 0,
+  const body = alertmanagerBody({
     status,
-    receiver: "turnout",
-    groupLabels: {},
-    commonLabels: {},
-    commonAnnotations: {},
-    externalURL: "http://am",
-    alerts: [
-      {
-        status,
-        labels: { alertname: "Drill", target, side },
-        annotations: {},
-        startsAt: new Date(clock - 1000).toISOString(),
-        endsAt: status === "resolved" ? new Date(clock).toISOString() : "0001-01-01T00:00:00Z",
-        generatorURL: "",
-        fingerprint: `${target}-${side}`.padEnd(16, "0").slice(0, 16),
-      },
-    ],
-  };
+    labels: { alertname: "Drill", target, side },
+    startsAt: clock - 1000,
+    endsAt: clock,
+    fingerprint: `${target}-${side}`.padEnd(16, "0").slice(0, 16),
+  });
   const res = await exports.default.fetch("http://w/v1/alertmanager", {
     method: "POST",
     headers: { authorization: "Bearer test-am-token", "content-type": "application/json" },

@@ -23,6 +23,7 @@ import {
   signedPost,
   slashBody,
 } from "../slack/slack-client.ts";
+import { alertmanagerBody } from "../support/alertmanager-body.ts";
 
 const T0 = Date.parse("2026-11-22T10:00:00Z");
 let dispatched: ActionRequest[] = [];
@@ -275,28 +276,13 @@ describe("/turnout commands", () => {
     const ingest = await exports.default.fetch("http://w/v1/alertmanager", {
       method: "POST",
       headers: { authorization: "Bearer test-am-token", "content-type": "application/json" },
-      body: JSON.stringify({
-        version: "4",
-        groupKey: "{}:{}",
-        truncatedAlerts: 0,
-        status: "firing",
-        receiver: "turnout",
-        groupLabels: {},
-        commonLabels: {},
-        commonAnnotations: {},
-        externalURL: "http://am",
-        alerts: [
-          {
-            status: "firing",
-            labels: { alertname: "Slack", target: "slack-c", side: "primary" },
-            annotations: {},
-            startsAt: new Date(T0 - 1000).toISOString(),
-            endsAt: "0001-01-01T00:00:00Z",
-            generatorURL: "",
-            fingerprint: "slackc0000000001",
-          },
-        ],
-      }),
+      body: JSON.stringify(
+        alertmanagerBody({
+          labels: { alertname: "Slack", target: "slack-c", side: "primary" },
+          startsAt: T0 - 1000,
+          fingerprint: "slackc0000000001",
+        }),
+      ),
     });
     expect(ingest.status).toBe(200);
     expect((await env.TARGETS.getByName("slack-c").view("slack-c")).phase).toBe("pending");

@@ -26,6 +26,7 @@ import {
   signedPost,
   slashBody,
 } from "../slack/slack-client.ts";
+import { alertmanagerBody } from "../support/alertmanager-body.ts";
 
 const T0 = Date.parse("2026-11-22T10:00:00Z");
 const WEBHOOK = "https://hooks.slack.test/services/T0001/B0001/secret";
@@ -84,28 +85,9 @@ async function alert(target: string, side: "primary" | "secondary", fingerprint:
   const res = await exports.default.fetch("http://w/v1/alertmanager", {
     method: "POST",
     headers: { authorization: "Bearer test-am-token", "content-type": "application/json" },
-    body: JSON.stringify({
-      version: "4",
-      groupKey: "{}:{}",
-      truncatedAlerts: 0,
-      status: "firing",
-      receiver: "turnout",
-      groupLabels: {},
-      commonLabels: {},
-      commonAnnotations: {},
-      externalURL: "http://am",
-      alerts: [
-        {
-          status: "firing",
-          labels: { alertname: "Slack", target, side },
-          annotations: {},
-          startsAt: new Date(T0 - 1000).toISOString(),
-          endsAt: "0001-01-01T00:00:00Z",
-          generatorURL: "",
-          fingerprint,
-        },
-      ],
-    }),
+    body: JSON.stringify(
+      alertmanagerBody({ labels: { alertname: "Slack", target, side }, startsAt: T0 - 1000, fingerprint }),
+    ),
   });
   expect(res.status).toBe(200);
 }
