@@ -1,0 +1,132 @@
+/**
+ * QStash's failure callback (design §6): `POST /v1/agent/reports/qstash-failure` verifies the
+ * `Upstash-Signature` JWT (current, then next signing key) before parsing, and feeds the failed
+ * delivery of the named action to its target's object, which schedules a re-delivery.
+ */
+
+import { reset } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { SignJWT } from "jose";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { ActionRequest } from "../../shared/protocol.ts";
+import { app } from "../../worker/app.ts";
+import { TargetObject, type TargetView } from "../../worker/target-object.ts";
+
+const CURRENT = "sig_current_key";
+const NEXT = "sig_next_key";
+const qstashEnv = { ...env, QSTASH_CURRENT_SIGNING_KEY: CURRENT, QSTASH_NEXT_SIGNING_KEY: NEXT };
+let dispatched: ActionRequest[] = [];
+
+beforeEach(() => {
+  dispatched = [];
+  TargetObject.testing = {
+    dispatcher: {
+      async dispatch(request) {
+        dispatched.push(request);
+        return { ok: true, detail: "published to QStash (recorded)" };
+      },
+    },
+    notifier: { notify: async () => {} },
+  };
+});
+afterEach(async () => {
+  TargetObject.testing = undefined;
+  await reset();
+});
+
+function base64(text: string): string {
+  return btoa(String.fromCharCode(...new TextEncoder().encode(text)));
+}
+
+/** An Upstash-Signature as QStash signs it: HS256, iss Upstash, body = base64url(sha256(body)). */
+async function upstashSignature(key: string, body: string): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(body)));
+  const bodyHash = btoa(String.fromCharCode(...digest))
+    .replace(/\+/g, "-")
+    .replace(/\//g, "_")
+    .replace(/=+$/, "");
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({ body: bodyHash })
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .setIssuer("Upstash")
+    .setSubject("https://turnout.example/v1/agent/reports/qstash-failure")
+    .setIssuedAt(now)
+    .setNotBefore(now)
+    .setExpirationTime(now + 300)
+    .setJti(`jwt_${crypto.randomUUID()}`)
+    .sign(new TextEncoder().encode(key));
+}
+
+async function startFailover(): Promise<ActionRequest> {
+  const res = await app.request(
+    "/v1/targets/decide-auto/commands",
+    {
+      method: "POST",
+      headers: { authorization: "Bearer test-operator-token", "content-type": "application/json" },
+      body: JSON.stringify({ command: "failover", actor: "alice" }),
+    },
+    qstashEnv,
+  );
+  expect(res.status).toBe(200);
+  await env.TARGETS.getByName("decide-auto").settle();
+  const request = dispatched[0];
+  if (!request) throw new Error("nothing dispatched");
+  return request;
+}
+
+function callbackBody(request: ActionRequest): string {
+  return JSON.stringify({
+    status: 503,
+    retried: 3,
+    maxRetries: 3,
+    sourceMessageId: "msg_1",
+    url: "http://agent.example/v1/actions",
+    method: "POST",
+    sourceBody: base64(JSON.stringify(request)),
+    dlqId: "dlq_1",
+  });
+}
+
+async function post(body: string, signature?: string): Promise<Response> {
+  return app.request(
+    "/v1/agent/reports/qstash-failure",
+    {
+      method: "POST",
+      headers: { "content-type": "application/json", ...(signature ? { "upstash-signature": signature } : {}) },
+      body,
+    },
+    qstashEnv,
+  );
+}
+
+describe("QStash failure callback", () => {
+  it("feeds a verified callback to the object as a failed delivery, with current or next key", async () => {
+    const request = await startFailover();
+    const body = callbackBody(request);
+    const res = await post(body, await upstashSignature(CURRENT, body));
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ accepted: true });
+    const view = (await env.TARGETS.getByName("decide-auto").view("decide-auto")) as TargetView;
+    const failed = view.lastEvents?.find((e) => e.type === "action.delivery-failed");
+    expect(failed?.detail).toMatchObject({ id: request.id, error: expect.stringContaining("QStash gave up") });
+    // The next signing key verifies too (mid-rotation).
+    const again = await post(body, await upstashSignature(NEXT, body));
+    expect(again.status).toBe(200);
+  });
+
+  it("refuses a missing or wrongly signed callback before parsing, changing nothing", async () => {
+    const request = await startFailover();
+    const body = callbackBody(request);
+    const missing = await post(body);
+    expect(missing.status).toBe(401);
+    expect(missing.headers.get("content-type")).toBe("application/problem+json");
+    const wrong = await post(body, await upstashSignature("someone-else", body));
+    expect(wrong.status).toBe(401);
+    const tampered = await post(`${body} `, await upstashSignature(CURRENT, body));
+    expect(tampered.status).toBe(401);
+    const garbage = await post("{not json", await upstashSignature("someone-else", "{not json"));
+    expect(garbage.status).toBe(401);
+    const view = (await env.TARGETS.getByName("decide-auto").view("decide-auto")) as TargetView;
+    expect(view.lastEvents?.some((e) => e.type === "action.delivery-failed")).toBe(false);
+  });
+});
