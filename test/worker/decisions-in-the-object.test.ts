@@ -4,54 +4,24 @@
  * API; evicting the object between any two inputs changes no decision.
  */
 
-import { evictDurableObject, reset, runDurableObjectAlarm } from "cloudflare:test";
+import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { validateWorkerConfig } from "../../shared/config.ts";
 import type { ActionReport, ActionRequest } from "../../shared/protocol.ts";
 import { sign } from "../../shared/signature.ts";
-import type { DispatchAttempt } from "../../worker/dispatcher.ts";
 import { transportDispatcher } from "../../worker/dispatcher.ts";
-import type { Notification } from "../../worker/notifier.ts";
-import { TargetObject, type TargetView } from "../../worker/target-object.ts";
+import type { TargetView } from "../../worker/target-object.ts";
 import testConfig from "../fixtures/worker-test-config.json";
 import { alertmanagerBody } from "../support/alertmanager-body.ts";
+import { useRecordingObject } from "./support/recording-object.ts";
 
 const T0 = Date.parse("2026-11-22T10:00:00Z");
-let clock = T0;
-let dispatched: ActionRequest[] = [];
-let notes: Notification[] = [];
-let nextAttempt: DispatchAttempt = { ok: true, detail: "recorded" };
-
-beforeEach(() => {
-  clock = T0;
-  dispatched = [];
-  notes = [];
-  nextAttempt = { ok: true, detail: "recorded" };
-  TargetObject.testing = {
-    now: () => clock,
-    dispatcher: {
-      async dispatch(request) {
-        dispatched.push(request);
-        return nextAttempt;
-      },
-    },
-    notifier: {
-      async notify(n) {
-        notes.push(n);
-      },
-    },
-  };
-});
-afterEach(async () => {
-  TargetObject.testing = undefined;
-  // Every test starts from empty storage (objects and their alarms included).
-  await reset();
-});
+const rec = useRecordingObject({ start: T0 });
 
 const auth = { authorization: "Bearer test-operator-token" };
 
-async function alert(target: string, side: "primary" | "secondary", status: "firing" | "resolved", at = clock) {
+async function alert(target: string, side: "primary" | "secondary", status: "firing" | "resolved", at = rec.clock) {
   const body = alertmanagerBody({
     status,
     labels: { alertname: "Decide", target, side },
@@ -90,7 +60,7 @@ async function report(r: ActionReport, secret = "test-agent-secret"): Promise<Re
 
 /** Advances the clock and fires the object's alarm, as workerd would at that time. */
 async function fireAlarm(target: string, atMs: number): Promise<boolean> {
-  clock = atMs;
+  rec.clock = atMs;
   const stub = env.TARGETS.getByName(target);
   const ran = await runDurableObjectAlarm(stub);
   await stub.settle();
@@ -104,7 +74,7 @@ const succeeded = (req: ActionRequest): ActionReport => ({
   activeSide: req.to,
   dryRun: req.dryRun,
   steps: [{ name: "switch", status: "succeeded" }],
-  at: new Date(clock).toISOString(),
+  at: new Date(rec.clock).toISOString(),
 });
 
 describe("decisions inside the TargetObject", () => {
@@ -112,9 +82,9 @@ describe("decisions inside the TargetObject", () => {
     await alert("decide-auto", "primary", "firing");
     expect((await view("decide-auto")).phase).toBe("pending");
     expect(await fireAlarm("decide-auto", T0 + 29_000)).toBe(true);
-    expect(dispatched).toHaveLength(0);
+    expect(rec.dispatched).toHaveLength(0);
     await fireAlarm("decide-auto", T0 + 30_000);
-    expect(dispatched).toEqual([
+    expect(rec.dispatched).toEqual([
       expect.objectContaining({
         id: "decide-auto:1",
         kind: "failover",
@@ -124,24 +94,24 @@ describe("decisions inside the TargetObject", () => {
       }),
     ]);
     expect((await view("decide-auto")).phase).toBe("executing");
-    const req = dispatched[0] as ActionRequest;
+    const req = rec.dispatched[0] as ActionRequest;
     const res = await report(succeeded(req));
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ accepted: true });
     const v = await view("decide-auto");
     expect(v).toMatchObject({ activeSide: "secondary", phase: "steady" });
     expect(v.cooldownUntil).not.toBeNull();
-    expect(notes.map((n) => n.kind)).toContain("action");
+    expect(rec.notes.map((n) => n.kind)).toContain("action");
     const types = v.lastEvents?.map((e) => e.type) ?? [];
     expect(types).toEqual(expect.arrayContaining(["signal.firing", "action.dispatched", "action.succeeded"]));
   });
 
   it("takes no action when the side recovers during the hold", async () => {
     await alert("decide-auto", "primary", "firing");
-    clock = T0 + 10_000;
+    rec.clock = T0 + 10_000;
     await alert("decide-auto", "primary", "resolved");
     await fireAlarm("decide-auto", T0 + 60_000);
-    expect(dispatched).toHaveLength(0);
+    expect(rec.dispatched).toHaveLength(0);
     expect((await view("decide-auto")).phase).toBe("steady");
   });
 
@@ -149,11 +119,11 @@ describe("decisions inside the TargetObject", () => {
     await alert("decide-approval", "primary", "firing");
     await fireAlarm("decide-approval", T0 + 30_000);
     expect((await view("decide-approval")).phase).toBe("awaiting_approval");
-    expect(dispatched).toHaveLength(0);
+    expect(rec.dispatched).toHaveLength(0);
     await fireAlarm("decide-approval", T0 + 30_000 + 120_000);
     expect((await view("decide-approval")).phase).toBe("steady");
-    expect(notes.some((n) => n.kind === "approval")).toBe(true);
-    expect(dispatched).toHaveLength(0);
+    expect(rec.notes.some((n) => n.kind === "approval")).toBe(true);
+    expect(rec.dispatched).toHaveLength(0);
   });
 
   it("dispatches on approve, and answers 409 with an explanation when a command does not apply", async () => {
@@ -166,7 +136,7 @@ describe("decisions inside the TargetObject", () => {
     const ok = await command("decide-approval", { command: "approve", actor: "alice", reason: "gw-a dead" });
     expect(ok.status).toBe(200);
     await env.TARGETS.getByName("decide-approval").settle();
-    expect(dispatched).toEqual([expect.objectContaining({ id: "decide-approval:1", to: "secondary" })]);
+    expect(rec.dispatched).toEqual([expect.objectContaining({ id: "decide-approval:1", to: "secondary" })]);
     const events = (await view("decide-approval")).lastEvents ?? [];
     expect(events.find((e) => e.type === "command.accepted")?.detail).toMatchObject({ command: "approve" });
   });
@@ -174,25 +144,25 @@ describe("decisions inside the TargetObject", () => {
   it("re-dispatches the same id when no report arrives within actionTimeoutSeconds, then fails", async () => {
     await command("decide-auto", { command: "failover", actor: "bob", reason: "drill by hand" });
     await env.TARGETS.getByName("decide-auto").settle();
-    expect(dispatched.map((d) => d.id)).toEqual(["decide-auto:1"]);
+    expect(rec.dispatched.map((d) => d.id)).toEqual(["decide-auto:1"]);
     let t = T0;
     for (let i = 0; i < 5 && (await view("decide-auto")).phase === "executing"; i++) {
       t += 61_000;
       await fireAlarm("decide-auto", t);
     }
-    expect(new Set(dispatched.map((d) => d.id))).toEqual(new Set(["decide-auto:1"]));
-    expect(dispatched.length).toBe(3); // first dispatch + dispatchRetries (2) re-dispatches
+    expect(new Set(rec.dispatched.map((d) => d.id))).toEqual(new Set(["decide-auto:1"]));
+    expect(rec.dispatched.length).toBe(3); // first dispatch + dispatchRetries (2) re-dispatches
     expect((await view("decide-auto")).phase).toBe("failed");
   });
 
   it("records a failed delivery and retries it by alarm (agent down at dispatch time)", async () => {
-    nextAttempt = { ok: false, error: "agent unreachable: connection refused" };
+    rec.nextAttempt = { ok: false, error: "agent unreachable: connection refused" };
     await command("decide-auto", { command: "failover", actor: "bob" });
     await env.TARGETS.getByName("decide-auto").settle();
-    expect(dispatched).toHaveLength(1);
-    nextAttempt = { ok: true, detail: "recorded" };
+    expect(rec.dispatched).toHaveLength(1);
+    rec.nextAttempt = { ok: true, detail: "recorded" };
     await fireAlarm("decide-auto", T0 + 5_000);
-    expect(dispatched.map((d) => d.id)).toEqual(["decide-auto:1", "decide-auto:1"]);
+    expect(rec.dispatched.map((d) => d.id)).toEqual(["decide-auto:1", "decide-auto:1"]);
     const types = (await view("decide-auto")).lastEvents?.map((e) => e.type) ?? [];
     expect(types).toContain("action.delivered");
   });
@@ -249,21 +219,21 @@ describe("eviction", () => {
     await command(target, { command: "approve", actor: "carol" });
     await stub.settle();
     await note(); // executing
-    const req = dispatched.at(-1) as ActionRequest;
+    const req = rec.dispatched.at(-1) as ActionRequest;
     await report({ ...succeeded(req), status: "failed", error: { code: "x", message: "boom" } });
     await note(); // failed
     await command(target, { command: "retry", actor: "carol" });
     await stub.settle();
     await note(); // executing again
-    await report(succeeded(dispatched.at(-1) as ActionRequest));
+    await report(succeeded(rec.dispatched.at(-1) as ActionRequest));
     const final = await view(target);
-    return { phases: seen, dispatched: dispatched.map((d) => `${d.id}:${d.kind}:${d.to}`), final };
+    return { phases: seen, dispatched: rec.dispatched.map((d) => `${d.id}:${d.kind}:${d.to}`), final };
   }
 
   it("changes no decision when the object is evicted in every phase", async () => {
     const plain = await scenario("decide-evict-a", async () => {});
-    dispatched = [];
-    clock = T0;
+    rec.dispatched = [];
+    rec.clock = T0;
     const stub = env.TARGETS.getByName("decide-evict-b");
     const evicted = await scenario("decide-evict-b", async () => {
       await evictDurableObject(stub);

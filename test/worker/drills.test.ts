@@ -8,48 +8,21 @@
 import {
   createExecutionContext,
   createScheduledController,
-  reset,
   runDurableObjectAlarm,
   waitOnExecutionContext,
 } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { ActionReport, ActionRequest } from "../../shared/protocol.ts";
 import { sign } from "../../shared/signature.ts";
 import { runScheduledDrills } from "../../worker/drills.ts";
 import worker from "../../worker/index.ts";
-import type { Notification } from "../../worker/notifier.ts";
-import { TargetObject, type TargetView } from "../../worker/target-object.ts";
+import type { TargetView } from "../../worker/target-object.ts";
 import { alertmanagerBody } from "../support/alertmanager-body.ts";
+import { useRecordingObject } from "./support/recording-object.ts";
 
 const T0 = Date.parse("2026-11-23T03:00:00Z");
-let clock = T0;
-let dispatched: ActionRequest[] = [];
-let notes: Notification[] = [];
-
-beforeEach(() => {
-  clock = T0;
-  dispatched = [];
-  notes = [];
-  TargetObject.testing = {
-    now: () => clock,
-    dispatcher: {
-      async dispatch(request) {
-        dispatched.push(request);
-        return { ok: true, detail: "recorded" };
-      },
-    },
-    notifier: {
-      async notify(n) {
-        notes.push(n);
-      },
-    },
-  };
-});
-afterEach(async () => {
-  TargetObject.testing = undefined;
-  await reset();
-});
+const rec = useRecordingObject({ start: T0 });
 
 const auth = { authorization: "Bearer test-operator-token" };
 const DRY_CRON = "0 3 * * 1";
@@ -57,7 +30,7 @@ const LIVE_CRON = "30 4 * * *";
 
 /** Runs the worker's scheduled handler for `cron` as workerd would, then lets dispatches settle. */
 async function trigger(cron: string): Promise<void> {
-  const controller = createScheduledController({ cron, scheduledTime: new Date(clock) });
+  const controller = createScheduledController({ cron, scheduledTime: new Date(rec.clock) });
   const ctx = createExecutionContext();
   await worker.scheduled(controller, env, ctx);
   await waitOnExecutionContext(ctx);
@@ -86,7 +59,7 @@ async function report(r: ActionReport): Promise<void> {
 
 /** A succeeded report whose two steps took 1.5 s and 2.25 s. */
 function succeeded(req: ActionRequest): ActionReport {
-  const t = clock;
+  const t = rec.clock;
   const at = (ms: number) => new Date(t + ms).toISOString();
   return {
     actionId: req.id,
@@ -106,8 +79,8 @@ async function alert(target: string, side: "primary" | "secondary", status: "fir
   const body = alertmanagerBody({
     status,
     labels: { alertname: "Drill", target, side },
-    startsAt: clock - 1000,
-    endsAt: clock,
+    startsAt: rec.clock - 1000,
+    endsAt: rec.clock,
     fingerprint: `${target}-${side}`.padEnd(16, "0").slice(0, 16),
   });
   const res = await exports.default.fetch("http://w/v1/alertmanager", {
@@ -119,7 +92,7 @@ async function alert(target: string, side: "primary" | "secondary", status: "fir
 }
 
 async function fireAlarm(target: string, atMs: number): Promise<boolean> {
-  clock = atMs;
+  rec.clock = atMs;
   const stub = env.TARGETS.getByName(target);
   const ran = await runDurableObjectAlarm(stub);
   await stub.settle();
@@ -134,30 +107,32 @@ function only<T>(items: T[]): T {
 describe("scheduled drills", () => {
   it("starts a drill for exactly the targets whose drill.cron is the trigger's cron", async () => {
     await trigger(DRY_CRON);
-    expect(dispatched.map((d) => d.target).sort()).toEqual(["drill-dry-a", "drill-dry-b"]);
-    for (const d of dispatched) expect(d).toMatchObject({ kind: "drill", dryRun: true });
+    expect(rec.dispatched.map((d) => d.target).sort()).toEqual(["drill-dry-a", "drill-dry-b"]);
+    for (const d of rec.dispatched) expect(d).toMatchObject({ kind: "drill", dryRun: true });
     const events = (await view("drill-dry-a")).lastEvents ?? [];
     expect(events.find((e) => e.type === "command.accepted")?.detail).toMatchObject({
       command: "drill",
       actor: "cron",
       reason: `scheduled drill ${DRY_CRON}`,
     });
-    dispatched = [];
+    rec.dispatched = [];
     await trigger(LIVE_CRON);
-    expect(dispatched).toEqual([expect.objectContaining({ target: "drill-live", kind: "failover", dryRun: false })]);
+    expect(rec.dispatched).toEqual([
+      expect.objectContaining({ target: "drill-live", kind: "failover", dryRun: false }),
+    ]);
   });
 
   it("starts nothing on a cron no target is configured for", async () => {
     await trigger("15 2 * * *");
-    expect(dispatched).toEqual([]);
+    expect(rec.dispatched).toEqual([]);
     expect((await view("drill-dry-a")).lastEvents ?? []).toEqual([]);
   });
 
   it("a dry-run drill leaves activeSide unchanged and records each step's result and duration", async () => {
     await trigger(DRY_CRON);
-    const req = only(dispatched.filter((d) => d.target === "drill-dry-a"));
+    const req = only(rec.dispatched.filter((d) => d.target === "drill-dry-a"));
     expect(req).toMatchObject({ kind: "drill", dryRun: true, from: "primary", to: "secondary" });
-    clock += 4000;
+    rec.clock += 4000;
     await report(succeeded(req));
     const v = await view("drill-dry-a");
     expect(v).toMatchObject({ activeSide: "primary", phase: "steady" });
@@ -178,23 +153,25 @@ describe("scheduled drills", () => {
     });
     const completed = (v.lastEvents ?? []).find((e) => e.type === "drill.completed");
     expect(completed?.detail).toMatchObject({ mode: "dry-run", ok: true });
-    expect(notes.some((n) => n.kind === "drill" && n.target === "drill-dry-a" && /completed/.test(n.text))).toBe(true);
+    expect(rec.notes.some((n) => n.kind === "drill" && n.target === "drill-dry-a" && /completed/.test(n.text))).toBe(
+      true,
+    );
   });
 
   it("a live drill fails over, holds, fails back and records two recovery times", async () => {
     await trigger(LIVE_CRON);
-    const over = only(dispatched);
+    const over = only(rec.dispatched);
     expect(over).toMatchObject({ kind: "failover", from: "primary", to: "secondary", dryRun: false });
-    clock += 5000;
+    rec.clock += 5000;
     await report(succeeded(over));
     expect(await view("drill-live")).toMatchObject({ activeSide: "secondary", phase: "steady" });
     // Still holding one second before holdSeconds (120 s) has passed: no fail back yet.
-    await fireAlarm("drill-live", clock + 119_000);
-    expect(dispatched).toHaveLength(1);
-    await fireAlarm("drill-live", clock + 1000);
-    const back = dispatched[1];
+    await fireAlarm("drill-live", rec.clock + 119_000);
+    expect(rec.dispatched).toHaveLength(1);
+    await fireAlarm("drill-live", rec.clock + 1000);
+    const back = rec.dispatched[1];
     expect(back).toMatchObject({ kind: "failback", from: "secondary", to: "primary", dryRun: false });
-    clock += 7000;
+    rec.clock += 7000;
     await report(succeeded(back as ActionRequest));
     const v = await view("drill-live");
     expect(v).toMatchObject({ activeSide: "primary", phase: "steady", cooldownUntil: null });
@@ -210,14 +187,14 @@ describe("scheduled drills", () => {
       ],
     });
     expect(
-      notes.some((n) => n.kind === "drill" && /live drill completed \(failover 5 s, failback 7 s\)/.test(n.text)),
+      rec.notes.some((n) => n.kind === "drill" && /live drill completed \(failover 5 s, failback 7 s\)/.test(n.text)),
     ).toBe(true);
   });
 
   it("a live drill is refused while a side is down: audited, logged, nothing dispatched, nothing thrown", async () => {
     await alert("drill-live", "secondary", "firing");
     await trigger(LIVE_CRON);
-    expect(dispatched).toEqual([]);
+    expect(rec.dispatched).toEqual([]);
     const v = await view("drill-live");
     expect(v.activeSide).toBe("primary");
     const rejected = (v.lastEvents ?? []).find((e) => e.type === "command.rejected");
@@ -226,18 +203,18 @@ describe("scheduled drills", () => {
 
   it("a live drill is aborted by a real signal and normal policy takes over", async () => {
     await trigger(LIVE_CRON);
-    clock += 5000;
-    await report(succeeded(only(dispatched)));
+    rec.clock += 5000;
+    await report(succeeded(only(rec.dispatched)));
     // Holding on secondary; a real alert on the (now active) secondary ends the drill.
-    clock += 10_000;
+    rec.clock += 10_000;
     await alert("drill-live", "secondary", "firing");
     const v = await view("drill-live");
     expect(v.lastDrill).toMatchObject({ mode: "live", ok: false, outcome: "aborted" });
     expect(v.phase).toBe("pending");
     expect((v.lastEvents ?? []).some((e) => e.type === "drill.aborted")).toBe(true);
     // The drill's fail back no longer happens at the end of the hold.
-    await fireAlarm("drill-live", clock + 120_000);
-    expect(dispatched.filter((d) => d.kind === "failback" && d.reason.includes("drill"))).toEqual([]);
+    await fireAlarm("drill-live", rec.clock + 120_000);
+    expect(rec.dispatched.filter((d) => d.kind === "failback" && d.reason.includes("drill"))).toEqual([]);
   });
 
   it("one target's refusal (not steady) does not stop another's drill, and nothing throws", async () => {
@@ -248,18 +225,18 @@ describe("scheduled drills", () => {
     });
     expect(busy.status).toBe(200);
     await env.TARGETS.getByName("drill-dry-a").settle();
-    dispatched = [];
+    rec.dispatched = [];
     const results = await runScheduledDrills(DRY_CRON, env);
     expect(results).toEqual([
       { target: "drill-dry-a", mode: "dry-run", outcome: "refused", detail: expect.stringMatching(/executing/) },
       { target: "drill-dry-b", mode: "dry-run", outcome: "started" },
     ]);
     await env.TARGETS.getByName("drill-dry-b").settle();
-    expect(dispatched.map((d) => d.target)).toEqual(["drill-dry-b"]);
+    expect(rec.dispatched.map((d) => d.target)).toEqual(["drill-dry-b"]);
   });
 
   it("an invalid configuration starts no drill and does not throw", async () => {
     expect(await runScheduledDrills(DRY_CRON, { ...env, TURNOUT_CONFIG: "{ not json" })).toEqual([]);
-    expect(dispatched).toEqual([]);
+    expect(rec.dispatched).toEqual([]);
   });
 });

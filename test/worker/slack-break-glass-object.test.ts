@@ -3,35 +3,13 @@
  * forced request executes exactly once, only by someone other than the requester, never after the
  * target's epoch moved or after it was resolved, and a refusal changes nothing.
  */
-import { reset } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { ActionRequest } from "../../shared/protocol.ts";
+import { describe, expect, it } from "vitest";
 import { BREAK_GLASS_TTL_MS } from "../../worker/slack/break-glass.ts";
-import { TargetObject } from "../../worker/target-object.ts";
+import { useRecordingObject } from "./support/recording-object.ts";
 
 const T0 = Date.parse("2026-11-22T10:00:00Z");
-let clock = T0;
-let dispatched: ActionRequest[] = [];
-
-beforeEach(() => {
-  clock = T0;
-  dispatched = [];
-  TargetObject.testing = {
-    now: () => clock,
-    dispatcher: {
-      async dispatch(request) {
-        dispatched.push(request);
-        return { ok: true, detail: "recorded" };
-      },
-    },
-    notifier: { async notify() {} },
-  };
-});
-afterEach(async () => {
-  TargetObject.testing = undefined;
-  await reset();
-});
+const rec = useRecordingObject({ start: T0 });
 
 const NONCE = "0123456789abcdef0123456789abcdef";
 const alice = { actorId: "UALICE", actor: "slack:UALICE(alice)" };
@@ -53,7 +31,7 @@ describe("break-glass requests in the target's object", () => {
     expect(await request()).toEqual({ epoch: 0, phase: "steady", activeSide: "primary" });
     const stub = env.TARGETS.getByName("slack-a");
     await stub.settle();
-    expect(dispatched).toHaveLength(0);
+    expect(rec.dispatched).toHaveLength(0);
     const { events } = await stub.events(0, 10);
     expect(events.map((e) => e.type)).toEqual(["breakglass.requested"]);
     expect(events[0]?.detail).toMatchObject({ requester: alice.actor, command: "failover", epoch: 0, nonce: NONCE });
@@ -67,7 +45,7 @@ describe("break-glass requests in the target's object", () => {
     expect(r).toMatchObject({ outcome: "self-approval" });
     expect("detail" in r && r.detail).toMatch(/second person must approve/);
     await stub.settle();
-    expect(dispatched).toHaveLength(0);
+    expect(rec.dispatched).toHaveLength(0);
     expect(await stub.events(0, 50)).toEqual(before);
   });
 
@@ -78,9 +56,9 @@ describe("break-glass requests in the target's object", () => {
     expect(r).toMatchObject({ outcome: "executed", command: "failover", requester: alice.actor });
     expect(r.view.phase).toBe("executing");
     await stub.settle();
-    expect(dispatched).toEqual([expect.objectContaining({ id: "slack-a:1", kind: "failover", force: true })]);
-    expect(dispatched[0]?.reason).toContain(alice.actor);
-    expect(dispatched[0]?.reason).toContain(bob.actor);
+    expect(rec.dispatched).toEqual([expect.objectContaining({ id: "slack-a:1", kind: "failover", force: true })]);
+    expect(rec.dispatched[0]?.reason).toContain(alice.actor);
+    expect(rec.dispatched[0]?.reason).toContain(bob.actor);
     const { events } = await stub.events(0, 50);
     expect(events.find((e) => e.type === "breakglass.approved")?.detail).toMatchObject({
       requester: alice.actor,
@@ -97,7 +75,7 @@ describe("break-glass requests in the target's object", () => {
     expect(again).toMatchObject({ outcome: "already" });
     expect("detail" in again && again.detail).toMatch(/already done: this request was executed by slack:UBOB\(bob\)/);
     await stub.settle();
-    expect(dispatched).toHaveLength(1);
+    expect(rec.dispatched).toHaveLength(1);
   });
 
   it("two approvers clicking at once still produce one forced action", async () => {
@@ -109,7 +87,7 @@ describe("break-glass requests in the target's object", () => {
     ]);
     expect([a.outcome, b.outcome].sort()).toEqual(["already", "executed"]);
     await stub.settle();
-    expect(dispatched).toHaveLength(1);
+    expect(rec.dispatched).toHaveLength(1);
   });
 
   it("is stale once the target's epoch moved, or after its time to live; nothing changes", async () => {
@@ -117,16 +95,16 @@ describe("break-glass requests in the target's object", () => {
     const stub = env.TARGETS.getByName("slack-a");
     await stub.command("slack-a", { command: "failover", actor: "operator" });
     await stub.settle();
-    expect(dispatched).toHaveLength(1);
+    expect(rec.dispatched).toHaveLength(1);
     const r = await stub.resolveBreakGlass("slack-a", { nonce: NONCE, decision: "approve", epoch: 0, ...bob });
     expect(r).toMatchObject({ outcome: "stale" });
     expect("detail" in r && r.detail).toMatch(/epoch 0 then, 1 now/);
     await stub.settle();
-    expect(dispatched).toHaveLength(1);
+    expect(rec.dispatched).toHaveLength(1);
 
     const other = "fedcba9876543210fedcba9876543210";
     await request("slack-b", other);
-    clock = T0 + BREAK_GLASS_TTL_MS + 1;
+    rec.clock = T0 + BREAK_GLASS_TTL_MS + 1;
     const late = await env.TARGETS.getByName("slack-b").resolveBreakGlass("slack-b", {
       nonce: other,
       decision: "approve",
@@ -134,7 +112,7 @@ describe("break-glass requests in the target's object", () => {
       ...bob,
     });
     expect(late).toMatchObject({ outcome: "stale" });
-    expect(dispatched).toHaveLength(1);
+    expect(rec.dispatched).toHaveLength(1);
   });
 
   it("cancel closes the request; a later approval is 'already done'; unknown nonces are refused", async () => {
@@ -154,7 +132,7 @@ describe("break-glass requests in the target's object", () => {
     });
     expect(unknown).toMatchObject({ outcome: "unknown" });
     await stub.settle();
-    expect(dispatched).toHaveLength(0);
+    expect(rec.dispatched).toHaveLength(0);
   });
 
   it("an approval the machine refuses is closed as rejected, with the reason", async () => {

@@ -3,14 +3,12 @@
  * else, `ssl_check` probes pass unsigned, and every `/turnout` command answers Block Kit JSON with
  * its happy path and its refusals (unauthorized user, wrong channel, typo, unknown target, 409).
  */
-import { reset } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import type { ActionReport, ActionRequest } from "../../shared/protocol.ts";
+import type { ActionReport } from "../../shared/protocol.ts";
 import type { SlackMessage } from "../../worker/slack/blocks.ts";
 import { HELP_TEXT } from "../../worker/slack/parse.ts";
 import { answerWithin, postToResponseUrl, slackTesting } from "../../worker/slack/respond.ts";
-import { TargetObject } from "../../worker/target-object.ts";
 import sslCheckBody from "../fixtures/slack/slack-ssl-check-boltjs.txt?raw";
 import testConfig from "../fixtures/worker-test-config.json";
 import {
@@ -24,27 +22,17 @@ import {
   slashBody,
 } from "../slack/slack-client.ts";
 import { alertmanagerBody } from "../support/alertmanager-body.ts";
+import { useRecordingObject } from "./support/recording-object.ts";
 
 const T0 = Date.parse("2026-11-22T10:00:00Z");
-let dispatched: ActionRequest[] = [];
+const rec = useRecordingObject({ start: T0 });
 let outbound: OutboundCapture;
 
 const fetcher = (url: string, init: RequestInit) => exports.default.fetch(url, init);
 
 beforeEach(() => {
-  dispatched = [];
   outbound = new OutboundCapture();
   slackTesting.responseUrlPrefix = RESPONSE_PREFIX;
-  TargetObject.testing = {
-    now: () => T0,
-    dispatcher: {
-      async dispatch(request) {
-        dispatched.push(request);
-        return { ok: true, detail: "recorded" };
-      },
-    },
-    notifier: { async notify() {} },
-  };
   vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
     const url = input instanceof Request ? input.url : String(input);
     outbound.record(url, JSON.parse(String(init?.body ?? "null")));
@@ -53,10 +41,8 @@ beforeEach(() => {
 });
 afterEach(async () => {
   vi.restoreAllMocks();
-  TargetObject.testing = undefined;
   delete slackTesting.responseUrlPrefix;
   delete slackTesting.ackDeadlineMs;
-  await reset();
 });
 
 async function slash(text: string, user = ALICE, channel = { id: "COPS", name: "ops" }): Promise<SlackAnswer> {
@@ -114,7 +100,7 @@ describe("Slack signature at the route", () => {
       body: body.replace("slack-a", "slack-b"),
     });
     expect((await problem(tampered)).reason).toBe("mismatch");
-    expect(dispatched).toHaveLength(0);
+    expect(rec.dispatched).toHaveLength(0);
   });
 
   it("answers Slack's unsigned ssl_check probe 200, but nothing else that merely contains ssl_check", async () => {
@@ -123,7 +109,7 @@ describe("Slack signature at the route", () => {
     const sneaky = `${sslCheckBody}&${slashBody("failover slack-a")}`;
     const res = await exports.default.fetch("http://w/v1/slack/commands", { method: "POST", body: sneaky });
     expect(res.status).toBe(401);
-    expect(dispatched).toHaveLength(0);
+    expect(rec.dispatched).toHaveLength(0);
   });
 
   it("answers 400 naming the missing fields of a signed body that is not a slash command", async () => {
@@ -161,7 +147,7 @@ describe("/turnout commands", () => {
     expect(unknown).toMatchObject({ response_type: "ephemeral" });
     expect(unknown.text).toContain("unknown target `slack-aa`; did you mean `slack-a`?");
     expect((await slash("status slakc-b")).text).toContain("did you mean `slack-b`?");
-    expect(dispatched).toHaveLength(0);
+    expect(rec.dispatched).toHaveLength(0);
   });
 
   it("failover by an allowed user dispatches, in channel, with the Slack user as the audited actor", async () => {
@@ -170,7 +156,7 @@ describe("/turnout commands", () => {
     expect(a.text).toContain("<@UALICE> ran `failover slack-a` (gw-a is dead): accepted");
     expect(a.text).toContain("failover `slack-a:1` primary → secondary");
     await settle("slack-a");
-    expect(dispatched).toEqual([
+    expect(rec.dispatched).toEqual([
       expect.objectContaining({
         id: "slack-a:1",
         kind: "failover",
@@ -196,7 +182,7 @@ describe("/turnout commands", () => {
       expect(a.text).toContain("UMALLORY");
     }
     await settle("slack-a");
-    expect(dispatched).toHaveLength(0);
+    expect(rec.dispatched).toHaveLength(0);
     expect((await env.TARGETS.getByName("slack-a").events(0, 50)).events).toHaveLength(0);
   });
 
@@ -227,7 +213,12 @@ describe("/turnout commands", () => {
     expect(a.response_type).toBe("in_channel");
     expect(a.text).toContain("<@UBOB> ran `failback slack-b` (primary is healthy again): accepted");
     await settle("slack-b");
-    expect(dispatched.at(-1)).toMatchObject({ id: "slack-b:2", kind: "failback", from: "secondary", to: "primary" });
+    expect(rec.dispatched.at(-1)).toMatchObject({
+      id: "slack-b:2",
+      kind: "failback",
+      from: "secondary",
+      to: "primary",
+    });
   });
 
   it("shows a 409 from the object as an ephemeral explanation", async () => {
@@ -246,7 +237,7 @@ describe("/turnout commands", () => {
     const drill = await slash("drill slack-d");
     expect(drill.text).toContain("accepted");
     await settle("slack-d");
-    expect(dispatched.at(-1)).toMatchObject({ id: "slack-d:1", kind: "drill", dryRun: true });
+    expect(rec.dispatched.at(-1)).toMatchObject({ id: "slack-d:1", kind: "drill", dryRun: true });
     expect((await slash("drill slack-d")).text).toContain("refused by the target");
 
     expect((await slash("cancel slack-e")).text).toContain("nothing to cancel");
@@ -270,7 +261,7 @@ describe("/turnout commands", () => {
     const retry = await slash("retry slack-e");
     expect(retry.text).toContain("accepted");
     await settle("slack-e");
-    expect(dispatched.at(-1)).toMatchObject({ id: "slack-e:2", kind: "failover", to: "secondary" });
+    expect(rec.dispatched.at(-1)).toMatchObject({ id: "slack-e:2", kind: "failover", to: "secondary" });
 
     // cancel: a pending failover (primary down, inside the hold) is dismissed.
     const ingest = await exports.default.fetch("http://w/v1/alertmanager", {

@@ -4,33 +4,21 @@
  * globalThis.fetch. Failover start, success (with step durations) and failure are each posted
  * with the target, the sides, the cause and the status page link.
  */
-import { reset } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { ActionReport, ActionRequest } from "../../shared/protocol.ts";
 import { slackNotifier } from "../../worker/notifier.ts";
-import { TargetObject } from "../../worker/target-object.ts";
 import { type Outbound, OutboundCapture } from "../slack/slack-client.ts";
+import { useRecordingObject } from "./support/recording-object.ts";
 
 const T0 = Date.parse("2026-11-22T10:00:00Z");
 const WEBHOOK = "https://hooks.slack.test/services/T0001/B0001/secret";
 const STATUS = "https://turnout.example.com/";
-let dispatched: ActionRequest[] = [];
+const rec = useRecordingObject({ start: T0, notifier: slackNotifier({ SLACK_WEBHOOK_URL: WEBHOOK }, STATUS) });
 let outbound: OutboundCapture;
 
 beforeEach(() => {
-  dispatched = [];
   outbound = new OutboundCapture();
-  TargetObject.testing = {
-    now: () => T0,
-    dispatcher: {
-      async dispatch(request) {
-        dispatched.push(request);
-        return { ok: true, detail: "recorded" };
-      },
-    },
-    notifier: slackNotifier({ SLACK_WEBHOOK_URL: WEBHOOK }, STATUS),
-  };
   vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
     const url = input instanceof Request ? input.url : String(input);
     expect(init?.method).toBe("POST");
@@ -41,8 +29,6 @@ beforeEach(() => {
 });
 afterEach(async () => {
   vi.restoreAllMocks();
-  TargetObject.testing = undefined;
-  await reset();
 });
 
 const texts = (posts: Outbound[]) => posts.map((p) => (p.body as { text: string }).text);
@@ -52,7 +38,7 @@ async function startFailover(target: string): Promise<ActionRequest> {
   const r = await stub.command(target, { command: "failover", actor: "slack:UALICE(alice)", reason: "gw-a dead" });
   expect(r.applied).toBe(true);
   await stub.settle();
-  const req = dispatched.at(-1);
+  const req = rec.dispatched.at(-1);
   if (!req) throw new Error("nothing dispatched");
   return req;
 }

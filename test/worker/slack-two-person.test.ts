@@ -5,14 +5,12 @@
  * action, a repeated or stale click changes nothing. Approval requests of `approval: required`
  * targets come with the same buttons and are answered by them.
  */
-import { reset, runDurableObjectAlarm } from "cloudflare:test";
+import { runDurableObjectAlarm } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import type { ActionRequest } from "../../shared/protocol.ts";
 import { slackNotifier } from "../../worker/notifier.ts";
 import { decodeButtonValue } from "../../worker/slack/button-value.ts";
 import { slackTesting } from "../../worker/slack/respond.ts";
-import { TargetObject } from "../../worker/target-object.ts";
 import {
   ALICE,
   approveValue,
@@ -27,31 +25,22 @@ import {
   slashBody,
 } from "../slack/slack-client.ts";
 import { alertmanagerBody } from "../support/alertmanager-body.ts";
+import { useRecordingObject } from "./support/recording-object.ts";
 
 const T0 = Date.parse("2026-11-22T10:00:00Z");
 const WEBHOOK = "https://hooks.slack.test/services/T0001/B0001/secret";
-let clock = T0;
-let dispatched: ActionRequest[] = [];
+// The real notifier, posting to a webhook URL whose requests the fetch stub captures.
+const rec = useRecordingObject({
+  start: T0,
+  notifier: slackNotifier({ SLACK_WEBHOOK_URL: WEBHOOK }, "https://turnout.example.com/"),
+});
 let outbound: OutboundCapture;
 
 const fetcher = (url: string, init: RequestInit) => exports.default.fetch(url, init);
 
 beforeEach(() => {
-  clock = T0;
-  dispatched = [];
   outbound = new OutboundCapture();
   slackTesting.responseUrlPrefix = RESPONSE_PREFIX;
-  TargetObject.testing = {
-    now: () => clock,
-    dispatcher: {
-      async dispatch(request) {
-        dispatched.push(request);
-        return { ok: true, detail: "recorded" };
-      },
-    },
-    // The real notifier, posting to a webhook URL whose requests the fetch stub captures.
-    notifier: slackNotifier({ SLACK_WEBHOOK_URL: WEBHOOK }, "https://turnout.example.com/"),
-  };
   vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
     const url = input instanceof Request ? input.url : String(input);
     outbound.record(url, JSON.parse(String(init?.body ?? "null")));
@@ -60,9 +49,7 @@ beforeEach(() => {
 });
 afterEach(async () => {
   vi.restoreAllMocks();
-  TargetObject.testing = undefined;
   delete slackTesting.responseUrlPrefix;
-  await reset();
 });
 
 async function slash(text: string, user: SlackPerson = ALICE): Promise<SlackAnswer> {
@@ -110,7 +97,7 @@ describe("break-glass through Slack", () => {
     expect(value).toMatchObject({ k: "break-glass", t: "slack-a", c: "failover", r: "UALICE", e: 0, p: "steady" });
     expect(value?.k === "break-glass" && value.n).toMatch(/^[0-9a-f]{32}$/);
     await settle("slack-a");
-    expect(dispatched).toHaveLength(0);
+    expect(rec.dispatched).toHaveLength(0);
   });
 
   it("refuses the requester's own approval; a second allowed user's click executes exactly one forced action", async () => {
@@ -128,14 +115,14 @@ describe("break-glass through Slack", () => {
     const outsider = await click("approve", value, MALLORY);
     expect(outsider.text).toContain("chatops.slack.allowedUsers");
     await settle("slack-a");
-    expect(dispatched).toHaveLength(0);
+    expect(rec.dispatched).toHaveLength(0);
 
     const approved = await click("approve", value, BOB);
     expect(approved).toMatchObject({ response_type: "in_channel", replace_original: true });
     expect(approved.text).toContain("requested by slack:UALICE(alice), approved by slack:UBOB(bob)");
     expect(approveValue(approved)).toBeUndefined(); // the buttons are gone from the message
     await settle("slack-a");
-    expect(dispatched).toEqual([
+    expect(rec.dispatched).toEqual([
       expect.objectContaining({ id: "slack-a:1", kind: "failover", to: "secondary", force: true }),
     ]);
 
@@ -157,7 +144,7 @@ describe("break-glass through Slack", () => {
     expect(again.response_type).toBe("ephemeral");
     expect(again.text).toContain("already done");
     await settle("slack-a");
-    expect(dispatched).toHaveLength(1);
+    expect(rec.dispatched).toHaveLength(1);
     expect((await env.TARGETS.getByName("slack-a").events(0, 100)).events).toHaveLength(events.length);
   });
 
@@ -165,13 +152,13 @@ describe("break-glass through Slack", () => {
     const value = await forceRequest();
     expect((await slash("failover slack-a routine")).text).toContain("accepted"); // epoch 0 → 1
     await settle("slack-a");
-    expect(dispatched).toHaveLength(1);
+    expect(rec.dispatched).toHaveLength(1);
     const stale = await click("approve", value, BOB);
     expect(stale.response_type).toBe("ephemeral");
     expect(stale.text).toContain("stale request");
     expect(stale.text).toContain("epoch 0 then, 1 now");
     await settle("slack-a");
-    expect(dispatched).toHaveLength(1);
+    expect(rec.dispatched).toHaveLength(1);
   });
 
   it("Cancel closes the request for everyone; Approve after it is 'already done'", async () => {
@@ -182,14 +169,14 @@ describe("break-glass through Slack", () => {
     const late = await click("approve", value, BOB);
     expect(late.text).toContain("already done");
     await settle("slack-a");
-    expect(dispatched).toHaveLength(0);
+    expect(rec.dispatched).toHaveLength(0);
   });
 
   it("a button that is not turnout's, or names an unknown target, changes nothing", async () => {
     expect((await click("approve", "not-json", BOB)).text).toContain("not one turnout understands");
     const forged = JSON.stringify({ v: 1, k: "approval", t: "nope", e: 0, d: T0 });
     expect((await click("approve", forged, BOB)).text).toContain("no longer configured");
-    expect(dispatched).toHaveLength(0);
+    expect(rec.dispatched).toHaveLength(0);
   });
 
   it("acknowledges other interaction types with an empty 200 and does nothing", async () => {
@@ -214,7 +201,7 @@ describe("break-glass through Slack", () => {
 describe("approval requests of approval: required targets", () => {
   async function awaitingApproval(): Promise<string> {
     await alert("slack-approval", "primary", "slackap000000001");
-    clock = T0 + 30_000;
+    rec.clock = T0 + 30_000;
     const stub = env.TARGETS.getByName("slack-approval");
     await runDurableObjectAlarm(stub);
     await stub.settle();
@@ -235,11 +222,13 @@ describe("approval requests of approval: required targets", () => {
     expect(ok).toMatchObject({ response_type: "in_channel", replace_original: true });
     expect(ok.text).toContain("approved by slack:UBOB(bob)");
     await settle("slack-approval");
-    expect(dispatched).toEqual([expect.objectContaining({ id: "slack-approval:1", kind: "failover", force: false })]);
+    expect(rec.dispatched).toEqual([
+      expect.objectContaining({ id: "slack-approval:1", kind: "failover", force: false }),
+    ]);
     const again = await click("approve", value, ALICE);
     expect(again.text).toContain("stale button");
     await settle("slack-approval");
-    expect(dispatched).toHaveLength(1);
+    expect(rec.dispatched).toHaveLength(1);
   });
 
   it("can also be approved with /turnout approve <target>", async () => {
@@ -248,7 +237,7 @@ describe("approval requests of approval: required targets", () => {
     expect(a.response_type).toBe("in_channel");
     expect(a.text).toContain("<@UBOB> ran `approve slack-approval`: accepted");
     await settle("slack-approval");
-    expect(dispatched).toEqual([expect.objectContaining({ id: "slack-approval:1", kind: "failover" })]);
+    expect(rec.dispatched).toEqual([expect.objectContaining({ id: "slack-approval:1", kind: "failover" })]);
   });
 
   it("Cancel dismisses the request; a button of an older request cannot answer a newer one", async () => {
@@ -259,6 +248,6 @@ describe("approval requests of approval: required targets", () => {
     const old = JSON.stringify({ ...JSON.parse(value), d: T0 });
     expect((await click("approve", old, BOB)).text).toContain("stale button");
     await settle("slack-approval");
-    expect(dispatched).toHaveLength(0);
+    expect(rec.dispatched).toHaveLength(0);
   });
 });

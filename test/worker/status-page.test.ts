@@ -4,36 +4,19 @@
  * redirects; the cookie shows every target card and also reads `/v1/targets`, but never commands.
  */
 
-import { reset } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { ActionRequest } from "../../shared/protocol.ts";
 import { sign } from "../../shared/signature.ts";
 import { issueSession, SESSION_TTL_SECONDS } from "../../worker/session.ts";
-import { TargetObject } from "../../worker/target-object.ts";
 import testConfig from "../fixtures/worker-test-config.json";
 import { alertmanagerBody } from "../support/alertmanager-body.ts";
+import { useRecordingObject } from "./support/recording-object.ts";
 
 const TOKEN = "test-operator-token";
 const names = Object.keys(testConfig.targets).sort();
-let dispatched: ActionRequest[] = [];
-
-beforeEach(() => {
-  dispatched = [];
-  TargetObject.testing = {
-    dispatcher: {
-      async dispatch(request) {
-        dispatched.push(request);
-        return { ok: true, detail: "recorded" };
-      },
-    },
-    notifier: { async notify() {} },
-  };
-});
-afterEach(async () => {
-  TargetObject.testing = undefined;
-  await reset();
-});
+// The real clock: sessions and the page's times are checked against Date.now().
+const rec = useRecordingObject();
 
 const get = (path: string, headers: Record<string, string> = {}) =>
   exports.default.fetch(`https://turnout.example${path}`, { headers, redirect: "manual" });
@@ -130,7 +113,7 @@ describe("status page auth", () => {
       body: JSON.stringify({ command: "drill" }),
     });
     expect(cmd.status).toBe(401);
-    expect(dispatched).toEqual([]);
+    expect(rec.dispatched).toEqual([]);
   });
 
   it("refuses forged, expired and other-token cookies", async () => {
@@ -164,7 +147,7 @@ describe("status page content", () => {
     expect(started.status).toBe(200);
     const stub = env.TARGETS.getByName("drill-dry-a");
     await stub.settle();
-    const req = dispatched[0] as ActionRequest;
+    const req = rec.dispatched[0] as ActionRequest;
     const t = Date.now();
     const at = (ms: number) => new Date(t + ms).toISOString();
     const raw = JSON.stringify({
