@@ -9,10 +9,10 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createSocket } from "node:dgram";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as packet from "dns-packet";
+import { freePort } from "./free-port.ts";
 
 /** A running BIND. */
 export interface BindServer {
@@ -76,18 +76,6 @@ export function requireNsupdate(): string {
     throw new Error("`nsupdate` is not installed: run `npm run setup` (installs bind9-dnsutils)");
   }
   return found;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const addr = s.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** True when something on 127.0.0.1:`port` answers an SOA query for `zone` within `timeoutMs`. */

@@ -5,11 +5,11 @@
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createEtcdClient } from "../etcd/client.ts";
 import { ETCD_SETUP_HINT } from "./etcd-mirror.ts";
+import { freePorts } from "./free-port.ts";
 
 export interface EtcdInstance {
   readonly name: string;
@@ -48,30 +48,6 @@ export function etcdBinariesAvailable(): boolean {
 /** Throws an error naming `npm run setup` when etcd or etcdctl is missing. */
 export function requireEtcdBinaries(): void {
   if (!etcdBinariesAvailable()) throw new Error(`etcd: ${ETCD_SETUP_HINT}`);
-}
-
-/** Reserves `n` distinct free ports on 127.0.0.1 (all held open at once so they differ). */
-export async function freePorts(n: number): Promise<number[]> {
-  const servers: Server[] = [];
-  try {
-    const ports: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const s = createServer();
-      servers.push(s);
-      ports.push(
-        await new Promise<number>((resolve, reject) => {
-          s.once("error", reject);
-          s.listen(0, "127.0.0.1", () => {
-            const addr = s.address();
-            resolve(typeof addr === "object" && addr ? addr.port : 0);
-          });
-        }),
-      );
-    }
-    return ports;
-  } finally {
-    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-  }
 }
 
 /** True when a plain-HTTP etcd at `url` reports `{"health":"true"}` within `timeoutMs`. */

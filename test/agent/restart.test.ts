@@ -1,6 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CoreV1Api } from "@kubernetes/client-node";
@@ -9,6 +8,7 @@ import { ConfigMapActionStore } from "../../agent/memory.ts";
 import { type FakeKubeApi, startFakeKubeApi } from "../../agent/sandbox/fake-kube-api.ts";
 import type { ActionReport } from "../../shared/protocol.ts";
 import { SIGNATURE_HEADER, sign } from "../../shared/signature.ts";
+import { freePort } from "../support/free-port.ts";
 import { type ReportReceiver, startReportReceiver } from "../support/report-receiver.ts";
 import { actionRequest, testAgentConfig } from "../support/test-executors.ts";
 
@@ -19,18 +19,6 @@ let child: ChildProcess | undefined;
 let kube: FakeKubeApi;
 let kubeconfigPath: string;
 const dir = mkdtempSync(join(tmpdir(), "turnout-restart-"));
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const addr = s.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Starts an agent process and resolves once it holds the Lease (after any previous holder's expiry). */
 async function startChild(port: number): Promise<ChildProcess> {

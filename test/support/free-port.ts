@@ -1,14 +1,2 @@
-import { createServer } from "node:net";
-
-/** A free TCP port on 127.0.0.1 (bind to port 0, read it, release it). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
+/** Tests share the sandbox's free-port helpers (one implementation, agent/sandbox/free-port.ts). */
+export { freePort, freePorts } from "../../agent/sandbox/free-port.ts";
