@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { app } from "../../worker/app.ts";
 import type { Env } from "../../worker/env.ts";
-import type { StoredSignal } from "../../worker/signals.ts";
+import { comparable, shuffled } from "./support/permutation.ts";
 
 const TARGETS = ["fleet-0", "fleet-1"];
 const STARTS = ["2020-01-01T10:00:00Z", "2020-01-01T10:10:00Z"];
@@ -40,21 +40,6 @@ function isolated(variant: string): Env {
   };
   return { ...env, TARGETS: namespace };
 }
-
-function shuffled<T>(items: readonly T[], seed: number): T[] {
-  const out = [...items];
-  let s = seed >>> 0;
-  for (let i = out.length - 1; i > 0; i--) {
-    s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0;
-    const j = s % (i + 1);
-    [out[i], out[j]] = [out[j] as T, out[i] as T];
-  }
-  return out;
-}
-
-// Receipt times and bookkeeping differ between runs by nature; the signal state must not.
-const comparable = (signals: StoredSignal[]) =>
-  signals.map(({ firstSeen: _f, lastSeen: _l, receivedAt: _r, ...rest }) => rest);
 
 let run = 0;
 

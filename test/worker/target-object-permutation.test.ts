@@ -1,7 +1,8 @@
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { Delivery, StoredSignal } from "../../worker/signals.ts";
+import type { Delivery } from "../../worker/signals.ts";
+import { comparable, shuffled } from "./support/permutation.ts";
 
 const SOURCES = ["alertmanager", "grafana", "nagios"] as const;
 
@@ -45,22 +46,6 @@ const deliveryArb = fc
       },
     };
   });
-
-/** A seeded shuffle, so fast-check can shrink and replay the order. */
-function shuffled<T>(items: readonly T[], seed: number): T[] {
-  const out = [...items];
-  let s = seed >>> 0;
-  for (let i = out.length - 1; i > 0; i--) {
-    s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0;
-    const j = s % (i + 1);
-    [out[i], out[j]] = [out[j] as T, out[i] as T];
-  }
-  return out;
-}
-
-/** The stored state that must not depend on arrival order (bookkeeping times excluded). */
-const comparable = (signals: StoredSignal[]) =>
-  signals.map(({ firstSeen: _f, lastSeen: _l, receivedAt: _r, ...rest }) => rest);
 
 let run = 0;
 
