@@ -4,6 +4,7 @@
  * time, since the route checks the 5-minute window against Date.now()), and a capture of the
  * outbound POSTs (response_url follow-ups, webhook notifications) made through globalThis.fetch.
  */
+import { vi } from "vitest";
 import { signSlackRequest } from "../../worker/slack/signature.ts";
 
 export const SLACK_SECRET = "test-slack-secret";
@@ -140,4 +141,19 @@ export class OutboundCapture {
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve) => this.waiters.push({ pred, resolve }));
   }
+}
+
+/**
+ * Stubs globalThis.fetch (undo with `vi.restoreAllMocks()`) so every outbound POST is recorded in
+ * the returned capture and answered 200 `ok`; `check` sees each request's init first (it may assert).
+ */
+export function captureOutbound(check?: (init: RequestInit | undefined) => void): OutboundCapture {
+  const outbound = new OutboundCapture();
+  vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
+    const url = input instanceof Request ? input.url : String(input);
+    check?.(init);
+    outbound.record(url, JSON.parse(String(init?.body ?? "null")));
+    return new Response("ok");
+  });
+  return outbound;
 }

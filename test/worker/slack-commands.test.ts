@@ -14,8 +14,9 @@ import testConfig from "../fixtures/worker-test-config.json";
 import {
   ALICE,
   BOB,
+  captureOutbound,
   MALLORY,
-  OutboundCapture,
+  type OutboundCapture,
   RESPONSE_PREFIX,
   type SlackAnswer,
   signedPost,
@@ -31,13 +32,8 @@ let outbound: OutboundCapture;
 const fetcher = (url: string, init: RequestInit) => exports.default.fetch(url, init);
 
 beforeEach(() => {
-  outbound = new OutboundCapture();
+  outbound = captureOutbound();
   slackTesting.responseUrlPrefix = RESPONSE_PREFIX;
-  vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
-    const url = input instanceof Request ? input.url : String(input);
-    outbound.record(url, JSON.parse(String(init?.body ?? "null")));
-    return new Response("ok");
-  });
 });
 afterEach(async () => {
   vi.restoreAllMocks();

@@ -8,7 +8,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { ActionReport, ActionRequest } from "../../shared/protocol.ts";
 import { slackNotifier } from "../../worker/notifier.ts";
-import { type Outbound, OutboundCapture } from "../slack/slack-client.ts";
+import { captureOutbound, type Outbound, type OutboundCapture } from "../slack/slack-client.ts";
 import { useRecordingObject } from "./support/recording-object.ts";
 
 const T0 = Date.parse("2026-11-22T10:00:00Z");
@@ -18,13 +18,9 @@ const rec = useRecordingObject({ start: T0, notifier: slackNotifier({ SLACK_WEBH
 let outbound: OutboundCapture;
 
 beforeEach(() => {
-  outbound = new OutboundCapture();
-  vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
-    const url = input instanceof Request ? input.url : String(input);
+  outbound = captureOutbound((init) => {
     expect(init?.method).toBe("POST");
     expect(new Headers(init?.headers).get("content-type")).toBe("application/json");
-    outbound.record(url, JSON.parse(String(init?.body ?? "null")));
-    return new Response("ok");
   });
 });
 afterEach(async () => {
