@@ -6,8 +6,9 @@
  * records; 429 with Retry-After on demand.
  * Reference: https://developers.cloudflare.com/api/resources/dns/subresources/records/
  */
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { isIPv4, isIPv6 } from "node:net";
+import { bearerAccess, type FakeDnsApi, listenLocal, rateLimiter, readText } from "./fake-dns-api.ts";
 
 export interface FakeCfRecord {
   id: string;
@@ -29,34 +30,18 @@ export interface FakeCloudflareOptions {
   maxPerPage?: number;
 }
 
-export interface FakeCloudflare {
-  /** Base URL to put in `provider.baseUrl` (ends in /client/v4). */
-  baseUrl: string;
-  records: FakeCfRecord[];
-  requests: { method: string; path: string; status: number }[];
-  addRecord(type: string, name: string, content: string, ttl?: number): FakeCfRecord;
-  valuesOf(type: string, name: string): string[];
-  /** The next `count` requests get 429 with `Retry-After: seconds`. */
-  rateLimitNext(count: number, retryAfterSeconds: number): void;
-  stop(): Promise<void>;
-}
+/** The fake; its `baseUrl` ends in /client/v4 and `addRecord`'s value is the record's content. */
+export type FakeCloudflare = FakeDnsApi<FakeCfRecord>;
 
 function errorBody(code: number, message: string) {
   return { success: false, errors: [{ code, message }], messages: [], result: null };
-}
-
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString("utf8");
 }
 
 /** Starts the fake on a random port. */
 export async function startFakeCloudflare(options: FakeCloudflareOptions): Promise<FakeCloudflare> {
   const records: FakeCfRecord[] = [];
   const requests: FakeCloudflare["requests"] = [];
-  let rateLimited = 0;
-  let retryAfter = 1;
+  const rateLimit = rateLimiter();
   let nextId = 1;
   const maxPerPage = options.maxPerPage ?? 5000;
 
@@ -106,16 +91,15 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions): Promi
       res.end(JSON.stringify(body));
       return status;
     };
-    if (rateLimited > 0) {
-      rateLimited--;
+    const retryAfter = rateLimit.take();
+    if (retryAfter !== undefined) {
       return send(429, errorBody(971, "Please wait and consider throttling your request speed"), {
-        "retry-after": String(retryAfter),
+        "retry-after": retryAfter,
       });
     }
-    const auth = req.headers.authorization ?? "";
-    const token = auth.startsWith("Bearer ") ? auth.slice(7) : "";
-    const readOnly = options.readOnlyTokens?.includes(token) ?? false;
-    if (token !== options.token && !readOnly) return send(401, errorBody(10000, "Authentication error"));
+    const access = bearerAccess(req, options);
+    if (access === "none") return send(401, errorBody(10000, "Authentication error"));
+    const readOnly = access === "read";
     const m = /^\/client\/v4\/zones\/([^/]+)\/dns_records(?:\/([^/]+))?$/.exec(url.pathname);
     if (!m) return send(404, errorBody(7000, "No route for that URI"));
     if (m[1] !== options.zoneId) {
@@ -152,7 +136,7 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions): Promi
       });
     }
     if (!id && method === "POST") {
-      const v = validate(JSON.parse((await readBody(req)) || "null"));
+      const v = validate(JSON.parse((await readText(req)) || "null"));
       if (!v.ok) return send(400, v.error);
       const rec = addRecord(v.rec.type, v.rec.name, v.rec.content, v.rec.ttl);
       rec.proxied = v.rec.proxied;
@@ -162,7 +146,7 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions): Promi
     if (id && index < 0) return send(404, errorBody(81044, "Record does not exist."));
     const existing = records[index];
     if (id && existing && method === "PUT") {
-      const v = validate(JSON.parse((await readBody(req)) || "null"));
+      const v = validate(JSON.parse((await readText(req)) || "null"));
       if (!v.ok) return send(400, v.error);
       Object.assign(existing, v.rec);
       return send(200, { success: true, errors: [], messages: [], result: existing });
@@ -174,17 +158,9 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions): Promi
     return send(405, errorBody(10405, "Method not allowed for this endpoint"));
   };
 
-  const server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      res.writeHead(500, { "content-type": "application/json" });
-      res.end(JSON.stringify(errorBody(10001, String(err))));
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const addr = server.address();
-  const port = typeof addr === "object" && addr ? addr.port : 0;
+  const server = await listenLocal(handle, (err) => errorBody(10001, String(err)));
   return {
-    baseUrl: `http://127.0.0.1:${port}/client/v4`,
+    baseUrl: `${server.origin}/client/v4`,
     records,
     requests,
     addRecord,
@@ -193,14 +169,7 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions): Promi
         .filter((r) => r.type === type && r.name === name)
         .map((r) => r.content)
         .sort(),
-    rateLimitNext(count, seconds) {
-      rateLimited = count;
-      retryAfter = seconds;
-    },
-    stop: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    rateLimitNext: rateLimit.arm,
+    stop: server.stop,
   };
 }

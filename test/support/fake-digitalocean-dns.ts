@@ -7,8 +7,9 @@
  * Retry-After on demand.
  * Reference: https://docs.digitalocean.com/reference/api/digitalocean/#tag/Domain-Records
  */
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { isIPv4, isIPv6 } from "node:net";
+import { bearerAccess, type FakeDnsApi, listenLocal, rateLimiter, readText } from "./fake-dns-api.ts";
 
 export interface FakeDoRecord {
   id: number;
@@ -32,25 +33,16 @@ export interface FakeDigitalOceanOptions {
   maxPerPage?: number;
 }
 
-export interface FakeDigitalOcean {
-  baseUrl: string;
-  records: FakeDoRecord[];
-  requests: { method: string; path: string; status: number }[];
-  addRecord(type: string, name: string, data: string, ttl?: number): FakeDoRecord;
-  /** Values for a relative name. */
-  valuesOf(type: string, name: string): string[];
-  rateLimitNext(count: number, retryAfterSeconds: number): void;
-  stop(): Promise<void>;
-}
+/** The fake; `addRecord` and `valuesOf` take names relative to the domain, values are `data`. */
+export type FakeDigitalOcean = FakeDnsApi<FakeDoRecord>;
 
 function err(id: string, message: string) {
   return { id, message };
 }
 
+/** The JSON body, or null when it is empty or not JSON (the validator then answers 422). */
 async function readBody(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  const text = Buffer.concat(chunks).toString("utf8");
+  const text = await readText(req);
   try {
     return text ? JSON.parse(text) : null;
   } catch {
@@ -62,8 +54,7 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
 export async function startFakeDigitalOcean(options: FakeDigitalOceanOptions): Promise<FakeDigitalOcean> {
   const records: FakeDoRecord[] = [];
   const requests: FakeDigitalOcean["requests"] = [];
-  let rateLimited = 0;
-  let retryAfter = 1;
+  const rateLimit = rateLimiter();
   let nextId = 1000;
   const maxPerPage = options.maxPerPage ?? 200;
   const domain = options.domain.toLowerCase();
@@ -119,14 +110,13 @@ export async function startFakeDigitalOcean(options: FakeDigitalOceanOptions): P
       res.writeHead(status, { "content-type": "application/json", ...headers });
       res.end(JSON.stringify(body));
     };
-    if (rateLimited > 0) {
-      rateLimited--;
-      return send(429, err("too_many_requests", "API Rate limit exceeded."), { "retry-after": String(retryAfter) });
+    const retryAfter = rateLimit.take();
+    if (retryAfter !== undefined) {
+      return send(429, err("too_many_requests", "API Rate limit exceeded."), { "retry-after": retryAfter });
     }
-    const auth = req.headers.authorization ?? "";
-    const token = auth.startsWith("Bearer ") ? auth.slice(7) : "";
-    const readOnly = options.readOnlyTokens?.includes(token) ?? false;
-    if (token !== options.token && !readOnly) return send(401, err("Unauthorized", "Unable to authenticate you."));
+    const access = bearerAccess(req, options);
+    if (access === "none") return send(401, err("Unauthorized", "Unable to authenticate you."));
+    const readOnly = access === "read";
     const m = /^\/v2\/domains\/([^/]+)\/records(?:\/(\d+))?$/.exec(url.pathname);
     if (!m || decodeURIComponent(m[1] ?? "").toLowerCase() !== domain) {
       return send(404, err("not_found", "The resource you were accessing could not be found."));
@@ -182,16 +172,8 @@ export async function startFakeDigitalOcean(options: FakeDigitalOceanOptions): P
     return send(405, err("method_not_allowed", "Method not allowed"));
   };
 
-  const server = createServer((req, res) => {
-    handle(req, res).catch((e: unknown) => {
-      res.writeHead(500, { "content-type": "application/json" });
-      res.end(JSON.stringify(err("server_error", String(e))));
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const addr = server.address();
-  const port = typeof addr === "object" && addr ? addr.port : 0;
-  base = `http://127.0.0.1:${port}`;
+  const server = await listenLocal(handle, (e) => err("server_error", String(e)));
+  base = server.origin;
   return {
     baseUrl: base,
     records,
@@ -202,14 +184,7 @@ export async function startFakeDigitalOcean(options: FakeDigitalOceanOptions): P
         .filter((r) => r.type === type && r.name === name)
         .map((r) => r.data)
         .sort(),
-    rateLimitNext(count, seconds) {
-      rateLimited = count;
-      retryAfter = seconds;
-    },
-    stop: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    rateLimitNext: rateLimit.arm,
+    stop: server.stop,
   };
 }

@@ -1,0 +1,83 @@
+/**
+ * What the DNS provider fakes (fake-cloudflare-dns.ts, fake-digitalocean-dns.ts) share: the
+ * surface tests drive, bearer-token access, the on-demand 429s and the HTTP server on a random
+ * 127.0.0.1 port. Each fake keeps its provider's own paths, bodies and error shapes.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+
+/** A DNS provider fake as tests see it; `R` is the provider's record shape. */
+export interface FakeDnsApi<R> {
+  /** Base URL to put in `provider.baseUrl`. */
+  baseUrl: string;
+  records: R[];
+  requests: { method: string; path: string; status: number }[];
+  addRecord(type: string, name: string, value: string, ttl?: number): R;
+  /** The sorted values of the records of `type` called `name` (in the provider's own naming). */
+  valuesOf(type: string, name: string): string[];
+  /** The next `count` requests get 429 with `Retry-After: seconds`. */
+  rateLimitNext(count: number, retryAfterSeconds: number): void;
+  stop(): Promise<void>;
+}
+
+/** The request body as UTF-8 text. */
+export async function readText(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** What the request's bearer token may do: "write" (the token), "read" (a read-only one) or nothing. */
+export function bearerAccess(
+  req: IncomingMessage,
+  options: { token: string; readOnlyTokens?: string[] },
+): "write" | "read" | "none" {
+  const auth = req.headers.authorization ?? "";
+  const token = auth.startsWith("Bearer ") ? auth.slice(7) : "";
+  if (options.readOnlyTokens?.includes(token) ?? false) return "read";
+  return token === options.token ? "write" : "none";
+}
+
+/** On-demand rate limiting: `arm(n, s)` makes the next n requests `take()` a Retry-After of s. */
+export function rateLimiter() {
+  let remaining = 0;
+  let retryAfter = 1;
+  return {
+    arm(count: number, retryAfterSeconds: number): void {
+      remaining = count;
+      retryAfter = retryAfterSeconds;
+    },
+    /** The Retry-After value when this request must get 429, else undefined. */
+    take(): string | undefined {
+      if (remaining <= 0) return undefined;
+      remaining--;
+      return String(retryAfter);
+    },
+  };
+}
+
+/**
+ * Serves `handle` on a random 127.0.0.1 port; a handler that throws answers 500 with
+ * `errorBody(err)` as JSON. `stop` drops open connections and closes the server.
+ */
+export async function listenLocal(
+  handle: (req: IncomingMessage, res: ServerResponse) => Promise<unknown>,
+  errorBody: (err: unknown) => unknown,
+): Promise<{ origin: string; stop(): Promise<void> }> {
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      res.writeHead(500, { "content-type": "application/json" });
+      res.end(JSON.stringify(errorBody(err)));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const addr = server.address();
+  const port = typeof addr === "object" && addr ? addr.port : 0;
+  return {
+    origin: `http://127.0.0.1:${port}`,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
