@@ -6,7 +6,7 @@
  * bootstrap-dns (and platform-dns) on a local BIND at 127.0.0.1:5353, and global-dr between two
  * local etcd at 127.0.0.1:23791/23792; the agent stops them on Ctrl-C.
  */
-import { copyFileSync, existsSync, readFileSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync, rmSync } from "node:fs";
 import { parseEnv } from "node:util";
 import concurrently from "concurrently";
 
@@ -23,12 +23,21 @@ if (missing.length) console.log(`start: .dev.vars lacks ${missing.join(", ")}; u
 const vars = { ...example, ...own };
 const agentConfig = process.env.TURNOUT_AGENT_CONFIG_FILE ?? "agent.config.json";
 
+// The sandbox cluster, BIND and etcd start fresh on every run, so the worker's Durable Object state
+// must too: otherwise a target left on `secondary` last time disagrees with a sandbox on primary.
+// TURNOUT_KEEP_STATE=1 keeps it (e.g. when the agent runs against a real cluster).
+const persistTo = ".wrangler/sandbox-state";
+if (process.env.TURNOUT_KEEP_STATE !== "1" && existsSync(persistTo)) {
+  rmSync(persistTo, { recursive: true, force: true });
+  console.log(`start: fresh worker state (${persistTo} cleared; TURNOUT_KEEP_STATE=1 keeps it)`);
+}
+
 const { result } = concurrently(
   [
     {
       name: "worker",
       prefixColor: "cyan",
-      command: "wrangler dev --ip 127.0.0.1 --port 8787 --show-interactive-dev-session=false",
+      command: `wrangler dev --ip 127.0.0.1 --port 8787 --persist-to ${persistTo} --show-interactive-dev-session=false`,
       // No network here: skip the fetch of Request.cf data and the telemetry ping.
       env: { WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
     },
