@@ -8,7 +8,14 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { isIPv4, isIPv6 } from "node:net";
-import { bearerAccess, type FakeDnsApi, listenLocal, rateLimiter, readText } from "./fake-dns-api.ts";
+import {
+  bearerAccess,
+  type FakeDnsApi,
+  type FakeDnsOptions,
+  listenLocal,
+  rateLimiter,
+  readText,
+} from "./fake-dns-api.ts";
 
 export interface FakeCfRecord {
   id: string;
@@ -20,14 +27,9 @@ export interface FakeCfRecord {
   proxied: boolean;
 }
 
-export interface FakeCloudflareOptions {
+/** `maxPerPage` defaults to 5000 (Cloudflare caps per_page). */
+export interface FakeCloudflareOptions extends FakeDnsOptions {
   zoneId: string;
-  /** Token with edit rights. */
-  token: string;
-  /** Tokens that may only read (writes get 403). */
-  readOnlyTokens?: string[];
-  /** Cloudflare caps per_page; a small cap here makes pagination testable. @default 5000 */
-  maxPerPage?: number;
 }
 
 /** The fake; its `baseUrl` ends in /client/v4 and `addRecord`'s value is the record's content. */

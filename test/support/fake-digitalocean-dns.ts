@@ -9,7 +9,14 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { isIPv4, isIPv6 } from "node:net";
-import { bearerAccess, type FakeDnsApi, listenLocal, rateLimiter, readText } from "./fake-dns-api.ts";
+import {
+  bearerAccess,
+  type FakeDnsApi,
+  type FakeDnsOptions,
+  listenLocal,
+  rateLimiter,
+  readText,
+} from "./fake-dns-api.ts";
 
 export interface FakeDoRecord {
   id: number;
@@ -25,12 +32,9 @@ export interface FakeDoRecord {
   tag: null;
 }
 
-export interface FakeDigitalOceanOptions {
+/** `maxPerPage` defaults to 200 (DigitalOcean caps per_page at 200). */
+export interface FakeDigitalOceanOptions extends FakeDnsOptions {
   domain: string;
-  token: string;
-  readOnlyTokens?: string[];
-  /** DigitalOcean caps per_page at 200; a smaller cap makes pagination testable. @default 200 */
-  maxPerPage?: number;
 }
 
 /** The fake; `addRecord` and `valuesOf` take names relative to the domain, values are `data`. */

@@ -5,6 +5,16 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 
+/** Options every DNS provider fake takes. */
+export interface FakeDnsOptions {
+  /** Token with edit rights. */
+  token: string;
+  /** Tokens that may only read (writes get 403). */
+  readOnlyTokens?: string[];
+  /** The provider's per_page cap; a small cap here makes pagination testable. */
+  maxPerPage?: number;
+}
+
 /** A DNS provider fake as tests see it; `R` is the provider's record shape. */
 export interface FakeDnsApi<R> {
   /** Base URL to put in `provider.baseUrl`. */
