@@ -10,6 +10,7 @@ import { silentLogger } from "../../agent/log.ts";
 import { type DnsFlipTarget, DnsFlipTargetSchema, type Side } from "../../shared/config.ts";
 import type { ActionRequest } from "../../shared/protocol.ts";
 import { type BindServer, startBind } from "../support/bind.ts";
+import { fakeClock } from "../support/fake-clock.ts";
 
 const PRIMARY = "172.30.41.193";
 const SECONDARY = "172.30.41.194";
@@ -49,19 +50,6 @@ function target(overrides: Record<string, unknown> = {}, secretEnv = "TSIG_SECRE
     verify: { servers: [bind.server], timeoutSeconds: 5 },
     ...overrides,
   });
-}
-
-function fakeClock() {
-  let t = Date.now();
-  const slept: number[] = [];
-  return {
-    now: () => t,
-    sleep: async (ms: number) => {
-      slept.push(ms);
-      t += ms;
-    },
-    slept,
-  };
 }
 
 function memory(): DurableMemory {

@@ -7,6 +7,7 @@ import { createProvider, type DnsRecordRef } from "../../agent/dns/provider.ts";
 import { flipDns } from "../../agent/executors/dns-flip.ts";
 import { silentLogger } from "../../agent/log.ts";
 import { type DnsFlipTarget, DnsFlipTargetSchema } from "../../shared/config.ts";
+import { fakeClock } from "../support/fake-clock.ts";
 import { type FakeCloudflare, startFakeCloudflare } from "../support/fake-cloudflare-dns.ts";
 import { type FakeDigitalOcean, startFakeDigitalOcean } from "../support/fake-digitalocean-dns.ts";
 
@@ -27,19 +28,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([cf?.stop(), dO?.stop()]);
 });
-
-function clock() {
-  let t = Date.now();
-  const slept: number[] = [];
-  return {
-    now: () => t,
-    sleep: async (ms: number) => {
-      slept.push(ms);
-      t += ms;
-    },
-    slept,
-  };
-}
 
 function cfTarget(name: string, primary: string[], secondary: string[], type = "A"): DnsFlipTarget {
   return DnsFlipTargetSchema.parse({
@@ -62,7 +50,7 @@ function doTarget(name: string, primary: string[], secondary: string[], type = "
 const env = { CF_API_TOKEN: CF_TOKEN, DO_API_TOKEN: DO_TOKEN };
 
 function flip(target: DnsFlipTarget, from: "primary" | "secondary", to: "primary" | "secondary", extra = {}) {
-  const c = clock();
+  const c = fakeClock();
   return flipDns(target, from, to, { dryRun: false, log: silentLogger, sleep: c.sleep, now: c.now, env, ...extra });
 }
 
@@ -159,7 +147,7 @@ describe("Cloudflare provider", () => {
 
   it("429 is retried after Retry-After, and gives up after the bounded attempts", async () => {
     cf.addRecord("A", "busy.example.com", "10.0.0.1");
-    const c = clock();
+    const c = fakeClock();
     cf.rateLimitNext(2, 7);
     const result = await flipDns(cfTarget("busy.example.com", ["10.0.0.1"], ["10.0.0.2"]), "primary", "secondary", {
       dryRun: false,
@@ -172,7 +160,7 @@ describe("Cloudflare provider", () => {
     expect(c.slept.slice(0, 2)).toEqual([7000, 7000]);
     expect(cf.valuesOf("A", "busy.example.com")).toEqual(["10.0.0.2"]);
 
-    const c2 = clock();
+    const c2 = fakeClock();
     cf.rateLimitNext(10, 600);
     await expect(
       flipDns(cfTarget("busy.example.com", ["10.0.0.2"], ["10.0.0.3"]), "primary", "secondary", {
@@ -266,7 +254,7 @@ describe("DigitalOcean provider", () => {
 
   it("429 is retried after Retry-After", async () => {
     dO.addRecord("A", "busy", "10.0.0.1");
-    const c = clock();
+    const c = fakeClock();
     dO.rateLimitNext(1, 3);
     const result = await flipDns(doTarget("busy.example.com", ["10.0.0.1"], ["10.0.0.2"]), "primary", "secondary", {
       dryRun: false,
