@@ -13,7 +13,7 @@ import { sign } from "../../shared/signature.ts";
 import { transportDispatcher } from "../../worker/dispatcher.ts";
 import type { TargetView } from "../../worker/target-object.ts";
 import testConfig from "../fixtures/worker-test-config.json";
-import { alertmanagerBody } from "../support/alertmanager-body.ts";
+import { postAlert } from "./support/post-alert.ts";
 import { useRecordingObject } from "./support/recording-object.ts";
 
 const T0 = Date.parse("2026-11-22T10:00:00Z");
@@ -22,17 +22,12 @@ const rec = useRecordingObject({ start: T0 });
 const auth = { authorization: "Bearer test-operator-token" };
 
 async function alert(target: string, side: "primary" | "secondary", status: "firing" | "resolved", at = rec.clock) {
-  const body = alertmanagerBody({
+  const res = await postAlert({
     status,
     labels: { alertname: "Decide", target, side },
     startsAt: T0 - 1000,
     endsAt: at,
     fingerprint: `${target}-${side}`.padEnd(16, "0").slice(0, 16),
-  });
-  const res = await exports.default.fetch("http://w/v1/alertmanager", {
-    method: "POST",
-    headers: { authorization: "Bearer test-am-token", "content-type": "application/json" },
-    body: JSON.stringify(body),
   });
   expect(res.status).toBe(200);
 }

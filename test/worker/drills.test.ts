@@ -18,7 +18,7 @@ import { sign } from "../../shared/signature.ts";
 import { runScheduledDrills } from "../../worker/drills.ts";
 import worker from "../../worker/index.ts";
 import type { TargetView } from "../../worker/target-object.ts";
-import { alertmanagerBody } from "../support/alertmanager-body.ts";
+import { postAlert } from "./support/post-alert.ts";
 import { useRecordingObject } from "./support/recording-object.ts";
 
 const T0 = Date.parse("2026-11-23T03:00:00Z");
@@ -76,17 +76,12 @@ function succeeded(req: ActionRequest): ActionReport {
 }
 
 async function alert(target: string, side: "primary" | "secondary", status: "firing" | "resolved"): Promise<void> {
-  const body = alertmanagerBody({
+  const res = await postAlert({
     status,
     labels: { alertname: "Drill", target, side },
     startsAt: rec.clock - 1000,
     endsAt: rec.clock,
     fingerprint: `${target}-${side}`.padEnd(16, "0").slice(0, 16),
-  });
-  const res = await exports.default.fetch("http://w/v1/alertmanager", {
-    method: "POST",
-    headers: { authorization: "Bearer test-am-token", "content-type": "application/json" },
-    body: JSON.stringify(body),
   });
   expect(res.status).toBe(200);
 }

@@ -22,7 +22,7 @@ import {
   signedPost,
   slashBody,
 } from "../slack/slack-client.ts";
-import { alertmanagerBody } from "../support/alertmanager-body.ts";
+import { postAlert } from "./support/post-alert.ts";
 import { useRecordingObject } from "./support/recording-object.ts";
 
 const T0 = Date.parse("2026-11-22T10:00:00Z");
@@ -260,16 +260,10 @@ describe("/turnout commands", () => {
     expect(rec.dispatched.at(-1)).toMatchObject({ id: "slack-e:2", kind: "failover", to: "secondary" });
 
     // cancel: a pending failover (primary down, inside the hold) is dismissed.
-    const ingest = await exports.default.fetch("http://w/v1/alertmanager", {
-      method: "POST",
-      headers: { authorization: "Bearer test-am-token", "content-type": "application/json" },
-      body: JSON.stringify(
-        alertmanagerBody({
-          labels: { alertname: "Slack", target: "slack-c", side: "primary" },
-          startsAt: T0 - 1000,
-          fingerprint: "slackc0000000001",
-        }),
-      ),
+    const ingest = await postAlert({
+      labels: { alertname: "Slack", target: "slack-c", side: "primary" },
+      startsAt: T0 - 1000,
+      fingerprint: "slackc0000000001",
     });
     expect(ingest.status).toBe(200);
     expect((await env.TARGETS.getByName("slack-c").view("slack-c")).phase).toBe("pending");

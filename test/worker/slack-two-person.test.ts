@@ -25,7 +25,7 @@ import {
   signedPost,
   slashBody,
 } from "../slack/slack-client.ts";
-import { alertmanagerBody } from "../support/alertmanager-body.ts";
+import { postAlert } from "./support/post-alert.ts";
 import { useRecordingObject } from "./support/recording-object.ts";
 
 const T0 = Date.parse("2026-11-22T10:00:00Z");
@@ -65,13 +65,7 @@ async function settle(target: string): Promise<void> {
 }
 
 async function alert(target: string, side: "primary" | "secondary", fingerprint: string): Promise<void> {
-  const res = await exports.default.fetch("http://w/v1/alertmanager", {
-    method: "POST",
-    headers: { authorization: "Bearer test-am-token", "content-type": "application/json" },
-    body: JSON.stringify(
-      alertmanagerBody({ labels: { alertname: "Slack", target, side }, startsAt: T0 - 1000, fingerprint }),
-    ),
-  });
+  const res = await postAlert({ labels: { alertname: "Slack", target, side }, startsAt: T0 - 1000, fingerprint });
   expect(res.status).toBe(200);
 }
 

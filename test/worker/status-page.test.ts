@@ -10,7 +10,7 @@ import type { ActionRequest } from "../../shared/protocol.ts";
 import { sign } from "../../shared/signature.ts";
 import { issueSession, SESSION_TTL_SECONDS } from "../../worker/session.ts";
 import testConfig from "../fixtures/worker-test-config.json";
-import { alertmanagerBody } from "../support/alertmanager-body.ts";
+import { postAlert } from "./support/post-alert.ts";
 import { useRecordingObject } from "./support/recording-object.ts";
 
 const TOKEN = "test-operator-token";
@@ -182,17 +182,14 @@ describe("status page content", () => {
   });
 
   it("shows each side's health in words and its firing signals", async () => {
-    const res = await exports.default.fetch("https://turnout.example/v1/alertmanager", {
-      method: "POST",
-      headers: { authorization: "Bearer test-am-token", "content-type": "application/json" },
-      body: JSON.stringify(
-        alertmanagerBody({
-          labels: { alertname: "Drill", target: "drill-live", side: "secondary" },
-          startsAt: Date.now() - 1000,
-          fingerprint: "5ec0dd0000000000",
-        }),
-      ),
-    });
+    const res = await postAlert(
+      {
+        labels: { alertname: "Drill", target: "drill-live", side: "secondary" },
+        startsAt: Date.now() - 1000,
+        fingerprint: "5ec0dd0000000000",
+      },
+      "https://turnout.example",
+    );
     expect(res.status).toBe(200);
     const card = cardOf(await (await get("/", bearer)).text(), "drill-live");
     expect(card).toMatch(/data-field="health-secondary"><span aria-hidden="true">▼ <\/span>down</);
