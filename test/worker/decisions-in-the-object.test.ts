@@ -4,7 +4,7 @@
  * API; evicting the object between any two inputs changes no decision.
  */
 
-import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
+import { evictDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { validateWorkerConfig } from "../../shared/config.ts";
@@ -53,15 +53,6 @@ async function report(r: ActionReport, secret = "test-agent-secret"): Promise<Re
   });
 }
 
-/** Advances the clock and fires the object's alarm, as workerd would at that time. */
-async function fireAlarm(target: string, atMs: number): Promise<boolean> {
-  rec.clock = atMs;
-  const stub = env.TARGETS.getByName(target);
-  const ran = await runDurableObjectAlarm(stub);
-  await stub.settle();
-  return ran;
-}
-
 const succeeded = (req: ActionRequest): ActionReport => ({
   actionId: req.id,
   target: req.target,
@@ -76,9 +67,9 @@ describe("decisions inside the TargetObject", () => {
   it("fails over once the hold expires by alarm, and a signed succeeded report makes the other side active", async () => {
     await alert("decide-auto", "primary", "firing");
     expect((await view("decide-auto")).phase).toBe("pending");
-    expect(await fireAlarm("decide-auto", T0 + 29_000)).toBe(true);
+    expect(await rec.fireAlarm("decide-auto", T0 + 29_000)).toBe(true);
     expect(rec.dispatched).toHaveLength(0);
-    await fireAlarm("decide-auto", T0 + 30_000);
+    await rec.fireAlarm("decide-auto", T0 + 30_000);
     expect(rec.dispatched).toEqual([
       expect.objectContaining({
         id: "decide-auto:1",
@@ -105,17 +96,17 @@ describe("decisions inside the TargetObject", () => {
     await alert("decide-auto", "primary", "firing");
     rec.clock = T0 + 10_000;
     await alert("decide-auto", "primary", "resolved");
-    await fireAlarm("decide-auto", T0 + 60_000);
+    await rec.fireAlarm("decide-auto", T0 + 60_000);
     expect(rec.dispatched).toHaveLength(0);
     expect((await view("decide-auto")).phase).toBe("steady");
   });
 
   it("waits for approval on approval: required targets, and the approval expires back to steady by alarm", async () => {
     await alert("decide-approval", "primary", "firing");
-    await fireAlarm("decide-approval", T0 + 30_000);
+    await rec.fireAlarm("decide-approval", T0 + 30_000);
     expect((await view("decide-approval")).phase).toBe("awaiting_approval");
     expect(rec.dispatched).toHaveLength(0);
-    await fireAlarm("decide-approval", T0 + 30_000 + 120_000);
+    await rec.fireAlarm("decide-approval", T0 + 30_000 + 120_000);
     expect((await view("decide-approval")).phase).toBe("steady");
     expect(rec.notes.some((n) => n.kind === "approval")).toBe(true);
     expect(rec.dispatched).toHaveLength(0);
@@ -127,7 +118,7 @@ describe("decisions inside the TargetObject", () => {
     expect(early.headers.get("content-type")).toBe("application/problem+json");
     expect(((await early.json()) as { detail: string }).detail).toMatch(/approve/);
     await alert("decide-approval", "primary", "firing");
-    await fireAlarm("decide-approval", T0 + 30_000);
+    await rec.fireAlarm("decide-approval", T0 + 30_000);
     const ok = await command("decide-approval", { command: "approve", actor: "alice", reason: "gw-a dead" });
     expect(ok.status).toBe(200);
     await env.TARGETS.getByName("decide-approval").settle();
@@ -143,7 +134,7 @@ describe("decisions inside the TargetObject", () => {
     let t = T0;
     for (let i = 0; i < 5 && (await view("decide-auto")).phase === "executing"; i++) {
       t += 61_000;
-      await fireAlarm("decide-auto", t);
+      await rec.fireAlarm("decide-auto", t);
     }
     expect(new Set(rec.dispatched.map((d) => d.id))).toEqual(new Set(["decide-auto:1"]));
     expect(rec.dispatched.length).toBe(3); // first dispatch + dispatchRetries (2) re-dispatches
@@ -156,7 +147,7 @@ describe("decisions inside the TargetObject", () => {
     await env.TARGETS.getByName("decide-auto").settle();
     expect(rec.dispatched).toHaveLength(1);
     rec.nextAttempt = { ok: true, detail: "recorded" };
-    await fireAlarm("decide-auto", T0 + 5_000);
+    await rec.fireAlarm("decide-auto", T0 + 5_000);
     expect(rec.dispatched.map((d) => d.id)).toEqual(["decide-auto:1", "decide-auto:1"]);
     const types = (await view("decide-auto")).lastEvents?.map((e) => e.type) ?? [];
     expect(types).toContain("action.delivered");
@@ -209,7 +200,7 @@ describe("eviction", () => {
     };
     await alert(target, "primary", "firing");
     await note(); // pending
-    await fireAlarm(target, T0 + 30_000);
+    await rec.fireAlarm(target, T0 + 30_000);
     await note(); // awaiting_approval
     await command(target, { command: "approve", actor: "carol" });
     await stub.settle();

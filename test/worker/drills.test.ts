@@ -5,12 +5,7 @@
  * recovery times; refusals and aborts are audited, never thrown.
  */
 
-import {
-  createExecutionContext,
-  createScheduledController,
-  runDurableObjectAlarm,
-  waitOnExecutionContext,
-} from "cloudflare:test";
+import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { ActionReport, ActionRequest } from "../../shared/protocol.ts";
@@ -86,14 +81,6 @@ async function alert(target: string, side: "primary" | "secondary", status: "fir
   expect(res.status).toBe(200);
 }
 
-async function fireAlarm(target: string, atMs: number): Promise<boolean> {
-  rec.clock = atMs;
-  const stub = env.TARGETS.getByName(target);
-  const ran = await runDurableObjectAlarm(stub);
-  await stub.settle();
-  return ran;
-}
-
 function only<T>(items: T[]): T {
   expect(items).toHaveLength(1);
   return items[0] as T;
@@ -161,9 +148,9 @@ describe("scheduled drills", () => {
     await report(succeeded(over));
     expect(await view("drill-live")).toMatchObject({ activeSide: "secondary", phase: "steady" });
     // Still holding one second before holdSeconds (120 s) has passed: no fail back yet.
-    await fireAlarm("drill-live", rec.clock + 119_000);
+    await rec.fireAlarm("drill-live", rec.clock + 119_000);
     expect(rec.dispatched).toHaveLength(1);
-    await fireAlarm("drill-live", rec.clock + 1000);
+    await rec.fireAlarm("drill-live", rec.clock + 1000);
     const back = rec.dispatched[1];
     expect(back).toMatchObject({ kind: "failback", from: "secondary", to: "primary", dryRun: false });
     rec.clock += 7000;
@@ -208,7 +195,7 @@ describe("scheduled drills", () => {
     expect(v.phase).toBe("pending");
     expect((v.lastEvents ?? []).some((e) => e.type === "drill.aborted")).toBe(true);
     // The drill's fail back no longer happens at the end of the hold.
-    await fireAlarm("drill-live", rec.clock + 120_000);
+    await rec.fireAlarm("drill-live", rec.clock + 120_000);
     expect(rec.dispatched.filter((d) => d.kind === "failback" && d.reason.includes("drill"))).toEqual([]);
   });
 

@@ -4,7 +4,8 @@
  * (or a caller's own notifier). Lives under test/worker so it runs in workerd; the worker project
  * only collects `*.test.ts`, so this file is never run as a test itself.
  */
-import { reset } from "cloudflare:test";
+import { reset, runDurableObjectAlarm } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { afterEach, beforeEach } from "vitest";
 import type { ActionRequest } from "../../../shared/protocol.ts";
 import type { DispatchAttempt } from "../../../worker/dispatcher.ts";
@@ -21,6 +22,8 @@ export interface RecordingObject {
   notes: Notification[];
   /** What the next dispatch answers; `{ ok: true, detail: "recorded" }` unless a test sets it. */
   nextAttempt: DispatchAttempt;
+  /** Advances the clock to `atMs` and fires `target`'s alarm, as workerd would at that time; true if one ran. */
+  fireAlarm(target: string, atMs: number): Promise<boolean>;
 }
 
 /** Options of {@link useRecordingObject}. */
@@ -95,6 +98,13 @@ export function useRecordingObject(options: RecordingObjectOptions = {}): Record
     },
     set nextAttempt(attempt: DispatchAttempt) {
       nextAttempt = attempt;
+    },
+    async fireAlarm(target, atMs) {
+      clock = atMs;
+      const stub = env.TARGETS.getByName(target);
+      const ran = await runDurableObjectAlarm(stub);
+      await stub.settle();
+      return ran;
     },
   };
 }
