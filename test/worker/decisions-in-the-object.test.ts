@@ -12,7 +12,7 @@ import type { ActionReport, ActionRequest } from "../../shared/protocol.ts";
 import { sign } from "../../shared/signature.ts";
 import { transportDispatcher } from "../../worker/dispatcher.ts";
 import type { TargetView } from "../../worker/target-object.ts";
-import testConfig from "../fixtures/worker-test-config.json";
+import testConfig from "../fixtures/worker-test-config.json" with { type: "json" };
 import { postAlert } from "./support/post-alert.ts";
 import { useRecordingObject } from "./support/recording-object.ts";
 

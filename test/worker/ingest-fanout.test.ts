@@ -79,7 +79,8 @@ describe("one webhook for many targets", () => {
 
   it("answers 503 naming the target whose object failed, after recording the others", async () => {
     const run = crypto.randomUUID().slice(0, 8);
-    const broken: Env["TARGETS"] = {
+    // A test double: only getByName is used by the ingest route.
+    const broken = {
       ...env.TARGETS,
       getByName: (name: string) =>
         name === "fleet-3"
@@ -87,7 +88,7 @@ describe("one webhook for many targets", () => {
               Env["TARGETS"]["getByName"]
             >)
           : env.TARGETS.getByName(name),
-    };
+    } as unknown as Env["TARGETS"];
     const res = await app.request(
       "/v1/alertmanager",
       { method: "POST", headers: AM, body: webhook(fleetAlerts(20, run)) },

@@ -1,17 +1,17 @@
 import { exports } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import amTwo from "../fixtures/am-firing-2alerts-zulip.json";
-import amTruncated from "../fixtures/am-firing-truncated-derived.json";
-import amMixed from "../fixtures/am-mixed-firing-resolved-issue1051.json";
-import grafanaV11 from "../fixtures/grafana-firing-values-v11-zulip.json";
-import grafanaV8 from "../fixtures/grafana-resolved-truncated1-v8-zulip.json";
-import icingaNotifications from "../fixtures/icinga-notifications-webhook-default-body.json";
-import icinga2Problem from "../fixtures/icinga2-service-problem.json";
-import nagiosHostDown from "../fixtures/nagios-host-down-problem.json";
-import nagiosAck from "../fixtures/nagios-service-acknowledgement.json";
-import nagiosSoft from "../fixtures/nagios-service-problem-soft-eventhandler.json";
-import nagiosRecovery from "../fixtures/nagios-service-recovery.json";
+import amTwo from "../fixtures/am-firing-2alerts-zulip.json" with { type: "json" };
+import amTruncated from "../fixtures/am-firing-truncated-derived.json" with { type: "json" };
+import amMixed from "../fixtures/am-mixed-firing-resolved-issue1051.json" with { type: "json" };
+import grafanaV11 from "../fixtures/grafana-firing-values-v11-zulip.json" with { type: "json" };
+import grafanaV8 from "../fixtures/grafana-resolved-truncated1-v8-zulip.json" with { type: "json" };
+import icingaNotifications from "../fixtures/icinga-notifications-webhook-default-body.json" with { type: "json" };
+import icinga2Problem from "../fixtures/icinga2-service-problem.json" with { type: "json" };
+import nagiosHostDown from "../fixtures/nagios-host-down-problem.json" with { type: "json" };
+import nagiosAck from "../fixtures/nagios-service-acknowledgement.json" with { type: "json" };
+import nagiosSoft from "../fixtures/nagios-service-problem-soft-eventhandler.json" with { type: "json" };
+import nagiosRecovery from "../fixtures/nagios-service-recovery.json" with { type: "json" };
 
 type JsonValue = null | boolean | number | string | JsonValue[] | { [k: string]: JsonValue };
 

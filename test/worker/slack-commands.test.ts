@@ -10,7 +10,7 @@ import type { SlackMessage } from "../../worker/slack/blocks.ts";
 import { HELP_TEXT } from "../../worker/slack/parse.ts";
 import { answerWithin, postToResponseUrl, slackTesting } from "../../worker/slack/respond.ts";
 import sslCheckBody from "../fixtures/slack/slack-ssl-check-boltjs.txt?raw";
-import testConfig from "../fixtures/worker-test-config.json";
+import testConfig from "../fixtures/worker-test-config.json" with { type: "json" };
 import {
   ALICE,
   BOB,

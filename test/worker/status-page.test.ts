@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import type { ActionRequest } from "../../shared/protocol.ts";
 import { sign } from "../../shared/signature.ts";
 import { issueSession, SESSION_TTL_SECONDS } from "../../worker/session.ts";
-import testConfig from "../fixtures/worker-test-config.json";
+import testConfig from "../fixtures/worker-test-config.json" with { type: "json" };
 import { postAlert } from "./support/post-alert.ts";
 import { useRecordingObject } from "./support/recording-object.ts";
 
