@@ -4,8 +4,8 @@
  * `POST /v1/agent/reports/qstash-failure` (Upstash-Signature).
  */
 import { Hono } from "hono";
+import { agentSecrets } from "../shared/secrets.ts";
 import { requireConfig } from "./config.ts";
-import { agentSecrets } from "./dispatcher.ts";
 import type { Env } from "./env.ts";
 import { Problem } from "./problem.ts";
 import { QSTASH_FAILURE_PATH, verifyAgentReport, verifyQstashFailureCallback } from "./transport.ts";

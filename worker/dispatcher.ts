@@ -5,6 +5,7 @@
  */
 import type { WorkerConfig } from "../shared/config.ts";
 import type { ActionReport, ActionRequest } from "../shared/protocol.ts";
+import { agentSecrets } from "../shared/secrets.ts";
 import type { Env } from "./env.ts";
 import { dispatchDirect, dispatchQstash } from "./transport.ts";
 
@@ -15,11 +16,6 @@ export type DispatchAttempt =
 /** Delivers one ActionRequest. Tests swap in a recording implementation. */
 export interface Dispatcher {
   dispatch(request: ActionRequest): Promise<DispatchAttempt>;
-}
-
-/** The worker's signing secrets: current first (it signs), then the next one during a rotation. */
-export function agentSecrets(env: Pick<Env, "TURNOUT_AGENT_SECRET" | "TURNOUT_AGENT_SECRET_NEXT">): string[] {
-  return [env.TURNOUT_AGENT_SECRET, env.TURNOUT_AGENT_SECRET_NEXT].filter((s): s is string => !!s);
 }
 
 /** The production dispatcher for the configured transport. */
