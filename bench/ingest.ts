@@ -145,7 +145,7 @@ async function load(
 }
 
 /** A stand-in agent that accepts every action and records when each arrived. */
-async function stubAgent(): Promise<{ url: string; arrivals: Map<string, number>; close(): Promise<void> }> {
+export async function stubAgent(): Promise<{ url: string; arrivals: Map<string, number>; close(): Promise<void> }> {
   const arrivals = new Map<string, number>();
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const at = Date.now();

@@ -16,6 +16,7 @@ import { run as runDnsFlip } from "./dns-flip.ts";
 import { run as runEtcdConsistency } from "./etcd-consistency.ts";
 import { run as runIngest } from "./ingest.ts";
 import { run as runRouteSwap } from "./route-swap.ts";
+import { run as runStorm } from "./storm.ts";
 
 /** One line of the table. */
 export interface BenchRow {
@@ -156,6 +157,48 @@ const benches: BenchEntry[] = [
           {
             figure: `decision: hold expiry → request at the agent (median, max ${f.decision.toAgentMs.max} ms)`,
             value: ms(f.decision.toAgentMs.median),
+            baseline: "— (none; lower is better)",
+            ratio: null,
+          },
+        ],
+      };
+    },
+  },
+  {
+    name: "storm",
+    async run() {
+      const f = await runStorm();
+      const ok = f.targetsWithExactlyOneAction === f.downTargets && f.actionsForTargetsNotDown === 0;
+      return {
+        figures: f,
+        rows: [
+          {
+            figure: `storm: ${f.alerts.toLocaleString("en")} alerts across ${f.targets} targets, sent in (errors ${f.errors})`,
+            value: `${f.sendSeconds} s (${f.alertsPerSecond} alerts/s)`,
+            baseline: "60 s (goal)",
+            ratio: ratioOf(60, f.sendSeconds),
+          },
+          {
+            figure: `storm: targets with exactly one action (${f.downTargets} went down; ${f.actionsForTargetsNotDown} actions elsewhere)`,
+            value: `${f.targetsWithExactlyOneAction}${ok ? "" : " (WRONG)"}`,
+            baseline: `${f.downTargets}`,
+            ratio: null,
+          },
+          {
+            figure: "storm: signals lost",
+            value: `${f.signalsLost} (${f.signalsStored.toLocaleString("en")} stored)`,
+            baseline: "0",
+            ratio: null,
+          },
+          {
+            figure: `decision: hold expiry → action.dispatched over ${f.decisionMs.samples} targets, p50 (after the storm)`,
+            value: ms(f.decisionMs.p50),
+            baseline: "— (none; lower is better)",
+            ratio: null,
+          },
+          {
+            figure: "decision: hold expiry → action.dispatched, p99",
+            value: ms(f.decisionMs.p99),
             baseline: "— (none; lower is better)",
             ratio: null,
           },
