@@ -9,10 +9,10 @@ import type { Context, Hono } from "hono";
 import type { z } from "zod";
 import { type AgentConfig, formatIssues } from "../shared/config.ts";
 import { ActionIdSchema, ActionRequestSchema } from "../shared/protocol.ts";
+import { type QstashKeys, UPSTASH_SIGNATURE_HEADER, verifyUpstashSignature } from "../shared/qstash-signature.ts";
 import { describeSignatureFailure, SIGNATURE_HEADER, verify } from "../shared/signature.ts";
 import type { Leadership } from "./leadership.ts";
 import type { Logger } from "./log.ts";
-import { type QstashKeys, UPSTASH_SIGNATURE_HEADER, verifyUpstashSignature } from "./qstash.ts";
 import type { ActionRunner } from "./runner.ts";
 
 export const PROBLEM_CONTENT_TYPE = "application/problem+json";

@@ -6,10 +6,11 @@
  * Runs in workerd and in Node: only fetch, Web Crypto and `@upstash/qstash` (Client, Receiver).
  * Every verification happens on the raw body before any JSON parsing.
  */
-import { Client, Receiver } from "@upstash/qstash";
+import { Client } from "@upstash/qstash";
 import { z } from "zod";
 import { formatIssues } from "../shared/config.ts";
 import { type ActionReport, ActionReportSchema, type ActionRequest, ActionRequestSchema } from "../shared/protocol.ts";
+import { UPSTASH_SIGNATURE_HEADER, verifyUpstashSignature } from "../shared/qstash-signature.ts";
 import {
   describeSignatureFailure,
   SIGNATURE_HEADER,
@@ -267,24 +268,8 @@ export async function verifyQstashFailureCallback(
   | { ok: true; callback: QstashFailureCallback; request?: ActionRequest; agentStatus: number; agentBody?: string }
   | { ok: false; status: 401 | 400; reason: string; detail: string }
 > {
-  const signature = headers.get("upstash-signature");
-  if (!signature)
-    return { ok: false, status: 401, reason: "upstash-missing", detail: "missing Upstash-Signature header" };
-  const receiver = new Receiver({
-    currentSigningKey: keys.current,
-    nextSigningKey: keys.next ?? keys.current,
-    devMode: false,
-  });
-  try {
-    await receiver.verify({ signature, body: rawBody, ...(url ? { url } : {}) });
-  } catch (err) {
-    return {
-      ok: false,
-      status: 401,
-      reason: "upstash-invalid",
-      detail: `Upstash-Signature does not verify: ${err instanceof Error ? err.message : String(err)}`,
-    };
-  }
+  const checked = await verifyUpstashSignature(keys, headers.get(UPSTASH_SIGNATURE_HEADER), rawBody, url);
+  if (!checked.ok) return { ok: false, status: 401, reason: checked.reason, detail: checked.detail };
   let json: unknown;
   try {
     json = JSON.parse(rawBody);

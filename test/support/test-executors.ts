@@ -14,11 +14,11 @@ import { type Executor, type Step, StepError } from "../../agent/executor.ts";
 import { alwaysLeader, type Leadership, type LeadershipState } from "../../agent/leadership.ts";
 import { silentLogger } from "../../agent/log.ts";
 import { type AgentMetrics, createAgentMetrics } from "../../agent/metrics.ts";
-import type { QstashKeys } from "../../agent/qstash.ts";
 import { createReportSender } from "../../agent/report-sender.ts";
 import { ActionRunner, followLeadership } from "../../agent/runner.ts";
 import { createAgentApp, leaseReadiness } from "../../agent/server.ts";
 import { type AgentConfig, AgentConfigSchema, type AgentTarget } from "../../shared/config.ts";
+import type { QstashKeys } from "../../shared/qstash-signature.ts";
 
 export interface StepCall {
   action: string;

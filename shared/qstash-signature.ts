@@ -1,6 +1,7 @@
 /**
- * `Upstash-Signature` verification for actions delivered through QStash (design §6,
- * wire-formats.md §d): `Receiver` from `@upstash/qstash` checks the HS256 JWT with the current
+ * `Upstash-Signature` verification (design §6, wire-formats.md §d), for both sides: the agent
+ * checks actions QStash delivers, the worker checks QStash's failure callbacks. `Receiver` from
+ * `@upstash/qstash` checks the HS256 JWT with the current
  * signing key, then the next one (key rotation), the issuer, the body hash and, when a URL is
  * configured, the `sub` claim.
  */
