@@ -17,6 +17,7 @@ import { silentLogger } from "../agent/log.ts";
 import { type DnsFlipTarget, DnsFlipTargetSchema, type Side } from "../shared/config.ts";
 import type { ActionRequest } from "../shared/protocol.ts";
 import { requireNsupdate, startBind } from "../test/support/bind.ts";
+import { percentile } from "./percentile.ts";
 
 /** Timing of one way of flipping, in milliseconds. */
 export interface Timing {
@@ -42,12 +43,6 @@ export interface DnsFlipBenchFigures {
 
 const PRIMARY = "172.30.41.193";
 const SECONDARY = "172.30.41.194";
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const i = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
-  return sorted[Math.max(0, i)] ?? Number.NaN;
-}
 
 function timing(samples: number[]): Timing {
   const sorted = [...samples].sort((a, b) => a - b);

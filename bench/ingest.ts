@@ -19,6 +19,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { startWorker, type WorkerProcess } from "../test/support/worker-process.ts";
 import type { AuditEvent } from "../worker/target-view.ts";
+import { percentile } from "./percentile.ts";
 
 const root = join(import.meta.dirname, "..");
 const TOKENS = { alertmanager: "bench-am-token", operator: "bench-operator-token", agent: "bench-agent-secret" };
@@ -52,12 +53,6 @@ export interface IngestBenchFigures {
     /** Hold expiry → the signed ActionRequest arrives at the (stub) agent. */
     toAgentMs: { median: number; max: number };
   };
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const i = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
-  return sorted[Math.max(0, i)] ?? Number.NaN;
 }
 
 const round = (n: number) => Math.round(n * 10) / 10;

@@ -15,6 +15,7 @@ import {
   startSwapCluster,
   swapAction,
 } from "../test/support/route-swap-cluster.ts";
+import { percentile } from "./percentile.ts";
 
 export interface RouteSwapBenchFigures {
   swaps: number;
@@ -28,12 +29,6 @@ export interface RouteSwapBenchFigures {
   /** The runbook's fixed wait (step 3 alone) divided by our median for the whole swap. */
   speedupVsRunbook: { at30s: number; at60s: number };
   failures: number;
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const i = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
-  return sorted[Math.max(0, i)] ?? Number.NaN;
 }
 
 /** Runs `swaps` alternating swaps and returns timing figures. */

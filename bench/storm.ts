@@ -15,6 +15,7 @@ import { pathToFileURL } from "node:url";
 import { startWorker } from "../test/support/worker-process.ts";
 import type { AuditEvent, TargetView } from "../worker/target-view.ts";
 import { stubAgent } from "./ingest.ts";
+import { percentile } from "./percentile.ts";
 
 const TOKENS = { alertmanager: "storm-am-token", operator: "storm-operator-token", agent: "storm-agent-secret" };
 const TARGETS = 100;
@@ -45,11 +46,6 @@ export interface StormFigures {
 }
 
 const name = (t: number) => `storm-${t}`;
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? Number.NaN;
-}
 
 function workerConfig(agentUrl: string): string {
   const side = (target: string, s: string) => ({
