@@ -9,6 +9,7 @@ import { parseAllDocuments } from "yaml";
 import { z } from "zod";
 import { createRouteSwapExecutor } from "../../agent/executors/route-swap.ts";
 import {
+  apiTargetOf,
   MapMemory,
   type ProxiedRequest,
   routeSwapTarget,
@@ -25,16 +26,7 @@ afterEach(async () => {
 
 /** "group|resource|namespace|verb" for one API request (namespace "*" for cluster-scoped). */
 function permissionOf(r: ProxiedRequest): string[] {
-  const parts = r.path.split("/").filter(Boolean);
-  const [root, ...rest] = parts;
-  const group = root === "api" ? "" : (rest.shift() ?? "");
-  rest.shift(); // version
-  let namespace = "*";
-  if (rest[0] === "namespaces" && rest.length >= 3) {
-    namespace = rest[1] ?? "";
-    rest.splice(0, 2);
-  }
-  const [resource = "", name] = rest;
+  const { group, namespace, resource, name } = apiTargetOf(r.path);
   const verbs: string[] = [];
   if (r.method === "GET") verbs.push(name ? "get" : r.query.watch === "true" ? "watch" : "list");
   else if (r.method === "POST") verbs.push("create");

@@ -17,7 +17,7 @@ import { startSandboxCluster } from "../../agent/sandbox/cluster.ts";
 import { type AgentConfig, AgentConfigSchema, type EtcdSyncTeardownTarget } from "../../shared/config.ts";
 import type { ActionRequest } from "../../shared/protocol.ts";
 import { startFakeCloudflare } from "../support/fake-cloudflare-dns.ts";
-import { MapMemory, type ProxiedRequest, startRecordingProxy } from "../support/route-swap-cluster.ts";
+import { apiTargetOf, MapMemory, type ProxiedRequest, startRecordingProxy } from "../support/route-swap-cluster.ts";
 import { DEPLOY_DIR } from "./kustomize-base.ts";
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -47,16 +47,7 @@ function shippedTargets(): { teardown: [string, Record<string, unknown>]; dns: [
 
 /** "group|resource|namespace|verb|name" for one API request (name "*" for collections). */
 function permissionOf(r: ProxiedRequest): string {
-  const parts = r.path.split("/").filter(Boolean);
-  const [root, ...rest] = parts;
-  const group = root === "api" ? "" : (rest.shift() ?? "");
-  rest.shift(); // version
-  let namespace = "*";
-  if (rest[0] === "namespaces" && rest.length >= 3) {
-    namespace = rest[1] ?? "";
-    rest.splice(0, 2);
-  }
-  const [resource = "", name] = rest;
+  const { group, namespace, resource, name } = apiTargetOf(r.path);
   const verb =
     r.method === "GET"
       ? name

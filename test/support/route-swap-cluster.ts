@@ -230,6 +230,30 @@ export interface ProxiedRequest {
   contentType: string | undefined;
 }
 
+/** What an API request touches, for comparing recorded requests with RBAC rules. */
+export interface ApiTarget {
+  /** "" for the core group. */
+  group: string;
+  /** "*" for cluster-scoped requests. */
+  namespace: string;
+  resource: string;
+  name: string | undefined;
+}
+
+/** Parses `/api/v1/...` and `/apis/<group>/<version>/...` request paths. */
+export function apiTargetOf(path: string): ApiTarget {
+  const [root, ...rest] = path.split("/").filter(Boolean);
+  const group = root === "api" ? "" : (rest.shift() ?? "");
+  rest.shift(); // version
+  let namespace = "*";
+  if (rest[0] === "namespaces" && rest.length >= 3) {
+    namespace = rest[1] ?? "";
+    rest.splice(0, 2);
+  }
+  const [resource = "", name] = rest;
+  return { group, namespace, resource, name };
+}
+
 /**
  * A forwarding proxy in front of the fake API so one client's requests (the agent's) can be told
  * apart from the simulated operators', which share the fake server's single token.
