@@ -511,6 +511,8 @@ export class TargetObject extends DurableObject<Env> {
    * decision, so arming in order leaves the alarm at the newest decision's earliest deadline.
    */
   private perform(effects: readonly Effect[]): void {
+    // Notifications carry the committed state's context; read it once per batch, and only if needed.
+    let stored: TargetState | null | undefined;
     for (const effect of effects) {
       switch (effect.type) {
         case "setTimer":
@@ -518,7 +520,7 @@ export class TargetObject extends DurableObject<Env> {
           else void this.ctx.storage.setAlarm(effect.at);
           break;
         case "notify": {
-          const stored = this.readState();
+          if (stored === undefined) stored = this.readState();
           const target = stored?.target ?? "target";
           const context = stored ? { context: notificationContext(stored.machine) } : {};
           this.track(this.notifierFor().notify({ target, text: effect.text, kind: effect.kind, ...context }));
