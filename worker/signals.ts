@@ -201,21 +201,25 @@ export function mergeSignal(
   receivedAt: number,
 ): { outcome: MergeOutcome; next: StoredSignal } {
   const { signal, side } = delivery;
+  // What a delivery that wins replaces in the stored record (everything but identity, notices and times seen).
+  const content = {
+    source: signal.source,
+    side,
+    status: signal.status,
+    soft: signal.soft,
+    at: signal.at,
+    incident: signal.incident,
+    labels: signal.labels,
+    annotations: signal.annotations,
+    receivedAt: signal.receivedAt,
+  };
   if (!stored) {
     return {
       outcome: "accepted",
       next: {
         key: signal.key,
-        source: signal.source,
-        side,
-        status: signal.status,
-        soft: signal.soft,
-        at: signal.at,
-        incident: signal.incident,
-        labels: signal.labels,
-        annotations: signal.annotations,
+        ...content,
         notices: mergeNotices({}, signal),
-        receivedAt: signal.receivedAt,
         firstSeen: receivedAt,
         lastSeen: receivedAt,
       },
@@ -225,21 +229,9 @@ export function mergeSignal(
   const noticeChanged = notices !== stored.notices;
   const supersedes = compareObservations(signal, stored) > 0;
   const lastSeen = Math.max(stored.lastSeen, receivedAt);
-  const content = supersedes
-    ? {
-        source: signal.source,
-        side,
-        status: signal.status,
-        soft: signal.soft,
-        at: signal.at,
-        incident: signal.incident,
-        labels: signal.labels,
-        annotations: signal.annotations,
-        receivedAt: signal.receivedAt,
-      }
-    : {};
+  const replaced = supersedes ? content : {};
   if (sameVersion(signal, stored)) {
-    return { outcome: noticeChanged ? "accepted" : "duplicate", next: { ...stored, ...content, notices, lastSeen } };
+    return { outcome: noticeChanged ? "accepted" : "duplicate", next: { ...stored, ...replaced, notices, lastSeen } };
   }
   if (supersedes) return { outcome: "accepted", next: { ...stored, ...content, notices, lastSeen } };
   return { outcome: noticeChanged ? "accepted" : "stale", next: noticeChanged ? { ...stored, notices } : stored };
