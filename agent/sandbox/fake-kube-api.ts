@@ -337,7 +337,10 @@ export class FakeStore {
     }
   }
 
-  private commit(t: ResourceType, type: WatchEventType, obj: KubeObject): void {
+  /** Gives `obj` the next resourceVersion, stores (or removes) it, tells watchers; returns a copy. */
+  private commit(t: ResourceType, type: WatchEventType, obj: KubeObject): KubeObject {
+    this.rv++;
+    obj.metadata.resourceVersion = String(this.rv);
     const k = this.key(t, obj.metadata.namespace, obj.metadata.name ?? "");
     if (type === "DELETED") this.objects.delete(k);
     else this.objects.set(k, obj);
@@ -345,6 +348,7 @@ export class FakeStore {
     this.history.push(event);
     if (this.history.length > this.historyLimit) this.history.splice(0, this.history.length - this.historyLimit);
     for (const w of this.watchers) this.deliver(w, event);
+    return clone(obj);
   }
 
   private deliver(w: Watcher, e: StoredEvent): void {
@@ -423,10 +427,7 @@ export class FakeStore {
     if (t.resource === "namespaces" && t.group === "") obj.status = { phase: "Active" };
     if (options.fieldManager) meta.managedFields = [this.managedEntry(t, options.fieldManager, "Update")];
     if (options.dryRun) return obj;
-    this.rv++;
-    meta.resourceVersion = String(this.rv);
-    this.commit(t, "ADDED", obj);
-    return clone(obj);
+    return this.commit(t, "ADDED", obj);
   }
 
   private managedEntry(t: ResourceType, manager: string, operation: "Apply" | "Update", subresource?: string): Json {
@@ -517,16 +518,10 @@ export class FakeStore {
       next.metadata.deletionTimestamp !== undefined && (next.metadata.finalizers ?? []).length === 0;
     if (options.dryRun) return next;
     if (finalizersGone) {
-      this.rv++;
-      next.metadata.resourceVersion = String(this.rv);
-      this.commit(t, "DELETED", next);
-      return clone(next);
+      return this.commit(t, "DELETED", next);
     }
     if (deepEqual(comparable(current), comparable(next))) return clone(current);
-    this.rv++;
-    next.metadata.resourceVersion = String(this.rv);
-    this.commit(t, "MODIFIED", next);
-    return clone(next);
+    return this.commit(t, "MODIFIED", next);
   }
 
   /**
@@ -565,10 +560,7 @@ export class FakeStore {
         const created = this.create(ref, body, { dryRun: true });
         created.metadata.managedFields = [this.managedEntry(t, options.fieldManager, "Apply")];
         if (options.dryRun) return created;
-        this.rv++;
-        created.metadata.resourceVersion = String(this.rv);
-        this.commit(t, "ADDED", created);
-        return clone(created);
+        return this.commit(t, "ADDED", created);
       }
     }
     if (!current) throw this.notFound(t, name);
@@ -651,16 +643,10 @@ export class FakeStore {
       next.metadata.deletionTimestamp = rfc3339Seconds(this.now());
       next.metadata.deletionGracePeriodSeconds = 0;
       if (options.dryRun) return next;
-      this.rv++;
-      next.metadata.resourceVersion = String(this.rv);
-      this.commit(t, "MODIFIED", next);
-      return clone(next);
+      return this.commit(t, "MODIFIED", next);
     }
     if (options.dryRun) return next;
-    this.rv++;
-    next.metadata.resourceVersion = String(this.rv);
-    this.commit(t, "DELETED", next);
-    return clone(next);
+    return this.commit(t, "DELETED", next);
   }
 
   /**
