@@ -7,7 +7,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
-import { PolicySchema, type Side, type WorkerTarget } from "../shared/config.ts";
+import { PolicySchema, type Side, SideSchema, type WorkerTarget } from "../shared/config.ts";
 import type { ActionReport } from "../shared/protocol.ts";
 import { loadConfig } from "./config.ts";
 import { type Dispatcher, transportDispatcher } from "./dispatcher.ts";
@@ -24,7 +24,10 @@ import {
   type Json,
   mergeSignal,
   NoticeStateSchema,
+  type Observation,
   observe,
+  SignalSourceSchema,
+  SignalStatusSchema,
   type StoredSignal,
   StoredSignalSchema,
 } from "./signals.ts";
@@ -287,7 +290,7 @@ export class TargetObject extends DurableObject<Env> {
       }
       if (causeSeq !== null) {
         // Rule 8: signals are recorded in every phase; the machine decides what they mean now.
-        state.observation = observe(this.allSignals());
+        state.observation = this.observeStored();
         const { firingSources: pf, heldSources: ph } = state.observation.primary;
         const { firingSources: sf, heldSources: sh } = state.observation.secondary;
         const input: MachineInput = {
@@ -654,6 +657,27 @@ export class TargetObject extends DurableObject<Env> {
   private readSignal(key: string): StoredSignal | undefined {
     const row = this.sql.exec("SELECT * FROM signals WHERE key = ?", key).toArray()[0];
     return row ? signalFromRow(row) : undefined;
+  }
+
+  /**
+   * The per-side observation straight from the columns it needs: runs on every ingest that changed
+   * something, so it does not read labels and annotations or re-validate every stored signal.
+   */
+  private observeStored(): Observation {
+    const rows = this.sql.exec("SELECT side, source, status, soft, notices FROM signals").toArray();
+    return observe(
+      rows.map((r) => {
+        const firing = r.status === "firing" && r.soft === 0;
+        return {
+          side: SideSchema.parse(r.side),
+          source: SignalSourceSchema.parse(r.source),
+          status: SignalStatusSchema.parse(r.status),
+          soft: r.soft === 1,
+          // Only firing HARD signals can be held; the others' notices never matter here.
+          notices: firing ? NoticeStateSchema.parse(JSON.parse(String(r.notices))) : {},
+        };
+      }),
+    );
   }
 
   private allSignals(): StoredSignal[] {
