@@ -9,6 +9,7 @@ import { DnsError } from "../../agent/dns/errors.ts";
 import { encodeUpdate, exchange, queryRecord, type Rfc2136Server, sendUpdate } from "../../agent/dns/rfc2136.ts";
 import { findTsig, parseTsigSecret, signMessage, type TsigKey, verifyResponse } from "../../agent/dns/tsig.ts";
 import { type BindServer, startBind } from "../support/bind.ts";
+import { freePort } from "../support/free-port.ts";
 
 /**
  * Captured from `nsupdate -y hmac-sha256:turnout-key:<secret>` (BIND 9.18.49) sending
@@ -74,9 +75,12 @@ afterAll(async () => {
  * TCP is forwarded unchanged, so a TC fallback reaches the real server.
  */
 async function proxy(rewrite: (response: Buffer) => Buffer): Promise<{ server: string; udpSeen: () => number }> {
+  const port = await freePort();
   const udp: Socket = createSocket("udp4");
-  await new Promise<void>((r) => udp.bind(0, "127.0.0.1", () => r()));
-  const port = udp.address().port;
+  await new Promise<void>((resolve, reject) => {
+    udp.once("error", reject);
+    udp.bind(port, "127.0.0.1", () => resolve());
+  });
   let seen = 0;
   udp.on("message", (msg, rinfo) => {
     seen++;
@@ -93,12 +97,15 @@ async function proxy(rewrite: (response: Buffer) => Buffer): Promise<{ server: s
     client.on("error", () => up.destroy());
     up.on("error", () => client.destroy());
   });
-  await new Promise<void>((r) => tcp.listen(port, "127.0.0.1", () => r()));
   proxies.push({
     close() {
       udp.close();
       tcp.close();
     },
+  });
+  await new Promise<void>((resolve, reject) => {
+    tcp.once("error", reject);
+    tcp.listen(port, "127.0.0.1", () => resolve());
   });
   return { server: `127.0.0.1:${port}`, udpSeen: () => seen };
 }

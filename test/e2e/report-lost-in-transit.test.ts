@@ -5,7 +5,6 @@
  */
 import { createServer, type Server } from "node:http";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { freePort } from "../support/free-port.ts";
 import { type Stack, startStack, waitFor } from "./stack.ts";
 
 let stack: Stack;
@@ -15,7 +14,6 @@ let forwarded = 0;
 
 /** Forwards reports to the worker, but cuts the connection of the first `succeeded` one. */
 async function startFlakyProxy(target: string): Promise<string> {
-  const port = await freePort();
   proxy = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
@@ -36,8 +34,13 @@ async function startFlakyProxy(target: string): Promise<string> {
       res.end(await upstream.text());
     });
   });
-  await new Promise<void>((resolve) => proxy.listen(port, "127.0.0.1", resolve));
-  return `http://127.0.0.1:${port}/v1/agent/reports`;
+  await new Promise<void>((resolve, reject) => {
+    proxy.once("error", reject);
+    proxy.listen(0, "127.0.0.1", resolve);
+  });
+  const address = proxy.address();
+  if (typeof address !== "object" || !address) throw new Error("proxy has no address");
+  return `http://127.0.0.1:${address.port}/v1/agent/reports`;
 }
 
 beforeAll(async () => {
