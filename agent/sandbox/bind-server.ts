@@ -5,7 +5,7 @@
  * (test/support/bind.ts). Recipe: real-components.md §1 (the directory must be writable: named
  * writes `<zone>.jnl`).
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createSocket } from "node:dgram";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as packet from "dns-packet";
 import { freePort } from "./free-port.ts";
+import { spawnTied } from "./tied-child.ts";
 
 /** A running BIND. */
 export interface BindServer {
@@ -144,7 +145,7 @@ zone "${zone}" { type primary; file "${dir}/${zone}.zone"; allow-update { key "$
 `,
     );
     let output = "";
-    const child: ChildProcess = spawn(named, ["-g", "-c", join(dir, "named.conf")], {
+    const child: ChildProcess = spawnTied(named, ["-g", "-c", join(dir, "named.conf")], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     child.stdout?.on("data", (c: Buffer) => {

@@ -9,7 +9,8 @@
  * network fault (etcd issue #9569), which is why turnout measures consistency instead of
  * trusting the process.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawnSync } from "node:child_process";
+import { spawnTied } from "./tied-child.ts";
 
 /** TLS files for both ends (etcdctl's --cacert/--cert/--key and --dest-* flags). */
 export interface MirrorTls {
@@ -73,7 +74,7 @@ export function startEtcdMirror(options: MirrorOptions): EtcdMirror {
       args.push("make-mirror");
     }
     args.push("--prefix", prefix, endpoint(dest));
-    const child = spawn("etcdctl", args, {
+    const child = spawnTied("etcdctl", args, {
       env: { ...process.env, ETCDCTL_API: "3" },
       stdio: ["ignore", "pipe", "pipe"],
     });

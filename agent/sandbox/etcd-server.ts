@@ -3,13 +3,14 @@
  * pair of them for etcd-sync-teardown targets whose endpoints are local (design §9); tests start
  * them on random free ports (test/support/etcd.ts).
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createEtcdClient } from "../etcd/client.ts";
 import { ETCD_SETUP_HINT } from "./etcd-mirror.ts";
 import { freePorts } from "./free-port.ts";
+import { spawnTied } from "./tied-child.ts";
 
 export interface EtcdInstance {
   readonly name: string;
@@ -144,7 +145,7 @@ export async function startEtcdServer(name = "etcd", options: StartEtcdOptions =
   const ownDir = options.dataDir === undefined;
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), `turnout-etcd-${name}-`));
   if (!ownDir) mkdirSync(dataDir, { recursive: true });
-  const child = spawn("etcd", [...args, `--data-dir=${join(dataDir, "data")}`], {
+  const child = spawnTied("etcd", [...args, `--data-dir=${join(dataDir, "data")}`], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
