@@ -110,6 +110,11 @@ export const WorkerConfigSchema = z
           .object({
             allowedUsers: z.array(z.string().min(1)).default([]),
             allowedChannels: z.array(z.string().min(1)).optional(),
+            /** Channel id (`C…`) for notifications through the bot token (`SLACK_BOT_TOKEN`), threaded per incident. */
+            notifyChannel: z
+              .string()
+              .regex(/^[CGD][A-Z0-9]{2,}$/, "expected a channel id such as C012AB3CD")
+              .optional(),
           })
           .strict()
           .optional(),

@@ -12,6 +12,10 @@ export interface Env {
   TURNOUT_AGENT_SECRET?: string;
   TURNOUT_AGENT_SECRET_NEXT?: string;
   SLACK_WEBHOOK_URL?: string;
+  /** Bot token (`xoxb-…`): with `chatops.slack.notifyChannel`, notifications are threaded per incident. */
+  SLACK_BOT_TOKEN?: string;
+  /** Slack Web API base (default https://slack.com/api); a var for testing against a fake Slack. */
+  SLACK_API_URL?: string;
   QSTASH_TOKEN?: string;
   QSTASH_CURRENT_SIGNING_KEY?: string;
   QSTASH_NEXT_SIGNING_KEY?: string;

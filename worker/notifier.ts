@@ -1,7 +1,16 @@
 /**
  * Notifications (design §5b): every phase change, action result and drill result as one short
- * Slack message through the incoming webhook `SLACK_WEBHOOK_URL`. Best effort: a failed post is
- * logged, never retried into the state machine; the audit log is always the record.
+ * Slack message. Best effort: a failed post is logged, never retried into the state machine; the
+ * audit log is always the record.
+ *
+ * Two ways to post:
+ * - the incoming webhook `SLACK_WEBHOOK_URL`: one message per event in the webhook's channel;
+ * - a bot token `SLACK_BOT_TOKEN` with `chatops.slack.notifyChannel`: `chat.postMessage`, threaded
+ *   per incident. The first message while the target has no open incident becomes the thread's
+ *   root; later ones are replies; the one that finds the target settled again (steady, nothing
+ *   awaiting approval, no drill under way) closes the incident and is also broadcast to the
+ *   channel, so the outcome is visible without opening the thread. The bot token wins when both
+ *   are set.
  *
  * Each message names the target, the sides (which is active, and the switch's direction), the
  * cause (the action's trigger and reason), step durations for action results, and links the
@@ -20,6 +29,8 @@ export interface NotificationContext {
   activeSide: Side;
   phase: string;
   epoch: number;
+  /** A drill (dry-run or live) is under way. */
+  drill: boolean;
   approval: { kind: string; to: Side; reason: string; deadline: number } | null;
   action: {
     id: string;
@@ -40,10 +51,30 @@ export interface Notification {
   text: string;
   kind: string;
   context?: NotificationContext;
+  /**
+   * The last message of a decision that left the target settled (see {@link settles}): it closes
+   * the incident's thread. Set by the Durable Object, which knows where a decision's messages end.
+   */
+  closesIncident?: boolean;
+}
+
+/**
+ * The target's open incident thread (the root message's `ts`), kept by its Durable Object so it
+ * survives evictions. Only the bot-token notifier uses it.
+ */
+export interface IncidentThread {
+  current(): string | undefined;
+  open(ts: string): void;
+  close(): void;
 }
 
 export interface Notifier {
-  notify(n: Notification): Promise<void>;
+  notify(n: Notification, thread?: IncidentThread): Promise<void>;
+}
+
+/** True when the target is settled (steady, nothing awaiting approval, no drill): no incident is open. */
+export function settles(c: NotificationContext): boolean {
+  return c.phase === "steady" && c.approval === null && !c.drill;
 }
 
 /** The notification context of a machine state (what the message needs, nothing more). */
@@ -53,6 +84,7 @@ export function notificationContext(m: MachineState): NotificationContext {
     activeSide: m.activeSide,
     phase: m.phase,
     epoch: m.epoch,
+    drill: m.drill !== null,
     approval: m.approval
       ? { kind: m.approval.kind, to: m.approval.to, reason: m.approval.reason, deadline: m.approval.deadline }
       : null,
@@ -135,8 +167,27 @@ export function formatNotification(n: Notification, statusUrl?: string): SlackWe
   return { text, blocks };
 }
 
-/** Posts to `SLACK_WEBHOOK_URL` when it is set; otherwise does nothing (the audit log has it). */
-export function slackNotifier(env: Pick<Env, "SLACK_WEBHOOK_URL">, statusUrl?: string): Notifier {
+function warn(msg: string, fields: Record<string, unknown>): void {
+  console.warn(JSON.stringify({ level: "warn", msg, ...fields }));
+}
+
+/** Where Slack's Web API lives; `SLACK_API_URL` (a worker var) overrides it for a local fake. */
+const SLACK_API = "https://slack.com/api";
+
+/** What the notifier needs from the worker's env. */
+export type SlackNotifierEnv = Pick<Env, "SLACK_WEBHOOK_URL" | "SLACK_BOT_TOKEN" | "SLACK_API_URL">;
+
+/**
+ * Posts through the bot token and `channel` when both are set (threaded per incident), else to
+ * `SLACK_WEBHOOK_URL` when it is set; otherwise does nothing (the audit log has it).
+ */
+export function slackNotifier(env: SlackNotifierEnv, statusUrl?: string, channel?: string): Notifier {
+  if (env.SLACK_BOT_TOKEN && channel) return botNotifier(env.SLACK_BOT_TOKEN, channel, statusUrl, env.SLACK_API_URL);
+  return webhookNotifier(env, statusUrl);
+}
+
+/** Posts each notification to the incoming webhook. */
+function webhookNotifier(env: Pick<Env, "SLACK_WEBHOOK_URL">, statusUrl?: string): Notifier {
   return {
     async notify(n) {
       if (!env.SLACK_WEBHOOK_URL) return;
@@ -146,15 +197,52 @@ export function slackNotifier(env: Pick<Env, "SLACK_WEBHOOK_URL">, statusUrl?: s
           headers: { "content-type": "application/json" },
           body: JSON.stringify(formatNotification(n, statusUrl)),
         });
-        if (!res.ok) {
-          console.warn(
-            JSON.stringify({ level: "warn", msg: "slack notification refused", target: n.target, status: res.status }),
-          );
-        }
+        if (!res.ok) warn("slack notification refused", { target: n.target, status: res.status });
       } catch (err) {
-        console.warn(
-          JSON.stringify({ level: "warn", msg: "slack notification failed", target: n.target, error: String(err) }),
-        );
+        warn("slack notification failed", { target: n.target, error: String(err) });
+      }
+    },
+  };
+}
+
+/** `chat.postMessage`'s answer: HTTP 200 with `ok` false and an `error` code on failure. */
+interface PostMessageAnswer {
+  ok?: boolean;
+  ts?: string;
+  error?: string;
+}
+
+/** Posts with `chat.postMessage` to `channel`, threading each incident under its first message. */
+function botNotifier(token: string, channel: string, statusUrl?: string, apiUrl = SLACK_API): Notifier {
+  const post = async (n: Notification, threadTs: string | undefined, broadcast: boolean) => {
+    const body = {
+      channel,
+      ...formatNotification(n, statusUrl),
+      unfurl_links: false,
+      ...(threadTs ? { thread_ts: threadTs, ...(broadcast ? { reply_broadcast: true } : {}) } : {}),
+    };
+    const res = await fetch(`${apiUrl.replace(/\/$/, "")}/chat.postMessage`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json; charset=utf-8" },
+      body: JSON.stringify(body),
+    });
+    if (!res.ok) return { ok: false, error: `HTTP ${res.status}` } satisfies PostMessageAnswer;
+    return ((await res.json().catch(() => ({}))) ?? {}) as PostMessageAnswer;
+  };
+  return {
+    async notify(n, thread) {
+      const ends = n.closesIncident === true;
+      try {
+        const threadTs = thread?.current();
+        const answer = await post(n, threadTs, ends);
+        if (!answer.ok) {
+          warn("slack notification refused", { target: n.target, error: answer.error ?? "unknown" });
+          return;
+        }
+        if (ends) thread?.close();
+        else if (!threadTs && answer.ts) thread?.open(answer.ts);
+      } catch (err) {
+        warn("slack notification failed", { target: n.target, error: String(err) });
       }
     },
   };

@@ -14,7 +14,14 @@ import { type Dispatcher, transportDispatcher } from "./dispatcher.ts";
 import { drillSummary } from "./drill-summary.ts";
 import type { Env } from "./env.ts";
 import { decide, type Effect, initialState, type MachineInput, MachineStateSchema, machineView } from "./machine.ts";
-import { type Notifier, notificationContext, slackNotifier } from "./notifier.ts";
+import {
+  type IncidentThread,
+  type Notification,
+  type Notifier,
+  notificationContext,
+  settles,
+  slackNotifier,
+} from "./notifier.ts";
 import {
   type Health,
   type IngestBatch,
@@ -198,6 +205,8 @@ export class TargetObject extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   /** Effects still being performed (dispatches), so tests and alarm() can wait for them. */
   private readonly inflight = new Set<Promise<void>>();
+  /** The tail of the notification queue (see enqueueNotice). */
+  private notices: Promise<void> = Promise.resolve();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -209,6 +218,10 @@ export class TargetObject extends DurableObject<Env> {
     for (const ddl of DDL) this.sql.exec(ddl);
     // Pending Slack break-glass requests (two-person rule); additive table, see slack/break-glass.ts.
     this.sql.exec(BREAK_GLASS_DDL);
+    // The open incident's Slack thread (bot-token notifications); additive table.
+    this.sql.exec(
+      "CREATE TABLE IF NOT EXISTS incident_thread (id INTEGER PRIMARY KEY CHECK (id = 1), ts TEXT NOT NULL, opened_at INTEGER NOT NULL)",
+    );
     const row = this.sql.exec("SELECT value FROM meta WHERE key = 'schema_version'").toArray()[0];
     const stored = row ? Number(row.value) : 0;
     if (stored > SCHEMA_VERSION) {
@@ -516,7 +529,8 @@ export class TargetObject extends DurableObject<Env> {
   private perform(effects: readonly Effect[]): void {
     // Notifications carry the committed state's context; read it once per batch, and only if needed.
     let stored: TargetState | null | undefined;
-    for (const effect of effects) {
+    const lastNotice = effects.findLastIndex((e) => e.type === "notify");
+    for (const [i, effect] of effects.entries()) {
       switch (effect.type) {
         case "setTimer":
           if (effect.at === null) void this.ctx.storage.deleteAlarm();
@@ -525,8 +539,13 @@ export class TargetObject extends DurableObject<Env> {
         case "notify": {
           if (stored === undefined) stored = this.readState();
           const target = stored?.target ?? "target";
-          const context = stored ? { context: notificationContext(stored.machine) } : {};
-          this.track(this.notifierFor().notify({ target, text: effect.text, kind: effect.kind, ...context }));
+          const context = stored ? notificationContext(stored.machine) : undefined;
+          this.enqueueNotice({
+            target,
+            text: effect.text,
+            kind: effect.kind,
+            ...(context ? { context, closesIncident: i === lastNotice && settles(context) } : {}),
+          });
           break;
         }
         case "dispatch":
@@ -561,6 +580,35 @@ export class TargetObject extends DurableObject<Env> {
     }
   }
 
+  /**
+   * Posts notifications one after another, in the order the machine emitted them: a channel
+   * reads as the incident happened, and a thread's root is posted before its replies.
+   */
+  private enqueueNotice(n: Notification): void {
+    const notifier = this.notifierFor();
+    const next = this.notices.then(() => notifier.notify(n, this.thread));
+    this.notices = next.catch(() => {});
+    this.track(next);
+  }
+
+  /** The open incident's Slack thread (root message ts), one row per target. */
+  private readonly thread: IncidentThread = {
+    current: () => {
+      const row = this.sql.exec("SELECT ts FROM incident_thread WHERE id = 1").toArray()[0];
+      return row ? String(row.ts) : undefined;
+    },
+    open: (ts) => {
+      this.sql.exec(
+        "INSERT INTO incident_thread (id, ts, opened_at) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET ts = excluded.ts, opened_at = excluded.opened_at",
+        ts,
+        this.now(),
+      );
+    },
+    close: () => {
+      this.sql.exec("DELETE FROM incident_thread WHERE id = 1");
+    },
+  };
+
   private track(p: Promise<void>): void {
     const tracked = p.catch((err: unknown) => {
       console.error(JSON.stringify({ level: "error", msg: "effect failed", error: String(err) }));
@@ -579,7 +627,8 @@ export class TargetObject extends DurableObject<Env> {
     const testing = TargetObject.testing?.notifier;
     if (testing) return testing;
     const loaded = loadConfig(this.env);
-    return slackNotifier(this.env, loaded.ok ? loaded.value.statusUrl : undefined);
+    if (!loaded.ok) return slackNotifier(this.env);
+    return slackNotifier(this.env, loaded.value.statusUrl, loaded.value.chatops?.slack?.notifyChannel);
   }
 
   private targetConfig(name: string): WorkerTarget | undefined {

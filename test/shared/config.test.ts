@@ -71,6 +71,22 @@ describe("worker config", () => {
   });
 });
 
+describe("chatops.slack.notifyChannel", () => {
+  const base = {
+    agent: { url: "http://127.0.0.1:8788" },
+    targets: { t: { sides: { primary: { matchers: ['a="1"'] }, secondary: { matchers: ['a="2"'] } } } },
+  };
+  it("takes a channel id, and names the field when given a channel name", () => {
+    expect(validateWorkerConfig({ ...base, chatops: { slack: { notifyChannel: "C012AB3CD" } } }).ok).toBe(true);
+    const r = validateWorkerConfig({ ...base, chatops: { slack: { notifyChannel: "#ops" } } });
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.problems).toEqual([
+      { path: "chatops.slack.notifyChannel", message: expect.stringContaining("channel id such as C012AB3CD") },
+    ]);
+  });
+});
+
 describe("agent config", () => {
   it("accepts the repo's agent.config.json", () => {
     const r = validateAgentConfig(readJson("agent.config.json"));

@@ -21,6 +21,7 @@ const context: NotificationContext = {
   activeSide: "primary",
   phase: "awaiting_approval",
   epoch: 3,
+  drill: false,
   approval: { kind: "failover", to: "secondary", reason: "primary down for 30 s", deadline: 1_800_000_000_000 },
   action: null,
 };
