@@ -22,6 +22,7 @@ import { type AgentConfig, AgentConfigSchema, type EtcdSyncTeardownTarget } from
 import type { ActionRequest } from "../../shared/protocol.ts";
 import { type BindServer, startBind } from "../support/bind.ts";
 import { type EtcdInstance, eventually, loadKeys, startEtcds } from "../support/etcd.ts";
+import { processAlive } from "../support/processes.ts";
 import { type ReportReceiver, startReportReceiver } from "../support/report-receiver.ts";
 
 const PRIMARY_VIP = "172.30.41.193";
@@ -280,15 +281,6 @@ async function restartedBy(w: World): Promise<(string | undefined)[]> {
   const es = await apps.readNamespacedStatefulSet({ namespace: NS, name: "elasticsearch" });
   const ct = await apps.readNamespacedDeployment({ namespace: NS, name: "cluster-transformer" });
   return [es, ct].map((o) => o.spec?.template?.metadata?.annotations?.[RESTARTED_BY]);
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe("etcd-sync-teardown failover", () => {

@@ -19,6 +19,7 @@ import { type ActionReport, ActionReportSchema } from "../../shared/protocol.ts"
 import { SIGNATURE_HEADER, sign } from "../../shared/signature.ts";
 import { startBind } from "../support/bind.ts";
 import { eventually, startEtcds } from "../support/etcd.ts";
+import { processAlive } from "../support/processes.ts";
 
 const AGENT_SECRET = "sandbox-local-servers-secret";
 const TSIG_SECRET = Buffer.from("sandbox-local-servers-tsig-key-32").toString("base64");
@@ -30,15 +31,6 @@ function children(names: readonly string[]): { pid: number; comm: string }[] {
     .split("\n")
     .map((l) => l.trim().split(/\s+/))
     .flatMap(([pid, comm]) => (pid && comm && names.includes(comm) ? [{ pid: Number(pid), comm }] : []));
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe("sandbox local servers (npm start on one machine)", () => {
@@ -208,7 +200,7 @@ describe("sandbox local servers (npm start on one machine)", () => {
     agent = undefined;
     await running.stop();
     expect(children(["named", "etcd", "etcdctl"])).toEqual([]);
-    expect([...pids, ...before.map((c) => c.pid)].filter(alive)).toEqual([]);
+    expect([...pids, ...before.map((c) => c.pid)].filter(processAlive)).toEqual([]);
   });
 });
 
@@ -287,7 +279,7 @@ describe("sandbox local servers: what the agent does when it cannot or need not 
       expect(servers.pids()).toEqual([]);
       expect(servers.summary.bind).toEqual([expect.objectContaining({ server: bind.server, started: false })]);
       expect(servers.summary.etcd.map((e) => e.started)).toEqual([false, false]);
-      expect(alive(bind.pid) && alive(primary.pid) && alive(standby.pid)).toBe(true);
+      expect(processAlive(bind.pid) && processAlive(primary.pid) && processAlive(standby.pid)).toBe(true);
     } finally {
       await Promise.all([bind.stop(), primary?.stop(), standby?.stop()]);
     }

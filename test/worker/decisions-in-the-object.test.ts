@@ -15,6 +15,7 @@ import type { TargetView } from "../../worker/target-object.ts";
 import testConfig from "../fixtures/worker-test-config.json" with { type: "json" };
 import { postAlert } from "./support/post-alert.ts";
 import { useRecordingObject } from "./support/recording-object.ts";
+import { succeededReport } from "./support/reports.ts";
 
 const T0 = Date.parse("2026-11-22T10:00:00Z");
 const rec = useRecordingObject({ start: T0 });
@@ -53,15 +54,7 @@ async function report(r: ActionReport, secret = "test-agent-secret"): Promise<Re
   });
 }
 
-const succeeded = (req: ActionRequest): ActionReport => ({
-  actionId: req.id,
-  target: req.target,
-  status: "succeeded",
-  activeSide: req.to,
-  dryRun: req.dryRun,
-  steps: [{ name: "switch", status: "succeeded" }],
-  at: new Date(rec.clock).toISOString(),
-});
+const succeeded = (req: ActionRequest): ActionReport => succeededReport(req, rec.clock);
 
 describe("decisions inside the TargetObject", () => {
   it("fails over once the hold expires by alarm, and a signed succeeded report makes the other side active", async () => {

@@ -8,10 +8,11 @@
 import { evictDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import type { ActionReport, ActionRequest } from "../../shared/protocol.ts";
+import type { ActionRequest } from "../../shared/protocol.ts";
 import { slackNotifier } from "../../worker/notifier.ts";
 import { postAlert } from "./support/post-alert.ts";
 import { useRecordingObject } from "./support/recording-object.ts";
+import { succeededReport } from "./support/reports.ts";
 
 const T0 = Date.parse("2026-11-22T10:00:00Z");
 const API = "https://slack.test/api";
@@ -94,15 +95,7 @@ async function alert(target: string, side: "primary" | "secondary", status: "fir
 }
 
 async function succeed(req: ActionRequest): Promise<void> {
-  const report: ActionReport = {
-    actionId: req.id,
-    target: req.target,
-    status: "succeeded",
-    activeSide: req.to,
-    dryRun: req.dryRun,
-    steps: [{ name: "switch", status: "succeeded" }],
-    at: new Date(rec.clock).toISOString(),
-  };
+  const report = succeededReport(req, rec.clock);
   const stub = env.TARGETS.getByName(req.target);
   expect(await stub.report(req.target, report)).toEqual({ accepted: true });
   await stub.settle();
