@@ -15,6 +15,7 @@ import worker from "../../worker/index.ts";
 import type { TargetView } from "../../worker/target-object.ts";
 import { postAlert } from "./support/post-alert.ts";
 import { useRecordingObject } from "./support/recording-object.ts";
+import { succeededReport } from "./support/reports.ts";
 
 const T0 = Date.parse("2026-11-23T03:00:00Z");
 const rec = useRecordingObject({ start: T0 });
@@ -54,20 +55,11 @@ async function report(r: ActionReport): Promise<void> {
 
 /** A succeeded report whose two steps took 1.5 s and 2.25 s. */
 function succeeded(req: ActionRequest): ActionReport {
-  const t = rec.clock;
-  const at = (ms: number) => new Date(t + ms).toISOString();
-  return {
-    actionId: req.id,
-    target: req.target,
-    status: "succeeded",
-    activeSide: req.dryRun ? req.from : req.to,
-    dryRun: req.dryRun,
-    steps: [
-      { name: "preflight", status: "succeeded", startedAt: at(0), finishedAt: at(1500) },
-      { name: "switch", status: "succeeded", startedAt: at(1500), finishedAt: at(3750) },
-    ],
-    at: at(3750),
-  };
+  const at = (ms: number) => new Date(rec.clock + ms).toISOString();
+  return succeededReport(req, rec.clock + 3750, [
+    { name: "preflight", status: "succeeded", startedAt: at(0), finishedAt: at(1500) },
+    { name: "switch", status: "succeeded", startedAt: at(1500), finishedAt: at(3750) },
+  ]);
 }
 
 async function alert(target: string, side: "primary" | "secondary", status: "firing" | "resolved"): Promise<void> {
