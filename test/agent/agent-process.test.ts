@@ -7,20 +7,44 @@ import { freePort } from "../support/free-port.ts";
 
 const root = join(import.meta.dirname, "../..");
 
-async function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs = 10_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let seen = "";
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern}; output:\n${seen}`)), timeoutMs);
+/**
+ * Everything a child prints, kept from the moment it is spawned, so waiting for a second line
+ * never misses one that arrived in the same chunk as (or before) the first.
+ */
+const outputs = new WeakMap<ChildProcess, { text: string; changed: Set<() => void> }>();
+
+function captured(child: ChildProcess): { text: string; changed: Set<() => void> } {
+  let out = outputs.get(child);
+  if (!out) {
+    const o = { text: "", changed: new Set<() => void>() };
     const onData = (chunk: Buffer) => {
-      seen += chunk.toString();
-      const line = seen.split("\n").find((l) => pattern.test(l));
-      if (line) {
-        clearTimeout(timer);
-        resolve(line);
-      }
+      o.text += chunk.toString();
+      for (const f of [...o.changed]) f();
     };
     child.stdout?.on("data", onData);
     child.stderr?.on("data", onData);
+    outputs.set(child, o);
+    out = o;
+  }
+  return out;
+}
+
+async function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs = 10_000): Promise<string> {
+  const out = captured(child);
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      const line = out.text.split("\n").find((l) => pattern.test(l));
+      if (!line) return;
+      clearTimeout(timer);
+      out.changed.delete(check);
+      resolve(line);
+    };
+    const timer = setTimeout(() => {
+      out.changed.delete(check);
+      reject(new Error(`timed out waiting for ${pattern}; output:\n${out.text}`));
+    }, timeoutMs);
+    out.changed.add(check);
+    check();
   });
 }
 
