@@ -2,8 +2,9 @@
  * The whole system on one machine for end-to-end tests and the demo: the real worker in workerd
  * (`wrangler dev`), the agent as a separate `node agent/main.ts` process in sandbox mode, and a
  * real BIND for dns-flip targets. They talk over real HTTP with real Turnout-Signatures; nothing
- * is injected. Time is real (a separate workerd process has no injectable clock), so callers
- * use short policy times.
+ * is injected. Actions go to the agent directly, or through a QStash (`StackOptions.qstash`, the
+ * fake of test/support/fake-qstash.ts) that delivers them with real Upstash-Signatures. Time is
+ * real (a separate workerd process has no injectable clock), so callers use short policy times.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -59,6 +60,20 @@ export interface StackOptions {
   onAgentLine?: (line: string) => void;
   /** Where the agent sends reports, given the worker's `/v1/agent/reports` (e.g. a flaky proxy). */
   reportUrl?: (workerReportUrl: string) => Promise<string>;
+  /**
+   * Dispatch through QStash (`agent.transport: "qstash"`, design §6) instead of directly: the
+   * worker publishes to `baseUrl` with `token` and `retries`, and gets the signing keys for the
+   * failure callback; the agent gets them to verify deliveries.
+   */
+  qstash?: StackQstash;
+}
+
+export interface StackQstash {
+  baseUrl: string;
+  token: string;
+  keys: { current: string; next: string };
+  /** `agent.qstash.retries`. */
+  retries: number;
 }
 
 export interface Stack {
@@ -238,13 +253,28 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 
     const agentPort = await freePort();
     const agentUrl = `http://127.0.0.1:${agentPort}`;
+    const qstash = options.qstash;
+    // QStash's failure callback goes to the worker's own URL (publicUrl), known before it starts.
+    const workerPort = await freePort();
+    const workerConfig = qstash
+      ? {
+          agent: { url: agentUrl, transport: "qstash", qstash: { baseUrl: qstash.baseUrl, retries: qstash.retries } },
+          publicUrl: `http://127.0.0.1:${workerPort}`,
+          targets: workerTargets,
+        }
+      : { agent: { url: agentUrl, transport: "direct" }, targets: workerTargets };
+    const signingKeys: Record<string, string> = qstash
+      ? { QSTASH_CURRENT_SIGNING_KEY: qstash.keys.current, QSTASH_NEXT_SIGNING_KEY: qstash.keys.next }
+      : {};
     const worker = await startWorker({
+      port: workerPort,
       vars: {
-        TURNOUT_CONFIG: JSON.stringify({ agent: { url: agentUrl, transport: "direct" }, targets: workerTargets }),
+        TURNOUT_CONFIG: JSON.stringify(workerConfig),
         ALERTMANAGER_TOKEN: TOKENS.alertmanager,
         NAGIOS_TOKEN: TOKENS.nagios,
         OPERATOR_TOKEN: TOKENS.operator,
         TURNOUT_AGENT_SECRET: TOKENS.agentSecret,
+        ...(qstash ? { QSTASH_TOKEN: qstash.token, ...signingKeys } : {}),
       },
     });
     stops.push(() => worker.stop());
@@ -262,6 +292,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
             : `${worker.url}/v1/agent/reports`,
           // Short lease so a restarted agent leads again at once.
           lease: { durationSeconds: 5, renewSeconds: 1 },
+          // Deliveries must be signed for the agent's own action URL (the JWT's `sub`).
+          ...(qstash ? { qstash: { url: `${agentUrl}/v1/actions` } } : {}),
           targets: agentTargets,
         },
         null,
@@ -273,12 +305,15 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     let agentOut = "";
     const startAgentProcess = async () => {
       if (agent && agent.exitCode === null) return;
+      // The output of an earlier run stays in agentOut; only this run's "listening" counts.
+      const startedAt = agentOut.length;
       const child = spawn(process.execPath, ["agent/main.ts", "--config", agentConfigFile], {
         cwd: root,
         env: {
           PATH: process.env.PATH ?? "",
           HOME: process.env.HOME ?? tmpdir(),
           TURNOUT_AGENT_SECRET: TOKENS.agentSecret,
+          ...signingKeys,
           ...(bind ? { TSIG_SECRET: bind.secret } : {}),
         },
         stdio: ["ignore", "pipe", "pipe"],
@@ -304,7 +339,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
             clearTimeout(timer);
             clearInterval(poll);
             reject(new Error(`agent exited with ${child.exitCode}; output:\n${agentOut}`));
-          } else if (agentOut.includes('"msg":"agent listening"')) {
+          } else if (agentOut.slice(startedAt).includes('"msg":"agent listening"')) {
             clearTimeout(timer);
             clearInterval(poll);
             resolve();

@@ -23,6 +23,8 @@ export interface StartWorkerOptions {
   vars: Record<string, string>;
   /** Wrangler config file; defaults to the repo's wrangler.toml. */
   config?: string;
+  /** The port to listen on (default a free one): for a config that names the worker's own URL (`publicUrl`). */
+  port?: number;
   timeoutMs?: number;
 }
 
@@ -37,7 +39,7 @@ function envValue(v: string): string {
 
 /** Starts `wrangler dev` and resolves once `GET /healthz` answers. */
 export async function startWorker(options: StartWorkerOptions): Promise<WorkerProcess> {
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const inspectorPort = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "turnout-worker-"));
   const envFile = join(dir, "vars.env");
