@@ -245,6 +245,8 @@ export const MachineInputSchema = z.discriminatedUnion("type", [
     actionId: ActionIdSchema.optional(),
     ok: z.boolean(),
     error: z.string().optional(),
+    /** How it was delivered (e.g. "published to QStash as … (deduplicated)"), for the audit log. */
+    detail: z.string().optional(),
     cause: Cause,
   }),
   z.object({

@@ -21,7 +21,7 @@
  *    - `{ type: "timer" }` from `alarm()`;
  *    - `{ type: "command", command, force?, actor?, reason?, mode? }` from the API / Slack;
  *    - `{ type: "report", report }` with a verified ActionReport;
- *    - `{ type: "dispatch-result", actionId, ok, error? }` after trying to deliver a dispatch;
+ *    - `{ type: "dispatch-result", actionId, ok, error?, detail? }` after trying to deliver a dispatch;
  *    - `{ type: "config", policy, initialActiveSide, drill? }`.
  * 4. `const { state, effects, rejected } = decide(state, input, Date.now())`.
  * 5. In ONE storage transaction write `state` and each `{ type: "audit", event }` (event = {seq,
@@ -382,7 +382,12 @@ function dispatchResult(ctx: Ctx, r: Extract<ParsedMachineInput, { type: "dispat
   if (r.ok) {
     if (a.deliveryFailures === 0) return;
     a.deliveryFailures = 0;
-    audit(ctx, "action.delivered", { id: a.id, attempts: a.attempts }, a.cause);
+    audit(
+      ctx,
+      "action.delivered",
+      { id: a.id, attempts: a.attempts, ...(r.detail === undefined ? {} : { detail: r.detail }) },
+      a.cause,
+    );
     return;
   }
   a.deliveryFailures += 1;

@@ -570,7 +570,7 @@ export class TargetObject extends DurableObject<Env> {
     }
     const now = this.now();
     const result: MachineInput = attempt.ok
-      ? { type: "dispatch-result", actionId: request.id, ok: true }
+      ? { type: "dispatch-result", actionId: request.id, ok: true, detail: attempt.detail }
       : { type: "dispatch-result", actionId: request.id, ok: false, error: attempt.error };
     const { effects } = this.transition(request.target, now, result);
     this.perform(effects);

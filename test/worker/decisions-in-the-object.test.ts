@@ -139,11 +139,15 @@ describe("decisions inside the TargetObject", () => {
     await command("decide-auto", { command: "failover", actor: "bob" });
     await env.TARGETS.getByName("decide-auto").settle();
     expect(rec.dispatched).toHaveLength(1);
-    rec.nextAttempt = { ok: true, detail: "recorded" };
+    rec.nextAttempt = { ok: true, detail: "published to QStash as msg_1 (deduplicated)" };
     await rec.fireAlarm("decide-auto", T0 + 5_000);
     expect(rec.dispatched.map((d) => d.id)).toEqual(["decide-auto:1", "decide-auto:1"]);
-    const types = (await view("decide-auto")).lastEvents?.map((e) => e.type) ?? [];
-    expect(types).toContain("action.delivered");
+    const delivered = (await view("decide-auto")).lastEvents?.find((e) => e.type === "action.delivered");
+    // How it was delivered is on the record: a deduplicated publish is not mistaken for a fresh one.
+    expect(delivered?.detail).toMatchObject({
+      id: "decide-auto:1",
+      detail: "published to QStash as msg_1 (deduplicated)",
+    });
   });
 
   it("refuses unsigned or tampered reports before parsing, and ignores reports for other actions", async () => {
