@@ -129,6 +129,15 @@ export function registerActionRoutes(app: Hono, deps: ActionRoutesDeps): void {
       });
     }
     const retryAfter = String(deps.config.lease.durationSeconds);
+    const shuttingDown = () =>
+      problem(
+        503,
+        "unavailable",
+        "Service unavailable",
+        "the agent is shutting down",
+        {},
+        { "retry-after": retryAfter },
+      );
     if (!deps.leadership.isLeader()) {
       const state = deps.leadership.state();
       return problem(
@@ -141,16 +150,7 @@ export function registerActionRoutes(app: Hono, deps: ActionRoutesDeps): void {
       );
     }
     if (!deps.runner.isAccepting() || (deps.accepting && !deps.accepting())) {
-      return problem(
-        503,
-        "unavailable",
-        "Service unavailable",
-        "the agent is shutting down",
-        {},
-        {
-          "retry-after": retryAfter,
-        },
-      );
+      return shuttingDown();
     }
 
     const result = await deps.runner.submit(request);
@@ -171,16 +171,7 @@ export function registerActionRoutes(app: Hono, deps: ActionRoutesDeps): void {
       case "unknown-target":
         return problem(404, "not-found", "Not found", `unknown target ${JSON.stringify(request.target)}`);
       case "stopping":
-        return problem(
-          503,
-          "unavailable",
-          "Service unavailable",
-          "the agent is shutting down",
-          {},
-          {
-            "retry-after": retryAfter,
-          },
-        );
+        return shuttingDown();
       case "no-executor":
         return problem(
           503,

@@ -762,6 +762,20 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
       }
     });
   });
+  /**
+   * A namespaced object in a create or replace takes the request's namespace; one that names
+   * another is refused, as the API server does.
+   */
+  function placeInNamespace(obj: KubeObject, namespace: string | undefined): void {
+    if (obj.metadata.namespace !== undefined && obj.metadata.namespace !== namespace) {
+      throw new KubeApiError(
+        400,
+        "BadRequest",
+        "the namespace of the provided object does not match the namespace sent on the request",
+      );
+    }
+    obj.metadata.namespace = namespace ?? "";
+  }
 
   function sendJson(res: ServerResponse, code: number, body: unknown): void {
     const text = JSON.stringify(body);
@@ -865,16 +879,7 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
     }
     if (method === "POST" && r.name === undefined) {
       const obj = parseBody(body) as unknown as KubeObject;
-      if (isJsonObject(obj) && isJsonObject(obj.metadata) && r.type.namespaced) {
-        if (obj.metadata.namespace !== undefined && obj.metadata.namespace !== namespace) {
-          throw new KubeApiError(
-            400,
-            "BadRequest",
-            "the namespace of the provided object does not match the namespace sent on the request",
-          );
-        }
-        obj.metadata.namespace = namespace ?? "";
-      }
+      if (isJsonObject(obj) && isJsonObject(obj.metadata) && r.type.namespaced) placeInNamespace(obj, namespace);
       sendJson(res, 201, store.create(ref, obj, writeOptions));
       return;
     }
@@ -901,16 +906,7 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
             `the name of the object (${String(obj.metadata.name)}) does not match the name on the URL (${name})`,
           );
         }
-        if (r.type.namespaced) {
-          if (obj.metadata.namespace !== undefined && obj.metadata.namespace !== namespace) {
-            throw new KubeApiError(
-              400,
-              "BadRequest",
-              "the namespace of the provided object does not match the namespace sent on the request",
-            );
-          }
-          obj.metadata.namespace = namespace ?? "";
-        }
+        if (r.type.namespaced) placeInNamespace(obj, namespace);
         sendJson(res, 200, store.update(ref, obj, writeOptions));
         return;
       }

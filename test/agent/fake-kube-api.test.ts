@@ -113,6 +113,25 @@ describe("fake Kubernetes API with the real client-node", () => {
     expect(await res.json()).toMatchObject({ kind: "Status", code: 404, reason: "NotFound" });
   });
 
+  it("refuses a create or replace whose body names another namespace (400), and fills in the request's", async () => {
+    const other = { metadata: { name: "elsewhere", namespace: "kube-system" } };
+    expect(await failure(core.createNamespacedConfigMap({ namespace: "t", body: other }))).toMatchObject({
+      code: 400,
+      reason: "BadRequest",
+    });
+    const made = await core.createNamespacedConfigMap({ namespace: "t", body: { metadata: { name: "placed" } } });
+    expect(made.metadata?.namespace).toBe("t");
+    expect(
+      await failure(
+        core.replaceNamespacedConfigMap({
+          name: "placed",
+          namespace: "t",
+          body: { metadata: { name: "placed", namespace: "kube-system" } },
+        }),
+      ),
+    ).toMatchObject({ code: 400, reason: "BadRequest" });
+  });
+
   it("rejects a PUT with a stale resourceVersion (409 Conflict) and accepts the current one", async () => {
     const v1 = await core.createNamespacedConfigMap({
       namespace: "t",
