@@ -2,8 +2,13 @@
  * Leader election on a `coordination.k8s.io/v1` Lease (design §7): only the replica holding the
  * Lease executes actions. client-node 2.0.1 has no leader-election helper (real-components.md §3),
  * so this follows client-go's leaderelection loop:
- * - acquire when the Lease is absent, has no holder, or expired (`renewTime + leaseDurationSeconds`
- *   is past); `leaseTransitions` goes up when the holder changes;
+ * - acquire when the Lease is absent, has no holder, or expired; `leaseTransitions` goes up when
+ *   the holder changes. Expiry is judged as client-go does, by this replica's own clock only: the
+ *   Lease is expired when its record (resourceVersion) has not changed for `leaseDurationSeconds`
+ *   since this replica first saw it as it is. The `renewTime` written by another node's clock is
+ *   never compared with ours, so clock skew between nodes cannot make a standby steal a live
+ *   Lease; the price is that a freshly started replica waits one full duration before taking
+ *   over a Lease whose holder died earlier;
  * - renew every `renewSeconds` with optimistic concurrency (PUT with the read `resourceVersion`;
  *   a 409 means another replica wrote first, so re-read and re-decide);
  * - stop leading when no renewal succeeded within the renew deadline (shorter than the lease, so
@@ -76,6 +81,12 @@ export function startLeaseElector(options: LeaseElectorOptions): LeaseElector {
   const listeners = new Set<(s: LeadershipState) => void>();
   let state: LeadershipState = { leader: false, detail: "starting" };
   let lastRenew: number | undefined;
+  /** The Lease record as last seen (its resourceVersion) and when, by our clock, it was first seen so. */
+  let observed: { version: string; at: number } | undefined;
+  const observe = (lease: V1Lease | undefined, at: number) => {
+    const version = lease?.metadata?.resourceVersion ?? "";
+    if (observed?.version !== version) observed = { version, at };
+  };
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   let inFlight: Promise<void> | undefined;
@@ -120,10 +131,11 @@ export function startLeaseElector(options: LeaseElectorOptions): LeaseElector {
     }
     if (!lease) {
       try {
-        await api.createNamespacedLease({
+        const created = await api.createNamespacedLease({
           namespace,
           body: { metadata: { name, namespace }, spec: { ...spec(undefined, at, true), leaseTransitions: 0 } },
         });
+        observe(created, at);
         lastRenew = at;
         setState({ leader: true, holder: identity, detail: "acquired a new Lease" });
       } catch (e) {
@@ -132,21 +144,28 @@ export function startLeaseElector(options: LeaseElectorOptions): LeaseElector {
       }
       return;
     }
+    observe(lease, at);
     const holder = lease.spec?.holderIdentity ?? "";
-    const renewedAt = timeOf(lease.spec?.renewTime) ?? 0;
     const duration = (lease.spec?.leaseDurationSeconds ?? options.durationSeconds) * 1000;
-    const expired = holder === "" || renewedAt + duration < at;
+    const unchangedFor = at - (observed?.at ?? at);
+    const expired = holder === "" || unchangedFor > duration;
     if (holder !== identity && !expired) {
-      setState({ leader: false, holder, detail: `standing by; ${holder} holds the Lease` });
+      const left = Math.ceil((duration - unchangedFor) / 1000);
+      setState({
+        leader: false,
+        holder,
+        detail: `standing by; ${holder} holds the Lease (takes over if it is not renewed within ${left} s)`,
+      });
       return;
     }
     const takeover = holder !== identity;
     try {
-      await api.replaceNamespacedLease({
+      const written = await api.replaceNamespacedLease({
         name,
         namespace,
         body: { ...lease, metadata: { ...lease.metadata, name, namespace }, spec: spec(lease, at, takeover) },
       });
+      observe(written, at);
       lastRenew = at;
       setState({
         leader: true,

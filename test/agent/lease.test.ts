@@ -83,6 +83,8 @@ describe("Lease leadership", () => {
     const seen: LeadershipState[] = [];
     a.onChange((s) => seen.push(s));
     await a.tick();
+    await b.tick();
+    expect(b.state().detail).toBe("standing by; a holds the Lease (takes over if it is not renewed within 15 s)");
     // The leader stops renewing (crashed). Before expiry the standby waits.
     c.advance(14_000);
     await b.tick();
@@ -97,6 +99,49 @@ describe("Lease leadership", () => {
     expect(a.state()).toMatchObject({ leader: false, holder: "b" });
     expect(seen.map((s) => s.leader)).toEqual([true, false]);
     await a.stop({ release: false });
+    await b.stop();
+  });
+
+  it("judges expiry by its own clock: a leader whose clock runs an hour behind keeps the Lease", async () => {
+    const behind = clock(Date.parse("2026-11-22T09:00:00Z"));
+    const ours = clock();
+    const a = elector("skew", "a", { now: behind.now });
+    const b = elector("skew", "b", { now: ours.now });
+    await a.tick();
+    // renewTime says 09:00 while b's clock says 10:00: comparing the two would call it expired.
+    expect(leaseSpec("skew").renewTime).toBe("2026-11-22T09:00:00.000000Z");
+    await b.tick();
+    expect(b.state()).toMatchObject({ leader: false, holder: "a" });
+    for (let i = 0; i < 6; i++) {
+      behind.advance(5000);
+      ours.advance(5000);
+      await a.tick();
+      await b.tick();
+      expect([a.isLeader(), b.isLeader()]).toEqual([true, false]);
+    }
+    // Once a stops renewing, b takes over a lease duration after it last saw a change.
+    ours.advance(15_000);
+    await b.tick();
+    expect(b.isLeader()).toBe(false);
+    ours.advance(1);
+    await b.tick();
+    expect(b.isLeader()).toBe(true);
+    await a.stop({ release: false });
+    await b.stop();
+  });
+
+  it("a replica that starts after the holder died waits one full lease duration from first sight", async () => {
+    const c = clock();
+    const a = elector("late", "a", { now: c.now });
+    await a.tick();
+    await a.stop({ release: false });
+    c.advance(60_000); // the Lease's renewTime is long past
+    const b = elector("late", "b", { now: c.now });
+    await b.tick();
+    expect(b.isLeader()).toBe(false);
+    c.advance(15_001);
+    await b.tick();
+    expect(b.isLeader()).toBe(true);
     await b.stop();
   });
 
