@@ -117,7 +117,13 @@ export function nextDeadline(state: MachineState, now: number): number | null {
   return at.length === 0 ? null : Math.min(...at);
 }
 
-/** Retry delay after the n-th consecutive failed delivery (n ≥ 1): 5 s × 2^(n−1), capped at 5 min. */
-export function deliveryBackoffMs(failures: number): number {
-  return Math.min(5_000 * 2 ** Math.max(0, failures - 1), 300_000);
+/** The longest wait between deliveries, whatever the receiver's Retry-After asks for. */
+export const MAX_DELIVERY_BACKOFF_MS = 300_000;
+
+/**
+ * Retry delay after the n-th consecutive failed delivery (n ≥ 1): 5 s × 2^(n−1), or longer when
+ * the receiver's Retry-After asked for it, capped at 5 min.
+ */
+export function deliveryBackoffMs(failures: number, retryAfterMs = 0): number {
+  return Math.min(Math.max(5_000 * 2 ** Math.max(0, failures - 1), retryAfterMs), MAX_DELIVERY_BACKOFF_MS);
 }

@@ -247,6 +247,13 @@ export const MachineInputSchema = z.discriminatedUnion("type", [
     error: z.string().optional(),
     /** How it was delivered (e.g. "published to QStash as … (deduplicated)"), for the audit log. */
     detail: z.string().optional(),
+    /**
+     * The transport gave up for good (QStash's failure callback: its own retries are spent, and a
+     * re-publish under the same deduplication id would be swallowed): the action fails at once.
+     */
+    final: z.boolean().optional(),
+    /** The receiver asked to wait this long before the next attempt (HTTP Retry-After). */
+    retryAfterMs: z.number().int().min(0).optional(),
     cause: Cause,
   }),
   z.object({

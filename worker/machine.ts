@@ -21,7 +21,8 @@
  *    - `{ type: "timer" }` from `alarm()`;
  *    - `{ type: "command", command, force?, actor?, reason?, mode? }` from the API / Slack;
  *    - `{ type: "report", report }` with a verified ActionReport;
- *    - `{ type: "dispatch-result", actionId, ok, error?, detail? }` after trying to deliver a dispatch;
+ *    - `{ type: "dispatch-result", actionId, ok, error?, detail?, final?, retryAfterMs? }` after
+ *      trying to deliver a dispatch (`final`: the transport gave up for good);
  *    - `{ type: "config", policy, initialActiveSide, drill? }`.
  * 4. `const { state, effects, rejected } = decide(state, input, Date.now())`.
  * 5. In ONE storage transaction write `state` and each `{ type: "audit", event }` (event = {seq,
@@ -392,6 +393,10 @@ function dispatchResult(ctx: Ctx, r: Extract<ParsedMachineInput, { type: "dispat
   }
   a.deliveryFailures += 1;
   const error = r.error ?? "delivery failed";
+  if (r.final) {
+    failAction(ctx, { code: "dispatch-failed", message: error }, a.cause);
+    return;
+  }
   if (a.deliveryFailures > s.policy.dispatchRetries) {
     failAction(
       ctx,
@@ -400,7 +405,7 @@ function dispatchResult(ctx: Ctx, r: Extract<ParsedMachineInput, { type: "dispat
     );
     return;
   }
-  const delay = deliveryBackoffMs(a.deliveryFailures);
+  const delay = deliveryBackoffMs(a.deliveryFailures, r.retryAfterMs);
   a.deadline = ctx.now + delay;
   a.deadlineKind = "retry";
   audit(

@@ -340,9 +340,14 @@ export class TargetObject extends DurableObject<Env> {
     return { accepted: !ignored };
   }
 
-  /** QStash gave up delivering an action (its failure callback): a failed delivery attempt. */
+  /**
+   * QStash gave up delivering an action (its failure callback): its own retries are spent, and a
+   * re-publish under the same id would be deduplicated away, so the action fails now; `retry`
+   * starts it again under a new id.
+   */
   async deliveryFailed(name: string, actionId: string, error: string): Promise<void> {
-    const { effects } = this.transition(name, this.now(), { type: "dispatch-result", actionId, ok: false, error });
+    const input: MachineInput = { type: "dispatch-result", actionId, ok: false, error, final: true };
+    const { effects } = this.transition(name, this.now(), input);
     this.perform(effects);
   }
 
@@ -571,7 +576,13 @@ export class TargetObject extends DurableObject<Env> {
     const now = this.now();
     const result: MachineInput = attempt.ok
       ? { type: "dispatch-result", actionId: request.id, ok: true, detail: attempt.detail }
-      : { type: "dispatch-result", actionId: request.id, ok: false, error: attempt.error };
+      : {
+          type: "dispatch-result",
+          actionId: request.id,
+          ok: false,
+          error: attempt.error,
+          ...(attempt.retryAfterSeconds === undefined ? {} : { retryAfterMs: attempt.retryAfterSeconds * 1000 }),
+        };
     const { effects } = this.transition(request.target, now, result);
     this.perform(effects);
     if (attempt.ok && attempt.report && attempt.report.status !== "running") {

@@ -29,7 +29,8 @@ beforeAll(async () => {
     targets: {
       "queued-gw": { kind: "route-swap", holdSeconds: 1 },
       // The first failure callback fails the action (no further publishes to wait out).
-      "lost-gw": { kind: "route-swap", holdSeconds: 1, policy: { dispatchRetries: 0 } },
+      // Retries left on the worker's side: the failure callback must still fail it at once.
+      "lost-gw": { kind: "route-swap", holdSeconds: 1, policy: { dispatchRetries: 3 } },
       "late-gw": { kind: "route-swap", holdSeconds: 1 },
     },
     qstash: { baseUrl: qstash.baseUrl, token: QSTASH_TOKEN, keys: qstash.keys(), retries: RETRIES },
@@ -143,6 +144,7 @@ describe("the QStash transport: workerd publishes, the fake QStash delivers, the
   it("an agent down for every retry: QStash's signed failure callback reaches the worker and the target fails", async () => {
     await stack.stopAgent();
     retryDelayMs = 0;
+    const duplicatesBefore = qstash.deduplicated;
     await stack.alert([{ target: "lost-gw", side: "primary", status: "firing", at: Date.now() }]);
     const view = await waitFor("lost-gw failed", async () => {
       const v = await stack.view("lost-gw");
@@ -163,6 +165,10 @@ describe("the QStash transport: workerd publishes, the fake QStash delivers, the
 
     const events = await stack.events("lost-gw");
     expect(ofType(events, "action.dispatched")).toHaveLength(1);
+    // No re-publish: QStash would deduplicate it (same id), so it could never be delivered.
+    expect(qstash.messages.filter((m) => m.body.includes('"lost-gw:1"'))).toHaveLength(1);
+    expect(qstash.deduplicated).toBe(duplicatesBefore);
+    expect(ofType(events, "action.delivery-failed")).toHaveLength(0);
     const failed = ofType(events, "action.failed");
     expect(failed).toHaveLength(1);
     expect(failed[0]?.detail).toMatchObject({ id: "lost-gw:1", code: "dispatch-failed" });

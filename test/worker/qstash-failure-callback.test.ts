@@ -1,7 +1,8 @@
 /**
  * QStash's failure callback (design §6): `POST /v1/agent/reports/qstash-failure` verifies the
  * `Upstash-Signature` JWT (current, then next signing key) before parsing, and feeds the failed
- * delivery of the named action to its target's object, which schedules a re-delivery.
+ * delivery of the named action to its target's object. QStash's own retries are spent and a
+ * re-publish under the same deduplication id would be swallowed, so the action fails at once.
  */
 
 import { reset } from "cloudflare:test";
@@ -100,15 +101,24 @@ async function post(body: string, signature?: string): Promise<Response> {
 }
 
 describe("QStash failure callback", () => {
-  it("feeds a verified callback to the object as a failed delivery, with current or next key", async () => {
+  it("fails the action at once on a verified callback (no re-publish), with current or next key", async () => {
     const request = await startFailover();
     const body = callbackBody(request);
     const res = await post(body, await upstashSignature(CURRENT, body));
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ accepted: true });
-    const view = (await env.TARGETS.getByName("decide-auto").view("decide-auto")) as TargetView;
-    const failed = view.lastEvents?.find((e) => e.type === "action.delivery-failed");
-    expect(failed?.detail).toMatchObject({ id: request.id, error: expect.stringContaining("QStash gave up") });
+    const stub = env.TARGETS.getByName("decide-auto");
+    await stub.settle();
+    const view = (await stub.view("decide-auto")) as TargetView;
+    // decide-auto allows two delivery retries, yet none is tried: QStash would deduplicate it.
+    expect(view.phase).toBe("failed");
+    expect(view.action).toMatchObject({
+      id: request.id,
+      status: "failed",
+      error: { code: "dispatch-failed", message: "QStash gave up delivering to the agent (last status 503)" },
+    });
+    expect(view.lastEvents?.some((e) => e.type === "action.delivery-failed")).toBe(false);
+    expect(dispatched).toHaveLength(1);
     // The next signing key verifies too (mid-rotation).
     const again = await post(body, await upstashSignature(NEXT, body));
     expect(again.status).toBe(200);
@@ -127,6 +137,7 @@ describe("QStash failure callback", () => {
     const garbage = await post("{not json", await upstashSignature("someone-else", "{not json"));
     expect(garbage.status).toBe(401);
     const view = (await env.TARGETS.getByName("decide-auto").view("decide-auto")) as TargetView;
-    expect(view.lastEvents?.some((e) => e.type === "action.delivery-failed")).toBe(false);
+    expect(view.phase).toBe("executing");
+    expect(view.lastEvents?.some((e) => e.type === "action.failed")).toBe(false);
   });
 });
