@@ -86,7 +86,16 @@ const stepArb = fc.oneof(
       ),
     }),
   },
-  { weight: 2, arbitrary: fc.record({ type: fc.constant("delivery" as const), ok: fc.boolean() }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      type: fc.constant("delivery" as const),
+      ok: fc.boolean(),
+      // A transport that gave up for good (QStash's failure callback), and a receiver's Retry-After.
+      final: fc.oneof({ weight: 4, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
+      retryAfterMs: fc.option(fc.integer({ min: 0, max: 86_400_000 }), { nil: undefined }),
+    }),
+  },
 );
 type Step = typeof stepArb extends fc.Arbitrary<infer T> ? T : never;
 
@@ -281,7 +290,14 @@ class Checker {
         return;
       }
       case "delivery":
-        this.feed({ type: "dispatch-result", actionId: this.state.action?.id, ok: step.ok, error: "ECONNREFUSED" });
+        this.feed({
+          type: "dispatch-result",
+          actionId: this.state.action?.id,
+          ok: step.ok,
+          error: "ECONNREFUSED",
+          final: step.final,
+          ...(step.retryAfterMs === undefined ? {} : { retryAfterMs: step.retryAfterMs }),
+        });
         return;
     }
   }
