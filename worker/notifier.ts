@@ -171,6 +171,12 @@ function warn(msg: string, fields: Record<string, unknown>): void {
   console.warn(JSON.stringify({ level: "warn", msg, ...fields }));
 }
 
+/**
+ * How long one post may take. A target's notifications are posted one after another, so a Slack
+ * that hangs must not hold the ones behind it for longer than this.
+ */
+const SLACK_TIMEOUT_MS = 5_000;
+
 /** Where Slack's Web API lives; `SLACK_API_URL` (a worker var) overrides it for a local fake. */
 const SLACK_API = "https://slack.com/api";
 
@@ -194,6 +200,7 @@ function webhookNotifier(env: Pick<Env, "SLACK_WEBHOOK_URL">, statusUrl?: string
       try {
         const res = await fetch(env.SLACK_WEBHOOK_URL, {
           method: "POST",
+          signal: AbortSignal.timeout(SLACK_TIMEOUT_MS),
           headers: { "content-type": "application/json" },
           body: JSON.stringify(formatNotification(n, statusUrl)),
         });
@@ -223,6 +230,7 @@ function botNotifier(token: string, channel: string, statusUrl?: string, apiUrl 
     };
     const res = await fetch(`${apiUrl.replace(/\/$/, "")}/chat.postMessage`, {
       method: "POST",
+      signal: AbortSignal.timeout(SLACK_TIMEOUT_MS),
       headers: { authorization: `Bearer ${token}`, "content-type": "application/json; charset=utf-8" },
       body: JSON.stringify(body),
     });
