@@ -171,36 +171,58 @@ function warn(msg: string, fields: Record<string, unknown>): void {
   console.warn(JSON.stringify({ level: "warn", msg, ...fields }));
 }
 
-/**
- * How long one post may take. A target's notifications are posted one after another, so a Slack
- * that hangs must not hold the ones behind it for longer than this.
- */
-const SLACK_TIMEOUT_MS = 5_000;
-
 /** Where Slack's Web API lives; `SLACK_API_URL` (a worker var) overrides it for a local fake. */
 const SLACK_API = "https://slack.com/api";
 
 /** What the notifier needs from the worker's env. */
 export type SlackNotifierEnv = Pick<Env, "SLACK_WEBHOOK_URL" | "SLACK_BOT_TOKEN" | "SLACK_API_URL">;
 
+export interface SlackNotifierOptions {
+  /** The status page, linked from every message (config `statusUrl`). */
+  statusUrl?: string | undefined;
+  /** Channel id for bot-token notifications (config `chatops.slack.notifyChannel`). */
+  channel?: string | undefined;
+  /**
+   * How long one post may take (default 5 s). A target's notifications are posted one after
+   * another, so a Slack that hangs must not hold the ones behind it for longer than this.
+   */
+  timeoutMs?: number;
+}
+
+/** `fetch`, aborted after `timeoutMs`; the timer is cleared as soon as the answer is in. */
+async function fetchWithin(timeoutMs: number, url: string, init: RequestInit): Promise<Response> {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(new Error(`no answer from Slack within ${timeoutMs} ms`)), timeoutMs);
+  try {
+    return await fetch(url, { ...init, signal: abort.signal });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
  * Posts through the bot token and `channel` when both are set (threaded per incident), else to
  * `SLACK_WEBHOOK_URL` when it is set; otherwise does nothing (the audit log has it).
  */
-export function slackNotifier(env: SlackNotifierEnv, statusUrl?: string, channel?: string): Notifier {
-  if (env.SLACK_BOT_TOKEN && channel) return botNotifier(env.SLACK_BOT_TOKEN, channel, statusUrl, env.SLACK_API_URL);
-  return webhookNotifier(env, statusUrl);
+export function slackNotifier(env: SlackNotifierEnv, options: SlackNotifierOptions = {}): Notifier {
+  const post = (url: string, init: RequestInit) => fetchWithin(options.timeoutMs ?? 5_000, url, init);
+  if (env.SLACK_BOT_TOKEN && options.channel) {
+    const api = `${(env.SLACK_API_URL ?? SLACK_API).replace(/\/$/, "")}/chat.postMessage`;
+    return botNotifier(post, api, env.SLACK_BOT_TOKEN, options.channel, options.statusUrl);
+  }
+  return webhookNotifier(post, env.SLACK_WEBHOOK_URL, options.statusUrl);
 }
 
+type Post = (url: string, init: RequestInit) => Promise<Response>;
+
 /** Posts each notification to the incoming webhook. */
-function webhookNotifier(env: Pick<Env, "SLACK_WEBHOOK_URL">, statusUrl?: string): Notifier {
+function webhookNotifier(post: Post, webhook: string | undefined, statusUrl?: string): Notifier {
   return {
     async notify(n) {
-      if (!env.SLACK_WEBHOOK_URL) return;
+      if (!webhook) return;
       try {
-        const res = await fetch(env.SLACK_WEBHOOK_URL, {
+        const res = await post(webhook, {
           method: "POST",
-          signal: AbortSignal.timeout(SLACK_TIMEOUT_MS),
           headers: { "content-type": "application/json" },
           body: JSON.stringify(formatNotification(n, statusUrl)),
         });
@@ -220,17 +242,16 @@ interface PostMessageAnswer {
 }
 
 /** Posts with `chat.postMessage` to `channel`, threading each incident under its first message. */
-function botNotifier(token: string, channel: string, statusUrl?: string, apiUrl = SLACK_API): Notifier {
-  const post = async (n: Notification, threadTs: string | undefined, broadcast: boolean) => {
+function botNotifier(post: Post, api: string, token: string, channel: string, statusUrl?: string): Notifier {
+  const postMessage = async (n: Notification, threadTs: string | undefined, broadcast: boolean) => {
     const body = {
       channel,
       ...formatNotification(n, statusUrl),
       unfurl_links: false,
       ...(threadTs ? { thread_ts: threadTs, ...(broadcast ? { reply_broadcast: true } : {}) } : {}),
     };
-    const res = await fetch(`${apiUrl.replace(/\/$/, "")}/chat.postMessage`, {
+    const res = await post(api, {
       method: "POST",
-      signal: AbortSignal.timeout(SLACK_TIMEOUT_MS),
       headers: { authorization: `Bearer ${token}`, "content-type": "application/json; charset=utf-8" },
       body: JSON.stringify(body),
     });
@@ -242,7 +263,7 @@ function botNotifier(token: string, channel: string, statusUrl?: string, apiUrl 
       const ends = n.closesIncident === true;
       try {
         const threadTs = thread?.current();
-        const answer = await post(n, threadTs, ends);
+        const answer = await postMessage(n, threadTs, ends);
         if (!answer.ok) {
           warn("slack notification refused", { target: n.target, error: answer.error ?? "unknown" });
           return;

@@ -639,7 +639,10 @@ export class TargetObject extends DurableObject<Env> {
     if (testing) return testing;
     const loaded = loadConfig(this.env);
     if (!loaded.ok) return slackNotifier(this.env);
-    return slackNotifier(this.env, loaded.value.statusUrl, loaded.value.chatops?.slack?.notifyChannel);
+    return slackNotifier(this.env, {
+      statusUrl: loaded.value.statusUrl,
+      channel: loaded.value.chatops?.slack?.notifyChannel,
+    });
   }
 
   private targetConfig(name: string): WorkerTarget | undefined {

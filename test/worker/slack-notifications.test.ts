@@ -14,7 +14,10 @@ import { useRecordingObject } from "./support/recording-object.ts";
 const T0 = Date.parse("2026-11-22T10:00:00Z");
 const WEBHOOK = "https://hooks.slack.test/services/T0001/B0001/secret";
 const STATUS = "https://turnout.example.com/";
-const rec = useRecordingObject({ start: T0, notifier: slackNotifier({ SLACK_WEBHOOK_URL: WEBHOOK }, STATUS) });
+const rec = useRecordingObject({
+  start: T0,
+  notifier: slackNotifier({ SLACK_WEBHOOK_URL: WEBHOOK }, { statusUrl: STATUS }),
+});
 let outbound: OutboundCapture;
 
 beforeEach(() => {

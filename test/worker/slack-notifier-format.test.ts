@@ -80,7 +80,10 @@ describe("slackNotifier", () => {
       calls.push({ url: String(input), body: JSON.parse(String(init?.body)) });
       return new Response("ok");
     });
-    await slackNotifier({ SLACK_WEBHOOK_URL: "https://hooks.slack.com/services/X" }, "https://s/").notify({
+    await slackNotifier(
+      { SLACK_WEBHOOK_URL: "https://hooks.slack.com/services/X" },
+      { statusUrl: "https://s/" },
+    ).notify({
       target: "gw",
       kind: "alert",
       text: "gw: both sides down",
@@ -103,5 +106,24 @@ describe("slackNotifier", () => {
     spy.mockRejectedValueOnce(new Error("network down"));
     await expect(notifier.notify({ target: "gw", kind: "phase", text: "x" })).resolves.toBeUndefined();
     expect(spy).toHaveBeenCalledTimes(2);
+  });
+
+  it("gives up on a post Slack never answers after timeoutMs, logs it, and the next one goes out", async () => {
+    const spy = vi.spyOn(globalThis, "fetch").mockImplementationOnce(
+      (_input, init) =>
+        new Promise((_resolve, reject) => {
+          init?.signal?.addEventListener("abort", () => reject(init.signal?.reason));
+        }),
+    );
+    spy.mockResolvedValueOnce(new Response("ok"));
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+    const notifier = slackNotifier({ SLACK_WEBHOOK_URL: "https://hooks.slack.com/services/X" }, { timeoutMs: 30 });
+    await notifier.notify({ target: "gw", kind: "phase", text: "first" });
+    expect(warn.mock.calls.map((c) => String(c[0]))).toEqual([
+      expect.stringContaining("no answer from Slack within 30 ms"),
+    ]);
+    await notifier.notify({ target: "gw", kind: "phase", text: "second" });
+    expect(spy).toHaveBeenCalledTimes(2);
+    expect(warn).toHaveBeenCalledTimes(1);
   });
 });

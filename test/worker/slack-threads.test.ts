@@ -68,7 +68,7 @@ class FakeSlack {
 
 const rec = useRecordingObject({
   start: T0,
-  notifier: slackNotifier({ SLACK_BOT_TOKEN: TOKEN, SLACK_API_URL: API }, STATUS, CHANNEL),
+  notifier: slackNotifier({ SLACK_BOT_TOKEN: TOKEN, SLACK_API_URL: API }, { statusUrl: STATUS, channel: CHANNEL }),
 });
 let slack: FakeSlack;
 
@@ -195,9 +195,9 @@ describe("slackNotifier's choice of channel", () => {
     const n = { target: "t", text: "t: hello", kind: "phase" };
     const hook = "https://hooks.slack.test/services/T/B/x";
     await slackNotifier({ SLACK_WEBHOOK_URL: hook, SLACK_BOT_TOKEN: TOKEN }).notify(n);
-    await slackNotifier({ SLACK_WEBHOOK_URL: hook }, undefined, CHANNEL).notify(n);
-    await slackNotifier({}, undefined, CHANNEL).notify(n);
-    await slackNotifier({ SLACK_WEBHOOK_URL: hook, SLACK_BOT_TOKEN: TOKEN }, undefined, CHANNEL).notify(n);
+    await slackNotifier({ SLACK_WEBHOOK_URL: hook }, { channel: CHANNEL }).notify(n);
+    await slackNotifier({}, { channel: CHANNEL }).notify(n);
+    await slackNotifier({ SLACK_WEBHOOK_URL: hook, SLACK_BOT_TOKEN: TOKEN }, { channel: CHANNEL }).notify(n);
     expect(calls).toEqual([hook, hook, "https://slack.com/api/chat.postMessage"]);
   });
 });

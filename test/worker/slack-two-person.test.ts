@@ -33,7 +33,7 @@ const WEBHOOK = "https://hooks.slack.test/services/T0001/B0001/secret";
 // The real notifier, posting to a webhook URL whose requests the fetch stub captures.
 const rec = useRecordingObject({
   start: T0,
-  notifier: slackNotifier({ SLACK_WEBHOOK_URL: WEBHOOK }, "https://turnout.example.com/"),
+  notifier: slackNotifier({ SLACK_WEBHOOK_URL: WEBHOOK }, { statusUrl: "https://turnout.example.com/" }),
 });
 let outbound: OutboundCapture;
 
