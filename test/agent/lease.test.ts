@@ -181,8 +181,10 @@ describe("Lease leadership", () => {
     expect(b.isLeader()).toBe(false);
     await a.stop({ release: false });
     const stoppedAt = Date.now();
-    await expect.poll(() => b.isLeader(), { timeout: 3000, interval: 20 }).toBe(true);
-    expect(Date.now() - stoppedAt).toBeLessThan(1600);
+    await expect.poll(() => b.isLeader(), { timeout: 5000, interval: 20 }).toBe(true);
+    // The exact bound is the fake-clock tests' job; here only that it happens in about a lease
+    // duration (1 s) plus renew ticks, with room for a loaded machine.
+    expect(Date.now() - stoppedAt).toBeLessThan(3000);
     await b.stop();
   });
 });
