@@ -175,9 +175,9 @@ describe("Lease leadership", () => {
   it("takes over in real time when the leader stops renewing (1 s lease)", async () => {
     const fast = { durationSeconds: 1, renewSeconds: 0.2, autoStart: true };
     const a = elector("five", "a", fast);
-    await expect.poll(() => a.isLeader(), { timeout: 2000, interval: 20 }).toBe(true);
+    await expect.poll(() => a.isLeader(), { timeout: 5000, interval: 20 }).toBe(true);
     const b = elector("five", "b", fast);
-    await expect.poll(() => b.state().holder, { timeout: 2000, interval: 20 }).toBe("a");
+    await expect.poll(() => b.state().holder, { timeout: 5000, interval: 20 }).toBe("a");
     expect(b.isLeader()).toBe(false);
     await a.stop({ release: false });
     const stoppedAt = Date.now();
