@@ -89,36 +89,18 @@ describe("rule 5: executing, reports and timeouts", () => {
   it("waits as long as the receiver's Retry-After asks, up to the 5-minute cap", () => {
     const sim = executing({ dispatchRetries: 5 });
     const at = sim.now;
-    sim.feed({
-      type: "dispatch-result",
-      actionId: sim.state.action?.id,
-      ok: false,
-      error: "503",
-      retryAfterMs: 15_000,
-    });
+    sim.delivered(false, "503", { retryAfterMs: 15_000 });
     expect(sim.timer).toBe(at + 15_000);
     sim.advance(15);
     const later = sim.now;
-    sim.feed({
-      type: "dispatch-result",
-      actionId: sim.state.action?.id,
-      ok: false,
-      error: "503",
-      retryAfterMs: 86_400_000,
-    });
+    sim.delivered(false, "503", { retryAfterMs: 86_400_000 });
     expect(sim.timer).toBe(later + 300_000);
   });
 
   it("a final delivery failure (QStash gave up) fails the action at once, with retries left", () => {
     const sim = executing({ dispatchRetries: 5 });
     const sent = sim.dispatches.length;
-    sim.feed({
-      type: "dispatch-result",
-      actionId: sim.state.action?.id,
-      ok: false,
-      error: "QStash gave up delivering to the agent (last status 503)",
-      final: true,
-    });
+    sim.delivered(false, "QStash gave up delivering to the agent (last status 503)", { final: true });
     expect(sim.state.phase).toBe("failed");
     expect(sim.state.action?.error).toEqual({
       code: "dispatch-failed",

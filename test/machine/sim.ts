@@ -109,8 +109,14 @@ export class Sim {
     });
   }
 
-  delivered(ok = true, error?: string): Decision {
-    return this.feed({ type: "dispatch-result", actionId: this.state.action?.id, ok, ...(error ? { error } : {}) });
+  delivered(ok = true, error?: string, more: { final?: boolean; retryAfterMs?: number } = {}): Decision {
+    return this.feed({
+      type: "dispatch-result",
+      actionId: this.state.action?.id,
+      ok,
+      ...(error ? { error } : {}),
+      ...more,
+    });
   }
 
   /** Distinct action ids dispatched so far (re-dispatches of one id count once). */
