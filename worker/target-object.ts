@@ -372,11 +372,10 @@ export class TargetObject extends DurableObject<Env> {
     const target = this.targetConfig(name);
     const machine = stored?.machine ?? (target ? initialState(name, target) : undefined);
     const signals = this.allSignals();
-    const observation = stored?.observation ?? observe(signals);
     const m = machine ? machineView(machine, now) : undefined;
     const side = (s: Side) => ({
-      // A side nobody has reported on is `unknown`, not `up` (the machine treats it as up).
-      health: observation[s].seen ? (m?.sides[s].health ?? "unknown") : ("unknown" as Health),
+      // Rule 1: up when nothing fires (also before any signal), down at quorum, unknown between.
+      health: m?.sides[s].health ?? ("up" as Health),
       upSince: m?.sides[s].upSince ?? null,
       firing: signals.filter((x) => x.side === s && x.status === "firing").map(signalView),
     });
@@ -393,7 +392,7 @@ export class TargetObject extends DurableObject<Env> {
         action: null,
         autoActionsLast24h: 0,
         lastDrill: null,
-        sides: { primary: { health: "unknown", upSince: null }, secondary: { health: "unknown", upSince: null } },
+        sides: { primary: { health: "up", upSince: null }, secondary: { health: "up", upSince: null } },
       } satisfies ReturnType<typeof machineView>);
     const view: TargetView = {
       name,

@@ -28,7 +28,7 @@ async function alert(labels: Record<string, string>, status: "firing" | "resolve
 }
 
 describe("operator API", () => {
-  it("shows a target that never had a signal as steady with unknown sides and activeSide from config", async () => {
+  it("shows a target that never had a signal as steady, both sides up (nothing fires), activeSide from config", async () => {
     const res = await get("/v1/targets/quorum-two");
     expect(res.status).toBe(200);
     const view = (await res.json()) as TargetView;
@@ -42,8 +42,9 @@ describe("operator API", () => {
       pendingSince: null,
       action: null,
     });
-    expect(view.sides.primary.health).toBe("unknown");
-    expect(view.sides.secondary.health).toBe("unknown");
+    // Design §5 rule 1: a side is up when no signal fires on it, including before any arrived.
+    expect(view.sides.primary).toMatchObject({ health: "up", firing: [] });
+    expect(view.sides.secondary).toMatchObject({ health: "up", firing: [] });
   });
 
   it("shows firing signals and health per side, and the newest events", async () => {
