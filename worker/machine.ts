@@ -169,6 +169,9 @@ function setPhase(ctx: Ctx, phase: Phase, reason: string, cause?: number | null)
 export function decide(state: MachineState, input: MachineInput, now: number): Decision {
   const parsed: ParsedMachineInput = MachineInputSchema.parse(input);
   const ctx: Ctx = { s: structuredClone(state), now, effects: [], root: parsed.cause };
+  // Deadlines that fell due before `now` happened before this input (an alarm can run late):
+  // e.g. an approve that arrives after the approval expired finds the request already expired.
+  settle(ctx);
   let rejected: string | undefined;
   switch (parsed.type) {
     case "observed":

@@ -110,6 +110,19 @@ describe("rule 3: failover conditions", () => {
       expect(sim.types().filter((t) => t === "approval.requested")).toHaveLength(2);
     });
 
+    it("an approve that arrives after the deadline, before the late alarm ran, finds the request expired", () => {
+      const sim = new Sim({ policy: { approval: "required", approvalTimeoutSeconds: 900 } });
+      sim.observe({ primary: ["alertmanager"] });
+      sim.advance(30);
+      expect(sim.state.phase).toBe("awaiting_approval");
+      // The alarm is late: the clock passes the deadline without a timer input.
+      sim.now += 901_000;
+      const d = sim.command("approve", { actor: "U1" });
+      expect(d.rejected).toBe("approve: nothing awaits approval (phase steady)");
+      expect(sim.dispatches).toHaveLength(0);
+      expect(sim.types().slice(-3)).toEqual(["approval.expired", "phase.changed", "command.rejected"]);
+    });
+
     it("approve outside awaiting_approval is rejected", () => {
       const sim = new Sim({ policy: { approval: "required" } });
       expect(sim.command("approve").rejected).toBe("approve: nothing awaits approval (phase steady)");
