@@ -70,15 +70,17 @@ export function failoverBlocker(state: MachineState, now: number): Blocker | nul
 export function failbackReadyAt(state: MachineState, now: number): number | null {
   const home = state.sides[state.homeSide];
   if (state.policy.failback !== "auto" || state.phase !== "steady" || state.drill !== null) return null;
-  if (state.activeSide === state.homeSide || home.health !== "up" || home.upSince === null) return null;
+  if (state.activeSide === state.homeSide || home.health !== "up") return null;
   if (state.paused || state.dismissed === "failback") return null;
   // Never switch to a side that is down; never auto-switch away from a side that is itself down
   // (that is the failover path with its hold).
   if (autoDown(state.sides[state.activeSide], state.policy)) return null;
   const budget = budgetReleaseAt(state, now);
   if (budget === Number.POSITIVE_INFINITY) return null;
+  // upSince is null for a side that has been up since turnout first saw the target (no signal
+  // ever fired on it): it has been up for longer than any failbackAfterSeconds.
   return Math.max(
-    home.upSince + sec(state.policy.failbackAfterSeconds),
+    home.upSince === null ? 0 : home.upSince + sec(state.policy.failbackAfterSeconds),
     state.cooldownUntil ?? 0,
     flapReleaseAt(state) ?? 0,
     budget ?? 0,

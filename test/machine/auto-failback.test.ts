@@ -35,6 +35,18 @@ describe("rule 6: failback", () => {
     });
   }
 
+  it("auto: after a manual failover while primary never had a signal, fails back when cooldown ends", () => {
+    const sim = new Sim({ policy: { failback: "auto", cooldownSeconds: 600, failbackAfterSeconds: 300 } });
+    expect(sim.command("failover", { actor: "U1" }).rejected).toBeUndefined();
+    sim.report("succeeded");
+    const switched = sim.now;
+    expect(sim.state.activeSide).toBe("secondary");
+    sim.advance(3600);
+    const fb = sim.events.find((e) => e.type === "action.dispatched" && e.detail.kind === "failback");
+    expect(fb?.at).toBe(switched + 600_000);
+    expect(fb?.detail).toMatchObject({ to: "primary", trigger: "automatic" });
+  });
+
   it("auto: primary going down again during the soak restarts it", () => {
     const sim = onSecondary({ failback: "auto", cooldownSeconds: 0 });
     sim.observe({});
