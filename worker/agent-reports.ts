@@ -70,10 +70,23 @@ agentReports.post(QSTASH_FAILURE_PATH, async (c) => {
   if (!request || !Object.hasOwn(config.targets, request.target)) {
     return c.json({ accepted: false, reason: "callback names no known action" });
   }
-  await c.env.TARGETS.getByName(request.target).deliveryFailed(
-    request.target,
-    request.id,
-    `QStash gave up delivering to the agent (last status ${checked.agentStatus})`,
-  );
+  try {
+    await c.env.TARGETS.getByName(request.target).deliveryFailed(
+      request.target,
+      request.id,
+      `QStash gave up delivering to the agent (last status ${checked.agentStatus})`,
+    );
+  } catch (err) {
+    console.error(
+      JSON.stringify({
+        level: "error",
+        msg: "failure callback delivery failed",
+        target: request.target,
+        error: String(err),
+      }),
+    );
+    // 5xx: QStash retries its callback.
+    throw new Problem("unavailable", `target ${request.target} is unavailable; retry`);
+  }
   return c.json({ accepted: true });
 });

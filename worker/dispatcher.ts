@@ -11,7 +11,8 @@ import { dispatchDirect, dispatchQstash } from "./transport.ts";
 
 export type DispatchAttempt =
   | { ok: true; detail: string; report?: ActionReport }
-  | { ok: false; error: string; retryAfterSeconds?: number };
+  /** `final`: retrying the same request cannot help (a 4xx other than 408/409/429). */
+  | { ok: false; error: string; retryAfterSeconds?: number; final?: boolean };
 
 /** Delivers one ActionRequest. Tests swap in a recording implementation. */
 export interface Dispatcher {
@@ -42,7 +43,11 @@ export function transportDispatcher(env: Env, config: WorkerConfig): Dispatcher 
             detail: `published to QStash as ${out.messageId}${out.deduplicated ? " (deduplicated)" : ""}`,
           };
         }
-        return { ok: false, error: `QStash publish failed (${out.kind}): ${out.detail}` };
+        return {
+          ok: false,
+          error: `QStash publish failed (${out.kind}): ${out.detail}`,
+          ...(out.kind === "fatal" ? { final: true } : {}),
+        };
       }
       const out = await dispatchDirect(request, { agentUrl: config.agent.url, secrets });
       switch (out.kind) {
@@ -63,7 +68,7 @@ export function transportDispatcher(env: Env, config: WorkerConfig): Dispatcher 
             ...(out.retryAfterSeconds !== undefined ? { retryAfterSeconds: out.retryAfterSeconds } : {}),
           };
         case "fatal":
-          return { ok: false, error: `agent refused the action (${out.status}): ${out.detail}` };
+          return { ok: false, error: `agent refused the action (${out.status}): ${out.detail}`, final: true };
       }
     },
   };

@@ -167,6 +167,7 @@ function signalView(s: StoredSignal): SignalView {
   return {
     key: s.key,
     source: s.source,
+    side: s.side,
     status: s.status,
     soft: s.soft,
     held: isHeld(s.notices),
@@ -580,6 +581,7 @@ export class TargetObject extends DurableObject<Env> {
           actionId: request.id,
           ok: false,
           error: attempt.error,
+          ...(attempt.final ? { final: true } : {}),
           ...(attempt.retryAfterSeconds === undefined ? {} : { retryAfterMs: attempt.retryAfterSeconds * 1000 }),
         };
     const { effects } = this.transition(request.target, now, result);

@@ -22,6 +22,7 @@ export interface AuditEvent {
 export interface SignalView {
   key: string;
   source: string;
+  side: Side;
   status: string;
   soft: boolean;
   held: boolean;

@@ -150,6 +150,20 @@ describe("decisions inside the TargetObject", () => {
     });
   });
 
+  it("fails at once when the agent refuses the action for good (a 4xx), instead of retrying it", async () => {
+    rec.nextAttempt = { ok: false, error: "agent refused the action (404): unknown target", final: true };
+    await command("decide-auto", { command: "failover", actor: "bob" });
+    await env.TARGETS.getByName("decide-auto").settle();
+    const v = await view("decide-auto");
+    expect(v.phase).toBe("failed");
+    expect(v.action).toMatchObject({
+      status: "failed",
+      error: { code: "dispatch-failed", message: "agent refused the action (404): unknown target" },
+    });
+    expect(await rec.fireAlarm("decide-auto", T0 + 600_000)).toBe(false);
+    expect(rec.dispatched).toHaveLength(1);
+  });
+
   it("refuses unsigned or tampered reports before parsing, and ignores reports for other actions", async () => {
     const bogus = {
       actionId: "decide-auto:9",

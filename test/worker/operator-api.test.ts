@@ -57,6 +57,7 @@ describe("operator API", () => {
       {
         key: "am:op-1",
         source: "alertmanager",
+        side: "primary",
         status: "firing",
         held: false,
         at: "2026-11-22T10:00:00.000Z",

@@ -8,9 +8,10 @@
 import { reset } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { SignJWT } from "jose";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { ActionRequest } from "../../shared/protocol.ts";
 import { app } from "../../worker/app.ts";
+import type { Env } from "../../worker/env.ts";
 import { TargetObject, type TargetView } from "../../worker/target-object.ts";
 
 const CURRENT = "sig_current_key";
@@ -31,6 +32,7 @@ beforeEach(() => {
   };
 });
 afterEach(async () => {
+  vi.restoreAllMocks();
   TargetObject.testing = undefined;
   await reset();
 });
@@ -122,6 +124,30 @@ describe("QStash failure callback", () => {
     // The next signing key verifies too (mid-rotation).
     const again = await post(body, await upstashSignature(NEXT, body));
     expect(again.status).toBe(200);
+  });
+
+  it("answers 503 (QStash retries its callback) when the target's object fails", async () => {
+    const request = await startFailover();
+    const body = callbackBody(request);
+    const broken = {
+      ...env.TARGETS,
+      getByName: () =>
+        ({ deliveryFailed: () => Promise.reject(new Error("object overloaded")) }) as unknown as ReturnType<
+          Env["TARGETS"]["getByName"]
+        >,
+    } as unknown as Env["TARGETS"];
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const res = await app.request(
+      "/v1/agent/reports/qstash-failure",
+      {
+        method: "POST",
+        headers: { "content-type": "application/json", "upstash-signature": await upstashSignature(CURRENT, body) },
+        body,
+      },
+      { ...qstashEnv, TARGETS: broken },
+    );
+    expect(res.status).toBe(503);
+    expect(res.headers.get("content-type")).toBe("application/problem+json");
   });
 
   it("refuses a missing or wrongly signed callback before parsing, changing nothing", async () => {
