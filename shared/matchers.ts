@@ -16,12 +16,47 @@ export interface Matcher {
 
 const MATCHER = /^\s*([A-Za-z_][A-Za-z0-9_.:-]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$/s;
 
+/**
+ * The matcher's value as Alertmanager's parser reads it (`pkg/labels/parse.go`): optional
+ * surrounding double quotes; `\n`, `\"` and `\\` are escapes, and any other backslash is kept
+ * as it is (a "spurious escape"), so `gateway=~"10\.116\..*"` means the regex `10\.116\..*`.
+ * An unescaped `"` inside the value is an error.
+ */
 function unquote(raw: string): string {
-  if (raw.length >= 2 && raw.startsWith('"') && raw.endsWith('"')) {
-    // JSON string rules match Alertmanager's Go-style escapes for the common cases (\" \\ \n).
-    return JSON.parse(raw) as string;
+  const quoted = raw.startsWith('"');
+  const body = quoted ? raw.slice(1) : raw;
+  let out = "";
+  let closed = !quoted;
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i];
+    if (c === "\\" && i < body.length - 1) {
+      const next = body[++i];
+      out += next === "n" ? "\n" : next === '"' || next === "\\" ? next : `\\${next}`;
+    } else if (c === '"') {
+      if (!quoted || i < body.length - 1) throw new Error("unescaped double quote in the value");
+      closed = true;
+    } else {
+      out += c;
+    }
   }
-  return raw;
+  if (!closed) throw new Error("missing closing double quote");
+  return out;
+}
+
+/**
+ * An anchored RegExp for an RE2 pattern: a leading `(?i)`, `(?s)` or `(?is)` becomes JS flags;
+ * patterns that are valid RE2 but not valid in JS's unicode mode (`\-` outside a class) are
+ * compiled without it.
+ */
+function anchored(pattern: string): RegExp {
+  const inline = /^\(\?([is]+)\)/.exec(pattern);
+  const flags = inline?.[1] ?? "";
+  const source = `^(?:${inline ? pattern.slice(inline[0].length) : pattern})$`;
+  try {
+    return new RegExp(source, `${flags}u`);
+  } catch {
+    return new RegExp(source, flags);
+  }
 }
 
 /** Parses one matcher; throws an Error whose message says what is wrong. */
@@ -35,12 +70,12 @@ export function parseMatcher(text: string): Matcher {
   let value: string;
   try {
     value = unquote(rawValue);
-  } catch {
-    throw new Error(`bad quoting in matcher ${JSON.stringify(text)}`);
+  } catch (err) {
+    throw new Error(`bad quoting in matcher ${JSON.stringify(text)}: ${(err as Error).message}`);
   }
   if (op === "=~" || op === "!~") {
     try {
-      return { name, op, value, regex: new RegExp(`^(?:${value})$`, "u") };
+      return { name, op, value, regex: anchored(value) };
     } catch (err) {
       throw new Error(`invalid regex in matcher ${JSON.stringify(text)}: ${(err as Error).message}`);
     }
