@@ -3,6 +3,7 @@
  * 429 retried after `Retry-After` (bounded), and error bodies turned into DnsError with a
  * provider-specific message extractor.
  */
+import { describeFetchError } from "../fetch-error.ts";
 import { DnsError } from "./errors.ts";
 
 /** Retry policy for 429 responses. */
@@ -59,7 +60,7 @@ export function createHttpApi(options: HttpApiOptions): HttpApi {
             body: body === undefined ? undefined : JSON.stringify(body),
           });
         } catch (err) {
-          throw new DnsError("DNS_NETWORK", `${options.provider} ${method} ${path}: ${(err as Error).message}`);
+          throw new DnsError("DNS_NETWORK", `${options.provider} ${method} ${path}: ${describeFetchError(err)}`);
         }
         const text = await res.text();
         let parsed: unknown;

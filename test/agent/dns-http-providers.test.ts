@@ -10,6 +10,7 @@ import { type DnsFlipTarget, DnsFlipTargetSchema } from "../../shared/config.ts"
 import { fakeClock } from "../support/fake-clock.ts";
 import { type FakeCloudflare, startFakeCloudflare } from "../support/fake-cloudflare-dns.ts";
 import { type FakeDigitalOcean, startFakeDigitalOcean } from "../support/fake-digitalocean-dns.ts";
+import { freePort } from "../support/free-port.ts";
 
 const ZONE_ID = "023e105f4ecef8ad9ca31a8372d0c353";
 const CF_TOKEN = "cf-edit-token";
@@ -174,6 +175,20 @@ describe("Cloudflare provider", () => {
     // Bounded: 4 waits of at most 30 s each, not 600 s.
     expect(c2.slept).toEqual([30_000, 30_000, 30_000, 30_000]);
     cf.rateLimitNext(0, 0);
+  });
+
+  it('a connection failure names its cause (fetch\'s own message is only "fetch failed")', async () => {
+    const closed = `http://127.0.0.1:${await freePort()}/client/v4`;
+    const target = DnsFlipTargetSchema.parse({
+      ...cfTarget("www.example.com", ["10.0.0.1"], ["10.0.0.2"]),
+      provider: { type: "cloudflare", zoneId: ZONE_ID, tokenEnv: "CF_API_TOKEN", baseUrl: closed },
+    });
+    await expect(flip(target, "primary", "secondary")).rejects.toMatchObject({
+      code: "DNS_NETWORK",
+      message: expect.stringMatching(
+        /^cloudflare GET \/zones\/\w+\/dns_records\?\S+: fetch failed: connect ECONNREFUSED/,
+      ),
+    });
   });
 
   it("a missing token env var is a clear config error", async () => {
