@@ -6,7 +6,7 @@ import { z } from "zod";
 import { SideSchema } from "../shared/config.ts";
 
 /** Where a signal came from; quorum counts distinct sources (design §5 rule 1). */
-export const SignalSourceSchema = z.enum(["alertmanager", "grafana", "nagios"]);
+export const SignalSourceSchema = z.enum(["alertmanager", "nagios"]);
 export type SignalSource = z.infer<typeof SignalSourceSchema>;
 
 export const SignalStatusSchema = z.enum(["firing", "resolved"]);
@@ -29,7 +29,7 @@ export type Notice = z.infer<typeof NoticeSchema>;
 export const SignalSchema = z
   .object({
     source: SignalSourceSchema,
-    /** What is observed: `am:<fingerprint>`, `grafana:<fingerprint>`, `nagios:<host>!<service>`. */
+    /** What is observed: `am:<fingerprint>` (Alertmanager and Grafana-managed), `nagios:<host>!<service>`. */
     key: z.string().min(1),
     /** `key` plus the start of this incident of it. */
     incident: z.string().min(1),

@@ -53,16 +53,20 @@ describe("Alertmanager normalization", () => {
     expect(parseRfc3339("0001-01-01T00:00:00Z")).toBeNull();
   });
 
-  it("adds source=alertmanager to v4 labels and source=grafana to Grafana v1 ones", () => {
+  it("adds source=alertmanager and keys am:<fingerprint> for v4 and Grafana-managed v1 alike (design §4)", () => {
     expect(ok(fixture("am-resolved-unicode.json")).signals[0]?.labels.source).toBe("alertmanager");
     const grafana = ok(fixture("grafana-firing-values-v11-zulip.json"));
-    expect(grafana.source).toBe("grafana");
-    expect(grafana.signals[0]).toMatchObject({ key: "grafana:e6349a25f5ef0e9e", labels: { source: "grafana" } });
+    expect(grafana.source).toBe("alertmanager");
+    expect(grafana.signals[0]).toMatchObject({
+      source: "alertmanager",
+      key: "am:e6349a25f5ef0e9e",
+      labels: { source: "alertmanager" },
+    });
   });
 
   it("warns about truncated alerts", () => {
     expect(ok(fixture("grafana-resolved-truncated1-v8-zulip.json")).warnings).toMatchObject([
-      { type: "ingest.truncated", detail: { truncatedAlerts: 1, source: "grafana" } },
+      { type: "ingest.truncated", detail: { truncatedAlerts: 1, source: "alertmanager", version: "1" } },
     ]);
     expect(ok(fixture("am-resolved-unicode.json")).warnings).toEqual([]);
   });

@@ -64,11 +64,14 @@ describe("Alertmanager and Grafana fixtures", () => {
     ]);
   });
 
-  it("stores Grafana alerts as source grafana and Alertmanager ones as source alertmanager", async () => {
+  it("stores Grafana-managed alerts like Alertmanager ones: source alertmanager, key am:<fingerprint>", async () => {
     await post("/v1/alertmanager", AM, JSON.stringify(grafanaV11));
     await post("/v1/alertmanager", AM, JSON.stringify(amTwo));
     const signals = await env.TARGETS.getByName("fixture-am").signals();
-    expect(signals.find((s) => s.key === "grafana:e6349a25f5ef0e9e")?.source).toBe("grafana");
+    expect(signals.find((s) => s.key === "am:e6349a25f5ef0e9e")).toMatchObject({
+      source: "alertmanager",
+      labels: { source: "alertmanager" },
+    });
     expect(signals.find((s) => s.key === "am:a1bc48475b20e73d")?.source).toBe("alertmanager");
   });
 

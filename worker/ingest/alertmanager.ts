@@ -90,8 +90,9 @@ export function parseAlertmanager(body: unknown, receivedAt: number): Alertmanag
   const parsed = BodySchema.safeParse(body);
   if (!parsed.success) return { ok: false, errors: formatIssues(parsed.error) };
   const msg = parsed.data;
-  const source: SignalSource = msg.version === "1" ? "grafana" : "alertmanager";
-  const prefix = source === "grafana" ? "grafana" : "am";
+  // Design §4: every alert on this endpoint is an Alertmanager signal, Grafana-managed ones too.
+  const source: SignalSource = "alertmanager";
+  const prefix = "am";
   const signals = msg.alerts.map((alert): Signal => {
     const fingerprint =
       alert.fingerprint && alert.fingerprint.trim() !== "" ? alert.fingerprint : labelsFingerprint(alert.labels);
@@ -119,6 +120,7 @@ export function parseAlertmanager(body: unknown, receivedAt: number): Alertmanag
       type: "ingest.truncated",
       detail: {
         source,
+        version: msg.version,
         truncatedAlerts: msg.truncatedAlerts ?? 0,
         receiver: msg.receiver ?? null,
         groupKey: msg.groupKey ?? null,
