@@ -55,6 +55,8 @@ export function createCloudflareProvider(options: CloudflareOptions, deps: Provi
     token: options.token,
     fetch: deps.fetch ?? fetch,
     sleep: deps.sleep,
+    timeoutMs: deps.requestTimeoutMs,
+    signal: deps.signal,
     errorMessage: cloudflareErrorMessage,
     rateLimit: options.rateLimit,
   });

@@ -68,6 +68,8 @@ export function createDigitalOceanProvider(options: DigitalOceanOptions, deps: P
     token: options.token,
     fetch: deps.fetch ?? fetch,
     sleep: deps.sleep,
+    timeoutMs: deps.requestTimeoutMs,
+    signal: deps.signal,
     errorMessage: digitalOceanErrorMessage,
     rateLimit: options.rateLimit,
   });

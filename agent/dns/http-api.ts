@@ -1,7 +1,8 @@
 /**
  * The HTTP plumbing the Cloudflare and DigitalOcean providers share: bearer auth, JSON bodies,
- * 429 retried after `Retry-After` (bounded), and error bodies turned into DnsError with a
- * provider-specific message extractor.
+ * 429 retried after `Retry-After` (bounded), error bodies turned into DnsError with a
+ * provider-specific message extractor, and a time bound on every request (answer body included):
+ * without one a provider that stops answering holds the flip for undici's 300 s per call.
  */
 import { describeFetchError } from "../fetch-error.ts";
 import { DnsError } from "./errors.ts";
@@ -14,6 +15,9 @@ export interface RateLimitPolicy {
   maxWaitMs?: number;
 }
 
+/** Default bound on one request, answer body included. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+
 export interface HttpApiOptions {
   provider: string;
   baseUrl: string;
@@ -23,6 +27,10 @@ export interface HttpApiOptions {
   /** Pulls a person-readable message out of an error body. */
   errorMessage: (body: unknown) => string | undefined;
   rateLimit?: RateLimitPolicy;
+  /** Bound on one request, answer body included. @default DEFAULT_REQUEST_TIMEOUT_MS */
+  timeoutMs?: number;
+  /** Aborts the request in flight (agent shutdown, lost leadership); rejects with its reason. */
+  signal?: AbortSignal;
 }
 
 /** Seconds (or an HTTP date) from Retry-After to milliseconds; RFC 9110 §10.2.3. */
@@ -43,26 +51,48 @@ export interface HttpApi {
 export function createHttpApi(options: HttpApiOptions): HttpApi {
   const maxAttempts = options.rateLimit?.maxAttempts ?? 5;
   const maxWaitMs = options.rateLimit?.maxWaitMs ?? 30_000;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   const base = options.baseUrl.replace(/\/+$/, "");
+
+  /** One fetch and its body, aborted after `timeoutMs` or when `options.signal` aborts. */
+  async function send(what: string, url: string, init: RequestInit): Promise<{ res: Response; text: string }> {
+    options.signal?.throwIfAborted();
+    const controller = new AbortController();
+    let timedOut = false;
+    // A cleared timer rather than AbortSignal.timeout, which keeps its timer alive after the answer.
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, timeoutMs);
+    const onAbort = () => controller.abort(options.signal?.reason);
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      const res = await options.fetch(url, { ...init, signal: controller.signal });
+      return { res, text: await res.text() };
+    } catch (err) {
+      options.signal?.throwIfAborted();
+      if (timedOut) throw new DnsError("DNS_TIMEOUT", `${what}: no complete answer within ${timeoutMs} ms`);
+      throw new DnsError("DNS_NETWORK", `${what}: ${describeFetchError(err)}`);
+    } finally {
+      clearTimeout(timer);
+      options.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
   return {
     async request(method, path, body) {
       const url = `${base}${path}`;
+      const what = `${options.provider} ${method} ${path}`;
       for (let attempt = 1; ; attempt++) {
-        let res: Response;
-        try {
-          res = await options.fetch(url, {
-            method,
-            headers: {
-              authorization: `Bearer ${options.token}`,
-              accept: "application/json",
-              ...(body === undefined ? {} : { "content-type": "application/json" }),
-            },
-            body: body === undefined ? undefined : JSON.stringify(body),
-          });
-        } catch (err) {
-          throw new DnsError("DNS_NETWORK", `${options.provider} ${method} ${path}: ${describeFetchError(err)}`);
-        }
-        const text = await res.text();
+        const { res, text } = await send(what, url, {
+          method,
+          headers: {
+            authorization: `Bearer ${options.token}`,
+            accept: "application/json",
+            ...(body === undefined ? {} : { "content-type": "application/json" }),
+          },
+          body: body === undefined ? undefined : JSON.stringify(body),
+        });
         let parsed: unknown;
         try {
           parsed = text ? JSON.parse(text) : undefined;
@@ -71,19 +101,19 @@ export function createHttpApi(options: HttpApiOptions): HttpApi {
         }
         if (res.ok) return parsed;
         const message = options.errorMessage(parsed) ?? (text.slice(0, 200) || res.statusText);
-        const what = `${options.provider} ${method} ${path}: HTTP ${res.status}: ${message}`;
+        const failure = `${what}: HTTP ${res.status}: ${message}`;
         if (res.status === 429) {
           if (attempt >= maxAttempts) {
-            throw new DnsError("DNS_API_RATE_LIMITED", `${what} (still rate limited after ${attempt} attempts)`);
+            throw new DnsError("DNS_API_RATE_LIMITED", `${failure} (still rate limited after ${attempt} attempts)`);
           }
           // Without Retry-After, back off exponentially from 1 s.
           const wait = retryAfterMs(res.headers.get("retry-after"), Date.now()) ?? 1000 * 2 ** (attempt - 1);
           await options.sleep(Math.min(wait, maxWaitMs));
           continue;
         }
-        if (res.status === 401 || res.status === 403) throw new DnsError("DNS_API_AUTH", what);
-        if (res.status === 404) throw new DnsError("DNS_API_NOT_FOUND", what);
-        throw new DnsError("DNS_API_ERROR", what);
+        if (res.status === 401 || res.status === 403) throw new DnsError("DNS_API_AUTH", failure);
+        if (res.status === 404) throw new DnsError("DNS_API_NOT_FOUND", failure);
+        throw new DnsError("DNS_API_ERROR", failure);
       }
     },
   };

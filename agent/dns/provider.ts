@@ -50,6 +50,10 @@ export interface ProviderDeps {
   sleep: (ms: number) => Promise<void>;
   now?: () => number;
   log?: Logger;
+  /** Bound on one HTTP API request. @default DEFAULT_REQUEST_TIMEOUT_MS (http-api.ts) */
+  requestTimeoutMs?: number;
+  /** Aborts HTTP API requests in flight (the step's signal: shutdown, lost leadership). */
+  signal?: AbortSignal;
 }
 
 function secretFromEnv(env: ProviderDeps["env"], name: string, what: string): string {

@@ -31,6 +31,8 @@ export interface DnsFlipDeps {
   readConfigMap?: ReadConfigMap;
   /** Delay between verify rounds. @default 500 */
   verifyIntervalMs?: number;
+  /** Bound on one Cloudflare / DigitalOcean API request. @default DEFAULT_REQUEST_TIMEOUT_MS (10 s) */
+  requestTimeoutMs?: number;
 }
 
 /** Options for `flipDns`, the flip as one call (used by etcd-sync-teardown). */
@@ -42,6 +44,10 @@ export interface FlipDnsOptions {
   env?: Record<string, string | undefined>;
   fetch?: typeof fetch;
   verifyIntervalMs?: number;
+  /** Bound on one Cloudflare / DigitalOcean API request. @default DEFAULT_REQUEST_TIMEOUT_MS (10 s) */
+  requestTimeoutMs?: number;
+  /** Aborts HTTP API requests in flight (pass the step's signal). */
+  signal?: AbortSignal;
   progress?: (detail: string) => void;
 }
 
@@ -228,6 +234,8 @@ export async function flipDns(
       sleep: options.sleep,
       now: options.now,
       log: options.log,
+      requestTimeoutMs: options.requestTimeoutMs,
+      signal: options.signal,
     }),
     progress: options.progress ?? (() => {}),
   };
@@ -287,6 +295,8 @@ export function createDnsFlipExecutor(deps: DnsFlipDeps = {}): Executor<DnsFlipT
       sleep: (ms) => ctx.sleep(ms),
       now: () => ctx.now(),
       log: ctx.log,
+      requestTimeoutMs: deps.requestTimeoutMs,
+      signal: ctx.signal,
     }),
     progress: (d) => ctx.progress(d),
   });

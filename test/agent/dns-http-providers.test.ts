@@ -1,10 +1,12 @@
 /**
  * The Cloudflare and DigitalOcean DNS providers against faithful local fakes over real HTTP:
- * flip and flip back, pagination, compare-and-swap, 4xx error bodies surfaced, 429 + Retry-After.
+ * flip and flip back, pagination, compare-and-swap, 4xx error bodies surfaced, 429 + Retry-After,
+ * a provider that stops answering (time bound, abort).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createProvider, type DnsRecordRef } from "../../agent/dns/provider.ts";
-import { flipDns } from "../../agent/executors/dns-flip.ts";
+import type { StepContext } from "../../agent/executor.ts";
+import { createDnsFlipExecutor, flipDns } from "../../agent/executors/dns-flip.ts";
 import { silentLogger } from "../../agent/log.ts";
 import { type DnsFlipTarget, DnsFlipTargetSchema } from "../../shared/config.ts";
 import { fakeClock } from "../support/fake-clock.ts";
@@ -291,4 +293,73 @@ describe("DigitalOcean provider", () => {
       code: "DNS_NOTZONE",
     });
   });
+});
+
+describe("a provider that stops answering", () => {
+  it("a request with no answer fails after the time bound, naming provider, method and path", async () => {
+    cf.addRecord("A", "hang.example.com", "10.0.0.1");
+    const held = cf.stallNext(1);
+    const started = Date.now();
+    const result = flip(cfTarget("hang.example.com", ["10.0.0.1"], ["10.0.0.2"]), "primary", "secondary", {
+      requestTimeoutMs: 200,
+    });
+    await held;
+    await expect(result).rejects.toMatchObject({
+      code: "DNS_TIMEOUT",
+      message: expect.stringMatching(
+        /^cloudflare GET \/zones\/\w+\/dns_records\?\S+: no complete answer within 200 ms$/,
+      ),
+    });
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(cf.valuesOf("A", "hang.example.com")).toEqual(["10.0.0.1"]);
+  }, 5000);
+
+  it("an answer whose body never ends fails after the time bound too", async () => {
+    dO.addRecord("A", "hang", "10.0.0.1");
+    const held = dO.stallNext(1, { afterHeaders: true });
+    const result = flip(doTarget("hang.example.com", ["10.0.0.1"], ["10.0.0.2"]), "primary", "secondary", {
+      requestTimeoutMs: 200,
+    });
+    await held;
+    await expect(result).rejects.toMatchObject({
+      code: "DNS_TIMEOUT",
+      message: expect.stringMatching(/^digitalocean GET \/v2\/domains\/example\.com\/records\?\S+: no complete answer/),
+    });
+  }, 5000);
+
+  it("the step's abort signal (shutdown, lost leadership) ends a hanging request at once", async () => {
+    cf.addRecord("A", "abort.example.com", "10.0.0.1");
+    const target = cfTarget("abort.example.com", ["10.0.0.1"], ["10.0.0.2"]);
+    const executor = createDnsFlipExecutor({ env });
+    const action = {
+      id: "edge-dns:1",
+      target: "edge-dns",
+      kind: "failover" as const,
+      from: "primary" as const,
+      to: "secondary" as const,
+      dryRun: false,
+      force: false,
+      reason: "test",
+      issuedAt: new Date().toISOString(),
+    };
+    const controller = new AbortController();
+    const clock = fakeClock();
+    const ctx: StepContext<DnsFlipTarget> = {
+      action,
+      targetName: "edge-dns",
+      target,
+      log: silentLogger,
+      memory: { get: async () => undefined, set: async () => {} },
+      signal: controller.signal,
+      now: clock.now,
+      sleep: clock.sleep,
+      progress: () => {},
+    };
+    const preflight = executor.steps(action, target).find((s) => s.name === "preflight");
+    const held = cf.stallNext(1);
+    const run = preflight?.run(ctx);
+    await held;
+    controller.abort(new Error("lost leadership"));
+    await expect(run).rejects.toThrow("lost leadership");
+  }, 5000);
 });

@@ -3,7 +3,7 @@
  * list with `type`/`name` filters and pagination (`page`, `per_page`, `result_info`), create,
  * update (PUT), delete; bearer auth with 401/403 bodies shaped like Cloudflare's
  * (`{success:false, errors:[{code,message}], messages:[], result:null}`); 404 for unknown zones or
- * records; 429 with Retry-After on demand.
+ * records; 429 with Retry-After, or no answer at all, on demand.
  * Reference: https://developers.cloudflare.com/api/resources/dns/subresources/records/
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -172,6 +172,7 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions): Promi
         .map((r) => r.content)
         .sort(),
     rateLimitNext: rateLimit.arm,
+    stallNext: server.stallNext,
     stop: server.stop,
   };
 }

@@ -4,7 +4,7 @@
  * `links.pages.next/last`, `meta.total`), create (201), update (PUT), delete (204); record names
  * stored relative to the domain (`@` = apex); bearer auth with `{id, message}` error bodies
  * (401 Unauthorized, 403 Forbidden, 404 not_found, 422 unprocessable_entity); 429 with
- * Retry-After on demand.
+ * Retry-After, or no answer at all, on demand.
  * Reference: https://docs.digitalocean.com/reference/api/digitalocean/#tag/Domain-Records
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -189,6 +189,7 @@ export async function startFakeDigitalOcean(options: FakeDigitalOceanOptions): P
         .map((r) => r.data)
         .sort(),
     rateLimitNext: rateLimit.arm,
+    stallNext: server.stallNext,
     stop: server.stop,
   };
 }

@@ -1,7 +1,8 @@
 /**
  * What the DNS provider fakes (fake-cloudflare-dns.ts, fake-digitalocean-dns.ts) share: the
- * surface tests drive, bearer-token access, the on-demand 429s and the HTTP server on a random
- * 127.0.0.1 port. Each fake keeps its provider's own paths, bodies and error shapes.
+ * surface tests drive, bearer-token access, the on-demand 429s, on-demand hangs (a provider that
+ * stops answering) and the HTTP server on a random 127.0.0.1 port. Each fake keeps its
+ * provider's own paths, bodies and error shapes.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 
@@ -26,6 +27,11 @@ export interface FakeDnsApi<R> {
   valuesOf(type: string, name: string): string[];
   /** The next `count` requests get 429 with `Retry-After: seconds`. */
   rateLimitNext(count: number, retryAfterSeconds: number): void;
+  /**
+   * The next `count` requests are never answered (with `afterHeaders`: 200 headers are sent, the
+   * body never ends). Resolves once the last of them has arrived.
+   */
+  stallNext(count: number, options?: { afterHeaders?: boolean }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -67,13 +73,24 @@ export function rateLimiter() {
 
 /**
  * Serves `handle` on a random 127.0.0.1 port; a handler that throws answers 500 with
- * `errorBody(err)` as JSON. `stop` drops open connections and closes the server.
+ * `errorBody(err)` as JSON. `stallNext` holds requests unanswered instead of handling them.
+ * `stop` drops open connections (held ones included) and closes the server.
  */
 export async function listenLocal(
   handle: (req: IncomingMessage, res: ServerResponse) => Promise<unknown>,
   errorBody: (err: unknown) => unknown,
-): Promise<{ origin: string; stop(): Promise<void> }> {
+): Promise<{ origin: string; stallNext: FakeDnsApi<unknown>["stallNext"]; stop(): Promise<void> }> {
+  let stall: { remaining: number; afterHeaders: boolean; arrived: () => void } | undefined;
   const server = createServer((req, res) => {
+    if (stall && stall.remaining > 0) {
+      stall.remaining--;
+      if (stall.afterHeaders) {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.write("{");
+      }
+      if (stall.remaining === 0) stall.arrived();
+      return;
+    }
     handle(req, res).catch((err: unknown) => {
       res.writeHead(500, { "content-type": "application/json" });
       res.end(JSON.stringify(errorBody(err)));
@@ -84,6 +101,11 @@ export async function listenLocal(
   const port = typeof addr === "object" && addr ? addr.port : 0;
   return {
     origin: `http://127.0.0.1:${port}`,
+    stallNext: (count, options = {}) =>
+      new Promise<void>((arrived) => {
+        stall = { remaining: count, afterHeaders: options.afterHeaders ?? false, arrived };
+        if (count <= 0) arrived();
+      }),
     stop: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
