@@ -54,8 +54,22 @@ export interface KeyDiff {
   examples: string[];
 }
 
+/**
+ * One side's read. `reachable: false` only when the side gave no answer at all (its first
+ * request failed): the disaster case `allowUnverified` is for. A side that answered and then
+ * failed a later page (a deadline exceeded on a slow etcd 3.4 page, a compaction) is reachable
+ * with `readError`: its figures are incomplete, which is not the disaster case.
+ */
 export type SideRead =
-  | { reachable: true; endpoints: string[]; revision: string; keys: number }
+  | {
+      reachable: true;
+      endpoints: string[];
+      revision: string;
+      /** Keys compared; with `readError`, the keys read before the failure. */
+      keys: number;
+      /** Why a page read failed part-way through the walk. */
+      readError?: string;
+    }
   | { reachable: false; endpoints: string[]; error: string };
 
 export interface HeartbeatLag {
@@ -77,7 +91,10 @@ export interface ConsistencyResult {
   differing: KeyDiff;
   heartbeat?: HeartbeatLag;
   maxMissedKeys: number;
-  /** Both sides were read in full, so the figures are a measurement, not a guess. */
+  /**
+   * Both sides were read in full, so the figures are a measurement, not a guess. When both
+   * answered but a page read failed, the figures are those found before the failure (a lower bound).
+   */
   verified: boolean;
   /** Verified and within limits (missed + differing ≤ maxMissedKeys, lag ≤ maxLagSeconds). */
   ok: boolean;
@@ -108,7 +125,7 @@ export async function checkConsistency(options: ConsistencyOptions): Promise<Con
   // A compaction between the pinning request and a later page makes the pinned revision
   // unreadable ("mvcc: required revision has been compacted"); that says nothing about
   // reachability, so read both sides again at fresh revisions, once.
-  const compacted = (s: SideRead) => !s.reachable && /compacted/i.test(s.error);
+  const compacted = (s: SideRead) => /compacted/i.test((s.reachable ? s.readError : s.error) ?? "");
   if (compacted(first.primary) || compacted(first.standby)) return { ...(await checkOnce(options)), attempts: 2 };
   return first;
 }
@@ -164,41 +181,46 @@ async function checkOnce(options: ConsistencyOptions): Promise<ConsistencyResult
       const s = new Cursor(standbyClient, standbyPin.revision, ranges, excludes, skip, pageSize, hook("standby"));
       try {
         await mergeWalk(p, s, { missed, surplus, differing }, exampleLimit);
-        primary = { reachable: true, endpoints: primaryEndpoints, revision: primaryPin.revision, keys: p.count };
-        standby = { reachable: true, endpoints: standbyEndpoints, revision: standbyPin.revision, keys: s.count };
       } catch (err) {
-        // A side that answered the first request but failed mid-walk cannot be trusted either.
-        const message = errorText(err);
-        if (p.failed) primary = { reachable: false, endpoints: primaryEndpoints, error: `read failed: ${message}` };
-        else standby = { reachable: false, endpoints: standbyEndpoints, error: `read failed: ${message}` };
-        for (const d of [missed, surplus, differing]) {
-          d.count = 0;
-          d.examples = [];
-        }
+        // A side that answered its first request but failed a later page is reachable, not down:
+        // the figures found so far are kept (a lower bound) and decideConsistency treats the
+        // failure as its own outcome, never as the unreachable-primary case.
+        if (p.readError === undefined && s.readError === undefined) throw err;
       }
+      primary = read(primaryEndpoints, primaryPin.revision, p);
+      standby = read(standbyEndpoints, standbyPin.revision, s);
     } else if (standbyPin.ok) {
       // Primary down: still count what the standby holds, so the report shows what it will serve.
       const s = new Cursor(standbyClient, standbyPin.revision, ranges, excludes, skip, pageSize, hook("standby"));
       try {
         while (await s.peek()) s.advance();
-        standby = { reachable: true, endpoints: standbyEndpoints, revision: standbyPin.revision, keys: s.count };
       } catch (err) {
-        standby = { reachable: false, endpoints: standbyEndpoints, error: `read failed: ${errorText(err)}` };
+        if (s.readError === undefined) throw err;
       }
+      standby = read(standbyEndpoints, standbyPin.revision, s);
     }
 
     const heartbeat = options.heartbeat
       ? heartbeatLag(options.heartbeat, primary.reachable ? primaryPin : undefined, standbyPin, options.now())
       : undefined;
-    const verified = primary.reachable && standby.reachable;
+    // Both answered, so the key sets were compared (in full unless a page read failed).
+    const compared = primary.reachable && standby.reachable;
+    const verified =
+      primary.reachable && standby.reachable && primary.readError === undefined && standby.readError === undefined;
     const problems: string[] = [];
-    if (!primary.reachable) problems.push(`primary unreachable (${primary.error})`);
-    if (!standby.reachable) problems.push(`standby unreachable (${standby.error})`);
-    if (verified) {
+    for (const [name, side] of [
+      ["primary", primary],
+      ["standby", standby],
+    ] as const) {
+      if (!side.reachable) problems.push(`${name} unreachable (${side.error})`);
+      else if (side.readError !== undefined)
+        problems.push(`${name} read failed after ${side.keys} keys (${side.readError})`);
+    }
+    if (compared) {
       const unsynced = missed.count + differing.count;
       if (unsynced > options.maxMissedKeys) {
         problems.push(
-          `${missed.count} missed + ${differing.count} differing keys exceed maxMissedKeys ${options.maxMissedKeys}`,
+          `${verified ? "" : "at least "}${missed.count} missed + ${differing.count} differing keys exceed maxMissedKeys ${options.maxMissedKeys}`,
         );
       }
       if (heartbeat) {
@@ -235,12 +257,19 @@ async function checkOnce(options: ConsistencyOptions): Promise<ConsistencyResult
 /** What the consistency step does with a result (pure; design §6 `force`, §7 `allowUnverified`). */
 export type ConsistencyDecision =
   | { proceed: true; detail: string; overridden?: "force" | "allowUnverified" }
-  | { proceed: false; code: "etcd-inconsistent" | "primary-unreachable" | "standby-unreachable"; message: string };
+  | {
+      proceed: false;
+      code: "etcd-inconsistent" | "etcd-read-failed" | "primary-unreachable" | "standby-unreachable";
+      message: string;
+    };
 
 /**
- * Decides whether a failover may pass the consistency step: a clean result passes; an
- * unreachable primary passes only with `allowUnverified` or `force`; any other problem (figures
- * over the limits, unreachable standby) passes only with `force`. The detail says which.
+ * Decides whether a failover may pass the consistency step: a clean result passes; a primary
+ * that gave no answer at all (the disaster case, design §7) with a fully read standby passes only
+ * with `allowUnverified` or `force`; any other problem (figures over the limits, an unreachable
+ * standby, a page read that failed part-way on a side that did answer) passes only with `force`.
+ * A failed page is not the disaster case: the primary is there, and the keys it had already
+ * shown missing are data the standby would lose. The detail says which override applied.
  */
 export function decideConsistency(
   result: ConsistencyResult,
@@ -250,7 +279,8 @@ export function decideConsistency(
   if (result.ok) return { proceed: true, detail: summary };
   const primaryDown = !result.primary.reachable;
   const standbyDown = !result.standby.reachable;
-  if (primaryDown && !standbyDown && flags.allowUnverified && !flags.force) {
+  const readFailed = [result.primary, result.standby].some((s) => s.reachable && s.readError !== undefined);
+  if (primaryDown && !standbyDown && !readFailed && flags.allowUnverified && !flags.force) {
     return {
       proceed: true,
       overridden: "allowUnverified",
@@ -265,6 +295,7 @@ export function decideConsistency(
     };
   }
   if (standbyDown) return { proceed: false, code: "standby-unreachable", message: summary };
+  if (readFailed) return { proceed: false, code: "etcd-read-failed", message: summary };
   if (primaryDown) return { proceed: false, code: "primary-unreachable", message: summary };
   return { proceed: false, code: "etcd-inconsistent", message: summary };
 }
@@ -273,13 +304,17 @@ export function decideConsistency(
 export function describeConsistency(r: ConsistencyResult): string {
   const parts: string[] = [];
   parts.push(r.ok ? "consistent" : r.problems.join("; "));
-  const side = (name: string, s: SideRead) =>
-    s.reachable ? `${name} ${s.keys} keys @rev ${s.revision}` : `${name} unreachable`;
+  const side = (name: string, s: SideRead) => {
+    if (!s.reachable) return `${name} unreachable`;
+    return `${name} ${s.keys} keys @rev ${s.revision}${s.readError === undefined ? "" : " before its read failed"}`;
+  };
   parts.push(`${side("primary", r.primary)}, ${side("standby", r.standby)}`);
-  if (r.verified) {
+  if (r.primary.reachable && r.standby.reachable) {
     const cat = (name: string, d: KeyDiff) =>
       d.count === 0 ? `${name} 0` : `${name} ${d.count} (e.g. ${d.examples.join(", ")})`;
-    parts.push(`${cat("missed", r.missed)}, ${cat("differing", r.differing)}, ${cat("surplus", r.surplus)}`);
+    // A walk cut short by a failed page still shows what it found: a lower bound.
+    const found = `${cat("missed", r.missed)}, ${cat("differing", r.differing)}, ${cat("surplus", r.surplus)}`;
+    parts.push(r.verified ? found : `found before the failure: ${found}`);
   }
   if (r.heartbeat) {
     const h = r.heartbeat;
@@ -307,6 +342,13 @@ function note(d: KeyDiff, key: Buffer, limit: number): void {
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** What a cursor read: its keys so far and, when a page failed, why. */
+function read(endpoints: string[], revision: string, cursor: Cursor): SideRead {
+  const side: SideRead = { reachable: true, endpoints, revision, keys: cursor.count };
+  if (cursor.readError !== undefined) side.readError = cursor.readError;
+  return side;
 }
 
 type Pin = { ok: true; revision: string; value: Buffer | null } | { ok: false; error: string };
@@ -388,7 +430,8 @@ function isOpenEnd(end: Buffer): boolean {
  */
 class Cursor {
   count = 0;
-  failed = false;
+  /** Set when a page read failed; the cursor is then unusable. */
+  readError: string | undefined;
   private readonly client: Etcd3;
   private readonly revision: string;
   private readonly ranges: Range[];
@@ -467,7 +510,7 @@ class Cursor {
           .revision(this.revision)
           .exec();
       } catch (err) {
-        this.failed = true;
+        this.readError = errorText(err);
         throw err;
       }
       this.resize(res.kvs);

@@ -285,6 +285,61 @@ describe("etcd consistency check", () => {
     }
   });
 
+  it("a page read failing part-way on a primary that answered is not 'unreachable': counts so far kept, only force passes", async () => {
+    // A primary of its own, paused (SIGSTOP) after its first page: the next page misses its
+    // deadline, as a slow page of etcd 3.4 does, while the primary did answer.
+    const [slow] = await startEtcds(["slow-primary"]);
+    if (!slow) throw new Error("etcd did not start");
+    const prefix = "/slow/";
+    let paused = false;
+    try {
+      const sp = createEtcdClient({ endpoints: [slow.url] });
+      await loadKeys(sp, keys(prefix, 20)).finally(() => sp.close());
+      await loadKeys(s, keys(prefix, 20).slice(3));
+      const result = await checkConsistency(
+        options(prefix, {
+          primaryEndpoints: [slow.url],
+          heartbeat: undefined,
+          pageSize: 5,
+          callTimeoutMs: 300,
+          onPage: (side) => {
+            if (side !== "primary" || paused) return;
+            paused = true;
+            process.kill(slow.pid, "SIGSTOP");
+          },
+        }),
+      );
+      expect(paused).toBe(true);
+      expect(result).toMatchObject({
+        ok: false,
+        verified: false,
+        attempts: 1,
+        primary: { reachable: true, keys: 5, readError: expect.stringMatching(/deadline/i) },
+        standby: { reachable: true },
+        missed: { count: 3, examples: [`${prefix}k00000`, `${prefix}k00001`, `${prefix}k00002`] },
+      });
+      expect(result.problems).toEqual([
+        expect.stringMatching(/^primary read failed after 5 keys \(.*deadline/i),
+        "at least 3 missed + 0 differing keys exceed maxMissedKeys 0",
+      ]);
+
+      const unverified = decideConsistency(result, { force: false, allowUnverified: true });
+      expect(unverified).toMatchObject({ proceed: false, code: "etcd-read-failed" });
+      if (unverified.proceed) throw new Error("allowUnverified must not pass a failed read");
+      expect(unverified.message).toContain(
+        `found before the failure: missed 3 (e.g. ${prefix}k00000, ${prefix}k00001, ${prefix}k00002)`,
+      );
+      expect(decideConsistency(result, { force: true, allowUnverified: false })).toMatchObject({
+        proceed: true,
+        overridden: "force",
+        detail: expect.stringMatching(/^FORCED: proceeding past primary read failed after 5 keys/),
+      });
+    } finally {
+      if (paused) process.kill(slow.pid, "SIGCONT");
+      await slow.stop();
+    }
+  });
+
   it("refuses an inconsistent standby unless forced, and allowUnverified does not cover it", async () => {
     const prefix = "/refuse/";
     await loadKeys(p, keys(prefix, 3));
