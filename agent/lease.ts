@@ -68,6 +68,15 @@ function micro(ms: number | undefined): V1MicroTime | undefined {
   return ms === undefined ? undefined : new V1MicroTime(ms);
 }
 
+/** `p`, or a rejection after `ms` (the call itself is left to finish or fail on its own). */
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer from the Kubernetes API within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
 /** Starts electing; the returned elector renews until `stop()`. */
 export function startLeaseElector(options: LeaseElectorOptions): LeaseElector {
   const api = options.kubeConfig.makeApiClient(CoordinationV1Api);
@@ -187,17 +196,23 @@ export function startLeaseElector(options: LeaseElectorOptions): LeaseElector {
     }
   }
 
+  /** Stops leading once no renewal succeeded within the renew deadline, whatever the calls do. */
+  function checkRenewDeadline(): void {
+    if (state.leader && (lastRenew === undefined || now() - lastRenew > renewDeadlineMs)) {
+      setState({ leader: false, holder: undefined, detail: "could not renew the Lease within the renew deadline" });
+    }
+  }
+
   async function tick(): Promise<void> {
     if (stopped) return;
     if (inFlight) return inFlight;
     inFlight = (async () => {
       try {
-        await attempt();
+        await withTimeout(attempt(), renewDeadlineMs);
       } catch (e) {
         log.warn("lease attempt failed", { error: e instanceof Error ? e.message : String(e) });
-        if (state.leader && (lastRenew === undefined || now() - lastRenew > renewDeadlineMs)) {
-          setState({ leader: false, holder: undefined, detail: "could not renew the Lease within the renew deadline" });
-        } else if (!state.leader) setState({ ...state, detail: `cannot reach the Lease: ${String(e)}` });
+        checkRenewDeadline();
+        if (!state.leader) setState({ ...state, detail: `cannot reach the Lease: ${String(e)}` });
       }
     })().finally(() => {
       inFlight = undefined;
@@ -213,7 +228,14 @@ export function startLeaseElector(options: LeaseElectorOptions): LeaseElector {
     timer.unref();
   }
 
-  if (options.autoStart !== false) void tick().finally(schedule);
+  // A watchdog beside the loop: an API call that hangs (a dead kept-alive connection can hold one
+  // for minutes) must not keep this replica acting as leader after a standby may have taken over.
+  let watchdog: NodeJS.Timeout | undefined;
+  if (options.autoStart !== false) {
+    void tick().finally(schedule);
+    watchdog = setInterval(checkRenewDeadline, Math.min(options.renewSeconds * 1000, 1000));
+    watchdog.unref();
+  }
 
   return {
     identity,
@@ -229,6 +251,7 @@ export function startLeaseElector(options: LeaseElectorOptions): LeaseElector {
       if (stopped) return;
       stopped = true;
       if (timer) clearTimeout(timer);
+      if (watchdog) clearInterval(watchdog);
       await inFlight;
       if (!state.leader || stopOptions.release === false) {
         setState({ leader: false, holder: state.holder, detail: "stopped" });

@@ -1,4 +1,6 @@
-import { CoreV1Api } from "@kubernetes/client-node";
+import { createServer, request, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LeadershipState } from "../../agent/leadership.ts";
 import { type LeaseElector, type LeaseElectorOptions, startLeaseElector } from "../../agent/lease.ts";
@@ -170,6 +172,47 @@ describe("Lease leadership", () => {
     await b.tick();
     expect(b.isLeader()).toBe(true);
     await b.stop();
+  });
+
+  it("stops leading by the renew deadline when Lease calls hang, without waiting for them", async () => {
+    // A proxy in front of the fake API that, once told to, never answers (a dead kept-alive
+    // connection, a wedged API server): the renewal neither succeeds nor fails.
+    let hang = false;
+    const held: ServerResponse[] = [];
+    const proxy = createServer((req, res) => {
+      if (hang) {
+        held.push(res);
+        return;
+      }
+      const upstream = request(`${api.url}${req.url}`, { method: req.method, headers: req.headers }, (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      });
+      req.pipe(upstream);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    const { port } = proxy.address() as AddressInfo;
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: "proxied", server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
+      users: [{ name: "agent", token: api.token ?? "" }],
+      contexts: [{ name: "proxied", cluster: "proxied", user: "agent" }],
+      currentContext: "proxied",
+    });
+    const a = elector("hang", "a", { kubeConfig: kc, durationSeconds: 1, renewSeconds: 0.2, autoStart: true });
+    try {
+      await expect.poll(() => a.isLeader(), { timeout: 5000, interval: 20 }).toBe(true);
+      const lost = new Promise<LeadershipState>((resolve) => a.onChange(resolve));
+      hang = true;
+      const state = await lost;
+      expect(state).toMatchObject({ leader: false, detail: "could not renew the Lease within the renew deadline" });
+      expect(held.length).toBeGreaterThan(0); // the calls were still hanging when it stepped down
+    } finally {
+      for (const res of held) res.destroy();
+      await a.stop({ release: false });
+      proxy.closeAllConnections();
+      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+    }
   });
 
   it("takes over in real time when the leader stops renewing (1 s lease)", async () => {
