@@ -13,9 +13,10 @@
  *   (agent/executors/dns-flip.ts `flipDns`, which is a no-op when the record already holds it).
  * - restart: kubectl-style rollout restart (strategic merge patch of the pod template's
  *   `kubectl.kubernetes.io/restartedAt` annotation, real-components §3) of each workload, marked
- *   with `turnout.dev/restarted-by: <action id>` so a resumed action never restarts twice, then
- *   waits for every rollout to complete, bounded by `restartTimeoutSeconds`.
- * - follow-ups: the manual steps turnout cannot do, as a checklist in the report.
+ *   with `turnout.dev/restarted-by: <action id>` so neither a resumed action nor a retry of the
+ *   same switch (see {@link Switch}) restarts it twice, then waits for every rollout to complete,
+ *   bounded by `restartTimeoutSeconds`.
+ * - follow-ups: the manual steps turnout cannot do, as a checklist in the report; ends the switch.
  *
  * Direction: a failover (to `secondary`) checks etcd.primary → etcd.standby; a failback (to
  * `primary`) checks the reverse, i.e. the reverse sync a person set up after the failover
@@ -32,7 +33,7 @@ import {
   consistencyOptionsFor,
   decideConsistency,
 } from "../etcd/consistency.ts";
-import { type Executor, type Step, StepError } from "../executor.ts";
+import { type Executor, type Step, type StepContext, StepError } from "../executor.ts";
 import { flipDns } from "./dns-flip.ts";
 
 /** Pod-template annotation kubectl's `rollout restart` sets (kubectl/pkg/polymorphichelpers/objectrestarter.go). */
@@ -76,6 +77,42 @@ interface SyncStopped {
   actionId: string;
   to: string;
   at: string;
+}
+
+/**
+ * Per target: the switch the latest actions belong to, i.e. which action ids worked on one move
+ * from `from` to `to`. The worker's `retry` of a failed action sends a new id (reason "retry of
+ * <id>: …"), and the runner resumes it where the failed one stopped when kind, from and to match
+ * (agent/runner.ts `newRecord`); the executor follows the same rule, so a workload restarted by
+ * the failed action counts as restarted for its retries too. A switch ends when its last step
+ * (follow-ups) succeeds: a later action, even in the same direction, is a new switch and restarts
+ * again.
+ */
+interface Switch {
+  kind: string;
+  from: string;
+  to: string;
+  actionIds: string[];
+  finished: boolean;
+}
+const SWITCH_KEY = "etcd-sync-teardown/switch";
+
+/** The switch `ctx.action` belongs to, recorded (dry runs only read it). */
+async function joinSwitch(ctx: StepContext<EtcdSyncTeardownTarget>): Promise<Switch> {
+  const { action } = ctx;
+  const current = await ctx.memory.get<Switch>(SWITCH_KEY);
+  if (current?.actionIds.includes(action.id)) return current;
+  const continues =
+    current !== undefined &&
+    !current.finished &&
+    current.kind === action.kind &&
+    current.from === action.from &&
+    current.to === action.to;
+  const next: Switch = continues
+    ? { ...current, actionIds: [...current.actionIds, action.id] }
+    : { kind: action.kind, from: action.from, to: action.to, actionIds: [action.id], finished: false };
+  if (!action.dryRun) await ctx.memory.set(SWITCH_KEY, next);
+  return next;
 }
 
 function isNotFound(err: unknown): boolean {
@@ -360,12 +397,13 @@ export function createEtcdSyncTeardownExecutor(deps: EtcdSyncTeardownDeps): Exec
       const { target, action } = ctx;
       if (target.restart.length === 0) return { status: "skipped", detail: "no workloads to restart" };
       const notes: string[] = [];
+      const { actionIds } = await joinSwitch(ctx);
       for (const w of target.restart) {
         const obj = await kube(`read ${label(w)}`, () => cluster.read(w));
         if (!obj) throw new StepError("workload-not-found", `${label(w)} not found; nothing restarted after it`);
-        const marked = obj.spec?.template?.metadata?.annotations?.[RESTARTED_BY] === action.id;
-        if (marked) {
-          notes.push(`${label(w)} already restarted by ${action.id}`);
+        const by = obj.spec?.template?.metadata?.annotations?.[RESTARTED_BY];
+        if (by !== undefined && actionIds.includes(by)) {
+          notes.push(`${label(w)} already restarted by ${by}`);
           continue;
         }
         const annotations = { [RESTARTED_AT]: new Date(ctx.now()).toISOString(), [RESTARTED_BY]: action.id };
@@ -406,6 +444,9 @@ export function createEtcdSyncTeardownExecutor(deps: EtcdSyncTeardownDeps): Exec
   const followUps: Step<EtcdSyncTeardownTarget> = {
     name: "follow-ups",
     async run(ctx) {
+      // The switch is complete: a later action starts a new one (see Switch).
+      const done = await joinSwitch(ctx);
+      if (!ctx.action.dryRun && !done.finished) await ctx.memory.set(SWITCH_KEY, { ...done, finished: true });
       const items = ctx.target.followUps;
       if (items.length === 0) return { status: "skipped", detail: "no manual follow-ups configured" };
       return { detail: `manual follow-ups: ${items.map((t, i) => `[ ] ${i + 1}. ${t}`).join(" ")}` };

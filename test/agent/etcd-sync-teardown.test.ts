@@ -436,6 +436,31 @@ describe("etcd-sync-teardown failover", () => {
     expect(restartPatches(w, "deployments", "cluster-transformer")).toBe(1);
   });
 
+  it("a retry (new action id) does not restart again what the failed action restarted; a later switch does", async () => {
+    const w = await makeWorld(20);
+    const deployments = { group: "apps", resource: "deployments" };
+    // cluster-transformer is missing when the first action reaches it: Elasticsearch is restarted, then the step fails.
+    w.api.store.delete(deployments, NS, "cluster-transformer");
+    await w.controllers.settled();
+    const failed = await run(w, action(1));
+    expect(failed.at(-1)).toMatchObject({ name: "restart", status: "failed", code: "workload-not-found" });
+    expect(restartPatches(w, "statefulsets", "elasticsearch")).toBe(1);
+
+    w.api.store.create(deployments, workload("cluster-transformer", 1));
+    await w.controllers.settled();
+    const retry = await run(w, action(2, { reason: "retry of global-dr:1: operator" }));
+    expect(retry.map((s) => [s.name, s.status])).toEqual(STEPS.map((n) => [n, "succeeded"]));
+    expect(retry[3]?.detail).toContain(`StatefulSet ${NS}/elasticsearch already restarted by global-dr:1`);
+    expect(restartPatches(w, "statefulsets", "elasticsearch")).toBe(1);
+    expect(await restartedBy(w)).toEqual(["global-dr:1", "global-dr:2"]);
+
+    // The switch finished with the retry: a later action is a new switch and restarts everything.
+    const later = await run(w, action(3));
+    expect(later.map((s) => [s.name, s.status])).toEqual(STEPS.map((n) => [n, "succeeded"]));
+    expect(restartPatches(w, "statefulsets", "elasticsearch")).toBe(2);
+    expect(await restartedBy(w)).toEqual(["global-dr:3", "global-dr:3"]);
+  });
+
   it("with action delete: deletes the synchronizer Deployment and waits until its pods are gone", async () => {
     const w = await makeWorld(20, pair, { syncAction: "delete", restart: [] });
     const steps = await run(w, action(1));
