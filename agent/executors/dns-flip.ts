@@ -3,6 +3,8 @@
  *
  * - preflight: the record must hold `values[from]`; if it already holds `values[to]` the flip is
  *   done (re-delivered or resumed action) and the remaining steps report "already converged".
+ *   A mix of the two that an HTTP provider passes through mid-flip (its writes are separate
+ *   requests) is an interrupted flip that update finishes; any other value fails, untouched.
  * - update: compare-and-swap replace (RFC 2136 prerequisite / read-compare for HTTP APIs); dry run
  *   sends the prerequisite only.
  * - verify: polls every `verify.servers` entry until all answer the new value, bounded by
@@ -14,7 +16,7 @@ import type { ActionRequest } from "../../shared/protocol.ts";
 import { findCorednsPins } from "../dns/coredns-pins.ts";
 import { DnsError } from "../dns/errors.ts";
 import { createProvider, type DnsProvider, type DnsRecordRef, type ProviderDeps } from "../dns/provider.ts";
-import { canonicalSet, queryRecord, sameSet } from "../dns/rfc2136.ts";
+import { canonicalSet, type FlipRecordType, queryRecord, sameSet } from "../dns/rfc2136.ts";
 import type { Executor, Step, StepContext, StepOutcome } from "../executor.ts";
 import type { Logger } from "../log.ts";
 
@@ -98,8 +100,36 @@ function lazyProvider(target: DnsFlipTarget, deps: ProviderDeps): () => DnsProvi
   };
 }
 
-/** Preflight: "ready" when the record holds values[from], "converged" when values[to]. */
-async function preflight(fc: FlipContext): Promise<{ state: "ready" | "converged"; detail: string }> {
+/**
+ * Whether `current` is a state an HTTP provider passes through while turning `from` into `to`
+ * (record-plan.ts: rewrite in place, create, delete; each a separate request): only values of the
+ * two sides, every value they share still there, and at least one value only `to` has (none
+ * needed when `to` adds nothing). An error or crash between those writes leaves such a state; a
+ * retry finishes it. A value of neither side, or a shared value gone, is someone else's change.
+ */
+export function isInterruptedFlip(
+  type: FlipRecordType,
+  current: readonly string[],
+  from: readonly string[],
+  to: readonly string[],
+): boolean {
+  const have = new Set(canonicalSet(type, current));
+  const was = new Set(canonicalSet(type, from));
+  const will = new Set(canonicalSet(type, to));
+  const toOnly = [...will].filter((v) => !was.has(v));
+  return (
+    have.size > 0 &&
+    [...have].every((v) => was.has(v) || will.has(v)) &&
+    [...was].every((v) => !will.has(v) || have.has(v)) &&
+    (toOnly.length === 0 || toOnly.some((v) => have.has(v)))
+  );
+}
+
+/**
+ * Preflight: "ready" when the record holds values[from], "converged" when values[to],
+ * "interrupted" when an earlier attempt stopped half-way between them.
+ */
+async function preflight(fc: FlipContext): Promise<{ state: "ready" | "converged" | "interrupted"; detail: string }> {
   const { target } = fc;
   const current = await fc.provider().read(recordOf(target));
   const type = target.record.type;
@@ -113,6 +143,12 @@ async function preflight(fc: FlipContext): Promise<{ state: "ready" | "converged
     return {
       state: "ready",
       detail: `${target.record.name} ${type} holds ${show(target, current)} (${fc.from}) at ${fc.provider().description}`,
+    };
+  }
+  if (isInterruptedFlip(type, current, target.values[fc.from], target.values[fc.to])) {
+    return {
+      state: "interrupted",
+      detail: `${target.record.name} ${type} holds ${show(target, current)} at ${fc.provider().description}, part way from ${fc.from} to ${fc.to}: an interrupted flip, which update finishes`,
     };
   }
   throw new DnsError(
@@ -129,12 +165,19 @@ async function update(fc: FlipContext): Promise<FlipStepResult> {
   if (sameSet(target.record.type, current, target.values[fc.to])) {
     return { name: "update", status: "skipped", detail: `${ALREADY}: ${record.name} holds ${show(target, current)}` };
   }
+  // Compare-and-swap against what an interrupted flip left, so the retry finishes the job;
+  // otherwise against values[from], which the provider refuses if the record holds anything else.
+  const interrupted = isInterruptedFlip(record.type, current, target.values[fc.from], target.values[fc.to]);
+  const expected = interrupted ? current : target.values[fc.from];
+  const resumed = interrupted ? `finishing an interrupted flip (it held ${show(target, current)}): ` : "";
   try {
-    const result = await provider.replace(record, target.values[fc.from], target.values[fc.to], { dryRun: fc.dryRun });
+    const result = await provider.replace(record, expected, target.values[fc.to], { dryRun: fc.dryRun });
     return {
       name: "update",
       status: "succeeded",
-      detail: fc.dryRun ? `dry run: ${result.detail}; would set ${show(target, target.values[fc.to])}` : result.detail,
+      detail: fc.dryRun
+        ? `dry run: ${resumed}${result.detail}; would set ${show(target, target.values[fc.to])}`
+        : `${resumed}${result.detail}`,
     };
   } catch (err) {
     if (err instanceof DnsError && (err.code === "DNS_NXRRSET" || err.code === "DNS_VALUE_MISMATCH")) {
@@ -147,7 +190,7 @@ async function update(fc: FlipContext): Promise<FlipStepResult> {
       const found = now ? `; it now holds ${show(target, now)}` : "";
       throw new DnsError(
         err.code,
-        `${record.name} ${record.type} no longer holds the expected ${show(target, target.values[fc.from])}${found}; not changed (${err.message})`,
+        `${record.name} ${record.type} no longer holds the expected ${show(target, expected)}${found}; not changed (${err.message})`,
       );
     }
     throw err;

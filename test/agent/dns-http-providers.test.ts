@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createProvider, type DnsRecordRef } from "../../agent/dns/provider.ts";
 import type { StepContext } from "../../agent/executor.ts";
-import { createDnsFlipExecutor, flipDns } from "../../agent/executors/dns-flip.ts";
+import { createDnsFlipExecutor, flipDns, isInterruptedFlip } from "../../agent/executors/dns-flip.ts";
 import { silentLogger } from "../../agent/log.ts";
 import { type DnsFlipTarget, DnsFlipTargetSchema } from "../../shared/config.ts";
 import { fakeClock } from "../support/fake-clock.ts";
@@ -55,6 +55,48 @@ const env = { CF_API_TOKEN: CF_TOKEN, DO_API_TOKEN: DO_TOKEN };
 function flip(target: DnsFlipTarget, from: "primary" | "secondary", to: "primary" | "secondary", extra = {}) {
   const c = fakeClock();
   return flipDns(target, from, to, { dryRun: false, log: silentLogger, sleep: c.sleep, now: c.now, env, ...extra });
+}
+
+let actionSeq = 1;
+/** The dns-flip executor's steps for one failover of `target`, run one by one like the runner does. */
+function executorSteps(target: DnsFlipTarget, signal = new AbortController().signal) {
+  const action = {
+    id: `edge-dns:${actionSeq++}`,
+    target: "edge-dns",
+    kind: "failover" as const,
+    from: "primary" as const,
+    to: "secondary" as const,
+    dryRun: false,
+    force: false,
+    reason: "test",
+    issuedAt: new Date().toISOString(),
+  };
+  const clock = fakeClock();
+  const memory = new Map<string, unknown>();
+  const ctx: StepContext<DnsFlipTarget> = {
+    action,
+    targetName: "edge-dns",
+    target,
+    log: silentLogger,
+    memory: {
+      get: async <T>(key: string) => memory.get(key) as T | undefined,
+      set: async (key, value) => {
+        memory.set(key, value);
+      },
+    },
+    signal,
+    now: clock.now,
+    sleep: clock.sleep,
+    progress: () => {},
+  };
+  const steps = createDnsFlipExecutor({ env }).steps(action, target);
+  return {
+    run(name: string) {
+      const step = steps.find((s) => s.name === name);
+      if (!step) throw new Error(`no step ${name}`);
+      return step.run(ctx);
+    },
+  };
 }
 
 describe("Cloudflare provider", () => {
@@ -329,37 +371,83 @@ describe("a provider that stops answering", () => {
 
   it("the step's abort signal (shutdown, lost leadership) ends a hanging request at once", async () => {
     cf.addRecord("A", "abort.example.com", "10.0.0.1");
-    const target = cfTarget("abort.example.com", ["10.0.0.1"], ["10.0.0.2"]);
-    const executor = createDnsFlipExecutor({ env });
-    const action = {
-      id: "edge-dns:1",
-      target: "edge-dns",
-      kind: "failover" as const,
-      from: "primary" as const,
-      to: "secondary" as const,
-      dryRun: false,
-      force: false,
-      reason: "test",
-      issuedAt: new Date().toISOString(),
-    };
     const controller = new AbortController();
-    const clock = fakeClock();
-    const ctx: StepContext<DnsFlipTarget> = {
-      action,
-      targetName: "edge-dns",
-      target,
-      log: silentLogger,
-      memory: { get: async () => undefined, set: async () => {} },
-      signal: controller.signal,
-      now: clock.now,
-      sleep: clock.sleep,
-      progress: () => {},
-    };
-    const preflight = executor.steps(action, target).find((s) => s.name === "preflight");
+    const steps = executorSteps(cfTarget("abort.example.com", ["10.0.0.1"], ["10.0.0.2"]), controller.signal);
     const held = cf.stallNext(1);
-    const run = preflight?.run(ctx);
+    const run = steps.run("preflight");
     await held;
     controller.abort(new Error("lost leadership"));
     await expect(run).rejects.toThrow("lost leadership");
   }, 5000);
+});
+
+describe("a flip broken off between its separate writes", () => {
+  it("Cloudflare: a retry finishes a half-replaced record set instead of failing with a mismatch", async () => {
+    // 3 values → 2: PUT, PUT, DELETE. The second PUT fails, leaving one new value among two old.
+    for (const ip of ["10.2.0.1", "10.2.0.2", "10.2.0.3"]) cf.addRecord("A", "half.example.com", ip);
+    const target = cfTarget("half.example.com", ["10.2.0.1", "10.2.0.2", "10.2.0.3"], ["10.3.0.1", "10.3.0.2"]);
+    cf.failNthWrite(2);
+    await expect(flip(target, "primary", "secondary")).rejects.toMatchObject({
+      code: "DNS_API_ERROR",
+      message: expect.stringContaining("HTTP 500: Internal Server Error"),
+    });
+    const half = cf.valuesOf("A", "half.example.com");
+    expect(half).toHaveLength(3);
+    expect(half).toContain("10.3.0.1");
+
+    const retry = await flip(target, "primary", "secondary");
+    expect(retry.outcome).toBe("flipped");
+    expect(retry.steps[0]?.detail).toMatch(/part way from primary to secondary: an interrupted flip/);
+    expect(retry.steps[1]?.detail).toMatch(/^finishing an interrupted flip \(it held [^)]*10\.3\.0\.1/);
+    expect(cf.valuesOf("A", "half.example.com")).toEqual(["10.3.0.1", "10.3.0.2"]);
+  });
+
+  it("DigitalOcean: the resumed update step finishes a record set that got only some new values", async () => {
+    // 1 value → 3: PUT, POST, POST. The first POST fails: the record holds one of the new values.
+    dO.addRecord("A", "grow", "10.2.0.1");
+    const steps = executorSteps(doTarget("grow.example.com", ["10.2.0.1"], ["10.3.0.1", "10.3.0.2", "10.3.0.3"]));
+    await steps.run("preflight");
+    dO.failNthWrite(2);
+    await expect(steps.run("update")).rejects.toMatchObject({ code: "DNS_API_ERROR" });
+    expect(dO.valuesOf("A", "grow")).toEqual(["10.3.0.1"]);
+    // The runner resumes a failed action at the step that failed.
+    expect(await steps.run("update")).toMatchObject({
+      status: "succeeded",
+      detail: expect.stringContaining("finishing an interrupted flip (it held 10.3.0.1)"),
+    });
+    expect(dO.valuesOf("A", "grow")).toEqual(["10.3.0.1", "10.3.0.2", "10.3.0.3"]);
+  });
+
+  it("a half-flipped record that someone also changed is still a mismatch, and nothing is written", async () => {
+    for (const ip of ["10.2.0.1", "10.2.0.2"]) cf.addRecord("A", "mixed.example.com", ip);
+    const target = cfTarget("mixed.example.com", ["10.2.0.1", "10.2.0.2"], ["10.3.0.1", "10.3.0.2"]);
+    cf.failNthWrite(2);
+    await expect(flip(target, "primary", "secondary")).rejects.toMatchObject({ code: "DNS_API_ERROR" });
+    cf.addRecord("A", "mixed.example.com", "10.66.66.66");
+    const writesBefore = cf.requests.filter((r) => r.method !== "GET").length;
+    await expect(flip(target, "primary", "secondary")).rejects.toMatchObject({
+      code: "DNS_VALUE_MISMATCH",
+      message: expect.stringContaining("10.66.66.66"),
+    });
+    expect(cf.requests.filter((r) => r.method !== "GET").length).toBe(writesBefore);
+    expect(cf.valuesOf("A", "mixed.example.com")).toEqual(["10.2.0.2", "10.3.0.1", "10.66.66.66"]);
+  });
+
+  it("tells an interrupted flip from an out-of-band change", () => {
+    const from = ["10.0.0.1", "10.0.0.2", "10.0.0.9"];
+    const to = ["10.1.0.1", "10.1.0.2", "10.0.0.9"];
+    const interrupted = (current: string[], a = from, b = to) => isInterruptedFlip("A", current, a, b);
+    expect(interrupted(["10.1.0.1", "10.0.0.2", "10.0.0.9"])).toBe(true); // one rewritten
+    expect(interrupted(["10.1.0.1", "10.0.0.9"])).toBe(true); // only new values so far
+    expect(interrupted(["10.0.0.2", "10.0.0.9"])).toBe(false); // an old value removed, no new one
+    expect(interrupted(["10.1.0.1", "10.0.0.2"])).toBe(false); // the shared value is gone
+    expect(interrupted(["10.1.0.1", "10.0.0.2", "10.0.0.9", "10.5.5.5"])).toBe(false); // a stranger
+    expect(interrupted([])).toBe(false);
+    // A flip that only drops values (deletes only) passes through subsets of `from`.
+    expect(interrupted(["10.0.0.1", "10.0.0.2"], ["10.0.0.1", "10.0.0.2", "10.0.0.3"], ["10.0.0.1"])).toBe(true);
+    // Values compare canonically.
+    const v6 = (current: string[]) =>
+      isInterruptedFlip("AAAA", current, ["2001:db8::1", "2001:db8::2"], ["2001:db8::3", "2001:db8::4"]);
+    expect(v6(["2001:DB8:0::3", "2001:db8:0:0:0:0:0:2"])).toBe(true);
+  });
 });

@@ -3,7 +3,7 @@
  * list with `type`/`name` filters and pagination (`page`, `per_page`, `result_info`), create,
  * update (PUT), delete; bearer auth with 401/403 bodies shaped like Cloudflare's
  * (`{success:false, errors:[{code,message}], messages:[], result:null}`); 404 for unknown zones or
- * records; 429 with Retry-After, or no answer at all, on demand.
+ * records; on demand 429 with Retry-After, 500 on a chosen write, or no answer at all.
  * Reference: https://developers.cloudflare.com/api/resources/dns/subresources/records/
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -15,6 +15,7 @@ import {
   listenLocal,
   rateLimiter,
   readText,
+  writeFailer,
 } from "./fake-dns-api.ts";
 
 export interface FakeCfRecord {
@@ -44,6 +45,7 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions): Promi
   const records: FakeCfRecord[] = [];
   const requests: FakeCloudflare["requests"] = [];
   const rateLimit = rateLimiter();
+  const writeFault = writeFailer();
   let nextId = 1;
   const maxPerPage = options.maxPerPage ?? 5000;
 
@@ -99,6 +101,7 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions): Promi
         "retry-after": retryAfter,
       });
     }
+    if (writeFault.take(req.method)) return send(500, errorBody(10001, "Internal Server Error"));
     const access = bearerAccess(req, options);
     if (access === "none") return send(401, errorBody(10000, "Authentication error"));
     const readOnly = access === "read";
@@ -172,6 +175,7 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions): Promi
         .map((r) => r.content)
         .sort(),
     rateLimitNext: rateLimit.arm,
+    failNthWrite: writeFault.arm,
     stallNext: server.stallNext,
     stop: server.stop,
   };

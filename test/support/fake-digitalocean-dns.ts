@@ -3,8 +3,8 @@
  * list with `type` and fully-qualified `name` filters, pagination (`page`, `per_page` ≤ 200,
  * `links.pages.next/last`, `meta.total`), create (201), update (PUT), delete (204); record names
  * stored relative to the domain (`@` = apex); bearer auth with `{id, message}` error bodies
- * (401 Unauthorized, 403 Forbidden, 404 not_found, 422 unprocessable_entity); 429 with
- * Retry-After, or no answer at all, on demand.
+ * (401 Unauthorized, 403 Forbidden, 404 not_found, 422 unprocessable_entity); on demand 429 with
+ * Retry-After, 500 on a chosen write, or no answer at all.
  * Reference: https://docs.digitalocean.com/reference/api/digitalocean/#tag/Domain-Records
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -16,6 +16,7 @@ import {
   listenLocal,
   rateLimiter,
   readText,
+  writeFailer,
 } from "./fake-dns-api.ts";
 
 export interface FakeDoRecord {
@@ -59,6 +60,7 @@ export async function startFakeDigitalOcean(options: FakeDigitalOceanOptions): P
   const records: FakeDoRecord[] = [];
   const requests: FakeDigitalOcean["requests"] = [];
   const rateLimit = rateLimiter();
+  const writeFault = writeFailer();
   let nextId = 1000;
   const maxPerPage = options.maxPerPage ?? 200;
   const domain = options.domain.toLowerCase();
@@ -118,6 +120,7 @@ export async function startFakeDigitalOcean(options: FakeDigitalOceanOptions): P
     if (retryAfter !== undefined) {
       return send(429, err("too_many_requests", "API Rate limit exceeded."), { "retry-after": retryAfter });
     }
+    if (writeFault.take(req.method)) return send(500, err("server_error", "Server was unable to give you a response."));
     const access = bearerAccess(req, options);
     if (access === "none") return send(401, err("Unauthorized", "Unable to authenticate you."));
     const readOnly = access === "read";
@@ -189,6 +192,7 @@ export async function startFakeDigitalOcean(options: FakeDigitalOceanOptions): P
         .map((r) => r.data)
         .sort(),
     rateLimitNext: rateLimit.arm,
+    failNthWrite: writeFault.arm,
     stallNext: server.stallNext,
     stop: server.stop,
   };

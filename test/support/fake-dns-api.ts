@@ -1,8 +1,9 @@
 /**
  * What the DNS provider fakes (fake-cloudflare-dns.ts, fake-digitalocean-dns.ts) share: the
- * surface tests drive, bearer-token access, the on-demand 429s, on-demand hangs (a provider that
- * stops answering) and the HTTP server on a random 127.0.0.1 port. Each fake keeps its
- * provider's own paths, bodies and error shapes.
+ * surface tests drive, bearer-token access, the on-demand 429s, 500s on a chosen write (a flip
+ * broken off between its separate writes), hangs (a provider that stops answering) and the HTTP
+ * server on a random 127.0.0.1 port. Each fake keeps its provider's own paths, bodies and error
+ * shapes.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 
@@ -27,6 +28,8 @@ export interface FakeDnsApi<R> {
   valuesOf(type: string, name: string): string[];
   /** The next `count` requests get 429 with `Retry-After: seconds`. */
   rateLimitNext(count: number, retryAfterSeconds: number): void;
+  /** The `n`th write (POST, PUT, DELETE) from now answers 500 and changes nothing; once. */
+  failNthWrite(n: number): void;
   /**
    * The next `count` requests are never answered (with `afterHeaders`: 200 headers are sent, the
    * body never ends). Resolves once the last of them has arrived.
@@ -67,6 +70,22 @@ export function rateLimiter() {
       if (remaining <= 0) return undefined;
       remaining--;
       return String(retryAfter);
+    },
+  };
+}
+
+/** On-demand write failure: `arm(n)` makes the nth write from now `take` true (once). */
+export function writeFailer() {
+  let countdown = 0;
+  return {
+    arm(n: number): void {
+      countdown = n;
+    },
+    /** True when this request is the write that must fail. */
+    take(method: string | undefined): boolean {
+      if (countdown <= 0 || method === "GET" || method === "HEAD") return false;
+      countdown--;
+      return countdown === 0;
     },
   };
 }
