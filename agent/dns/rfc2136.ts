@@ -1,6 +1,7 @@
 /**
- * RFC 2136 dynamic updates signed with TSIG, and plain authoritative queries, over UDP with TCP
- * fallback. Messages are encoded with dns-packet; see real-components.md §1 for its quirks:
+ * RFC 2136 dynamic updates signed with TSIG, and plain authoritative queries, over UDP (resent
+ * while unanswered: one lost datagram must not fail a flip) with TCP fallback. Messages are
+ * encoded with dns-packet; see real-components.md §1 for its quirks:
  * - no opcode field: UPDATE is `flags: 5 << 11` (it decodes as `opcode: 'UPDATE'`);
  * - ZONE section = questions, PREREQUISITE = answers, UPDATE = authorities;
  * - "delete an RRset" needs RDLENGTH 0, which only the raw `UNKNOWN_<n>` encoder produces.
@@ -61,24 +62,50 @@ function timeoutError(what: string, server: string, ms: number): DnsError {
   return new DnsError("DNS_TIMEOUT", `${what} to ${server}: no answer within ${ms} ms`);
 }
 
-function sendUdp(server: string, wire: Buffer, timeoutMs: number): Promise<Buffer> {
+/** Copies of a UDP message sent before giving up, evenly spread over the exchange's timeout. */
+const UDP_TRIES = 3;
+
+/**
+ * Sends `wire` over UDP and resends the identical message (same ID, same TSIG) every
+ * timeout/UDP_TRIES until an answer with its ID arrives: one lost datagram must not fail the
+ * exchange. Resending an UPDATE is safe, as its prerequisite makes a second copy fail instead of
+ * applying twice (sendUpdate checks which happened). Resolves with the answer and the copies sent.
+ */
+function sendUdp(server: string, wire: Buffer, timeoutMs: number): Promise<{ msg: Buffer; copies: number }> {
   const { host, port } = parseServer(server);
   const id = wire.readUInt16BE(0);
   return new Promise((resolve, reject) => {
     const socket = createSocket(isIPv6(host) ? "udp6" : "udp4");
+    let copies = 0;
+    let settled = false;
+    let timer: NodeJS.Timeout | undefined;
     const done = (err: Error | undefined, msg?: Buffer) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       socket.close();
       if (err) reject(err);
-      else if (msg) resolve(msg);
+      else if (msg) resolve({ msg, copies });
     };
-    const timer = setTimeout(() => done(timeoutError("DNS over UDP", server, timeoutMs)), timeoutMs);
+    const perCopy = Math.max(1, Math.floor(timeoutMs / UDP_TRIES));
+    const sendCopy = () => {
+      if (settled) return;
+      if (copies === UDP_TRIES) {
+        done(timeoutError(`DNS over UDP (${copies} copies sent)`, server, timeoutMs));
+        return;
+      }
+      copies++;
+      socket.send(wire, port, host);
+      // The last wait takes what is left of the timeout.
+      timer = setTimeout(sendCopy, copies === UDP_TRIES ? timeoutMs - perCopy * (UDP_TRIES - 1) : perCopy);
+    };
     socket.on("error", (err) => done(new DnsError("DNS_NETWORK", `DNS over UDP to ${server}: ${err.message}`)));
-    // Ignore datagrams that are not the answer to this message (RFC 5452 §9.1: match the ID).
+    // Ignore datagrams that are not the answer to this message (RFC 5452 §9.1: match the ID). The
+    // first answer to any copy wins; answers to the other copies arrive at a closed socket.
     socket.on("message", (msg) => {
       if (msg.length >= 12 && msg.readUInt16BE(0) === id) done(undefined, msg);
     });
-    socket.send(wire, port, host);
+    sendCopy();
   });
 }
 
@@ -114,25 +141,36 @@ function sendTcp(server: string, wire: Buffer, timeoutMs: number): Promise<Buffe
 /** Transport used for one exchange, reported so tests and logs can see the TCP fallback. */
 export type Transport = "udp" | "tcp";
 
+/** One exchange's answer and how it travelled. */
+export interface Exchanged {
+  response: Buffer;
+  transport: Transport;
+  /** The UDP answer had TC set and the message was sent again over TCP. */
+  truncated: boolean;
+  /** The message went out more than once over UDP (a copy or its answer was lost or late). */
+  resent: boolean;
+}
+
 /**
- * Sends one message: UDP, or TCP directly when it exceeds 512 bytes; retries over TCP when the
- * UDP answer has the TC bit set (RFC 7766 §5).
+ * Sends one message: UDP (resent while unanswered), or TCP directly when it exceeds 512 bytes;
+ * retries over TCP when the UDP answer has the TC bit set (RFC 7766 §5).
  */
 export async function exchange(
   server: string,
   wire: Buffer,
   timeoutMs: number,
   options: { forceTcp?: boolean } = {},
-): Promise<{ response: Buffer; transport: Transport; truncated: boolean }> {
+): Promise<Exchanged> {
   if (options.forceTcp || wire.length > UDP_LIMIT) {
-    return { response: await sendTcp(server, wire, timeoutMs), transport: "tcp", truncated: false };
+    return { response: await sendTcp(server, wire, timeoutMs), transport: "tcp", truncated: false, resent: false };
   }
-  const response = await sendUdp(server, wire, timeoutMs);
+  const { msg, copies } = await sendUdp(server, wire, timeoutMs);
+  const resent = copies > 1;
   // Header flags word, bit 9 = TC.
-  if ((response.readUInt16BE(2) & packet.TRUNCATED_RESPONSE) !== 0) {
-    return { response: await sendTcp(server, wire, timeoutMs), transport: "tcp", truncated: true };
+  if ((msg.readUInt16BE(2) & packet.TRUNCATED_RESPONSE) !== 0) {
+    return { response: await sendTcp(server, wire, timeoutMs), transport: "tcp", truncated: true, resent };
   }
-  return { response, transport: "udp", truncated: false };
+  return { response: msg, transport: "udp", truncated: false, resent };
 }
 
 function randomId(): number {
@@ -289,7 +327,7 @@ export async function sendUpdate(target: Rfc2136Server, update: RecordUpdate): P
   const what = `UPDATE ${update.name} ${update.type} at ${target.server}`;
   const unsigned = encodeUpdate(target.zone, update);
   const signed = signMessage(unsigned, target.key, Math.floor(now() / 1000));
-  const { response, transport, truncated } = await exchange(target.server, signed.wire, timeoutMs);
+  const { response, transport, truncated, resent } = await exchange(target.server, signed.wire, timeoutMs);
   const msg = decode(response, target.server);
   const rcode = msg.rcode ?? "NOERROR";
   const check = verifyResponse(response, signed.mac, target.key, Math.floor(now() / 1000));
@@ -305,9 +343,10 @@ export async function sendUpdate(target: Rfc2136Server, update: RecordUpdate): P
     }
     if (rcode === "NOERROR") throw new DnsError("DNS_RESPONSE_UNSIGNED", `${what}: NOERROR answer is not signed`);
   }
-  if (rcode === "NXRRSET" && truncated && update.next) {
-    // The server processed the UDP copy before answering with TC, so the TCP resend finds the
-    // prerequisite gone. If the record now holds exactly our values, that first copy applied it.
+  if (rcode === "NXRRSET" && (truncated || resent) && update.next) {
+    // The message reached the server more than once: a UDP copy answered with TC before the TCP
+    // resend, or a copy whose answer was lost before a UDP resend. An earlier copy applied, the
+    // later one finds the prerequisite gone. If the record now holds exactly our values, ours did.
     const current = await queryRecord(target.server, update.name, update.type, { timeoutMs, forceTcp: true });
     if (sameSet(update.type, current, update.next)) return { rcode: "NOERROR", transport, ms: now() - started };
   }

@@ -1,6 +1,7 @@
 /**
- * TSIG signing and response verification, and the RFC 2136 transport (UDP, TC → TCP, large → TCP,
- * timeouts), against a known vector captured from BIND's nsupdate and a real BIND.
+ * TSIG signing and response verification, and the RFC 2136 transport (UDP, resends of lost
+ * datagrams, TC → TCP, large → TCP, timeouts), against a known vector captured from BIND's
+ * nsupdate and a real BIND.
  */
 import { createSocket, type Socket } from "node:dgram";
 import { connect, createServer, type Server } from "node:net";
@@ -59,7 +60,9 @@ let key: TsigKey;
 let target: Rfc2136Server;
 
 beforeAll(async () => {
-  bind = await startBind({ records: ["www IN A 10.0.0.1", "big IN A 10.0.0.1"] });
+  bind = await startBind({
+    records: ["www IN A 10.0.0.1", "big IN A 10.0.0.1", "lost-ask IN A 10.0.0.1", "lost-answer IN A 10.0.0.1"],
+  });
   key = { name: bind.keyName, algorithm: "hmac-sha256", secret: parseTsigSecret(bind.secret) };
   target = { server: bind.server, zone: bind.zone, key, timeoutMs: 2000 };
 });
@@ -71,10 +74,16 @@ afterAll(async () => {
 });
 
 /**
- * A UDP (and TCP) man in the middle in front of BIND that can rewrite UDP responses.
+ * A UDP (and TCP) man in the middle in front of BIND that can rewrite UDP responses and lose the
+ * first `dropRequests` datagrams on the way in or the first `dropAnswers` on the way back.
  * TCP is forwarded unchanged, so a TC fallback reaches the real server.
  */
-async function proxy(rewrite: (response: Buffer) => Buffer): Promise<{ server: string; udpSeen: () => number }> {
+async function proxy(
+  rewrite: (response: Buffer) => Buffer,
+  lose: { dropRequests?: number; dropAnswers?: number } = {},
+): Promise<{ server: string; udpSeen: () => number }> {
+  let dropRequests = lose.dropRequests ?? 0;
+  let dropAnswers = lose.dropAnswers ?? 0;
   const port = await freePort();
   const udp: Socket = createSocket("udp4");
   await new Promise<void>((resolve, reject) => {
@@ -84,10 +93,18 @@ async function proxy(rewrite: (response: Buffer) => Buffer): Promise<{ server: s
   let seen = 0;
   udp.on("message", (msg, rinfo) => {
     seen++;
+    if (dropRequests > 0) {
+      dropRequests--;
+      return;
+    }
     const upstream = createSocket("udp4");
     upstream.on("message", (res) => {
-      udp.send(rewrite(res), rinfo.port, rinfo.address);
       upstream.close();
+      if (dropAnswers > 0) {
+        dropAnswers--;
+        return;
+      }
+      udp.send(rewrite(res), rinfo.port, rinfo.address);
     });
     upstream.send(msg, bind.port, "127.0.0.1");
   });
@@ -247,8 +264,44 @@ describe("RFC 2136 transport", () => {
     expect(await queryRecord(bind.server, "big.example.test", "A", { forceTcp: true })).toHaveLength(40);
   });
 
-  it("times out clearly when the server never answers", async () => {
+  it("a lost UPDATE datagram is sent again, so the update and the query still succeed", async () => {
+    const lossy = await proxy((res) => res, { dropRequests: 1 });
+    const result = await sendUpdate(
+      { ...target, server: lossy.server, timeoutMs: 900 },
+      { name: "lost-ask.example.test", type: "A", ttl: 60, expected: ["10.0.0.1"], next: ["10.0.0.2"] },
+    );
+    expect(result.transport).toBe("udp");
+    expect(lossy.udpSeen()).toBe(2);
+    const lossyQuery = await proxy((res) => res, { dropRequests: 1 });
+    expect(await queryRecord(lossyQuery.server, "lost-ask.example.test", "A", { timeoutMs: 900 })).toEqual([
+      "10.0.0.2",
+    ]);
+    expect(lossyQuery.udpSeen()).toBe(2);
+  });
+
+  it("a lost answer: the resent UPDATE fails its prerequisite, and the record holding our values is success", async () => {
+    const lossy = await proxy((res) => res, { dropAnswers: 1 });
+    const result = await sendUpdate(
+      { ...target, server: lossy.server, timeoutMs: 900 },
+      { name: "lost-answer.example.test", type: "A", ttl: 60, expected: ["10.0.0.1"], next: ["10.0.0.2"] },
+    );
+    expect(result).toMatchObject({ rcode: "NOERROR", transport: "udp" });
+    expect(lossy.udpSeen()).toBe(2);
+    expect(await queryRecord(bind.server, "lost-answer.example.test", "A")).toEqual(["10.0.0.2"]);
+    // A lost answer to a prerequisite-only UPDATE (dry run) that fails is not mistaken for success.
+    const dry = await proxy((res) => res, { dropAnswers: 1 });
+    await expect(
+      sendUpdate(
+        { ...target, server: dry.server, timeoutMs: 900 },
+        { name: "lost-answer.example.test", type: "A", ttl: 60, expected: ["10.0.0.1"] },
+      ),
+    ).rejects.toMatchObject({ code: "DNS_NXRRSET" });
+  });
+
+  it("times out clearly when the server never answers, after sending the same message three times", async () => {
     const silent = createSocket("udp4");
+    const received: Buffer[] = [];
+    silent.on("message", (msg) => received.push(msg));
     await new Promise<void>((r) => silent.bind(0, "127.0.0.1", () => r()));
     proxies.push({ close: () => silent.close() });
     const server = `127.0.0.1:${silent.address().port}`;
@@ -257,6 +310,8 @@ describe("RFC 2136 transport", () => {
     expect(err).toMatchObject({ code: "DNS_TIMEOUT" });
     expect((err as Error).message).toContain(server);
     expect(Date.now() - started).toBeLessThan(2000);
+    expect(received).toHaveLength(3);
+    expect(received.every((m) => m.equals(received[0] as Buffer))).toBe(true);
     const upd = await sendUpdate(
       { ...target, server, timeoutMs: 300 },
       {
