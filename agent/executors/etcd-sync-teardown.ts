@@ -8,7 +8,10 @@
  *   which in the detail. The verdict is remembered per action: once the sync is stopped the
  *   heartbeat lag grows by design, so a resumed action must not re-judge it.
  * - stop-sync: scales the synchronizer Deployment to 0 (merge patch of spec.replicas) or deletes
- *   it, then waits until its pods are gone, bounded.
+ *   it, then waits until its pods are gone (terminating ones too), bounded. A Deployment that is
+ *   not there fails the step unless forced (a wrong name must not pass for a stopped sync), except
+ *   when this switch deleted it: then its pods, by the selector remembered before the delete,
+ *   are waited for again.
  * - flip-dns: the named dns-flip target's flip to the action's `to` side, with its verification
  *   (agent/executors/dns-flip.ts `flipDns`, which is a no-op when the record already holds it).
  * - restart: kubectl-style rollout restart (strategic merge patch of the pod template's
@@ -94,6 +97,8 @@ interface Switch {
   to: string;
   actionIds: string[];
   finished: boolean;
+  /** The synchronizer Deployment an action of this switch deleted, with its pods' selector. */
+  syncDeleted?: { actionId: string; namespace: string; name: string; matchLabels: Record<string, string> };
 }
 const SWITCH_KEY = "etcd-sync-teardown/switch";
 
@@ -183,13 +188,21 @@ class Workloads {
     }
   }
 
-  async countPods(namespace: string, matchLabels: Record<string, string>): Promise<number> {
+  /**
+   * Pods matching a selector. Terminating pods count: their containers (the mirror) keep running
+   * until the grace period ends, so a synchronizer is stopped only when its pods are gone.
+   */
+  async listPods(
+    namespace: string,
+    matchLabels: Record<string, string>,
+  ): Promise<{ total: number; terminating: number }> {
     const labelSelector = Object.entries(matchLabels)
       .map(([k, v]) => `${k}=${v}`)
       .join(",");
-    if (!labelSelector) return 0;
+    if (!labelSelector) return { total: 0, terminating: 0 };
     const list = await this.core.listNamespacedPod({ namespace, labelSelector });
-    return list.items.filter((p) => !p.metadata?.deletionTimestamp).length;
+    const terminating = list.items.filter((p) => p.metadata?.deletionTimestamp).length;
+    return { total: list.items.length, terminating };
   }
 
   async read(w: Workload): Promise<k8s.V1Deployment | k8s.V1StatefulSet | k8s.V1DaemonSet | undefined> {
@@ -310,27 +323,42 @@ export function createEtcdSyncTeardownExecutor(deps: EtcdSyncTeardownDeps): Exec
     name: "stop-sync",
     async run(ctx) {
       const { sync } = ctx.target;
-      const dryRun = ctx.action.dryRun;
+      const { action } = ctx;
+      const dryRun = action.dryRun;
       const what = label(sync);
+      const current = await joinSwitch(ctx);
       const dep = await kube(`read ${what}`, () => cluster.readDeployment(sync.namespace, sync.name));
-      if (!dep) {
-        return {
-          detail:
-            sync.action === "delete"
-              ? `${what} already deleted`
-              : `${what} not found: no synchronizer to stop (check the target's sync settings)`,
-        };
-      }
-      const matchLabels = dep.spec?.selector?.matchLabels ?? {};
+      let matchLabels: Record<string, string>;
       let did: string;
-      if (sync.action === "delete") {
-        await kube(`delete ${what}`, () => cluster.deleteDeployment(sync.namespace, sync.name, dryRun));
-        did = "deleted";
-      } else if (dep.spec?.replicas === 0) {
-        did = "already at 0 replicas";
+      if (!dep) {
+        // Absent is success only when this switch deleted it; its pods may still be terminating,
+        // so they are waited for below with the selector remembered before the delete.
+        const deleted = sync.action === "delete" ? current.syncDeleted : undefined;
+        if (deleted?.namespace === sync.namespace && deleted.name === sync.name) {
+          matchLabels = deleted.matchLabels;
+          did = `already deleted by ${deleted.actionId}`;
+        } else {
+          // Nothing to stop means nothing was stopped: after a typo in the name the real
+          // synchronizer would keep mirroring into the standby after the DNS flip.
+          const missing = `${what} not found, so no synchronizer was stopped (check the target's sync kind, namespace and name)`;
+          if (!action.force) throw new StepError("sync-not-found", `${missing}; force to proceed without stopping it`);
+          return { detail: `FORCED: proceeding although ${missing}` };
+        }
       } else {
-        await kube(`scale ${what} to 0`, () => cluster.scaleDeploymentToZero(sync.namespace, sync.name, dryRun));
-        did = `scaled from ${dep.spec?.replicas ?? 1} to 0`;
+        matchLabels = dep.spec?.selector?.matchLabels ?? {};
+        if (sync.action === "delete") {
+          // Remembered before the delete: a resumed step finds the Deployment gone and must still
+          // wait for its pods.
+          const syncDeleted = { actionId: action.id, namespace: sync.namespace, name: sync.name, matchLabels };
+          if (!dryRun) await ctx.memory.set(SWITCH_KEY, { ...current, syncDeleted } satisfies Switch);
+          await kube(`delete ${what}`, () => cluster.deleteDeployment(sync.namespace, sync.name, dryRun));
+          did = "deleted";
+        } else if (dep.spec?.replicas === 0) {
+          did = "already at 0 replicas";
+        } else {
+          await kube(`scale ${what} to 0`, () => cluster.scaleDeploymentToZero(sync.namespace, sync.name, dryRun));
+          did = `scaled from ${dep.spec?.replicas ?? 1} to 0`;
+        }
       }
       if (dryRun) {
         const would = did.startsWith("already") ? did : `would be ${did} (accepted with dryRun=All)`;
@@ -339,28 +367,29 @@ export function createEtcdSyncTeardownExecutor(deps: EtcdSyncTeardownDeps): Exec
       const timeoutSeconds = deps.stopSyncTimeoutSeconds ?? 120;
       const deadline = ctx.now() + timeoutSeconds * 1000;
       for (;;) {
-        const pods = await kube(`list pods of ${what}`, () => cluster.countPods(sync.namespace, matchLabels));
+        const pods = await kube(`list pods of ${what}`, () => cluster.listPods(sync.namespace, matchLabels));
         const gone =
           sync.action === "delete"
             ? !(await kube(`read ${what}`, () => cluster.readDeployment(sync.namespace, sync.name)))
             : true;
-        if (pods === 0 && gone) {
+        if (pods.total === 0 && gone) {
           const record: SyncStopped = {
-            actionId: ctx.action.id,
-            to: ctx.action.to,
+            actionId: action.id,
+            to: action.to,
             at: new Date(ctx.now()).toISOString(),
           };
           const earlier = await ctx.memory.get<SyncStopped>(SYNC_STOPPED_KEY);
           if (!earlier || !did.startsWith("already")) await ctx.memory.set(SYNC_STOPPED_KEY, record);
           return { detail: `${what} ${did}; its pods are gone` };
         }
+        const remain = `${pods.total} pod(s) (${pods.terminating} terminating)`;
         if (ctx.now() >= deadline) {
           throw new StepError(
             "sync-stop-timeout",
-            `${what} ${did}, but after ${timeoutSeconds} s ${pods} pod(s) remain${gone ? "" : " and the Deployment still exists"}`,
+            `${what} ${did}, but after ${timeoutSeconds} s ${remain} remain${gone ? "" : " and the Deployment still exists"}`,
           );
         }
-        ctx.progress(`${what} ${did}; waiting for ${pods} pod(s) to go`);
+        ctx.progress(`${what} ${did}; waiting for ${remain} to go`);
         await ctx.sleep(pollMs);
       }
     },

@@ -11,7 +11,11 @@ import { queryRecord } from "../../agent/dns/rfc2136.ts";
 import { createEtcdClient } from "../../agent/etcd/client.ts";
 import { startHeartbeatWriter } from "../../agent/etcd/heartbeat.ts";
 import { type DurableMemory, type StepContext, StepError } from "../../agent/executor.ts";
-import { createEtcdSyncTeardownExecutor, RESTARTED_BY } from "../../agent/executors/etcd-sync-teardown.ts";
+import {
+  createEtcdSyncTeardownExecutor,
+  type EtcdSyncTeardownDeps,
+  RESTARTED_BY,
+} from "../../agent/executors/etcd-sync-teardown.ts";
 import { silentLogger } from "../../agent/log.ts";
 import { createReportSender } from "../../agent/report-sender.ts";
 import { ActionRunner } from "../../agent/runner.ts";
@@ -218,8 +222,15 @@ interface StepResult {
   code?: string;
 }
 
+interface RunOptions {
+  /** Overrides of the executor's dependencies. */
+  deps?: Partial<EtcdSyncTeardownDeps>;
+  /** Sees each step's progress reports. */
+  progress?: (step: string, detail: string) => void;
+}
+
 /** Runs the executor's steps in order, like the runner, stopping at the first failure or after `stopAfter`. */
-async function run(w: World, a: ActionRequest, stopAfter?: string): Promise<StepResult[]> {
+async function run(w: World, a: ActionRequest, stopAfter?: string, opts: RunOptions = {}): Promise<StepResult[]> {
   const executor = createEtcdSyncTeardownExecutor({
     kubeConfig: w.api.kubeConfig(),
     agentConfig: w.config,
@@ -227,6 +238,7 @@ async function run(w: World, a: ActionRequest, stopAfter?: string): Promise<Step
     pollMs: 20,
     verifyIntervalMs: 50,
     etcdCallTimeoutMs: 500,
+    ...opts.deps,
   });
   const out: StepResult[] = [];
   for (const step of executor.steps(a, w.target)) {
@@ -239,7 +251,7 @@ async function run(w: World, a: ActionRequest, stopAfter?: string): Promise<Step
       signal: new AbortController().signal,
       now: Date.now,
       sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
-      progress: () => {},
+      progress: (detail) => opts.progress?.(step.name, detail),
     };
     try {
       const outcome = await step.run(ctx);
@@ -476,7 +488,82 @@ describe("etcd-sync-teardown failover", () => {
     await w.backend.idle();
     expect(w.backend.running(NS, "etcd-sync")).toBe(false);
     const again = await run(w, action(1));
-    expect(again[1]?.detail).toBe(`Deployment ${NS}/etcd-sync already deleted`);
+    expect(again[1]?.detail).toBe(`Deployment ${NS}/etcd-sync already deleted by global-dr:1; its pods are gone`);
+    // A later switch did not delete it: an absent synchronizer is not one it stopped.
+    const later = await run(w, action(2));
+    expect(later.at(-1)).toMatchObject({ name: "stop-sync", status: "failed", code: "sync-not-found" });
+  });
+
+  it("with action delete: a step resumed after the delete still waits for the pods that are terminating", async () => {
+    const w = await makeWorld(20, pair, { syncAction: "delete", restart: [] });
+    const pods = { resource: "pods" };
+    const syncPods = () => w.api.store.list(pods, NS, { labelSelector: "app=etcd-sync" });
+    // A finalizer keeps the synchronizer's pod Terminating after the delete, as a grace period does.
+    for (const pod of syncPods()) {
+      w.api.store.mutate(pods, NS, pod.metadata.name ?? "", (p) => {
+        p.metadata.finalizers = ["test.turnout.dev/hold"];
+      });
+    }
+    expect(syncPods()).toHaveLength(1);
+
+    // The first attempt deletes the Deployment and gives up waiting at once (timeout 0).
+    const first = await run(w, action(1), undefined, { deps: { stopSyncTimeoutSeconds: 0 } });
+    expect(first.at(-1)).toMatchObject({ name: "stop-sync", status: "failed", code: "sync-stop-timeout" });
+    expect(first.at(-1)?.detail).toBe(
+      `Deployment ${NS}/etcd-sync deleted, but after 0 s 1 pod(s) (1 terminating) remain`,
+    );
+    expect(w.api.store.get({ group: "apps", resource: "deployments" }, NS, "etcd-sync")).toBeUndefined();
+
+    // Resumed: the Deployment is gone, the pod is not; the step waits until the pod goes.
+    let released = false;
+    const resumed = await run(w, action(1), "stop-sync", {
+      progress: (step, detail) => {
+        if (step !== "stop-sync" || released) return;
+        expect(detail).toBe(
+          `Deployment ${NS}/etcd-sync already deleted by global-dr:1; waiting for 1 pod(s) (1 terminating) to go`,
+        );
+        released = true;
+        for (const pod of syncPods()) {
+          w.api.store.mutate(pods, NS, pod.metadata.name ?? "", (p) => {
+            p.metadata.finalizers = [];
+          });
+        }
+      },
+    });
+    expect(released).toBe(true);
+    expect(resumed.at(-1)).toEqual({
+      name: "stop-sync",
+      status: "succeeded",
+      detail: `Deployment ${NS}/etcd-sync already deleted by global-dr:1; its pods are gone`,
+    });
+    expect(syncPods()).toEqual([]);
+  });
+
+  it("a synchronizer Deployment that does not exist fails stop-sync, naming it, unless forced", async () => {
+    const w = await makeWorld(20, pair, { restart: [] });
+    // A typo in the name: the real synchronizer keeps running under its own name.
+    const typo: World = { ...w, target: { ...w.target, sync: { ...w.target.sync, name: "etcd-synk" } } };
+    const missing = `Deployment ${NS}/etcd-synk not found, so no synchronizer was stopped (check the target's sync kind, namespace and name)`;
+
+    const dry = await run(typo, action(1, { dryRun: true }));
+    expect(dry.at(-1)).toMatchObject({ name: "stop-sync", status: "failed", code: "sync-not-found" });
+    const steps = await run(typo, action(2));
+    expect(steps.map((s) => [s.name, s.status])).toEqual([
+      ["consistency", "succeeded"],
+      ["stop-sync", "failed"],
+    ]);
+    expect(steps[1]).toMatchObject({
+      code: "sync-not-found",
+      detail: `${missing}; force to proceed without stopping it`,
+    });
+    expect(writes(w)).toEqual([]);
+    expect(await dnsAnswer(w)).toEqual([PRIMARY_VIP]);
+    expect(w.backend.running(NS, "etcd-sync")).toBe(true);
+
+    const forced = await run(typo, action(3, { force: true }));
+    expect(forced.map((s) => s.status)).toEqual(["succeeded", "succeeded", "succeeded", "skipped", "succeeded"]);
+    expect(forced[1]?.detail).toBe(`FORCED: proceeding although ${missing}`);
+    expect(await dnsAnswer(w)).toEqual([STANDBY_VIP]);
   });
 
   it("fails at restart when a rollout does not complete within restartTimeoutSeconds, naming the workload", async () => {
