@@ -28,6 +28,7 @@ import type { RouteSwapTarget, Side } from "../../shared/config.ts";
 import type { ActionRequest } from "../../shared/protocol.ts";
 import type { Executor, Step, StepContext, StepOutcome } from "../executor.ts";
 import { StepError } from "../executor.ts";
+import { describeFetchError } from "../fetch-error.ts";
 
 /** The StaticRoute custom resource (cluster-scoped). */
 export const STATIC_ROUTE = { group: "networking.digitalocean.com", version: "v1", plural: "staticroutes" } as const;
@@ -712,7 +713,7 @@ export function createRouteSwapExecutor(options: RouteSwapOptions): Executor<Rou
               lastAnswer = last;
             } catch (err) {
               if (ctx.signal.aborted) throw err;
-              last = `failed: ${err instanceof Error ? err.message : String(err)}`;
+              last = `failed: ${describeFetchError(err)}`;
             }
             // Wait before the next attempt, but never start one with almost no time left.
             const wait = Math.min(500, deadline - ctx.now());

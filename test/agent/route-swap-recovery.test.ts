@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { createRouteSwapExecutor, ROUTE_SWAP_STEPS } from "../../agent/executors/route-swap.ts";
+import { freePort } from "../support/free-port.ts";
 import {
   MapMemory,
   routeSwapTarget,
@@ -70,6 +71,22 @@ describe("route-swap recovery", () => {
     expect(err?.code).toBe("egress-mismatch");
     expect(err?.message).toContain('answered "203.0.113.12"; expected 203.0.113.99');
     expect(err?.message).toContain("A retry resumes at step egress-check");
+  });
+
+  it("names the transport error when the IP-echo service cannot be reached", async () => {
+    const { memory, newExecutor, target } = await setup();
+    const closed = await freePort();
+    const unreachable = {
+      ...target,
+      egressCheck: target.egressCheck && {
+        ...target.egressCheck,
+        url: `http://127.0.0.1:${closed}/ip`,
+        timeoutSeconds: 0.3,
+      },
+    };
+    const runs = await runSteps(newExecutor(), swapAction("primary", "secondary"), unreachable, memory);
+    // Not just "fetch failed": the cause a person can act on.
+    expect(runs.at(-1)?.error?.message).toContain(`ECONNREFUSED 127.0.0.1:${closed}`);
   });
 
   for (let k = 1; k < ROUTE_SWAP_STEPS.length; k++) {
