@@ -415,6 +415,7 @@ export function createEtcdSyncTeardownExecutor(deps: EtcdSyncTeardownDeps): Exec
         fetch: deps.fetch,
         verifyIntervalMs: deps.verifyIntervalMs,
         progress: (d) => ctx.progress(`${name}: ${d}`),
+        signal: ctx.signal,
       });
       return { detail: `${name} (${result.outcome}): ${result.detail}` };
     },
