@@ -46,9 +46,13 @@ export interface RunnerOptions {
   metrics?: AgentMetrics;
   /** Milliseconds since the epoch (tests inject a clock). */
   now?: () => number;
-  /** Passed to steps as StepContext.sleep (tests inject a fast one). */
+  /** Passed to steps as StepContext.sleep, and waits out the runner's own retries (tests inject a fast one). */
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
+
+/** Backoff of the runner's own retries (store writes): doubles from the first delay up to the cap. */
+const RETRY_FIRST_MS = 500;
+const RETRY_MAX_MS = 30_000;
 
 interface Active {
   record: ActionRecord;
@@ -108,24 +112,45 @@ export class ActionRunner {
       const id = record.request.id;
       await this.withTargetLock(record.request.target, async () => {
         if (this.active.has(id)) return;
-        const a = this.track(record);
+        this.resume(record);
         picked.push(id);
-        if (record.report.status === "running") {
-          this.opts.log.info("resuming action", {
-            target: record.request.target,
-            action: id,
-            completedSteps: record.completedSteps,
-          });
-          a.execution = this.execute(a);
-        } else {
-          this.opts.log.info("re-sending unacknowledged report", { target: record.request.target, action: id });
-          a.version = 1;
-          a.durableVersion = 1;
-          this.kickDelivery(a);
-        }
       });
     }
     return picked;
+  }
+
+  /** Continues a stored action: runs what is left of a running one, re-sends the report of a finished one. */
+  private resume(record: ActionRecord): void {
+    const a = this.track(record);
+    const id = record.request.id;
+    if (record.report.status === "running") {
+      this.opts.log.info("resuming action", {
+        target: record.request.target,
+        action: id,
+        completedSteps: record.completedSteps,
+      });
+      a.execution = this.execute(a);
+    } else {
+      this.opts.log.info("re-sending unacknowledged report", { target: record.request.target, action: id });
+      a.version = 1;
+      a.durableVersion = 1;
+      this.kickDelivery(a);
+    }
+  }
+
+  /**
+   * Resumes a record the store calls running that nothing here executes. On an accepting leader
+   * every running action executes (resumeUnfinished picked them up), so this is one whose first
+   * write reported a failure yet landed: answering "duplicate" (same id) or "conflict" (new id)
+   * without running it would leave the target stuck until the Lease moved.
+   */
+  private adoptOrphan(record: ActionRecord): void {
+    if (record.report.status !== "running" || !this.accepting || this.active.has(record.request.id)) return;
+    this.opts.log.warn("found a running action nothing executes", {
+      target: record.request.target,
+      action: record.request.id,
+    });
+    this.resume(record);
   }
 
   /**
@@ -137,8 +162,7 @@ export class ActionRunner {
     const all = [...this.active.values()];
     for (const a of all) a.controller.abort(new Error(reason));
     await Promise.allSettled(all.flatMap((a) => [a.execution, a.delivery, a.persisted]));
-    for (const a of all) this.active.delete(a.record.request.id);
-    this.updateInProgress();
+    for (const a of all) this.untrack(a);
   }
 
   /**
@@ -198,8 +222,13 @@ export class ActionRunner {
     const executor = executors.get(target.kind);
     if (!executor) return { outcome: "no-executor", kind: target.kind };
 
-    const same = this.findActive(request.id)?.record ?? (await store.get(request.target, request.id));
-    if (same) return { outcome: "duplicate", report: structuredClone(same.report) };
+    const known = this.findActive(request.id);
+    if (known) return { outcome: "duplicate", report: structuredClone(known.record.report) };
+    const stored = await store.get(request.target, request.id);
+    if (stored) {
+      this.adoptOrphan(stored);
+      return { outcome: "duplicate", report: structuredClone(stored.report) };
+    }
 
     for (const a of this.active.values()) {
       if (a.record.request.target === request.target && a.record.report.status === "running") {
@@ -207,13 +236,24 @@ export class ActionRunner {
       }
     }
     const latest = await store.latest(request.target);
-    if (latest && latest.report.status === "running") return { outcome: "conflict", runningId: latest.request.id };
+    if (latest && latest.report.status === "running") {
+      this.adoptOrphan(latest);
+      return { outcome: "conflict", runningId: latest.request.id };
+    }
     if (!this.accepting) return { outcome: "stopping" };
 
     const record = this.newRecord(request, executor, target, latest);
     const a = this.track(record);
     a.version = 1;
-    await this.persist(a);
+    try {
+      // One attempt (the store retries conflicts itself); on failure the sender's retry decides again.
+      const snapshot = structuredClone(record);
+      await store.put(snapshot);
+      this.stored(a, snapshot, a.version);
+    } catch (err) {
+      this.untrack(a);
+      throw err;
+    }
     this.opts.log.info("action accepted", { target: request.target, action: request.id, kind: request.kind });
     a.execution = this.execute(a);
     return { outcome: "accepted", id: request.id };
@@ -283,6 +323,11 @@ export class ActionRunner {
     return a;
   }
 
+  private untrack(a: Active): void {
+    if (this.active.get(a.record.request.id) === a) this.active.delete(a.record.request.id);
+    this.updateInProgress();
+  }
+
   private updateInProgress(): void {
     this.opts.metrics?.setInProgress([...this.active.values()].filter((x) => x.execution).length);
   }
@@ -308,15 +353,42 @@ export class ActionRunner {
     const version = a.version;
     const next = a.persisted
       .catch(() => undefined)
-      .then(() => this.opts.store.put(snapshot))
-      .then(() => {
-        if (version > a.durableVersion) {
-          a.durableVersion = version;
-          a.durableReport = snapshot.report;
-        }
-      });
+      .then(() => this.putUntilStored(a, snapshot))
+      .then(() => this.stored(a, snapshot, version));
     a.persisted = next;
     return next;
+  }
+
+  /** Notes that the store holds `snapshot` (change `version`): from now on it may be reported. */
+  private stored(a: Active, snapshot: ActionRecord, version: number): void {
+    if (version > a.durableVersion) {
+      a.durableVersion = version;
+      a.durableReport = snapshot.report;
+    }
+  }
+
+  /**
+   * Writes a record, retrying a failed write (an API error, or conflicts the store gave up on)
+   * with capped backoff until it lands or the action is aborted. Giving up would strand the
+   * action: "running" in the store, nothing executing it, every new delivery a duplicate or 409.
+   */
+  private async putUntilStored(a: Active, record: ActionRecord): Promise<void> {
+    const signal = a.controller.signal;
+    for (let retryInMs = RETRY_FIRST_MS; ; retryInMs = Math.min(RETRY_MAX_MS, retryInMs * 2)) {
+      try {
+        await this.opts.store.put(record);
+        return;
+      } catch (err) {
+        if (signal.aborted) throw err;
+        this.opts.log.warn("could not store the action record; retrying", {
+          target: record.request.target,
+          action: record.request.id,
+          error: String(err),
+          retryInMs,
+        });
+        await this.sleep(retryInMs, signal);
+      }
+    }
   }
 
   private kickDelivery(a: Active): void {
@@ -351,8 +423,7 @@ export class ActionRunner {
 
   private maybeForget(a: Active): void {
     if (!a.execution && !a.delivery && a.record.report.status !== "running" && a.record.reportDelivered) {
-      this.active.delete(a.record.request.id);
-      this.updateInProgress();
+      this.untrack(a);
     }
   }
 
@@ -360,8 +431,18 @@ export class ActionRunner {
     try {
       await this.runSteps(a);
     } catch (err) {
-      // Only store failures land here; the action stays unfinished and resumes later.
-      this.opts.log.error("action interrupted", { action: a.record.request.id, error: String(err) });
+      const action = a.record.request.id;
+      if (a.controller.signal.aborted) {
+        // Shutdown or lost leadership (store writes are retried until then): the action stays
+        // unfinished in the store and resumes on the next leader.
+        this.opts.log.warn("action stopped; it resumes on the next leader", { action, error: String(err) });
+      } else {
+        // Neither a step failure (reported) nor a store error (retried), e.g. the executor's steps()
+        // threw for a resumed action: let go of it, so the next delivery adopts it again.
+        this.opts.log.error("action interrupted; the next delivery restarts it", { action, error: String(err) });
+        a.controller.abort(err);
+        this.untrack(a);
+      }
     } finally {
       a.execution = undefined;
       this.updateInProgress();

@@ -1,0 +1,170 @@
+/**
+ * The runner when things around it fail: store writes that fail (or fail yet land), report
+ * delivery that throws, leadership that flips back while steps are still stopping, and steps
+ * that report progress in tight loops. Each case once left an action stranded ("running" with
+ * nothing executing) or the agent spinning, so each is pinned here with in-process fakes and an
+ * injected sleep that records its waits instead of waiting.
+ */
+import { describe, expect, it } from "vitest";
+import { type ActionRecord, InMemoryActionStore } from "../../agent/action-store.ts";
+import { createLogger, type Logger } from "../../agent/log.ts";
+import type { ReportSender } from "../../agent/report-sender.ts";
+import { ActionRunner, type ExecutorRegistry } from "../../agent/runner.ts";
+import { type ActionReport, type ActionRequest, ActionRequestSchema } from "../../shared/protocol.ts";
+import { actionRequest, type CountingOptions, countingExecutor, testAgentConfig } from "../support/test-executors.ts";
+
+/** What one write does: succeed, fail, or fail after landing (a timeout after the commit). */
+type WriteOutcome = "ok" | "fail" | "landed";
+
+/** An in-memory store whose writes follow a script (then succeed), counting those that landed. */
+class FlakyStore extends InMemoryActionStore {
+  puts: ActionRecord[] = [];
+  private readonly outcomes: WriteOutcome[] = [];
+
+  /** The outcomes of the next writes, in order. */
+  script(...outcomes: WriteOutcome[]): void {
+    this.outcomes.push(...outcomes);
+  }
+
+  override async put(record: ActionRecord): Promise<void> {
+    const outcome = this.outcomes.shift() ?? "ok";
+    if (outcome === "fail") throw new Error("HTTP-Code: 500 Message: etcdserver: request timed out");
+    await super.put(record);
+    this.puts.push(structuredClone(record));
+    if (outcome === "landed") throw new Error("HTTP-Code: 504 Message: the write timed out (it may have landed)");
+  }
+}
+
+function recordingSender(sent: ActionReport[]): ReportSender {
+  return {
+    sendOnce: async (report) => {
+      sent.push(report);
+      return true;
+    },
+    deliver: async (latest) => {
+      const report = latest();
+      sent.push(report);
+      return report;
+    },
+  };
+}
+
+/** A sleep that records each wait and returns at once (or rejects when aborted). */
+function recordingSleep() {
+  const slept: number[] = [];
+  return {
+    slept,
+    sleep: async (ms: number, signal?: AbortSignal) => {
+      slept.push(ms);
+      signal?.throwIfAborted();
+    },
+  };
+}
+
+function capturingLogger(): { log: Logger; lines: { level: string; msg: string }[] } {
+  const lines: { level: string; msg: string }[] = [];
+  return { log: createLogger({}, { write: (line) => lines.push(JSON.parse(line)) }), lines };
+}
+
+interface SetupOptions {
+  store?: InMemoryActionStore;
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  reports?: ReportSender;
+}
+
+function setup(counting: CountingOptions, options: SetupOptions = {}) {
+  const executor = countingExecutor(counting);
+  const store = options.store ?? new FlakyStore();
+  const sent: ActionReport[] = [];
+  const { log, lines } = capturingLogger();
+  const sleep = recordingSleep();
+  const executors: ExecutorRegistry = new Map([["dns-flip", executor.executor]]);
+  const runner = new ActionRunner({
+    config: testAgentConfig(["app"], "http://127.0.0.1:1/v1/agent/reports"),
+    executors,
+    store,
+    reports: options.reports ?? recordingSender(sent),
+    log,
+    sleep: options.sleep ?? sleep.sleep,
+  });
+  return { runner, counting: executor, store, sent, lines, slept: sleep.slept };
+}
+
+const req = (epoch: number): ActionRequest => ActionRequestSchema.parse(actionRequest("app", epoch));
+
+describe("runner: a store write that fails", () => {
+  it("is retried with backoff until it lands, and the action goes on without repeating a step", async () => {
+    const store = new FlakyStore();
+    const { runner, counting, lines, slept, sent } = setup({ steps: ["one", "two"] }, { store });
+    store.script("ok", "fail", "fail", "fail"); // accepted; then "one" starts: three writes in a row fail
+    expect(await runner.submit(req(1))).toEqual({ outcome: "accepted", id: "app:1" });
+    await runner.idle();
+    expect(slept).toEqual([500, 1000, 2000]);
+    expect(lines.filter((l) => l.msg === "could not store the action record; retrying")).toHaveLength(3);
+    expect(counting.calls.map((c) => c.step)).toEqual(["one", "two"]);
+    expect((await store.get("app", "app:1"))?.report.status).toBe("succeeded");
+    expect(sent.at(-1)?.status).toBe("succeeded");
+    expect(runner.executing()).toEqual([]);
+  });
+
+  it("when it is the first one, lets the sender's retry of the same id start the action", async () => {
+    const store = new FlakyStore();
+    const { runner, counting } = setup({ steps: ["one"] }, { store });
+    store.script("fail");
+    await expect(runner.submit(req(2))).rejects.toThrow(/500/);
+    expect(await runner.report("app:2")).toBeUndefined();
+    expect(await runner.submit(req(2))).toEqual({ outcome: "accepted", id: "app:2" });
+    await runner.idle();
+    expect(counting.count("one")).toBe(1);
+    expect((await store.get("app", "app:2"))?.report.status).toBe("succeeded");
+  });
+
+  it("when it is the first one and landed anyway, runs the action on the retry of the same id", async () => {
+    const store = new FlakyStore();
+    const { runner, counting } = setup({ steps: ["one"] }, { store });
+    store.script("landed");
+    await expect(runner.submit(req(3))).rejects.toThrow(/504/);
+    const again = await runner.submit(req(3));
+    expect(again.outcome === "duplicate" && again.report.status).toBe("running");
+    await runner.idle();
+    expect(counting.count("one")).toBe(1);
+    expect((await store.get("app", "app:3"))?.report.status).toBe("succeeded");
+  });
+
+  it("when it is the first one and landed anyway, runs that action when another id arrives", async () => {
+    const store = new FlakyStore();
+    const { runner, counting } = setup({ steps: ["one"] }, { store });
+    store.script("landed");
+    await expect(runner.submit(req(4))).rejects.toThrow(/504/);
+    expect(await runner.submit(req(5))).toEqual({ outcome: "conflict", runningId: "app:4" });
+    await runner.idle();
+    expect(counting.calls).toEqual([{ action: "app:4", step: "one", dryRun: false }]);
+    expect((await store.get("app", "app:4"))?.report.status).toBe("succeeded");
+    expect(await runner.submit(req(5))).toEqual({ outcome: "accepted", id: "app:5" });
+    await runner.idle();
+  });
+
+  it("stops being retried when the runner aborts, leaving the action to resume on the next leader", async () => {
+    const store = new FlakyStore();
+    let waiting: () => void = () => {};
+    const retrying = new Promise<void>((resolve) => {
+      waiting = resolve;
+    });
+    // A retry wait that only ends with the abort.
+    const sleep = (_ms: number, signal?: AbortSignal) =>
+      new Promise<void>((_, reject) => {
+        waiting();
+        signal?.addEventListener("abort", () => reject(signal.reason), { once: true });
+      });
+    const { runner, counting } = setup({ steps: ["one"] }, { store, sleep });
+    store.script("ok", ...Array<WriteOutcome>(1_000).fill("fail"));
+    await runner.submit(req(6));
+    await retrying;
+    await runner.abortAll("lost leadership");
+    expect(runner.executing()).toEqual([]);
+    expect(counting.count()).toBe(0);
+    const stored = await store.get("app", "app:6");
+    expect(stored?.report.status).toBe("running");
+    expect(stored?.completedSteps).toEqual([]);
+  });
+});
