@@ -79,6 +79,10 @@ export class ActionRunner {
   private readonly targetLocks = new Map<string, Promise<unknown>>();
   private accepting = true;
   private draining = false;
+  /** Bumped by every abortAll, so a resume that waited for one knows whether another came. */
+  private aborts = 0;
+  /** Settles when every abortAll called so far has finished stopping its actions. */
+  private stopped: Promise<void> = Promise.resolve();
 
   constructor(opts: RunnerOptions) {
     this.opts = opts;
@@ -105,13 +109,18 @@ export class ActionRunner {
    * never acknowledged are re-sent. Returns the ids picked up.
    */
   async resumeUnfinished(): Promise<string[]> {
+    const aborts = this.aborts;
+    // Leadership lost and regained quickly: the abort may still be waiting for its steps to stop,
+    // and would untrack (orphan) what this resumes in the meantime.
+    await this.stopped;
+    if (this.aborts !== aborts) return []; // lost again meanwhile: the next gain resumes
     this.accepting = true;
     this.draining = false;
     const picked: string[] = [];
     for (const record of await this.opts.store.unfinished()) {
       const id = record.request.id;
       await this.withTargetLock(record.request.target, async () => {
-        if (this.active.has(id)) return;
+        if (this.aborts !== aborts || this.active.has(id)) return;
         this.resume(record);
         picked.push(id);
       });
@@ -159,10 +168,14 @@ export class ActionRunner {
    */
   async abortAll(reason: string): Promise<void> {
     this.accepting = false;
+    this.aborts += 1;
     const all = [...this.active.values()];
     for (const a of all) a.controller.abort(new Error(reason));
-    await Promise.allSettled(all.flatMap((a) => [a.execution, a.delivery, a.persisted]));
-    for (const a of all) this.untrack(a);
+    const stopping = Promise.allSettled(all.flatMap((a) => [a.execution, a.delivery, a.persisted])).then(() => {
+      for (const a of all) this.untrack(a);
+    });
+    this.stopped = Promise.all([this.stopped, stopping]).then(() => undefined);
+    await stopping;
   }
 
   /**

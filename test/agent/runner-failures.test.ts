@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { type ActionRecord, InMemoryActionStore } from "../../agent/action-store.ts";
+import type { Executor } from "../../agent/executor.ts";
 import { createLogger, type Logger } from "../../agent/log.ts";
 import type { ReportSender } from "../../agent/report-sender.ts";
 import { ActionRunner, type ExecutorRegistry } from "../../agent/runner.ts";
@@ -68,6 +69,7 @@ function capturingLogger(): { log: Logger; lines: { level: string; msg: string }
 
 interface SetupOptions {
   store?: InMemoryActionStore;
+  executor?: Executor;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   reports?: ReportSender;
 }
@@ -78,7 +80,7 @@ function setup(counting: CountingOptions, options: SetupOptions = {}) {
   const sent: ActionReport[] = [];
   const { log, lines } = capturingLogger();
   const sleep = recordingSleep();
-  const executors: ExecutorRegistry = new Map([["dns-flip", executor.executor]]);
+  const executors: ExecutorRegistry = new Map([["dns-flip", options.executor ?? executor.executor]]);
   const runner = new ActionRunner({
     config: testAgentConfig(["app"], "http://127.0.0.1:1/v1/agent/reports"),
     executors,
@@ -166,5 +168,75 @@ describe("runner: a store write that fails", () => {
     const stored = await store.get("app", "app:6");
     expect(stored?.report.status).toBe("running");
     expect(stored?.completedSteps).toEqual([]);
+  });
+});
+
+/**
+ * One step whose first run ignores an abort until the test releases it (a step busy in an API
+ * call when leadership goes), then fails with the abort; later runs succeed at once.
+ */
+function slowToStopExecutor() {
+  let runs = 0;
+  let started: () => void = () => {};
+  let release: () => void = () => {};
+  const firstStarted = new Promise<void>((resolve) => {
+    started = resolve;
+  });
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const executor: Executor = {
+    kind: "dns-flip",
+    steps: () => [
+      {
+        name: "slow",
+        run: async (ctx) => {
+          runs += 1;
+          if (runs === 1) {
+            started();
+            await released;
+            ctx.signal.throwIfAborted();
+          }
+          return { detail: "done" };
+        },
+      },
+    ],
+  };
+  return { executor, firstStarted, release, runs: () => runs };
+}
+
+describe("runner: leadership regained while the abort is still stopping steps", () => {
+  it("resumes the action once the abort is done, instead of skipping it as still active", async () => {
+    const slow = slowToStopExecutor();
+    const { runner, store } = setup({ steps: [] }, { executor: slow.executor });
+    await runner.submit(req(7));
+    await slow.firstStarted;
+    const aborting = runner.abortAll("lost leadership");
+    const resuming = runner.resumeUnfinished();
+    slow.release();
+    await aborting;
+    expect(await resuming).toEqual(["app:7"]);
+    await runner.idle();
+    expect(slow.runs()).toBe(2);
+    expect((await store.get("app", "app:7"))?.report.status).toBe("succeeded");
+  });
+
+  it("resumes nothing when leadership went again while it waited; the next gain resumes", async () => {
+    const slow = slowToStopExecutor();
+    const { runner, store } = setup({ steps: [] }, { executor: slow.executor });
+    await runner.submit(req(8));
+    await slow.firstStarted;
+    const aborting = runner.abortAll("lost leadership");
+    const resuming = runner.resumeUnfinished();
+    const abortingAgain = runner.abortAll("lost leadership again");
+    slow.release();
+    await Promise.all([aborting, abortingAgain]);
+    expect(await resuming).toEqual([]);
+    expect(runner.isAccepting()).toBe(false);
+    expect(runner.executing()).toEqual([]);
+    expect(slow.runs()).toBe(1);
+    expect(await runner.resumeUnfinished()).toEqual(["app:8"]);
+    await runner.idle();
+    expect((await store.get("app", "app:8"))?.report.status).toBe("succeeded");
   });
 });
