@@ -67,11 +67,13 @@ export function createReportSender(options: ReportSenderOptions): ReportSender {
   const timeoutMs = options.timeoutMs ?? 10_000;
 
   async function sendOnce(report: ActionReport, signal?: AbortSignal): Promise<boolean> {
-    // Validate what we send: a malformed report would be rejected (400) forever.
-    const body = JSON.stringify(ActionReportSchema.parse(report));
-    const signature = await sign(options.secret, body, Math.floor(now() / 1000));
     const timeout = AbortSignal.timeout(timeoutMs);
     try {
+      // Validate what we send: a malformed report would be rejected (400) forever. A report that
+      // cannot be built or signed (no secret) is a failed attempt like any other: the caller
+      // backs off, where a throw once made it retry at once, forever.
+      const body = JSON.stringify(ActionReportSchema.parse(report));
+      const signature = await sign(options.secret, body, Math.floor(now() / 1000));
       const res = await doFetch(options.reportUrl, {
         method: "POST",
         headers: { "content-type": "application/json", [SIGNATURE_HEADER]: signature },

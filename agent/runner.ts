@@ -50,7 +50,7 @@ export interface RunnerOptions {
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
-/** Backoff of the runner's own retries (store writes): doubles from the first delay up to the cap. */
+/** Backoff of the runner's own retries (store writes, report delivery): doubles from the first delay up to the cap. */
 const RETRY_FIRST_MS = 500;
 const RETRY_MAX_MS = 30_000;
 
@@ -404,14 +404,32 @@ export class ActionRunner {
     }
   }
 
-  private kickDelivery(a: Active): void {
+  /**
+   * Starts delivering the newest durable report unless a delivery is under way. A delivery that
+   * threw (the sender is meant never to) is retried after a capped backoff: restarting it at once
+   * starved the event loop until the heap ran out.
+   */
+  private kickDelivery(a: Active, retryInMs = RETRY_FIRST_MS): void {
     if (a.delivery || a.controller.signal.aborted) return;
-    a.delivery = this.deliveryLoop(a).finally(() => {
-      a.delivery = undefined;
-      // A change that landed while the last attempt was in flight needs another round.
-      if (a.deliveredVersion < a.durableVersion && !a.controller.signal.aborted) this.kickDelivery(a);
-      else this.maybeForget(a);
-    });
+    a.delivery = this.deliveryLoop(a).then(
+      () => {
+        a.delivery = undefined;
+        // A change that landed while the last attempt was in flight needs another round.
+        if (a.deliveredVersion < a.durableVersion && !a.controller.signal.aborted) this.kickDelivery(a);
+        else this.maybeForget(a);
+      },
+      async (err: unknown) => {
+        this.opts.log.error("report delivery failed; retrying", {
+          action: a.record.request.id,
+          error: String(err),
+          retryInMs,
+        });
+        // Still the action's delivery while it waits, so an abort ends (and awaits) the wait.
+        await this.sleep(retryInMs, a.controller.signal).catch(() => undefined);
+        a.delivery = undefined;
+        this.kickDelivery(a, Math.min(RETRY_MAX_MS, retryInMs * 2));
+      },
+    );
   }
 
   private async deliveryLoop(a: Active): Promise<void> {

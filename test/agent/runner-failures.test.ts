@@ -240,3 +240,29 @@ describe("runner: leadership regained while the abort is still stopping steps", 
     expect((await store.get("app", "app:8"))?.report.status).toBe("succeeded");
   });
 });
+
+describe("runner: report delivery that throws", () => {
+  it("is restarted after a capped backoff, not at once, until the report is acknowledged", async () => {
+    const sent: ActionReport[] = [];
+    let throws = 3;
+    const reports: ReportSender = {
+      sendOnce: async () => true,
+      deliver: async (latest) => {
+        if (throws > 0) {
+          throws -= 1;
+          throw new Error("DataError: Zero-length key is not supported");
+        }
+        const report = latest();
+        sent.push(report);
+        return report;
+      },
+    };
+    const { runner, store, slept, lines } = setup({ steps: ["one"] }, { reports });
+    await runner.submit(req(9));
+    await runner.idle();
+    expect(slept).toEqual([500, 1000, 2000]);
+    expect(lines.filter((l) => l.level === "error" && l.msg === "report delivery failed; retrying")).toHaveLength(3);
+    expect(sent.at(-1)?.status).toBe("succeeded");
+    expect((await store.get("app", "app:9"))?.reportDelivered).toBe(true);
+  });
+});
