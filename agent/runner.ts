@@ -1,8 +1,9 @@
 /**
  * Runs actions (design §6, §7): looks up the executor for the target's kind, runs its steps in
  * order, persists the ActionRecord after every step change (so a restarted agent resumes after
- * the last completed step and never repeats one), and reports every change to the worker,
- * re-sending until acknowledged.
+ * the last completed step and never repeats one) and a step's progress text at most every 2 s,
+ * and reports what was persisted to the worker, re-sending until acknowledged. A failed store
+ * write is retried until it lands or the runner aborts, never left behind.
  *
  * Idempotency is the agent's own (QStash's dedupe window may be only 10 minutes, design §6): the
  * same id again returns the current report and never starts a second execution; a different id
@@ -50,6 +51,13 @@ export interface RunnerOptions {
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
+/**
+ * Least time between two writes of one action for step progress alone. Steps report progress
+ * from poll loops (every 50-100 ms for minutes); each write is a ConfigMap read and replace plus
+ * a report, so only the latest text is written, at most this often.
+ */
+const PROGRESS_INTERVAL_MS = 2000;
+
 /** Backoff of the runner's own retries (store writes, report delivery): doubles from the first delay up to the cap. */
 const RETRY_FIRST_MS = 500;
 const RETRY_MAX_MS = 30_000;
@@ -68,6 +76,12 @@ interface Active {
   delivery?: Promise<void>;
   /** Store writes of one action are serialized, newest last. */
   persisted: Promise<void>;
+  /** The write waiting for its turn, if any: it snapshots the record when it starts. */
+  queuedWrite?: Promise<void>;
+  /** When the record was last changed (so written with the progress text of that moment). */
+  changedAt: number;
+  /** The pending write of newer progress, when the last change was too recent. */
+  progressTimer?: NodeJS.Timeout;
 }
 
 /** Runs, persists and reports actions. */
@@ -170,7 +184,10 @@ export class ActionRunner {
     this.accepting = false;
     this.aborts += 1;
     const all = [...this.active.values()];
-    for (const a of all) a.controller.abort(new Error(reason));
+    for (const a of all) {
+      a.controller.abort(new Error(reason));
+      clearTimeout(a.progressTimer);
+    }
     const stopping = Promise.allSettled(all.flatMap((a) => [a.execution, a.delivery, a.persisted])).then(() => {
       for (const a of all) this.untrack(a);
     });
@@ -330,6 +347,7 @@ export class ActionRunner {
       deliveredVersion: 0,
       controller: new AbortController(),
       persisted: Promise.resolve(),
+      changedAt: Number.NEGATIVE_INFINITY,
     };
     this.active.set(record.request.id, a);
     this.updateInProgress();
@@ -347,7 +365,11 @@ export class ActionRunner {
 
   /** Records a change: bumps the version, persists, and (re)starts report delivery. */
   private change(a: Active): Promise<void> {
-    const at = new Date(this.now()).toISOString();
+    // This write carries the latest progress text too.
+    clearTimeout(a.progressTimer);
+    a.progressTimer = undefined;
+    a.changedAt = this.now();
+    const at = new Date(a.changedAt).toISOString();
     a.record.report.at = at;
     a.record.updatedAt = at;
     a.record.reportDelivered = false;
@@ -361,15 +383,40 @@ export class ActionRunner {
     return done;
   }
 
+  /**
+   * Writes the record after the writes before it. A write still waiting for its turn takes its
+   * snapshot when it starts, so it carries this change too: however often the record changes
+   * (and however long the store fails), one write runs and at most one waits.
+   */
   private persist(a: Active): Promise<void> {
-    const snapshot = structuredClone(a.record);
-    const version = a.version;
+    if (a.queuedWrite) return a.queuedWrite;
     const next = a.persisted
       .catch(() => undefined)
-      .then(() => this.putUntilStored(a, snapshot))
-      .then(() => this.stored(a, snapshot, version));
+      .then(() => {
+        a.queuedWrite = undefined;
+        const snapshot = structuredClone(a.record);
+        const version = a.version;
+        return this.putUntilStored(a, snapshot).then(() => this.stored(a, snapshot, version));
+      });
+    a.queuedWrite = next;
     a.persisted = next;
     return next;
+  }
+
+  /**
+   * Writes new progress text now if the record has not changed for {@link PROGRESS_INTERVAL_MS},
+   * else once that much time has passed (unless a step change writes it first).
+   */
+  private progressed(a: Active, log: Logger): void {
+    if (a.progressTimer || a.controller.signal.aborted) return;
+    const write = () => {
+      a.progressTimer = undefined;
+      if (a.controller.signal.aborted) return;
+      this.change(a).catch((err: unknown) => log.warn("could not record progress", { error: String(err) }));
+    };
+    const wait = a.changedAt + PROGRESS_INTERVAL_MS - this.now();
+    if (wait <= 0) write();
+    else a.progressTimer = setTimeout(write, wait);
   }
 
   /** Notes that the store holds `snapshot` (change `version`): from now on it may be reported. */
@@ -569,7 +616,7 @@ export class ActionRunner {
       sleep: (ms) => this.sleep(ms, signal),
       progress: (detail) => {
         entry.detail = detail;
-        this.change(a).catch((err: unknown) => log.warn("could not record progress", { error: String(err) }));
+        this.progressed(a, log);
       },
     };
   }

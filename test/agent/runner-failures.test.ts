@@ -5,22 +5,42 @@
  * nothing executing) or the agent spinning, so each is pinned here with in-process fakes and an
  * injected sleep that records its waits instead of waiting.
  */
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { type ActionRecord, InMemoryActionStore } from "../../agent/action-store.ts";
-import type { Executor } from "../../agent/executor.ts";
+import type { Executor, StepContext, StepOutcome } from "../../agent/executor.ts";
 import { createLogger, type Logger } from "../../agent/log.ts";
 import type { ReportSender } from "../../agent/report-sender.ts";
 import { ActionRunner, type ExecutorRegistry } from "../../agent/runner.ts";
 import { type ActionReport, type ActionRequest, ActionRequestSchema } from "../../shared/protocol.ts";
 import { actionRequest, type CountingOptions, countingExecutor, testAgentConfig } from "../support/test-executors.ts";
 
-/** What one write does: succeed, fail, or fail after landing (a timeout after the commit). */
-type WriteOutcome = "ok" | "fail" | "landed";
+/** A promise and the function that resolves it. */
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve: () => void = () => {};
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+/**
+ * What one write does: succeed, fail, fail after landing (a timeout after the commit), or hang
+ * until {@link FlakyStore.release} (an API server that stopped answering).
+ */
+type WriteOutcome = "ok" | "fail" | "landed" | "hold";
 
 /** An in-memory store whose writes follow a script (then succeed), counting those that landed. */
 class FlakyStore extends InMemoryActionStore {
   puts: ActionRecord[] = [];
   private readonly outcomes: WriteOutcome[] = [];
+  private readonly held = deferred();
+  private readonly holding = deferred();
+  /** Resolves when a "hold" write is hanging. */
+  readonly hanging = this.holding.promise;
+  /** Lets the hanging write land. */
+  release(): void {
+    this.held.resolve();
+  }
 
   /** The outcomes of the next writes, in order. */
   script(...outcomes: WriteOutcome[]): void {
@@ -29,6 +49,10 @@ class FlakyStore extends InMemoryActionStore {
 
   override async put(record: ActionRecord): Promise<void> {
     const outcome = this.outcomes.shift() ?? "ok";
+    if (outcome === "hold") {
+      this.holding.resolve();
+      await this.held.promise;
+    }
     if (outcome === "fail") throw new Error("HTTP-Code: 500 Message: etcdserver: request timed out");
     await super.put(record);
     this.puts.push(structuredClone(record));
@@ -148,20 +172,17 @@ describe("runner: a store write that fails", () => {
 
   it("stops being retried when the runner aborts, leaving the action to resume on the next leader", async () => {
     const store = new FlakyStore();
-    let waiting: () => void = () => {};
-    const retrying = new Promise<void>((resolve) => {
-      waiting = resolve;
-    });
+    const retrying = deferred();
     // A retry wait that only ends with the abort.
     const sleep = (_ms: number, signal?: AbortSignal) =>
       new Promise<void>((_, reject) => {
-        waiting();
+        retrying.resolve();
         signal?.addEventListener("abort", () => reject(signal.reason), { once: true });
       });
     const { runner, counting } = setup({ steps: ["one"] }, { store, sleep });
     store.script("ok", ...Array<WriteOutcome>(1_000).fill("fail"));
     await runner.submit(req(6));
-    await retrying;
+    await retrying.promise;
     await runner.abortAll("lost leadership");
     expect(runner.executing()).toEqual([]);
     expect(counting.count()).toBe(0);
@@ -171,38 +192,29 @@ describe("runner: a store write that fails", () => {
   });
 });
 
+/** An executor of one step, "work", that runs `run`. */
+function oneStep(run: (ctx: StepContext) => Promise<StepOutcome | undefined>): Executor {
+  return { kind: "dns-flip", steps: () => [{ name: "work", run }] };
+}
+
 /**
  * One step whose first run ignores an abort until the test releases it (a step busy in an API
  * call when leadership goes), then fails with the abort; later runs succeed at once.
  */
 function slowToStopExecutor() {
   let runs = 0;
-  let started: () => void = () => {};
-  let release: () => void = () => {};
-  const firstStarted = new Promise<void>((resolve) => {
-    started = resolve;
+  const started = deferred();
+  const released = deferred();
+  const executor = oneStep(async (ctx) => {
+    runs += 1;
+    if (runs === 1) {
+      started.resolve();
+      await released.promise;
+      ctx.signal.throwIfAborted();
+    }
+    return { detail: "done" };
   });
-  const released = new Promise<void>((resolve) => {
-    release = resolve;
-  });
-  const executor: Executor = {
-    kind: "dns-flip",
-    steps: () => [
-      {
-        name: "slow",
-        run: async (ctx) => {
-          runs += 1;
-          if (runs === 1) {
-            started();
-            await released;
-            ctx.signal.throwIfAborted();
-          }
-          return { detail: "done" };
-        },
-      },
-    ],
-  };
-  return { executor, firstStarted, release, runs: () => runs };
+  return { executor, firstStarted: started.promise, release: released.resolve, runs: () => runs };
 }
 
 describe("runner: leadership regained while the abort is still stopping steps", () => {
@@ -264,5 +276,101 @@ describe("runner: report delivery that throws", () => {
     expect(lines.filter((l) => l.level === "error" && l.msg === "report delivery failed; retrying")).toHaveLength(3);
     expect(sent.at(-1)?.status).toBe("succeeded");
     expect((await store.get("app", "app:9"))?.reportDelivered).toBe(true);
+  });
+});
+
+describe("runner: progress from a step's poll loop", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+  // The step's sleep moves the (fake) clock and fires the timers that fell due.
+  const fakeTime = () => vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+  const passTime = async (ms: number) => {
+    vi.advanceTimersByTime(ms);
+  };
+  const progressWrites = (store: FlakyStore, prefix: string) =>
+    store.puts.filter((r) => r.report.steps[0]?.status === "running" && r.report.steps[0].detail?.startsWith(prefix));
+
+  it("is written (and reported) at most every 2 s, not at every call", async () => {
+    fakeTime();
+    const store = new FlakyStore();
+    const executor = oneStep(async (ctx) => {
+      for (let i = 0; i < 1000; i++) {
+        ctx.progress(`poll ${i}`);
+        await ctx.sleep(50); // 50 s of polling in all
+      }
+      return { detail: "settled" };
+    });
+    const { runner, sent } = setup({ steps: [] }, { store, executor, sleep: passTime });
+    await runner.submit(req(10));
+    await runner.idle();
+    const writes = progressWrites(store, "poll ");
+    expect(writes.length).toBeGreaterThanOrEqual(24);
+    expect(writes.length).toBeLessThanOrEqual(25);
+    const times = writes.map((r) => Date.parse(r.updatedAt));
+    expect(times.every((t, i) => i === 0 || t - (times[i - 1] ?? 0) >= 2000)).toBe(true);
+    expect(store.puts.length).toBeLessThanOrEqual(writes.length + 5);
+    expect(sent.length).toBeLessThanOrEqual(writes.length + 4);
+    expect(sent.at(-1)?.steps[0]?.detail).toBe("settled");
+  });
+
+  it("writes the latest text once the 2 s are up, and a step change carries the latest text at once", async () => {
+    fakeTime();
+    const store = new FlakyStore();
+    const gate = deferred();
+    const executor = oneStep(async (ctx) => {
+      ctx.progress("deleting the route");
+      ctx.progress("waiting for 3 nodes");
+      await gate.promise;
+      ctx.progress("3/3 nodes reported");
+      return undefined;
+    });
+    const { runner, sent } = setup({ steps: [] }, { store, executor, sleep: passTime });
+    await runner.submit(req(11));
+    await vi.advanceTimersByTimeAsync(1999);
+    expect(progressWrites(store, "")).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(progressWrites(store, "").map((r) => r.report.steps[0]?.detail)).toEqual(["waiting for 3 nodes"]);
+    gate.resolve();
+    await runner.idle();
+    expect(progressWrites(store, "").map((r) => r.report.steps[0]?.detail)).toEqual(["waiting for 3 nodes"]);
+    expect((await store.get("app", "app:11"))?.report.steps[0]).toMatchObject({
+      status: "succeeded",
+      detail: "3/3 nodes reported",
+    });
+    expect(sent.at(-1)?.steps[0]?.detail).toBe("3/3 nodes reported");
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("queues at most one write behind a hanging one, carrying every change since", async () => {
+    fakeTime();
+    const store = new FlakyStore();
+    store.script("ok", "ok", "hold"); // accepted, step started, then the first progress write hangs
+    const polled = deferred();
+    const executor = oneStep(async (ctx) => {
+      for (let i = 0; i < 1000; i++) {
+        ctx.progress(`poll ${i}`);
+        await ctx.sleep(2000); // each call is due for a write
+      }
+      polled.resolve();
+      return { detail: "settled" };
+    });
+    const { runner } = setup({ steps: [] }, { store, executor, sleep: passTime });
+    await runner.submit(req(12));
+    await store.hanging;
+    await polled.promise;
+    store.release();
+    await runner.idle();
+    // Accepted, started, the hanging progress write; the one queued behind it started after the
+    // step ended, so it carries the step's outcome; then succeeded, then delivered.
+    expect(store.puts.map((r) => r.report.steps[0]?.detail)).toEqual([
+      undefined,
+      undefined,
+      expect.stringMatching(/^poll \d+$/),
+      "settled",
+      "settled",
+      "settled",
+    ]);
+    expect(store.puts.map((r) => r.report.status).at(-1)).toBe("succeeded");
   });
 });
