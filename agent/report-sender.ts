@@ -6,6 +6,7 @@
  */
 import { type ActionReport, ActionReportSchema } from "../shared/protocol.ts";
 import { SIGNATURE_HEADER, sign } from "../shared/signature.ts";
+import { describeFetchError } from "./fetch-error.ts";
 import type { Logger } from "./log.ts";
 
 export interface ReportSenderOptions {
@@ -89,7 +90,7 @@ export function createReportSender(options: ReportSenderOptions): ReportSender {
       return false;
     } catch (err) {
       if (signal?.aborted) return false;
-      const reason = err instanceof Error ? err.message : String(err);
+      const reason = describeFetchError(err);
       options.onFailure?.(reason);
       options.log.warn("report delivery failed", { action: report.actionId, error: reason });
       return false;

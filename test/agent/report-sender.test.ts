@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { silentLogger } from "../../agent/log.ts";
 import { createReportSender } from "../../agent/report-sender.ts";
 import type { ActionReport } from "../../shared/protocol.ts";
+import { freePort } from "../support/free-port.ts";
 
 const report: ActionReport = {
   actionId: "app:1",
@@ -65,6 +66,19 @@ describe("report sender", () => {
     expect(s.slept).toEqual([1, 2, 4]);
     expect(s.failures).toHaveLength(3);
     expect(s.fetches()).toBe(0);
+  });
+
+  it("names the transport error of a failed delivery, not just 'fetch failed'", async () => {
+    const closed = await freePort();
+    const failures: string[] = [];
+    const reports = createReportSender({
+      reportUrl: `http://127.0.0.1:${closed}/v1/agent/reports`,
+      secret: "a-secret",
+      log: silentLogger,
+      onFailure: (reason) => failures.push(reason),
+    });
+    expect(await reports.sendOnce(report)).toBe(false);
+    expect(failures).toEqual([expect.stringContaining(`ECONNREFUSED 127.0.0.1:${closed}`)]);
   });
 
   it("still delivers a signable report at the first attempt", async () => {
