@@ -905,7 +905,8 @@ function settleOnce(ctx: Ctx): boolean {
           "failback",
           s.homeSide,
           `${s.homeSide} up for ${p.failbackAfterSeconds} s (auto failback)`,
-          s.sides[s.homeSide].healthCause ?? undefined,
+          // A home side that never had a signal has no health event: the switch away caused this.
+          s.sides[s.homeSide].healthCause ?? s.action?.cause ?? undefined,
         );
         return true;
       }

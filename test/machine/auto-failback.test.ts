@@ -45,6 +45,10 @@ describe("rule 6: failback", () => {
     const fb = sim.events.find((e) => e.type === "action.dispatched" && e.detail.kind === "failback");
     expect(fb?.at).toBe(switched + 600_000);
     expect(fb?.detail).toMatchObject({ to: "primary", trigger: "automatic" });
+    // No health event to point at: the failback is caused by the failover it undoes.
+    const failover = sim.events.find((e) => e.type === "action.dispatched" && e.detail.kind === "failover");
+    const start = sim.events.find((e) => e.type === "phase.changed" && e.at === fb?.at);
+    expect(start?.cause).toBe(failover?.seq);
   });
 
   it("auto: primary going down again during the soak restarts it", () => {
