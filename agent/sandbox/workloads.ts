@@ -162,11 +162,27 @@ export function startWorkloadControllers(
     }
   }
 
-  function ownedPods(namespace: string, uid: string): KubeObject[] {
-    return store.list(PODS, namespace).filter((p) => {
+  /** The pods `w` controls that are not being deleted. */
+  function livePods(w: KubeObject): KubeObject[] {
+    const uid = w.metadata.uid ?? "";
+    return store.list(PODS, w.metadata.namespace).filter((p) => {
       const refs = p.metadata.ownerReferences;
-      return Array.isArray(refs) && refs.some((r) => isJsonObject(r) && r.uid === uid && r.controller === true);
+      return (
+        p.metadata.deletionTimestamp === undefined &&
+        Array.isArray(refs) &&
+        refs.some((r) => isJsonObject(r) && r.uid === uid && r.controller === true)
+      );
     });
+  }
+
+  /** The counts both status shapes are written from, after this reconcile's creates and deletes. */
+  function podCounts(w: KubeObject, hash: string): { live: number; ready: number; updated: number } {
+    const live = livePods(w);
+    return {
+      live: live.length,
+      ready: live.filter(isReady).length,
+      updated: live.filter((p) => p.metadata.labels?.[HASH_LABEL] === hash).length,
+    };
   }
 
   function ownerOf(pod: KubeObject): WorkloadKey | undefined {
@@ -297,9 +313,7 @@ export function startWorkloadControllers(
       .update(JSON.stringify(spec.template ?? {}))
       .digest("hex")
       .slice(0, 10);
-    const pods = ownedPods(key.namespace, w.metadata.uid ?? "").filter(
-      (p) => p.metadata.deletionTimestamp === undefined,
-    );
+    const pods = livePods(w);
     const current = pods.filter((p) => p.metadata.labels?.[HASH_LABEL] === hash);
     const outdated = pods.filter((p) => p.metadata.labels?.[HASH_LABEL] !== hash);
     if (outdated.length > 0) {
@@ -315,14 +329,10 @@ export function startWorkloadControllers(
         const onNode = [...current, ...outdated].filter((p) => obj(p.spec).nodeName === node);
         if (onNode.length === 0) createPod(w, key, `${key.name}-${randomSuffix()}`, hash, node);
       }
-      const all = ownedPods(key.namespace, w.metadata.uid ?? "").filter(
-        (p) => p.metadata.deletionTimestamp === undefined,
-      );
-      const ready = all.filter(isReady).length;
-      const updated = all.filter((p) => p.metadata.labels?.[HASH_LABEL] === hash).length;
+      const { live, ready, updated } = podCounts(w, hash);
       writeStatus(key, {
         desiredNumberScheduled: nodes.length,
-        currentNumberScheduled: all.length,
+        currentNumberScheduled: live,
         numberReady: ready,
         numberAvailable: ready,
         numberUnavailable: nodes.length - ready,
@@ -353,13 +363,9 @@ export function startWorkloadControllers(
         made++;
       }
     }
-    const all = ownedPods(key.namespace, w.metadata.uid ?? "").filter(
-      (p) => p.metadata.deletionTimestamp === undefined,
-    );
-    const ready = all.filter(isReady).length;
-    const updated = all.filter((p) => p.metadata.labels?.[HASH_LABEL] === hash).length;
+    const { live: replicas, ready, updated } = podCounts(w, hash);
     writeStatus(key, {
-      replicas: all.length,
+      replicas,
       readyReplicas: ready,
       updatedReplicas: updated,
       availableReplicas: ready,
