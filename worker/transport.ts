@@ -182,6 +182,17 @@ export async function dispatchQstash(
   }
 }
 
+/** Parses a verified raw body; both verifiers answer a non-JSON body with the same 400. */
+function parseJsonBody(
+  rawBody: string,
+): { ok: true; json: unknown } | { ok: false; status: 400; reason: "invalid-json"; detail: string } {
+  try {
+    return { ok: true, json: JSON.parse(rawBody) };
+  } catch (err) {
+    return { ok: false, status: 400, reason: "invalid-json", detail: `body is not JSON: ${(err as Error).message}` };
+  }
+}
+
 /** Why a report was refused: a signature reason (401) or `invalid-json` / `invalid-report` (400). */
 export type ReportRejection =
   | { ok: false; status: 401; reason: SignatureFailure; detail: string }
@@ -212,13 +223,9 @@ export async function verifyAgentReport(
   );
   if (!check.ok)
     return { ok: false, status: 401, reason: check.reason, detail: describeSignatureFailure(check.reason) };
-  let json: unknown;
-  try {
-    json = JSON.parse(rawBody);
-  } catch (err) {
-    return { ok: false, status: 400, reason: "invalid-json", detail: `body is not JSON: ${(err as Error).message}` };
-  }
-  const parsed = ActionReportSchema.safeParse(json);
+  const body = parseJsonBody(rawBody);
+  if (!body.ok) return body;
+  const parsed = ActionReportSchema.safeParse(body.json);
   if (!parsed.success) {
     return {
       ok: false,
@@ -270,13 +277,9 @@ export async function verifyQstashFailureCallback(
 > {
   const checked = await verifyUpstashSignature(keys, headers.get(UPSTASH_SIGNATURE_HEADER), rawBody, url);
   if (!checked.ok) return { ok: false, status: 401, reason: checked.reason, detail: checked.detail };
-  let json: unknown;
-  try {
-    json = JSON.parse(rawBody);
-  } catch (err) {
-    return { ok: false, status: 400, reason: "invalid-json", detail: `body is not JSON: ${(err as Error).message}` };
-  }
-  const parsed = QstashFailureCallbackSchema.safeParse(json);
+  const body = parseJsonBody(rawBody);
+  if (!body.ok) return body;
+  const parsed = QstashFailureCallbackSchema.safeParse(body.json);
   if (!parsed.success) {
     return {
       ok: false,
