@@ -112,7 +112,8 @@ export class ActionRunner {
 
   /** The latest report of an action id (`<target>:<epoch>`), if known. */
   async report(actionId: string): Promise<ActionReport | undefined> {
-    for (const a of this.active.values()) if (a.record.request.id === actionId) return structuredClone(a.record.report);
+    const active = this.active.get(actionId);
+    if (active) return structuredClone(active.record.report);
     const target = actionId.slice(0, actionId.lastIndexOf(":"));
     return (await this.opts.store.get(target, actionId))?.report;
   }
@@ -252,7 +253,7 @@ export class ActionRunner {
     const executor = executors.get(target.kind);
     if (!executor) return { outcome: "no-executor", kind: target.kind };
 
-    const known = this.findActive(request.id);
+    const known = this.active.get(request.id);
     if (known) return { outcome: "duplicate", report: structuredClone(known.record.report) };
     const stored = await store.get(request.target, request.id);
     if (stored) {
@@ -333,10 +334,6 @@ export class ActionRunner {
     };
   }
 
-  private findActive(id: string): Active | undefined {
-    return this.active.get(id);
-  }
-
   private track(record: ActionRecord): Active {
     const a: Active = {
       record,
@@ -360,7 +357,7 @@ export class ActionRunner {
   }
 
   private updateInProgress(): void {
-    this.opts.metrics?.setInProgress([...this.active.values()].filter((x) => x.execution).length);
+    this.opts.metrics?.setInProgress(this.executing().length);
   }
 
   /** Records a change: bumps the version, persists, and (re)starts report delivery. */
