@@ -319,7 +319,8 @@ function startAction(ctx: Ctx, spec: ActionSpec, cause: number | undefined): Act
   s.epoch += 1;
   const id = `${s.target}:${s.epoch}`;
   const phaseSeq = setPhase(ctx, "executing", `${spec.kind} ${id} to ${spec.to}: ${spec.reason}`, cause);
-  const detail: Detail = {
+  // The audited detail and the action state start from the same fields.
+  const fields = {
     id,
     kind: spec.kind,
     from: spec.from,
@@ -327,21 +328,13 @@ function startAction(ctx: Ctx, spec: ActionSpec, cause: number | undefined): Act
     dryRun: spec.dryRun,
     force: spec.force,
     trigger: spec.trigger,
-    reason: spec.reason,
-  };
-  if (spec.actor !== undefined) detail.actor = spec.actor;
-  const seq = audit(ctx, "action.dispatched", detail, phaseSeq);
-  const action: ActionState = {
-    id,
-    kind: spec.kind,
-    from: spec.from,
-    to: spec.to,
-    dryRun: spec.dryRun,
-    force: spec.force,
-    trigger: spec.trigger,
-    status: "dispatching",
     reason: spec.reason,
     ...(spec.actor === undefined ? {} : { actor: spec.actor }),
+  };
+  const seq = audit(ctx, "action.dispatched", fields, phaseSeq);
+  const action: ActionState = {
+    ...fields,
+    status: "dispatching",
     issuedAt: ctx.now,
     dispatchedAt: ctx.now,
     finishedAt: null,
