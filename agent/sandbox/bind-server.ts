@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as packet from "dns-packet";
 import { freePort } from "./free-port.ts";
-import { spawnTied } from "./tied-child.ts";
+import { outputTail, spawnTied } from "./tied-child.ts";
 
 /** A running BIND. */
 export interface BindServer {
@@ -31,7 +31,7 @@ export interface BindServer {
   pid: number;
   /** Runs nsupdate with the key against this server; `lines` are update commands (no server/zone/send). */
   nsupdate(lines: string[]): { status: number | null; output: string };
-  /** Everything named logged so far. */
+  /** The last 8000 characters named logged. */
   log(): string;
   stop(): Promise<void>;
 }
@@ -144,17 +144,15 @@ controls { };
 zone "${zone}" { type primary; file "${dir}/${zone}.zone"; allow-update { key "${keyName}"; }; };
 `,
     );
-    let output = "";
     const child: ChildProcess = spawnTied(named, ["-g", "-c", join(dir, "named.conf")], {
       stdio: ["ignore", "pipe", "pipe"],
     });
-    child.stdout?.on("data", (c: Buffer) => {
-      output += c.toString();
+    const output = outputTail(child, 8000);
+    // 'error' (spawn failed) may come without 'exit'; either ends the process's life.
+    const exited = new Promise<void>((resolve) => {
+      child.once("exit", () => resolve());
+      child.once("error", () => resolve());
     });
-    child.stderr?.on("data", (c: Buffer) => {
-      output += c.toString();
-    });
-    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
     let running = true;
     void exited.then(() => {
       running = false;
@@ -173,9 +171,9 @@ zone "${zone}" { type primary; file "${dir}/${zone}.zone"; allow-update { key "$
     if (!up) {
       child.kill("SIGKILL");
       await exited;
-      if (/address in use/i.test(output) && attempt < attempts - 1) continue;
+      if (/address in use/i.test(output()) && attempt < attempts - 1) continue;
       removeDir();
-      throw new Error(`named did not answer on 127.0.0.1:${port} within ${timeoutMs} ms; its log:\n${output}`);
+      throw new Error(`named did not answer on 127.0.0.1:${port} within ${timeoutMs} ms; its log:\n${output()}`);
     }
 
     const server = `127.0.0.1:${port}`;
@@ -193,7 +191,7 @@ zone "${zone}" { type primary; file "${dir}/${zone}.zone"; allow-update { key "$
         const r = spawnSync(requireNsupdate(), ["-k", keyFile], { input: script, encoding: "utf8", timeout: 10_000 });
         return { status: r.status, output: `${r.stdout}${r.stderr}` };
       },
-      log: () => output,
+      log: output,
       async stop() {
         if (running) {
           // Throwaway data dir: SIGKILL is fine and avoids named's ~1 s graceful stop.

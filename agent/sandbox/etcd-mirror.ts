@@ -10,7 +10,7 @@
  * trusting the process.
  */
 import { type ChildProcess, spawnSync } from "node:child_process";
-import { spawnTied } from "./tied-child.ts";
+import { outputTail, spawnTied } from "./tied-child.ts";
 
 /** TLS files for both ends (etcdctl's --cacert/--cert/--key and --dest-* flags). */
 export interface MirrorTls {
@@ -78,19 +78,11 @@ export function startEtcdMirror(options: MirrorOptions): EtcdMirror {
       env: { ...process.env, ETCDCTL_API: "3" },
       stdio: ["ignore", "pipe", "pipe"],
     });
-    let output = "";
-    const keep = (chunk: Buffer) => {
-      // make-mirror prints a running count of synced keys; keep only the tail for diagnostics.
-      output = (output + chunk.toString()).slice(-4000);
-    };
-    child.stdout?.on("data", keep);
-    child.stderr?.on("data", keep);
-    child.on("error", (err) => {
-      output += `\n${err.message}`;
-    });
+    // make-mirror prints a running count of synced keys; keep only the tail for diagnostics.
+    const output = outputTail(child, 4000);
     child.once("exit", (code) => {
       exited.add(child);
-      if (!stopping) options.onUnexpectedExit?.(prefix, code, output);
+      if (!stopping) options.onUnexpectedExit?.(prefix, code, output());
     });
     children.push(child);
   }

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { createEtcdClient } from "../etcd/client.ts";
 import { ETCD_SETUP_HINT } from "./etcd-mirror.ts";
 import { freePorts } from "./free-port.ts";
-import { spawnTied } from "./tied-child.ts";
+import { outputTail, spawnTied } from "./tied-child.ts";
 
 export interface EtcdInstance {
   readonly name: string;
@@ -148,18 +148,12 @@ export async function startEtcdServer(name = "etcd", options: StartEtcdOptions =
   const child = spawnTied("etcd", [...args, `--data-dir=${join(dataDir, "data")}`], {
     stdio: ["ignore", "pipe", "pipe"],
   });
-  let output = "";
-  const keep = (chunk: Buffer) => {
-    output = (output + chunk.toString()).slice(-8000);
-  };
-  child.stdout?.on("data", keep);
-  child.stderr?.on("data", keep);
+  const output = outputTail(child, 8000);
   // 'error' (spawn failed) may come without 'exit'; either ends the process's life.
   let dead = false;
   const exited = new Promise<void>((resolve) => {
     child.once("exit", () => resolve());
-    child.once("error", (err) => {
-      output += `\n${err.message}`;
+    child.once("error", () => {
       dead = true;
       resolve();
     });
@@ -172,7 +166,7 @@ export async function startEtcdServer(name = "etcd", options: StartEtcdOptions =
     if (ownDir) rmSync(dataDir, { recursive: true, force: true });
   };
   try {
-    await waitHealthy(url, child, () => output, timeoutMs, tls);
+    await waitHealthy(url, child, output, timeoutMs, tls);
   } catch (err) {
     await stop();
     throw err;

@@ -1,5 +1,5 @@
 /**
- * Child processes that die with the process that started them. The sandbox and the tests start
+ * Child processes that die with the process that started them, and the tail of what they print. The sandbox and the tests start
  * real servers (named, etcd, etcdctl make-mirror); a graceful exit stops them, but a SIGKILLed
  * agent or test worker would leave them running, holding ports and temp dirs. On Linux,
  * util-linux's `setpriv --pdeathsig KILL` (Essential in Debian, so always here) asks the kernel
@@ -25,4 +25,19 @@ export function spawnTied(command: string, args: readonly string[], options: Spa
   return tie
     ? spawn(tie, ["--pdeathsig", "KILL", "--", command, ...args], options)
     : spawn(command, [...args], options);
+}
+
+/**
+ * Keeps the last `maxChars` of the child's stdout and stderr (and a spawn error's message) for
+ * diagnostics; bounded, since the sandbox's servers run and log for as long as the agent does.
+ */
+export function outputTail(child: ChildProcess, maxChars: number): () => string {
+  let output = "";
+  const keep = (text: string) => {
+    output = (output + text).slice(-maxChars);
+  };
+  child.stdout?.on("data", (chunk: Buffer) => keep(chunk.toString()));
+  child.stderr?.on("data", (chunk: Buffer) => keep(chunk.toString()));
+  child.on("error", (err) => keep(`\n${err.message}`));
+  return () => output;
 }
