@@ -7,9 +7,8 @@
 import { z } from "zod";
 import { DnsError } from "./errors.ts";
 import { createHttpApi, type RateLimitPolicy } from "./http-api.ts";
-import type { DnsProvider, ProviderDeps } from "./provider.ts";
-import { planRecordChanges } from "./record-plan.ts";
-import { canonicalSet, sameSet } from "./rfc2136.ts";
+import type { DnsProvider, DnsRecordRef, ProviderDeps } from "./provider.ts";
+import { createRecordSetProvider, type ProviderRecord } from "./record-plan.ts";
 
 /** Cloudflare's public API base. */
 export const CLOUDFLARE_API = "https://api.cloudflare.com/client/v4";
@@ -29,6 +28,10 @@ const CfList = z.object({
   result: z.array(CfRecord),
   result_info: z.object({ page: z.number(), total_pages: z.number() }).partial().optional(),
 });
+/** A record of the set, as the shared replace sees it; `proxied` survives a rewrite in place. */
+interface CfRecordSetMember extends ProviderRecord {
+  proxied: boolean;
+}
 const CfErrorBody = z.object({ errors: z.array(z.object({ code: z.number().optional(), message: z.string() })) });
 
 /** `message (code n); …` from a Cloudflare error body. */
@@ -62,76 +65,46 @@ export function createCloudflareProvider(options: CloudflareOptions, deps: Provi
   });
   const zonePath = `/zones/${encodeURIComponent(options.zoneId)}/dns_records`;
 
-  async function list(name: string, type: string): Promise<z.infer<typeof CfRecord>[]> {
-    const out: z.infer<typeof CfRecord>[] = [];
-    const fqdn = name.replace(/\.$/, "");
+  /** The record set's records (all pages), with what a rewrite must keep (`proxied`). */
+  async function list(record: DnsRecordRef): Promise<CfRecordSetMember[]> {
+    const out: CfRecordSetMember[] = [];
+    const fqdn = record.name.replace(/\.$/, "");
     for (let page = 1; page <= 1000; page++) {
-      const query = new URLSearchParams({ type, name: fqdn, page: String(page), per_page: String(PER_PAGE) });
+      const query = new URLSearchParams({
+        type: record.type,
+        name: fqdn,
+        page: String(page),
+        per_page: String(PER_PAGE),
+      });
       const parsed = CfList.safeParse(await api.request("GET", `${zonePath}?${query}`));
       if (!parsed.success) throw new DnsError("DNS_API_ERROR", "cloudflare: unexpected list response shape");
       // `name` filters exactly, but be strict anyway: a different record must never be rewritten.
-      out.push(...parsed.data.result.filter((r) => r.type === type && r.name.toLowerCase() === fqdn.toLowerCase()));
+      for (const r of parsed.data.result) {
+        if (r.type === record.type && r.name.toLowerCase() === fqdn.toLowerCase()) {
+          out.push({ id: r.id, value: r.content, proxied: r.proxied ?? false });
+        }
+      }
       const totalPages = parsed.data.result_info?.total_pages ?? 1;
       if (page >= totalPages || parsed.data.result.length === 0) break;
     }
     return out;
   }
 
-  return {
+  const body = (record: DnsRecordRef, content: string, proxied: boolean) => ({
+    type: record.type,
+    name: record.name.replace(/\.$/, ""),
+    content,
+    ttl: record.ttl,
+    proxied,
+  });
+
+  return createRecordSetProvider({
+    provider: "cloudflare",
     description: `cloudflare zone ${options.zoneId}`,
-    async read(record) {
-      const records = await list(record.name, record.type);
-      return canonicalSet(
-        record.type,
-        records.map((r) => r.content),
-      );
-    },
-    async replace(record, expectedOld, next, { dryRun }) {
-      const records = await list(record.name, record.type);
-      const current = records.map((r) => r.content);
-      if (!sameSet(record.type, current, expectedOld)) {
-        throw new DnsError(
-          "DNS_VALUE_MISMATCH",
-          `cloudflare: ${record.name} ${record.type} holds [${canonicalSet(record.type, current).join(", ")}], not the expected [${canonicalSet(record.type, expectedOld).join(", ")}]; nothing changed`,
-        );
-      }
-      if (dryRun) {
-        return {
-          action: "checked",
-          detail: `cloudflare: ${record.name} holds the expected value (dry run: nothing written)`,
-        };
-      }
-      const plan = planRecordChanges(
-        record.type,
-        records.map((r) => ({ id: r.id, value: r.content })),
-        next,
-      );
-      const byId = new Map(records.map((r) => [r.id, r]));
-      const name = record.name.replace(/\.$/, "");
-      for (const u of plan.update) {
-        const proxied = byId.get(u.id)?.proxied ?? false;
-        await api.request("PUT", `${zonePath}/${encodeURIComponent(u.id)}`, {
-          type: record.type,
-          name,
-          content: u.value,
-          ttl: record.ttl,
-          proxied,
-        });
-      }
-      for (const value of plan.create) {
-        await api.request("POST", zonePath, {
-          type: record.type,
-          name,
-          content: value,
-          ttl: record.ttl,
-          proxied: false,
-        });
-      }
-      for (const id of plan.remove) await api.request("DELETE", `${zonePath}/${encodeURIComponent(id)}`);
-      return {
-        action: "replaced",
-        detail: `cloudflare: ${record.name} ${record.type} → ${canonicalSet(record.type, next).join(", ")} (${plan.update.length} updated, ${plan.create.length} created, ${plan.remove.length} deleted)`,
-      };
-    },
-  };
+    list,
+    update: (record, current, value) =>
+      api.request("PUT", `${zonePath}/${encodeURIComponent(current.id)}`, body(record, value, current.proxied)),
+    create: (record, value) => api.request("POST", zonePath, body(record, value, false)),
+    remove: (current) => api.request("DELETE", `${zonePath}/${encodeURIComponent(current.id)}`),
+  });
 }

@@ -9,8 +9,7 @@ import { z } from "zod";
 import { DnsError } from "./errors.ts";
 import { createHttpApi, type RateLimitPolicy } from "./http-api.ts";
 import type { DnsProvider, DnsRecordRef, ProviderDeps } from "./provider.ts";
-import { planRecordChanges } from "./record-plan.ts";
-import { canonicalSet, sameSet } from "./rfc2136.ts";
+import { createRecordSetProvider, type ProviderRecord } from "./record-plan.ts";
 
 /** DigitalOcean's public API base. */
 export const DIGITALOCEAN_API = "https://api.digitalocean.com";
@@ -75,10 +74,10 @@ export function createDigitalOceanProvider(options: DigitalOceanOptions, deps: P
   });
   const domainPath = `/v2/domains/${encodeURIComponent(options.domain)}/records`;
 
-  async function list(record: DnsRecordRef): Promise<z.infer<typeof DoRecord>[]> {
+  async function list(record: DnsRecordRef): Promise<ProviderRecord[]> {
     const relative = relativeName(record.name, options.domain);
     const fqdn = record.name.replace(/\.$/, "");
-    const out: z.infer<typeof DoRecord>[] = [];
+    const out: ProviderRecord[] = [];
     for (let page = 1; page <= 1000; page++) {
       // The `name` filter takes the fully qualified name (DigitalOcean API reference, list records).
       const query = new URLSearchParams({
@@ -89,67 +88,27 @@ export function createDigitalOceanProvider(options: DigitalOceanOptions, deps: P
       });
       const parsed = DoList.safeParse(await api.request("GET", `${domainPath}?${query}`));
       if (!parsed.success) throw new DnsError("DNS_API_ERROR", "digitalocean: unexpected list response shape");
-      out.push(
-        ...parsed.data.domain_records.filter((r) => r.type === record.type && r.name.toLowerCase() === relative),
-      );
+      for (const r of parsed.data.domain_records) {
+        if (r.type === record.type && r.name.toLowerCase() === relative) out.push({ id: String(r.id), value: r.data });
+      }
       if (!parsed.data.links?.pages?.next || parsed.data.domain_records.length === 0) break;
     }
     return out;
   }
 
-  const wireValue = (record: DnsRecordRef, value: string) =>
-    record.type === "CNAME" && !value.endsWith(".") ? `${value}.` : value;
+  const body = (record: DnsRecordRef, value: string) => ({
+    type: record.type,
+    name: relativeName(record.name, options.domain),
+    data: record.type === "CNAME" && !value.endsWith(".") ? `${value}.` : value,
+    ttl: record.ttl,
+  });
 
-  return {
+  return createRecordSetProvider({
+    provider: "digitalocean",
     description: `digitalocean domain ${options.domain}`,
-    async read(record) {
-      return canonicalSet(
-        record.type,
-        (await list(record)).map((r) => r.data),
-      );
-    },
-    async replace(record, expectedOld, next, { dryRun }) {
-      const records = await list(record);
-      const current = records.map((r) => r.data);
-      if (!sameSet(record.type, current, expectedOld)) {
-        throw new DnsError(
-          "DNS_VALUE_MISMATCH",
-          `digitalocean: ${record.name} ${record.type} holds [${canonicalSet(record.type, current).join(", ")}], not the expected [${canonicalSet(record.type, expectedOld).join(", ")}]; nothing changed`,
-        );
-      }
-      if (dryRun) {
-        return {
-          action: "checked",
-          detail: `digitalocean: ${record.name} holds the expected value (dry run: nothing written)`,
-        };
-      }
-      const plan = planRecordChanges(
-        record.type,
-        records.map((r) => ({ id: String(r.id), value: r.data })),
-        next,
-      );
-      const name = relativeName(record.name, options.domain);
-      for (const u of plan.update) {
-        await api.request("PUT", `${domainPath}/${u.id}`, {
-          type: record.type,
-          name,
-          data: wireValue(record, u.value),
-          ttl: record.ttl,
-        });
-      }
-      for (const value of plan.create) {
-        await api.request("POST", domainPath, {
-          type: record.type,
-          name,
-          data: wireValue(record, value),
-          ttl: record.ttl,
-        });
-      }
-      for (const id of plan.remove) await api.request("DELETE", `${domainPath}/${id}`);
-      return {
-        action: "replaced",
-        detail: `digitalocean: ${record.name} ${record.type} → ${canonicalSet(record.type, next).join(", ")} (${plan.update.length} updated, ${plan.create.length} created, ${plan.remove.length} deleted)`,
-      };
-    },
-  };
+    list,
+    update: (record, current, value) => api.request("PUT", `${domainPath}/${current.id}`, body(record, value)),
+    create: (record, value) => api.request("POST", domainPath, body(record, value)),
+    remove: (current) => api.request("DELETE", `${domainPath}/${current.id}`),
+  });
 }
