@@ -442,6 +442,20 @@ export class FakeStore {
     };
   }
 
+  /** `fields` with the manager's entry for `operation` replaced by a fresh one. */
+  private withManagedEntry(
+    fields: Json[] | undefined,
+    t: ResourceType,
+    manager: string,
+    operation: "Apply" | "Update",
+    subresource: string | undefined,
+  ): Json[] {
+    return [
+      ...(fields ?? []).filter((e) => !(isJsonObject(e) && e.manager === manager && e.operation === operation)),
+      this.managedEntry(t, manager, operation, subresource),
+    ];
+  }
+
   /**
    * Replaces an object. With `metadata.resourceVersion` set it must match (409 Conflict);
    * without it the update is unconditional. 404 when absent.
@@ -503,11 +517,13 @@ export class FakeStore {
       if (!deepEqual(specPart(current), specPart(next))) next.metadata.generation++;
     }
     if (options.fieldManager) {
-      const fields = (next.metadata.managedFields ?? []).filter(
-        (e) => !(isJsonObject(e) && e.manager === options.fieldManager && e.operation === "Update"),
+      next.metadata.managedFields = this.withManagedEntry(
+        next.metadata.managedFields,
+        t,
+        options.fieldManager,
+        "Update",
+        options.subresource,
       );
-      fields.push(this.managedEntry(t, options.fieldManager, "Update", options.subresource));
-      next.metadata.managedFields = fields;
     }
     next.metadata.resourceVersion = current.metadata.resourceVersion;
     return this.finishUpdate(t, current, next, options);
@@ -589,11 +605,13 @@ export class FakeStore {
     if (next.metadata.name !== name) throw new KubeApiError(400, "BadRequest", "a patch cannot change metadata.name");
     if (next.metadata.resourceVersion === undefined) next.metadata.resourceVersion = current.metadata.resourceVersion;
     if (type === "apply" && options.fieldManager) {
-      const fields = (current.metadata.managedFields ?? []).filter(
-        (e) => !(isJsonObject(e) && e.manager === options.fieldManager && e.operation === "Apply"),
+      next.metadata.managedFields = this.withManagedEntry(
+        current.metadata.managedFields,
+        t,
+        options.fieldManager,
+        "Apply",
+        options.subresource,
       );
-      fields.push(this.managedEntry(t, options.fieldManager, "Apply", options.subresource));
-      next.metadata.managedFields = fields;
       return this.update(ref, next, { dryRun: options.dryRun, subresource: options.subresource });
     }
     return this.update(ref, next, options);
