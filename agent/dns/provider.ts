@@ -3,7 +3,6 @@
  * `rfc2136` (signed dynamic update), `cloudflare`, `digitalocean` (their HTTP APIs).
  */
 import type { DnsProviderConfig } from "../../shared/config.ts";
-import type { Logger } from "../log.ts";
 import { createCloudflareProvider } from "./cloudflare.ts";
 import { createDigitalOceanProvider } from "./digitalocean.ts";
 import { DnsError } from "./errors.ts";
@@ -49,7 +48,6 @@ export interface ProviderDeps {
   fetch?: typeof fetch;
   sleep: (ms: number) => Promise<void>;
   now?: () => number;
-  log?: Logger;
   /** Bound on one HTTP API request. @default DEFAULT_REQUEST_TIMEOUT_MS (http-api.ts) */
   requestTimeoutMs?: number;
   /** Aborts HTTP API requests in flight (the step's signal: shutdown, lost leadership). */

@@ -37,20 +37,22 @@ export interface DnsFlipDeps {
   requestTimeoutMs?: number;
 }
 
-/** Options for `flipDns`, the flip as one call (used by etcd-sync-teardown). */
-export interface FlipDnsOptions {
+/** The settings `flipDns` and the executor's steps share. */
+type FlipSettings = Pick<DnsFlipDeps, "env" | "fetch" | "verifyIntervalMs" | "requestTimeoutMs">;
+
+/** One run of the flip: the step's clock, signal and progress (or their stand-ins). */
+interface FlipRun {
   dryRun: boolean;
-  log: Logger;
   sleep: (ms: number) => Promise<void>;
   now: () => number;
-  env?: Record<string, string | undefined>;
-  fetch?: typeof fetch;
-  verifyIntervalMs?: number;
-  /** Bound on one Cloudflare / DigitalOcean API request. @default DEFAULT_REQUEST_TIMEOUT_MS (10 s) */
-  requestTimeoutMs?: number;
   /** Aborts HTTP API requests in flight (pass the step's signal). */
   signal?: AbortSignal;
   progress?: (detail: string) => void;
+}
+
+/** Options for `flipDns`, the flip as one call (used by etcd-sync-teardown). */
+export interface FlipDnsOptions extends FlipSettings, FlipRun {
+  log: Logger;
 }
 
 /** One sub-step's outcome inside `flipDns`. */
@@ -73,7 +75,6 @@ interface FlipContext {
   from: Side;
   to: Side;
   dryRun: boolean;
-  log: Logger;
   sleep: (ms: number) => Promise<void>;
   now: () => number;
   verifyIntervalMs: number;
@@ -92,11 +93,30 @@ function show(target: DnsFlipTarget, values: readonly string[]): string {
   return set.length === 0 ? "nothing (no such record)" : set.join(", ");
 }
 
-function lazyProvider(target: DnsFlipTarget, deps: ProviderDeps): () => DnsProvider {
+function flipContext(target: DnsFlipTarget, from: Side, to: Side, run: FlipRun, settings: FlipSettings): FlipContext {
+  const deps: ProviderDeps = {
+    env: settings.env ?? process.env,
+    fetch: settings.fetch,
+    sleep: run.sleep,
+    now: run.now,
+    requestTimeoutMs: settings.requestTimeoutMs,
+    signal: run.signal,
+  };
   let provider: DnsProvider | undefined;
-  return () => {
-    provider ??= createProvider(target.provider, deps);
-    return provider;
+  return {
+    target,
+    from,
+    to,
+    dryRun: run.dryRun,
+    sleep: run.sleep,
+    now: run.now,
+    verifyIntervalMs: settings.verifyIntervalMs ?? 500,
+    // Built on first use: verify asks the servers directly and needs neither provider nor secret.
+    provider: () => {
+      provider ??= createProvider(target.provider, deps);
+      return provider;
+    },
+    progress: run.progress ?? (() => {}),
   };
 }
 
@@ -262,26 +282,7 @@ export async function flipDns(
   to: Side,
   options: FlipDnsOptions,
 ): Promise<FlipDnsResult> {
-  const fc: FlipContext = {
-    target,
-    from,
-    to,
-    dryRun: options.dryRun,
-    log: options.log,
-    sleep: options.sleep,
-    now: options.now,
-    verifyIntervalMs: options.verifyIntervalMs ?? 500,
-    provider: lazyProvider(target, {
-      env: options.env ?? process.env,
-      fetch: options.fetch,
-      sleep: options.sleep,
-      now: options.now,
-      log: options.log,
-      requestTimeoutMs: options.requestTimeoutMs,
-      signal: options.signal,
-    }),
-    progress: options.progress ?? (() => {}),
-  };
+  const fc = flipContext(target, from, to, options, options);
   const pre = await preflight(fc);
   const steps: FlipStepResult[] = [{ name: "preflight", status: "succeeded", detail: pre.detail }];
   if (pre.state === "converged") {
@@ -323,26 +324,20 @@ function toOutcome(r: FlipStepResult): StepOutcome {
 
 /** Builds the dns-flip executor with injected dependencies. */
 export function createDnsFlipExecutor(deps: DnsFlipDeps = {}): Executor<DnsFlipTarget> {
-  const context = (ctx: StepContext<DnsFlipTarget>): FlipContext => ({
-    target: ctx.target,
-    from: ctx.action.from,
-    to: ctx.action.to,
-    dryRun: ctx.action.dryRun,
-    log: ctx.log,
-    sleep: (ms) => ctx.sleep(ms),
-    now: () => ctx.now(),
-    verifyIntervalMs: deps.verifyIntervalMs ?? 500,
-    provider: lazyProvider(ctx.target, {
-      env: deps.env ?? process.env,
-      fetch: deps.fetch,
-      sleep: (ms) => ctx.sleep(ms),
-      now: () => ctx.now(),
-      log: ctx.log,
-      requestTimeoutMs: deps.requestTimeoutMs,
-      signal: ctx.signal,
-    }),
-    progress: (d) => ctx.progress(d),
-  });
+  const context = (ctx: StepContext<DnsFlipTarget>): FlipContext =>
+    flipContext(
+      ctx.target,
+      ctx.action.from,
+      ctx.action.to,
+      {
+        dryRun: ctx.action.dryRun,
+        sleep: (ms) => ctx.sleep(ms),
+        now: () => ctx.now(),
+        signal: ctx.signal,
+        progress: (d) => ctx.progress(d),
+      },
+      deps,
+    );
   const skippedIfConverged = async (ctx: StepContext<DnsFlipTarget>): Promise<StepOutcome | undefined> =>
     (await ctx.memory.get<boolean>(convergedKey(ctx.action)))
       ? { status: "skipped", detail: `${ALREADY} at preflight` }
