@@ -19,7 +19,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import { ApiException, CoordinationV1Api, type KubeConfig, type V1Lease, V1MicroTime } from "@kubernetes/client-node";
+import { CoordinationV1Api, type KubeConfig, type V1Lease, V1MicroTime } from "@kubernetes/client-node";
+import { isApiStatus, unlessNotFound } from "./kube-status.ts";
 import type { Leadership, LeadershipState } from "./leadership.ts";
 import { type Logger, silentLogger } from "./log.ts";
 
@@ -114,8 +115,6 @@ export function startLeaseElector(options: LeaseElectorOptions): LeaseElector {
     }
   }
 
-  const isConflict = (e: unknown) => e instanceof ApiException && (e.code === 409 || e.code === 404);
-
   function spec(lease: V1Lease | undefined, at: number, takeover: boolean): V1Lease["spec"] {
     const old = lease?.spec ?? {};
     const holderChanged = (old.holderIdentity ?? "") !== identity;
@@ -132,12 +131,7 @@ export function startLeaseElector(options: LeaseElectorOptions): LeaseElector {
 
   async function attempt(): Promise<void> {
     const at = now();
-    let lease: V1Lease | undefined;
-    try {
-      lease = await api.readNamespacedLease({ name, namespace });
-    } catch (e) {
-      if (!(e instanceof ApiException && e.code === 404)) throw e;
-    }
+    const lease = await unlessNotFound(api.readNamespacedLease({ name, namespace }));
     if (!lease) {
       try {
         const created = await api.createNamespacedLease({
@@ -148,7 +142,7 @@ export function startLeaseElector(options: LeaseElectorOptions): LeaseElector {
         lastRenew = at;
         setState({ leader: true, holder: identity, detail: "acquired a new Lease" });
       } catch (e) {
-        if (!(e instanceof ApiException && e.code === 409)) throw e;
+        if (!isApiStatus(e, 409)) throw e;
         setState({ leader: false, holder: state.holder, detail: "another replica created the Lease first" });
       }
       return;
@@ -182,8 +176,8 @@ export function startLeaseElector(options: LeaseElectorOptions): LeaseElector {
         detail: takeover ? `took over the Lease${holder ? ` from ${holder}` : ""}` : "renewed the Lease",
       });
     } catch (e) {
-      if (!isConflict(e)) throw e;
-      // Someone else wrote the Lease between our read and write: re-read and re-decide now.
+      // Someone else wrote (409) or deleted (404) the Lease between our read and write: re-read and re-decide now.
+      if (!isApiStatus(e, 409, 404)) throw e;
       const fresh = await api.readNamespacedLease({ name, namespace }).catch(() => undefined);
       const freshHolder = fresh?.spec?.holderIdentity ?? "";
       if (freshHolder === identity) setState({ ...state, detail: "renewed the Lease" });

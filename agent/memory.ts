@@ -10,11 +10,12 @@
  * (https://kubernetes.io/docs/concepts/configuration/configmap/), so records beyond `keep` per
  * target, and then the oldest finished ones, are dropped to stay under `maxBytes`.
  */
-import { ApiException, CoreV1Api, type KubeConfig, type V1ConfigMap } from "@kubernetes/client-node";
+import { CoreV1Api, type KubeConfig, type V1ConfigMap } from "@kubernetes/client-node";
 import { z } from "zod";
 import { ActionReportSchema, ActionRequestSchema } from "../shared/protocol.ts";
 import { type ActionRecord, type ActionStore, epochOf } from "./action-store.ts";
 import type { DurableMemory } from "./executor.ts";
+import { isApiStatus, unlessNotFound } from "./kube-status.ts";
 import { type Logger, silentLogger } from "./log.ts";
 
 export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
@@ -121,13 +122,10 @@ export class ConfigMapActionStore implements ActionStore {
   }
 
   private async read(target: string): Promise<{ cm: V1ConfigMap | undefined; data: TargetData }> {
-    try {
-      const cm = await this.api.readNamespacedConfigMap({ name: configMapName(target), namespace: this.namespace });
-      return { cm, data: this.decode(cm) };
-    } catch (e) {
-      if (e instanceof ApiException && e.code === 404) return { cm: undefined, data: { records: [], memory: {} } };
-      throw e;
-    }
+    const cm = await unlessNotFound(
+      this.api.readNamespacedConfigMap({ name: configMapName(target), namespace: this.namespace }),
+    );
+    return { cm, data: cm ? this.decode(cm) : { records: [], memory: {} } };
   }
 
   /** Parses a ConfigMap's data; malformed entries are logged and skipped, never fatal. */
@@ -203,7 +201,7 @@ export class ConfigMapActionStore implements ActionStore {
         return;
       } catch (e) {
         // 409: another writer changed (or created) it since our read. Re-read and re-apply.
-        if (!(e instanceof ApiException && e.code === 409)) throw e;
+        if (!isApiStatus(e, 409)) throw e;
         this.log.debug("action memory write conflict; retrying", { configMap: name, attempt });
         // Jittered exponential backoff, so racing writers stop colliding.
         await new Promise((r) => setTimeout(r, Math.random() * Math.min(200, 5 * 2 ** attempt)));
@@ -218,14 +216,14 @@ export class ConfigMapActionStore implements ActionStore {
     try {
       await this.api.createNamespacedConfigMap({ namespace: this.namespace, body });
     } catch (e) {
-      if (!(e instanceof ApiException && e.code === 404)) throw e;
+      if (!isApiStatus(e, 404)) throw e;
       // The namespace is missing: create it (409 means another replica just did), then retry.
       try {
         await this.api.createNamespace({
           body: { metadata: { name: this.namespace, labels: { [MANAGED_BY_LABEL]: MANAGED_BY } } },
         });
       } catch (ne) {
-        if (!(ne instanceof ApiException && ne.code === 409)) throw ne;
+        if (!isApiStatus(ne, 409)) throw ne;
       }
       await this.api.createNamespacedConfigMap({ namespace: this.namespace, body });
     }

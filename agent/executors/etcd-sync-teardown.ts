@@ -37,6 +37,7 @@ import {
   decideConsistency,
 } from "../etcd/consistency.ts";
 import { type Executor, type Step, type StepContext, StepError } from "../executor.ts";
+import { isApiStatus, unlessNotFound } from "../kube-status.ts";
 import { flipDns } from "./dns-flip.ts";
 
 /** Pod-template annotation kubectl's `rollout restart` sets (kubectl/pkg/polymorphichelpers/objectrestarter.go). */
@@ -120,10 +121,6 @@ async function joinSwitch(ctx: StepContext<EtcdSyncTeardownTarget>): Promise<Swi
   return next;
 }
 
-function isNotFound(err: unknown): boolean {
-  return err instanceof k8s.ApiException && err.code === 404;
-}
-
 function errorText(err: unknown): string {
   if (err instanceof k8s.ApiException) {
     try {
@@ -160,12 +157,7 @@ class Workloads {
   }
 
   async readDeployment(namespace: string, name: string): Promise<k8s.V1Deployment | undefined> {
-    try {
-      return await this.apps.readNamespacedDeployment({ namespace, name });
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
+    return unlessNotFound(this.apps.readNamespacedDeployment({ namespace, name }));
   }
 
   async scaleDeploymentToZero(namespace: string, name: string, dryRun: boolean): Promise<void> {
@@ -184,7 +176,7 @@ class Workloads {
         ...dryRunOpt(dryRun),
       });
     } catch (err) {
-      if (!isNotFound(err)) throw err;
+      if (!isApiStatus(err, 404)) throw err;
     }
   }
 
@@ -207,14 +199,9 @@ class Workloads {
 
   async read(w: Workload): Promise<k8s.V1Deployment | k8s.V1StatefulSet | k8s.V1DaemonSet | undefined> {
     const ref = { namespace: w.namespace, name: w.name };
-    try {
-      if (w.kind === "Deployment") return await this.apps.readNamespacedDeployment(ref);
-      if (w.kind === "StatefulSet") return await this.apps.readNamespacedStatefulSet(ref);
-      return await this.apps.readNamespacedDaemonSet(ref);
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
+    if (w.kind === "Deployment") return unlessNotFound(this.apps.readNamespacedDeployment(ref));
+    if (w.kind === "StatefulSet") return unlessNotFound(this.apps.readNamespacedStatefulSet(ref));
+    return unlessNotFound(this.apps.readNamespacedDaemonSet(ref));
   }
 
   /** kubectl rollout restart: a strategic merge patch of the pod template's annotations. */

@@ -29,6 +29,7 @@ import type { ActionRequest } from "../../shared/protocol.ts";
 import type { Executor, Step, StepContext, StepOutcome } from "../executor.ts";
 import { StepError } from "../executor.ts";
 import { describeFetchError } from "../fetch-error.ts";
+import { isApiStatus, unlessNotFound } from "../kube-status.ts";
 
 /** The StaticRoute custom resource (cluster-scoped). */
 export const STATIC_ROUTE = { group: "networking.digitalocean.com", version: "v1", plural: "staticroutes" } as const;
@@ -149,10 +150,6 @@ export function specProblems(label: string, spec: { destinations?: unknown; gate
 // --------------------------------------------------------------------------------------------
 // Cluster access.
 
-function isNotFound(err: unknown): boolean {
-  return err instanceof k8s.ApiException && err.code === 404;
-}
-
 function apiErrorText(err: unknown): string {
   if (err instanceof k8s.ApiException) {
     const body: unknown = err.body;
@@ -237,13 +234,8 @@ class RouteCluster {
   }
 
   async getRoute(name: string): Promise<StaticRouteObject | undefined> {
-    try {
-      const raw: unknown = await this.custom.getClusterCustomObject({ ...STATIC_ROUTE, name });
-      return StaticRouteObjectSchema.parse(raw);
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
+    const raw: unknown = await unlessNotFound(this.custom.getClusterCustomObject({ ...STATIC_ROUTE, name }));
+    return raw === undefined ? undefined : StaticRouteObjectSchema.parse(raw);
   }
 
   /** DELETE; a 404 (already gone) is success. */
@@ -251,7 +243,7 @@ class RouteCluster {
     try {
       await this.custom.deleteClusterCustomObject({ ...STATIC_ROUTE, name, ...(dryRun ? { dryRun: "All" } : {}) });
     } catch (err) {
-      if (!isNotFound(err)) throw err;
+      if (!isApiStatus(err, 404)) throw err;
     }
   }
 
@@ -265,12 +257,7 @@ class RouteCluster {
   }
 
   async daemonSet(namespace: string, name: string): Promise<k8s.V1DaemonSet | undefined> {
-    try {
-      return await this.apps.readNamespacedDaemonSet({ namespace, name });
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
+    return unlessNotFound(this.apps.readNamespacedDaemonSet({ namespace, name }));
   }
 
   /** The operator's pods (by the DaemonSet's selector) and the node each runs on. */
