@@ -17,8 +17,10 @@ export type SignatureCheck = { ok: true; timestamp: number } | { ok: false; reas
 
 const encoder = new TextEncoder();
 
-async function hmacKey(secret: string, usage: "sign" | "verify"): Promise<CryptoKey> {
-  return crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [usage]);
+/** An HMAC-SHA256 key from a secret (text or raw bytes); also used by Slack signing and status-page sessions. */
+export async function hmacKey(secret: string | BufferSource, usage: "sign" | "verify"): Promise<CryptoKey> {
+  const raw = typeof secret === "string" ? encoder.encode(secret) : secret;
+  return crypto.subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, [usage]);
 }
 
 function signedPayload(timestamp: number, body: string | Uint8Array): Uint8Array<ArrayBuffer> {
@@ -30,11 +32,13 @@ function signedPayload(timestamp: number, body: string | Uint8Array): Uint8Array
   return out;
 }
 
-function toHex(buf: ArrayBuffer): string {
+/** Lower-case hex of a MAC. */
+export function toHex(buf: ArrayBuffer): string {
   return Array.from(new Uint8Array(buf), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-function fromHex(hex: string): Uint8Array<ArrayBuffer> | undefined {
+/** The bytes of a non-empty, even-length hex string; undefined for anything else. */
+export function fromHex(hex: string): Uint8Array<ArrayBuffer> | undefined {
   if (hex.length === 0 || hex.length % 2 !== 0 || !/^[0-9a-f]+$/i.test(hex)) return undefined;
   const out = new Uint8Array(hex.length / 2);
   for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(hex.slice(i * 2, i * 2 + 2), 16);

@@ -5,6 +5,8 @@
  * session.
  */
 
+import { fromHex, hmacKey, toHex } from "../shared/signature.ts";
+
 /** Cookie name; no `__Host-` prefix so the page also works on http://127.0.0.1 in local runs. */
 export const SESSION_COOKIE = "turnout_session";
 /** Sessions last 12 hours: a working day on call, then `/?token=` again. */
@@ -13,8 +15,7 @@ export const SESSION_TTL_SECONDS = 12 * 3600;
 const encoder = new TextEncoder();
 
 async function hmac(key: BufferSource, message: string): Promise<ArrayBuffer> {
-  const k = await crypto.subtle.importKey("raw", key, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-  return crypto.subtle.sign("HMAC", k, encoder.encode(message));
+  return crypto.subtle.sign("HMAC", await hmacKey(key, "sign"), encoder.encode(message));
 }
 
 /** The session MAC key: derived from the token, so a cookie MAC never doubles as a token MAC elsewhere. */
@@ -22,15 +23,11 @@ async function sessionKey(operatorToken: string): Promise<ArrayBuffer> {
   return hmac(encoder.encode(operatorToken), "turnout status-page session key v1");
 }
 
-function hex(buf: ArrayBuffer): string {
-  return [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 /** A new session value valid until `nowSeconds + SESSION_TTL_SECONDS`. */
 export async function issueSession(operatorToken: string, nowSeconds: number): Promise<string> {
   const expiry = Math.floor(nowSeconds) + SESSION_TTL_SECONDS;
   const mac = await hmac(await sessionKey(operatorToken), `v1.${expiry}`);
-  return `v1.${expiry}.${hex(mac)}`;
+  return `v1.${expiry}.${toHex(mac)}`;
 }
 
 /** Whether `value` is an unexpired session issued with this token (MAC compared in constant time). */
@@ -40,7 +37,8 @@ export async function verifySession(operatorToken: string, value: string, nowSec
   const expiry = Number(m[1]);
   if (!(expiry > nowSeconds)) return false;
   const expected = await hmac(await sessionKey(operatorToken), `v1.${expiry}`);
-  const given = new Uint8Array((m[2].match(/../g) ?? []).map((h) => Number.parseInt(h, 16)));
+  const given = fromHex(m[2]);
+  if (!given) return false;
   // `timingSafeEqual` is a workerd extension of Web Crypto
   // (developers.cloudflare.com/workers/runtime-apis/web-crypto/#timingsafeequal).
   return given.byteLength === expected.byteLength && crypto.subtle.timingSafeEqual(given, expected);

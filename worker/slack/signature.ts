@@ -5,6 +5,8 @@
  * `crypto.subtle.verify` before the body is parsed.
  */
 
+import { fromHex, hmacKey, toHex } from "../../shared/signature.ts";
+
 export const SLACK_TOLERANCE_SECONDS = 300;
 
 export type SlackSignatureFailure = "missing" | "malformed" | "stale" | "future" | "mismatch" | "not-configured";
@@ -12,13 +14,6 @@ export type SlackSignatureFailure = "missing" | "malformed" | "stale" | "future"
 export type SlackSignatureCheck = { ok: true } | { ok: false; reason: SlackSignatureFailure };
 
 const encoder = new TextEncoder();
-
-function fromHex(hex: string): Uint8Array<ArrayBuffer> | undefined {
-  if (!/^[0-9a-f]{64}$/i.test(hex)) return undefined;
-  const out = new Uint8Array(32);
-  for (let i = 0; i < 32; i++) out[i] = Number.parseInt(hex.slice(i * 2, i * 2 + 2), 16);
-  return out;
-}
 
 /** Verifies a Slack request; `body` is the raw body exactly as received. */
 export async function verifySlackSignature(
@@ -33,24 +28,23 @@ export async function verifySlackSignature(
     return { ok: false, reason: "malformed" };
   }
   const mac = fromHex(headers.signature.slice(3));
-  if (!mac) return { ok: false, reason: "malformed" };
+  if (mac?.length !== 32) return { ok: false, reason: "malformed" };
   const skew = Number(headers.timestamp) - Math.floor(nowSeconds);
   if (skew < -SLACK_TOLERANCE_SECONDS) return { ok: false, reason: "stale" };
   if (skew > SLACK_TOLERANCE_SECONDS) return { ok: false, reason: "future" };
-  const key = await crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
-    "verify",
-  ]);
+  const key = await hmacKey(secret, "verify");
   const ok = await crypto.subtle.verify("HMAC", key, mac, encoder.encode(`v0:${headers.timestamp}:${body}`));
   return ok ? { ok: true } : { ok: false, reason: "mismatch" };
 }
 
 /** Signs a body the way Slack does (tests and local tools). */
 export async function signSlackRequest(secret: string, timestamp: number, body: string): Promise<string> {
-  const key = await crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
-    "sign",
-  ]);
-  const mac = await crypto.subtle.sign("HMAC", key, encoder.encode(`v0:${timestamp}:${body}`));
-  return `v0=${Array.from(new Uint8Array(mac), (b) => b.toString(16).padStart(2, "0")).join("")}`;
+  const mac = await crypto.subtle.sign(
+    "HMAC",
+    await hmacKey(secret, "sign"),
+    encoder.encode(`v0:${timestamp}:${body}`),
+  );
+  return `v0=${toHex(mac)}`;
 }
 
 /** Why a Slack request was refused, for the 401 problem body. */
