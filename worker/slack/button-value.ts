@@ -10,6 +10,7 @@
  *   later request has a later deadline), so a click on an old message cannot approve a new one.
  */
 import { z } from "zod";
+import { toHex } from "../../shared/signature.ts";
 
 /** A break-glass request's buttons. */
 export const BreakGlassButtonSchema = z
@@ -59,5 +60,5 @@ export function decodeButtonValue(text: string): ButtonValue | undefined {
 
 /** 128 random bits as 32 hex digits: the break-glass request's key. */
 export function newNonce(): string {
-  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+  return toHex(crypto.getRandomValues(new Uint8Array(16)).buffer);
 }
