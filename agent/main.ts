@@ -12,7 +12,7 @@
 import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { type ServerType, serve } from "@hono/node-server";
-import { ApiException, CoreV1Api, type KubeConfig, VersionApi } from "@kubernetes/client-node";
+import { CoreV1Api, type KubeConfig, VersionApi } from "@kubernetes/client-node";
 import type { AgentConfig } from "../shared/config.ts";
 import { qstashKeysFromEnv } from "../shared/qstash-signature.ts";
 import { type ActionStore, InMemoryActionStore } from "./action-store.ts";
@@ -22,6 +22,7 @@ import { createDnsFlipExecutor } from "./executors/dns-flip.ts";
 import { createEtcdSyncTeardownExecutor } from "./executors/etcd-sync-teardown.ts";
 import { createRouteSwapExecutor } from "./executors/route-swap.ts";
 import { connectKube } from "./kube.ts";
+import { unlessNotFound } from "./kube-status.ts";
 import type { Leadership } from "./leadership.ts";
 import { startLeaseElector } from "./lease.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -75,12 +76,8 @@ export function defaultExecutors(
     env,
     // The agent's own credentials, not whatever the default kubeconfig would be.
     readConfigMap: async (namespace, name) => {
-      try {
-        return (await core.readNamespacedConfigMap({ namespace, name })).data ?? {};
-      } catch (err) {
-        if (err instanceof ApiException && err.code === 404) return undefined;
-        throw err;
-      }
+      const cm = await unlessNotFound(core.readNamespacedConfigMap({ namespace, name }));
+      return cm && (cm.data ?? {});
     },
   });
   return new Map([
