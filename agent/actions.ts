@@ -94,14 +94,12 @@ function validationProblem(error: z.ZodError, detail: string): Response {
 /** Adds the action routes to the agent's app. */
 export function registerActionRoutes(app: Hono, deps: ActionRoutesDeps): void {
   app.post("/v1/actions", async (c) => {
-    const length = Number(c.req.header("content-length") ?? "0");
-    if (length > MAX_ACTION_BODY_BYTES) {
-      return problem(413, "payload-too-large", "Payload too large", `body over ${MAX_ACTION_BODY_BYTES} bytes`);
-    }
+    const tooLarge = () =>
+      problem(413, "payload-too-large", "Payload too large", `body over ${MAX_ACTION_BODY_BYTES} bytes`);
+    // The declared length refuses a large body unread; the read length catches a lying header.
+    if (Number(c.req.header("content-length") ?? "0") > MAX_ACTION_BODY_BYTES) return tooLarge();
     const raw = await c.req.text();
-    if (new TextEncoder().encode(raw).length > MAX_ACTION_BODY_BYTES) {
-      return problem(413, "payload-too-large", "Payload too large", `body over ${MAX_ACTION_BODY_BYTES} bytes`);
-    }
+    if (Buffer.byteLength(raw) > MAX_ACTION_BODY_BYTES) return tooLarge();
     const auth = await authenticate(c, raw, deps);
     if (!auth.ok) {
       deps.log.warn("action request rejected: signature", { status: 401 });
