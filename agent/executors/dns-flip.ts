@@ -11,6 +11,7 @@
  *   `verify.timeoutSeconds`; the detail names the TTL resolvers may still cache.
  * Failback is the same executor with from/to swapped.
  */
+import type { KubeConfig } from "@kubernetes/client-node";
 import type { DnsFlipTarget, Side } from "../../shared/config.ts";
 import type { ActionRequest } from "../../shared/protocol.ts";
 import { findCorednsPins } from "../dns/coredns-pins.ts";
@@ -29,7 +30,7 @@ export interface DnsFlipDeps {
   env?: Record<string, string | undefined>;
   /** For the HTTP providers. @default globalThis.fetch */
   fetch?: typeof fetch;
-  /** For `coredns-check`. @default CoreV1Api from @kubernetes/client-node with the default kubeconfig */
+  /** For `coredns-check`. @default configMapReader() (CoreV1Api with the default kubeconfig) */
   readConfigMap?: ReadConfigMap;
   /** Delay between verify rounds. @default 500 */
   verifyIntervalMs?: number;
@@ -299,20 +300,28 @@ export async function flipDns(
   return { outcome, steps, detail: steps.map((s) => `${s.name}: ${s.detail}`).join("; ") };
 }
 
-/** The default `readConfigMap`: CoreV1Api with the default kubeconfig (in-cluster or ~/.kube/config). */
-export const readConfigMapWithClient: ReadConfigMap = async (namespace, name) => {
-  const k8s = await import("@kubernetes/client-node");
-  const kc = new k8s.KubeConfig();
-  kc.loadFromDefault();
-  const api = kc.makeApiClient(k8s.CoreV1Api);
-  try {
-    const cm = await api.readNamespacedConfigMap({ namespace, name });
-    return cm.data ?? {};
-  } catch (err) {
-    if (err instanceof k8s.ApiException && err.code === 404) return undefined;
-    throw err;
-  }
-};
+/**
+ * A `readConfigMap` over CoreV1Api with `kubeConfig`'s credentials (the agent's own), or the
+ * default kubeconfig (in-cluster or ~/.kube/config) when none is given. The client library is
+ * loaded on first read, so flips without `coredns` never load it.
+ */
+export function configMapReader(kubeConfig?: KubeConfig): ReadConfigMap {
+  return async (namespace, name) => {
+    const k8s = await import("@kubernetes/client-node");
+    let kc = kubeConfig;
+    if (!kc) {
+      kc = new k8s.KubeConfig();
+      kc.loadFromDefault();
+    }
+    try {
+      const cm = await kc.makeApiClient(k8s.CoreV1Api).readNamespacedConfigMap({ namespace, name });
+      return cm.data ?? {};
+    } catch (err) {
+      if (err instanceof k8s.ApiException && err.code === 404) return undefined;
+      throw err;
+    }
+  };
+}
 
 function convergedKey(action: ActionRequest): string {
   return `dns-flip/${action.id}/converged-at-preflight`;
@@ -361,7 +370,7 @@ export function createDnsFlipExecutor(deps: DnsFlipDeps = {}): Executor<DnsFlipT
         steps.push({
           name: "coredns-check",
           async run(ctx) {
-            const read = deps.readConfigMap ?? readConfigMapWithClient;
+            const read = deps.readConfigMap ?? configMapReader();
             const where = `ConfigMap ${coredns.namespace}/${coredns.configMap}`;
             let data: Record<string, string> | undefined;
             try {
@@ -400,6 +409,3 @@ export function createDnsFlipExecutor(deps: DnsFlipDeps = {}): Executor<DnsFlipT
     },
   };
 }
-
-/** The dns-flip executor with production defaults (process.env, global fetch, in-cluster client). */
-export const dnsFlipExecutor: Executor<DnsFlipTarget> = createDnsFlipExecutor();

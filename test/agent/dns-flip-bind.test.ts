@@ -1,12 +1,14 @@
 /**
  * The dns-flip executor against a real BIND 9 with a TSIG-protected zone (runbook B).
  */
+import { CoreV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { queryRecord } from "../../agent/dns/rfc2136.ts";
 import type { DurableMemory, StepContext } from "../../agent/executor.ts";
 import { StepError } from "../../agent/executor.ts";
-import { createDnsFlipExecutor, type DnsFlipDeps, flipDns } from "../../agent/executors/dns-flip.ts";
+import { configMapReader, createDnsFlipExecutor, type DnsFlipDeps, flipDns } from "../../agent/executors/dns-flip.ts";
 import { silentLogger } from "../../agent/log.ts";
+import { startFakeKubeApi } from "../../agent/sandbox/fake-kube-api.ts";
 import { type DnsFlipTarget, DnsFlipTargetSchema, type Side } from "../../shared/config.ts";
 import type { ActionRequest } from "../../shared/protocol.ts";
 import { type BindServer, startBind } from "../support/bind.ts";
@@ -280,26 +282,39 @@ describe("dns-flip over RFC 2136 + TSIG against BIND", () => {
     expect(await a("slow.example.test")).toEqual([SECONDARY]);
   });
 
-  it("warns when the CoreDNS ConfigMap pins the name, and not otherwise", async () => {
+  it("warns when the CoreDNS ConfigMap pins the name, and not otherwise (read with the given kubeconfig)", async () => {
     const corefile = `.:53 {\n    errors\n    hosts {\n       ${PRIMARY} www.example.test\n       fallthrough\n    }\n    forward . /etc/resolv.conf\n}\n`;
-    const t = target({ coredns: { namespace: "kube-system", configMap: "coredns" } });
-    const pinned = await runAction(t, "primary", "secondary", {
-      dryRun: true,
-      deps: {
-        readConfigMap: async (ns, name) =>
-          ns === "kube-system" && name === "coredns" ? { Corefile: corefile } : undefined,
-      },
-    });
-    const check = pinned.find((s) => s.name === "coredns-check");
-    expect(check?.status).toBe("succeeded");
-    expect(check?.detail).toMatch(/^warning: ConfigMap kube-system\/coredns pins www\.example\.test/);
-    const clean = await runAction(t, "primary", "secondary", {
-      dryRun: true,
-      deps: { readConfigMap: async () => ({ Corefile: ".:53 {\n    forward . /etc/resolv.conf\n}\n" }) },
-    });
-    expect(clean.find((s) => s.name === "coredns-check")?.detail).toBe(
-      "ConfigMap kube-system/coredns does not pin www.example.test",
-    );
+    const kube = await startFakeKubeApi();
+    try {
+      const kc = kube.kubeConfig();
+      const core = kc.makeApiClient(CoreV1Api);
+      const t = target({ coredns: { namespace: "kube-system", configMap: "coredns" } });
+      const check = async () => {
+        const run = await runAction(t, "primary", "secondary", {
+          dryRun: true,
+          deps: { readConfigMap: configMapReader(kc) },
+        });
+        return run.find((s) => s.name === "coredns-check");
+      };
+      const configMap = (Corefile: string) => ({ metadata: { name: "coredns" }, data: { Corefile } });
+
+      await core.createNamespacedConfigMap({ namespace: "kube-system", body: configMap(corefile) });
+      const pinned = await check();
+      expect(pinned?.status).toBe("succeeded");
+      expect(pinned?.detail).toMatch(/^warning: ConfigMap kube-system\/coredns pins www\.example\.test/);
+
+      await core.replaceNamespacedConfigMap({
+        namespace: "kube-system",
+        name: "coredns",
+        body: configMap(".:53 {\n    forward . /etc/resolv.conf\n}\n"),
+      });
+      expect((await check())?.detail).toBe("ConfigMap kube-system/coredns does not pin www.example.test");
+
+      await core.deleteNamespacedConfigMap({ namespace: "kube-system", name: "coredns" });
+      expect((await check())?.detail).toBe("warning: ConfigMap kube-system/coredns not found; pins not checked");
+    } finally {
+      await kube.close();
+    }
   });
 
   it("flipDns runs the whole flip as one call (used by etcd-sync-teardown)", async () => {
