@@ -815,16 +815,12 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
       rest = segments.slice(3);
     } else return undefined;
     let namespace: string | undefined;
-    // `/namespaces/{ns}/{resource}…` unless it is the namespace object itself or its subresource.
+    // `/namespaces/{ns}/{resource}…` unless it is the core namespace object's own subresource.
     if (
       rest[0] === "namespaces" &&
       rest.length >= 3 &&
-      group === "" &&
-      !["status", "finalize"].includes(rest[2] ?? "")
+      (group !== "" || !["status", "finalize"].includes(rest[2] ?? ""))
     ) {
-      namespace = rest[1];
-      rest = rest.slice(2);
-    } else if (rest[0] === "namespaces" && rest.length >= 3 && group !== "") {
       namespace = rest[1];
       rest = rest.slice(2);
     }
@@ -874,7 +870,7 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
       fieldManager: query.fieldManager,
       subresource: r.subresource === "status" ? "status" : undefined,
     };
-    const ref: TypeRef = { group: r.type.group, version: r.type.version, resource: r.type.resource };
+    const ref = r.type;
     const namespace = r.type.namespaced ? r.namespace : undefined;
     const method = req.method ?? "GET";
 
@@ -1073,8 +1069,7 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
         ]),
     });
     if (segments.length === 1 && segments[0] === "api") {
-      res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify({ kind: "APIVersions", versions: ["v1"] }));
+      sendJson(res, 200, { kind: "APIVersions", versions: ["v1"] });
       return true;
     }
     if (segments.length === 2 && segments[0] === "api") {
@@ -1104,7 +1099,6 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
   }
 
   function watch(res: ServerResponse, r: Route, query: Record<string, string>): void {
-    const ref: TypeRef = { group: r.type.group, version: r.type.version, resource: r.type.resource };
     const labels = parseLabelSelector(query.labelSelector);
     const fields = parseFieldSelector(query.fieldSelector);
     const namespace = r.type.namespaced ? r.namespace : undefined;
@@ -1114,7 +1108,7 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
     let unsubscribe: () => void;
     try {
       unsubscribe = store.watch(
-        ref,
+        r.type,
         namespace,
         (e) => {
           if (labels(e.object.metadata.labels) && fields(e.object))
