@@ -23,11 +23,12 @@ import { createEtcdMirrorBackend, type EtcdMirrorBackend } from "../../agent/san
 import { type FakeKubeApi, startFakeKubeApi } from "../../agent/sandbox/fake-kube-api.ts";
 import { startWorkloadControllers, type WorkloadControllers } from "../../agent/sandbox/workloads.ts";
 import { type AgentConfig, AgentConfigSchema, type EtcdSyncTeardownTarget } from "../../shared/config.ts";
-import type { ActionRequest } from "../../shared/protocol.ts";
+import { type ActionRequest, ActionRequestSchema } from "../../shared/protocol.ts";
 import { type BindServer, startBind } from "../support/bind.ts";
 import { type EtcdInstance, eventually, loadKeys, startEtcds } from "../support/etcd.ts";
 import { processAlive } from "../support/processes.ts";
 import { type ReportReceiver, startReportReceiver } from "../support/report-receiver.ts";
+import { actionRequest } from "../support/test-executors.ts";
 
 const PRIMARY_VIP = "172.30.41.193";
 const STANDBY_VIP = "172.30.41.194";
@@ -201,18 +202,7 @@ async function makeWorld(keys: number, etcd = pair, opts: WorldOptions = {}): Pr
 }
 
 function action(id: number, extra: Partial<ActionRequest> = {}): ActionRequest {
-  return {
-    id: `global-dr:${id}`,
-    target: "global-dr",
-    kind: "failover",
-    from: "primary",
-    to: "secondary",
-    dryRun: false,
-    force: false,
-    reason: "test",
-    issuedAt: new Date().toISOString(),
-    ...extra,
-  };
+  return ActionRequestSchema.parse(actionRequest("global-dr", id, extra));
 }
 
 interface StepResult {
@@ -229,6 +219,24 @@ interface RunOptions {
   progress?: (step: string, detail: string) => void;
 }
 
+/** What the runner hands a step of `a`, on the world's target and memory. */
+function stepContext(
+  w: World,
+  a: ActionRequest,
+  how: Pick<StepContext<EtcdSyncTeardownTarget>, "sleep" | "progress">,
+): StepContext<EtcdSyncTeardownTarget> {
+  return {
+    action: a,
+    targetName: "global-dr",
+    target: w.target,
+    log: silentLogger,
+    memory: w.memory,
+    signal: new AbortController().signal,
+    now: Date.now,
+    ...how,
+  };
+}
+
 /** Runs the executor's steps in order, like the runner, stopping at the first failure or after `stopAfter`. */
 async function run(w: World, a: ActionRequest, stopAfter?: string, opts: RunOptions = {}): Promise<StepResult[]> {
   const executor = createEtcdSyncTeardownExecutor({
@@ -242,17 +250,10 @@ async function run(w: World, a: ActionRequest, stopAfter?: string, opts: RunOpti
   });
   const out: StepResult[] = [];
   for (const step of executor.steps(a, w.target)) {
-    const ctx: StepContext<EtcdSyncTeardownTarget> = {
-      action: a,
-      targetName: "global-dr",
-      target: w.target,
-      log: silentLogger,
-      memory: w.memory,
-      signal: new AbortController().signal,
-      now: Date.now,
+    const ctx = stepContext(w, a, {
       sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
       progress: (detail) => opts.progress?.(step.name, detail),
-    };
+    });
     try {
       const outcome = await step.run(ctx);
       out.push({ name: step.name, status: outcome?.status ?? "succeeded", detail: outcome?.detail ?? "" });
@@ -595,19 +596,9 @@ describe("etcd-sync-teardown failover", () => {
     });
     const a = action(9, { kind: "failback", from: "secondary", to: "primary" });
     const [consistency] = executor.steps(a, w.target);
-    await expect(
-      consistency?.run({
-        action: a,
-        targetName: "global-dr",
-        target: w.target,
-        log: silentLogger,
-        memory: w.memory,
-        signal: new AbortController().signal,
-        now: Date.now,
-        sleep: async () => {},
-        progress: () => {},
-      }),
-    ).rejects.toThrow("only the direction matters");
+    await expect(consistency?.run(stepContext(w, a, { sleep: async () => {}, progress: () => {} }))).rejects.toThrow(
+      "only the direction matters",
+    );
     expect(seen).toEqual([[w.etcd.standby.url, w.etcd.primary.url]]);
   });
 });
