@@ -8,7 +8,7 @@ import { formatIssues } from "../shared/config.ts";
 import { requireBearer } from "./auth.ts";
 import { requireConfig } from "./config.ts";
 import type { Env } from "./env.ts";
-import { Problem } from "./problem.ts";
+import { Problem, parseJsonOrProblem } from "./problem.ts";
 import type { EventPage, TargetView } from "./target-object.ts";
 
 /** Largest page of `GET /v1/targets/:name/events`. */
@@ -81,15 +81,7 @@ const CommandBodySchema = z
 /** `POST /v1/targets/:name/commands` (design §3): 200 with the new view, or 409 explaining why not. */
 operatorApi.post("/v1/targets/:name/commands", async (c) => {
   const name = knownTarget(c.env, c.req.param("name"));
-  let json: unknown;
-  try {
-    json = JSON.parse(await c.req.text());
-  } catch (err) {
-    throw new Problem("bad-request", "the command body is not JSON", {
-      errors: [{ path: "(root)", message: (err as Error).message }],
-    });
-  }
-  const body = CommandBodySchema.safeParse(json);
+  const body = CommandBodySchema.safeParse(parseJsonOrProblem(await c.req.text(), "the command body"));
   if (!body.success) {
     throw new Problem("validation", "invalid command; see errors", { errors: formatIssues(body.error) });
   }

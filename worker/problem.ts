@@ -76,6 +76,18 @@ export class Problem extends Error {
   }
 }
 
+/**
+ * Parses request JSON, or throws the 400 `bad-request` problem every route answers for text that
+ * is not JSON: `detail` says `<what> is not JSON`, the parser's message is under `path`.
+ */
+export function parseJsonOrProblem(text: string, what: string, path = "(root)"): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new Problem("bad-request", `${what} is not JSON`, { errors: [{ path, message: (err as Error).message }] });
+  }
+}
+
 /** Builds the `application/problem+json` response for a problem. */
 export function problemResponse(problem: Problem, headers: Record<string, string> = {}): Response {
   return new Response(JSON.stringify(problem.toJSON()), {

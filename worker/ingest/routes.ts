@@ -9,7 +9,7 @@ import type { ConfigProblem, WorkerConfig } from "../../shared/config.ts";
 import { requireBearer } from "../auth.ts";
 import { requireConfig } from "../config.ts";
 import type { Env } from "../env.ts";
-import { Problem } from "../problem.ts";
+import { Problem, parseJsonOrProblem } from "../problem.ts";
 import { routeLabels } from "../routing.ts";
 import type { Delivery, IngestResult, IngestWarning, Signal } from "../signals.ts";
 import { parseAlertmanager } from "./alertmanager.ts";
@@ -32,16 +32,6 @@ function invalid(what: string, errors: ConfigProblem[]): Problem {
  */
 async function bodyText(req: Request): Promise<string> {
   return new TextDecoder().decode(await req.arrayBuffer());
-}
-
-function parseJson(text: string, what: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new Problem("bad-request", `the ${what} body is not JSON`, {
-      errors: [{ path: "(root)", message: (err as Error).message }],
-    });
-  }
 }
 
 /** Routes each signal and delivers per target; unrouted signals count as `ignored`. */
@@ -103,7 +93,7 @@ async function deliver(
 
 ingestRoutes.post("/v1/alertmanager", requireBearer("ALERTMANAGER_TOKEN"), async (c) => {
   const config = requireConfig(c.env);
-  const body = parseJson(await bodyText(c.req.raw), "Alertmanager");
+  const body = parseJsonOrProblem(await bodyText(c.req.raw), "the Alertmanager body");
   const receivedAt = Date.now();
   const parsed = parseAlertmanager(body, receivedAt);
   if (!parsed.ok) throw invalid("Alertmanager", parsed.errors);
@@ -118,7 +108,7 @@ ingestRoutes.post("/v1/nagios", requireBearer("NAGIOS_TOKEN"), async (c) => {
   if (contentType.includes("application/x-www-form-urlencoded")) {
     body = formFields(text);
   } else if (contentType === "" || contentType.includes("json")) {
-    body = parseJson(text, "Nagios");
+    body = parseJsonOrProblem(text, "the Nagios body");
   } else {
     throw new Problem(
       "unsupported-media-type",

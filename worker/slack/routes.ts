@@ -13,7 +13,7 @@ import { type Context, Hono } from "hono";
 import { formatIssues, type WorkerConfig } from "../../shared/config.ts";
 import { loadConfig } from "../config.ts";
 import type { Env } from "../env.ts";
-import { Problem } from "../problem.ts";
+import { Problem, parseJsonOrProblem } from "../problem.ts";
 import { ephemeral, type SlackMessage } from "./blocks.ts";
 import { runSlashCommand, SlashCommandBodySchema } from "./commands.ts";
 import { BlockActionsSchema, runInteraction } from "./interactions.ts";
@@ -114,14 +114,7 @@ slackRoutes.post("/v1/slack/interactions", async (c) => {
       errors: [{ path: "body.payload", message: "required (form-encoded payload=<json>)" }],
     });
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(payloadText);
-  } catch (err) {
-    throw new Problem("bad-request", "the interaction payload is not JSON", {
-      errors: [{ path: "body.payload", message: (err as Error).message }],
-    });
-  }
+  const json = parseJsonOrProblem(payloadText, "the interaction payload", "body.payload");
   const type = typeof json === "object" && json !== null && "type" in json ? json.type : undefined;
   // Other interaction types (shortcuts, view submissions) are not configured; acknowledge them.
   if (type !== "block_actions") return c.body(null, 200);
