@@ -27,24 +27,26 @@ const VECTOR = {
 
 describe("TSIG hmac-sha256 signing", () => {
   const key: TsigKey = { name: "turnout-key", algorithm: "hmac-sha256", secret: parseTsigSecret(VECTOR.secret) };
-
-  it("reproduces nsupdate's signed message byte for byte", () => {
-    const captured = Buffer.from(VECTOR.message, "hex");
-    const found = findTsig(captured);
-    expect(found?.record).toMatchObject({ keyName: "turnout-key", algorithm: "hmac-sha256", fudge: 300, error: 0 });
-    expect(found?.record.timeSigned).toBe(VECTOR.timeSigned);
+  const captured = Buffer.from(VECTOR.message, "hex");
+  const found = findTsig(captured);
+  /** The captured message as it was before nsupdate signed it: TSIG cut off, ARCOUNT back by one. */
+  const unsignedVector = () => {
     const unsigned = Buffer.from(captured.subarray(0, found?.offset));
     unsigned.writeUInt16BE(unsigned.readUInt16BE(10) - 1, 10);
+    return unsigned;
+  };
+
+  it("reproduces nsupdate's signed message byte for byte", () => {
+    expect(found?.record).toMatchObject({ keyName: "turnout-key", algorithm: "hmac-sha256", fudge: 300, error: 0 });
+    expect(found?.record.timeSigned).toBe(VECTOR.timeSigned);
+    const unsigned = unsignedVector();
     const signed = signMessage(unsigned, key, VECTOR.timeSigned);
     expect(signed.mac.toString("hex")).toBe(VECTOR.mac);
     expect(signed.wire.toString("hex")).toBe(VECTOR.message);
   });
 
   it("a different secret or time gives a different MAC", () => {
-    const captured = Buffer.from(VECTOR.message, "hex");
-    const found = findTsig(captured);
-    const unsigned = Buffer.from(captured.subarray(0, found?.offset));
-    unsigned.writeUInt16BE(unsigned.readUInt16BE(10) - 1, 10);
+    const unsigned = unsignedVector();
     const other = { ...key, secret: Buffer.from("another secret") };
     expect(signMessage(unsigned, other, VECTOR.timeSigned).mac.toString("hex")).not.toBe(VECTOR.mac);
     expect(signMessage(unsigned, key, VECTOR.timeSigned + 1).mac.toString("hex")).not.toBe(VECTOR.mac);
@@ -127,6 +129,12 @@ async function proxy(
   return { server: `127.0.0.1:${port}`, udpSeen: () => seen };
 }
 
+/** A prerequisite-only UPDATE (www holds 10.0.0.1) sent to `server`; resolves with what it threw. */
+function dryRunUpdateError(server: string, timeoutMs = target.timeoutMs): Promise<unknown> {
+  const check = { name: "www.example.test", type: "A" as const, ttl: 60, expected: ["10.0.0.1"] };
+  return sendUpdate({ ...target, server, timeoutMs }, check).catch((e: unknown) => e);
+}
+
 describe("response MAC verification against BIND", () => {
   it("BIND's signed response verifies; any tampered byte or a different request MAC does not", async () => {
     const unsigned = encodeUpdate(bind.zone, { name: "www.example.test", type: "A", ttl: 60, expected: ["10.0.0.1"] });
@@ -158,15 +166,7 @@ describe("response MAC verification against BIND", () => {
       if (found?.record.other.length === 0) copy[copy.length - 7] = (copy[copy.length - 7] ?? 0) ^ 0xff;
       return copy;
     });
-    const err = await sendUpdate(
-      { ...target, server: mitm.server },
-      {
-        name: "www.example.test",
-        type: "A",
-        ttl: 60,
-        expected: ["10.0.0.1"],
-      },
-    ).catch((e: unknown) => e);
+    const err = await dryRunUpdateError(mitm.server);
     expect(err).toBeInstanceOf(DnsError);
     expect(err).toMatchObject({ code: "DNS_RESPONSE_BADSIG" });
   });
@@ -179,15 +179,7 @@ describe("response MAC verification against BIND", () => {
       stripped.writeUInt16BE(stripped.readUInt16BE(10) - 1, 10);
       return stripped;
     });
-    const err = await sendUpdate(
-      { ...target, server: mitm.server },
-      {
-        name: "www.example.test",
-        type: "A",
-        ttl: 60,
-        expected: ["10.0.0.1"],
-      },
-    ).catch((e: unknown) => e);
+    const err = await dryRunUpdateError(mitm.server);
     expect(err).toMatchObject({ code: "DNS_RESPONSE_UNSIGNED" });
   });
 });
@@ -312,16 +304,7 @@ describe("RFC 2136 transport", () => {
     expect(Date.now() - started).toBeLessThan(2000);
     expect(received).toHaveLength(3);
     expect(received.every((m) => m.equals(received[0] as Buffer))).toBe(true);
-    const upd = await sendUpdate(
-      { ...target, server, timeoutMs: 300 },
-      {
-        name: "www.example.test",
-        type: "A",
-        ttl: 60,
-        expected: ["10.0.0.1"],
-      },
-    ).catch((e: unknown) => e);
-    expect(upd).toMatchObject({ code: "DNS_TIMEOUT" });
+    expect(await dryRunUpdateError(server, 300)).toMatchObject({ code: "DNS_TIMEOUT" });
   });
 
   it("a query for a missing name is an empty set, and a bad server address is a config error", async () => {
