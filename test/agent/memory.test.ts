@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ActionRecord } from "../../agent/action-store.ts";
 import { ConfigMapActionStore, configMapName } from "../../agent/memory.ts";
 import { type FakeKubeApi, startFakeKubeApi } from "../../agent/sandbox/fake-kube-api.ts";
+import { ActionRequestSchema } from "../../shared/protocol.ts";
+import { actionRequest } from "../support/test-executors.ts";
 
 let api: FakeKubeApi;
 const CM = { resource: "configmaps" };
@@ -22,17 +24,7 @@ function record(
 ): ActionRecord {
   const id = `${target}:${epoch}`;
   return {
-    request: {
-      id,
-      target,
-      kind: "failover",
-      from: "primary",
-      to: "secondary",
-      dryRun: false,
-      force: false,
-      reason: "test",
-      issuedAt: "2026-11-22T10:00:00.000Z",
-    },
+    request: ActionRequestSchema.parse(actionRequest(target, epoch)),
     report: {
       actionId: id,
       target,
