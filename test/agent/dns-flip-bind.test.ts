@@ -72,6 +72,37 @@ interface StepRun {
 }
 
 let seq = 1;
+/** A fresh action flipping `from` → `to`. */
+function actionOf(from: Side, to: Side, dryRun = false): ActionRequest {
+  return {
+    id: `bootstrap-dns:${seq++}`,
+    target: "bootstrap-dns",
+    kind: from === "primary" ? "failover" : "failback",
+    from,
+    to,
+    dryRun,
+    force: false,
+    reason: "test",
+    issuedAt: new Date().toISOString(),
+  };
+}
+
+/** The context the runner gives each step of one action: one memory and one fake clock throughout. */
+function stepContext(action: ActionRequest, t: DnsFlipTarget): StepContext<DnsFlipTarget> {
+  const clock = fakeClock();
+  return {
+    action,
+    targetName: "bootstrap-dns",
+    target: t,
+    log: silentLogger,
+    memory: memory(),
+    signal: new AbortController().signal,
+    now: clock.now,
+    sleep: clock.sleep,
+    progress: () => {},
+  };
+}
+
 /** Runs an executor's steps in order like the runner does, stopping at the first failure. */
 async function runAction(
   t: DnsFlipTarget,
@@ -80,32 +111,10 @@ async function runAction(
   opts: { dryRun?: boolean; deps?: DnsFlipDeps } = {},
 ): Promise<StepRun[]> {
   const executor = createDnsFlipExecutor({ env: { TSIG_SECRET: bind.secret }, ...opts.deps });
-  const action: ActionRequest = {
-    id: `bootstrap-dns:${seq++}`,
-    target: "bootstrap-dns",
-    kind: from === "primary" ? "failover" : "failback",
-    from,
-    to,
-    dryRun: opts.dryRun ?? false,
-    force: false,
-    reason: "test",
-    issuedAt: new Date().toISOString(),
-  };
-  const clock = fakeClock();
-  const mem = memory();
+  const action = actionOf(from, to, opts.dryRun);
+  const ctx = stepContext(action, t);
   const out: StepRun[] = [];
   for (const step of executor.steps(action, t)) {
-    const ctx: StepContext<DnsFlipTarget> = {
-      action,
-      targetName: "bootstrap-dns",
-      target: t,
-      log: silentLogger,
-      memory: mem,
-      signal: new AbortController().signal,
-      now: clock.now,
-      sleep: clock.sleep,
-      progress: () => {},
-    };
     try {
       const r = await step.run(ctx);
       out.push({ name: step.name, status: r?.status ?? "succeeded", detail: r?.detail ?? "" });
@@ -354,30 +363,8 @@ async function runInterleaved(
   t: DnsFlipTarget,
   between: () => unknown,
 ): Promise<StepError> {
-  const action: ActionRequest = {
-    id: `bootstrap-dns:${seq++}`,
-    target: "bootstrap-dns",
-    kind: "failover",
-    from: "primary",
-    to: "secondary",
-    dryRun: false,
-    force: false,
-    reason: "",
-    issuedAt: new Date().toISOString(),
-  };
-  const clock = fakeClock();
-  const mem = memory();
-  const ctx: StepContext<DnsFlipTarget> = {
-    action,
-    targetName: "bootstrap-dns",
-    target: t,
-    log: silentLogger,
-    memory: mem,
-    signal: new AbortController().signal,
-    now: clock.now,
-    sleep: clock.sleep,
-    progress: () => {},
-  };
+  const action = actionOf("primary", "secondary");
+  const ctx = stepContext(action, t);
   const steps = executor.steps(action, t);
   const preflight = steps.find((s) => s.name === "preflight");
   const update = steps.find((s) => s.name === "update");
