@@ -99,6 +99,12 @@ function defaultRoute(dest: string): boolean {
   return dest === "0.0.0.0/0" || dest === "0.0.0.0";
 }
 
+/** The Event reason of a handler run (or, in `kopf` reporting, of one destination). */
+function eventReason(op: "create" | "delete", ok: boolean): string {
+  if (op === "create") return ok ? ROUTE_EVENT_REASONS.createSucceeded : ROUTE_EVENT_REASONS.createFailed;
+  return ok ? ROUTE_EVENT_REASONS.deleteSucceeded : ROUTE_EVENT_REASONS.deleteFailed;
+}
+
 /** Starts one simulated operator pod per pod of the operator DaemonSet. */
 export async function startStaticRouteOperators(options: StaticRouteOperatorOptions): Promise<StaticRouteOperators> {
   const namespace = options.namespace ?? "static-routes";
@@ -307,14 +313,7 @@ export async function startStaticRouteOperators(options: StaticRouteOperatorOpti
       failed: string[],
     ): Promise<StaticRouteObject | undefined> {
       const ok = failed.length === 0;
-      const reason =
-        op === "create"
-          ? ok
-            ? ROUTE_EVENT_REASONS.createSucceeded
-            : ROUTE_EVENT_REASONS.createFailed
-          : ok
-            ? ROUTE_EVENT_REASONS.deleteSucceeded
-            : ROUTE_EVENT_REASONS.deleteFailed;
+      const bad = new Set(failed);
       const verb = op === "create" ? "add" : "del";
       const total = obj.spec.destinations.length;
       const message = ok
@@ -332,7 +331,7 @@ export async function startStaticRouteOperators(options: StaticRouteOperatorOpti
         await post({
           metadata: { name: `${obj.metadata.name}.${randomBytes(8).toString("hex")}`, namespace: eventsNamespace },
           involvedObject,
-          reason,
+          reason: eventReason(op, ok),
           message,
           type: ok ? "Normal" : "Warning",
           source: { component: "kopf", host: this.node },
@@ -344,20 +343,12 @@ export async function startStaticRouteOperators(options: StaticRouteOperatorOpti
         });
       } else {
         // kopf posting.py: generateName "kopf-event-", reportingInstance "dev", no host; one per destination.
-        const bad = new Set(failed);
         for (const d of obj.spec.destinations) {
           const good = !bad.has(d);
           await post({
             metadata: { name: `kopf-event-${randomBytes(6).toString("hex")}`, namespace: eventsNamespace },
             involvedObject,
-            reason:
-              op === "create"
-                ? good
-                  ? ROUTE_EVENT_REASONS.createSucceeded
-                  : ROUTE_EVENT_REASONS.createFailed
-                : good
-                  ? ROUTE_EVENT_REASONS.deleteSucceeded
-                  : ROUTE_EVENT_REASONS.deleteFailed,
+            reason: eventReason(op, good),
             message: good
               ? `Success - Dest: ${d}, gateway: ${obj.spec.gateway}, operation: ${verb}.`
               : `Route ${verb} failed! Error message: (simulated)`,
@@ -370,7 +361,6 @@ export async function startStaticRouteOperators(options: StaticRouteOperatorOpti
           });
         }
       }
-      const bad = new Set(failed);
       const statusValue =
         reporting === "per-node"
           ? { [this.node]: ok ? "Ready" : "NotReady" }
@@ -434,25 +424,23 @@ export async function startStaticRouteOperators(options: StaticRouteOperatorOpti
 
   await Promise.all([...sims.values()].map((s) => runWatch(s)));
 
+  const simOn = (node: string): NodeSim => {
+    const sim = sims.get(node);
+    if (!sim) throw new Error(`no simulated operator pod on node ${node}`);
+    return sim;
+  };
+
   return {
     nodes: () => [...sims.keys()].sort(),
     table(node) {
-      const sim = sims.get(node);
-      if (!sim) throw new Error(`no simulated operator pod on node ${node}`);
-      return [...sim.table.values()]
+      return [...simOn(node).table.values()]
         .map(({ destination, gateway, route }) => ({ destination, gateway, route }))
         .sort((a, b) => (a.destination < b.destination ? -1 : a.destination > b.destination ? 1 : 0));
     },
     setMode(node, mode) {
-      const sim = sims.get(node);
-      if (!sim) throw new Error(`no simulated operator pod on node ${node}`);
-      sim.mode = mode;
+      simOn(node).mode = mode;
     },
-    runs(node) {
-      const sim = sims.get(node);
-      if (!sim) throw new Error(`no simulated operator pod on node ${node}`);
-      return { ...sim.counts };
-    },
+    runs: (node) => ({ ...simOn(node).counts }),
     idle: () =>
       new Promise<void>((resolve) => {
         if (isIdle()) resolve();
