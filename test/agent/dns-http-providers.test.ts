@@ -6,7 +6,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createProvider, type DnsRecordRef } from "../../agent/dns/provider.ts";
 import type { StepContext } from "../../agent/executor.ts";
-import { createDnsFlipExecutor, flipDns, isInterruptedFlip } from "../../agent/executors/dns-flip.ts";
+import {
+  createDnsFlipExecutor,
+  type FlipDnsOptions,
+  flipDns,
+  isInterruptedFlip,
+} from "../../agent/executors/dns-flip.ts";
 import { silentLogger } from "../../agent/log.ts";
 import { type DnsFlipTarget, DnsFlipTargetSchema } from "../../shared/config.ts";
 import { fakeClock } from "../support/fake-clock.ts";
@@ -52,10 +57,19 @@ function doTarget(name: string, primary: string[], secondary: string[], type = "
 
 const env = { CF_API_TOKEN: CF_TOKEN, DO_API_TOKEN: DO_TOKEN };
 
-function flip(target: DnsFlipTarget, from: "primary" | "secondary", to: "primary" | "secondary", extra = {}) {
+/** flipDns with a fresh fake clock (or the one in `extra`, to read what it slept) and `env`. */
+function flip(
+  target: DnsFlipTarget,
+  from: "primary" | "secondary",
+  to: "primary" | "secondary",
+  extra: Partial<FlipDnsOptions> = {},
+) {
   const c = fakeClock();
   return flipDns(target, from, to, { dryRun: false, log: silentLogger, sleep: c.sleep, now: c.now, env, ...extra });
 }
+
+/** How many writes (anything but GET) a fake provider has received. */
+const writes = (fake: { requests: { method: string }[] }) => fake.requests.filter((r) => r.method !== "GET").length;
 
 let actionSeq = 1;
 /** The dns-flip executor's steps for one failover of `target`, run one by one like the runner does. */
@@ -131,7 +145,7 @@ describe("Cloudflare provider", () => {
 
   it("compare-and-swap: a value changed out of band fails with the mismatch and nothing is written", async () => {
     cf.addRecord("A", "race.example.com", "10.66.66.66");
-    const writesBefore = cf.requests.filter((r) => r.method !== "GET").length;
+    const writesBefore = writes(cf);
     const provider = createProvider(cfTarget("race.example.com", ["10.0.0.1"], ["10.0.0.2"]).provider, {
       env,
       sleep: async () => {},
@@ -141,18 +155,18 @@ describe("Cloudflare provider", () => {
       code: "DNS_VALUE_MISMATCH",
       message: expect.stringContaining("10.66.66.66"),
     });
-    expect(cf.requests.filter((r) => r.method !== "GET").length).toBe(writesBefore);
+    expect(writes(cf)).toBe(writesBefore);
     expect(cf.valuesOf("A", "race.example.com")).toEqual(["10.66.66.66"]);
   });
 
   it("dry run reads and compares only", async () => {
     cf.addRecord("A", "dry.example.com", "10.0.0.1");
-    const writesBefore = cf.requests.filter((r) => r.method !== "GET").length;
+    const writesBefore = writes(cf);
     const result = await flip(cfTarget("dry.example.com", ["10.0.0.1"], ["10.0.0.2"]), "primary", "secondary", {
       dryRun: true,
     });
     expect(result.outcome).toBe("dry-run");
-    expect(cf.requests.filter((r) => r.method !== "GET").length).toBe(writesBefore);
+    expect(writes(cf)).toBe(writesBefore);
     expect(cf.valuesOf("A", "dry.example.com")).toEqual(["10.0.0.1"]);
   });
 
@@ -194,13 +208,7 @@ describe("Cloudflare provider", () => {
     cf.addRecord("A", "busy.example.com", "10.0.0.1");
     const c = fakeClock();
     cf.rateLimitNext(2, 7);
-    const result = await flipDns(cfTarget("busy.example.com", ["10.0.0.1"], ["10.0.0.2"]), "primary", "secondary", {
-      dryRun: false,
-      log: silentLogger,
-      sleep: c.sleep,
-      now: c.now,
-      env,
-    });
+    const result = await flip(cfTarget("busy.example.com", ["10.0.0.1"], ["10.0.0.2"]), "primary", "secondary", c);
     expect(result.outcome).toBe("flipped");
     expect(c.slept.slice(0, 2)).toEqual([7000, 7000]);
     expect(cf.valuesOf("A", "busy.example.com")).toEqual(["10.0.0.2"]);
@@ -208,13 +216,7 @@ describe("Cloudflare provider", () => {
     const c2 = fakeClock();
     cf.rateLimitNext(10, 600);
     await expect(
-      flipDns(cfTarget("busy.example.com", ["10.0.0.2"], ["10.0.0.3"]), "primary", "secondary", {
-        dryRun: false,
-        log: silentLogger,
-        sleep: c2.sleep,
-        now: c2.now,
-        env,
-      }),
+      flip(cfTarget("busy.example.com", ["10.0.0.2"], ["10.0.0.3"]), "primary", "secondary", c2),
     ).rejects.toMatchObject({ code: "DNS_API_RATE_LIMITED" });
     // Bounded: 4 waits of at most 30 s each, not 600 s.
     expect(c2.slept).toEqual([30_000, 30_000, 30_000, 30_000]);
@@ -271,14 +273,14 @@ describe("DigitalOcean provider", () => {
 
   it("compare-and-swap: an out-of-band value fails the flip and nothing is written", async () => {
     dO.addRecord("A", "race", "10.66.66.66");
-    const writesBefore = dO.requests.filter((r) => r.method !== "GET").length;
+    const writesBefore = writes(dO);
     await expect(
       flip(doTarget("race.example.com", ["10.0.0.1"], ["10.0.0.2"]), "primary", "secondary"),
     ).rejects.toMatchObject({
       code: "DNS_VALUE_MISMATCH",
       message: expect.stringContaining("10.66.66.66"),
     });
-    expect(dO.requests.filter((r) => r.method !== "GET").length).toBe(writesBefore);
+    expect(writes(dO)).toBe(writesBefore);
   });
 
   it("surfaces DigitalOcean's {id, message} bodies: 401, 403, 404, 422", async () => {
@@ -315,13 +317,7 @@ describe("DigitalOcean provider", () => {
     dO.addRecord("A", "busy", "10.0.0.1");
     const c = fakeClock();
     dO.rateLimitNext(1, 3);
-    const result = await flipDns(doTarget("busy.example.com", ["10.0.0.1"], ["10.0.0.2"]), "primary", "secondary", {
-      dryRun: false,
-      log: silentLogger,
-      sleep: c.sleep,
-      now: c.now,
-      env,
-    });
+    const result = await flip(doTarget("busy.example.com", ["10.0.0.1"], ["10.0.0.2"]), "primary", "secondary", c);
     expect(result.outcome).toBe("flipped");
     expect(c.slept[0]).toBe(3000);
     expect(dO.requests.filter((r) => r.status === 429)).toHaveLength(1);
@@ -424,12 +420,12 @@ describe("a flip broken off between its separate writes", () => {
     cf.failNthWrite(2);
     await expect(flip(target, "primary", "secondary")).rejects.toMatchObject({ code: "DNS_API_ERROR" });
     cf.addRecord("A", "mixed.example.com", "10.66.66.66");
-    const writesBefore = cf.requests.filter((r) => r.method !== "GET").length;
+    const writesBefore = writes(cf);
     await expect(flip(target, "primary", "secondary")).rejects.toMatchObject({
       code: "DNS_VALUE_MISMATCH",
       message: expect.stringContaining("10.66.66.66"),
     });
-    expect(cf.requests.filter((r) => r.method !== "GET").length).toBe(writesBefore);
+    expect(writes(cf)).toBe(writesBefore);
     expect(cf.valuesOf("A", "mixed.example.com")).toEqual(["10.2.0.2", "10.3.0.1", "10.66.66.66"]);
   });
 
