@@ -28,6 +28,20 @@ async function setup(options: Parameters<typeof startSwapCluster>[0] = {}, dests
   return { c, executor, memory: new MapMemory() };
 }
 
+/** The incoming route was deleted and recreated (never edited in place), and every node routes through it. */
+function expectSecondaryRecreated(c: SwapCluster): void {
+  expect(c.agentRouteWrites().map((w) => `${w.method} ${w.path.split("/").pop()}`)).toEqual([
+    "DELETE primary",
+    "DELETE secondary",
+    "PATCH secondary",
+  ]);
+  for (const n of c.nodes) {
+    expect(c.operators.table(n)).toEqual([
+      { destination: "34.160.111.145", gateway: "10.116.0.12", route: "secondary" },
+    ]);
+  }
+}
+
 describe("route-swap", () => {
   it("swaps primary → secondary with verified waits and every node routing via the new gateway", async () => {
     const { c, executor, memory } = await setup();
@@ -224,17 +238,7 @@ describe("route-swap", () => {
     await c.seedRoute("secondary", ["198.51.100.7"], "10.116.0.99");
     const runs = await runSteps(executor, swapAction("primary", "secondary"), routeSwapTarget(), memory);
     expect(runs.every((r) => r.error === undefined)).toBe(true);
-    const writes = c.agentRouteWrites();
-    expect(writes.map((w) => `${w.method} ${w.path.split("/").pop()}`)).toEqual([
-      "DELETE primary",
-      "DELETE secondary",
-      "PATCH secondary",
-    ]);
-    for (const n of c.nodes) {
-      expect(c.operators.table(n)).toEqual([
-        { destination: "34.160.111.145", gateway: "10.116.0.12", route: "secondary" },
-      ]);
-    }
+    expectSecondaryRecreated(c);
   });
 
   it("replaces an incoming route that failed on nodes because it was created while the outgoing one held its destinations", async () => {
@@ -251,16 +255,7 @@ describe("route-swap", () => {
     await c.operators.idle();
     const runs = await runSteps(executor, swapAction("primary", "secondary"), routeSwapTarget(), memory);
     expect(runs.map((r) => r.error?.message)).toEqual(Array(5).fill(undefined));
-    expect(c.agentRouteWrites().map((w) => `${w.method} ${w.path.split("/").pop()}`)).toEqual([
-      "DELETE primary",
-      "DELETE secondary",
-      "PATCH secondary",
-    ]);
-    for (const n of c.nodes) {
-      expect(c.operators.table(n)).toEqual([
-        { destination: "34.160.111.145", gateway: "10.116.0.12", route: "secondary" },
-      ]);
-    }
+    expectSecondaryRecreated(c);
   });
 
   it("dry run changes nothing: every write carries dryRun=All and the store is unchanged", async () => {
