@@ -32,18 +32,22 @@ export interface EtcdServerTls {
   clientKeyFile: string;
 }
 
-/** True when both `etcd` and `etcdctl` can be run. */
+let binariesAvailable: boolean | undefined;
+
+/**
+ * True when both `etcd` and `etcdctl` can be run. Looked up once per process: every
+ * startEtcdServer checks it, and a test file starts many servers.
+ */
 export function etcdBinariesAvailable(): boolean {
-  for (const bin of ["etcd", "etcdctl"]) {
+  binariesAvailable ??= ["etcd", "etcdctl"].every((bin) => {
     const env = { ...process.env, ETCDCTL_API: "3" };
     const r = spawnSync(bin, ["--version"], { stdio: "ignore", env });
-    if (r.error || r.status !== 0) {
-      // etcdctl v3 answers `version`, not `--version`, on some builds; try that before failing.
-      const alt = spawnSync(bin, ["version"], { stdio: "ignore", env });
-      if (alt.error || alt.status !== 0) return false;
-    }
-  }
-  return true;
+    if (!r.error && r.status === 0) return true;
+    // etcdctl v3 answers `version`, not `--version`, on some builds; try that before failing.
+    const alt = spawnSync(bin, ["version"], { stdio: "ignore", env });
+    return !alt.error && alt.status === 0;
+  });
+  return binariesAvailable;
 }
 
 /** Throws an error naming `npm run setup` when etcd or etcdctl is missing. */
