@@ -23,7 +23,6 @@ import {
   slackNotifier,
 } from "./notifier.ts";
 import {
-  type Health,
   type IngestBatch,
   IngestBatchSchema,
   type IngestResult,
@@ -371,34 +370,19 @@ export class TargetObject extends DurableObject<Env> {
     const now = this.now();
     const stored = this.readState();
     const target = this.targetConfig(name);
-    const machine = stored?.machine ?? (target ? initialState(name, target) : undefined);
+    // A target never seen (or not configured) reads as the state it would start in.
+    const m = machineView(stored?.machine ?? initialState(name, target ?? DEFAULT_TARGET), now);
     const signals = this.allSignals();
-    const m = machine ? machineView(machine, now) : undefined;
     const side = (s: Side) => ({
       // Rule 1: up when nothing fires (also before any signal), down at quorum, unknown between.
-      health: m?.sides[s].health ?? ("up" as Health),
-      upSince: m?.sides[s].upSince ?? null,
+      health: m.sides[s].health,
+      upSince: m.sides[s].upSince,
       firing: signals.filter((x) => x.side === s && x.status === "firing").map(signalView),
     });
-    const base =
-      m ??
-      ({
-        activeSide: "primary",
-        phase: "steady",
-        paused: false,
-        flapping: false,
-        cooldownUntil: null,
-        pendingSince: null,
-        approvalDeadline: null,
-        action: null,
-        autoActionsLast24h: 0,
-        lastDrill: null,
-        sides: { primary: { health: "up", upSince: null }, secondary: { health: "up", upSince: null } },
-      } satisfies ReturnType<typeof machineView>);
     const view: TargetView = {
       name,
-      ...base,
-      lastDrill: drillSummary(base.lastDrill),
+      ...m,
+      lastDrill: drillSummary(m.lastDrill),
       sides: { primary: side("primary"), secondary: side("secondary") },
     };
     if (options.events !== false) {
