@@ -146,29 +146,39 @@ export function isInterruptedFlip(
   );
 }
 
+/** What preflight found, and the values it read. */
+interface Preflight {
+  state: "ready" | "converged" | "interrupted";
+  detail: string;
+  current: string[];
+}
+
 /**
  * Preflight: "ready" when the record holds values[from], "converged" when values[to],
  * "interrupted" when an earlier attempt stopped half-way between them.
  */
-async function preflight(fc: FlipContext): Promise<{ state: "ready" | "converged" | "interrupted"; detail: string }> {
+async function preflight(fc: FlipContext): Promise<Preflight> {
   const { target } = fc;
   const current = await fc.provider().read(recordOf(target));
   const type = target.record.type;
   if (sameSet(type, current, target.values[fc.to])) {
     return {
       state: "converged",
+      current,
       detail: `${target.record.name} already holds ${show(target, current)} (${fc.to}): ${ALREADY}`,
     };
   }
   if (sameSet(type, current, target.values[fc.from])) {
     return {
       state: "ready",
+      current,
       detail: `${target.record.name} ${type} holds ${show(target, current)} (${fc.from}) at ${fc.provider().description}`,
     };
   }
   if (isInterruptedFlip(type, current, target.values[fc.from], target.values[fc.to])) {
     return {
       state: "interrupted",
+      current,
       detail: `${target.record.name} ${type} holds ${show(target, current)} at ${fc.provider().description}, part way from ${fc.from} to ${fc.to}: an interrupted flip, which update finishes`,
     };
   }
@@ -178,11 +188,15 @@ async function preflight(fc: FlipContext): Promise<{ state: "ready" | "converged
   );
 }
 
-async function update(fc: FlipContext): Promise<FlipStepResult> {
+/**
+ * Update, starting from `read`: what preflight just read when they run back to back (flipDns);
+ * the executor's update step reads afresh, as time may have passed since its preflight.
+ */
+async function update(fc: FlipContext, read?: string[]): Promise<FlipStepResult> {
   const { target } = fc;
   const record = recordOf(target);
   const provider = fc.provider();
-  const current = await provider.read(record);
+  const current = read ?? (await provider.read(record));
   if (sameSet(target.record.type, current, target.values[fc.to])) {
     return { name: "update", status: "skipped", detail: `${ALREADY}: ${record.name} holds ${show(target, current)}` };
   }
@@ -292,7 +306,7 @@ export async function flipDns(
       { name: "verify", status: "skipped", detail: ALREADY },
     );
   } else {
-    steps.push(await update(fc));
+    steps.push(await update(fc, pre.current));
     steps.push(await verify(fc));
   }
   const outcome = pre.state === "converged" ? "already-converged" : options.dryRun ? "dry-run" : "flipped";
