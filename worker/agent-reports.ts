@@ -8,7 +8,12 @@ import { agentSecrets } from "../shared/secrets.ts";
 import { requireConfig } from "./config.ts";
 import type { Env } from "./env.ts";
 import { Problem } from "./problem.ts";
-import { QSTASH_FAILURE_PATH, verifyAgentReport, verifyQstashFailureCallback } from "./transport.ts";
+import {
+  QSTASH_FAILURE_PATH,
+  qstashFailureCallbackUrl,
+  verifyAgentReport,
+  verifyQstashFailureCallback,
+} from "./transport.ts";
 
 export const agentReports = new Hono<{ Bindings: Env }>();
 
@@ -54,7 +59,7 @@ agentReports.post(QSTASH_FAILURE_PATH, async (c) => {
   if (!current)
     throw new Problem("unauthorized", "QSTASH_CURRENT_SIGNING_KEY is not configured; callbacks are refused");
   const config = requireConfig(c.env);
-  const url = config.publicUrl ? `${config.publicUrl.replace(/\/+$/, "")}${QSTASH_FAILURE_PATH}` : undefined;
+  const url = config.publicUrl ? qstashFailureCallbackUrl(config.publicUrl) : undefined;
   const checked = await verifyQstashFailureCallback(
     raw,
     c.req.raw.headers,

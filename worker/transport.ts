@@ -52,6 +52,14 @@ function joinUrl(base: string, path: string): string {
   return `${base.replace(/\/+$/, "")}${path}`;
 }
 
+/**
+ * The failure-callback URL under the worker's public URL: what a publish names as
+ * `failureCallback` and what the callback's signature (`sub`) is then checked against.
+ */
+export function qstashFailureCallbackUrl(workerUrl: string): string {
+  return joinUrl(workerUrl, QSTASH_FAILURE_PATH);
+}
+
 /** Reads a problem body's `detail` (or the text) for logs and the audit trail. */
 async function detailOf(res: Response): Promise<string> {
   const text = await res.text().catch(() => "");
@@ -168,7 +176,7 @@ export async function dispatchQstash(
       deduplicationId: parsed.id,
       flowControl: { key: parsed.target, parallelism: 1 },
       retries: options.retries,
-      failureCallback: joinUrl(options.workerUrl, QSTASH_FAILURE_PATH),
+      failureCallback: qstashFailureCallbackUrl(options.workerUrl),
     });
     const r = res as { messageId: string; deduplicated?: boolean };
     return { kind: "published", messageId: r.messageId, deduplicated: r.deduplicated === true };
