@@ -1,7 +1,8 @@
 /**
- * Telling Kubernetes API answers apart by HTTP status (404: not there, 409: someone wrote first).
- * One place for the check the Lease loop, the action store and the executors all make, kept apart
- * from agent/kube.ts so importing it does not load the sandbox cluster.
+ * Small pieces of Kubernetes API calls that the Lease loop, the action store and the executors
+ * all need: telling answers apart by HTTP status (404: not there, 409: someone wrote first), the
+ * dry-run option and label selectors. Kept apart from agent/kube.ts so importing it does not load
+ * the sandbox cluster.
  */
 import { ApiException } from "@kubernetes/client-node";
 
@@ -18,4 +19,16 @@ export async function unlessNotFound<T>(read: Promise<T>): Promise<T | undefined
     if (isApiStatus(err, 404)) return undefined;
     throw err;
   }
+}
+
+/** The `dryRun=All` parameter of a write, when `dryRun`: the API server validates but persists nothing. */
+export function dryRunOption(dryRun: boolean): { dryRun?: string } {
+  return dryRun ? { dryRun: "All" } : {};
+}
+
+/** `k=v,k2=v2` for matchLabels; "" when there are none. */
+export function labelSelector(matchLabels: Record<string, string>): string {
+  return Object.entries(matchLabels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(",");
 }

@@ -20,7 +20,7 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { CoordinationV1Api, type KubeConfig, type V1Lease, V1MicroTime } from "@kubernetes/client-node";
-import { isApiStatus, unlessNotFound } from "./kube-status.ts";
+import { isApiStatus, unlessNotFound } from "./kube-api.ts";
 import type { Leadership, LeadershipState } from "./leadership.ts";
 import { type Logger, silentLogger } from "./log.ts";
 

@@ -22,7 +22,7 @@ import { createDnsFlipExecutor } from "./executors/dns-flip.ts";
 import { createEtcdSyncTeardownExecutor } from "./executors/etcd-sync-teardown.ts";
 import { createRouteSwapExecutor } from "./executors/route-swap.ts";
 import { connectKube } from "./kube.ts";
-import { unlessNotFound } from "./kube-status.ts";
+import { unlessNotFound } from "./kube-api.ts";
 import type { Leadership } from "./leadership.ts";
 import { startLeaseElector } from "./lease.ts";
 import { createLogger, type Logger } from "./log.ts";

@@ -15,7 +15,7 @@ import { z } from "zod";
 import { ActionReportSchema, ActionRequestSchema } from "../shared/protocol.ts";
 import { type ActionRecord, type ActionStore, epochOf } from "./action-store.ts";
 import type { DurableMemory } from "./executor.ts";
-import { isApiStatus, unlessNotFound } from "./kube-status.ts";
+import { isApiStatus, unlessNotFound } from "./kube-api.ts";
 import { type Logger, silentLogger } from "./log.ts";
 
 export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";

@@ -37,7 +37,7 @@ import {
   decideConsistency,
 } from "../etcd/consistency.ts";
 import { type Executor, type Step, type StepContext, StepError } from "../executor.ts";
-import { isApiStatus, unlessNotFound } from "../kube-status.ts";
+import { dryRunOption, isApiStatus, labelSelector, unlessNotFound } from "../kube-api.ts";
 import { flipDns } from "./dns-flip.ts";
 
 /** Pod-template annotation kubectl's `rollout restart` sets (kubectl/pkg/polymorphichelpers/objectrestarter.go). */
@@ -144,8 +144,6 @@ async function kube<T>(what: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-const dryRunOpt = (dryRun: boolean) => (dryRun ? { dryRun: "All" } : {});
-
 /** The reads and writes the executor makes (each one named in agent/deploy RBAC). */
 class Workloads {
   private readonly apps: k8s.AppsV1Api;
@@ -162,7 +160,7 @@ class Workloads {
 
   async scaleDeploymentToZero(namespace: string, name: string, dryRun: boolean): Promise<void> {
     await this.apps.patchNamespacedDeployment(
-      { namespace, name, body: { spec: { replicas: 0 } }, ...dryRunOpt(dryRun) },
+      { namespace, name, body: { spec: { replicas: 0 } }, ...dryRunOption(dryRun) },
       k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
     );
   }
@@ -173,7 +171,7 @@ class Workloads {
         namespace,
         name,
         propagationPolicy: "Background",
-        ...dryRunOpt(dryRun),
+        ...dryRunOption(dryRun),
       });
     } catch (err) {
       if (!isApiStatus(err, 404)) throw err;
@@ -188,11 +186,9 @@ class Workloads {
     namespace: string,
     matchLabels: Record<string, string>,
   ): Promise<{ total: number; terminating: number }> {
-    const labelSelector = Object.entries(matchLabels)
-      .map(([k, v]) => `${k}=${v}`)
-      .join(",");
-    if (!labelSelector) return { total: 0, terminating: 0 };
-    const list = await this.core.listNamespacedPod({ namespace, labelSelector });
+    const selector = labelSelector(matchLabels);
+    if (!selector) return { total: 0, terminating: 0 };
+    const list = await this.core.listNamespacedPod({ namespace, labelSelector: selector });
     const terminating = list.items.filter((p) => p.metadata?.deletionTimestamp).length;
     return { total: list.items.length, terminating };
   }
@@ -210,7 +206,7 @@ class Workloads {
       namespace: w.namespace,
       name: w.name,
       body: { spec: { template: { metadata: { annotations } } } },
-      ...dryRunOpt(dryRun),
+      ...dryRunOption(dryRun),
     };
     const opts = k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.StrategicMergePatch);
     if (w.kind === "Deployment") await this.apps.patchNamespacedDeployment(req, opts);

@@ -29,7 +29,7 @@ import type { ActionRequest } from "../../shared/protocol.ts";
 import type { Executor, Step, StepContext, StepOutcome } from "../executor.ts";
 import { StepError } from "../executor.ts";
 import { describeFetchError } from "../fetch-error.ts";
-import { isApiStatus, unlessNotFound } from "../kube-status.ts";
+import { dryRunOption, isApiStatus, labelSelector, unlessNotFound } from "../kube-api.ts";
 
 /** The StaticRoute custom resource (cluster-scoped). */
 export const STATIC_ROUTE = { group: "networking.digitalocean.com", version: "v1", plural: "staticroutes" } as const;
@@ -241,7 +241,7 @@ class RouteCluster {
   /** DELETE; a 404 (already gone) is success. */
   async deleteRoute(name: string, dryRun: boolean): Promise<void> {
     try {
-      await this.custom.deleteClusterCustomObject({ ...STATIC_ROUTE, name, ...(dryRun ? { dryRun: "All" } : {}) });
+      await this.custom.deleteClusterCustomObject({ ...STATIC_ROUTE, name, ...dryRunOption(dryRun) });
     } catch (err) {
       if (!isApiStatus(err, 404)) throw err;
     }
@@ -251,7 +251,7 @@ class RouteCluster {
   async applyRoute(name: string, spec: Record<string, unknown>, dryRun: boolean): Promise<void> {
     const body = { apiVersion: STATIC_ROUTE_API_VERSION, kind: "StaticRoute", metadata: { name }, spec };
     await this.custom.patchClusterCustomObject(
-      { ...STATIC_ROUTE, name, body, fieldManager: FIELD_MANAGER, force: true, ...(dryRun ? { dryRun: "All" } : {}) },
+      { ...STATIC_ROUTE, name, body, fieldManager: FIELD_MANAGER, force: true, ...dryRunOption(dryRun) },
       k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.ServerSideApply),
     );
   }
@@ -262,11 +262,8 @@ class RouteCluster {
 
   /** The operator's pods (by the DaemonSet's selector) and the node each runs on. */
   async operatorPods(namespace: string, ds: k8s.V1DaemonSet): Promise<OperatorPod[]> {
-    const match = ds.spec?.selector.matchLabels ?? {};
-    const labelSelector = Object.entries(match)
-      .map(([k, v]) => `${k}=${v}`)
-      .join(",");
-    const list = await this.core.listNamespacedPod({ namespace, ...(labelSelector ? { labelSelector } : {}) });
+    const selector = labelSelector(ds.spec?.selector.matchLabels ?? {});
+    const list = await this.core.listNamespacedPod({ namespace, ...(selector ? { labelSelector: selector } : {}) });
     return list.items
       .filter((p) => !p.metadata?.deletionTimestamp)
       .map((p) => ({
