@@ -879,7 +879,6 @@ function settleOnce(ctx: Ctx): boolean {
   switch (s.phase) {
     case "steady": {
       if (activeDown && s.dismissed !== "failover" && !s.drill) {
-        s.pendingSince = now;
         s.blocked = null;
         const seq = setPhase(
           ctx,
