@@ -6,7 +6,7 @@
  * `steady` through `executing` to `steady` on `secondary` by its own polling (no reloads).
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer, type IncomingMessage, type Server } from "node:http";
+import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ActionReport, type ActionRequest, ActionRequestSchema } from "../../shared/protocol.ts";
 import { sign, verify } from "../../shared/signature.ts";
 import { alertmanagerBody } from "../support/alertmanager-body.ts";
+import { readText } from "../support/request-text.ts";
 import { startWorker, type WorkerProcess } from "../support/worker-process.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -34,18 +35,12 @@ interface FakeAgent {
   stop(): Promise<void>;
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString("utf8");
-}
-
 async function startFakeAgent(): Promise<FakeAgent> {
   const received: ActionRequest[] = [];
   const waiters: ((r: ActionRequest) => void)[] = [];
   const server: Server = createServer((req, res) => {
     void (async () => {
-      const raw = await readBody(req);
+      const raw = await readText(req);
       if (req.method !== "POST" || req.url !== "/v1/actions") {
         res.writeHead(404).end();
         return;

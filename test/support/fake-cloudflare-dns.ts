@@ -14,9 +14,9 @@ import {
   type FakeDnsOptions,
   listenLocal,
   rateLimiter,
-  readText,
   writeFailer,
 } from "./fake-dns-api.ts";
+import { readText } from "./request-text.ts";
 
 export interface FakeCfRecord {
   id: string;

@@ -38,13 +38,6 @@ export interface FakeDnsApi<R> {
   stop(): Promise<void>;
 }
 
-/** The request body as UTF-8 text. */
-export async function readText(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString("utf8");
-}
-
 /** What the request's bearer token may do: "write" (the token), "read" (a read-only one) or nothing. */
 export function bearerAccess(
   req: IncomingMessage,

@@ -22,6 +22,7 @@ import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { SignJWT } from "jose";
+import { readText } from "./request-text.ts";
 
 export interface FakeQstashOptions {
   token: string;
@@ -82,12 +83,6 @@ export interface FakeQstash {
 
 function randomKey(): string {
   return `sig_${randomBytes(18).toString("base64url")}`;
-}
-
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString("utf8");
 }
 
 function lowerHeaders(req: IncomingMessage): Record<string, string> {
@@ -258,7 +253,7 @@ export async function startFakeQstash(options: FakeQstashOptions): Promise<FakeQ
   }
 
   const server: Server = createServer(async (req, res) => {
-    const body = await readBody(req);
+    const body = await readText(req);
     const headers = lowerHeaders(req);
     const send = (status: number, json: unknown) =>
       res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(json));

@@ -3,10 +3,11 @@
  * (before parsing, like the worker), records every acknowledged report, and can be told to lose
  * deliveries (answer 503, or drop the connection) to prove the agent re-sends.
  */
-import { createServer, type IncomingMessage, type Server } from "node:http";
+import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { type ActionReport, ActionReportSchema } from "../../shared/protocol.ts";
 import { SIGNATURE_HEADER, verify } from "../../shared/signature.ts";
+import { readText } from "./request-text.ts";
 
 export type Fault = "503" | "drop";
 
@@ -25,12 +26,6 @@ export interface ReportReceiver {
   close(): Promise<void>;
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString("utf8");
-}
-
 /** Starts a receiver on 127.0.0.1 with a random port. */
 export async function startReportReceiver(secret: string): Promise<ReportReceiver> {
   const waiters: { predicate: (r: ActionReport) => boolean; resolve: (r: ActionReport) => void }[] = [];
@@ -41,7 +36,7 @@ export async function startReportReceiver(secret: string): Promise<ReportReceive
     rejected: [],
   };
   const server: Server = createServer(async (req, res) => {
-    const body = await readBody(req);
+    const body = await readText(req);
     state.attempts += 1;
     const fault = state.faults.shift();
     if (fault === "drop") {

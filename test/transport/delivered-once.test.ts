@@ -10,6 +10,7 @@ import {
 } from "../../worker/transport.ts";
 import { type FakeQstash, startFakeQstash } from "../support/fake-qstash.ts";
 import { type ReportReceiver, startReportReceiver } from "../support/report-receiver.ts";
+import { readText } from "../support/request-text.ts";
 import {
   actionRequest,
   countingExecutor,
@@ -40,11 +41,10 @@ beforeAll(async () => {
   });
   // Stands in for the worker's failure-callback route.
   worker = createServer(async (req, res) => {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
+    const body = await readText(req);
     const headers = new Headers();
     for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string") headers.set(k, v);
-    callbacks.push({ body: Buffer.concat(chunks).toString("utf8"), headers });
+    callbacks.push({ body, headers });
     res.writeHead(200).end();
   });
   await new Promise<void>((r) => worker.listen(0, "127.0.0.1", r));
