@@ -11,6 +11,7 @@ import type { DurableMemory, Executor, StepContext, StepOutcome } from "../../ag
 import { StepError } from "../../agent/executor.ts";
 import { STATIC_ROUTE, type StaticRouteObject, StaticRouteObjectSchema } from "../../agent/executors/route-swap.ts";
 import { silentLogger } from "../../agent/log.ts";
+import { abortableSleep } from "../../agent/report-sender.ts";
 import { type FakeKubeApi, type RecordedRequest, startFakeKubeApi } from "../../agent/sandbox/fake-kube-api.ts";
 import { isJsonObject } from "../../agent/sandbox/kube-patch.ts";
 import {
@@ -350,15 +351,7 @@ export async function runSteps(
     memory,
     signal: controller.signal,
     now: () => Date.now(),
-    sleep: (ms) =>
-      new Promise((resolve, reject) => {
-        if (controller.signal.aborted) return reject(controller.signal.reason);
-        const t = setTimeout(resolve, ms);
-        controller.signal.addEventListener("abort", () => {
-          clearTimeout(t);
-          reject(controller.signal.reason);
-        });
-      }),
+    sleep: (ms) => abortableSleep(ms, controller.signal),
     progress: (d) => progress.push(d),
   };
   const out: StepRun[] = [];
