@@ -36,6 +36,7 @@ import {
   SignalStatusSchema,
   type StoredSignal,
   StoredSignalSchema,
+  sameVersion,
 } from "./signals.ts";
 import {
   BREAK_GLASS_DDL,
@@ -279,10 +280,7 @@ export class TargetObject extends DurableObject<Env> {
         result.accepted += 1;
         changed = true;
         const s = delivery.signal;
-        const type =
-          stored && stored.status === next.status && stored.soft === next.soft && stored.incident === next.incident
-            ? "signal.notice"
-            : `signal.${next.status}`;
+        const type = stored && sameVersion(stored, next) ? "signal.notice" : `signal.${next.status}`;
         causeSeq = this.appendEvent(
           state,
           batch.receivedAt,
