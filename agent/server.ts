@@ -65,12 +65,7 @@ export async function leaseReadiness(
   leadership: Leadership,
   kubernetesReachable: () => Promise<boolean>,
 ): Promise<{ ready: boolean; detail: string }> {
-  let reachable = false;
-  try {
-    reachable = await kubernetesReachable();
-  } catch {
-    reachable = false;
-  }
+  const reachable = await kubernetesReachable().catch(() => false);
   const state = leadership.state();
   if (!reachable) return { ready: false, detail: `Kubernetes API unreachable; ${state.detail}` };
   return { ready: true, detail: state.leader ? `leader: ${state.detail}` : `standing by: ${state.detail}` };
