@@ -47,6 +47,11 @@ statusPage.get("/", async (c) => {
   const headers = securityHeaders(nonce);
   const expected = c.env.OPERATOR_TOKEN;
   const token = c.req.query("token");
+  const signIn = (wrongToken: boolean) =>
+    c.html(<SignIn nonce={nonce} wrongToken={wrongToken} />, 401, {
+      ...headers,
+      "www-authenticate": 'Bearer realm="turnout"',
+    });
   if (token !== undefined) {
     if (expected && (await constantTimeEqual(token, expected))) {
       return new Response(null, {
@@ -58,17 +63,9 @@ statusPage.get("/", async (c) => {
         },
       });
     }
-    return c.html(<SignIn nonce={nonce} wrongToken />, 401, {
-      ...headers,
-      "www-authenticate": 'Bearer realm="turnout"',
-    });
+    return signIn(true);
   }
-  if (!(await operatorAuthorized(c))) {
-    return c.html(<SignIn nonce={nonce} wrongToken={false} />, 401, {
-      ...headers,
-      "www-authenticate": 'Bearer realm="turnout"',
-    });
-  }
+  if (!(await operatorAuthorized(c))) return signIn(false);
   const loaded = loadConfig(c.env);
   if (!loaded.ok) {
     return c.html(
