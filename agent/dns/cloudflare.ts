@@ -5,7 +5,6 @@
  * `{success:false, errors:[{code, message}]}`; 429 with Retry-After.
  */
 import { z } from "zod";
-import { DnsError } from "./errors.ts";
 import { createHttpApi, type RateLimitPolicy } from "./http-api.ts";
 import type { DnsProvider, DnsRecordRef, ProviderDeps } from "./provider.ts";
 import { createRecordSetProvider, type ProviderRecord } from "./record-plan.ts";
@@ -67,27 +66,14 @@ export function createCloudflareProvider(options: CloudflareOptions, deps: Provi
 
   /** The record set's records (all pages), with what a rewrite must keep (`proxied`). */
   async function list(record: DnsRecordRef): Promise<CfRecordSetMember[]> {
-    const out: CfRecordSetMember[] = [];
     const fqdn = record.name.replace(/\.$/, "");
-    for (let page = 1; page <= 1000; page++) {
-      const query = new URLSearchParams({
-        type: record.type,
-        name: fqdn,
-        page: String(page),
-        per_page: String(PER_PAGE),
-      });
-      const parsed = CfList.safeParse(await api.request("GET", `${zonePath}?${query}`));
-      if (!parsed.success) throw new DnsError("DNS_API_ERROR", "cloudflare: unexpected list response shape");
+    return api.listPages(zonePath, { type: record.type, name: fqdn }, PER_PAGE, CfList, (page, n) => ({
       // `name` filters exactly, but be strict anyway: a different record must never be rewritten.
-      for (const r of parsed.data.result) {
-        if (r.type === record.type && r.name.toLowerCase() === fqdn.toLowerCase()) {
-          out.push({ id: r.id, value: r.content, proxied: r.proxied ?? false });
-        }
-      }
-      const totalPages = parsed.data.result_info?.total_pages ?? 1;
-      if (page >= totalPages || parsed.data.result.length === 0) break;
-    }
-    return out;
+      items: page.result
+        .filter((r) => r.type === record.type && r.name.toLowerCase() === fqdn.toLowerCase())
+        .map((r) => ({ id: r.id, value: r.content, proxied: r.proxied ?? false })),
+      more: n < (page.result_info?.total_pages ?? 1) && page.result.length > 0,
+    }));
   }
 
   const body = (record: DnsRecordRef, content: string, proxied: boolean) => ({

@@ -76,24 +76,14 @@ export function createDigitalOceanProvider(options: DigitalOceanOptions, deps: P
 
   async function list(record: DnsRecordRef): Promise<ProviderRecord[]> {
     const relative = relativeName(record.name, options.domain);
-    const fqdn = record.name.replace(/\.$/, "");
-    const out: ProviderRecord[] = [];
-    for (let page = 1; page <= 1000; page++) {
-      // The `name` filter takes the fully qualified name (DigitalOcean API reference, list records).
-      const query = new URLSearchParams({
-        type: record.type,
-        name: fqdn,
-        page: String(page),
-        per_page: String(PER_PAGE),
-      });
-      const parsed = DoList.safeParse(await api.request("GET", `${domainPath}?${query}`));
-      if (!parsed.success) throw new DnsError("DNS_API_ERROR", "digitalocean: unexpected list response shape");
-      for (const r of parsed.data.domain_records) {
-        if (r.type === record.type && r.name.toLowerCase() === relative) out.push({ id: String(r.id), value: r.data });
-      }
-      if (!parsed.data.links?.pages?.next || parsed.data.domain_records.length === 0) break;
-    }
-    return out;
+    // The `name` filter takes the fully qualified name (DigitalOcean API reference, list records).
+    const query = { type: record.type, name: record.name.replace(/\.$/, "") };
+    return api.listPages(domainPath, query, PER_PAGE, DoList, (page) => ({
+      items: page.domain_records
+        .filter((r) => r.type === record.type && r.name.toLowerCase() === relative)
+        .map((r) => ({ id: String(r.id), value: r.data })),
+      more: Boolean(page.links?.pages?.next) && page.domain_records.length > 0,
+    }));
   }
 
   const body = (record: DnsRecordRef, value: string) => ({

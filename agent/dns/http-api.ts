@@ -2,8 +2,10 @@
  * The HTTP plumbing the Cloudflare and DigitalOcean providers share: bearer auth, JSON bodies,
  * 429 retried after `Retry-After` (bounded), error bodies turned into DnsError with a
  * provider-specific message extractor, and a time bound on every request (answer body included):
- * without one a provider that stops answering holds the flip for undici's 300 s per call.
+ * without one a provider that stops answering holds the flip for undici's 300 s per call. Also
+ * the paging both list endpoints need (`page` and `per_page` query parameters).
  */
+import type { z } from "zod";
 import { describeFetchError } from "../fetch-error.ts";
 import { DnsError } from "./errors.ts";
 
@@ -42,9 +44,27 @@ export function retryAfterMs(header: string | null, nowMs: number): number | und
   return Number.isNaN(date) ? undefined : Math.max(0, date - nowMs);
 }
 
+/** One page of a list, as the caller read it. */
+export interface ListPage<T> {
+  items: T[];
+  /** Whether another page follows. */
+  more: boolean;
+}
+
 /** A JSON API client for one provider. */
 export interface HttpApi {
   request(method: string, path: string, body?: unknown): Promise<unknown>;
+  /**
+   * GETs `path?<query>&page=n&per_page=<perPage>` from page 1 on (at most 1000 pages), checks
+   * each answer against `schema` and collects the items `readPage` takes from it.
+   */
+  listPages<S extends z.ZodType, T>(
+    path: string,
+    query: Record<string, string>,
+    perPage: number,
+    schema: S,
+    readPage: (page: z.infer<S>, pageNumber: number) => ListPage<T>,
+  ): Promise<T[]>;
 }
 
 /** Creates the client; `path` is appended to `baseUrl` (which may carry a path prefix). */
@@ -79,7 +99,19 @@ export function createHttpApi(options: HttpApiOptions): HttpApi {
     }
   }
 
-  return {
+  const api: HttpApi = {
+    async listPages(path, query, perPage, schema, readPage) {
+      const items = [];
+      for (let page = 1; page <= 1000; page++) {
+        const search = new URLSearchParams({ ...query, page: String(page), per_page: String(perPage) });
+        const parsed = schema.safeParse(await api.request("GET", `${path}?${search}`));
+        if (!parsed.success) throw new DnsError("DNS_API_ERROR", `${options.provider}: unexpected list response shape`);
+        const read = readPage(parsed.data, page);
+        items.push(...read.items);
+        if (!read.more) break;
+      }
+      return items;
+    },
     async request(method, path, body) {
       const url = `${base}${path}`;
       const what = `${options.provider} ${method} ${path}`;
@@ -117,4 +149,5 @@ export function createHttpApi(options: HttpApiOptions): HttpApi {
       }
     },
   };
+  return api;
 }
