@@ -142,23 +142,18 @@ async function checkOnce(options: ConsistencyOptions): Promise<ConsistencyResult
   const skip = options.heartbeat ? Buffer.from(options.heartbeat.key) : undefined;
   const pinKey = options.heartbeat?.key ?? options.prefixes[0] ?? "";
 
-  const primaryClient = createEtcdClient({
-    endpoints: options.primaryEndpoints,
-    tls: options.tls,
-    callTimeoutMs: options.callTimeoutMs,
-  });
-  const standbyClient = createEtcdClient({
-    endpoints: options.standbyEndpoints,
-    tls: options.tls,
-    callTimeoutMs: options.callTimeoutMs,
-  });
+  const client = (endpoints: readonly string[]) =>
+    createEtcdClient({ endpoints, tls: options.tls, callTimeoutMs: options.callTimeoutMs });
+  const primaryClient = client(options.primaryEndpoints);
+  const standbyClient = client(options.standbyEndpoints);
   const onPage = options.onPage;
-  const hook = (side: "primary" | "standby") => {
-    let read = 0;
-    return async (n: number) => {
-      read += n;
-      await onPage?.(side, read);
-    };
+  /** Walks one side at its pinned revision, telling onPage how many keys it has read so far. */
+  const cursor = (side: "primary" | "standby", etcd: Etcd3, revision: string) => {
+    let keysRead = 0;
+    return new Cursor(etcd, revision, ranges, excludes, skip, pageSize, async (n: number) => {
+      keysRead += n;
+      await onPage?.(side, keysRead);
+    });
   };
   const missed = newDiff();
   const surplus = newDiff();
@@ -169,16 +164,12 @@ async function checkOnce(options: ConsistencyOptions): Promise<ConsistencyResult
     const standbyPin = await pin(standbyClient, pinKey);
     const primaryEndpoints = [...options.primaryEndpoints];
     const standbyEndpoints = [...options.standbyEndpoints];
-    let primary: SideRead = primaryPin.ok
-      ? { reachable: true, endpoints: primaryEndpoints, revision: primaryPin.revision, keys: 0 }
-      : { reachable: false, endpoints: primaryEndpoints, error: primaryPin.error };
-    let standby: SideRead = standbyPin.ok
-      ? { reachable: true, endpoints: standbyEndpoints, revision: standbyPin.revision, keys: 0 }
-      : { reachable: false, endpoints: standbyEndpoints, error: standbyPin.error };
+    let primary = pinned(primaryEndpoints, primaryPin);
+    let standby = pinned(standbyEndpoints, standbyPin);
 
     if (primaryPin.ok && standbyPin.ok) {
-      const p = new Cursor(primaryClient, primaryPin.revision, ranges, excludes, skip, pageSize, hook("primary"));
-      const s = new Cursor(standbyClient, standbyPin.revision, ranges, excludes, skip, pageSize, hook("standby"));
+      const p = cursor("primary", primaryClient, primaryPin.revision);
+      const s = cursor("standby", standbyClient, standbyPin.revision);
       try {
         await mergeWalk(p, s, { missed, surplus, differing }, exampleLimit);
       } catch (err) {
@@ -191,7 +182,7 @@ async function checkOnce(options: ConsistencyOptions): Promise<ConsistencyResult
       standby = read(standbyEndpoints, standbyPin.revision, s);
     } else if (standbyPin.ok) {
       // Primary down: still count what the standby holds, so the report shows what it will serve.
-      const s = new Cursor(standbyClient, standbyPin.revision, ranges, excludes, skip, pageSize, hook("standby"));
+      const s = cursor("standby", standbyClient, standbyPin.revision);
       try {
         while (await s.peek()) s.advance();
       } catch (err) {
@@ -342,6 +333,13 @@ function note(d: KeyDiff, key: Buffer, limit: number): void {
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** A side as its pin found it: reachable with nothing read yet, or unreachable. */
+function pinned(endpoints: string[], pin: Pin): SideRead {
+  return pin.ok
+    ? { reachable: true, endpoints, revision: pin.revision, keys: 0 }
+    : { reachable: false, endpoints, error: pin.error };
 }
 
 /** What a cursor read: its keys so far and, when a page failed, why. */
