@@ -11,12 +11,13 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 import { queryRecord, sendUpdate } from "../agent/dns/rfc2136.ts";
 import { parseTsigSecret } from "../agent/dns/tsig.ts";
-import type { DurableMemory, StepContext } from "../agent/executor.ts";
+import type { StepContext } from "../agent/executor.ts";
 import { createDnsFlipExecutor } from "../agent/executors/dns-flip.ts";
 import { silentLogger } from "../agent/log.ts";
 import { type DnsFlipTarget, DnsFlipTargetSchema, type Side } from "../shared/config.ts";
 import type { ActionRequest } from "../shared/protocol.ts";
 import { requireNsupdate, startBind } from "../test/support/bind.ts";
+import { MapMemory } from "../test/support/map-memory.ts";
 import { percentile } from "./percentile.ts";
 
 /** Timing of one way of flipping, in milliseconds. */
@@ -52,16 +53,6 @@ function timing(samples: number[]): Timing {
     p99Ms: round(percentile(sorted, 99)),
     meanMs: round(sorted.reduce((a, b) => a + b, 0) / Math.max(1, sorted.length)),
     maxMs: round(sorted.at(-1) ?? Number.NaN),
-  };
-}
-
-function memory(): DurableMemory {
-  const m = new Map<string, unknown>();
-  return {
-    get: async <T>(k: string) => m.get(k) as T | undefined,
-    set: async (k, v) => {
-      m.set(k, v);
-    },
   };
 }
 
@@ -118,7 +109,7 @@ export async function run(flips = 100): Promise<DnsFlipBenchFigures> {
         reason: "bench",
         issuedAt: new Date().toISOString(),
       };
-      const mem = memory();
+      const mem = new MapMemory();
       const started = performance.now();
       try {
         for (const step of executor.steps(action, t)) {

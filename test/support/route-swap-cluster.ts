@@ -310,18 +310,8 @@ export async function startRecordingProxy(
   };
 }
 
-/** Durable memory in a Map, with a count of writes. */
-export class MapMemory implements DurableMemory {
-  readonly values = new Map<string, unknown>();
-  sets = 0;
-  async get<T = unknown>(key: string): Promise<T | undefined> {
-    return structuredClone(this.values.get(key)) as T | undefined;
-  }
-  async set(key: string, value: unknown): Promise<void> {
-    this.sets++;
-    this.values.set(key, structuredClone(value));
-  }
-}
+/** Route-swap tests take MapMemory from here with the rest of the cluster helpers. */
+export { MapMemory } from "./map-memory.ts";
 
 export interface StepRun {
   name: string;
