@@ -18,7 +18,10 @@ export interface QstashKeys {
 export type QstashCheck = { ok: true } | { ok: false; reason: "upstash-missing" | "upstash-invalid"; detail: string };
 
 /** Reads `QSTASH_CURRENT_SIGNING_KEY` / `QSTASH_NEXT_SIGNING_KEY`; undefined when QStash is not in use. */
-export function qstashKeysFromEnv(env: Record<string, string | undefined>): QstashKeys | undefined {
+export function qstashKeysFromEnv(env: {
+  QSTASH_CURRENT_SIGNING_KEY?: string | undefined;
+  QSTASH_NEXT_SIGNING_KEY?: string | undefined;
+}): QstashKeys | undefined {
   const current = env.QSTASH_CURRENT_SIGNING_KEY;
   if (!current) return undefined;
   const next = env.QSTASH_NEXT_SIGNING_KEY;

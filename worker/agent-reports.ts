@@ -4,6 +4,7 @@
  * `POST /v1/agent/reports/qstash-failure` (Upstash-Signature).
  */
 import { Hono } from "hono";
+import { qstashKeysFromEnv } from "../shared/qstash-signature.ts";
 import { agentSecrets } from "../shared/secrets.ts";
 import { requireConfig } from "./config.ts";
 import type { Env } from "./env.ts";
@@ -55,17 +56,11 @@ agentReports.post("/v1/agent/reports", async (c) => {
 
 agentReports.post(QSTASH_FAILURE_PATH, async (c) => {
   const raw = await c.req.text();
-  const current = c.env.QSTASH_CURRENT_SIGNING_KEY;
-  if (!current)
-    throw new Problem("unauthorized", "QSTASH_CURRENT_SIGNING_KEY is not configured; callbacks are refused");
+  const keys = qstashKeysFromEnv(c.env);
+  if (!keys) throw new Problem("unauthorized", "QSTASH_CURRENT_SIGNING_KEY is not configured; callbacks are refused");
   const config = requireConfig(c.env);
   const url = config.publicUrl ? qstashFailureCallbackUrl(config.publicUrl) : undefined;
-  const checked = await verifyQstashFailureCallback(
-    raw,
-    c.req.raw.headers,
-    { current, ...(c.env.QSTASH_NEXT_SIGNING_KEY ? { next: c.env.QSTASH_NEXT_SIGNING_KEY } : {}) },
-    url,
-  );
+  const checked = await verifyQstashFailureCallback(raw, c.req.raw.headers, keys, url);
   if (!checked.ok) {
     throw new Problem(checked.status === 401 ? "unauthorized" : "validation", checked.detail, {
       extra: { reason: checked.reason },
