@@ -321,19 +321,14 @@ export async function flipDns(
  */
 export function configMapReader(kubeConfig?: KubeConfig): ReadConfigMap {
   return async (namespace, name) => {
-    const k8s = await import("@kubernetes/client-node");
+    const [k8s, { unlessNotFound }] = await Promise.all([import("@kubernetes/client-node"), import("../kube-api.ts")]);
     let kc = kubeConfig;
     if (!kc) {
       kc = new k8s.KubeConfig();
       kc.loadFromDefault();
     }
-    try {
-      const cm = await kc.makeApiClient(k8s.CoreV1Api).readNamespacedConfigMap({ namespace, name });
-      return cm.data ?? {};
-    } catch (err) {
-      if (err instanceof k8s.ApiException && err.code === 404) return undefined;
-      throw err;
-    }
+    const cm = await unlessNotFound(kc.makeApiClient(k8s.CoreV1Api).readNamespacedConfigMap({ namespace, name }));
+    return cm && (cm.data ?? {});
   };
 }
 
