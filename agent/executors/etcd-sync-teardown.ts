@@ -264,16 +264,12 @@ export function createEtcdSyncTeardownExecutor(deps: EtcdSyncTeardownDeps): Exec
           ? { ...base, primaryEndpoints: base.standbyEndpoints, standbyEndpoints: base.primaryEndpoints }
           : base;
       ctx.progress("comparing key sets and heartbeat lag");
-      let lastProgress = ctx.now();
       const result = await check({
         ...options,
         callTimeoutMs: deps.etcdCallTimeoutMs,
-        // A large keyspace takes seconds; tell the reader it moves, at most every 2 s.
-        onPage: (side, keys) => {
-          if (ctx.now() - lastProgress < 2000) return;
-          lastProgress = ctx.now();
-          ctx.progress(`read ${keys} keys on the ${side}`);
-        },
+        // A large keyspace takes seconds; tell the reader it moves (the runner writes the latest
+        // progress text at most every 2 s, so every page may report).
+        onPage: (side, keys) => ctx.progress(`read ${keys} keys on the ${side}`),
       });
       const decision = decideConsistency(result, { force: action.force, allowUnverified: target.allowUnverified });
       ctx.log.info("etcd consistency", {
