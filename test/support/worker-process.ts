@@ -108,7 +108,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerPr
     if (child.exitCode !== null) break;
     try {
       const res = await fetch(`${url}/healthz`);
-      if (res.ok || res.status === 200) return { url, port, output: () => out, stop };
+      if (res.ok) return { url, port, output: () => out, stop };
     } catch {
       // not up yet
     }
