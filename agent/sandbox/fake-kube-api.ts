@@ -212,10 +212,6 @@ function rfc3339Seconds(ms: number): string {
   return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
-function clone<T>(value: T): T {
-  return structuredClone(value);
-}
-
 /** The object without the fields that change on every write, to detect no-op writes. */
 function comparable(obj: KubeObject): Json {
   const { resourceVersion: _rv, managedFields: _mf, ...meta } = obj.metadata;
@@ -344,17 +340,17 @@ export class FakeStore {
     const k = this.key(t, obj.metadata.namespace, obj.metadata.name ?? "");
     if (type === "DELETED") this.objects.delete(k);
     else this.objects.set(k, obj);
-    const event: StoredEvent = { rv: this.rv, typeKey: typeKeyOf(t), type, object: clone(obj) };
+    const event: StoredEvent = { rv: this.rv, typeKey: typeKeyOf(t), type, object: structuredClone(obj) };
     this.history.push(event);
     if (this.history.length > this.historyLimit) this.history.splice(0, this.history.length - this.historyLimit);
     for (const w of this.watchers) this.deliver(w, event);
-    return clone(obj);
+    return structuredClone(obj);
   }
 
   private deliver(w: Watcher, e: StoredEvent): void {
     if (w.typeKey !== e.typeKey) return;
     if (w.namespace !== undefined && e.object.metadata.namespace !== w.namespace) return;
-    const object = clone(e.object);
+    const object = structuredClone(e.object);
     // Asynchronous delivery: a listener may write to the store without re-entering commit().
     queueMicrotask(() => {
       if (this.watchers.has(w)) w.listener({ type: e.type, object });
@@ -365,7 +361,7 @@ export class FakeStore {
   get(ref: TypeRef, namespace: string | undefined, name: string): KubeObject | undefined {
     const t = this.type(ref);
     const o = this.objects.get(this.key(t, namespace, name));
-    return o ? clone(o) : undefined;
+    return o ? structuredClone(o) : undefined;
   }
 
   /** Like {@link get}, but throws 404 NotFound. */
@@ -386,7 +382,7 @@ export class FakeStore {
       if (!k.startsWith(prefix)) continue;
       if (t.namespaced && namespace !== undefined && o.metadata.namespace !== namespace) continue;
       if (!labels(o.metadata.labels) || !fields(o)) continue;
-      out.push(clone(o));
+      out.push(structuredClone(o));
     }
     return out.sort((a, b) =>
       `${a.metadata.namespace ?? ""}/${a.metadata.name ?? ""}`.localeCompare(
@@ -401,7 +397,7 @@ export class FakeStore {
     if (!isJsonObject(input as unknown) || !isJsonObject(input.metadata as unknown)) {
       throw new KubeApiError(400, "BadRequest", "the body must be an object with metadata");
     }
-    const obj = clone(input);
+    const obj = structuredClone(input);
     const meta = obj.metadata;
     if (!meta.name && meta.generateName)
       meta.name = `${meta.generateName}${randomBytes(3).toString("hex").slice(0, 5)}`;
@@ -488,11 +484,11 @@ export class FakeStore {
     }
     let next: KubeObject;
     if (options.subresource === "status") {
-      next = clone(current);
+      next = structuredClone(current);
       if (input.status === undefined) delete next.status;
-      else next.status = clone(input.status);
+      else next.status = structuredClone(input.status);
     } else {
-      next = clone(input);
+      next = structuredClone(input);
       next.apiVersion ??= apiVersionOf(t);
       next.kind ??= t.kind;
       if (t.namespaced) next.metadata.namespace = current.metadata.namespace;
@@ -504,11 +500,11 @@ export class FakeStore {
         else meta[f] = current.metadata[f];
       }
       if (input.metadata.managedFields === undefined && current.metadata.managedFields) {
-        next.metadata.managedFields = clone(current.metadata.managedFields);
+        next.metadata.managedFields = structuredClone(current.metadata.managedFields);
       }
       if (t.subresources?.includes("status") && t.resource !== "nodes") {
         if (current.status === undefined) delete next.status;
-        else next.status = clone(current.status);
+        else next.status = structuredClone(current.status);
       }
       this.validate(t, next);
     }
@@ -536,7 +532,7 @@ export class FakeStore {
     if (finalizersGone) {
       return this.commit(t, "DELETED", next);
     }
-    if (deepEqual(comparable(current), comparable(next))) return clone(current);
+    if (deepEqual(comparable(current), comparable(next))) return structuredClone(current);
     return this.commit(t, "MODIFIED", next);
   }
 
@@ -570,7 +566,7 @@ export class FakeStore {
       }
       if (!current) {
         if (options.subresource) throw this.notFound(t, name);
-        const body = clone(patch) as unknown as KubeObject;
+        const body = structuredClone(patch) as unknown as KubeObject;
         body.metadata.name = name;
         if (t.namespaced) body.metadata.namespace = namespace;
         const created = this.create(ref, body, { dryRun: true });
@@ -655,9 +651,9 @@ export class FakeStore {
         { name, group: t.group, kind: t.resource },
       );
     }
-    const next = clone(current);
+    const next = structuredClone(current);
     if ((current.metadata.finalizers ?? []).length > 0) {
-      if (current.metadata.deletionTimestamp !== undefined) return clone(current);
+      if (current.metadata.deletionTimestamp !== undefined) return structuredClone(current);
       next.metadata.deletionTimestamp = rfc3339Seconds(this.now());
       next.metadata.deletionGracePeriodSeconds = 0;
       if (options.dryRun) return next;
@@ -1019,7 +1015,7 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
         `Scale.autoscaling "${name}" is invalid: spec.replicas: must be a non-negative integer`,
       );
     }
-    const next = clone(current);
+    const next = structuredClone(current);
     next.spec = { ...(isJsonObject(next.spec) ? next.spec : {}), replicas };
     if (typeof rv === "string" && rv !== "") next.metadata.resourceVersion = rv;
     else delete next.metadata.resourceVersion;

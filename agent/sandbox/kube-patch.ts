@@ -22,10 +22,6 @@ export function isJsonObject(value: unknown): value is JsonObject {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-function clone<T>(value: T): T {
-  return structuredClone(value);
-}
-
 /** Decodes an RFC 6901 JSON pointer into reference tokens. */
 function pointerTokens(pointer: string): string[] {
   if (pointer === "") return [];
@@ -55,7 +51,7 @@ function parentOf(doc: Json, tokens: string[], op: string): { parent: Json; key:
   const key = tokens[tokens.length - 1];
   if (key === undefined) throw new PatchError(`${op}: the root cannot be the target`);
   const parent = getAt(doc, tokens.slice(0, -1));
-  if (parent === undefined || (typeof parent !== "object" && parent !== null) || parent === null) {
+  if (parent === undefined || typeof parent !== "object" || parent === null) {
     throw new PatchError(`${op}: parent of /${tokens.join("/")} does not exist`);
   }
   return { parent, key };
@@ -88,7 +84,7 @@ function removeAt(doc: Json, tokens: string[]): Json {
 /** Applies an RFC 6902 JSON Patch; throws {@link PatchError} on any failed operation. */
 export function applyJsonPatch(target: Json, patch: unknown): Json {
   if (!Array.isArray(patch)) throw new PatchError("a JSON patch must be an array of operations");
-  let doc = clone(target);
+  let doc = structuredClone(target);
   for (const raw of patch) {
     if (!isJsonObject(raw) || typeof raw.op !== "string" || typeof raw.path !== "string") {
       throw new PatchError(`invalid JSON patch operation ${JSON.stringify(raw)}`);
@@ -97,7 +93,7 @@ export function applyJsonPatch(target: Json, patch: unknown): Json {
     switch (raw.op) {
       case "add":
         if (!("value" in raw)) throw new PatchError("add: missing value");
-        doc = addAt(doc, tokens, clone(raw.value as Json));
+        doc = addAt(doc, tokens, structuredClone(raw.value as Json));
         break;
       case "remove":
         doc = removeAt(doc, tokens);
@@ -107,8 +103,8 @@ export function applyJsonPatch(target: Json, patch: unknown): Json {
         if (!("value" in raw)) throw new PatchError("replace: missing value");
         doc =
           tokens.length === 0
-            ? clone(raw.value as Json)
-            : addAt(removeAt(doc, tokens), tokens, clone(raw.value as Json));
+            ? structuredClone(raw.value as Json)
+            : addAt(removeAt(doc, tokens), tokens, structuredClone(raw.value as Json));
         break;
       case "move":
       case "copy": {
@@ -117,7 +113,7 @@ export function applyJsonPatch(target: Json, patch: unknown): Json {
         const value = getAt(doc, fromTokens);
         if (value === undefined) throw new PatchError(`${raw.op}: ${raw.from} does not exist`);
         if (raw.op === "move") doc = removeAt(doc, fromTokens);
-        doc = addAt(doc, tokens, clone(value));
+        doc = addAt(doc, tokens, structuredClone(value));
         break;
       }
       case "test": {
@@ -136,8 +132,8 @@ export function applyJsonPatch(target: Json, patch: unknown): Json {
 
 /** Applies an RFC 7386 JSON Merge Patch (null deletes, objects merge, everything else replaces). */
 export function applyMergePatch(target: Json | undefined, patch: Json): Json {
-  if (!isJsonObject(patch)) return clone(patch);
-  const out: JsonObject = isJsonObject(target) ? clone(target) : {};
+  if (!isJsonObject(patch)) return structuredClone(patch);
+  const out: JsonObject = isJsonObject(target) ? structuredClone(target) : {};
   for (const [key, value] of Object.entries(patch)) {
     if (value === null) delete out[key];
     else out[key] = applyMergePatch(out[key], value);
@@ -153,7 +149,7 @@ function isNamedList(list: Json[]): list is JsonObject[] {
 export function applyStrategicMergePatch(target: Json | undefined, patch: Json): Json {
   if (Array.isArray(patch)) {
     if (Array.isArray(target) && isNamedList(patch) && (target.length === 0 || isNamedList(target))) {
-      const out = clone(target) as JsonObject[];
+      const out = structuredClone(target) as JsonObject[];
       for (const item of patch) {
         const i = out.findIndex((e) => e.name === item.name);
         if (item.$patch === "delete") {
@@ -163,14 +159,14 @@ export function applyStrategicMergePatch(target: Json | undefined, patch: Json):
       }
       return out;
     }
-    return clone(patch).filter((e) => !(isJsonObject(e) && e.$patch === "delete"));
+    return structuredClone(patch).filter((e) => !(isJsonObject(e) && e.$patch === "delete"));
   }
-  if (!isJsonObject(patch)) return clone(patch);
+  if (!isJsonObject(patch)) return structuredClone(patch);
   if (patch.$patch === "replace") {
     const { $patch: _, ...rest } = patch;
-    return clone(rest);
+    return structuredClone(rest);
   }
-  const out: JsonObject = isJsonObject(target) ? clone(target) : {};
+  const out: JsonObject = isJsonObject(target) ? structuredClone(target) : {};
   for (const [key, value] of Object.entries(patch)) {
     if (key.startsWith("$")) continue;
     if (value === null) delete out[key];
