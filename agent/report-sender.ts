@@ -39,6 +39,13 @@ export interface ReportSender {
   deliver(latest: () => ActionReport, signal: AbortSignal): Promise<ActionReport | undefined>;
 }
 
+/**
+ * The agent's retry backoff (report delivery here; store writes and delivery restarts in the
+ * runner): doubles from the first delay up to the cap.
+ */
+export const RETRY_FIRST_MS = 500;
+export const RETRY_MAX_MS = 30_000;
+
 /** Sleep that rejects with the signal's reason when aborted. */
 export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -63,8 +70,8 @@ export function createReportSender(options: ReportSenderOptions): ReportSender {
   const doFetch = options.fetch ?? fetch;
   const now = options.now ?? Date.now;
   const sleep = options.sleep ?? abortableSleep;
-  const initial = options.initialDelayMs ?? 500;
-  const max = options.maxDelayMs ?? 30_000;
+  const initial = options.initialDelayMs ?? RETRY_FIRST_MS;
+  const max = options.maxDelayMs ?? RETRY_MAX_MS;
   const timeoutMs = options.timeoutMs ?? 10_000;
 
   async function sendOnce(report: ActionReport, signal?: AbortSignal): Promise<boolean> {

@@ -15,7 +15,7 @@ import type { ActionRecord, ActionStore } from "./action-store.ts";
 import { type Executor, type Step, type StepContext, StepError } from "./executor.ts";
 import type { Logger } from "./log.ts";
 import type { AgentMetrics } from "./metrics.ts";
-import { abortableSleep, type ReportSender } from "./report-sender.ts";
+import { abortableSleep, RETRY_FIRST_MS, RETRY_MAX_MS, type ReportSender } from "./report-sender.ts";
 
 /** Executors by target kind (`route-swap`, `dns-flip`, `etcd-sync-teardown`, or a test kind). */
 export type ExecutorRegistry = ReadonlyMap<string, Executor>;
@@ -57,10 +57,6 @@ export interface RunnerOptions {
  * a report, so only the latest text is written, at most this often.
  */
 const PROGRESS_INTERVAL_MS = 2000;
-
-/** Backoff of the runner's own retries (store writes, report delivery): doubles from the first delay up to the cap. */
-const RETRY_FIRST_MS = 500;
-const RETRY_MAX_MS = 30_000;
 
 interface Active {
   record: ActionRecord;
