@@ -15,7 +15,7 @@ import { type ActionReport, ActionReportSchema } from "../../shared/protocol.ts"
 import type { AuditEvent, TargetView } from "../../worker/target-view.ts";
 import { type BindServer, startBind } from "../support/bind.ts";
 import { type EtcdInstance, startEtcds } from "../support/etcd.ts";
-import { freePort } from "../support/free-port.ts";
+import { freePorts } from "../support/free-port.ts";
 import { startWorker, type WorkerProcess } from "../support/worker-process.ts";
 
 const root = join(import.meta.dirname, "../..");
@@ -154,9 +154,9 @@ function routeSwap(index: number): AgentTarget {
 /** Starts BIND (when a dns-flip target is configured), the worker and (by default) the agent. */
 export async function startStack(options: StackOptions): Promise<Stack> {
   const names = Object.keys(options.targets);
-  const needsBind = names.some((n) => options.targets[n]?.kind === "dns-flip");
-  const needsEtcd = names.some((n) => options.targets[n]?.kind === "etcd-sync-teardown");
   const dnsTargets = names.filter((n) => options.targets[n]?.kind === "dns-flip");
+  const needsBind = dnsTargets.length > 0;
+  const needsEtcd = names.some((n) => options.targets[n]?.kind === "etcd-sync-teardown");
   const recordOf = (target: string) => (target === dnsTargets[0] ? DNS.record : `${target}.${DNS.zone}`);
   const stops: (() => Promise<void>)[] = [];
   // One stop for every caller: a second stop() (a signal handler and a finally block) waits for
@@ -251,11 +251,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       }
     });
 
-    const agentPort = await freePort();
+    // Distinct ports (two freePort calls may return the same one). QStash's failure callback goes
+    // to the worker's own URL (publicUrl), so it is known before the worker starts.
+    const [agentPort = 0, workerPort = 0] = await freePorts(2);
     const agentUrl = `http://127.0.0.1:${agentPort}`;
     const qstash = options.qstash;
-    // QStash's failure callback goes to the worker's own URL (publicUrl), known before it starts.
-    const workerPort = await freePort();
     const workerConfig = qstash
       ? {
           agent: { url: agentUrl, transport: "qstash", qstash: { baseUrl: qstash.baseUrl, retries: qstash.retries } },
