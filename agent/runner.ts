@@ -149,7 +149,7 @@ export class ActionRunner {
         action: id,
         completedSteps: record.completedSteps,
       });
-      a.execution = this.execute(a);
+      this.start(a);
     } else {
       this.opts.log.info("re-sending unacknowledged report", { target: record.request.target, action: id });
       a.version = 1;
@@ -282,7 +282,7 @@ export class ActionRunner {
       throw err;
     }
     this.opts.log.info("action accepted", { target: request.target, action: request.id, kind: request.kind });
-    a.execution = this.execute(a);
+    this.start(a);
     return { outcome: "accepted", id: request.id };
   }
 
@@ -345,6 +345,12 @@ export class ActionRunner {
     this.active.set(record.request.id, a);
     this.updateInProgress();
     return a;
+  }
+
+  /** Runs the action's remaining steps; the in-progress gauge counts it from now on. */
+  private start(a: Active): void {
+    a.execution = this.execute(a);
+    this.updateInProgress();
   }
 
   private untrack(a: Active): void {

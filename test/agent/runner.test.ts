@@ -80,6 +80,17 @@ describe("runner", () => {
     expect(await runner.report("app:2")).toMatchObject({ status: "succeeded", activeSide: "primary", dryRun: true });
   });
 
+  it("counts a running action in turnout_agent_actions_in_progress, and not once it ends", async () => {
+    const { runner, counting, metrics } = setup({ steps: ["one"], gated: ["one"] });
+    const gauge = async () => /turnout_agent_actions_in_progress (\d+)/.exec((await metrics.render()).body)?.[1];
+    await runner.submit(req("app", 1));
+    await counting.started("one");
+    expect(await gauge()).toBe("1");
+    counting.open("one");
+    await runner.idle();
+    expect(await gauge()).toBe("0");
+  });
+
   it("turns a StepError into a failed report, leaves later steps pending, and a retry resumes from the failed step", async () => {
     const { runner, counting, metrics } = setup({
       steps: ["save", "delete", "create"],
