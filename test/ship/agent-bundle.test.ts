@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { type AgentBundle, buildAgent } from "../../scripts/build-agent.ts";
 import { SIGNATURE_HEADER, sign } from "../../shared/signature.ts";
-import { freePort } from "../support/free-port.ts";
+import { freePorts } from "../support/free-port.ts";
 import { type ReportReceiver, startReportReceiver } from "../support/report-receiver.ts";
 
 const root = join(import.meta.dirname, "../..");
@@ -54,13 +54,15 @@ beforeAll(async () => {
   console.log(`agent bundle: ${(bundle.bytes / 1024 / 1024).toFixed(1)} MiB (${bundle.bytes} bytes)`);
 
   receiver = await startReportReceiver(SECRET);
-  const port = await freePort();
   // The repo's sample targets, listening on a free port; the sandbox's BIND and etcd move from the
-  // sample's fixed ports to free ones so a running `npm start` or a parallel test never clashes.
+  // sample's fixed ports to free ones (all distinct) so a running `npm start` or a parallel test
+  // never clashes.
+  const fixedPorts = ["127.0.0.1:5353", "127.0.0.1:23791", "127.0.0.1:23792"];
+  const [port, ...movedTo] = await freePorts(1 + fixedPorts.length);
   let text = readFileSync(join(root, "agent.config.json"), "utf8");
-  for (const fixed of ["127.0.0.1:5353", "127.0.0.1:23791", "127.0.0.1:23792"]) {
-    text = text.replaceAll(fixed, `127.0.0.1:${await freePort()}`);
-  }
+  fixedPorts.forEach((fixed, i) => {
+    text = text.replaceAll(fixed, `127.0.0.1:${movedTo[i]}`);
+  });
   const sample = JSON.parse(text) as Record<string, unknown>;
   const config = { ...sample, listen: `127.0.0.1:${port}`, reportUrl: receiver.url };
   const configFile = join(dir, "agent.json");

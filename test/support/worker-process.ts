@@ -6,7 +6,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "./free-port.ts";
+import { freePorts } from "./free-port.ts";
 
 const root = join(import.meta.dirname, "../..");
 
@@ -39,8 +39,9 @@ function envValue(v: string): string {
 
 /** Starts `wrangler dev` and resolves once `GET /healthz` answers. */
 export async function startWorker(options: StartWorkerOptions): Promise<WorkerProcess> {
-  const port = options.port ?? (await freePort());
-  const inspectorPort = await freePort();
+  // One freePorts call, so the worker's and the inspector's ports differ.
+  const [randomPort = 0, inspectorPort = 0] = await freePorts(2);
+  const port = options.port ?? randomPort;
   const dir = mkdtempSync(join(tmpdir(), "turnout-worker-"));
   const envFile = join(dir, "vars.env");
   writeFileSync(
