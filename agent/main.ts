@@ -12,17 +12,16 @@
 import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { type ServerType, serve } from "@hono/node-server";
-import { CoreV1Api, type KubeConfig, VersionApi } from "@kubernetes/client-node";
+import { type KubeConfig, VersionApi } from "@kubernetes/client-node";
 import type { AgentConfig } from "../shared/config.ts";
 import { qstashKeysFromEnv } from "../shared/qstash-signature.ts";
 import { type ActionStore, InMemoryActionStore } from "./action-store.ts";
 import { ConfigError, configSource, loadAgentConfigFile, parseConfigText, validateOrThrow } from "./config-file.ts";
 import { startConfiguredHeartbeats } from "./etcd/heartbeat.ts";
-import { createDnsFlipExecutor } from "./executors/dns-flip.ts";
+import { configMapReader, createDnsFlipExecutor } from "./executors/dns-flip.ts";
 import { createEtcdSyncTeardownExecutor } from "./executors/etcd-sync-teardown.ts";
 import { createRouteSwapExecutor } from "./executors/route-swap.ts";
 import { connectKube } from "./kube.ts";
-import { unlessNotFound } from "./kube-api.ts";
 import type { Leadership } from "./leadership.ts";
 import { startLeaseElector } from "./lease.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -71,15 +70,8 @@ export function defaultExecutors(
   kubeConfig: KubeConfig,
   env: Record<string, string | undefined>,
 ): ExecutorRegistry {
-  const core = kubeConfig.makeApiClient(CoreV1Api);
-  const dnsFlip = createDnsFlipExecutor({
-    env,
-    // The agent's own credentials, not whatever the default kubeconfig would be.
-    readConfigMap: async (namespace, name) => {
-      const cm = await unlessNotFound(core.readNamespacedConfigMap({ namespace, name }));
-      return cm && (cm.data ?? {});
-    },
-  });
+  // The agent's own credentials, not whatever the default kubeconfig would be.
+  const dnsFlip = createDnsFlipExecutor({ env, readConfigMap: configMapReader(kubeConfig) });
   return new Map([
     ...executorRegistry(createRouteSwapExecutor({ kubeConfig })),
     ...executorRegistry(dnsFlip),
