@@ -17,6 +17,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { readText } from "../test/support/request-text.ts";
 import { startWorker, type WorkerProcess } from "../test/support/worker-process.ts";
 import type { AuditEvent } from "../worker/target-view.ts";
 import { percentile } from "./percentile.ts";
@@ -142,21 +143,15 @@ async function load(
 /** A stand-in agent that accepts every action and records when each arrived. */
 export async function stubAgent(): Promise<{ url: string; arrivals: Map<string, number>; close(): Promise<void> }> {
   const arrivals = new Map<string, number>();
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
     const at = Date.now();
-    let raw = "";
-    req.on("data", (c: Buffer) => {
-      raw += c.toString();
-    });
-    req.on("end", () => {
-      try {
-        const id = (JSON.parse(raw) as { id?: unknown }).id;
-        if (typeof id === "string" && !arrivals.has(id)) arrivals.set(id, at);
-        res.writeHead(202, { "content-type": "application/json" }).end(JSON.stringify({ id, status: "accepted" }));
-      } catch {
-        res.writeHead(400).end();
-      }
-    });
+    try {
+      const id = (JSON.parse(await readText(req)) as { id?: unknown }).id;
+      if (typeof id === "string" && !arrivals.has(id)) arrivals.set(id, at);
+      res.writeHead(202, { "content-type": "application/json" }).end(JSON.stringify({ id, status: "accepted" }));
+    } catch {
+      res.writeHead(400).end();
+    }
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
   const { port } = server.address() as AddressInfo;
