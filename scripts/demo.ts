@@ -8,9 +8,10 @@
  * `GET /v1/targets/:name` and `GET /v1/targets/:name/events`. Stops everything it started and
  * exits 0 when both targets end on `secondary` (1 otherwise).
  */
-import { spawnSync } from "node:child_process";
 import { Etcd3 } from "etcd3";
 import { queryRecord } from "../agent/dns/rfc2136.ts";
+import { namedPath } from "../agent/sandbox/bind-server.ts";
+import { etcdBinariesAvailable } from "../agent/sandbox/etcd-server.ts";
 import type { StepReport } from "../shared/protocol.ts";
 import { DNS, type Stack, type StackTarget, startStack } from "../test/e2e/stack.ts";
 import { eventually } from "../test/support/etcd.ts";
@@ -20,14 +21,6 @@ const HOLD_SECONDS = 3;
 const TIMEOUT_MS = 60_000;
 /** How far behind the polls the timeline prints (a step is learnt only once it finished). */
 const WATERMARK_MS = 1_000;
-
-function namedInstalled(): boolean {
-  return spawnSync("sh", ["-c", "command -v named || test -x /usr/sbin/named"], { encoding: "utf8" }).status === 0;
-}
-
-function etcdInstalled(): boolean {
-  return spawnSync("sh", ["-c", "command -v etcd && command -v etcdctl"], { encoding: "utf8" }).status === 0;
-}
 
 type Detail = Record<string, unknown>;
 const asDetail = (d: unknown): Detail =>
@@ -76,8 +69,9 @@ interface Line {
 }
 
 async function main(): Promise<number> {
-  const withDns = namedInstalled();
-  const withEtcd = withDns && etcdInstalled();
+  // The same look-ups the sandbox and the test helpers use.
+  const withDns = namedPath() !== undefined;
+  const withEtcd = withDns && etcdBinariesAvailable();
   const targets: Record<string, StackTarget> = { "egress-gw": { kind: "route-swap", holdSeconds: HOLD_SECONDS } };
   if (withDns) targets["bootstrap-dns"] = { kind: "dns-flip", holdSeconds: HOLD_SECONDS };
   else console.log("demo: BIND's `named` is not installed (`npm run setup`); showing egress-gw only\n");
