@@ -107,11 +107,10 @@ describe("decision safety inside the TargetObject", () => {
     TargetObject.testing = {
       ...TargetObject.testing,
       dispatcher: {
-        dispatch: (req) => {
+        dispatch: (req): Promise<DispatchAttempt> => {
           sent.push(req.id);
-          return sent.length === 1
-            ? new Promise(() => {})
-            : (recording?.dispatch(req) ?? Promise.resolve({ ok: true }));
+          if (sent.length === 1) return new Promise<DispatchAttempt>(() => {});
+          return recording ? recording.dispatch(req) : Promise.resolve({ ok: true, detail: "recorded" });
         },
       },
     };
