@@ -50,6 +50,8 @@ export interface StackTarget {
   dns?: string;
   /** More policy keys (quorum, approval, …); design §5 defaults otherwise, failback manual. */
   policy?: Record<string, unknown>;
+  /** Configured in the worker only: the agent answers 404 for it, so its actions fail at once. */
+  agentless?: boolean;
 }
 
 export interface StackOptions {
@@ -66,6 +68,8 @@ export interface StackOptions {
    * failure callback; the agent gets them to verify deliveries.
    */
   qstash?: StackQstash;
+  /** More worker variables (e.g. SLACK_WEBHOOK_URL pointing at a test receiver). */
+  workerVars?: Record<string, string>;
 }
 
 export interface StackQstash {
@@ -213,7 +217,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         sides: { primary: side("primary"), secondary: side("secondary") },
         policy: { holdSeconds: t.holdSeconds, quorum: 1, approval: "auto", failback: "manual", ...t.policy },
       };
-      if (t.kind === "route-swap") agentTargets[name] = routeSwap(index);
+      if (t.agentless) {
+        // Unknown to the agent (404): every action of this target fails at once.
+      } else if (t.kind === "route-swap") agentTargets[name] = routeSwap(index);
       else if (t.kind === "etcd-sync-teardown") {
         if (!etcd || !t.dns) throw new Error("etcd-sync-teardown needs etcd and a dns target");
         agentTargets[name] = {
@@ -275,6 +281,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         OPERATOR_TOKEN: TOKENS.operator,
         TURNOUT_AGENT_SECRET: TOKENS.agentSecret,
         ...(qstash ? { QSTASH_TOKEN: qstash.token, ...signingKeys } : {}),
+        ...options.workerVars,
       },
     });
     stops.push(() => worker.stop());
