@@ -5,6 +5,7 @@
  * Implemented semantics (those of kube-apiserver the agent relies on):
  * - core/v1 configmaps, events, pods, namespaces, nodes; apps/v1 deployments, daemonsets,
  *   statefulsets (+ `/scale`, `/status`); coordination.k8s.io/v1 leases; events.k8s.io/v1 events;
+ *   storage.k8s.io/v1 volumeattachments (+ `/status`);
  *   the cluster-scoped custom resource networking.digitalocean.com/v1 staticroutes (+ `/status`).
  * - A global, monotonically increasing string `resourceVersion`; `uid`, `creationTimestamp`,
  *   `generation` (bumped when anything outside metadata/status changes). A write that changes
@@ -85,6 +86,14 @@ export const BUILTIN_RESOURCES: readonly ResourceType[] = [
     subresources: ["status"],
   },
   { group: "coordination.k8s.io", version: "v1", resource: "leases", kind: "Lease", namespaced: true },
+  {
+    group: "storage.k8s.io",
+    version: "v1",
+    resource: "volumeattachments",
+    kind: "VolumeAttachment",
+    namespaced: false,
+    subresources: ["status"],
+  },
   { group: "events.k8s.io", version: "v1", resource: "events", kind: "Event", namespaced: true },
   {
     group: "networking.digitalocean.com",
