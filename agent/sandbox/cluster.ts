@@ -17,12 +17,15 @@
  *   volume attached through a VolumeAttachment.
  * It never touches a real cluster.
  */
+
+import { rmSync } from "node:fs";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { AgentConfig, EtcdSyncTeardownTarget, NodeFenceTarget, RouteSwapTarget } from "../../shared/config.ts";
 import { type Logger, silentLogger } from "../log.ts";
 import { type ControlPlane, type ControlPlaneOptions, startControlPlane } from "./control-plane.ts";
 import { createEtcdMirrorBackend, type EtcdMirrorBackend, etcdctlAvailable, mirrorPrefixesFor } from "./etcd-mirror.ts";
 import { type FakeKubeApi, type FakeKubeApiOptions, type KubeObject, startFakeKubeApi } from "./fake-kube-api.ts";
+import { selfSignedCertificate, writeKubeconfig } from "./kubeconfig.ts";
 import { type OperatorNodeMode, startStaticRouteOperators } from "./static-route-operator.ts";
 import {
   startWorkloadControllers,
@@ -70,6 +73,11 @@ export interface SandboxClusterOptions {
   etcdMirror?: boolean;
   /** Passed to the node control plane (pod readiness and attach delays) when there are node-fence targets. */
   controlPlane?: Omit<ControlPlaneOptions, "onError">;
+  /**
+   * Write a kubeconfig for kubectl here (the API then also serves HTTPS with a self-signed
+   * certificate); removed on stop. Default: none.
+   */
+  kubeconfigFile?: string;
   /** How long to wait for the seeded StaticRoute to be Ready on every node (default 10 s). */
   readyTimeoutMs?: number;
   log?: Logger;
@@ -80,6 +88,8 @@ export interface SandboxCluster {
   kubeConfig: KubeConfig;
   api: FakeKubeApi;
   workloads: WorkloadControllers;
+  /** The kubeconfig written for kubectl, when asked for and openssl could make its certificate. */
+  kubeconfigFile: string | undefined;
   /** The simulated node control plane, when the config has node-fence targets. */
   controlPlane: ControlPlane | undefined;
   /** The etcd mirror backend, when synchronizer Deployments are backed by make-mirror. */
@@ -237,7 +247,17 @@ export async function startSandboxCluster(
 ): Promise<SandboxCluster> {
   const log = (options.log ?? silentLogger).child({ sandbox: true });
   const nodes = options.nodes ?? ["node-1", "node-2", "node-3"];
-  const api = await startFakeKubeApi(options.api);
+  let tls: { key: string; cert: string } | undefined;
+  if (options.kubeconfigFile) {
+    try {
+      tls = selfSignedCertificate();
+    } catch (err) {
+      log.warn("no kubeconfig for kubectl", { error: String(err) });
+    }
+  }
+  const api = await startFakeKubeApi({ ...options.api, ...(tls ? { tls } : {}) });
+  const kubeconfigFile = tls && options.kubeconfigFile && api.httpsUrl ? options.kubeconfigFile : undefined;
+  if (kubeconfigFile && tls && api.httpsUrl) writeKubeconfig(kubeconfigFile, api.httpsUrl, tls.cert, api.token);
   const targets = Object.entries(config.targets);
   const etcdTargets = targets.filter((e): e is [string, EtcdSyncTeardownTarget] => e[1].kind === "etcd-sync-teardown");
   const routeTargets = targets.filter((e): e is [string, RouteSwapTarget] => e[1].kind === "route-swap");
@@ -300,6 +320,7 @@ export async function startSandboxCluster(
     workloads.stop();
     await etcdMirror?.stop();
     await api.close();
+    if (kubeconfigFile) rmSync(kubeconfigFile, { force: true });
   };
 
   try {
@@ -387,8 +408,11 @@ export async function startSandboxCluster(
     routeSwapTargets: routeTargets.map(([n]) => n),
     etcdSyncTargets: etcdTargets.map(([n]) => n),
     nodeFenceTargets: fenceTargets.map(([n]) => n),
+    ...(kubeconfigFile
+      ? { kubeconfig: kubeconfigFile, try: `kubectl --kubeconfig ${kubeconfigFile} get nodes,pods -A` }
+      : {}),
     etcdMirror: etcdMirror !== undefined,
   });
 
-  return { kubeConfig: api.kubeConfig(), api, workloads, controlPlane, etcdMirror, stop };
+  return { kubeConfig: api.kubeConfig(), api, workloads, controlPlane, etcdMirror, kubeconfigFile, stop };
 }

@@ -33,6 +33,7 @@ const NODES: TypeRef = { resource: "nodes" };
 const PODS: TypeRef = { resource: "pods" };
 const STATEFULSETS: TypeRef = { group: "apps", resource: "statefulsets" };
 const VOLUME_ATTACHMENTS: TypeRef = { group: "storage.k8s.io", resource: "volumeattachments" };
+const EVENTS: TypeRef = { resource: "events", version: "v1" };
 /** The CSI driver name of the sandbox's simulated volumes. */
 export const SANDBOX_ATTACHER = "sandbox.csi.turnout.dev";
 const OUT_OF_SERVICE = "node.kubernetes.io/out-of-service";
@@ -127,6 +128,8 @@ export function startControlPlane(store: FakeStore, options: ControlPlaneOptions
   const timers = new Map<string, NodeJS.Timeout>();
   /** The Ready status last acted on, per node, to act on transitions only. */
   const lastReady = new Map<string, string | undefined>();
+  /** Multi-Attach warnings already recorded (pod uid / volume), so each is posted once. */
+  const warned = new Set<string>();
   const unsubscribes: (() => void)[] = [];
   let queued = false;
   let stopped = false;
@@ -171,6 +174,38 @@ export function startControlPlane(store: FakeStore, options: ControlPlaneOptions
         notify();
       }, ms),
     );
+  }
+
+  /** Records a core/v1 Event as the named component would (kubectl get events / describe show them). */
+  function event(
+    involved: { kind: string; namespace?: string; name: string; uid?: string },
+    type: "Normal" | "Warning",
+    reason: string,
+    message: string,
+    component: string,
+  ): void {
+    const namespace = involved.namespace ?? "default";
+    const ts = rfc3339(now());
+    try {
+      store.create(EVENTS, {
+        metadata: { generateName: `${involved.name}.`, namespace },
+        involvedObject: {
+          kind: involved.kind,
+          name: involved.name,
+          ...(involved.namespace ? { namespace: involved.namespace } : {}),
+          ...(involved.uid ? { uid: involved.uid } : {}),
+        },
+        type,
+        reason,
+        message,
+        source: { component },
+        firstTimestamp: ts,
+        lastTimestamp: ts,
+        count: 1,
+      });
+    } catch {
+      // The namespace is gone: nobody is left to read the event.
+    }
   }
 
   function setPodReady(pod: KubeObject, ready: boolean): void {
@@ -268,6 +303,15 @@ export function startControlPlane(store: FakeStore, options: ControlPlaneOptions
             { subresource: "status" },
           );
         }
+        if (!first) {
+          event(
+            { kind: "Node", name, uid: node.metadata.uid },
+            up ? "Normal" : "Warning",
+            up ? "NodeReady" : "NodeNotReady",
+            `Node ${name} status is now: ${up ? "NodeReady" : "NodeNotReady"}`,
+            "node-controller",
+          );
+        }
         const hasUnreachable = taints(node).some((t) => t.key === UNREACHABLE);
         if (up === hasUnreachable) {
           store.mutate(NODES, undefined, name, (n) => {
@@ -299,6 +343,13 @@ export function startControlPlane(store: FakeStore, options: ControlPlaneOptions
           if (nodeOf(p) !== name || owner(p)?.kind === "DaemonSet") continue;
           try {
             store.delete(PODS, p.metadata.namespace, p.metadata.name ?? "");
+            event(
+              { kind: "Node", name, uid: node.metadata.uid },
+              "Normal",
+              "DeletingPod",
+              `Force-deleted pod ${p.metadata.namespace}/${p.metadata.name}: node is out of service and not Ready`,
+              "pod-garbage-collector",
+            );
           } catch {
             // already gone
           }
@@ -330,6 +381,13 @@ export function startControlPlane(store: FakeStore, options: ControlPlaneOptions
           p.spec = { ...obj(p.spec), nodeName: node ?? "" };
         });
         pod.spec = { ...obj(pod.spec), nodeName: node };
+        event(
+          { kind: "Pod", namespace: pod.metadata.namespace, name: pod.metadata.name ?? "", uid: pod.metadata.uid },
+          "Normal",
+          "Scheduled",
+          `Successfully assigned ${pod.metadata.namespace}/${pod.metadata.name} to ${node}`,
+          "default-scheduler",
+        );
       }
       const n = byName.get(node);
       if (!n || readyStatus(n) !== "True" || podReady(pod) || obj(pod.status).phase !== "Pending") continue;
@@ -343,7 +401,25 @@ export function startControlPlane(store: FakeStore, options: ControlPlaneOptions
           (va) => obj(obj(va.spec).source).persistentVolumeName === pv && obj(va.spec).nodeName !== node,
         );
         if (!mine) {
-          if (elsewhere) continue; // Multi-Attach error: the volume is still attached to another node.
+          if (elsewhere) {
+            // Multi-Attach error: the volume is still attached to another node.
+            if (!warned.has(`${pod.metadata.uid}/${pv}`)) {
+              warned.add(`${pod.metadata.uid}/${pv}`);
+              event(
+                {
+                  kind: "Pod",
+                  namespace: pod.metadata.namespace,
+                  name: pod.metadata.name ?? "",
+                  uid: pod.metadata.uid,
+                },
+                "Warning",
+                "FailedAttachVolume",
+                `Multi-Attach error for volume "${pv}" Volume is already exclusively attached to one node and can't be attached to another`,
+                "attachdetach-controller",
+              );
+            }
+            continue;
+          }
           const vaName = attachmentName(pv, node);
           store.create(VOLUME_ATTACHMENTS, {
             apiVersion: "storage.k8s.io/v1",
@@ -361,6 +437,13 @@ export function startControlPlane(store: FakeStore, options: ControlPlaneOptions
                 va.status = { attached: true };
               },
               { subresource: "status" },
+            );
+            event(
+              { kind: "Pod", namespace: pod.metadata.namespace, name: pod.metadata.name ?? "", uid: pod.metadata.uid },
+              "Normal",
+              "SuccessfulAttachVolume",
+              `AttachVolume.Attach succeeded for volume "${pv}"`,
+              "attachdetach-controller",
             );
           });
           continue;
