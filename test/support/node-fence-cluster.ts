@@ -95,7 +95,9 @@ function ready(o: KubeObject | undefined): boolean {
 export { ready as isObjectReady };
 
 /** Starts the fixture and waits until every workload is Ready. */
-export async function startFenceCluster(): Promise<FenceCluster> {
+export async function startFenceCluster(
+  controlPlane: { podReadyDelayMs?: number; attachDelayMs?: number } = {},
+): Promise<FenceCluster> {
   const target = fenceTarget();
   const sandbox = await startSandboxCluster(
     AgentConfigSchema.parse({ reportUrl: "http://127.0.0.1:9/v1/agent/reports", targets: { "dc-nodes": target } }),
@@ -103,7 +105,7 @@ export async function startFenceCluster(): Promise<FenceCluster> {
       nodes: [...DC, ...CLOUD],
       startOperator: false,
       etcdMirror: false,
-      controlPlane: { podReadyDelayMs: 30, attachDelayMs: 10 },
+      controlPlane: { podReadyDelayMs: 30, attachDelayMs: 10, ...controlPlane },
     },
   );
   const store = sandbox.api.store;
