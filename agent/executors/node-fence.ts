@@ -496,7 +496,8 @@ export function createNodeFenceExecutor(options: NodeFenceOptions): Executor<Nod
         const texts = states.map((s) => s.text).join("; ");
         if (states.every((s) => s.done)) {
           const moved = Object.values(p.pods).flat().length;
-          const since = p.fencedAt ?? p.decidedAt;
+          // From the decision (preflight's verdict), so the cordon and the taint writes count too.
+          const since = p.decidedAt;
           const took = Math.round((ctx.now() - since) / 100) / 10;
           return {
             detail: `${texts}; ${moved} pods moved off ${list(p.nodes)}; workloads Ready ${took} s after the fence decision (without the taint: eviction only after ${DEFAULT_EVICTION_SECONDS} s NotReady, and StatefulSet pods whose volumes are attached to a lost node are never rescheduled)`,
