@@ -164,18 +164,43 @@ describe("node-fence crash and resume", () => {
     expect(c.nodeWrites()).toEqual([...DC, ...DC]);
   });
 
-  it("a crash in the middle of the way back finishes it on re-delivery without writing a node twice", async () => {
+  for (let k = 1; k < NODE_FENCE_STEPS.unfence.length; k++) {
+    const after = NODE_FENCE_STEPS.unfence[k - 1];
+    it(`a crash on the way back after ${after}, then a resume and a re-delivery, write each node once`, async () => {
+      const { c, executor, memory, target } = await setup();
+      c.setReady(DC, false);
+      await runFenceSteps(executor(), fenceAction("failover"), target, memory, { skewMs: LATER });
+      c.setReady(DC, true);
+      const back = fenceAction("failback");
+      await runFenceSteps(executor(), back, target, memory, { skewMs: LATER, to: k });
+      const resumed = await runFenceSteps(executor(), back, target, memory, { skewMs: LATER, from: k });
+      expect(resumed.map((r) => r.error?.message)).toEqual(Array(3 - k).fill(undefined));
+      const again = await runFenceSteps(executor(), back, target, memory, { skewMs: LATER });
+      expect(again.map((r) => r.error?.message)).toEqual([undefined, undefined, undefined]);
+      expect(again[0]?.outcome?.detail).toContain("nothing turnout fenced or cordoned");
+      for (const n of DC) {
+        expect(taints(c, n)).toEqual([]);
+        expect(unschedulable(c, n)).toBe(false);
+      }
+      expect(c.nodeWrites()).toEqual([...DC, ...DC, ...DC, ...DC]);
+    });
+  }
+
+  it("a node tainted or cordoned by a person is left alone on the way back, and named", async () => {
     const { c, executor, memory, target } = await setup();
     c.setReady(DC, false);
     await runFenceSteps(executor(), fenceAction("failover"), target, memory, { skewMs: LATER });
     c.setReady(DC, true);
-    const back = fenceAction("failback");
-    await runFenceSteps(executor(), back, target, memory, { skewMs: LATER, to: 2 });
-    const again = await runFenceSteps(executor(), back, target, memory, { skewMs: LATER });
-    expect(again.map((r) => r.error?.message)).toEqual([undefined, undefined, undefined]);
-    expect(again[1]?.outcome?.detail).toContain("dc-1-1 already untainted");
-    for (const n of DC) expect(unschedulable(c, n)).toBe(false);
-    expect(c.nodeWrites()).toEqual([...DC, ...DC, ...DC, ...DC]);
+    // Someone took dc-1-3 over by hand: turnout's annotations are gone, the taint and cordon stay.
+    c.sandbox.api.store.mutate({ resource: "nodes" }, undefined, "dc-1-3", (n) => {
+      n.metadata.annotations = {};
+    });
+    const runs = await runFenceSteps(executor(), fenceAction("failback"), target, memory, { skewMs: LATER });
+    expect(runs.map((r) => r.error?.message)).toEqual([undefined, undefined, undefined]);
+    expect(runs[0]?.outcome?.detail).toContain("without turnout's annotation, left alone: dc-1-3");
+    expect(taints(c, "dc-1-3")).toContain("node.kubernetes.io/out-of-service");
+    expect(unschedulable(c, "dc-1-3")).toBe(true);
+    expect(taints(c, "dc-1-1")).toEqual([]);
   });
 });
 
