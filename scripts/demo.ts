@@ -6,7 +6,8 @@
  * fires one Alertmanager incident for egress-gw (route swap) and bootstrap-dns (DNS flip) and
  * prints the timeline as the worker's audit log and the agent's reports tell it, polling
  * `GET /v1/targets/:name` and `GET /v1/targets/:name/events`. Stops everything it started and
- * exits 0 when both targets end on `secondary` (1 otherwise).
+ * exits 0 when both targets end on `secondary` (1 otherwise). With `--real-monitoring`, Prometheus
+ * and two Alertmanagers drive the incident instead (scripts/demo-real-monitoring.ts).
  */
 import { Etcd3 } from "etcd3";
 import { queryRecord } from "../agent/dns/rfc2136.ts";
@@ -69,6 +70,10 @@ interface Line {
 }
 
 async function main(): Promise<number> {
+  // Prometheus and an Alertmanager pair drive the incident instead (issue 20).
+  if (process.argv.includes("--real-monitoring")) {
+    return (await import("./demo-real-monitoring.ts")).runRealMonitoringDemo();
+  }
   // The same look-ups the sandbox and the test helpers use.
   const withDns = namedPath() !== undefined;
   const withEtcd = withDns && etcdBinariesAvailable();

@@ -41,7 +41,7 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
   const configFile = join(dir, "prometheus.yml");
   writeFileSync(configFile, stringify(config));
   const url = `http://127.0.0.1:${port}`;
-  let server: ServerProcess;
+  let server: ServerProcess | undefined;
   try {
     server = await spawnServer({
       name: "prometheus",
@@ -55,13 +55,24 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
       cwd: dir,
       ready: () => answers(`${url}/-/ready`),
     });
+    // Ready is not scraping: Prometheus applies discovered targets on a 5 s throttle, so the
+    // first scrape comes seconds after /-/ready. Wait for it (and a rule evaluation), or a test's
+    // first state change would be measured with that start-up delay in it.
+    const expected = options.scrapeConfigs.reduce((n, c) => n + staticTargets(c), 0);
+    const deadline = Date.now() + 20_000;
+    while (!(await scrapedOnce(url, expected, options.ruleFiles.length > 0))) {
+      if (Date.now() > deadline) throw new Error(`prometheus did not scrape its ${expected} targets within 20 s`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
   } catch (err) {
+    await server?.stop();
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
+  const started = server;
   return {
     url,
-    process: server,
+    process: started,
     async alerts() {
       const res = await fetch(`${url}/api/v1/alerts`);
       const body = (await res.json()) as {
@@ -70,8 +81,32 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
       return body.data.alerts;
     },
     async stop() {
-      await server.stop();
+      await started.stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** How many targets the `static_configs` of one scrape config list. */
+function staticTargets(config: Record<string, unknown>): number {
+  const statics = Array.isArray(config.static_configs) ? (config.static_configs as { targets?: unknown[] }[]) : [];
+  return statics.reduce((n, s) => n + (s.targets?.length ?? 0), 0);
+}
+
+/** True once `expected` targets have each been scraped and (with rules) a rule group evaluated. */
+async function scrapedOnce(url: string, expected: number, rules: boolean): Promise<boolean> {
+  try {
+    const targets = (await (await fetch(`${url}/api/v1/targets`)).json()) as {
+      data: { activeTargets: { health: string }[] };
+    };
+    const active = targets.data.activeTargets;
+    if (active.length < expected || active.some((t) => t.health === "unknown")) return false;
+    if (!rules) return true;
+    const groups = (await (await fetch(`${url}/api/v1/rules`)).json()) as {
+      data: { groups: { lastEvaluation: string }[] };
+    };
+    return groups.data.groups.length > 0 && groups.data.groups.every((g) => !g.lastEvaluation.startsWith("0001"));
+  } catch {
+    return false;
+  }
 }

@@ -16,7 +16,10 @@ export interface RecordedRequest {
   body: string;
   /** What the sender got. */
   status: number;
+  /** When the request arrived (ms). */
   at: number;
+  /** When it was answered (ms). */
+  answeredAt: number;
 }
 
 export interface WebhookRecorder {
@@ -43,6 +46,7 @@ export async function startWebhookRecorder(workerUrl: () => string): Promise<Web
   const faults: ((body: string) => boolean)[] = [];
   const server: Server = createServer((req, res) => {
     void (async () => {
+      const at = Date.now();
       const [, sender = "", ...rest] = (req.url ?? "/").split("/");
       const path = `/${rest.join("/")}`;
       const body = await readBody(req);
@@ -73,7 +77,15 @@ export async function startWebhookRecorder(workerUrl: () => string): Promise<Web
         answerType = "application/problem+json";
         answer = JSON.stringify({ type: "about:blank", title: "Service unavailable", status, detail: "test fault" });
       }
-      recorded.push({ sender, path, contentType: headers["content-type"] ?? "", body: text, status, at: Date.now() });
+      recorded.push({
+        sender,
+        path,
+        contentType: headers["content-type"] ?? "",
+        body: text,
+        status,
+        at,
+        answeredAt: Date.now(),
+      });
       res.writeHead(status, { "content-type": answerType }).end(answer);
     })();
   });
