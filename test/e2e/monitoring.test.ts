@@ -471,4 +471,21 @@ async function checksScenario(expect: ExpectStatic, s: ChecksScenario): Promise<
   const final = await stack.events(target);
   expect(ofType(final, "action.dispatched")).toHaveLength(1);
   expect((await stack.view(target)).activeSide).toBe("secondary");
+
+  // 5. A second problem of the primary and its RECOVERY share an incident, a new one: Nagios 4.4
+  //    sends that RECOVERY with the previous problem's id in LASTSERVICEPROBLEMID, Icinga with the
+  //    recovery's own time in LASTSERVICESTATECHANGE (issue 20's findings).
+  const firingOf = async () =>
+    ofType(await stack.events(target), "signal.firing").filter((e) => detailOf(e).key === keyOf(primary));
+  s.program.setState(primary, 2);
+  const again = await waitFor(`${s.label}: the primary's second PROBLEM`, async () => (await firingOf())[1]);
+  s.program.setState(primary, 0);
+  const closedAgain = await waitFor(
+    `${s.label}: the primary's second RECOVERY`,
+    async () =>
+      ofType(await stack.events(target), "signal.resolved").filter((e) => detailOf(e).key === keyOf(primary))[1],
+  );
+  expect(detailOf(again).incident).not.toBe(detailOf(opened).incident);
+  expect(detailOf(closedAgain).incident).toBe(detailOf(again).incident);
+  expect(ofType(await stack.events(target), "action.dispatched")).toHaveLength(1);
 }
