@@ -35,19 +35,20 @@ describe("Nagios Core 4.4.6, as it really sends", () => {
     expect(ok(cleared).incident).toBe("nagios:gw-primary!gateway-probe#problem:2");
   });
 
-  it("takes the first non-zero of HOSTPROBLEMID, LASTHOSTPROBLEMID for hosts too", () => {
-    // Host form of the real service recovery (the same macros with HOST in place of SERVICE).
-    const body = {
-      source: "nagios",
-      NOTIFICATIONTYPE: "RECOVERY",
-      HOSTNAME: "gw-primary",
-      HOSTSTATE: "UP",
-      HOSTSTATETYPE: "HARD",
-      HOSTPROBLEMID: "7",
-      LASTHOSTPROBLEMID: "6",
-      TIMET: "1796117450",
+  it("files a host RECOVERY under its problem: for hosts 4.4.6 clears HOSTPROBLEMID first (0, the id in LAST…)", () => {
+    const problem = ok(form("nagios4.4.6-real-host-problem-second.form.txt"));
+    const recovery = ok(form("nagios4.4.6-real-host-recovery-second.form.txt"));
+    expect(problem).toMatchObject({ status: "firing", incident: "nagios:gw-primary!#problem:2" });
+    expect(recovery).toMatchObject({ status: "resolved", incident: "nagios:gw-primary!#problem:2" });
+  });
+
+  it("takes the first non-zero of HOSTPROBLEMID, LASTHOSTPROBLEMID, as for services, when a host RECOVERY keeps its id", () => {
+    const kept = {
+      ...form("nagios4.4.6-real-host-recovery-second.form.txt"),
+      HOSTPROBLEMID: "2",
+      LASTHOSTPROBLEMID: "1",
     };
-    expect(ok(body).incident).toBe("nagios:gw-primary!#problem:7");
+    expect(ok(kept).incident).toBe("nagios:gw-primary!#problem:2");
   });
 
   it("files the ACK and the DOWNTIMESTART of a problem under that problem, as notices", () => {

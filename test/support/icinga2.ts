@@ -8,7 +8,7 @@
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { requireBinary, type ServerProcess, spawnServer } from "./monitoring-process.ts";
+import { currentUserAndGroup, requireBinary, type ServerProcess, spawnServer } from "./monitoring-process.ts";
 
 export interface Icinga2Options {
   /** Config files to include as they are (the shipped example). */
@@ -67,7 +67,7 @@ ${options.includeFiles.map((f) => `include ${JSON.stringify(f)}`).join("\n")}
 ${options.objects}
 `,
   );
-  const user = process.env.USER ?? "root";
+  const { user, group } = currentUserAndGroup();
   const defines = [
     `DataDir=${join(dir, "data")}`,
     `LogDir=${join(dir, "log")}`,
@@ -78,7 +78,7 @@ ${options.objects}
     `VarsPath=${join(dir, "data", "icinga2.vars")}`,
     `ObjectsPath=${join(dir, "cache", "icinga2.debug")}`,
     `RunAsUser=${user}`,
-    `RunAsGroup=${user}`,
+    `RunAsGroup=${group}`,
   ].flatMap((d) => ["-D", d]);
   let server: ServerProcess;
   const log = () => (existsSync(logFile) ? readFileSync(logFile, "utf8") : "");

@@ -6,6 +6,7 @@
  */
 import { type ChildProcess, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
+import { userInfo } from "node:os";
 import { outputTail, spawnTied } from "../../agent/sandbox/tied-child.ts";
 
 /** The binary at `path` (or found on PATH by `name`), or an error naming `npm run setup` and the package. */
@@ -16,6 +17,14 @@ export function requireBinary(path: string, debianPackage: string): string {
   const found = which.stdout.trim();
   if (which.status === 0 && found) return found;
   throw new Error(`${name} is not installed: run \`npm run setup\` (installs the Debian package ${debianPackage})`);
+}
+
+/** The user and primary group this process runs as: Nagios and Icinga run as them, not as Debian's `nagios`. */
+export function currentUserAndGroup(): { user: string; group: string } {
+  const user = userInfo().username;
+  const id = spawnSync("id", ["-gn"], { encoding: "utf8" });
+  const group = id.status === 0 && id.stdout.trim() ? id.stdout.trim() : user;
+  return { user, group };
 }
 
 /** A started server process. */

@@ -8,7 +8,7 @@
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { requireBinary, type ServerProcess, spawnServer } from "./monitoring-process.ts";
+import { currentUserAndGroup, requireBinary, type ServerProcess, spawnServer } from "./monitoring-process.ts";
 
 export interface NagiosOptions {
   /** Object config files to load as they are (the shipped example). */
@@ -80,6 +80,7 @@ ${options.objects.replaceAll("$STATECHECK$", STATE_CHECK)}
   const commandFile = join(dir, "nagios.cmd");
   const statusFile = join(dir, "status.dat");
   const logFile = join(dir, "nagios.log");
+  const { user, group } = currentUserAndGroup();
   const main = [
     `log_file=${logFile}`,
     ...options.includeFiles.map((f) => `cfg_file=${f}`),
@@ -99,8 +100,8 @@ ${options.objects.replaceAll("$STATECHECK$", STATE_CHECK)}
     "retain_state_information=0",
     `state_retention_file=${join(dir, "retention.dat")}`,
     // Runs as whoever runs the tests (root in CI), not Debian's nagios user.
-    `nagios_user=${process.env.USER ?? "root"}`,
-    `nagios_group=${process.env.USER ?? "root"}`,
+    `nagios_user=${user}`,
+    `nagios_group=${group}`,
     // Intervals in seconds instead of minutes; checks not spread over minutes at start.
     "interval_length=1",
     "max_service_check_spread=1",
@@ -108,6 +109,10 @@ ${options.objects.replaceAll("$STATECHECK$", STATE_CHECK)}
     "service_inter_check_delay_method=n",
     "host_inter_check_delay_method=n",
     "check_result_reaper_frequency=1",
+    // No cached check results (default 15 s, longer than the 1 s intervals): with them Nagios
+    // never re-runs a host check, so hosts never change state.
+    "cached_host_check_horizon=0",
+    "cached_service_check_horizon=0",
     "enable_notifications=1",
     // Flap detection off: the tests toggle checks fast and want exactly the notifications they cause.
     "enable_flap_detection=0",
