@@ -47,6 +47,12 @@ describe("examples/", () => {
     expect(r.status, r.output).toBe(0);
   });
 
+  it("a missing monitoring binary fails naming npm run setup and the Debian package", () => {
+    expect(() => requireBinary("/nonexistent/turnout-no-such-monitor", "prometheus-alertmanager")).toThrow(
+      /turnout-no-such-monitor is not installed: run `npm run setup` \(installs the Debian package prometheus-alertmanager\)/,
+    );
+  });
+
   it.each([
     ["turnout.config.json", JSON.parse(readFileSync(join(root, "turnout.config.json"), "utf8")) as unknown],
     [
