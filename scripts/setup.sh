@@ -68,6 +68,8 @@ command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(
 [ -x /usr/sbin/nagios4 ] || missing+=(nagios4)
 [ -x /usr/sbin/icinga2 ] || missing+=(icinga2)
 command -v kubectl >/dev/null || missing+=(kubernetes-client)
+# The sandbox serves kubectl over HTTPS with a self-signed certificate it makes with openssl.
+command -v openssl >/dev/null || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
