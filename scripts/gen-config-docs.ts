@@ -29,6 +29,8 @@ interface ConfigFile {
   title: string;
   file: string;
   where: string;
+  /** Markdown shown before the table: an example. */
+  example: string;
   schemaFile: string;
   schema: z.ZodType;
 }
@@ -40,6 +42,21 @@ const CONFIGS: ConfigFile[] = [
     file: "turnout.config.json",
     where:
       '`turnout.config.json`, bundled at build, or the `TURNOUT_CONFIG` variable (JSON), which wins. A bad config never crashes the worker: `GET /healthz` answers `{ok: false, config: "invalid", errors}`.',
+    example: [
+      "```json",
+      '{ "$schema": "./schema/turnout.config.schema.json",',
+      '  "agent": { "url": "http://127.0.0.1:8788", "transport": "direct" },',
+      '  "targets": {',
+      '    "egress-gw": {',
+      '      "sides": {',
+      '        "primary":   { "matchers": ["alertname=\\"GatewayDown\\"", "gateway=\\"10.116.0.4\\""] },',
+      '        "secondary": { "matchers": ["alertname=\\"GatewayDown\\"", "gateway=\\"10.116.0.12\\""] } },',
+      '      "policy": { "holdSeconds": 30, "quorum": 1, "approval": "auto", "failback": "manual" },',
+      '      "drill": { "cron": "0 3 * * 1" } } } }',
+      "```",
+      "",
+      "The repo's [`turnout.config.json`](../turnout.config.json) is a complete example with three targets.",
+    ].join("\n"),
     schemaFile: "schema/turnout.config.schema.json",
     schema: WorkerConfigSchema,
   },
@@ -49,6 +66,8 @@ const CONFIGS: ConfigFile[] = [
     file: "agent.config.json",
     where:
       "`--config <file>` or `TURNOUT_AGENT_CONFIG`, JSON or YAML. Secrets come from environment variables (the shared `TURNOUT_AGENT_SECRET`, and those a target names in `secretEnv` / `tokenEnv`). On a bad config the agent exits 1 and prints every problem as `path: message`.",
+    example:
+      "The repo's [`agent.config.json`](../agent.config.json) is a complete example: a route-swap, two dns-flip and an etcd-sync-teardown target, which `npm start` runs in the sandbox. The executors' steps are in [executors.md](executors.md).",
     schemaFile: "schema/agent.config.schema.json",
     schema: AgentConfigSchema,
   },
@@ -243,7 +262,7 @@ export function generate(descriptions: Record<string, Record<string, string>>): 
     }
     files.set(config.schemaFile, `${JSON.stringify(json, null, 2)}\n`);
 
-    md.push(`## ${config.title} (\`${config.file}\`)`, "", config.where, "");
+    md.push(`## ${config.title} (\`${config.file}\`)`, "", config.where, "", config.example, "");
     md.push(`JSON Schema: [\`${config.schemaFile}\`](../${config.schemaFile}).`, "");
     const sections = [...new Set(rows.map((r) => r.section))];
     for (const section of sections) {
