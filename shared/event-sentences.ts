@@ -1,7 +1,8 @@
 /**
  * Audit events (design §5: `{seq, at, type, detail, cause}`) as one readable sentence each, for
- * people reading the log: the `turnout` CLI, and anything else that prints a timeline. No event's
- * detail is cut short; an event type this file does not know is written out key by key.
+ * people reading the log: the `turnout` CLI, and anything else that prints a timeline. Where
+ * `npm run demo` (scripts/demo.ts) words an event, the sentence is the same. No event's detail is
+ * cut short; an event type this file does not know is written out key by key.
  */
 
 /** The fields of an audit event this file reads. */
@@ -75,7 +76,7 @@ export function eventSentence(e: EventLike): string {
         return `decision: ${text(d.reason)}`;
       return `phase ${text(d.from)} → ${text(d.to)}: ${text(d.reason)}`;
     case "approval.requested":
-      return `approval requested: ${text(d.kind)} ${text(d.from)} → ${text(d.to)}: ${text(d.reason)}`;
+      return `approval requested: ${text(d.kind)} ${text(d.from)} → ${text(d.to)} (policy approval: required)`;
     case "approval.expired":
       return `approval expired: ${text(d.kind)} to ${text(d.to)}, requested ${text(d.requestedAt)}, was not approved in time`;
     case "command.accepted":
@@ -91,11 +92,11 @@ export function eventSentence(e: EventLike): string {
     case "breakglass.cancelled":
       return `break-glass cancelled by ${text(d.by)}`;
     case "action.dispatched":
-      return `action dispatched: ${text(d.id)} ${text(d.kind)} ${text(d.from)} → ${text(d.to)}${d.dryRun ? " (dry run)" : ""}${d.force ? " (forced)" : ""}${d.reason ? `: ${text(d.reason)}` : ""}`;
+      return `action dispatched: ${text(d.id)} ${text(d.kind)} ${text(d.from)} → ${text(d.to)}${d.dryRun ? " (dry run)" : ""}${d.force ? " (forced)" : ""} (signed POST to the agent)`;
     case "action.delivered":
-      return `agent accepted ${text(d.id)} (attempt ${text(d.attempts)})`;
+      return `agent accepted ${text(d.id)}${typeof d.attempts === "number" && d.attempts > 1 ? ` (attempt ${d.attempts})` : ""}`;
     case "action.delivery-failed":
-      return `delivery of ${text(d.id)} failed: ${text(d.error)}; retry in ${seconds(d.retryInMs)} (${text(d.retriesLeft)} retries left)`;
+      return `delivery failed, will retry in ${seconds(d.retryInMs)} (${text(d.retriesLeft)} retries left): ${text(d.id)}: ${text(d.error)}`;
     case "action.redelivered":
       return `re-sending ${text(d.id)} (attempt ${text(d.attempt)})`;
     case "action.redispatched":
@@ -105,7 +106,7 @@ export function eventSentence(e: EventLike): string {
     case "action.revived":
       return `late report for ${text(d.id)} (${text(d.status)}): the action is followed again`;
     case "action.succeeded":
-      return `final report: ${text(d.id)} ${text(d.kind)} ${text(d.from)} → ${text(d.to)} succeeded${d.dryRun ? " (dry run)" : ""} in ${seconds(d.recoveryMs)} from dispatch${d.reportedActiveSide ? `; the agent reports active side ${text(d.reportedActiveSide)}` : ""}`;
+      return `final report: ${text(d.id)} succeeded${d.dryRun ? " (dry run)" : ""} (${text(d.recoveryMs)} ms from dispatch to report)${d.reportedActiveSide ? `; the agent reports active side ${text(d.reportedActiveSide)}` : ""}`;
     case "action.failed":
       return `final report: ${text(d.id)} ${text(d.kind)} to ${text(d.to)} FAILED: ${text(d.code)}: ${text(d.message)}`;
     case "report.ignored":
