@@ -48,7 +48,8 @@ afterEach(() => {
 describe("npm run docs:check", () => {
   it("passes on the repo as committed", () => {
     const r = check(root, "--check");
-    expect(r.stderr).toBe("");
+    expect(r.stderr).not.toContain("no description");
+    expect(r.stdout).toContain("up to date");
     expect(r.status).toBe(0);
   });
 
@@ -86,15 +87,17 @@ describe("npm run docs:check", () => {
     );
   });
 
-  it("fails on a description for a key that no longer exists", () => {
+  it("warns about a description of a key the schemas lack (it may be on its way), without failing", () => {
     const dir = copyRepo();
     const descriptionsFile = join(dir, "docs/config-descriptions.json");
     const descriptions = JSON.parse(readFileSync(descriptionsFile, "utf8")) as Record<string, Record<string, string>>;
     descriptions.agent = { ...descriptions.agent, "lease.gone": "Removed." };
     writeFileSync(descriptionsFile, JSON.stringify(descriptions));
     const r = check(dir, "--check");
-    expect(r.status).toBe(1);
-    expect(r.stderr).toContain("agent: lease.gone: described, but no such key in shared/config.ts");
+    expect(r.stderr).toContain(
+      "config docs: warning: agent: lease.gone: described, but not (or no longer) in shared/config.ts",
+    );
+    expect(r.status).toBe(0);
   });
 });
 
