@@ -181,11 +181,15 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io, signa
       return;
     }
     const view = (b as { target?: TargetView }).target;
+    const confirmed = (b as { confirmed?: { command?: string; requester?: string } }).confirmed;
     print(g, b, () => {
-      if (!view) return `${String(body.command)} accepted on ${target}`;
+      const what = confirmed
+        ? `confirmed ${confirmed.requester ?? "another operator"}'s forced ${confirmed.command ?? "command"}`
+        : `${String(body.command)} accepted`;
+      if (!view) return `${what} on ${target}`;
       const a = view.action;
       return (
-        `${String(body.command)} accepted on ${target}: phase ${view.phase}, active side ${view.activeSide}` +
+        `${what} on ${target}: phase ${view.phase}, active side ${view.activeSide}` +
         (a && (view.phase === "executing" || body.command === "retry" || body.command === "revert")
           ? `, action ${a.id} ${a.kind}${a.from && a.to ? ` ${a.from} → ${a.to}` : ""} ${a.status}`
           : "") +

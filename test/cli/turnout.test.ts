@@ -3,8 +3,6 @@
  * its shebang on Node 24) against the real worker in workerd (`wrangler dev`).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { alertmanagerBody } from "../support/alertmanager-body.ts";
@@ -14,6 +12,9 @@ import { startWorker, type WorkerProcess } from "../support/worker-process.ts";
 const root = join(import.meta.dirname, "../..");
 const BIN = join(root, "bin/turnout.ts");
 const TOKEN = "cli-operator-token";
+const ALICE = "cli-alice-operator-token";
+const BOB = "cli-bob-operator-token-0";
+const VIEWER = "cli-viewer-token-000001";
 const AM_TOKEN = "cli-am-token";
 const TARGET = "cli-gw";
 const OTHER = "cli-dns";
@@ -87,6 +88,11 @@ beforeAll(async () => {
     vars: {
       TURNOUT_CONFIG: JSON.stringify(config),
       OPERATOR_TOKEN: TOKEN,
+      OPERATOR_TOKENS: JSON.stringify({
+        alice: { token: ALICE, role: "operator" },
+        bob: { token: BOB, role: "operator" },
+        vic: { token: VIEWER, role: "viewer" },
+      }),
       ALERTMANAGER_TOKEN: AM_TOKEN,
       TURNOUT_AGENT_SECRET: "cli-agent-secret",
     },
@@ -274,51 +280,56 @@ describe("turnout commands", () => {
   });
 });
 
-describe("turnout against a break-glass answer (design §3a: 202 {pending, request})", () => {
-  let server: Server | undefined;
-  const bodies: unknown[] = [];
-
-  beforeAll(async () => {
-    server = createServer((req, res) => {
-      let raw = "";
-      req.on("data", (c: Buffer) => {
-        raw += c.toString();
-      });
-      req.on("end", () => {
-        bodies.push(JSON.parse(raw));
-        res.writeHead(202, { "content-type": "application/json" });
-        res.end(
-          JSON.stringify({
-            pending: "break-glass",
-            request: {
-              id: "bg-7f3a",
-              command: "failover",
-              target: TARGET,
-              by: "alice",
-              expiresAt: "2026-12-01T10:15:00.000Z",
-            },
-          }),
-        );
-      });
+describe("break-glass and roles (design §3a) through the CLI", () => {
+  it("--force prints the request id and how to confirm it; the requester cannot confirm, another operator can", async () => {
+    // cli-gw's secondary fired above, so a failover to it needs force.
+    const asked = await turnout(["failover", TARGET, "--force", "--reason", "primary DC flooded"], {
+      TURNOUT_TOKEN: ALICE,
     });
-    await new Promise<void>((resolve) => server?.listen(0, "127.0.0.1", resolve));
+    expect(asked.stderr).toBe("");
+    expect(asked.code).toBe(0);
+    const m =
+      /^break-glass request ([0-9a-f]{32}): failover on cli-gw, requested by alice\. Nothing runs until a different operator confirms it before \S+:\n {2}turnout confirm cli-gw \1$/.exec(
+        asked.stdout.trim(),
+      );
+    expect(m, asked.stdout).not.toBeNull();
+    const id = m?.[1] ?? "";
+
+    const self = await turnout(["confirm", TARGET, id], { TURNOUT_TOKEN: ALICE });
+    expect(self.code).toBe(1);
+    expect(self.stderr).toMatch(/^turnout: refused \(403 Forbidden\): /);
+
+    const confirmed = await turnout(["confirm", TARGET, id], { TURNOUT_TOKEN: BOB });
+    expect(confirmed.stderr).toBe("");
+    expect(confirmed.code).toBe(0);
+    expect(confirmed.stdout).toMatch(
+      /^confirmed alice's forced failover on cli-gw: phase executing, active side primary, action cli-gw:\d+ failover primary → secondary \w+\n$/,
+    );
+    const state = await turnout(["status", TARGET, "--json"]);
+    expect(JSON.parse(state.stdout)).toMatchObject({
+      phase: "executing",
+      action: { kind: "failover", to: "secondary" },
+    });
+    const events = await turnout(["events", TARGET]);
+    expect(events.stdout).toContain("break-glass requested");
+    expect(events.stdout).toContain("break-glass approved by bob");
   });
 
-  afterAll(async () => {
-    await new Promise((r) => server?.close(r));
+  it("a viewer token reads but its commands are refused with 403", async () => {
+    const read = await turnout(["status"], { TURNOUT_TOKEN: VIEWER });
+    expect(read.code).toBe(0);
+    const cmd = await turnout(["pause", OTHER], { TURNOUT_TOKEN: VIEWER });
+    expect(cmd.code).toBe(1);
+    expect(cmd.stderr).toMatch(/^turnout: refused \(403 Forbidden\): /);
   });
 
-  it("prints the request id and how to confirm it", async () => {
-    const address = server?.address() as AddressInfo | undefined;
-    if (!address) throw new Error("the fake worker is not listening");
-    const port = address.port;
-    const r = await turnout(["failover", TARGET, "--force", "--reason", "primary DC flooded"], {
-      TURNOUT_URL: `http://127.0.0.1:${port}`,
-    });
-    expect(r.code).toBe(0);
-    expect(bodies[0]).toEqual({ command: "failover", force: true, reason: "primary DC flooded" });
-    expect(r.stdout).toContain("break-glass request bg-7f3a: failover on cli-gw, requested by alice");
-    expect(r.stdout).toContain("before 2026-12-01T10:15:00.000Z");
-    expect(r.stdout).toContain(`  turnout confirm ${TARGET} bg-7f3a`);
+  it("a confirmed request the target refuses exits 1 with the reason; --json gives the request", async () => {
+    const asked = await turnout(["--json", "failback", OTHER, "--force"], { TURNOUT_TOKEN: ALICE });
+    expect(asked.code).toBe(0);
+    const { request } = JSON.parse(asked.stdout) as { request: { id: string } };
+    const r = await turnout(["confirm", OTHER, request.id], { TURNOUT_TOKEN: BOB });
+    // A failback to the primary, which is up, on a target already on it: the target refuses.
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("confirmed, but the target refused it");
   });
 });
