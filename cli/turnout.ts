@@ -255,10 +255,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io, signa
 /** The exit code for an error, after printing it. */
 function failure(err: unknown, program: Command, io: Io): number {
   if (err instanceof CommanderError) {
-    // Commander has printed its message; --help and --version are successes.
-    return err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help"
-      ? EXIT.ok
-      : EXIT.usage;
+    // Commander has printed its message; --help (exit code 0 in commander's own terms) is a success.
+    return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
   }
   if (err instanceof UsageError) {
     io.err(`turnout: ${err.message}`);
