@@ -55,7 +55,7 @@ const CONFIGS: ConfigFile[] = [
       '      "drill": { "cron": "0 3 * * 1" } } } }',
       "```",
       "",
-      "The repo's [`turnout.config.json`](../turnout.config.json) is a complete example with three targets.",
+      "The repo's [`turnout.config.json`](../turnout.config.json) is a complete example: the targets `npm start` runs.",
     ].join("\n"),
     schemaFile: "schema/turnout.config.schema.json",
     schema: WorkerConfigSchema,
@@ -67,7 +67,7 @@ const CONFIGS: ConfigFile[] = [
     where:
       "`--config <file>` or `TURNOUT_AGENT_CONFIG`, JSON or YAML. Secrets come from environment variables (the shared `TURNOUT_AGENT_SECRET`, and those a target names in `secretEnv` / `tokenEnv`). On a bad config the agent exits 1 and prints every problem as `path: message`.",
     example:
-      "The repo's [`agent.config.json`](../agent.config.json) is a complete example: a route-swap, two dns-flip and an etcd-sync-teardown target, which `npm start` runs in the sandbox. The executors' steps are in [executors.md](executors.md).",
+      "The repo's [`agent.config.json`](../agent.config.json) is a complete example with a target of every kind, which `npm start` runs in the sandbox. The executors' steps are in [executors.md](executors.md) and [node-fence.md](node-fence.md).",
     schemaFile: "schema/agent.config.schema.json",
     schema: AgentConfigSchema,
   },
