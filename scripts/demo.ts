@@ -7,7 +7,8 @@
  * dc-nodes (node fence: the datacenter's three nodes go NotReady first, through the sandbox's
  * kubeconfig, as `kubectl patch node --subresource=status` would) and prints the timeline as the worker's audit log and the agent's reports tell it, polling
  * `GET /v1/targets/:name` and `GET /v1/targets/:name/events`. Stops everything it started and
- * exits 0 when both targets end on `secondary` (1 otherwise).
+ * exits 0 when both targets end on `secondary` (1 otherwise). With `--real-monitoring`, Prometheus
+ * and two Alertmanagers drive the incident instead (scripts/demo-real-monitoring.ts).
  */
 import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { Etcd3 } from "etcd3";
@@ -72,6 +73,10 @@ interface Line {
 }
 
 async function main(): Promise<number> {
+  // Prometheus and an Alertmanager pair drive the incident instead (issue 20).
+  if (process.argv.includes("--real-monitoring")) {
+    return (await import("./demo-real-monitoring.ts")).runRealMonitoringDemo();
+  }
   // The same look-ups the sandbox and the test helpers use.
   const withDns = namedPath() !== undefined;
   const withEtcd = withDns && etcdBinariesAvailable();

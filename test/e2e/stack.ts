@@ -56,6 +56,11 @@ export interface StackTarget {
   policy?: Record<string, unknown>;
   /** Configured in the worker only: the agent answers 404 for it, so its actions fail at once. */
   agentless?: boolean;
+  /**
+   * The worker's `sides` for this target (e.g. from examples/turnout.fragment.json); default:
+   * the alert labels of `labels()` or the Nagios host `<target>-<side>`.
+   */
+  sides?: Record<Side, unknown>;
 }
 
 export interface StackOptions {
@@ -225,7 +230,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       // Each side takes the Alertmanager alert or the Nagios host check (design §4 `anyOf`).
       const side = (s: Side) => ({ anyOf: [matchers(labels[s]), [`host="${name}-${s}"`]] });
       workerTargets[name] = {
-        sides: { primary: side("primary"), secondary: side("secondary") },
+        sides: t.sides ?? { primary: side("primary"), secondary: side("secondary") },
         policy: { holdSeconds: t.holdSeconds, quorum: 1, approval: "auto", failback: "manual", ...t.policy },
       };
       if (t.agentless) {
