@@ -104,8 +104,12 @@ export const WorkerTargetSchema = z
   .strict();
 export type WorkerTarget = z.infer<typeof WorkerTargetSchema>;
 
+/** A config file's `"$schema"`: the JSON Schema editors check it against (schema/*.schema.json); turnout ignores it. */
+const JsonSchemaRef = z.string().min(1).optional();
+
 export const WorkerConfigSchema = z
   .object({
+    $schema: JsonSchemaRef,
     agent: z
       .object({
         url: z.url({ protocol: /^https?$/ }),
@@ -372,6 +376,7 @@ export type NodeFenceTarget = z.infer<typeof NodeFenceTargetSchema>;
 
 export const AgentConfigSchema = z
   .object({
+    $schema: JsonSchemaRef,
     listen: HostPort.default("127.0.0.1:8788"),
     reportUrl: z.url(),
     kubeconfig: z.string().min(1).optional(),
