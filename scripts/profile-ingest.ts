@@ -76,7 +76,8 @@ class Inspector {
     }[];
     const url = targets.find((t) => t.webSocketDebuggerUrl)?.webSocketDebuggerUrl;
     if (!url) throw new Error(`the inspector on port ${port} lists no debuggable target: ${JSON.stringify(targets)}`);
-    const ws = new WebSocket(url);
+    // The inspector proxy accepts only local origins (a guard against drive-by pages).
+    const ws = new WebSocket(url, { headers: { origin: "http://127.0.0.1" } } as unknown as string[]);
     await new Promise<void>((resolve, reject) => {
       ws.addEventListener("open", () => resolve(), { once: true });
       ws.addEventListener("error", () => reject(new Error(`could not open ${url}`)), { once: true });
@@ -97,54 +98,62 @@ class Inspector {
   }
 }
 
-/** Source maps per script URL, from the script's sourceMapURL (a file or data: URL) or `<file>.map`. */
+/**
+ * Source maps per script, from the script's sourceMapURL (a file next to it, or a data: URL). The
+ * profile names wrangler's bundle by its file name only (`index.js`), so a frame's URL matches the
+ * parsed script whose URL ends with it.
+ */
 class Sources {
-  private readonly maps = new Map<string, SourceMap | null>();
-
+  private readonly maps = new Map<string, { map: SourceMap; root: string } | null>();
   private readonly scripts: Inspector["scripts"];
 
   constructor(scripts: Inspector["scripts"]) {
     this.scripts = scripts;
   }
 
-  private mapFor(url: string): SourceMap | null {
+  private mapFor(url: string): { map: SourceMap; root: string } | null {
     const cached = this.maps.get(url);
     if (cached !== undefined) return cached;
-    let map: SourceMap | null = null;
+    let found: { map: SourceMap; root: string } | null = null;
     try {
-      const declared = [...this.scripts.values()].find((s) => s.url === url)?.sourceMapURL ?? "";
+      const script = [...this.scripts.values()].find((s) => s.url === url || s.url.endsWith(`/${url}`));
+      const declared = script?.sourceMapURL ?? "";
+      const scriptFile = script?.url.startsWith("file://") ? fileURLToPath(script.url) : undefined;
       let text: string | undefined;
+      let base = scriptFile ? join(scriptFile, "..") : root;
       if (declared.startsWith("data:")) {
         text = Buffer.from(declared.slice(declared.indexOf(",") + 1), "base64").toString("utf8");
-      } else {
-        const file = url.startsWith("file://") ? fileURLToPath(url) : url;
-        const candidates = [
-          declared && !declared.includes("://") ? join(file, "..", declared) : "",
-          declared.startsWith("file://") ? fileURLToPath(declared) : "",
-          `${file}.map`,
-        ].filter((c) => c !== "" && existsSync(c));
-        if (candidates[0]) text = readFileSync(candidates[0], "utf8");
+      } else if (scriptFile) {
+        const file = declared.startsWith("file://")
+          ? fileURLToPath(declared)
+          : join(scriptFile, "..", declared || `${scriptFile}.map`);
+        if (existsSync(file)) text = readFileSync(file, "utf8");
       }
-      if (text) map = new SourceMap(JSON.parse(text) as SourceMapPayload);
+      if (text) {
+        const payload = JSON.parse(text) as SourceMapPayload;
+        if (payload.sourceRoot) base = payload.sourceRoot;
+        // Resolve sources ourselves (against sourceRoot), so findEntry hands back what the map says.
+        found = { map: new SourceMap({ ...payload, sourceRoot: "" }), root: base };
+      }
     } catch {
-      map = null;
+      found = null;
     }
-    this.maps.set(url, map);
-    return map;
+    this.maps.set(url, found);
+    return found;
   }
 
-  /** `file:line` of a profile frame (1-based line), in repo-relative terms when it is ours. */
+  /** `file:line` of a profile frame (1-based line), repo-relative when the file is in the repo. */
   where(frame: ProfileNode["callFrame"]): string {
     if (!frame.url) return "";
-    const map = this.mapFor(frame.url);
-    const entry = map?.findEntry(frame.lineNumber, frame.columnNumber);
-    if (entry && "originalSource" in entry && entry.originalSource) {
+    const found = this.mapFor(frame.url);
+    const entry = found?.map.findEntry(frame.lineNumber, frame.columnNumber);
+    if (found && entry && "originalSource" in entry && entry.originalSource) {
       const source = entry.originalSource.startsWith("file://")
         ? fileURLToPath(entry.originalSource)
         : entry.originalSource;
-      const abs = source.startsWith("/") ? source : join(root, source);
+      const abs = source.startsWith("/") ? source : join(found.root, source);
       const rel = relative(root, abs);
-      return `${rel.startsWith("..") ? source : rel}:${entry.originalLine + 1}`;
+      return `${rel.startsWith("..") ? abs : rel}:${entry.originalLine + 1}`;
     }
     return `${frame.url}:${frame.lineNumber + 1}`;
   }
@@ -267,6 +276,8 @@ async function main(requests: number): Promise<void> {
     mkdirSync(resultsDir, { recursive: true });
     const profilePath = join(resultsDir, "ingest.cpuprofile");
     writeFileSync(profilePath, JSON.stringify(profile));
+    if (process.env.PROFILE_DEBUG)
+      console.error(JSON.stringify([...inspector.scripts.values()].map((x) => ({ ...x, sourceMapURL: x.sourceMapURL.slice(0, 120) }))));
     const summary = analyse(profile, new Sources(inspector.scripts));
     writeFileSync(
       join(resultsDir, "profile-ingest.json"),
