@@ -13,8 +13,23 @@ const root = join(import.meta.dirname, "..");
 /** How the worker runs. */
 export type Runtime = "wrangler" | "miniflare";
 
-/** Which worker: turnout's own, or the parse-only Hono baseline. */
-export type WorkerKind = "turnout" | "baseline";
+/**
+ * Which worker: turnout's own, the parse-only Hono baseline, or turnout's front worker before a
+ * no-op Durable Object (bench/front-only-worker.ts).
+ */
+export type WorkerKind = "turnout" | "baseline" | "front-only";
+
+const MINIFLARE: Record<WorkerKind, { entry: string; durableObjects?: Record<string, string> }> = {
+  turnout: { entry: "worker/index.ts", durableObjects: { TARGETS: "TargetObject" } },
+  baseline: { entry: "bench/baseline-worker.ts" },
+  "front-only": { entry: "bench/front-only-worker.ts", durableObjects: { TARGETS: "TargetObject" } },
+};
+
+const WRANGLER_CONFIG: Record<WorkerKind, string | undefined> = {
+  turnout: undefined,
+  baseline: join(root, "bench/baseline-wrangler.toml"),
+  "front-only": join(root, "bench/front-only-wrangler.toml"),
+};
 
 /** A running worker under a bench. */
 export interface Endpoint {
@@ -36,16 +51,11 @@ export async function startEndpoint(
   vars: Record<string, string>,
 ): Promise<Endpoint> {
   if (runtime === "miniflare") {
-    const w = await startDirectWorker(
-      kind === "turnout"
-        ? { entry: "worker/index.ts", vars, durableObjects: { TARGETS: "TargetObject" } }
-        : { entry: "bench/baseline-worker.ts", vars: {} },
-    );
+    const w = await startDirectWorker({ ...MINIFLARE[kind], vars });
     return { runtime, url: w.url, pids: w.pids, cpuMs: () => cpuMs(w.pids), stop: w.stop };
   }
-  const w = await startWorker(
-    kind === "turnout" ? { vars } : { vars: {}, config: join(root, "bench/baseline-wrangler.toml") },
-  );
+  const config = WRANGLER_CONFIG[kind];
+  const w = await startWorker(config ? { vars, config } : { vars });
   const pids = workerdDescendants(w.pid);
   if (pids.length === 0) {
     await w.stop();

@@ -58,6 +58,8 @@ export interface IngestBenchFigures {
   /** Best round of each (throughput, latency); CPU over all measured rounds. */
   turnout: LoadFigures;
   baseline: LoadFigures;
+  /** turnout's front worker before a no-op Durable Object: the front worker's and the RPC calls' share. */
+  frontOnly: LoadFigures;
   /** turnout ÷ baseline requests per second (goal ≥ 0.5). */
   throughputRatio: number;
   /** turnout ÷ baseline CPU per webhook (goal ≤ 2.0). */
@@ -300,12 +302,11 @@ export async function run(options: IngestRunOptions = {}): Promise<IngestBenchFi
     TURNOUT_AGENT_SECRET: TOKENS.agent,
   };
   // One after the other: a Miniflare endpoint's workerd is told apart as the one that appeared.
+  const after = <T>(p: Promise<unknown>, next: () => Promise<T>) => p.then(next, next);
   const turnoutStarting = startEndpoint(runtime, "turnout", vars);
-  const baselineStarting = turnoutStarting.then(
-    () => startEndpoint(runtime, "baseline", {}),
-    () => startEndpoint(runtime, "baseline", {}),
-  );
-  const starting = [turnoutStarting, baselineStarting] as const;
+  const baselineStarting = after(turnoutStarting, () => startEndpoint(runtime, "baseline", {}));
+  const frontStarting = after(baselineStarting, () => startEndpoint(runtime, "front-only", vars));
+  const starting = [turnoutStarting, baselineStarting, frontStarting] as const;
   // Stops whichever workers started (one may fail while the other runs).
   const stopWorkers = () =>
     Promise.all(
@@ -325,20 +326,22 @@ export async function run(options: IngestRunOptions = {}): Promise<IngestBenchFi
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   try {
-    const [turnoutWorker, baselineWorker] = await Promise.all(starting);
+    const [turnoutWorker, baselineWorker, frontWorker] = await Promise.all(starting);
     // Warm up both (isolates, Durable Objects, connection pools) with earlier startsAt values, so
     // every update of the measured run is still new to the worker.
     await load(baselineWorker, WARM_UP, concurrency, alertsPerRequest);
     await load(turnoutWorker, WARM_UP, concurrency, alertsPerRequest);
+    await load(frontWorker, WARM_UP, concurrency, alertsPerRequest);
     // The machine may be shared: alternate the two endpoints over rounds, so a burst of outside
     // load does not land on one side only; both get the same bodies.
     const perRound = Math.ceil(requests / ROUNDS);
-    const rounds: { baseline: LoadFigures; turnout: LoadFigures }[] = [];
+    const rounds: { baseline: LoadFigures; turnout: LoadFigures; frontOnly: LoadFigures }[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       const offset = WARM_UP + r * perRound;
       const b = await load(baselineWorker, perRound, concurrency, alertsPerRequest, offset);
       const t = await load(turnoutWorker, perRound, concurrency, alertsPerRequest, offset);
-      rounds.push({ baseline: b, turnout: t });
+      const f = await load(frontWorker, perRound, concurrency, alertsPerRequest, offset);
+      rounds.push({ baseline: b, turnout: t, frontOnly: f });
     }
     const best = (xs: LoadFigures[]) => xs.reduce((a, b) => (b.requestsPerSecond > a.requestsPerSecond ? b : a));
     const cpuOverAll = (xs: LoadFigures[]) =>
@@ -351,11 +354,16 @@ export async function run(options: IngestRunOptions = {}): Promise<IngestBenchFi
       ...best(rounds.map((r) => r.turnout)),
       cpuMsPerRequest: cpuOverAll(rounds.map((r) => r.turnout)),
     };
+    const frontOnly = {
+      ...best(rounds.map((r) => r.frontOnly)),
+      cpuMsPerRequest: cpuOverAll(rounds.map((r) => r.frontOnly)),
+    };
     const figures: IngestBenchFigures = {
       runtime,
       workerdProcesses: { turnout: turnoutWorker.pids.length, baseline: baselineWorker.pids.length },
       turnout,
       baseline,
+      frontOnly,
       throughputRatio: round(turnout.requestsPerSecond / baseline.requestsPerSecond, 3),
       cpuRatio: round(turnout.cpuMsPerRequest / baseline.cpuMsPerRequest, 2),
     };

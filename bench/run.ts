@@ -71,6 +71,12 @@ export function ingestRows(f: IngestBenchFigures): BenchRow[] {
       goal: { text: "≤ 2.0×", met: cpu !== null && cpu <= 2 },
     },
     {
+      figure: `ingest (${RUNTIME_NAME[f.runtime]}): CPU per webhook of the front worker + 10 RPC calls alone (no-op Durable Object)`,
+      value: ms(f.frontOnly.cpuMsPerRequest),
+      baseline: `${ms(b.cpuMsPerRequest)} (parse-only Hono worker)`,
+      ratio: share(f.frontOnly.cpuMsPerRequest, b.cpuMsPerRequest),
+    },
+    {
       figure: `ingest (${RUNTIME_NAME[f.runtime]}): throughput, ${t.concurrency} in flight${errors}`,
       value: `${t.requestsPerSecond} req/s (${Math.round(t.alertsPerSecond)} alerts/s)`,
       baseline: `${b.requestsPerSecond} req/s (parse-only Hono worker)`,

@@ -277,7 +277,11 @@ async function main(requests: number): Promise<void> {
     const profilePath = join(resultsDir, "ingest.cpuprofile");
     writeFileSync(profilePath, JSON.stringify(profile));
     if (process.env.PROFILE_DEBUG)
-      console.error(JSON.stringify([...inspector.scripts.values()].map((x) => ({ ...x, sourceMapURL: x.sourceMapURL.slice(0, 120) }))));
+      console.error(
+        JSON.stringify(
+          [...inspector.scripts.values()].map((x) => ({ ...x, sourceMapURL: x.sourceMapURL.slice(0, 120) })),
+        ),
+      );
     const summary = analyse(profile, new Sources(inspector.scripts));
     writeFileSync(
       join(resultsDir, "profile-ingest.json"),
