@@ -149,7 +149,7 @@ function saturationEntry(name: string, runtime: Runtime): BenchEntry {
             goal: { text: "≤ 500 ms", met: f.p99Ms <= 500 },
           },
           {
-            figure: `${what}: signals lost (target's view and audit log; ${f.signalEvents.toLocaleString("en")} signal events)`,
+            figure: `${what}: signals lost (target's view and audit log; ${f.signalEvents === null ? "log trimmed by retention" : `${f.signalEvents.toLocaleString("en")} signal events`})`,
             value: `${f.signalsLost} of ${f.signalsSent.toLocaleString("en")}`,
             baseline: "0",
             ratio: null,

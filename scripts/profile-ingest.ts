@@ -1,10 +1,13 @@
 /**
- * `npm run profile:ingest [-- requests]`: a CPU profile of the ingest path in workerd. Starts the
+ * `npm run profile:ingest [-- [--front-only] [requests]]`: a CPU profile of the ingest path in workerd. Starts the
  * worker with `wrangler dev --inspector-port` (test/support/worker-process.ts), warms it up, then
  * records a V8 CPU profile over the DevTools protocol (a WebSocket to wrangler's inspector proxy)
  * while it sends the ingest bench's load: 10-alert Alertmanager webhooks fanned out to 10 targets,
  * 50 in flight. In local workerd a Durable Object runs in its worker's isolate, so one profile
  * covers both the front worker and the TargetObjects.
+ *
+ * `--front-only` profiles bench/front-only-worker.ts instead: the same front worker before a
+ * Durable Object that does nothing, to see the front worker's and the RPC calls' costs alone.
  *
  * Writes bench/results/ingest.cpuprofile (open it in Chrome DevTools or speedscope) and
  * bench/results/profile-ingest.json, and prints the split (front worker vs Durable Object vs
@@ -249,11 +252,11 @@ export function analyse(profile: CpuProfile, sources: Sources) {
   };
 }
 
-async function main(requests: number): Promise<void> {
+async function main(kind: "turnout" | "front-only", requests: number): Promise<void> {
   const agent = await stubAgent();
   let worker: Endpoint | undefined;
   try {
-    worker = await startEndpoint("wrangler", "turnout", {
+    worker = await startEndpoint("wrangler", kind, {
       TURNOUT_CONFIG: workerConfig(agent.url),
       ALERTMANAGER_TOKEN: TOKENS.alertmanager,
       OPERATOR_TOKEN: TOKENS.operator,
@@ -274,22 +277,17 @@ async function main(requests: number): Promise<void> {
     inspector.close();
 
     mkdirSync(resultsDir, { recursive: true });
-    const profilePath = join(resultsDir, "ingest.cpuprofile");
+    const stem = kind === "turnout" ? "ingest" : "ingest-front-only";
+    const profilePath = join(resultsDir, `${stem}.cpuprofile`);
     writeFileSync(profilePath, JSON.stringify(profile));
-    if (process.env.PROFILE_DEBUG)
-      console.error(
-        JSON.stringify(
-          [...inspector.scripts.values()].map((x) => ({ ...x, sourceMapURL: x.sourceMapURL.slice(0, 120) })),
-        ),
-      );
     const summary = analyse(profile, new Sources(inspector.scripts));
     writeFileSync(
-      join(resultsDir, "profile-ingest.json"),
+      join(resultsDir, `profile-${stem}.json`),
       `${JSON.stringify({ at: new Date().toISOString(), load: figures, ...summary }, null, 2)}\n`,
     );
 
     console.log(
-      `profiled ${requests} webhooks (10 alerts → 10 targets, 50 in flight): ${figures.requestsPerSecond} req/s, ` +
+      `profiled ${requests} webhooks to ${kind === "turnout" ? "turnout's worker" : "the front-only worker"} (10 alerts → 10 targets, 50 in flight): ${figures.requestsPerSecond} req/s, ` +
         `${figures.cpuMsPerRequest} ms workerd CPU each; ${summary.busyMs} ms busy in the isolate, ${summary.idleMs} ms idle`,
     );
     console.log("\nsplit of busy time:");
@@ -310,4 +308,5 @@ async function main(requests: number): Promise<void> {
   }
 }
 
-await main(Number(process.argv[2] ?? 1000));
+const args = process.argv.slice(2);
+await main(args.includes("--front-only") ? "front-only" : "turnout", Number(args.find((a) => /^\d+$/.test(a)) ?? 1000));
