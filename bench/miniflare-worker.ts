@@ -6,7 +6,7 @@
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { build } from "esbuild";
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 import { freePorts } from "../test/support/free-port.ts";
@@ -23,7 +23,7 @@ export interface DirectWorker {
 }
 
 export interface DirectWorkerOptions {
-  /** Entry module, relative to the repo root (e.g. `worker/index.ts`). */
+  /** Entry module, relative to the repo root (e.g. `worker/index.ts`) or absolute. */
   entry: string;
   vars: Record<string, string>;
   /** Durable Object bindings: binding name → class name (SQLite-backed, as in wrangler.toml). */
@@ -35,7 +35,9 @@ export async function startDirectWorker(options: DirectWorkerOptions): Promise<D
   const dir = mkdtempSync(join(tmpdir(), "turnout-miniflare-"));
   const outfile = join(dir, "worker.js");
   await build({
-    entryPoints: [join(root, options.entry)],
+    entryPoints: [resolve(root, options.entry)],
+    // Packages resolve from the repo's node_modules, also for an entry outside the repo.
+    nodePaths: [join(root, "node_modules")],
     outfile,
     bundle: true,
     format: "esm",

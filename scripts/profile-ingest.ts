@@ -22,6 +22,7 @@ import { type Endpoint, startEndpoint } from "../bench/endpoint.ts";
 import { load, stubAgent, TOKENS, workerConfig } from "../bench/ingest.ts";
 
 const root = join(import.meta.dirname, "..");
+const SAMPLING_INTERVAL_US = 200;
 const resultsDir = join(root, "bench/results");
 
 /** The parts of the DevTools protocol's Profiler.Profile this script reads. */
@@ -179,9 +180,11 @@ export function analyse(profile: CpuProfile, sources: Sources) {
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const samples = profile.samples ?? [];
-  const deltas = profile.timeDeltas ?? [];
-  // Sample i lasted until sample i+1 (V8's timeDeltas are the gaps before each sample).
-  const duration = (i: number) => (deltas[i + 1] ?? deltas[i] ?? 0) / 1000;
+  // Count samples, not the gaps between them: on a busy machine the sampler thread itself is
+  // descheduled, and a gap then says nothing about where the isolate's CPU went. Each sample
+  // stands for one sampling interval.
+  const interval = samples.length > 1 ? (profile.endTime - profile.startTime) / 1000 / samples.length : 0;
+  const duration = (_i: number) => interval;
   const label = (n: ProfileNode) => n.callFrame.functionName || "(anonymous)";
   const stackCache = new Map<number, { frames: ProfileNode[]; files: string[] }>();
   const stackOf = (id: number) => {
@@ -269,7 +272,7 @@ async function main(kind: "turnout" | "front-only", requests: number): Promise<v
     const inspector = await Inspector.connect(inspectorPort);
     await inspector.send("Debugger.enable");
     await inspector.send("Profiler.enable");
-    await inspector.send("Profiler.setSamplingInterval", { interval: 200 });
+    await inspector.send("Profiler.setSamplingInterval", { interval: SAMPLING_INTERVAL_US });
     await inspector.send("Profiler.start");
     const figures = await load(worker, requests, 50, 10, 100);
     const { profile } = await inspector.send<{ profile: CpuProfile }>("Profiler.stop");
