@@ -204,6 +204,11 @@ export function analyse(profile: CpuProfile, sources: Sources) {
   const sides = new Map<Side, number>();
   const self = new Map<string, { ms: number; side: Map<Side, number> }>();
   const inclusive = new Map<string, number>();
+  // Inclusive time per package (zod, hono, …) and side: what validation or routing costs in all.
+  const packages = new Map<string, number>();
+  // Each sample charged to the nearest of our functions on its stack: its own code plus the
+  // library (zod) and runtime (SQL, JSON, RPC) work it called, i.e. what changing it can save.
+  const charged = new Map<string, number>();
   samples.forEach((id, i) => {
     const node = byId.get(id);
     if (!node) return;
@@ -222,6 +227,15 @@ export function analyse(profile: CpuProfile, sources: Sources) {
     entry.ms += ms;
     entry.side.set(side, (entry.side.get(side) ?? 0) + ms);
     self.set(key, entry);
+    for (const pkg of new Set(files.map((f) => /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(f)?.[1]))) {
+      if (pkg) packages.set(`${pkg} (${side})`, (packages.get(`${pkg} (${side})`) ?? 0) + ms);
+    }
+    const nearest = files.findIndex((f) => /^(worker|shared|bench)\//.test(f));
+    const owner = frames[nearest];
+    if (nearest >= 0 && owner) {
+      const name = `${label(owner)} ${files[nearest]}`;
+      charged.set(name, (charged.get(name) ?? 0) + ms);
+    }
     // Inclusive time of our own functions, each counted once per sample (recursion).
     const seen = new Set<string>();
     frames.forEach((f, k) => {
@@ -246,12 +260,22 @@ export function analyse(profile: CpuProfile, sources: Sources) {
     .sort((a, b) => b[1] - a[1])
     .slice(0, 30)
     .map(([fn, ms]) => ({ function: fn, totalMs: Math.round(ms), totalPct: pct(ms, total) }));
+  const topPackages = [...packages.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 10)
+    .map(([pkg, ms]) => ({ package: pkg, totalMs: Math.round(ms), totalPct: pct(ms, total) }));
+  const topCharged = [...charged.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 25)
+    .map(([fn, ms]) => ({ function: fn, chargedMs: Math.round(ms), chargedPct: pct(ms, total) }));
   return {
     busyMs: Math.round(total),
     idleMs: Math.round(idle),
     sides: Object.fromEntries([...sides.entries()].map(([s, ms]) => [s, { ms: Math.round(ms), pct: pct(ms, total) }])),
     topSelf,
     topInclusive,
+    topPackages,
+    topCharged,
   };
 }
 
@@ -304,6 +328,12 @@ async function main(kind: "turnout" | "front-only", requests: number): Promise<v
     console.log("\ntop inclusive time, our functions:");
     for (const r of summary.topInclusive)
       console.log(`  ${r.totalPct.padStart(6)}  ${String(r.totalMs).padStart(6)} ms  ${r.function}`);
+    console.log("\nself time charged to the nearest of our functions (its library and runtime calls included):");
+    for (const r of summary.topCharged)
+      console.log(`  ${r.chargedPct.padStart(6)}  ${String(r.chargedMs).padStart(6)} ms  ${r.function}`);
+    console.log("\ninclusive time per package:");
+    for (const r of summary.topPackages)
+      console.log(`  ${r.totalPct.padStart(6)}  ${String(r.totalMs).padStart(6)} ms  ${r.package}`);
     console.log(`\nprofile written to ${profilePath}`);
   } finally {
     await worker?.stop();
