@@ -57,8 +57,11 @@ function allStats(): ProcStat[] {
   return out;
 }
 
-/** The workerd processes descending from `root` (wrangler's process, or this Node process for Miniflare). */
-export function workerdDescendants(root: number): number[] {
+/**
+ * The workerd processes descending from `root` (wrangler's process, or this Node process for
+ * Miniflare); `comm` names another program (tests).
+ */
+export function workerdDescendants(root: number, comm = "workerd"): number[] {
   const stats = allStats();
   const children = new Map<number, ProcStat[]>();
   for (const s of stats) children.set(s.ppid, [...(children.get(s.ppid) ?? []), s]);
@@ -66,7 +69,7 @@ export function workerdDescendants(root: number): number[] {
   const queue = [root];
   for (let pid = queue.shift(); pid !== undefined; pid = queue.shift()) {
     for (const child of children.get(pid) ?? []) {
-      if (child.comm === "workerd") found.push(child.pid);
+      if (child.comm === comm) found.push(child.pid);
       queue.push(child.pid);
     }
   }
