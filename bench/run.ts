@@ -1,8 +1,8 @@
 /**
- * `npm run bench`: runs every benchmark in turn (route swap, DNS flip, etcd consistency check,
- * worker ingest under wrangler dev and Miniflare, one-target saturation, the alert storm, decision
- * latency), prints ONE table (figure, value, baseline, ratio, goal) and writes the figures with
- * the machine they ran on to bench/results/summary.json (and each bench's to <name>.json).
+ * `npm run bench`: runs every benchmark in turn (route swap, node fence, DNS flip, etcd consistency
+ * check, worker ingest under wrangler dev and Miniflare, one-target saturation, the alert storm,
+ * decision latency), prints ONE table (figure, value, baseline, ratio, goal) and writes the figures
+ * with the machine they ran on to bench/results/summary.json (and each bench's to <name>.json).
  *
  * `ratio` is baseline ÷ value for times, so > 1 means turnout beats (or meets) the baseline; for
  * throughput it is value ÷ baseline, and for ingest CPU it is turnout ÷ the parse-only worker, as
@@ -18,6 +18,7 @@ import { run as runDnsFlip } from "./dns-flip.ts";
 import type { Runtime } from "./endpoint.ts";
 import { run as runEtcdConsistency } from "./etcd-consistency.ts";
 import { type IngestBenchFigures, run as runIngest } from "./ingest.ts";
+import { run as runNodeFence } from "./node-fence.ts";
 import { run as runRouteSwap } from "./route-swap.ts";
 import { run as runSaturation } from "./saturation.ts";
 import { run as runStorm } from "./storm.ts";
@@ -206,6 +207,23 @@ const benches: BenchEntry[] = [
             value: ms(f.p99Ms),
             baseline: "30 000 ms (runbook A)",
             ratio: ratioOf(30_000, f.p99Ms),
+          },
+        ],
+      };
+    },
+  },
+  {
+    name: "node-fence",
+    async run() {
+      const f = await runNodeFence(3);
+      return {
+        figures: f,
+        rows: [
+          {
+            figure: `node fence, 3 of ${f.nodes} nodes lost, pod start ${f.podReadyDelayMs} ms: fence decision → workloads Ready, median of ${f.runs}${f.failures ? ` (${f.failures} failed)` : ""}`,
+            value: ms(f.medianMs),
+            baseline: `${f.baselineSeconds * 1000} ms (eviction after tolerationSeconds; StatefulSet pods with attached volumes: never)`,
+            ratio: ratioOf(f.baselineSeconds * 1000, f.medianMs),
           },
         ],
       };
