@@ -18,6 +18,7 @@ import {
   mergeSignal,
   type Observation,
   observe,
+  type SideObservation,
   type Signal,
   type StoredSignal,
   sameVersion,
@@ -26,14 +27,27 @@ import {
 /** An `at` further ahead of receipt than this is taken as the receipt time (design §4 wave 2). */
 export const MAX_CLOCK_SKEW_MS = 300_000;
 
-/** Where the core reads and writes one target's signals and audit log. Synchronous by design. */
+/**
+ * Where the core reads and writes one target's signals and audit log. Synchronous by design.
+ * Observing goes through {@link TargetStore.observation}, {@link TargetStore.goingStale} and
+ * {@link TargetStore.nextStaleAt} so that a store can answer from aggregates and indexes instead
+ * of reading every firing row per input (design §4: bounded reads).
+ */
 export interface TargetStore {
   /** The stored signal of `key`, if any. */
   signal(key: string): StoredSignal | undefined;
   putSignal(signal: StoredSignal): void;
-  /** Every stored firing signal of the target (the only rows observing needs). */
+  /** Every stored firing signal of the target (re-routing after a matcher edit only). */
   firingSignals(): StoredSignal[];
   appendEvent(event: AuditEvent): void;
+  /** The per-side observation of the firing signals at `now`, as {@link observe} computes it. */
+  observation(now: number, staleAfterMs: number): Observation & { staleAt: number | null };
+  /** Firing HARD signals stale at `now` and not yet announced stale (`staleSince` null). */
+  goingStale(now: number, staleAfterMs: number): StoredSignal[];
+  /** When the next fresh firing HARD signal goes stale (null: none, or staleness is off). */
+  nextStaleAt(now: number, staleAfterMs: number): number | null;
+  /** A hint: these keys are about to be read (a store may fetch them in one statement). */
+  preload?(keys: readonly string[]): void;
 }
 
 /** The shell's persisted state: the machine plus what the shell itself keeps. */
@@ -44,6 +58,8 @@ export interface CoreState {
   machine: MachineState;
   /** The sides' matchers the stored signals were routed with (JSON), to route them again on change. */
   routedWith: string | null;
+  /** When `decide` last ran (its `now`): no deadline falls due before the machine's next one after it. */
+  decidedAt?: number;
 }
 
 /** The configuration one target is handled with (or undefined: it left the config, rule 15). */
@@ -76,6 +92,18 @@ export function newCoreState(target: string, config: TargetConfig | undefined, f
   };
 }
 
+const sameList = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/** Whether the machine's side already holds these (sorted, distinct) lists. */
+function sameSide(held: SideObservation, seen: SideObservation): boolean {
+  return (
+    sameList(held.firingSources, seen.firingSources) &&
+    sameList(held.heldSources, seen.heldSources) &&
+    sameList(held.staleSources, seen.staleSources) &&
+    sameList(held.incidents, seen.incidents)
+  );
+}
+
 /** The transition under way: the state, the store, and what it emitted. */
 class Run {
   readonly effects: Effect[] = [];
@@ -104,6 +132,7 @@ class Run {
   step(input: MachineInput): string | undefined {
     const d = decide(this.state.machine, input, this.now);
     this.state.machine = d.state;
+    this.state.decidedAt = this.now;
     for (const e of d.effects) {
       if (e.type === "setTimer") continue; // one timer is armed at the end of the run
       if (e.type === "audit") this.store.appendEvent(e.event);
@@ -122,11 +151,9 @@ class Run {
    * then feeds the observation to the machine (it audits only what changed). Returns when the next
    * fresh signal goes stale.
    */
-  observe(cause: number | undefined): number | null {
+  observe(cause: number | undefined, always = false): number | null {
     const staleAfter = this.staleAfterMs();
-    const firing = this.store.firingSignals();
-    for (const s of firing) {
-      if (s.soft || s.staleSince !== null || !isStale(s, this.now, staleAfter)) continue;
+    for (const s of staleAfter > 0 ? this.store.goingStale(this.now, staleAfter) : []) {
       this.store.putSignal({ ...s, staleSince: this.now });
       this.event("signal.stale", {
         key: s.key,
@@ -142,15 +169,30 @@ class Run {
         text: `${this.state.target}: ${s.source} signal ${s.key} on ${s.side} not seen for ${Math.round(staleAfter / 3600_000)} h: it no longer counts as down evidence. If it is over, clear it (/turnout clear ${this.state.target} ${s.key}); if not, check the source still re-sends it`,
       });
     }
-    const o = observe(firing, this.now, staleAfter);
-    const { staleAt, ...observation } = o;
+    const { staleAt, ...observation } = this.store.observation(this.now, staleAfter);
     this.state.observation = observation;
+    // An observation the machine already holds, with no deadline due, is a no-op for `decide`
+    // (its sides are unchanged and every rule already settled): skip the call (issue 19).
+    if (!always && this.machineHolds(observation) && !this.deadlineDue()) return staleAt;
     this.step({
       type: "observed",
       sides: observation,
       ...(cause === undefined ? {} : { cause }),
     });
     return staleAt;
+  }
+
+  private machineHolds(observation: Observation): boolean {
+    const sides = this.state.machine.sides;
+    return sameSide(sides.primary, observation.primary) && sameSide(sides.secondary, observation.secondary);
+  }
+
+  /** Whether a machine deadline fell due since `decide` last ran (unknown: yes). */
+  private deadlineDue(): boolean {
+    const last = this.state.decidedAt;
+    if (last === undefined || last > this.now) return true;
+    const at = nextDeadline(this.state.machine, last);
+    return at !== null && at <= this.now;
   }
 
   /** Closes the run: one timer, at the machine's next deadline or the next staleness. */
@@ -237,6 +279,7 @@ export function ingest(
   const result: IngestResult = { accepted: 0, duplicates: 0, ignored: 0 };
   for (const w of warnings) run.event(w.type, w.detail, null, receivedAt);
   let cause: number | undefined;
+  store.preload?.(deliveries.map((d) => d.signal.key));
   for (const delivery of deliveries) {
     let d = delivery;
     if (d.signal.at > receivedAt + MAX_CLOCK_SKEW_MS) {
@@ -306,14 +349,15 @@ export function ingest(
 function nextStaleAt(store: TargetStore, state: CoreState, now: number): number | null {
   const ms = state.machine.policy.staleAfterSeconds * 1000;
   if (ms === 0) return null;
-  return observe(store.firingSignals(), now, ms).staleAt;
+  return store.nextStaleAt(now, ms);
 }
 
 /** The single alarm (design §5): staleness is observed, then every deadline checked. */
 export function alarm(store: TargetStore, state: CoreState, now: number): CoreOutcome {
   const run = new Run(store, state, now);
   if (!state.machine.configured) return run.finish(null);
-  const staleAt = run.observe(undefined);
+  // The alarm always decides: it is how deadlines are met.
+  const staleAt = run.observe(undefined, true);
   return run.finish(staleAt);
 }
 
@@ -376,6 +420,17 @@ export class MemoryTargetStore implements TargetStore {
   }
   firingSignals(): StoredSignal[] {
     return [...this.signals.values()].filter((s) => s.status === "firing");
+  }
+  observation(now: number, staleAfterMs: number): Observation & { staleAt: number | null } {
+    return observe(this.firingSignals(), now, staleAfterMs);
+  }
+  goingStale(now: number, staleAfterMs: number): StoredSignal[] {
+    return this.firingSignals()
+      .filter((s) => !s.soft && s.staleSince === null && isStale(s, now, staleAfterMs))
+      .sort((a, b) => a.lastSeen - b.lastSeen || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+  nextStaleAt(now: number, staleAfterMs: number): number | null {
+    return observe(this.firingSignals(), now, staleAfterMs).staleAt;
   }
   appendEvent(event: AuditEvent): void {
     this.events.push(event);

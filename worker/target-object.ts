@@ -14,6 +14,7 @@ import { type Dispatcher, transportDispatcher } from "./dispatcher.ts";
 import { drillSummary } from "./drill-summary.ts";
 import type { Env } from "./env.ts";
 import { type Effect, initialState, type MachineInput, machineView, upgradeMachineState } from "./machine.ts";
+import type { AuditEvent as MachineAuditEvent } from "./machine-types.ts";
 import {
   type IncidentThread,
   type Notification,
@@ -24,11 +25,12 @@ import {
 } from "./notifier.ts";
 import {
   type IngestBatch,
-  IngestBatchSchema,
   type IngestResult,
   isHeld,
   isStale,
   type Json,
+  type Observation,
+  type SideObservation,
   type StoredSignal,
 } from "./signals.ts";
 import {
@@ -68,7 +70,7 @@ import type {
 } from "./target-view.ts";
 
 /** Bumped when a migration is added below; a newer stored version than the code knows is refused. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 // Idempotent DDL, run on every wake (the cloudflare/agents pattern): cheap, and a fresh object
 // and an old one converge on the same tables without a separate install step.
@@ -90,7 +92,8 @@ const DDL = [
      received_at INTEGER NOT NULL,
      first_seen INTEGER NOT NULL,
      last_seen INTEGER NOT NULL,
-     stale_since INTEGER
+     stale_since INTEGER,
+     held INTEGER NOT NULL DEFAULT 0
    )`,
   "CREATE INDEX IF NOT EXISTS signals_by_side ON signals (side, status)",
   // Observing reads only firing rows; retention deletes old resolved ones (design §4: no request
@@ -112,6 +115,14 @@ const DDL = [
      source TEXT NOT NULL,
      body TEXT NOT NULL
    )`,
+];
+
+// Indexes that observing reads instead of rows (created after the migration that adds `held`):
+// the per-side, per-source aggregate of firing HARD signals, and firing HARD signals by last seen
+// (what goes stale next, and the fresh incidents).
+const SIGNAL_INDEXES = [
+  "CREATE INDEX IF NOT EXISTS signals_firing_sources ON signals (status, soft, side, source, held, last_seen)",
+  "CREATE INDEX IF NOT EXISTS signals_firing_seen ON signals (status, soft, last_seen, side, incident)",
 ];
 
 /** How often retention runs at most (it is a bounded pair of deletes). */
@@ -138,6 +149,7 @@ export const TargetStateSchema = z.object({
   machine: z.unknown().transform((m) => upgradeMachineState(m)),
   routedWith: z.string().nullable().default(null),
   lastPrunedAt: z.number().default(0),
+  decidedAt: z.number().optional(),
 });
 export type TargetState = CoreState & { lastPrunedAt: number };
 
@@ -231,10 +243,22 @@ export class TargetObject extends DurableObject<Env> {
   private notices: Promise<void> = Promise.resolve();
   /** Rows SQLite read for the last public call (tests assert that requests read bounded rows). */
   rowsRead = 0;
+  /** The store the core reads and writes: this object's SQLite tables. */
+  private readonly store: SqlTargetStore;
+  /**
+   * The parsed state row as last read or written, with its JSON text. An instance is
+   * single-threaded and storage is the source of truth: a call re-reads the row's text and reuses
+   * the parsed state only when the text is the same (any other writer, or a rolled-back
+   * transaction, changes it), and a failed transaction forgets it.
+   */
+  private cached: { json: string; state: TargetState; configKey: object | undefined } | null = null;
+  /** The alarm time this instance last set (undefined: unknown, as after a wake or an alarm). */
+  private alarmAt: number | null | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
+    this.store = new SqlTargetStore(this.sql, (q, ...args) => this.rows(q, ...args));
     this.migrate();
   }
 
@@ -259,11 +283,21 @@ export class TargetObject extends DurableObject<Env> {
         .toArray()
         .map((c) => String(c.name));
       if (!columns.includes("stale_since")) this.sql.exec("ALTER TABLE signals ADD COLUMN stale_since INTEGER");
+      // 2 → 3: signals gained `held` (a flapping or downtime notice is active), so that observing
+      // reads per-side aggregates from an index instead of every firing row's notices (issue 19).
+      if (!columns.includes("held")) {
+        this.sql.exec("ALTER TABLE signals ADD COLUMN held INTEGER NOT NULL DEFAULT 0");
+        this.sql.exec(
+          `UPDATE signals SET held = 1 WHERE json_extract(notices, '$.flapping.active') = 1
+             OR json_extract(notices, '$.downtime.active') = 1`,
+        );
+      }
       this.sql.exec(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         String(SCHEMA_VERSION),
       );
     }
+    for (const ddl of SIGNAL_INDEXES) this.sql.exec(ddl);
   }
 
   private now(): number {
@@ -289,10 +323,12 @@ export class TargetObject extends DurableObject<Env> {
    * reaction to the new observation. Effects (dispatch, notify) run after the transaction.
    */
   async ingest(input: IngestBatch): Promise<IngestResult> {
-    const batch = IngestBatchSchema.parse(input);
+    // The HTTP route validated the body and our own front worker built this batch: a shape check,
+    // not a full parse (issue 19: validate at the trust boundary).
+    const batch = checkBatch(input);
     const now = this.now();
     this.rowsRead = 0;
-    const { result, effects } = this.ctx.storage.transactionSync(() => {
+    const { result, effects } = this.transact(() => {
       const state = this.loadState(batch.target, now);
       if (batch.recording && this.targetConfig(batch.target)?.record) {
         this.sql.exec(
@@ -303,7 +339,7 @@ export class TargetObject extends DurableObject<Env> {
         );
       }
       const out = ingestCore(this.store, state, batch.deliveries, batch.warnings, batch.receivedAt, now);
-      if (out.changed || state.configEffects.length > 0) this.saveState(state);
+      if (out.changed || state.configChanged) this.saveState(state);
       return { result: out.result, effects: [...state.configEffects, ...out.effects] };
     });
     this.perform(effects);
@@ -364,6 +400,8 @@ export class TargetObject extends DurableObject<Env> {
    * the config does nothing but audit `target.unconfigured` once (rule 15).
    */
   override async alarm(): Promise<void> {
+    // A fired alarm is no longer set; whatever this run arms is set anew.
+    this.alarmAt = undefined;
     const stored = this.readState();
     if (!stored) return;
     const { effects } = this.run(stored.target, this.now(), (state, now) => {
@@ -475,7 +513,7 @@ export class TargetObject extends DurableObject<Env> {
   ): Promise<{ epoch: number; phase: string; activeSide: Side; expiresAt: string }> {
     const req = BreakGlassRequestInputSchema.parse(input);
     const now = this.now();
-    const { at, effects } = this.ctx.storage.transactionSync(() => {
+    const { at, effects } = this.transact(() => {
       const state = this.loadState(name, now);
       const m = state.machine;
       insertBreakGlass(this.sql, req, { epoch: m.epoch, phase: m.phase, now });
@@ -516,7 +554,7 @@ export class TargetObject extends DurableObject<Env> {
   async resolveBreakGlass(name: string, input: BreakGlassClick): Promise<BreakGlassOutcome & { view: TargetView }> {
     const click = BreakGlassClickSchema.parse(input);
     const now = this.now();
-    const { outcome, effects } = this.ctx.storage.transactionSync(() => {
+    const { outcome, effects } = this.transact(() => {
       const state = this.loadState(name, now);
       const verdict = judgeBreakGlassClick(readBreakGlass(this.sql, click.nonce), click, state.machine.epoch, now);
       const effects: Effect[] = [...state.configEffects];
@@ -566,16 +604,24 @@ export class TargetObject extends DurableObject<Env> {
 
   // -------------------------------------------------------------------------------------------
 
-  /** The store the core reads and writes: this object's SQLite tables. */
-  private readonly store: TargetStore = {
-    signal: (key) => {
-      const row = this.rows("SELECT * FROM signals WHERE key = ?", key)[0];
-      return row ? signalFromRow(row) : undefined;
-    },
-    putSignal: (s) => this.writeSignal(s),
-    firingSignals: () => this.rows("SELECT * FROM signals WHERE status = 'firing'").map(signalFromRow),
-    appendEvent: (e) => this.insertEvent(e.seq, e.at, e.type, e.detail, e.cause ?? null),
-  };
+  /**
+   * Runs `fn` in one storage transaction with the store's write buffer flushed before commit. A
+   * failure rolls the transaction back, and this instance forgets what it cached of it.
+   */
+  private transact<T>(fn: () => T): T {
+    this.store.reset();
+    try {
+      return this.ctx.storage.transactionSync(() => {
+        const out = fn();
+        this.store.flush();
+        return out;
+      });
+    } catch (err) {
+      this.store.reset();
+      this.cached = null;
+      throw err;
+    }
+  }
 
   /** Loads the state, applies one core call and persists it in one transaction; returns the effects. */
   private run(
@@ -583,7 +629,7 @@ export class TargetObject extends DurableObject<Env> {
     now: number,
     call: (state: LoadedState, now: number) => CoreOutcome,
   ): { effects: Effect[]; rejected?: string } {
-    return this.ctx.storage.transactionSync(() => {
+    return this.transact(() => {
       const state = this.loadState(name, now);
       const out = call(state, now);
       this.saveState(state);
@@ -628,6 +674,9 @@ export class TargetObject extends DurableObject<Env> {
     for (const [i, effect] of effects.entries()) {
       switch (effect.type) {
         case "setTimer":
+          // Only a changed alarm time costs a storage call (issue 19: most ingests keep it).
+          if (effect.at === this.alarmAt) break;
+          this.alarmAt = effect.at;
           if (effect.at === null) void this.ctx.storage.deleteAlarm();
           else void this.ctx.storage.setAlarm(effect.at);
           break;
@@ -757,11 +806,17 @@ export class TargetObject extends DurableObject<Env> {
   private readState(): TargetState | null {
     const row = this.rows("SELECT json FROM state WHERE id = 1")[0];
     if (!row) return null;
-    const raw = JSON.parse(String(row.json)) as { machine?: { version?: number } };
+    const json = String(row.json);
+    if (this.cached?.json === json) return this.cached.state;
+    const raw = JSON.parse(json) as { machine?: { version?: number } };
     // Our own row at the current version: no re-validation on the hot path (issue: CPU per
     // ingest). Older rows are upgraded and validated once.
-    if (raw.machine?.version === 2 && "routedWith" in raw) return raw as unknown as TargetState;
-    return TargetStateSchema.parse(raw);
+    const state =
+      raw.machine?.version === 2 && "routedWith" in raw
+        ? (raw as unknown as TargetState)
+        : TargetStateSchema.parse(raw);
+    this.cached = { json, state, configKey: undefined };
+    return state;
   }
 
   /**
@@ -770,23 +825,31 @@ export class TargetObject extends DurableObject<Env> {
    */
   private loadState(name: string, now: number): LoadedState {
     const existing = this.readState();
-    const target = this.targetConfig(name);
+    const loaded = this.config();
+    const target = loaded.ok && Object.hasOwn(loaded.value.targets, name) ? loaded.value.targets[name] : undefined;
     const base: TargetState = existing ?? { ...newCoreState(name, target, DEFAULT_TARGET), lastPrunedAt: now };
-    const state: LoadedState = { ...base, configEffects: [] };
+    // The loaded config is cached per isolate by its text, so its identity is its fingerprint: a
+    // cached state already brought in line with it needs no comparison again.
+    const configKey = loaded.ok ? loaded.value : undefined;
+    const state: LoadedState = { ...base, configEffects: [], configChanged: false, configKey };
+    const inLine = existing !== null && configKey !== undefined && this.cached?.configKey === configKey;
     // A loaded config that is invalid is no reason to act as if the target were removed.
-    const configValid = this.config().ok;
-    if (existing && (target || configValid)) {
-      state.configEffects = applyConfig(this.store, state, target, now).effects.filter((e) => e.type !== "setTimer");
+    if (existing && !inLine && (target || loaded.ok)) {
+      const out = applyConfig(this.store, state, target, now);
+      state.configEffects = out.effects.filter((e) => e.type !== "setTimer");
+      state.configChanged = out.changed;
     }
     return state;
   }
 
   private saveState(state: LoadedState): void {
-    const { configEffects: _, ...row } = state;
+    const { configEffects: _, configChanged: _c, configKey, ...row } = state;
+    const json = JSON.stringify(row);
     this.sql.exec(
       "INSERT INTO state (id, json) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET json = excluded.json",
-      JSON.stringify(row),
+      json,
     );
+    this.cached = { json, state: row, configKey };
   }
 
   /** Appends a shell event (break-glass) with the next seq of the machine's counter. */
@@ -806,33 +869,285 @@ export class TargetObject extends DurableObject<Env> {
       cause,
     );
   }
+}
 
-  private writeSignal(s: StoredSignal): void {
+type LoadedState = TargetState & {
+  configEffects: Effect[];
+  /** Whether bringing the state in line with the config changed it (it is saved then). */
+  configChanged: boolean;
+  /** The config it is in line with (see loadState). */
+  configKey: object | undefined;
+};
+
+/** A cheap shape check of a batch from our own front worker (the HTTP route validated its body). */
+function checkBatch(input: IngestBatch): IngestBatch & { warnings: NonNullable<IngestBatch["warnings"]> } {
+  const ok =
+    typeof input === "object" &&
+    input !== null &&
+    typeof input.target === "string" &&
+    Number.isInteger(input.receivedAt) &&
+    Array.isArray(input.deliveries) &&
+    input.deliveries.every(
+      (d) =>
+        (d.side === "primary" || d.side === "secondary") &&
+        typeof d.signal?.key === "string" &&
+        typeof d.signal.at === "number" &&
+        typeof d.signal.labels === "object",
+    ) &&
+    (input.warnings === undefined || Array.isArray(input.warnings));
+  if (!ok) throw new TypeError("TargetObject.ingest: malformed batch");
+  return { ...input, warnings: input.warnings ?? [] };
+}
+
+type Rows = (query: string, ...args: SqlStorageValue[]) => Record<string, SqlStorageValue>[];
+
+/** Whether `next` differs from `before` only in being seen later (a duplicate: design §4). */
+function onlySeenAgain(before: StoredSignal, next: StoredSignal): boolean {
+  return (
+    next.staleSince === null &&
+    before.source === next.source &&
+    before.side === next.side &&
+    before.status === next.status &&
+    before.soft === next.soft &&
+    before.at === next.at &&
+    before.incident === next.incident &&
+    // mergeSignal keeps these objects when they do not change, so identity is the cheap test.
+    before.labels === next.labels &&
+    before.annotations === next.annotations &&
+    before.notices === next.notices &&
+    before.receivedAt === next.receivedAt &&
+    before.firstSeen === next.firstSeen
+  );
+}
+
+/** One signal as the values of a `signals` row, in {@link SIGNAL_COLUMNS} order. */
+function signalValues(s: StoredSignal): SqlStorageValue[] {
+  return [
+    s.key,
+    s.source,
+    s.side,
+    s.status,
+    s.soft ? 1 : 0,
+    s.at,
+    s.incident,
+    JSON.stringify(s.labels),
+    JSON.stringify(s.annotations),
+    JSON.stringify(s.notices),
+    s.receivedAt,
+    s.firstSeen,
+    s.lastSeen,
+    s.staleSince,
+    isHeld(s.notices) ? 1 : 0,
+  ];
+}
+
+const SIGNAL_COLUMNS =
+  "key, source, side, status, soft, at, incident, labels, annotations, notices, received_at, first_seen, last_seen, stale_since, held";
+const SIGNAL_UPSERT = `ON CONFLICT (key) DO UPDATE SET
+  source = excluded.source, side = excluded.side, status = excluded.status, soft = excluded.soft,
+  at = excluded.at, incident = excluded.incident, labels = excluded.labels,
+  annotations = excluded.annotations, notices = excluded.notices, received_at = excluded.received_at,
+  first_seen = excluded.first_seen, last_seen = excluded.last_seen, stale_since = excluded.stale_since,
+  held = excluded.held`;
+/** `value->>0, value->>1, …`: the columns of one JSON array element of `json_each`. */
+const jsonColumns = (n: number) => Array.from({ length: n }, (_, i) => `value->>${i}`).join(", ");
+
+/**
+ * The core's {@link TargetStore} over the object's SQLite tables, for ONE transaction at a time.
+ * Writes are buffered and flushed in as few statements as the batch needs (one upsert of the
+ * changed signals, one update of the duplicates' `last_seen`, one insert of the events), always
+ * before a read that depends on them and before the transaction commits ({@link flush}).
+ * Observing reads per-side aggregates and indexes, never every firing row (design §4).
+ */
+class SqlTargetStore implements TargetStore {
+  private readonly sql: SqlStorage;
+  private readonly rows: Rows;
+  /** The stored version of each key read or written in this transaction (null: no row). */
+  private readonly known = new Map<string, StoredSignal | null>();
+  private readonly pending = new Map<string, StoredSignal>();
+  private events: MachineAuditEvent[] = [];
+
+  constructor(sql: SqlStorage, rows: Rows) {
+    this.sql = sql;
+    this.rows = rows;
+  }
+
+  /** Forgets everything of the last transaction (call at the start of each, and after a failed one). */
+  reset(): void {
+    this.known.clear();
+    this.pending.clear();
+    this.events = [];
+  }
+
+  signal(key: string): StoredSignal | undefined {
+    const pending = this.pending.get(key);
+    if (pending) return pending;
+    const known = this.known.get(key);
+    if (known !== undefined) return known ?? undefined;
+    const row = this.rows("SELECT * FROM signals WHERE key = ?", key)[0];
+    const stored = row ? signalFromRow(row) : null;
+    this.known.set(key, stored);
+    return stored ?? undefined;
+  }
+
+  preload(keys: readonly string[]): void {
+    const missing = [...new Set(keys)].filter((k) => !this.known.has(k) && !this.pending.has(k));
+    if (missing.length < 2) return;
+    for (const k of missing) this.known.set(k, null);
+    for (const row of this.rows(
+      "SELECT * FROM signals WHERE key IN (SELECT value FROM json_each(?))",
+      JSON.stringify(missing),
+    )) {
+      const s = signalFromRow(row);
+      this.known.set(s.key, s);
+    }
+  }
+
+  putSignal(signal: StoredSignal): void {
+    this.pending.set(signal.key, signal);
+  }
+
+  appendEvent(event: MachineAuditEvent): void {
+    this.events.push(event);
+  }
+
+  /** Writes the buffered signals and events. */
+  flush(): void {
+    if (this.pending.size > 0) {
+      const full: StoredSignal[] = [];
+      const seen: [string, number][] = [];
+      for (const s of this.pending.values()) {
+        const before = this.known.get(s.key);
+        if (before && onlySeenAgain(before, s)) seen.push([s.key, s.lastSeen]);
+        else full.push(s);
+        this.known.set(s.key, s);
+      }
+      this.pending.clear();
+      this.writeSignals(full);
+      this.touchSignals(seen);
+    }
+    if (this.events.length > 0) {
+      const events = this.events;
+      this.events = [];
+      this.writeEvents(events);
+    }
+  }
+
+  firingSignals(): StoredSignal[] {
+    this.flush();
+    return this.rows("SELECT * FROM signals WHERE status = 'firing'").map(signalFromRow);
+  }
+
+  observation(now: number, staleAfterMs: number): Observation & { staleAt: number | null } {
+    this.flush();
+    // Fresh means last_seen > fresh (design §4 wave 2: `staleAfterMs` 0 never goes stale).
+    const fresh = staleAfterMs > 0 ? now - staleAfterMs : Number.MIN_SAFE_INTEGER;
+    const groups = this.rows(
+      `SELECT side, source, held, MAX(last_seen) AS newest, MIN(last_seen) AS oldest,
+              MIN(CASE WHEN last_seen > ? THEN last_seen END) AS fresh_oldest
+         FROM signals WHERE status = 'firing' AND soft = 0 GROUP BY side, source, held`,
+      fresh,
+    );
+    const incidents = this.rows(
+      "SELECT DISTINCT side, incident FROM signals WHERE status = 'firing' AND soft = 0 AND last_seen > ?",
+      fresh,
+    );
+    let staleAt: number | null = null;
+    const side = (name: Side): SideObservation => {
+      const firing = new Set<string>();
+      const held = new Set<string>();
+      const stale = new Set<string>();
+      for (const g of groups) {
+        if (g.side !== name) continue;
+        const source = String(g.source);
+        if (Number(g.newest) > fresh) (g.held === 1 ? held : firing).add(source);
+        if (Number(g.oldest) <= fresh) stale.add(source);
+        if (staleAfterMs > 0 && g.fresh_oldest !== null) {
+          staleAt = Math.min(staleAt ?? Number.POSITIVE_INFINITY, Number(g.fresh_oldest) + staleAfterMs);
+        }
+      }
+      return {
+        firingSources: [...firing].sort(),
+        heldSources: [...held].sort(),
+        staleSources: [...stale].filter((x) => !firing.has(x) && !held.has(x)).sort(),
+        incidents: incidents
+          .filter((r) => r.side === name)
+          .map((r) => String(r.incident))
+          .sort(),
+      };
+    };
+    const primary = side("primary");
+    const secondary = side("secondary");
+    return { primary, secondary, staleAt };
+  }
+
+  goingStale(now: number, staleAfterMs: number): StoredSignal[] {
+    this.flush();
+    return this.rows(
+      `SELECT * FROM signals WHERE status = 'firing' AND soft = 0 AND last_seen <= ? AND stale_since IS NULL
+        ORDER BY last_seen, key`,
+      now - staleAfterMs,
+    ).map(signalFromRow);
+  }
+
+  nextStaleAt(now: number, staleAfterMs: number): number | null {
+    this.flush();
+    const row = this.rows(
+      "SELECT MIN(last_seen) AS t FROM signals WHERE status = 'firing' AND soft = 0 AND last_seen > ?",
+      now - staleAfterMs,
+    )[0];
+    return row?.t === null || row?.t === undefined ? null : Number(row.t) + staleAfterMs;
+  }
+
+  private writeSignals(signals: readonly StoredSignal[]): void {
+    if (signals.length === 0) return;
+    const [one] = signals;
+    if (signals.length === 1 && one) {
+      this.sql.exec(
+        `INSERT INTO signals (${SIGNAL_COLUMNS}) VALUES (${SIGNAL_COLUMNS.split(",")
+          .map(() => "?")
+          .join(", ")}) ${SIGNAL_UPSERT}`,
+        ...signalValues(one),
+      );
+      return;
+    }
+    // One statement for the batch; `WHERE true` tells SQLite's parser the upsert is not a join.
     this.sql.exec(
-      `INSERT INTO signals (key, source, side, status, soft, at, incident, labels, annotations, notices,
-                            received_at, first_seen, last_seen, stale_since)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (key) DO UPDATE SET
-         source = excluded.source, side = excluded.side, status = excluded.status, soft = excluded.soft,
-         at = excluded.at, incident = excluded.incident, labels = excluded.labels,
-         annotations = excluded.annotations, notices = excluded.notices, received_at = excluded.received_at,
-         first_seen = excluded.first_seen, last_seen = excluded.last_seen, stale_since = excluded.stale_since`,
-      s.key,
-      s.source,
-      s.side,
-      s.status,
-      s.soft ? 1 : 0,
-      s.at,
-      s.incident,
-      JSON.stringify(s.labels),
-      JSON.stringify(s.annotations),
-      JSON.stringify(s.notices),
-      s.receivedAt,
-      s.firstSeen,
-      s.lastSeen,
-      s.staleSince,
+      `INSERT INTO signals (${SIGNAL_COLUMNS}) SELECT ${jsonColumns(15)} FROM json_each(?) WHERE true ${SIGNAL_UPSERT}`,
+      JSON.stringify(signals.map(signalValues)),
+    );
+  }
+
+  private touchSignals(seen: readonly [string, number][]): void {
+    if (seen.length === 0) return;
+    const [one] = seen;
+    if (seen.length === 1 && one) {
+      this.sql.exec("UPDATE signals SET last_seen = ?, stale_since = NULL WHERE key = ?", one[1], one[0]);
+      return;
+    }
+    this.sql.exec(
+      `UPDATE signals SET last_seen = j.value->>1, stale_since = NULL
+         FROM json_each(?) AS j WHERE signals.key = j.value->>0`,
+      JSON.stringify(seen),
+    );
+  }
+
+  private writeEvents(events: readonly MachineAuditEvent[]): void {
+    const values = (e: MachineAuditEvent): SqlStorageValue[] => [
+      e.seq,
+      e.at,
+      e.type,
+      JSON.stringify(e.detail),
+      e.cause ?? null,
+    ];
+    const [one] = events;
+    if (events.length === 1 && one) {
+      this.sql.exec("INSERT INTO events (seq, at, type, detail, cause) VALUES (?, ?, ?, ?, ?)", ...values(one));
+      return;
+    }
+    this.sql.exec(
+      `INSERT INTO events (seq, at, type, detail, cause) SELECT ${jsonColumns(5)} FROM json_each(?)`,
+      JSON.stringify(events.map(values)),
     );
   }
 }
-
-type LoadedState = TargetState & { configEffects: Effect[] };
