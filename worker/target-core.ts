@@ -29,9 +29,10 @@ export const MAX_CLOCK_SKEW_MS = 300_000;
 
 /**
  * Where the core reads and writes one target's signals and audit log. Synchronous by design.
- * Observing goes through {@link TargetStore.observation}, {@link TargetStore.goingStale} and
- * {@link TargetStore.nextStaleAt} so that a store can answer from aggregates and indexes instead
- * of reading every firing row per input (design §4: bounded reads).
+ * Observing may go through the optional {@link TargetStore.observation}, {@link TargetStore.goingStale}
+ * and {@link TargetStore.nextStaleAt}, so that a store can answer from aggregates and indexes instead
+ * of reading every firing row per input (design §4: bounded reads); a store without them is
+ * observed from {@link TargetStore.firingSignals}, with the same result.
  */
 export interface TargetStore {
   /** The stored signal of `key`, if any. */
@@ -41,11 +42,11 @@ export interface TargetStore {
   firingSignals(): StoredSignal[];
   appendEvent(event: AuditEvent): void;
   /** The per-side observation of the firing signals at `now`, as {@link observe} computes it. */
-  observation(now: number, staleAfterMs: number): Observation & { staleAt: number | null };
-  /** Firing HARD signals stale at `now` and not yet announced stale (`staleSince` null). */
-  goingStale(now: number, staleAfterMs: number): StoredSignal[];
+  observation?(now: number, staleAfterMs: number): Observation & { staleAt: number | null };
+  /** Firing HARD signals stale at `now` and not yet announced stale (`staleSince` null), by last seen then key. */
+  goingStale?(now: number, staleAfterMs: number): StoredSignal[];
   /** When the next fresh firing HARD signal goes stale (null: none, or staleness is off). */
-  nextStaleAt(now: number, staleAfterMs: number): number | null;
+  nextStaleAt?(now: number, staleAfterMs: number): number | null;
   /** A hint: these keys are about to be read (a store may fetch them in one statement). */
   preload?(keys: readonly string[]): void;
 }
@@ -153,7 +154,7 @@ class Run {
    */
   observe(cause: number | undefined, always = false): number | null {
     const staleAfter = this.staleAfterMs();
-    for (const s of staleAfter > 0 ? this.store.goingStale(this.now, staleAfter) : []) {
+    for (const s of staleAfter > 0 ? goingStale(this.store, this.now, staleAfter) : []) {
       this.store.putSignal({ ...s, staleSince: this.now });
       this.event("signal.stale", {
         key: s.key,
@@ -169,7 +170,8 @@ class Run {
         text: `${this.state.target}: ${s.source} signal ${s.key} on ${s.side} not seen for ${Math.round(staleAfter / 3600_000)} h: it no longer counts as down evidence. If it is over, clear it (/turnout clear ${this.state.target} ${s.key}); if not, check the source still re-sends it`,
       });
     }
-    const { staleAt, ...observation } = this.store.observation(this.now, staleAfter);
+    const { staleAt, ...observation } =
+      this.store.observation?.(this.now, staleAfter) ?? observe(this.store.firingSignals(), this.now, staleAfter);
     this.state.observation = observation;
     // An observation the machine already holds, with no deadline due, is a no-op for `decide`
     // (its sides are unchanged and every rule already settled): skip the call (issue 19).
@@ -345,11 +347,24 @@ export function ingest(
   return { ...out, result };
 }
 
+/** The signals due to be announced stale, from the store's own query or its firing signals. */
+function goingStale(
+  store: Pick<TargetStore, "firingSignals" | "goingStale">,
+  now: number,
+  staleAfterMs: number,
+): StoredSignal[] {
+  if (store.goingStale) return store.goingStale(now, staleAfterMs);
+  return store
+    .firingSignals()
+    .filter((s) => !s.soft && s.staleSince === null && isStale(s, now, staleAfterMs))
+    .sort((a, b) => a.lastSeen - b.lastSeen || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
 /** When the next fresh firing signal goes stale (for the alarm when nothing was observed). */
 function nextStaleAt(store: TargetStore, state: CoreState, now: number): number | null {
   const ms = state.machine.policy.staleAfterSeconds * 1000;
   if (ms === 0) return null;
-  return store.nextStaleAt(now, ms);
+  return store.nextStaleAt ? store.nextStaleAt(now, ms) : observe(store.firingSignals(), now, ms).staleAt;
 }
 
 /** The single alarm (design §5): staleness is observed, then every deadline checked. */
@@ -425,9 +440,7 @@ export class MemoryTargetStore implements TargetStore {
     return observe(this.firingSignals(), now, staleAfterMs);
   }
   goingStale(now: number, staleAfterMs: number): StoredSignal[] {
-    return this.firingSignals()
-      .filter((s) => !s.soft && s.staleSince === null && isStale(s, now, staleAfterMs))
-      .sort((a, b) => a.lastSeen - b.lastSeen || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return goingStale({ firingSignals: () => this.firingSignals() }, now, staleAfterMs);
   }
   nextStaleAt(now: number, staleAfterMs: number): number | null {
     return observe(this.firingSignals(), now, staleAfterMs).staleAt;
