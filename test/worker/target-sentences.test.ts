@@ -234,7 +234,13 @@ describe("incidents from the audit window", () => {
     const events = [
       ...incident(0, "egress-gw:1", true),
       ev(100_000, "phase.changed", { from: "steady", to: "executing", reason: "drill" }),
-      ev(100_000, "action.dispatched", { id: "egress-gw:2", kind: "drill", from: "primary", to: "secondary", dryRun: true }),
+      ev(100_000, "action.dispatched", {
+        id: "egress-gw:2",
+        kind: "drill",
+        from: "primary",
+        to: "secondary",
+        dryRun: true,
+      }),
       ev(103_000, "phase.changed", { from: "executing", to: "steady", reason: "dry run done" }),
       ev(103_000, "drill.completed", { mode: "dry-run", outcome: "completed", switches: [{ recoveryMs: 3000 }] }),
       ...incident(200_000, "egress-gw:3", false),
