@@ -143,7 +143,10 @@ describe("actions from the status page", () => {
     expect(card).toContain(">Resume</button>");
     const refused = await post(cookie, { command: "approve", csrf, confirmed: "yes" });
     expect(refused.status).toBe(409);
-    expect(await refused.json()).toMatchObject({ ok: false, message: "approve: nothing awaits approval (phase steady)" });
+    expect(await refused.json()).toMatchObject({
+      ok: false,
+      message: "approve: nothing awaits approval (phase steady)",
+    });
     // Without the script, the answer is a small page.
     const html = await post(cookie, { command: "resume", csrf, confirmed: "yes" }, { accept: "text/html" });
     expect(html.status).toBe(200);
