@@ -15,6 +15,9 @@ const asDetail = (d: unknown): Detail =>
   typeof d === "object" && d !== null && !Array.isArray(d) ? (d as Detail) : {};
 const text = (v: unknown) => (typeof v === "string" ? v : "");
 
+/** How far before its first phase change an incident's lead-in (the side going down) may lie. */
+const LEAD_IN_MS = 6 * 3600_000;
+
 /** One past or ongoing incident. */
 export interface Incident {
   start: string;
@@ -59,17 +62,22 @@ export function incidentsOf(events: AuditEvent[], limit = 20): Incident[] {
     if (!open.drill) out.push(summarize(open.start, end, open.events));
     open = null;
   };
+  // What happened since the last phase change: the lead-in of the next incident (the side going
+  // down, a flapping latch), which the machine audits before the phase changes.
+  let lead: AuditEvent[] = [];
   for (const e of events) {
     const d = asDetail(e.detail);
     if (e.type === "phase.changed" && d.from === "steady" && open === null) {
-      open = { start: e.at, events: [], drill: false };
-      // The signal that started it: the latest health change to down just before, if in the window.
-      const before = lastBefore(events, e.seq, (x) => x.type === "side.health-changed");
-      if (before && Date.parse(e.at) - Date.parse(before.at) < 6 * 3600_000) {
-        open.start = before.at;
-        open.events.push(before);
-      }
+      const leadIn = lead.filter(
+        (x) =>
+          ((x.type === "side.health-changed" && asDetail(x.detail).health === "down") ||
+            x.type === "flapping.latched") &&
+          Date.parse(e.at) - Date.parse(x.at) < LEAD_IN_MS,
+      );
+      open = { start: leadIn[0]?.at ?? e.at, events: leadIn, drill: false };
     }
+    if (e.type === "phase.changed") lead = [];
+    else if (open === null) lead.push(e);
     if (open === null) continue;
     open.events.push(e);
     // A drill's own action is not an incident (drills are listed apart).
@@ -84,16 +92,6 @@ export function incidentsOf(events: AuditEvent[], limit = 20): Incident[] {
   }
   close(null);
   return out.reverse().slice(0, limit);
-}
-
-function lastBefore(events: AuditEvent[], seq: number, pred: (e: AuditEvent) => boolean): AuditEvent | undefined {
-  for (let i = events.length - 1; i >= 0; i--) {
-    const e = events[i];
-    if (e === undefined || e.seq >= seq) continue;
-    if (e.type === "phase.changed") return undefined;
-    if (pred(e) && asDetail(e.detail).health === "down") return e;
-  }
-  return undefined;
 }
 
 function summarize(start: string, end: string | null, events: AuditEvent[]): Incident {
@@ -190,8 +188,9 @@ export function timelineOf(incident: Incident, view: TargetView, now: number): T
   const rows: TimelineRow[] = [];
   const t = (e: AuditEvent) => Date.parse(e.at);
   const events = incident.events;
-  const until = (from: number, pred: (e: AuditEvent) => boolean) => {
-    const next = events.find((e) => t(e) >= from && pred(e));
+  // The span from event `from` to the next event after it (by seq) that `pred` accepts.
+  const until = (from: AuditEvent, pred: (e: AuditEvent) => boolean) => {
+    const next = events.find((e) => e.seq > from.seq && pred(e));
     return next
       ? { end: t(next) }
       : incident.end === null
@@ -203,14 +202,14 @@ export function timelineOf(incident: Incident, view: TargetView, now: number): T
     const label = describeEvent(e);
     if (label === undefined) continue;
     if (e.type === "phase.changed" && d.to === "pending") {
-      rows.push({ kind: "hold", label, start: t(e), ...until(t(e) + 1, (x) => x.type === "phase.changed") });
+      rows.push({ kind: "hold", label, start: t(e), ...until(e, (x) => x.type === "phase.changed") });
     } else if (e.type === "phase.changed" && d.to === "awaiting_approval") {
       rows.push({ kind: "decision", label, start: t(e) });
       rows.push({
         kind: "approval",
         label: "waiting for approval",
         start: t(e),
-        ...until(t(e) + 1, (x) => x.type === "phase.changed"),
+        ...until(e, (x) => x.type === "phase.changed"),
       });
     } else if (e.type === "phase.changed" && d.to === "executing") {
       rows.push({ kind: "decision", label, start: t(e) });
@@ -223,7 +222,7 @@ export function timelineOf(incident: Incident, view: TargetView, now: number): T
         label,
         start: t(e),
         ...until(
-          t(e),
+          e,
           (x) => (x.type === "action.succeeded" || x.type === "action.failed") && asDetail(x.detail).id === id,
         ),
       });

@@ -174,24 +174,29 @@ statusPage.get("/", async (c) => {
   const names = Object.keys(loaded.value.targets).sort();
   const cards = await Promise.all(names.map((name) => loadCard(c.env, loaded.value, name, reader.operator)));
   const renderedAt = new Date().toISOString();
+  const cardList = (
+    <div class="cards">
+      {cards.map((card) =>
+        "data" in card ? (
+          <TargetCard data={card.data} />
+        ) : (
+          <article class="card" aria-labelledby={`t-${card.name}`}>
+            <h2 id={`t-${card.name}`}>{card.name}</h2>
+            <p role="alert">Target {card.error}</p>
+          </article>
+        ),
+      )}
+    </div>
+  );
+  // The page's script re-renders changed cards from this fragment (no style or script in it).
+  if (c.req.query("fragment") === "cards") return c.html(cardList, 200, headers);
   return c.html(
     <Layout nonce={nonce} title="turnout status" operator={reader.operator !== null}>
       <p class="lede">
         {names.length} target{names.length === 1 ? "" : "s"}. Rendered <time datetime={renderedAt}>{renderedAt}</time>
         {reader.operator ? ` for operator ${reader.operator.name}` : ""}.
       </p>
-      <div class="cards">
-        {cards.map((card) =>
-          "data" in card ? (
-            <TargetCard data={card.data} />
-          ) : (
-            <article class="card" aria-labelledby={`t-${card.name}`}>
-              <h2 id={`t-${card.name}`}>{card.name}</h2>
-              <p role="alert">Target {card.error}</p>
-            </article>
-          ),
-        )}
-      </div>
+      {cardList}
       <script nonce={nonce} dangerouslySetInnerHTML={{ __html: refreshScript() }} />
     </Layout>,
     200,

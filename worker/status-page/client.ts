@@ -64,7 +64,8 @@ export function refreshScript(): string {
   };
   // Changed cards are re-rendered from the server's HTML (same session cookie) and swapped in.
   async function rerender(names) {
-    const res = await fetch("/", { credentials: "same-origin", headers: { accept: "text/html" } });
+    // Only the cards: a whole page would carry another response's nonce'd style and script.
+    const res = await fetch("/?fragment=cards", { credentials: "same-origin", headers: { accept: "text/html" } });
     if (!res.ok) throw new Error("HTTP " + res.status);
     const doc = new DOMParser().parseFromString(await res.text(), "text/html");
     const dialogOpen = byId("confirm")?.open;
@@ -116,12 +117,14 @@ export function refreshScript(): string {
     dialog.returnValue = "";
     dialog.showModal();
   });
-  byId("confirm")?.addEventListener("close", () => {
+  // "close" does not bubble; caught while capturing, because the dialog is parsed after this script.
+  document.addEventListener("close", (ev) => {
+    const dialog = ev.target;
+    if (!(dialog instanceof HTMLDialogElement) || dialog.id !== "confirm") return;
     const form = pendingForm;
-    const dialog = byId("confirm");
     pendingForm = null;
     if (form && dialog.returnValue === "yes") void send(form, byId("confirm-reason").value);
-  });
+  }, true);
   async function send(form, reason) {
     const name = form.closest("[data-target]").dataset.target;
     const data = new URLSearchParams(new FormData(form));
