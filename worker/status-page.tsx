@@ -194,7 +194,7 @@ statusPage.get("/", async (c) => {
     <Layout nonce={nonce} title="turnout status" operator={reader.operator !== null}>
       <p class="lede">
         {names.length} target{names.length === 1 ? "" : "s"}. Rendered <time datetime={renderedAt}>{renderedAt}</time>
-        {reader.operator ? ` for operator ${reader.operator.name}` : ""}.
+        {reader.operator ? `; signed in as ${reader.operator.name}, with the operator role` : ""}.
       </p>
       {cardList}
       <script nonce={nonce} dangerouslySetInnerHTML={{ __html: refreshScript() }} />

@@ -157,6 +157,8 @@ async function report(
 }
 
 const ago = (ms: number) => new Date(Date.now() - ms).toISOString();
+/** The fake agent's work: steps it reports as done took this long in real time. */
+const agentWork = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Posts one Alertmanager alert for a state target's side (firing, or resolved at `at`). */
 async function alertFor(
@@ -625,6 +627,7 @@ describe("status page states in Chromium", () => {
       const dispatched = nextAction(a, ST.exec, "failover");
       await alertFor(w.url, ST.exec, "primary", "firing", Date.now() - 1000, "0b0b0b0b0b0b0b01");
       const request = await dispatched;
+      await agentWork(1300);
       await report(w.url, request, "running", [
         { name: "preflight", status: "succeeded", startedAt: ago(1200), finishedAt: ago(900) },
         { name: "switch-route", status: "running", startedAt: ago(900) },
@@ -690,6 +693,7 @@ describe("status page states in Chromium", () => {
     let dispatched = nextAction(a, t, "first failover");
     await alertFor(w.url, t, "primary", "firing", Date.now() - 1000, "0c0c0c0c0c0c0c01");
     let request = await dispatched;
+    await agentWork(800);
     await report(w.url, request, "succeeded", [
       { name: "switch-route", status: "succeeded", startedAt: ago(700), finishedAt: ago(0) },
     ]);
@@ -699,6 +703,7 @@ describe("status page states in Chromium", () => {
     await alertFor(w.url, t, "secondary", "firing", Date.now() - 500, "0c0c0c0c0c0c0c02");
     request = await dispatched;
     expect(request.to).toBe("primary");
+    await agentWork(400);
     await report(
       w.url,
       request,
@@ -720,6 +725,7 @@ describe("status page states in Chromium", () => {
     dispatched = nextAction(a, t, "third failover");
     await alertFor(w.url, t, "secondary", "firing", Date.now() - 500, "0c0c0c0c0c0c0c03");
     request = await dispatched;
+    await agentWork(500);
     await report(w.url, request, "succeeded", [
       { name: "switch-route", status: "succeeded", startedAt: ago(400), finishedAt: ago(0) },
     ]);
@@ -732,7 +738,7 @@ describe("status page states in Chromium", () => {
       const [newest, middle, oldest] = [await cells(0), await cells(1), await cells(2)];
       expect(newest.slice(2)).toEqual([
         "failover secondary → primary (st-history:3)",
-        expect.stringMatching(/^\d+\.\d s$/),
+        expect.stringMatching(/^[0-9]\.\d s$/),
         "switched to primary",
       ]);
       expect(middle.slice(2)).toEqual(["failover secondary → primary (st-history:2)", "–", "cancelled by operator"]);

@@ -59,10 +59,10 @@ export const STEP_SYMBOL: Record<string, string> = {
 const STATE_SYMBOL: Record<string, string> = {
   steady: "●",
   pending: "◔",
-  blocked: "⛔",
-  paused: "⏸",
+  blocked: "⊘",
+  paused: "‖",
   cooldown: "◷",
-  "awaiting approval": "✋",
+  "awaiting approval": "◆",
   executing: "▶",
   failed: "✗",
   unconfigured: "–",

@@ -162,7 +162,6 @@ a { color: #0b3d91; }
 .lede { margin-top: 0; }
 .stale { position: sticky; top: 0; z-index: 2; background: #8a1010; color: #ffffff; padding: 0.6rem 1rem; font-weight: 600; }
 .stale p { margin: 0; }
-body.is-stale .card { opacity: 0.8; }
 .cards { display: grid; gap: 1rem; grid-template-columns: repeat(auto-fill, minmax(min(100%, 30rem), 1fr)); }
 .card { background: #ffffff; border: 1px solid #c9ced6; border-radius: 0.5rem; padding: 0.75rem 1rem; overflow-wrap: anywhere; min-width: 0; }
 .card h2 { margin: 0 0 0.5rem; font-size: 1.15rem; }
@@ -224,7 +223,8 @@ dialog .buttons { display: flex; gap: 0.5rem; justify-content: flex-end; margin-
 .tl-signal .tl-mark { fill: #8a1010; }
 .history table { width: 100%; border-collapse: collapse; font-size: 0.9rem; }
 .history caption { text-align: left; font-size: 0.85rem; }
-.history th, .history td { text-align: left; padding: 0.25rem 0.4rem; border-bottom: 1px solid #e3e6ea; vertical-align: top; }
+.history th, .history td { text-align: left; padding: 0.25rem 0.4rem; border-bottom: 1px solid #e3e6ea; vertical-align: top; overflow-wrap: normal; }
+.history th { white-space: nowrap; }
 .rto { margin: 0.3rem 0; }
 .rto-chart { width: 8rem; height: 2.5rem; display: block; }
 .rto-chart rect { fill: #0b3d91; }
