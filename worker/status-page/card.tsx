@@ -387,8 +387,8 @@ function Timeline({ incident, view, now }: { incident: Incident; view: TargetVie
       </h3>
       <div class="axis" aria-hidden="true">
         <span>0 s</span>
-        <span>+{formatSpan(span / 2)}</span>
-        <span>+{formatSpan(span)}</span>
+        <span>+{span < 60_000 ? formatDuration(span / 2) : formatSpan(span / 2)}</span>
+        <span>+{span < 60_000 ? formatDuration(span) : formatSpan(span)}</span>
       </div>
       <ol class="tl">
         {rows.map((r: TimelineRow) => {
