@@ -122,7 +122,7 @@ function lane(v: VariantResult, t: TargetResult, sc: Scale, until: number): stri
 }
 
 function axis(sc: Scale, from: number, until: number): string {
-  const ticks = 8;
+  const ticks = 6;
   const parts: string[] = [];
   for (let i = 0; i <= ticks; i++) {
     const t = from + ((until - from) * i) / ticks;
