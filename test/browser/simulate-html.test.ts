@@ -129,7 +129,7 @@ describe("the --html page", () => {
     // Every lane shares the page's one axis width: same SVG width everywhere.
     const widths = await page.locator("figure.lane svg").evaluateAll((els) => els.map((e) => e.getAttribute("width")));
     expect(new Set(widths).size).toBe(1);
-    expect(await page.locator("pre.summary").innerText()).toContain("holdSeconds=1800");
+    expect(await page.locator("pre.summary").textContent()).toContain("holdSeconds=1800");
 
     mkdirSync(join(root, "test-results"), { recursive: true });
     await page.screenshot({ path: join(root, "test-results/simulate-html.png"), fullPage: true, timeout: 10_000 });
