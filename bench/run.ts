@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: runs every benchmark in turn (route swap, DNS flip, etcd consistency check,
- * worker ingest, decision latency), prints ONE table (figure, value, baseline, ratio) and writes
+ * worker ingest, decision latency, the simulator), prints ONE table (figure, value, baseline, ratio) and writes
  * the figures with the machine they ran on to bench/results/summary.json.
  *
  * `ratio` is always baseline ÷ value for times and costs, so > 1 means turnout beats (or meets)
@@ -16,6 +16,7 @@ import { run as runDnsFlip } from "./dns-flip.ts";
 import { run as runEtcdConsistency } from "./etcd-consistency.ts";
 import { run as runIngest } from "./ingest.ts";
 import { run as runRouteSwap } from "./route-swap.ts";
+import { run as runSimulate } from "./simulate.ts";
 import { run as runStorm } from "./storm.ts";
 
 /** One line of the table. */
@@ -41,6 +42,9 @@ export function ratioOf(baseline: number, value: number): number | null {
   if (!(baseline > 0) || !(value > 0)) return null;
   return round(baseline / value, baseline / value < 10 ? 2 : 1);
 }
+
+/** The real worker's ingest rate measured by the ingest bench in this run: the simulator's baseline. */
+let workerAlertsPerSecond: number | null = null;
 
 const benches: BenchEntry[] = [
   {
@@ -125,6 +129,7 @@ const benches: BenchEntry[] = [
     async run() {
       const f = await runIngest(2000);
       const { turnout: t, baseline: b } = f;
+      workerAlertsPerSecond = t.alertsPerSecond;
       const what = `POST /v1/alertmanager, ${t.alertsPerRequest} alerts/body, ${t.concurrency} in flight, workerd`;
       const errors = t.errors || b.errors ? ` (errors: ${t.errors} vs ${b.errors})` : "";
       return {
@@ -159,6 +164,33 @@ const benches: BenchEntry[] = [
             value: ms(f.decision.toAgentMs.median),
             baseline: "— (none; lower is better)",
             ratio: null,
+          },
+        ],
+      };
+    },
+  },
+  {
+    name: "simulate",
+    async run() {
+      const f = await runSimulate();
+      const worker = workerAlertsPerSecond;
+      return {
+        figures: { ...f, workerAlertsPerSecond: worker },
+        rows: [
+          {
+            figure: `simulate: ${f.days} days × ${f.targets} targets × ${f.signals.toLocaleString("en")} signals, one core (CPU time; wall ${f.seconds} s)`,
+            value: `${f.cpuSeconds} s (${f.failovers} failovers)`,
+            baseline: "10 s (goal)",
+            ratio: ratioOf(10, f.cpuSeconds),
+          },
+          {
+            figure: "simulate: signals/s vs the real worker's ingest rate in this run",
+            value: `${f.signalsPerSecond.toLocaleString("en")} signals/s`,
+            baseline:
+              worker === null
+                ? "— (run with the ingest bench: node bench/run.ts ingest simulate)"
+                : `${Math.round(worker).toLocaleString("en")} alerts/s (POST /v1/alertmanager, workerd)`,
+            ratio: worker === null ? null : round(f.signalsPerSecond / worker, 1),
           },
         ],
       };

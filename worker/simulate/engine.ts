@@ -150,6 +150,18 @@ function prepare(
   const prepared: Prepared[] = [];
   let signals = 0;
   let unrouted = 0;
+  // The same label sets come back all month: route each distinct set once.
+  const routeCache = new Map<string, ReturnType<typeof routeLabels>>();
+  const route = (labels: Readonly<Record<string, string>>) => {
+    const names = Object.keys(labels).sort();
+    const key = names.map((k) => `${k}\u0000${labels[k]}`).join("\u0001");
+    let routes = routeCache.get(key);
+    if (routes === undefined) {
+      routes = routeLabels(config, labels);
+      routeCache.set(key, routes);
+    }
+    return routes;
+  };
   for (const input of sortInputs(inputs)) {
     if (input.kind === "delivery") {
       if (!(input.target in config.targets)) {
@@ -197,7 +209,7 @@ function prepare(
     const perTarget = new Map<string, Delivery[]>();
     for (const signal of parsedSignals) {
       signals += 1;
-      const routes = routeLabels(config, signal.labels);
+      const routes = route(signal.labels);
       if (routes.length === 0) unrouted += 1;
       for (const { target, side } of routes) {
         const list = perTarget.get(target) ?? [];

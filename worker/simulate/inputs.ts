@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { formatIssues, SideSchema } from "../../shared/config.ts";
-import { parseRfc3339 } from "../ingest/alertmanager.ts";
+import { labelsFingerprint, parseRfc3339 } from "../ingest/alertmanager.ts";
 import { formFields } from "../ingest/nagios.ts";
 import { type Delivery, NoticeSchema, SignalSourceSchema, SignalStatusSchema } from "../signals.ts";
 
@@ -59,15 +59,29 @@ export function stableJson(value: unknown): string {
  * never by where they came from, so shuffling equal-time lines changes nothing.
  */
 export function sortInputs(inputs: readonly SimInput[]): SimInput[] {
-  const keyed = inputs.map((input) => ({
-    input,
-    key:
-      input.kind === "webhook"
-        ? `w${stableJson({ source: input.source, body: input.body })}`
-        : `d${input.target}\u0000${stableJson(input.delivery)}`,
-  }));
-  keyed.sort((a, b) => a.input.at - b.input.at || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  return keyed.map((k) => k.input);
+  const byTime = [...inputs].sort((a, b) => a.at - b.at);
+  // Content keys are costly; compute them only where two inputs share a time.
+  const out: SimInput[] = [];
+  for (let i = 0; i < byTime.length; ) {
+    let j = i + 1;
+    while (j < byTime.length && byTime[j]?.at === byTime[i]?.at) j++;
+    if (j - i === 1) {
+      const only = byTime[i];
+      if (only) out.push(only);
+    } else {
+      const keyed = byTime.slice(i, j).map((input) => ({ input, key: contentKey(input) }));
+      keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      for (const k of keyed) out.push(k.input);
+    }
+    i = j;
+  }
+  return out;
+}
+
+function contentKey(input: SimInput): string {
+  return input.kind === "webhook"
+    ? `w${stableJson({ source: input.source, body: input.body })}`
+    : `d${input.target}\u0000${stableJson(input.delivery)}`;
 }
 
 const WebhookLineSchema = z
@@ -153,7 +167,7 @@ export function intervalsToWebhooks(
   rangeEnd: number,
 ): WebhookInput[] {
   const out: WebhookInput[] = [];
-  const body = (status: "firing" | "resolved", i: FiringInterval) => ({
+  const body = (status: "firing" | "resolved", i: FiringInterval, fingerprint: string) => ({
     version: "4",
     status,
     receiver: "turnout-simulate",
@@ -162,6 +176,8 @@ export function intervalsToWebhooks(
         status,
         labels: i.labels,
         annotations: {},
+        // Alertmanager's own fingerprint of the labels, as it sends it.
+        fingerprint,
         startsAt: new Date(i.start).toISOString(),
         // Go's zero time while firing, as Alertmanager sends it (wire-formats §a).
         endsAt: status === "firing" || i.end === null ? "0001-01-01T00:00:00Z" : new Date(i.end).toISOString(),
@@ -169,15 +185,16 @@ export function intervalsToWebhooks(
     ],
   });
   for (const i of intervals) {
-    out.push({ kind: "webhook", at: i.start, source: "alertmanager", body: body("firing", i), origin });
+    const fp = labelsFingerprint(i.labels);
+    out.push({ kind: "webhook", at: i.start, source: "alertmanager", body: body("firing", i, fp), origin });
     const until = i.end ?? rangeEnd;
     if (repeatMs > 0) {
       for (let t = i.start + repeatMs; t < until; t += repeatMs) {
-        out.push({ kind: "webhook", at: t, source: "alertmanager", body: body("firing", i), origin });
+        out.push({ kind: "webhook", at: t, source: "alertmanager", body: body("firing", i, fp), origin });
       }
     }
     if (i.end !== null) {
-      out.push({ kind: "webhook", at: i.end, source: "alertmanager", body: body("resolved", i), origin });
+      out.push({ kind: "webhook", at: i.end, source: "alertmanager", body: body("resolved", i, fp), origin });
     }
   }
   return out;
