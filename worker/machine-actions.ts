@@ -4,8 +4,8 @@
  */
 import type { Side } from "../shared/config.ts";
 import type { ActionKind, ActionReport, ActionRequest } from "../shared/protocol.ts";
-import { budgetUsed, deliveryBackoffMs } from "./machine-rules.ts";
 import { audit, type Ctx, type Detail, type Json, notify, sec, setPhase } from "./machine-ctx.ts";
+import { budgetUsed, deliveryBackoffMs } from "./machine-rules.ts";
 import type { ActionState, DrillSwitch, MachineState, ParsedMachineInput, Trigger } from "./machine-types.ts";
 
 /** Rule 16: a committed dispatch with no delivery result recorded this long after is sent again. */
@@ -273,7 +273,10 @@ export function report(ctx: Ctx, r: ActionReport): void {
   if (s.phase !== "executing") {
     // Rule 13: the agent's word wins. A final `succeeded` for the latest action the worker gave
     // up on (timeout, delivery) or that was failed and cancelled still tells where traffic is.
-    if (r.status === "succeeded" && a.status === "failed" && !a.dryRun) return reconcile(ctx, a, r);
+    if (r.status === "succeeded" && a.status === "failed" && !a.dryRun) {
+      reconcile(ctx, a, r);
+      return;
+    }
     return void ignore(`action already ${a.status}`);
   }
   a.steps = r.steps;

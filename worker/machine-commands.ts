@@ -39,7 +39,8 @@ export function command(ctx: Ctx, c: Command): string | undefined {
       audit(ctx, "command.rejected", { command: c.command, ...who, force: c.force ?? false, reason: why });
       return `${c.command}: ${why}`;
     },
-    accept: (extra = {}) => audit(ctx, "command.accepted", { command: c.command, ...who, force: c.force ?? false, ...extra }),
+    accept: (extra = {}) =>
+      audit(ctx, "command.accepted", { command: c.command, ...who, force: c.force ?? false, ...extra }),
     reasonText: c.reason ?? `manual ${c.command}${byActor(c.actor)}`,
     busy: s.phase === "executing" && s.action ? `target is executing ${s.action.id}` : null,
   };

@@ -258,7 +258,10 @@ export function mergeSignal(
 }
 
 /** What {@link observe} reads of a stored signal. */
-export type ObservedSignal = Pick<StoredSignal, "side" | "source" | "status" | "soft" | "notices" | "incident" | "lastSeen">;
+export type ObservedSignal = Pick<
+  StoredSignal,
+  "side" | "source" | "status" | "soft" | "notices" | "incident" | "lastSeen"
+>;
 
 /** Whether a firing signal is stale at `now` (design §4 wave 2; `staleAfterMs` 0 never). */
 export function isStale(s: Pick<StoredSignal, "lastSeen">, now: number, staleAfterMs: number): boolean {

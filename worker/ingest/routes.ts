@@ -11,7 +11,7 @@ import { requireConfig } from "../config.ts";
 import type { Env } from "../env.ts";
 import { Problem, parseJsonOrProblem } from "../problem.ts";
 import { routeLabels } from "../routing.ts";
-import type { Delivery, IngestBatch, Json, IngestResult, IngestWarning, Signal } from "../signals.ts";
+import type { Delivery, IngestBatch, IngestResult, IngestWarning, Json, Signal } from "../signals.ts";
 import { parseAlertmanager } from "./alertmanager.ts";
 import { formFields, parseNagios } from "./nagios.ts";
 

@@ -7,10 +7,11 @@
  * reports, then alarms, by target name; then inputs, by content), so the same inputs give the
  * same result whatever order their lines came in.
  */
-import type { Policy, Side, WorkerConfig } from "../../shared/config.ts";
+import type { Policy, Side, WorkerConfig, WorkerTarget } from "../../shared/config.ts";
 import type { ActionReport } from "../../shared/protocol.ts";
 import { parseAlertmanager } from "../ingest/alertmanager.ts";
 import { parseNagios } from "../ingest/nagios.ts";
+import { BlockerSchema } from "../machine-types.ts";
 import { routeLabels } from "../routing.ts";
 import type { Delivery, IngestBatch, IngestWarning, Signal } from "../signals.ts";
 import { type InputProblem, type SimInput, sortInputs } from "./inputs.ts";
@@ -104,16 +105,8 @@ interface Prepared {
   batches: IngestBatch[];
 }
 
-const BLOCK_REASONS = [
-  "both-sides-down",
-  "other-side-not-up",
-  "paused",
-  "flapping",
-  "cooldown",
-  "budget",
-  "quorum",
-  "stale",
-] as const;
+/** The machine's failover blockers, plus `quorum` and `stale` (design §10's list of reasons). */
+const BLOCK_REASONS = [...BlockerSchema.options, "quorum", "stale"] as const;
 
 function emptySummary(): Summary {
   return {
@@ -250,11 +243,12 @@ class TargetRun {
   readonly policy: Policy;
   private readonly keep: boolean;
 
-  constructor(name: string, policy: Policy, initialActiveSide: Side, from: number, keep: boolean) {
+  constructor(name: string, policy: Policy, target: WorkerTarget, from: number, keep: boolean) {
     this.name = name;
     this.policy = policy;
     this.keep = keep;
-    this.replay = new ReplayTarget(name, { policy, initialActiveSide });
+    // The configured target with the variant's policy; drills are cron-driven, never replayed.
+    this.replay = new ReplayTarget(name, { policy, initialActiveSide: target.initialActiveSide, sides: target.sides });
     this.last = this.segment(from);
     this.lastAt = from;
     if (keep) this.segments.push(this.last);
@@ -411,7 +405,7 @@ function runVariant(
     const policy = policies[name];
     const target = config.targets[name];
     if (!policy || !target) continue;
-    runs.set(name, new TargetRun(name, policy, target.initialActiveSide, opts.from, opts.keep));
+    runs.set(name, new TargetRun(name, policy, target, opts.from, opts.keep));
   }
   const list = [...runs.values()];
 
