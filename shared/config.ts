@@ -139,6 +139,20 @@ export const WorkerConfigSchema = z
       .optional(),
     /** Public URL of the status page, used in notification links. */
     statusUrl: z.url().optional(),
+    /** Cloudflare Access in front of the worker (design §3a): whose `Cf-Access-Jwt-Assertion` is trusted, and roles by email. */
+    access: z
+      .object({
+        teamDomain: z
+          .string()
+          .regex(/^[a-z0-9-]+(\.[a-z0-9-]+)+$/, "the team's domain, e.g. myteam.cloudflareaccess.com (no scheme)"),
+        audience: z.string().min(1, "the application's AUD tag"),
+        roles: z.record(
+          z.string().regex(/^([^@\s]+|\*)@[^@\s]+$/, 'an email, or "*@<domain>" for everyone at a domain'),
+          z.enum(["viewer", "operator"]),
+        ),
+      })
+      .strict()
+      .optional(),
     /** How much history each target keeps (design §4 wave 2). */
     retention: z
       .object({

@@ -60,7 +60,7 @@ const drillYields: Rule = (ctx) => {
 const drillHoldOver: Rule = (ctx) => {
   const s = ctx.s;
   const drill = s.drill;
-  if (!drill || drill.stage !== "holding" || drill.holdUntil === null) return false;
+  if (drill?.stage !== "holding" || drill.holdUntil === null) return false;
   if (ctx.now < drill.holdUntil || s.phase !== "steady") return false;
   const seq = audit(ctx, "drill.failing-back", { to: drill.homeSide }, drill.cause);
   const action = startAction(

@@ -343,7 +343,7 @@ export function clear(
     ...(who.onBehalfOf !== undefined ? { onBehalfOf: who.onBehalfOf } : {}),
     ...(who.reason !== undefined ? { reason: who.reason } : {}),
   };
-  if (!signal || signal.status !== "firing") {
+  if (signal?.status !== "firing") {
     const why = signal ? `signal ${key} is not firing` : `no stored signal with key ${key}`;
     run.event("command.rejected", { command: "clear", key, ...identity, reason: why });
     return { ...run.finish(nextStaleAt(store, state, now)), rejected: `clear: ${why}` };
