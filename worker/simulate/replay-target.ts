@@ -43,6 +43,9 @@ export interface SignalChange {
   after: StoredSignal;
 }
 
+/** How the simulated agent's deliveries read in `action.delivered` (a live one names its transport). */
+export const SIMULATED_DELIVERY = "delivered to the simulated agent";
+
 /** The configuration a replayed target runs with. */
 export type ReplayConfig = Pick<WorkerTarget, "policy" | "initialActiveSide" | "drill" | "sides">;
 
@@ -122,6 +125,7 @@ export class ReplayTarget {
   /** The outcome of delivering a dispatch (TargetObject.deliver). */
   dispatchResult(actionId: string, ok: boolean, now: number): Step {
     this.store.changes = [];
-    return stepOf(inputCore(this.store, this.state, { type: "dispatch-result", actionId, ok }, now));
+    const result = ok ? { ok, detail: SIMULATED_DELIVERY } : { ok };
+    return stepOf(inputCore(this.store, this.state, { type: "dispatch-result", actionId, ...result }, now));
   }
 }
