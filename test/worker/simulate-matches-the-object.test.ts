@@ -11,9 +11,10 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { ActionReport } from "../../shared/protocol.ts";
 import { loadConfig } from "../../worker/config.ts";
 import { simulate } from "../../worker/simulate/engine.ts";
-import { parseWebhookLines } from "../../worker/simulate/inputs.ts";
-import { SIMULATED_DELIVERY } from "../../worker/simulate/replay-target.ts";
+import { auditToDeliveries, parseWebhookLines } from "../../worker/simulate/inputs.ts";
+import { type AuditEvent, SIMULATED_DELIVERY } from "../../worker/simulate/replay-target.ts";
 import { AS_CONFIGURED } from "../../worker/simulate/variants.ts";
+import { fetchAuditEvents } from "../../worker/simulate/worker-source.ts";
 import { postAlert } from "./support/post-alert.ts";
 import { useRecordingObject } from "./support/recording-object.ts";
 
@@ -50,6 +51,16 @@ const WEBHOOKS = [
 ] as const;
 
 type Stub = ReturnType<typeof env.TARGETS.getByName>;
+
+/** The simulator's audit events as GET /v1/targets/:name/events shows the object's. */
+const asApi = (events: readonly AuditEvent[]) =>
+  events.map((e) => ({
+    seq: e.seq,
+    at: new Date(e.at).toISOString(),
+    type: e.type,
+    detail: JSON.parse(JSON.stringify(e.detail)) as unknown,
+    cause: e.cause ?? null,
+  }));
 
 describe("the simulator replays a recorded stream to the object's own audit log", () => {
   it("gives the same events, seq by seq", async () => {
@@ -145,13 +156,19 @@ describe("the simulator replays a recorded stream to the object's own audit log"
       actionSeconds: ACTION_SECONDS,
     });
     const replayed = result.variants[0]?.targets.find((t) => t.name === TARGET)?.events ?? [];
-    const asApi = replayed.map((e) => ({
-      seq: e.seq,
-      at: new Date(e.at).toISOString(),
-      type: e.type,
-      detail: JSON.parse(JSON.stringify(e.detail)) as unknown,
-      cause: e.cause ?? null,
-    }));
-    expect(asApi).toEqual(live);
+    expect(asApi(replayed)).toEqual(live);
+
+    // `--worker URL --target NAME`: the signals of the object's audit log, paged through the real
+    // worker's GET /v1/targets/:name/events, replay to the same log too (duplicates and stale
+    // updates are not in the log, and change nothing but `lastSeen`).
+    const pagedFetch: typeof fetch = (input, init) =>
+      exports.default.fetch(new Request(input instanceof Request ? input.url : String(input), init));
+    const events = await fetchAuditEvents("http://w", TARGET, "test-operator-token", pagedFetch);
+    expect(events).toEqual(live);
+    const fromLog = auditToDeliveries(events, TARGET, "worker");
+    expect(fromLog.problems).toEqual([]);
+    const again = simulate(fromLog.inputs, { config: config.value, variants: [AS_CONFIGURED], actionSeconds: 5 });
+    const replayedFromLog = again.variants[0]?.targets.find((t) => t.name === TARGET)?.events ?? [];
+    expect(asApi(replayedFromLog)).toEqual(live);
   }, 60_000);
 });
