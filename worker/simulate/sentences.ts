@@ -45,6 +45,14 @@ export function describeEvent(
       return `final report: ${str(d.id)} succeeded (${str(d.recoveryMs)} ms from dispatch to report)`;
     case "action.failed":
       return `final report: ${str(d.id)} FAILED: ${str(d.error ?? d.reason ?? "")}`;
+    case "failover.blocked":
+      return `decision: no failover yet: ${str(d.reason)} (${str(d.blocker)})`;
+    case "both-sides-down":
+      return `decision: no failover: both sides down (${str(d.active)} and ${str(d.other)}); staying on ${str(d.active)}`;
+    case "approval.expired":
+      return `approval for ${str(d.kind)} to ${str(d.to)} expired; no action`;
+    case "signal.stale":
+      return `signal ${str(d.key)} on ${str(d.side)} is stale (not seen for ${str(d.staleAfterSeconds)} s): no longer down evidence`;
     case "action.progress":
       return undefined; // the demo shows steps, with their durations, from the target view
     default:
