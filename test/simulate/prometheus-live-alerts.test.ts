@@ -1,8 +1,11 @@
 /**
  * `--query` reads `ALERTS`, which exists only where Prometheus evaluated a rule live. So this test
- * runs a real Prometheus scraping a tiny exporter every second with a `GatewayDown` rule
- * (`for: 2s`, evaluated every second), takes the primary gateway down for about 12 s, and
- * replays that window: a 5 s hold fails over once, a 60 s hold holds the whole alert out.
+ * runs the whole live chain on 127.0.0.1: an exporter the test flips → a real Prometheus (rule
+ * `GatewayDown`, `for: 2s`, evaluated every second) → a real Alertmanager → the real worker in
+ * workerd (`wrangler dev`, a `record: true` target, hold 5 s) → a fake agent over real HTTP that
+ * reports `succeeded` 5 s after each action. Then it replays that window three ways and requires
+ * each to take the decisions the live worker took: `--query` on ALERTS, `--webhooks` on the
+ * worker's recording, and a longer-hold variant that holds the alert out.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
@@ -10,40 +13,169 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../../agent/sandbox/free-port.ts";
-import { type PrometheusProcess, startPrometheus } from "../support/prometheus.ts";
+import { type ActionReport, type ActionRequest, ActionRequestSchema } from "../../shared/protocol.ts";
+import { sign, verify } from "../../shared/signature.ts";
+import { type PrometheusProcess, startAlertmanager, startPrometheus } from "../support/prometheus.ts";
+import { readText } from "../support/request-text.ts";
+import { startWorker, type WorkerProcess } from "../support/worker-process.ts";
 import { type JsonResult, runSimulate } from "./run-cli.ts";
 
+const TARGET = "egress-gw";
+const AM_TOKEN = "live-chain-am-token-0123";
+const VIEWER = "live-chain-operator-token-0123";
+const AGENT_SECRET = "live-chain-agent-secret-0123";
+const ACTION_SECONDS = 5;
+
 const values = { primary: 1, secondary: 1 };
-let exporter: Server;
-let prom: PrometheusProcess;
 let dir: string;
+let exporter: Server;
+let agentServer: Server;
+let prom: PrometheusProcess;
+let am: PrometheusProcess;
+let worker: WorkerProcess;
+const received: ActionRequest[] = [];
+
+const sides = {
+  primary: { matchers: ['alertname="GatewayDown"', 'gateway="10.116.0.4"'] },
+  secondary: { matchers: ['alertname="GatewayDown"', 'gateway="10.116.0.12"'] },
+};
+
+async function listen(server: Server): Promise<number> {
+  const port = await freePort();
+  await new Promise<void>((r) => server.listen(port, "127.0.0.1", () => r()));
+  return port;
+}
+
+/** The agent's part, as agent/ does it: accept, report `running`, then `succeeded` after the action ran. */
+function fakeAgent(reportUrl: () => string): Server {
+  const post = async (r: ActionReport) => {
+    const raw = JSON.stringify(r);
+    await fetch(reportUrl(), {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "Turnout-Signature": await sign(AGENT_SECRET, raw, Date.now() / 1000),
+      },
+      body: raw,
+    });
+  };
+  return createServer((req, res) => {
+    void (async () => {
+      const raw = await readText(req);
+      const header = req.headers["turnout-signature"];
+      const check = await verify([AGENT_SECRET], typeof header === "string" ? header : null, raw, Date.now() / 1000);
+      if (req.url !== "/v1/actions" || !check.ok) {
+        res.writeHead(401).end();
+        return;
+      }
+      const request = ActionRequestSchema.parse(JSON.parse(raw));
+      const first = !received.some((r) => r.id === request.id);
+      res.writeHead(first ? 202 : 200, { "content-type": "application/json" }).end("{}");
+      if (!first) return;
+      received.push(request);
+      const report = (status: "running" | "succeeded"): ActionReport => ({
+        actionId: request.id,
+        target: request.target,
+        status,
+        activeSide: status === "succeeded" ? request.to : request.from,
+        dryRun: request.dryRun,
+        steps: [],
+        at: new Date().toISOString(),
+      });
+      await post(report("running"));
+      // The action takes ACTION_SECONDS, as `--action-seconds` assumes.
+      setTimeout(() => void post(report("succeeded")), ACTION_SECONDS * 1000);
+    })();
+  });
+}
 
 async function instant(query: string): Promise<unknown[]> {
   const res = await fetch(`${prom.url}/api/v1/query?query=${encodeURIComponent(query)}`);
-  const body = (await res.json()) as { data: { result: unknown[] } };
-  return body.data.result;
+  return ((await res.json()) as { data: { result: unknown[] } }).data.result;
 }
 
-/** Polls a live system (Prometheus evaluates on its own clock) until `check` holds. */
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<number> {
+/** Polls a live system (Prometheus and Alertmanager run on their own clocks) until `check` holds. */
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 40_000): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${prom.output().slice(-1500)}`);
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}\n${prom.output().slice(-800)}\n${am.output().slice(-800)}`);
+    }
     await new Promise((r) => setTimeout(r, 250));
   }
   return Date.now();
 }
 
+interface ApiEvent {
+  seq: number;
+  at: string;
+  type: string;
+  detail: Record<string, unknown>;
+}
+
+async function liveEvents(): Promise<ApiEvent[]> {
+  const res = await fetch(`${worker.url}/v1/targets/${TARGET}/events?limit=1000`, {
+    headers: { authorization: `Bearer ${VIEWER}` },
+  });
+  return ((await res.json()) as { events: ApiEvent[] }).events;
+}
+
+/** The decisions of an audit log: phase changes and dispatched actions, in order. */
+function decisions(events: readonly { type: string; detail: unknown }[]): string[] {
+  const out: string[] = [];
+  for (const e of events) {
+    const d = e.detail as Record<string, unknown>;
+    if (e.type === "phase.changed") out.push(`phase ${String(d.from)} → ${String(d.to)}`);
+    if (e.type === "action.dispatched") out.push(`${String(d.kind)} ${String(d.from)} → ${String(d.to)}`);
+    if (e.type === "failover.blocked" || e.type === "both-sides-down") out.push(`blocked ${e.type}`);
+  }
+  return out;
+}
+
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "turnout-sim-live-"));
-  const port = await freePort();
   exporter = createServer((_req, res) => {
     res.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
     res.end(
       `# TYPE gateway_up gauge\ngateway_up{gateway="10.116.0.4"} ${values.primary}\ngateway_up{gateway="10.116.0.12"} ${values.secondary}\n`,
     );
   });
-  await new Promise<void>((r) => exporter.listen(port, "127.0.0.1", () => r()));
+  const exporterPort = await listen(exporter);
+  agentServer = fakeAgent(() => `${worker.url}/v1/agent/reports`);
+  const agentPort = await listen(agentServer);
+  const config = {
+    agent: { url: `http://127.0.0.1:${agentPort}`, transport: "direct" },
+    targets: { [TARGET]: { sides, policy: { holdSeconds: 5 }, record: true } },
+  };
+  writeFileSync(join(dir, "turnout.config.json"), JSON.stringify(config));
+  worker = await startWorker({
+    vars: {
+      TURNOUT_CONFIG: JSON.stringify(config),
+      ALERTMANAGER_TOKEN: AM_TOKEN,
+      OPERATOR_TOKEN: VIEWER,
+      TURNOUT_AGENT_SECRET: AGENT_SECRET,
+    },
+  });
+  am = await startAlertmanager(
+    dir,
+    [
+      "route:",
+      "  receiver: turnout",
+      "  group_by: ['...']", // one group per alert: each is delivered on its own
+      "  group_wait: 0s",
+      "  group_interval: 1s",
+      "  repeat_interval: 1h",
+      "receivers:",
+      "  - name: turnout",
+      "    webhook_configs:",
+      `      - url: ${worker.url}/v1/alertmanager`,
+      "        send_resolved: true",
+      "        http_config:",
+      "          authorization:",
+      `            credentials: ${AM_TOKEN}`,
+      "",
+    ].join("\n"),
+  );
   writeFileSync(
     join(dir, "rules.yml"),
     "groups:\n  - name: gw\n    interval: 1s\n    rules:\n      - alert: GatewayDown\n        expr: gateway_up == 0\n        for: 2s\n",
@@ -56,23 +188,29 @@ beforeAll(async () => {
       "  evaluation_interval: 1s",
       "rule_files:",
       `  - ${join(dir, "rules.yml")}`,
+      "alerting:",
+      "  alertmanagers:",
+      "    - static_configs:",
+      `        - targets: ["${am.url.replace("http://", "")}"]`,
       "scrape_configs:",
       "  - job_name: gateways",
       "    static_configs:",
-      `      - targets: ["127.0.0.1:${port}"]`,
+      `      - targets: ["127.0.0.1:${exporterPort}"]`,
       "",
     ].join("\n"),
   );
-}, 90_000);
+}, 120_000);
 
 afterAll(async () => {
   await prom?.stop();
-  await new Promise<void>((r) => (exporter ? exporter.close(() => r()) : r()));
+  await am?.stop();
+  await worker?.stop();
+  for (const s of [exporter, agentServer]) await new Promise<void>((r) => (s ? s.close(() => r()) : r()));
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-describe("--query on live-evaluated ALERTS", () => {
-  it("replays a live alert with the decisions each hold gives", async () => {
+describe("a live incident, replayed", () => {
+  it("gives the live worker's decisions from ALERTS and from the recording; a longer hold holds it out", async () => {
     await until("both gateways scraped", async () => (await instant("gateway_up == 1")).length === 2);
     const from = new Date(Date.now() - 2_000).toISOString();
     values.primary = 0;
@@ -82,33 +220,33 @@ describe("--query on live-evaluated ALERTS", () => {
     );
     await until("12 s of firing", async () => Date.now() - firing >= 12_000);
     values.primary = 1;
+    // Done when the live worker has acted and seen the resolution.
+    await until("the worker's failover succeeded and the primary resolved", async () => {
+      const types = (await liveEvents()).map((e) => `${e.type}:${String(e.detail.status ?? "")}`);
+      return types.includes("action.succeeded:") && types.includes("signal.resolved:resolved");
+    });
     const resolved = await until(
-      "GatewayDown resolved",
+      "ALERTS gone",
       async () => (await instant('ALERTS{alertname="GatewayDown"}')).length === 0,
     );
-    // A few more evaluations (Prometheus's own 1 s clock) so the range ends past the alert.
+    // A few more of Prometheus's 1 s evaluations, so the range ends past the alert.
     await until("3 s past the resolution", async () => Date.now() - resolved >= 3_000);
     const to = new Date().toISOString();
 
+    const live = await liveEvents();
+    const liveDecisions = decisions(live);
+    expect(liveDecisions).toEqual([
+      "phase steady → pending",
+      "phase pending → executing",
+      "failover primary → secondary",
+      "phase executing → steady",
+    ]);
+    expect(received.map((r) => `${r.id} ${r.kind} → ${r.to}`)).toEqual([`${TARGET}:1 failover → secondary`]);
+
     const configFile = join(dir, "turnout.config.json");
-    writeFileSync(
-      configFile,
-      JSON.stringify({
-        agent: { url: "http://127.0.0.1:8788" },
-        targets: {
-          "egress-gw": {
-            sides: {
-              primary: { matchers: ['alertname="GatewayDown"', 'gateway="10.116.0.4"'] },
-              secondary: { matchers: ['alertname="GatewayDown"', 'gateway="10.116.0.12"'] },
-            },
-            policy: { holdSeconds: 5 },
-          },
-        },
-      }),
-    );
-    const run = await runSimulate([
-      "--config",
-      configFile,
+    const common = ["--config", configFile, "--action-seconds", String(ACTION_SECONDS), "--json"];
+    const fromAlerts = await runSimulate([
+      ...common,
       "--prometheus",
       prom.url,
       "--query",
@@ -121,24 +259,44 @@ describe("--query on live-evaluated ALERTS", () => {
       to,
       "--policy",
       "holdSeconds=60",
-      "--json",
     ]);
-    expect(run.stderr).toBe("");
-    expect(run.code).toBe(0);
-    const result = JSON.parse(run.stdout) as JsonResult;
-    const [hold5, hold60] = result.variants;
+    expect(fromAlerts.stderr).toBe("");
+    expect(fromAlerts.code).toBe(0);
+    const a = JSON.parse(fromAlerts.stdout) as JsonResult;
+    const [hold5, hold60] = a.variants;
+    const timeline = (v: typeof hold5) => v?.targets[0]?.timeline ?? [];
+    expect(decisions(timeline(hold5))).toEqual(liveDecisions);
     expect(hold5?.summary).toMatchObject({ failovers: 1, failbacks: 0, alerts: 1, shortAlerts: 0 });
+    expect(hold5?.targets[0]?.final).toEqual({ activeSide: "secondary", phase: "steady" });
+    // The same alert, the same key: ALERTS' labels less alertstate are the labels Alertmanager sent.
+    const liveKeys = new Set(live.filter((e) => e.type.startsWith("signal.")).map((e) => String(e.detail.key)));
+    const simKeys = new Set(
+      timeline(hold5)
+        .filter((l) => l.type.startsWith("signal."))
+        .map((l) => String(l.detail.key)),
+    );
+    expect(simKeys).toEqual(liveKeys);
+    // A 60 s hold outlasts the ~12 s alert: no failover, one alert shorter than the hold.
     expect(hold60?.summary).toMatchObject({ failovers: 0, failbacks: 0, alerts: 1, shortAlerts: 1 });
-    // The firing interval the replay saw is the one Prometheus evaluated: about 12 s, on primary.
-    const timeline = hold60?.targets[0]?.timeline ?? [];
-    const signals = timeline.filter((l) => l.type.startsWith("signal."));
-    expect(signals.map((l) => l.text)).toEqual([
-      expect.stringMatching(/^signal received: alertmanager says primary is firing \(am:[0-9a-f]{16}\)$/),
-      expect.stringMatching(/^signal received: alertmanager says primary is resolved/),
-    ]);
+    const signals = timeline(hold60).filter((l) => l.type.startsWith("signal."));
     const seconds = (Date.parse(signals[1]?.at ?? "") - Date.parse(signals[0]?.at ?? "")) / 1000;
     expect(seconds).toBeGreaterThanOrEqual(11);
     expect(seconds).toBeLessThanOrEqual(16);
-    expect(hold5?.targets[0]?.final).toEqual({ activeSide: "secondary", phase: "steady" });
-  }, 120_000);
+
+    // The worker's own recording (record: true), exported and replayed as --webhooks.
+    const recording = await fetch(`${worker.url}/v1/targets/${TARGET}/recording?limit=1000`, {
+      headers: { authorization: `Bearer ${VIEWER}` },
+    });
+    expect(recording.status).toBe(200);
+    const file = join(dir, "recording.ndjson");
+    writeFileSync(file, await recording.text());
+    const fromRecording = await runSimulate([...common, "--webhooks", file]);
+    expect(fromRecording.stderr).toBe("");
+    const r = JSON.parse(fromRecording.stdout) as JsonResult;
+    const replayed = r.variants[0]?.targets[0]?.timeline ?? [];
+    expect(decisions(replayed)).toEqual(liveDecisions);
+    // Receipt-time driven: every signal event happens when the live worker received it.
+    const liveSignalTimes = live.filter((e) => e.type.startsWith("signal.")).map((e) => e.at);
+    expect(replayed.filter((l) => l.type.startsWith("signal.")).map((l) => l.at)).toEqual(liveSignalTimes);
+  }, 150_000);
 });

@@ -50,7 +50,7 @@ export interface JsonResult {
       name: string;
       summary: JsonSummary;
       final: { activeSide: string; phase: string };
-      timeline?: { at: string; type: string; text: string }[];
+      timeline?: { at: string; type: string; text: string; detail: Record<string, unknown> }[];
     }[];
   }[];
 }

@@ -1,6 +1,7 @@
 /**
  * A real Prometheus for tests (Debian's `prometheus` package): backfill with
- * `promtool tsdb create-blocks-from openmetrics`, start on 127.0.0.1 at a free port, stop.
+ * `promtool tsdb create-blocks-from openmetrics`, start on 127.0.0.1 at a free port, stop. And a
+ * real Alertmanager (Debian's `prometheus-alertmanager`) for the whole live alerting chain.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
@@ -10,6 +11,7 @@ import { freePort } from "../../agent/sandbox/free-port.ts";
 
 const PROMETHEUS = "/usr/bin/prometheus";
 const PROMTOOL = "/usr/bin/promtool";
+const ALERTMANAGER = "/usr/bin/prometheus-alertmanager";
 
 /** Fails (never skips) when Prometheus is missing, naming the fix. */
 export function requirePrometheus(): void {
@@ -35,7 +37,7 @@ export interface PrometheusProcess {
   stop(): Promise<void>;
 }
 
-/** Starts Prometheus on `dataDir` with `configYaml` (and rule files beside it) until ready. */
+/** Starts Prometheus on `dir`/data with `configYaml` (rule files beside it) until ready. */
 export async function startPrometheus(
   dir: string,
   configYaml: string,
@@ -47,19 +49,37 @@ export async function startPrometheus(
   mkdirSync(dataDir, { recursive: true });
   const configFile = join(dir, "prometheus.yml");
   writeFileSync(configFile, configYaml);
+  return run("prometheus", PROMETHEUS, port, [
+    `--config.file=${configFile}`,
+    `--storage.tsdb.path=${dataDir}`,
+    `--web.listen-address=127.0.0.1:${port}`,
+    // Backfilled history is months old; the default 15 d retention would delete it at start.
+    "--storage.tsdb.retention.time=100y",
+    ...extra,
+  ]);
+}
+
+/** Starts Alertmanager (no cluster) on `dir` with `configYaml` until ready. */
+export async function startAlertmanager(dir: string, configYaml: string): Promise<PrometheusProcess> {
+  if (!existsSync(ALERTMANAGER)) {
+    throw new Error(`${ALERTMANAGER} is missing: run \`npm run setup\` (installs Debian's prometheus-alertmanager)`);
+  }
+  const port = await freePort();
+  mkdirSync(join(dir, "am-data"), { recursive: true });
+  const configFile = join(dir, "alertmanager.yml");
+  writeFileSync(configFile, configYaml);
+  return run("alertmanager", ALERTMANAGER, port, [
+    `--config.file=${configFile}`,
+    `--storage.path=${join(dir, "am-data")}`,
+    `--web.listen-address=127.0.0.1:${port}`,
+    // A single instance: no gossip port to collide with parallel tests.
+    "--cluster.listen-address=",
+  ]);
+}
+
+async function run(name: string, bin: string, port: number, args: string[]): Promise<PrometheusProcess> {
   let out = "";
-  const child: ChildProcess = spawn(
-    PROMETHEUS,
-    [
-      `--config.file=${configFile}`,
-      `--storage.tsdb.path=${dataDir}`,
-      `--web.listen-address=127.0.0.1:${port}`,
-      // Backfilled history is months old; the default 15 d retention would delete it at start.
-      "--storage.tsdb.retention.time=100y",
-      ...extra,
-    ],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
+  const child: ChildProcess = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
   child.stdout?.on("data", (d: Buffer) => {
     out += d.toString();
   });
@@ -78,7 +98,7 @@ export async function startPrometheus(
   };
   const deadline = Date.now() + 60_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`prometheus exited ${child.exitCode}:\n${out.slice(-2000)}`);
+    if (child.exitCode !== null) throw new Error(`${name} exited ${child.exitCode}:\n${out.slice(-2000)}`);
     try {
       const res = await fetch(`${url}/-/ready`);
       if (res.ok) break;
@@ -87,7 +107,7 @@ export async function startPrometheus(
     }
     if (Date.now() > deadline) {
       await stop();
-      throw new Error(`prometheus not ready within 60 s:\n${out.slice(-2000)}`);
+      throw new Error(`${name} not ready within 60 s:\n${out.slice(-2000)}`);
     }
     await new Promise((r) => setTimeout(r, 200));
   }

@@ -5,6 +5,7 @@
  */
 import type { Policy } from "../../shared/config.ts";
 import type { DownTime, SimulationResult, Summary, TargetResult } from "./engine.ts";
+import type { AuditEvent } from "./replay-target.ts";
 import { describeEvent } from "./sentences.ts";
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -23,12 +24,21 @@ export function policyLine(p: Policy): string {
   ].join(", ");
 }
 
+/** One timeline line: the audit event's sentence, with the event itself for scripts. */
+export interface TimelineLine {
+  at: string;
+  seq: number;
+  type: string;
+  text: string;
+  detail: AuditEvent["detail"];
+}
+
 /** One target's timeline: its audit events as sentences, in seq order. */
-export function timeline(t: TargetResult): { at: string; seq: number; type: string; text: string }[] {
-  const out: { at: string; seq: number; type: string; text: string }[] = [];
+export function timeline(t: TargetResult): TimelineLine[] {
+  const out: TimelineLine[] = [];
   for (const e of t.events) {
     const text = describeEvent(e, "simulated");
-    if (text !== undefined) out.push({ at: iso(e.at), seq: e.seq, type: e.type, text });
+    if (text !== undefined) out.push({ at: iso(e.at), seq: e.seq, type: e.type, text, detail: e.detail });
   }
   return out;
 }
