@@ -360,3 +360,24 @@ export function clear(
   const staleAt = run.observe(cause);
   return run.finish(staleAt);
 }
+
+/**
+ * A {@link TargetStore} in memory: what `npm run simulate` and the Node tests run the core on.
+ * Same semantics as the Durable Object's tables: one signal per key, an append-only audit log.
+ */
+export class MemoryTargetStore implements TargetStore {
+  readonly signals = new Map<string, StoredSignal>();
+  readonly events: AuditEvent[] = [];
+  signal(key: string): StoredSignal | undefined {
+    return this.signals.get(key);
+  }
+  putSignal(signal: StoredSignal): void {
+    this.signals.set(signal.key, signal);
+  }
+  firingSignals(): StoredSignal[] {
+    return [...this.signals.values()].filter((s) => s.status === "firing");
+  }
+  appendEvent(event: AuditEvent): void {
+    this.events.push(event);
+  }
+}
