@@ -5,7 +5,7 @@
  * workerd (`wrangler dev`, a `record: true` target, hold 5 s) → a fake agent over real HTTP that
  * reports `succeeded` 5 s after each action. Then it replays that window three ways and requires
  * each to take the decisions the live worker took: `--query` on ALERTS, `--webhooks` on the
- * worker's recording, and a longer-hold variant that holds the alert out.
+ * worker's recording, `--worker` on its audit log; and a longer-hold variant holds the alert out.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
@@ -298,5 +298,20 @@ describe("a live incident, replayed", () => {
     // Receipt-time driven: every signal event happens when the live worker received it.
     const liveSignalTimes = live.filter((e) => e.type.startsWith("signal.")).map((e) => e.at);
     expect(replayed.filter((l) => l.type.startsWith("signal.")).map((l) => l.at)).toEqual(liveSignalTimes);
+
+    // --worker: the signals of the live worker's audit log, read with a viewer token.
+    const fromLog = await runSimulate([...common, "--worker", worker.url, "--target", TARGET], {
+      TURNOUT_TOKEN: VIEWER,
+    });
+    expect(fromLog.stderr).toBe("");
+    const w = JSON.parse(fromLog.stdout) as JsonResult;
+    expect(decisions(w.variants[0]?.targets[0]?.timeline ?? [])).toEqual(liveDecisions);
+    const refused = await runSimulate([...common, "--worker", worker.url, "--target", TARGET], {
+      TURNOUT_TOKEN: "wrong",
+    });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(
+      /worker egress-gw: GET \/v1\/targets\/egress-gw\/events answered 401: .*TURNOUT_TOKEN/,
+    );
   }, 150_000);
 });
