@@ -102,6 +102,12 @@ export function textReport(result: SimulationResult, options: { quiet: boolean; 
       `${inputs.unrouted > 0 ? ` (${inputs.unrouted} matched no target)` : ""}; ${result.variants.length} variant(s); ` +
       `actions succeed ${options.actionSeconds} s after dispatch`,
   );
+  const errors = result.problems.filter((p) => p.severity === "error").length;
+  const warnings = result.problems.length - errors;
+  if (result.problems.length > 0) {
+    // The problems themselves go to stderr; say here that the result leaves something out.
+    out.push(`input problems: ${errors} error(s), ${warnings} warning(s) (see stderr); unreadable inputs were skipped`);
+  }
   if (!options.quiet) {
     for (const v of result.variants) {
       out.push("", `== ${v.name} ==`);
