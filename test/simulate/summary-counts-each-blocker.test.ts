@@ -74,6 +74,8 @@ describe("blocked by reason", () => {
     expect(asConfigured?.summary.failovers).toBe(1);
     // Gone stale at 120 s, inside the 600 s hold: the hold ends without a failover.
     expect(stale?.summary.blocked.stale).toBe(1);
+    // Unknown because stale, not because of quorum.
+    expect(stale?.summary.blocked.quorum).toBe(0);
     expect(stale?.summary.failovers).toBe(0);
     expect(stale?.summary.downMs.hold).toBe(120_000);
   });

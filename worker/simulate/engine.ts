@@ -318,8 +318,16 @@ class TargetRun {
         s.blocked["both-sides-down"] = (s.blocked["both-sides-down"] ?? 0) + 1;
         break;
       case "side.health-changed":
-        // Firing below quorum on the active side: down with a lower quorum, not a trigger here.
-        if (d.active === true && d.health === "unknown") s.blocked.quorum = (s.blocked.quorum ?? 0) + 1;
+        // Fresh signals firing below quorum on the active side: down with a lower quorum, not a
+        // trigger here. (Unknown with only stale signals is counted as `stale`, below.)
+        if (
+          d.active === true &&
+          d.health === "unknown" &&
+          Array.isArray(d.firingSources) &&
+          d.firingSources.length + (Array.isArray(d.heldSources) ? d.heldSources.length : 0) > 0
+        ) {
+          s.blocked.quorum = (s.blocked.quorum ?? 0) + 1;
+        }
         break;
       case "signal.stale":
         s.blocked.stale = (s.blocked.stale ?? 0) + 1;
