@@ -18,6 +18,7 @@ import { SimulateUsageError, simulate } from "../worker/simulate/engine.ts";
 import { renderHtml } from "../worker/simulate/html.ts";
 import {
   auditToDeliveries,
+  type FiringInterval,
   type InputProblem,
   intervalsToWebhooks,
   parseWebhookLines,
@@ -30,6 +31,7 @@ import {
   parseDuration,
   parseTime,
   queryRange,
+  type Series,
 } from "../worker/simulate/prometheus.ts";
 import { jsonReport, textReport } from "../worker/simulate/report.ts";
 import { AS_CONFIGURED, parseVariant, type Variant } from "../worker/simulate/variants.ts";
@@ -148,7 +150,7 @@ async function readPrometheus(
   const jobs: {
     what: string;
     query: string;
-    intervals: (s: Awaited<ReturnType<typeof queryRange>>) => ReturnType<typeof alertIntervals>;
+    intervals: (series: Series[]) => FiringInterval[];
   }[] = [];
   if (o.query !== undefined) {
     jobs.push({ what: `--query ${o.query}`, query: o.query, intervals: (s) => alertIntervals(s, step, to) });
