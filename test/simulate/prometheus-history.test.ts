@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { backfill, type PrometheusProcess, startPrometheus } from "../support/prometheus.ts";
+import { backfill, type ReplayServer, startPrometheus } from "../support/prometheus-replay.ts";
 import { type JsonResult, runSimulate } from "./run-cli.ts";
 
 const FROM = Date.UTC(2026, 9, 1); // 2026-10-01T00:00:00Z
@@ -58,7 +58,7 @@ const CONFIG = {
 };
 
 let dir: string;
-let prom: PrometheusProcess;
+let prom: ReplayServer;
 let configFile: string;
 
 beforeAll(async () => {

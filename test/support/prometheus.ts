@@ -1,115 +1,112 @@
 /**
- * A real Prometheus for tests (Debian's `prometheus` package): backfill with
- * `promtool tsdb create-blocks-from openmetrics`, start on 127.0.0.1 at a free port, stop. And a
- * real Alertmanager (Debian's `prometheus-alertmanager`) for the whole live alerting chain.
+ * A real Prometheus 2 (Debian `prometheus`) for tests: 127.0.0.1 on a random port, 500 ms scrape
+ * and evaluation intervals, its own TSDB in a temp dir, the given rule files (the examples as
+ * shipped) and scrape jobs, alerts sent to the given Alertmanagers.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
-import { freePort } from "../../agent/sandbox/free-port.ts";
+import { stringify } from "yaml";
+import { freePorts } from "./free-port.ts";
+import { answers, requireBinary, type ServerProcess, spawnServer } from "./monitoring-process.ts";
 
-const PROMETHEUS = "/usr/bin/prometheus";
-const PROMTOOL = "/usr/bin/promtool";
-const ALERTMANAGER = "/usr/bin/prometheus-alertmanager";
-
-/** Fails (never skips) when Prometheus is missing, naming the fix. */
-export function requirePrometheus(): void {
-  for (const bin of [PROMETHEUS, PROMTOOL]) {
-    if (!existsSync(bin)) throw new Error(`${bin} is missing: run \`npm run setup\` (installs Debian's prometheus)`);
-  }
+export interface PrometheusOptions {
+  /** Rule files, by path (loaded as they are). */
+  ruleFiles: readonly string[];
+  /** `scrape_configs` entries (the objects of prometheus.yml). */
+  scrapeConfigs: readonly Record<string, unknown>[];
+  /** Alertmanagers as `host:port`. */
+  alertmanagers: readonly string[];
 }
 
-/** Writes `openMetrics` to a file and turns it into TSDB blocks under `dataDir`. */
-export async function backfill(openMetrics: string, dataDir: string): Promise<void> {
-  requirePrometheus();
-  mkdirSync(dataDir, { recursive: true });
-  const file = join(dataDir, "..", "backfill.om");
-  writeFileSync(file, openMetrics);
-  await promisify(execFile)(PROMTOOL, ["tsdb", "create-blocks-from", "openmetrics", "-q", file, dataDir], {
-    maxBuffer: 16 * 1024 * 1024,
-  });
-}
-
-export interface PrometheusProcess {
+export interface PrometheusServer {
   url: string;
-  output(): string;
+  process: ServerProcess;
+  /** Active alerts (`GET /api/v1/alerts`). */
+  alerts(): Promise<{ labels: Record<string, string>; state: string; activeAt: string }[]>;
   stop(): Promise<void>;
 }
 
-/** Starts Prometheus on `dir`/data with `configYaml` (rule files beside it) until ready. */
-export async function startPrometheus(
-  dir: string,
-  configYaml: string,
-  extra: string[] = [],
-): Promise<PrometheusProcess> {
-  requirePrometheus();
-  const port = await freePort();
-  const dataDir = join(dir, "data");
-  mkdirSync(dataDir, { recursive: true });
-  const configFile = join(dir, "prometheus.yml");
-  writeFileSync(configFile, configYaml);
-  return run("prometheus", PROMETHEUS, port, [
-    `--config.file=${configFile}`,
-    `--storage.tsdb.path=${dataDir}`,
-    `--web.listen-address=127.0.0.1:${port}`,
-    // Backfilled history is months old; the default 15 d retention would delete it at start.
-    "--storage.tsdb.retention.time=100y",
-    ...extra,
-  ]);
-}
-
-/** Starts Alertmanager (no cluster) on `dir` with `configYaml` until ready. */
-export async function startAlertmanager(dir: string, configYaml: string): Promise<PrometheusProcess> {
-  if (!existsSync(ALERTMANAGER)) {
-    throw new Error(`${ALERTMANAGER} is missing: run \`npm run setup\` (installs Debian's prometheus-alertmanager)`);
-  }
-  const port = await freePort();
-  mkdirSync(join(dir, "am-data"), { recursive: true });
-  const configFile = join(dir, "alertmanager.yml");
-  writeFileSync(configFile, configYaml);
-  return run("alertmanager", ALERTMANAGER, port, [
-    `--config.file=${configFile}`,
-    `--storage.path=${join(dir, "am-data")}`,
-    `--web.listen-address=127.0.0.1:${port}`,
-    // A single instance: no gossip port to collide with parallel tests.
-    "--cluster.listen-address=",
-  ]);
-}
-
-async function run(name: string, bin: string, port: number, args: string[]): Promise<PrometheusProcess> {
-  let out = "";
-  const child: ChildProcess = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
-  child.stdout?.on("data", (d: Buffer) => {
-    out += d.toString();
-  });
-  child.stderr?.on("data", (d: Buffer) => {
-    out += d.toString();
-  });
-  const url = `http://127.0.0.1:${port}`;
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-      await exited;
-      clearTimeout(timer);
-    }
+/** Starts Prometheus and resolves once `/-/ready` answers. */
+export async function startPrometheus(options: PrometheusOptions): Promise<PrometheusServer> {
+  const binary = requireBinary("/usr/bin/prometheus", "prometheus");
+  const dir = mkdtempSync(join(tmpdir(), "turnout-prometheus-"));
+  const [port = 0] = await freePorts(1);
+  const config = {
+    global: { scrape_interval: "500ms", evaluation_interval: "500ms", scrape_timeout: "400ms" },
+    rule_files: options.ruleFiles,
+    alerting: { alertmanagers: [{ static_configs: [{ targets: options.alertmanagers }] }] },
+    scrape_configs: options.scrapeConfigs,
   };
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`${name} exited ${child.exitCode}:\n${out.slice(-2000)}`);
-    try {
-      const res = await fetch(`${url}/-/ready`);
-      if (res.ok) break;
-    } catch {
-      // not listening yet
+  const configFile = join(dir, "prometheus.yml");
+  writeFileSync(configFile, stringify(config));
+  const url = `http://127.0.0.1:${port}`;
+  let server: ServerProcess | undefined;
+  try {
+    server = await spawnServer({
+      name: "prometheus",
+      command: binary,
+      args: [
+        `--config.file=${configFile}`,
+        `--storage.tsdb.path=${join(dir, "data")}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+        "--log.level=warn",
+      ],
+      cwd: dir,
+      ready: () => answers(`${url}/-/ready`),
+    });
+    // Ready is not scraping: Prometheus applies discovered targets on a 5 s throttle, so the
+    // first scrape comes seconds after /-/ready. Wait for it (and a rule evaluation), or a test's
+    // first state change would be measured with that start-up delay in it.
+    const expected = options.scrapeConfigs.reduce((n, c) => n + staticTargets(c), 0);
+    const deadline = Date.now() + 20_000;
+    while (!(await scrapedOnce(url, expected, options.ruleFiles.length > 0))) {
+      if (Date.now() > deadline) throw new Error(`prometheus did not scrape its ${expected} targets within 20 s`);
+      await new Promise((r) => setTimeout(r, 100));
     }
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`${name} not ready within 60 s:\n${out.slice(-2000)}`);
-    }
-    await new Promise((r) => setTimeout(r, 200));
+  } catch (err) {
+    await server?.stop();
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
   }
-  return { url, output: () => out, stop };
+  const started = server;
+  return {
+    url,
+    process: started,
+    async alerts() {
+      const res = await fetch(`${url}/api/v1/alerts`);
+      const body = (await res.json()) as {
+        data: { alerts: { labels: Record<string, string>; state: string; activeAt: string }[] };
+      };
+      return body.data.alerts;
+    },
+    async stop() {
+      await started.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** How many targets the `static_configs` of one scrape config list. */
+function staticTargets(config: Record<string, unknown>): number {
+  const statics = Array.isArray(config.static_configs) ? (config.static_configs as { targets?: unknown[] }[]) : [];
+  return statics.reduce((n, s) => n + (s.targets?.length ?? 0), 0);
+}
+
+/** True once `expected` targets have each been scraped and (with rules) a rule group evaluated. */
+async function scrapedOnce(url: string, expected: number, rules: boolean): Promise<boolean> {
+  try {
+    const targets = (await (await fetch(`${url}/api/v1/targets`)).json()) as {
+      data: { activeTargets: { health: string }[] };
+    };
+    const active = targets.data.activeTargets;
+    if (active.length < expected || active.some((t) => t.health === "unknown")) return false;
+    if (!rules) return true;
+    const groups = (await (await fetch(`${url}/api/v1/rules`)).json()) as {
+      data: { groups: { lastEvaluation: string }[] };
+    };
+    return groups.data.groups.length > 0 && groups.data.groups.every((g) => !g.lastEvaluation.startsWith("0001"));
+  } catch {
+    return false;
+  }
 }
