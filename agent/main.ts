@@ -84,6 +84,17 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
   const { config, mode } = options;
   const env = options.env ?? process.env;
   const log = options.log ?? createLogger({ component: "agent" });
+  const qstash = qstashKeysFromEnv(env);
+  // Without the URL, Receiver skips the `sub` check: a JWT QStash signed for any other
+  // destination of the same account would verify here (design §6).
+  if (qstash && !config.qstash?.url) {
+    throw new ConfigError("environment", [
+      {
+        path: "qstash.url",
+        message: "required when QSTASH_CURRENT_SIGNING_KEY is set (the Upstash-Signature's sub must equal it)",
+      },
+    ]);
+  }
 
   // Sandbox: the local servers first, so the synchronizer's make-mirror has endpoints to mirror.
   const localServers =
@@ -128,7 +139,6 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
   const secret = env.TURNOUT_AGENT_SECRET ?? "";
   const secrets = [secret, env.TURNOUT_AGENT_SECRET_NEXT ?? ""].filter((s) => s.length > 0);
   if (!secret) log.warn("TURNOUT_AGENT_SECRET is not set: every action is refused (401) and reports cannot be signed");
-  const qstash = qstashKeysFromEnv(env);
 
   const metrics = createAgentMetrics();
   const reports = createReportSender({

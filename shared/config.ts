@@ -304,7 +304,19 @@ export const AgentConfigSchema = z
       })
       .strict()
       .prefault({}),
-    qstash: z.object({ url: z.url().optional() }).strict().optional(),
+    qstash: z
+      .object({
+        /** This agent's `POST /v1/actions` URL as QStash delivers to it: the Upstash-Signature's `sub` must equal it. */
+        url: z.url().optional(),
+        /**
+         * How old a forwarded Turnout-Signature may be on the QStash path, in seconds: QStash
+         * retries for hours, past the direct path's 300 s (design §6).
+         * @default 86400
+         */
+        maxAgeSeconds: z.number().int().min(300).default(86_400),
+      })
+      .strict()
+      .optional(),
     targets: z.record(TargetName, AgentTargetSchema),
   })
   .strict()
