@@ -88,6 +88,11 @@ export const WorkerTargetSchema = z
   .strict();
 export type WorkerTarget = z.infer<typeof WorkerTargetSchema>;
 
+/** A Slack channel id: `C…` (public), `G…` (private) or `D…` (direct message), never a name. */
+const SlackChannelId = z
+  .string()
+  .regex(/^[CGD][A-Z0-9]{2,}$/, "expected a channel id such as C012AB3CD (channel names are not accepted)");
+
 export const WorkerConfigSchema = z
   .object({
     agent: z
@@ -109,11 +114,17 @@ export const WorkerConfigSchema = z
         slack: z
           .object({
             allowedUsers: z.array(z.string().min(1)).default([]),
-            allowedChannels: z.array(z.string().min(1)).optional(),
+            /**
+             * Channel ids only (`C…`, `G…`, `D…`): a channel's name can be changed by its members,
+             * and a new channel can take a freed name, so names would let people grant themselves.
+             */
+            allowedChannels: z.array(SlackChannelId).optional(),
             /** Channel id (`C…`) for notifications through the bot token (`SLACK_BOT_TOKEN`), threaded per incident. */
-            notifyChannel: z
+            notifyChannel: SlackChannelId.optional(),
+            /** The Slack workspace (team id, `T…`); set, commands and clicks from any other workspace are refused. */
+            teamId: z
               .string()
-              .regex(/^[CGD][A-Z0-9]{2,}$/, "expected a channel id such as C012AB3CD")
+              .regex(/^[TE][A-Z0-9]{2,}$/, "expected a Slack team id such as T012AB3CD")
               .optional(),
           })
           .strict()

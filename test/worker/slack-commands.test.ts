@@ -182,13 +182,17 @@ describe("/turnout commands", () => {
     expect((await env.TARGETS.getByName("slack-a").events(0, 50)).events).toHaveLength(0);
   });
 
-  it("refuses mutating commands outside allowedChannels; the channel may be named by id or name", async () => {
+  it("refuses mutating commands outside allowedChannels, judged by channel id, never by name", async () => {
     const a = await slash("pause slack-a", ALICE, { id: "CRANDOM", name: "random" });
     expect(a.response_type).toBe("ephemeral");
     expect(a.text).toContain("chatops.slack.allowedChannels");
     expect(a.text).toContain("<#COPS>");
-    const byName = await slash("pause slack-a", ALICE, { id: "CINCIDENT", name: "incident-room" });
-    expect(byName.response_type).toBe("in_channel");
+    // A channel renamed to an allowed channel's name (or a new one taking it) gains nothing.
+    const renamed = await slash("pause slack-a", ALICE, { id: "CIMPOSTER", name: "ops" });
+    expect(renamed.response_type).toBe("ephemeral");
+    expect((await env.TARGETS.getByName("slack-a").view("slack-a")).paused).toBe(false);
+    const byId = await slash("pause slack-a", ALICE, { id: "CINCIDENT", name: "incident-room" });
+    expect(byId.response_type).toBe("in_channel");
     expect((await env.TARGETS.getByName("slack-a").view("slack-a")).paused).toBe(true);
   });
 

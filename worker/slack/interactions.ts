@@ -15,7 +15,13 @@ import { summary } from "./commands.ts";
 /** The parts of a `block_actions` payload the worker uses (api.slack.com/reference/interaction-payloads/block-actions). */
 export const BlockActionsSchema = z.object({
   type: z.literal("block_actions"),
-  user: z.object({ id: z.string().min(1), username: z.string().optional(), name: z.string().optional() }),
+  user: z.object({
+    id: z.string().min(1),
+    username: z.string().optional(),
+    name: z.string().optional(),
+    team_id: z.string().optional(),
+  }),
+  team: z.object({ id: z.string() }).nullish(),
   channel: z.object({ id: z.string().min(1), name: z.string().optional() }).optional(),
   response_url: z.string().optional(),
   actions: z
