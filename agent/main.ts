@@ -117,7 +117,9 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
 
   // Durable action memory: ConfigMaps in the agent's namespace (in the sandbox, the simulated
   // cluster's, which lives as long as the process).
-  const store = options.store ?? new ConfigMapActionStore({ kubeConfig, namespace: config.namespace, log, targets: Object.keys(config.targets) });
+  const store =
+    options.store ??
+    new ConfigMapActionStore({ kubeConfig, namespace: config.namespace, log, targets: Object.keys(config.targets) });
   if (options.store instanceof InMemoryActionStore) {
     log.warn(
       "ACTION STORE IS IN MEMORY: a restarted agent forgets its actions and may repeat steps; use the ConfigMap store",

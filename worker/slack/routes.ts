@@ -19,8 +19,8 @@ import { workspaceRefusal } from "./authorize.ts";
 import { ephemeral, type SlackMessage } from "./blocks.ts";
 import { runSlashCommand, SlashCommandBodySchema } from "./commands.ts";
 import { BlockActionsSchema, runInteraction } from "./interactions.ts";
-import { answerWithin, postToResponseUrl, type SlackEnv } from "./respond.ts";
 import { replayWindowEnd, SLACK_REPLAY_GUARD_NAME } from "./replay-guard.ts";
+import { answerWithin, postToResponseUrl, type SlackEnv } from "./respond.ts";
 import { describeSlackFailure, verifySlackSignature } from "./signature.ts";
 
 export const slackRoutes = new Hono<{ Bindings: Env }>();
@@ -47,7 +47,12 @@ export function isSslCheck(raw: string): boolean {
 async function verifiedBody(c: SlackContext, raw: string): Promise<{ raw: string; replay: boolean }> {
   const signature = c.req.header("x-slack-signature");
   const timestamp = c.req.header("x-slack-request-timestamp");
-  const check = await verifySlackSignature(c.env.SLACK_SIGNING_SECRET, { signature, timestamp }, raw, Date.now() / 1000);
+  const check = await verifySlackSignature(
+    c.env.SLACK_SIGNING_SECRET,
+    { signature, timestamp },
+    raw,
+    Date.now() / 1000,
+  );
   if (!check.ok || !signature || !timestamp) {
     const reason = check.ok ? "missing" : check.reason;
     throw new Problem("unauthorized", describeSlackFailure(reason), { extra: { reason } });
