@@ -19,6 +19,11 @@ export default defineConfig({
                 ALERTMANAGER_TOKEN: "test-am-token",
                 NAGIOS_TOKEN: "test-nagios-token",
                 OPERATOR_TOKEN: "test-operator-token",
+                // Named identities (design §3a): a viewer and a second operator for two-person tests.
+                OPERATOR_TOKENS: JSON.stringify({
+                  viewer: { token: "test-viewer-token-0001", role: "viewer" },
+                  bob: { token: "test-bob-operator-token", role: "operator" },
+                }),
                 SLACK_SIGNING_SECRET: "test-slack-secret",
                 TURNOUT_AGENT_SECRET: "test-agent-secret",
                 // Worker tests run against their own targets (test/fixtures/worker-test-config.json).

@@ -43,7 +43,14 @@ const seconds = (def: number) => z.number().int().min(0).default(def);
 export const PolicySchema = z
   .object({
     holdSeconds: seconds(30),
-    quorum: z.number().int().min(1).default(1),
+    // There are two kinds of source (Alertmanager, Nagios/Icinga): a quorum of 3 could never be
+    // met and would silently disable failover.
+    quorum: z
+      .number()
+      .int()
+      .min(1)
+      .max(2, "quorum counts distinct kinds of source and there are two (alertmanager, nagios)")
+      .default(1),
     cooldownSeconds: seconds(600),
     approval: z.enum(["auto", "required"]).default("auto"),
     approvalTimeoutSeconds: z.number().int().min(1).default(900),
@@ -59,6 +66,13 @@ export const PolicySchema = z
     maxAutoActionsPerDay: z.number().int().min(0).default(2),
     actionTimeoutSeconds: z.number().int().min(1).default(600),
     dispatchRetries: z.number().int().min(0).default(5),
+    /**
+     * A firing signal not seen again for this long stops counting as down evidence (design §4
+     * wave 2); twice Alertmanager's default `repeat_interval`. 0 never expires.
+     */
+    staleAfterSeconds: seconds(28800),
+    /** How long a side that was down must be up before it is a failover destination (rule 14); default `holdSeconds`. */
+    riseSeconds: z.number().int().min(0).optional(),
   })
   .strict()
   .prefault({});
@@ -82,8 +96,10 @@ export const WorkerTargetSchema = z
     sides: z.object({ primary: SideMatchSchema, secondary: SideMatchSchema }).strict(),
     policy: PolicySchema,
     drill: DrillSchema.optional(),
-    /** The side that carries traffic when the target is first seen. */
+    /** The side that carries traffic when the target is first seen; editing it later never switches (rule 15). */
     initialActiveSide: SideSchema.default("primary"),
+    /** Keep every verified ingest body routed to this target, for `npm run simulate` (design §10). */
+    record: z.boolean().default(false),
   })
   .strict();
 export type WorkerTarget = z.infer<typeof WorkerTargetSchema>;
@@ -134,6 +150,28 @@ export const WorkerConfigSchema = z
       .optional(),
     /** Public URL of the status page, used in notification links. */
     statusUrl: z.url().optional(),
+    /** Cloudflare Access in front of the worker (design §3a): whose `Cf-Access-Jwt-Assertion` is trusted, and roles by email. */
+    access: z
+      .object({
+        teamDomain: z
+          .string()
+          .regex(/^[a-z0-9-]+(\.[a-z0-9-]+)+$/, "the team's domain, e.g. myteam.cloudflareaccess.com (no scheme)"),
+        audience: z.string().min(1, "the application's AUD tag"),
+        roles: z.record(
+          z.string().regex(/^([^@\s]+|\*)@[^@\s]+$/, 'an email, or "*@<domain>" for everyone at a domain'),
+          z.enum(["viewer", "operator"]),
+        ),
+      })
+      .strict()
+      .optional(),
+    /** How much history each target keeps (design §4 wave 2). */
+    retention: z
+      .object({
+        resolvedSignalDays: z.number().int().min(1).default(7),
+        eventsPerTarget: z.number().int().min(100).default(10_000),
+      })
+      .strict()
+      .prefault({}),
     /** The worker's own public base URL; QStash's failure callback is sent to `<publicUrl>/v1/agent/reports/qstash-failure`. */
     publicUrl: z.url().optional(),
   })

@@ -8,6 +8,7 @@ import { HTTPException } from "hono/http-exception";
 import { agentReports } from "./agent-reports.ts";
 import { loadConfig } from "./config.ts";
 import type { Env } from "./env.ts";
+import { tokenIdentities } from "./identity.ts";
 import { ingestRoutes } from "./ingest/routes.ts";
 import { operatorApi } from "./operator-api.ts";
 import { Problem, problemResponse } from "./problem.ts";
@@ -30,9 +31,12 @@ app.use(
 
 app.get("/healthz", (c) => {
   const loaded = loadConfig(c.env);
-  return loaded.ok
+  // Operator tokens are part of the configuration (design §3a): a short or shared token makes it
+  // invalid. The problems name the identity, never the token.
+  const errors = [...(loaded.ok ? [] : loaded.problems), ...tokenIdentities(c.env).problems];
+  return errors.length === 0
     ? c.json({ ok: true, config: "valid" as const })
-    : c.json({ ok: false, config: "invalid" as const, errors: loaded.problems });
+    : c.json({ ok: false, config: "invalid" as const, errors });
 });
 
 // Ingest webhooks and the operator API (design §3).

@@ -10,7 +10,10 @@ export interface Env {
   TURNOUT_CONFIG?: string;
   ALERTMANAGER_TOKEN?: string;
   NAGIOS_TOKEN?: string;
+  /** Legacy single operator token: the identity `operator` with role `operator` (design §3a). */
   OPERATOR_TOKEN?: string;
+  /** JSON `{"<name>": {"token": "<secret>", "role": "viewer" | "operator"}}` (design §3a). */
+  OPERATOR_TOKENS?: string;
   SLACK_SIGNING_SECRET?: string;
   TURNOUT_AGENT_SECRET?: string;
   TURNOUT_AGENT_SECRET_NEXT?: string;

@@ -9,11 +9,43 @@ import type { Blocker, MachineHealth, MachineState, SideState } from "./machine-
 export const DAY_MS = 24 * 60 * 60 * 1000;
 const sec = (s: number) => s * 1000;
 
-/** Rule 1: down at `quorum` distinct sources (held ones included), up when nothing fires. */
-export function healthOf(firing: readonly string[], held: readonly string[], quorum: number): MachineHealth {
+/**
+ * Rule 1: down at `quorum` distinct sources (held ones included), up when nothing fires. Stale
+ * signals (§4 wave 2) are no down evidence, but a side firing only stale signals is not known to
+ * be up either: `unknown`, never a failover destination.
+ */
+export function healthOf(
+  firing: readonly string[],
+  held: readonly string[],
+  quorum: number,
+  stale: readonly string[] = [],
+): MachineHealth {
   const all = new Set([...firing, ...held]);
-  if (all.size === 0) return "up";
-  return all.size >= quorum ? "down" : "unknown";
+  if (all.size >= quorum) return "down";
+  return all.size === 0 && stale.length === 0 ? "up" : "unknown";
+}
+
+/** Rule 14: how long a side that was down must be up before it is a failover destination. */
+export function riseMs(policy: Policy): number {
+  return sec(policy.riseSeconds ?? policy.holdSeconds);
+}
+
+/** Rule 14: when the other side, up now, has been up for `riseSeconds` (null: not up; ≤ now: risen). */
+export function risenAt(side: SideState, policy: Policy): number | null {
+  if (side.health !== "up") return null;
+  // upSince is null for a side that has been up since turnout first saw the target.
+  return side.upSince === null ? 0 : side.upSince + riseMs(policy);
+}
+
+/**
+ * Rule 10: whether a failover dismissal still covers the active side's incidents. It lapses when
+ * the side stops being down, and stops covering as soon as a new incident fires.
+ */
+export function dismissalCovers(state: MachineState): boolean {
+  const d = state.dismissed;
+  if (d === null || d.kind !== "failover") return false;
+  const active = state.sides[state.activeSide];
+  return active.incidents.every((i) => d.incidents.includes(i));
 }
 
 /** Whether the side is down by non-held sources alone: only this triggers automatic action. */
@@ -54,7 +86,11 @@ export function inCooldown(state: MachineState, now: number): boolean {
 export function failoverBlocker(state: MachineState, now: number): Blocker | null {
   const other = state.sides[otherSide(state.activeSide)];
   if (other.health === "down") return "both-sides-down";
-  if (other.health !== "up") return "other-side-not-up";
+  if (other.health !== "up") {
+    const onlyStale = other.firingSources.length + other.heldSources.length === 0 && other.staleSources.length > 0;
+    return onlyStale ? "other-side-stale" : "other-side-not-up";
+  }
+  if ((risenAt(other, state.policy) ?? 0) > now) return "other-side-rising";
   if (state.paused) return "paused";
   if (state.flapping) return "flapping";
   if (inCooldown(state, now)) return "cooldown";
@@ -71,7 +107,7 @@ export function failbackReadyAt(state: MachineState, now: number): number | null
   const home = state.sides[state.homeSide];
   if (state.policy.failback !== "auto" || state.phase !== "steady" || state.drill !== null) return null;
   if (state.activeSide === state.homeSide || home.health !== "up") return null;
-  if (state.paused || state.dismissed === "failback") return null;
+  if (state.paused || state.dismissed?.kind === "failback" || !state.configured) return null;
   // Never switch to a side that is down; never auto-switch away from a side that is itself down
   // (that is the failover path with its hold).
   if (autoDown(state.sides[state.activeSide], state.policy)) return null;
@@ -98,6 +134,8 @@ export function anySignal(state: MachineState): boolean {
  * at this time; {@link decide} emits it as the `setTimer` effect of every call.
  */
 export function nextDeadline(state: MachineState, now: number): number | null {
+  // Rule 15: a target missing from the config takes no action, so nothing falls due.
+  if (!state.configured) return null;
   const at: number[] = [];
   const p = state.policy;
   if (state.phase === "pending" && state.pendingSince !== null) {
@@ -106,6 +144,9 @@ export function nextDeadline(state: MachineState, now: number): number | null {
     else if (state.blocked === "budget") {
       const release = budgetReleaseAt(state, now);
       if (release !== null && Number.isFinite(release)) at.push(release);
+    } else if (state.blocked === "other-side-rising") {
+      const risen = risenAt(state.sides[otherSide(state.activeSide)], p);
+      if (risen !== null && risen > now) at.push(risen);
     }
   }
   if (state.phase === "awaiting_approval" && state.approval) at.push(state.approval.deadline);

@@ -28,10 +28,14 @@ export type MachineHealth = z.infer<typeof MachineHealthSchema>;
 export const SideStateSchema = z
   .object({
     health: MachineHealthSchema,
-    /** Sources with firing, non-soft, non-held signals (these alone trigger automatic action). */
+    /** Sources with firing, non-soft, non-held, fresh signals (these alone trigger automatic action). */
     firingSources: z.array(z.string()),
     /** Sources whose firing signals are held by a Nagios flapping/downtime notice. */
     heldSources: z.array(z.string()),
+    /** Sources whose only firing signals are stale (§4 wave 2): not down evidence, not "up" either. */
+    staleSources: z.array(z.string()),
+    /** The incidents (key + start) firing fresh on the side: dismissal is per incident (rule 10). */
+    incidents: z.array(z.string()),
     /** When `health` last changed. */
     since: Ms.nullable(),
     /** When the side last became `up` (null while not up); drives the auto-failback soak. */
@@ -72,9 +76,14 @@ export const ActionStateSchema = z
     deliveryFailures: z.number().int().min(0),
     /** Re-dispatches after `actionTimeoutSeconds` without a report. */
     redispatches: z.number().int().min(0),
-    /** `retry`: deliver again (backoff after a failed delivery); `timeout`: no report by then. */
+    /**
+     * `delivery`: no delivery result recorded yet (rule 16: re-send 15 s after commit);
+     * `retry`: deliver again (backoff after a failed delivery); `timeout`: no report by then.
+     */
     deadline: Ms.nullable(),
-    deadlineKind: z.enum(["retry", "timeout"]).nullable(),
+    deadlineKind: z.enum(["delivery", "retry", "timeout"]).nullable(),
+    /** When the current attempt times out without a report (`actionTimeoutSeconds` after the send). */
+    timeoutAt: Ms.nullable(),
     steps: z.array(StepReportSchema),
     error: z.object({ code: z.string(), message: z.string() }).strict().optional(),
     /** Seq of the `action.dispatched` event: the cause of everything that follows. */
@@ -147,6 +156,10 @@ export type DrillResult = z.infer<typeof DrillResultSchema>;
 export const BlockerSchema = z.enum([
   "both-sides-down",
   "other-side-not-up",
+  /** The other side's only firing signals are stale: its health is unknown (§4 staleness). */
+  "other-side-stale",
+  /** The other side is up, but for less than `riseSeconds` (rule 14). */
+  "other-side-rising",
   "paused",
   "flapping",
   "cooldown",
@@ -154,16 +167,30 @@ export const BlockerSchema = z.enum([
 ]);
 export type Blocker = z.infer<typeof BlockerSchema>;
 
+/** A dismissal (rule 10): one automatic switch kind, for the incidents firing when it was made. */
+export const DismissalSchema = z
+  .object({
+    kind: z.enum(["failover", "failback"]),
+    /** The active side's incidents at the moment of dismissal; a new one starts a new hold. */
+    incidents: z.array(z.string()),
+  })
+  .strict();
+export type Dismissal = z.infer<typeof DismissalSchema>;
+
 /** The persisted state of one target's decision engine (one JSON row in its Durable Object). */
 export const MachineStateSchema = z
   .object({
-    version: z.literal(1),
+    version: z.literal(2),
     target: z.string().min(1),
     /** The last audit seq used; the next audit event gets seq + 1. */
     seq: Seq,
     policy: PolicySchema,
-    /** The configured initial active side: where auto/manual failback returns to. */
+    /** Where auto/manual failback returns to: the initial active side when the state was created. */
     homeSide: SideSchema,
+    /** The configured `initialActiveSide` last seen; editing it never switches a target with state (rule 15). */
+    configuredInitialSide: SideSchema,
+    /** False while the target is missing from the config: it then takes no action (rule 15). */
+    configured: z.boolean(),
     drillConfig: DrillSchema.nullable(),
     activeSide: SideSchema,
     phase: PhaseSchema,
@@ -182,10 +209,11 @@ export const MachineStateSchema = z
     blocked: BlockerSchema.nullable(),
     approval: ApprovalSchema.nullable(),
     /**
-     * Set by `cancel` or an expired approval: no automatic `failover` until the active side stops
-     * being down, no automatic `failback` until the home side stops being up.
+     * Set by `cancel` or an expired approval (rule 10): no automatic `failover` for the incidents
+     * dismissed (a new incident starts a new hold; the dismissal lapses when the active side stops
+     * being down), no automatic `failback` until the home side stops being up.
      */
-    dismissed: z.enum(["failover", "failback"]).nullable(),
+    dismissed: DismissalSchema.nullable(),
     epoch: z.number().int().min(0),
     /** The current (phase executing/failed) or last action. */
     action: ActionStateSchema.nullable(),
@@ -207,6 +235,8 @@ const Cause = Seq.optional();
 export const SideObservationInputSchema = z.object({
   firingSources: z.array(z.string()),
   heldSources: z.array(z.string()),
+  staleSources: z.array(z.string()).default([]),
+  incidents: z.array(z.string()).default([]),
 });
 
 export const CommandNameSchema = z.enum([
@@ -218,6 +248,7 @@ export const CommandNameSchema = z.enum([
   "resume",
   "drill",
   "retry",
+  "revert",
 ]);
 export type CommandName = z.infer<typeof CommandNameSchema>;
 
@@ -233,6 +264,8 @@ export const MachineInputSchema = z.discriminatedUnion("type", [
     command: CommandNameSchema,
     force: z.boolean().optional(),
     actor: z.string().optional(),
+    /** A request body's `actor` (design §3a): audited beside the authenticated identity. */
+    onBehalfOf: z.string().max(200).optional(),
     reason: z.string().max(2000).optional(),
     /** `drill` only: overrides the configured drill mode. */
     mode: z.enum(["dry-run", "live"]).optional(),
@@ -263,6 +296,8 @@ export const MachineInputSchema = z.discriminatedUnion("type", [
     drill: DrillSchema.nullish(),
     cause: Cause,
   }),
+  /** The target vanished from the config (rule 15): no action until it returns. */
+  z.object({ type: z.literal("unconfigured"), cause: Cause }),
 ]);
 export type MachineInput = z.input<typeof MachineInputSchema>;
 export type ParsedMachineInput = z.infer<typeof MachineInputSchema>;
@@ -310,4 +345,37 @@ export interface Decision {
   state: MachineState;
   effects: Effect[];
   rejected?: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stored rows of older versions
+
+const V1_SIDE = { staleSources: [] as string[], incidents: [] as string[] };
+
+/**
+ * Reads a stored machine state of any version this code knows. Version 2 (wave 2) added
+ * staleness, per-incident dismissal, configuration tracking and the delivery deadline; a version 1
+ * row is upgraded with the values that keep its behaviour.
+ */
+export function upgradeMachineState(raw: unknown): MachineState {
+  const r = raw as Record<string, unknown> | null;
+  if (r !== null && typeof r === "object" && r.version === 1) {
+    const sides = r.sides as Record<string, Record<string, unknown>>;
+    const action = r.action as Record<string, unknown> | null;
+    const dismissed = r.dismissed as string | null;
+    return MachineStateSchema.parse({
+      ...r,
+      version: 2,
+      configuredInitialSide: r.homeSide,
+      configured: true,
+      dismissed: dismissed === null ? null : { kind: dismissed, incidents: [] },
+      sides: {
+        primary: { ...sides.primary, ...V1_SIDE },
+        secondary: { ...sides.secondary, ...V1_SIDE },
+      },
+      action:
+        action === null ? null : { ...action, timeoutAt: action.deadlineKind === "timeout" ? action.deadline : null },
+    });
+  }
+  return MachineStateSchema.parse(raw);
 }

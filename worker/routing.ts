@@ -2,7 +2,7 @@
  * Routes a signal's labels to (target, side) pairs (design §4): per target, the first side whose
  * matcher list (or, with `anyOf`, any of its lists) matches all labels; primary is tried first.
  */
-import type { Side, SideMatch, WorkerConfig } from "../shared/config.ts";
+import type { Side, SideMatch, WorkerConfig, WorkerTarget } from "../shared/config.ts";
 import { type Matcher, matchesAll, parseMatcher } from "../shared/matchers.ts";
 
 /** One place a signal goes. */
@@ -42,4 +42,12 @@ export function routeLabels(config: WorkerConfig, labels: Readonly<Record<string
     if (hit) routes.push({ target: target.name, side: hit[0] });
   }
   return routes;
+}
+
+/** The side of one target the labels route to (primary first), or null: how stored signals are routed again (§4). */
+export function routeSide(sides: WorkerTarget["sides"], labels: Readonly<Record<string, string>>): Side | null {
+  for (const side of ["primary", "secondary"] as const) {
+    if (compileSide(sides[side]).some((list) => matchesAll(list, labels))) return side;
+  }
+  return null;
 }

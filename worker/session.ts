@@ -1,14 +1,18 @@
 /**
- * The status page's session cookie (design §5b): after `/?token=<OPERATOR_TOKEN>` once, the browser
- * holds `turnout_session=v1.<expiry>.<mac>`, an HMAC-SHA256 over the expiry with a key derived from
- * OPERATOR_TOKEN. The token itself never leaves the server again, and rotating the token ends every
- * session.
+ * The status page's session cookie (design §3a, §5b): after signing in once (the POST form, or
+ * `/?token=` once), the browser holds `__Host-turnout_session=v2.<expiry>.<identity>.<mac>`, an
+ * HMAC-SHA256 over expiry and identity name with a key derived from that identity's token. The
+ * token itself never leaves the server again, and rotating a token ends that identity's sessions.
  */
 
 import { fromHex, hmacKey, toHex } from "../shared/signature.ts";
 
-/** Cookie name; no `__Host-` prefix so the page also works on http://127.0.0.1 in local runs. */
-export const SESSION_COOKIE = "turnout_session";
+/**
+ * Cookie name. `__Host-` makes browsers refuse it unless Secure, Path=/ and host-only, so no
+ * sibling subdomain can set or shadow it. Browsers treat http://127.0.0.1 and localhost as secure
+ * contexts, so local runs keep working.
+ */
+export const SESSION_COOKIE = "__Host-turnout_session";
 /** Sessions last 12 hours: a working day on call, then `/?token=` again. */
 export const SESSION_TTL_SECONDS = 12 * 3600;
 
@@ -23,21 +27,26 @@ async function sessionKey(operatorToken: string): Promise<ArrayBuffer> {
   return hmac(encoder.encode(operatorToken), "turnout status-page session key v1");
 }
 
-/** A new session value valid until `nowSeconds + SESSION_TTL_SECONDS`. */
-export async function issueSession(operatorToken: string, nowSeconds: number): Promise<string> {
+/** A new session for `identity` (signed with its token), valid until `nowSeconds + SESSION_TTL_SECONDS`. */
+export async function issueSession(token: string, nowSeconds: number, identity = "operator"): Promise<string> {
   const expiry = Math.floor(nowSeconds) + SESSION_TTL_SECONDS;
-  const mac = await hmac(await sessionKey(operatorToken), `v1.${expiry}`);
-  return `v1.${expiry}.${toHex(mac)}`;
+  const mac = await hmac(await sessionKey(token), `v2.${expiry}.${identity}`);
+  return `v2.${expiry}.${identity}.${toHex(mac)}`;
 }
 
-/** Whether `value` is an unexpired session issued with this token (MAC compared in constant time). */
-export async function verifySession(operatorToken: string, value: string, nowSeconds: number): Promise<boolean> {
-  const m = /^v1\.(\d{1,12})\.([0-9a-f]{64})$/.exec(value);
-  if (!m?.[1] || !m[2]) return false;
+/** Whether `value` is an unexpired session issued to `identity` with this token (MAC compared in constant time). */
+export async function verifySession(
+  token: string,
+  value: string,
+  nowSeconds: number,
+  identity = "operator",
+): Promise<boolean> {
+  const m = /^v2\.(\d{1,12})\.([A-Za-z0-9._@:-]{1,64})\.([0-9a-f]{64})$/.exec(value);
+  if (!m?.[1] || !m[2] || !m[3] || m[2] !== identity) return false;
   const expiry = Number(m[1]);
   if (!(expiry > nowSeconds)) return false;
-  const expected = await hmac(await sessionKey(operatorToken), `v1.${expiry}`);
-  const given = fromHex(m[2]);
+  const expected = await hmac(await sessionKey(token), `v2.${expiry}.${identity}`);
+  const given = fromHex(m[3]);
   if (!given) return false;
   // `timingSafeEqual` is a workerd extension of Web Crypto
   // (developers.cloudflare.com/workers/runtime-apis/web-crypto/#timingsafeequal).

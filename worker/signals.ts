@@ -62,6 +62,8 @@ export const IngestBatchSchema = z
     receivedAt: z.number().int(),
     deliveries: z.array(DeliverySchema),
     warnings: z.array(IngestWarningSchema).default([]),
+    /** The verified body, for a `record: true` target (design §10). */
+    recording: z.object({ source: SignalSourceSchema, body: z.json() }).strict().optional(),
   })
   .strict();
 export type IngestBatch = z.input<typeof IngestBatchSchema>;
@@ -75,12 +77,14 @@ export interface IngestResult {
 
 /** One side's inputs to the decision engine (design §5 rule 1). */
 export interface SideObservation {
-  /** Distinct sources of firing, non-soft, non-held signals. */
+  /** Distinct sources of fresh, firing, non-soft, non-held signals. */
   firingSources: string[];
-  /** Sources whose firing signals are held by a Nagios flapping/downtime notice. */
+  /** Sources whose fresh firing signals are held by a Nagios flapping/downtime notice. */
   heldSources: string[];
-  /** Whether the side ever had a signal. */
-  seen: boolean;
+  /** Sources whose only firing signals are stale (design §4 wave 2). */
+  staleSources: string[];
+  /** The fresh firing HARD incidents (rule 10: dismissal is per incident). */
+  incidents: string[];
 }
 export type Observation = Record<z.infer<typeof SideSchema>, SideObservation>;
 
@@ -118,12 +122,23 @@ export function compareObservations(
   b: Pick<Signal, "at" | "status" | "soft" | "incident" | "labels" | "annotations">,
 ): number {
   if (a.at !== b.at) return a.at - b.at;
+  // Nagios (design §4 wave 2): a newer problem id is a newer incident even within the same second,
+  // as when a RECOVERY and the next PROBLEM share their TIMET.
+  const pa = problemNumber(a);
+  const pb = problemNumber(b);
+  if (pa !== null && pb !== null && pa !== pb) return pa - pb;
   if (a.status !== b.status) return a.status === "resolved" ? 1 : -1;
   if (a.soft !== b.soft) return a.soft ? -1 : 1;
   if (a.incident !== b.incident) return a.incident > b.incident ? 1 : -1;
   const ca = canonicalJson(a.labels) + canonicalJson(a.annotations);
   const cb = canonicalJson(b.labels) + canonicalJson(b.annotations);
   return ca === cb ? 0 : ca > cb ? 1 : -1;
+}
+
+/** A Nagios numeric problem id (`annotations.problem_id`), or null (Naemon's UUIDs do not order). */
+function problemNumber(s: Pick<Signal, "annotations">): number | null {
+  const id = s.annotations.problem_id;
+  return id !== undefined && /^\d{1,15}$/.test(id) ? Number(id) : null;
 }
 
 /** JSON of a string map with sorted keys, so equal maps give equal text. */
@@ -163,6 +178,8 @@ export const StoredSignalSchema = z
     receivedAt: z.number(),
     firstSeen: z.number(),
     lastSeen: z.number(),
+    /** When the signal was announced stale (design §4 wave 2), until it is seen again; else null. */
+    staleSince: z.number().nullable(),
   })
   .strict();
 export type StoredSignal = z.infer<typeof StoredSignalSchema>;
@@ -222,6 +239,7 @@ export function mergeSignal(
         notices: mergeNotices({}, signal),
         firstSeen: receivedAt,
         lastSeen: receivedAt,
+        staleSince: null,
       },
     };
   }
@@ -230,28 +248,54 @@ export function mergeSignal(
   const supersedes = compareObservations(signal, stored) > 0;
   const lastSeen = Math.max(stored.lastSeen, receivedAt);
   const replaced = supersedes ? content : {};
+  // Seen again: a stale signal is fresh evidence once more.
+  const seen = { lastSeen, staleSince: null };
   if (sameVersion(signal, stored)) {
-    return { outcome: noticeChanged ? "accepted" : "duplicate", next: { ...stored, ...replaced, notices, lastSeen } };
+    return { outcome: noticeChanged ? "accepted" : "duplicate", next: { ...stored, ...replaced, notices, ...seen } };
   }
-  if (supersedes) return { outcome: "accepted", next: { ...stored, ...content, notices, lastSeen } };
+  if (supersedes) return { outcome: "accepted", next: { ...stored, ...content, notices, ...seen } };
   return { outcome: noticeChanged ? "accepted" : "stale", next: noticeChanged ? { ...stored, notices } : stored };
 }
 
-/** Per side: distinct firing sources (non-soft, non-held), held sources, and whether it was ever seen. */
+/** What {@link observe} reads of a stored signal. */
+export type ObservedSignal = Pick<
+  StoredSignal,
+  "side" | "source" | "status" | "soft" | "notices" | "incident" | "lastSeen"
+>;
+
+/** Whether a firing signal is stale at `now` (design §4 wave 2; `staleAfterMs` 0 never). */
+export function isStale(s: Pick<StoredSignal, "lastSeen">, now: number, staleAfterMs: number): boolean {
+  return staleAfterMs > 0 && s.lastSeen + staleAfterMs <= now;
+}
+
+/**
+ * Per side at `now`: distinct sources of fresh firing HARD signals (held or not), sources whose
+ * only firing signals are stale, and the fresh incidents; plus when the next fresh one goes stale.
+ */
 export function observe(
-  signals: readonly Pick<StoredSignal, "side" | "source" | "status" | "soft" | "notices">[],
-): Observation {
+  signals: readonly ObservedSignal[],
+  now = 0,
+  staleAfterMs = 0,
+): Observation & { staleAt: number | null } {
+  let staleAt: number | null = null;
   const build = (side: z.infer<typeof SideSchema>): SideObservation => {
-    const mine = signals.filter((s) => s.side === side);
-    const firing = mine.filter((s) => s.status === "firing" && !s.soft);
-    const distinct = (list: typeof mine) => [...new Set(list.map((s) => s.source))].sort();
+    const firing = signals.filter((s) => s.side === side && s.status === "firing" && !s.soft);
+    const fresh = firing.filter((s) => !isStale(s, now, staleAfterMs));
+    for (const s of fresh) {
+      if (staleAfterMs > 0) staleAt = Math.min(staleAt ?? Number.POSITIVE_INFINITY, s.lastSeen + staleAfterMs);
+    }
+    const distinct = (list: readonly ObservedSignal[]) => [...new Set(list.map((s) => s.source))].sort();
+    const firingSources = distinct(fresh.filter((s) => !isHeld(s.notices)));
+    const heldSources = distinct(fresh.filter((s) => isHeld(s.notices)));
+    const freshSources = new Set([...firingSources, ...heldSources]);
     return {
-      firingSources: distinct(firing.filter((s) => !isHeld(s.notices))),
-      heldSources: distinct(firing.filter((s) => isHeld(s.notices))),
-      seen: mine.length > 0,
+      firingSources,
+      heldSources,
+      staleSources: distinct(firing.filter((s) => isStale(s, now, staleAfterMs))).filter((x) => !freshSources.has(x)),
+      incidents: [...new Set(fresh.map((s) => s.incident))].sort(),
     };
   };
-  return { primary: build("primary"), secondary: build("secondary") };
+  return { primary: build("primary"), secondary: build("secondary"), staleAt };
 }
 
 export const HealthSchema = z.enum(["up", "down", "unknown"]);

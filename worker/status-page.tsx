@@ -4,16 +4,17 @@
  * action as a step timeline with durations, the last drill and the latest audit events. A small
  * inline script polls `/v1/targets` with the session cookie and updates the cards in place.
  *
- * Auth: `Authorization: Bearer $OPERATOR_TOKEN`, or `/?token=<token>` once, which sets the session
- * cookie (worker/session.ts) and redirects (303) to `/`, so the token leaves the address bar and
- * history. Anything else gets a 401 page that shows no target data.
+ * Auth (design §3a, §5b): a viewer identity as bearer token or Cloudflare Access, or a session:
+ * the sign-in form POSTs a token to `/signin` (no token in any URL), or `/?token=<token>` once;
+ * both set the identity's session cookie (worker/session.ts) and redirect (303) to `/`. Anything
+ * else gets a 401 page that shows no target data.
  */
 import { Hono } from "hono";
 import type { Child } from "hono/jsx";
-import { constantTimeEqual, operatorAuthorized } from "./auth.ts";
 import { loadConfig } from "./config.ts";
 import type { DrillSummary } from "./drill-summary.ts";
 import type { Env } from "./env.ts";
+import { byToken, hasRole, identify } from "./identity.ts";
 import { issueSession, sessionCookie } from "./session.ts";
 import type { AuditEvent, SignalView, TargetView } from "./target-view.ts";
 
@@ -29,7 +30,7 @@ type Card = { name: string; view: TargetView } | { name: string; error: string }
 function securityHeaders(nonce: string): Record<string, string> {
   return {
     // Nothing loads from elsewhere; the one inline script and style carry the per-response nonce.
-    "content-security-policy": `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
+    "content-security-policy": `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'`,
     "cache-control": "no-store",
     // The first request carries ?token=; never leak it (or target names) through Referer.
     "referrer-policy": "no-referrer",
@@ -42,30 +43,49 @@ function newNonce(): string {
   return btoa(String.fromCharCode(...bytes));
 }
 
+/** Starts a session for the identity whose token this is (303 to `/`), or answers the sign-in page again. */
+async function startSession(env: Env, token: string, headers: Record<string, string>): Promise<Response | null> {
+  const who = await byToken(env, token);
+  if (!who) return null;
+  return new Response(null, {
+    status: 303,
+    headers: {
+      ...headers,
+      location: "/",
+      "set-cookie": sessionCookie(await issueSession(who.token, Date.now() / 1000, who.name)),
+    },
+  });
+}
+
+/** `POST /signin` (form field `token`): the sign-in that keeps the token out of URLs and history. */
+statusPage.post("/signin", async (c) => {
+  const nonce = newNonce();
+  const headers = securityHeaders(nonce);
+  const form = new URLSearchParams(await c.req.text());
+  const token = form.get("token") ?? "";
+  const started = token === "" ? null : await startSession(c.env, token, headers);
+  return (
+    started ??
+    c.html(<SignIn nonce={nonce} wrongToken={true} />, 401, {
+      ...headers,
+      "www-authenticate": 'Bearer realm="turnout"',
+    })
+  );
+});
+
 statusPage.get("/", async (c) => {
   const nonce = newNonce();
   const headers = securityHeaders(nonce);
-  const expected = c.env.OPERATOR_TOKEN;
   const token = c.req.query("token");
-  const signIn = (wrongToken: boolean) =>
-    c.html(<SignIn nonce={nonce} wrongToken={wrongToken} />, 401, {
+  const signIn = (wrongToken: boolean, status: 401 | 403 = 401) =>
+    c.html(<SignIn nonce={nonce} wrongToken={wrongToken} />, status, {
       ...headers,
       "www-authenticate": 'Bearer realm="turnout"',
     });
-  if (token !== undefined) {
-    if (expected && (await constantTimeEqual(token, expected))) {
-      return new Response(null, {
-        status: 303,
-        headers: {
-          ...headers,
-          location: "/",
-          "set-cookie": sessionCookie(await issueSession(expected, Date.now() / 1000)),
-        },
-      });
-    }
-    return signIn(true);
-  }
-  if (!(await operatorAuthorized(c))) return signIn(false);
+  if (token !== undefined) return (await startSession(c.env, token, headers)) ?? signIn(true);
+  const who = await identify(c);
+  if (who === null || who === "invalid") return signIn(who === "invalid");
+  if (!hasRole(who.role, "viewer")) return signIn(false, 403);
   const loaded = loadConfig(c.env);
   if (!loaded.ok) {
     return c.html(
@@ -157,10 +177,15 @@ function SignIn(props: { nonce: string; wrongToken: boolean }) {
     <Layout nonce={props.nonce} title="turnout status: sign in required">
       <section aria-labelledby="signin">
         <h2 id="signin">Sign in required</h2>
-        {props.wrongToken ? <p role="alert">That token is not valid. No session was started.</p> : null}
+        {props.wrongToken ? <p role="alert">That credential is not valid. No session was started.</p> : null}
+        <form method="post" action="/signin">
+          <label for="token">Viewer or operator token</label>
+          <input id="token" name="token" type="password" autocomplete="current-password" required />
+          <button type="submit">Sign in for 12 hours</button>
+        </form>
         <p>
-          Open <code>/?token=&lt;OPERATOR_TOKEN&gt;</code> once to start a 12-hour session, or send{" "}
-          <code>Authorization: Bearer &lt;OPERATOR_TOKEN&gt;</code>.
+          Or send <code>Authorization: Bearer &lt;token&gt;</code>, or come through Cloudflare Access. Give people a
+          viewer token for this page.
         </p>
       </section>
     </Layout>

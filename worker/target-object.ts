@@ -7,13 +7,13 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
-import { PolicySchema, type Side, SideSchema, type WorkerTarget } from "../shared/config.ts";
+import { PolicySchema, type Side, type WorkerTarget } from "../shared/config.ts";
 import type { ActionReport } from "../shared/protocol.ts";
 import { loadConfig } from "./config.ts";
 import { type Dispatcher, transportDispatcher } from "./dispatcher.ts";
 import { drillSummary } from "./drill-summary.ts";
 import type { Env } from "./env.ts";
-import { decide, type Effect, initialState, type MachineInput, MachineStateSchema, machineView } from "./machine.ts";
+import { type Effect, initialState, type MachineInput, machineView, upgradeMachineState } from "./machine.ts";
 import {
   type IncidentThread,
   type Notification,
@@ -27,19 +27,13 @@ import {
   IngestBatchSchema,
   type IngestResult,
   isHeld,
+  isStale,
   type Json,
-  mergeSignal,
-  NoticeStateSchema,
-  type Observation,
-  observe,
-  SignalSourceSchema,
-  SignalStatusSchema,
   type StoredSignal,
-  StoredSignalSchema,
-  sameVersion,
 } from "./signals.ts";
 import {
   BREAK_GLASS_DDL,
+  BREAK_GLASS_TTL_MS,
   type BreakGlassClick,
   BreakGlassClickSchema,
   type BreakGlassOutcome,
@@ -51,10 +45,30 @@ import {
   readBreakGlass,
   resolveBreakGlassRow,
 } from "./slack/break-glass.ts";
-import type { AuditEvent, CommandResult, EventPage, SignalView, TargetCommand, TargetView } from "./target-view.ts";
+import {
+  alarm as alarmCore,
+  applyConfig,
+  type CoreOutcome,
+  type CoreState,
+  clear as clearCore,
+  ingest as ingestCore,
+  input as inputCore,
+  newCoreState,
+  type TargetConfig,
+  type TargetStore,
+} from "./target-core.ts";
+import type {
+  AuditEvent,
+  CommandResult,
+  EventPage,
+  RecordingLine,
+  SignalView,
+  TargetCommand,
+  TargetView,
+} from "./target-view.ts";
 
 /** Bumped when a migration is added below; a newer stored version than the code knows is refused. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 // Idempotent DDL, run on every wake (the cloudflare/agents pattern): cheap, and a fresh object
 // and an old one converge on the same tables without a separate install step.
@@ -75,9 +89,13 @@ const DDL = [
      notices TEXT NOT NULL,
      received_at INTEGER NOT NULL,
      first_seen INTEGER NOT NULL,
-     last_seen INTEGER NOT NULL
+     last_seen INTEGER NOT NULL,
+     stale_since INTEGER
    )`,
   "CREATE INDEX IF NOT EXISTS signals_by_side ON signals (side, status)",
+  // Observing reads only firing rows; retention deletes old resolved ones (design §4: no request
+  // reads every stored row of a target).
+  "CREATE INDEX IF NOT EXISTS signals_by_status ON signals (status, last_seen)",
   // `seq` is assigned from state.seq, not AUTOINCREMENT: the decision engine allocates from the
   // same counter, so one transaction can write an event and name it as another event's cause.
   `CREATE TABLE IF NOT EXISTS events (
@@ -87,22 +105,41 @@ const DDL = [
      detail TEXT NOT NULL,
      cause INTEGER
    )`,
+  // Verified ingest bodies of a `record: true` target (design §10), for `npm run simulate`.
+  `CREATE TABLE IF NOT EXISTS recordings (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     at INTEGER NOT NULL,
+     source TEXT NOT NULL,
+     body TEXT NOT NULL
+   )`,
 ];
 
-const SideObservationSchema = z
-  .object({ firingSources: z.array(z.string()), heldSources: z.array(z.string()), seen: z.boolean() })
-  .strict();
+/** How often retention runs at most (it is a bounded pair of deletes). */
+const PRUNE_EVERY_MS = 3600_000;
+/** Most rows one retention pass deletes, so that no single request does unbounded work. */
+const PRUNE_BATCH = 2000;
+/** Firing signals listed per side in the view (design §4: capped, with `firingCount`). */
+export const VIEW_FIRING_LIMIT = 100;
+
+const ObservationSideSchema = z.object({
+  firingSources: z.array(z.string()),
+  heldSources: z.array(z.string()),
+  staleSources: z.array(z.string()).default([]),
+  incidents: z.array(z.string()).default([]),
+});
 
 /**
  * The persisted state row: the decision engine's state (whose `seq` is the audit counter shared
- * by the shell's own events) and the latest per-side observation of stored signals.
+ * by the shell's own events), the latest per-side observation, and the shell's bookkeeping.
  */
 export const TargetStateSchema = z.object({
   target: z.string(),
-  observation: z.object({ primary: SideObservationSchema, secondary: SideObservationSchema }),
-  machine: MachineStateSchema,
+  observation: z.object({ primary: ObservationSideSchema, secondary: ObservationSideSchema }),
+  machine: z.unknown().transform((m) => upgradeMachineState(m)),
+  routedWith: z.string().nullable().default(null),
+  lastPrunedAt: z.number().default(0),
 });
-export type TargetState = z.infer<typeof TargetStateSchema>;
+export type TargetState = CoreState & { lastPrunedAt: number };
 
 export type {
   AuditEvent,
@@ -113,57 +150,39 @@ export type {
   TargetView,
 } from "./target-view.ts";
 
-const SignalRowSchema = z.object({
-  key: z.string(),
-  source: z.string(),
-  side: z.string(),
-  status: z.string(),
-  soft: z.number(),
-  at: z.number(),
-  incident: z.string(),
-  labels: z.string(),
-  annotations: z.string(),
-  notices: z.string(),
-  received_at: z.number(),
-  first_seen: z.number(),
-  last_seen: z.number(),
-});
-
-const EventRowSchema = z.object({
-  seq: z.number(),
-  at: z.number(),
-  type: z.string(),
-  detail: z.string(),
-  cause: z.number().nullable(),
-});
-
 const iso = (ms: number) => new Date(ms).toISOString();
 
-function signalFromRow(row: unknown): StoredSignal {
-  const r = SignalRowSchema.parse(row);
-  return StoredSignalSchema.parse({
-    key: r.key,
-    source: r.source,
-    side: r.side,
-    status: r.status,
+/** A signal row as written by {@link TargetObject}; our own rows, so read without re-validating. */
+function signalFromRow(r: Record<string, SqlStorageValue>): StoredSignal {
+  return {
+    key: String(r.key),
+    source: r.source as StoredSignal["source"],
+    side: r.side as Side,
+    status: r.status as StoredSignal["status"],
     soft: r.soft === 1,
-    at: r.at,
-    incident: r.incident,
-    labels: JSON.parse(r.labels),
-    annotations: JSON.parse(r.annotations),
-    notices: NoticeStateSchema.parse(JSON.parse(r.notices)),
-    receivedAt: r.received_at,
-    firstSeen: r.first_seen,
-    lastSeen: r.last_seen,
-  });
+    at: Number(r.at),
+    incident: String(r.incident),
+    labels: JSON.parse(String(r.labels)),
+    annotations: JSON.parse(String(r.annotations)),
+    notices: JSON.parse(String(r.notices)),
+    receivedAt: Number(r.received_at),
+    firstSeen: Number(r.first_seen),
+    lastSeen: Number(r.last_seen),
+    staleSince: r.stale_since === null || r.stale_since === undefined ? null : Number(r.stale_since),
+  };
 }
 
-function eventFromRow(row: unknown): AuditEvent {
-  const r = EventRowSchema.parse(row);
-  return { seq: r.seq, at: iso(r.at), type: r.type, detail: JSON.parse(r.detail) as Json, cause: r.cause };
+function eventFromRow(r: Record<string, SqlStorageValue>): AuditEvent {
+  return {
+    seq: Number(r.seq),
+    at: iso(Number(r.at)),
+    type: String(r.type),
+    detail: JSON.parse(String(r.detail)) as Json,
+    cause: r.cause === null ? null : Number(r.cause),
+  };
 }
 
-function signalView(s: StoredSignal): SignalView {
+function signalView(s: StoredSignal, now: number, staleAfterMs: number): SignalView {
   return {
     key: s.key,
     source: s.source,
@@ -171,6 +190,7 @@ function signalView(s: StoredSignal): SignalView {
     status: s.status,
     soft: s.soft,
     held: isHeld(s.notices),
+    stale: s.status === "firing" && isStale(s, now, staleAfterMs),
     incident: s.incident,
     labels: s.labels,
     annotations: s.annotations,
@@ -182,12 +202,11 @@ function signalView(s: StoredSignal): SignalView {
   };
 }
 
-type LoadedState = TargetState & { configEffects: Effect[] };
-
 /** Used only when a stored target has vanished from the config: §5 defaults, primary active. */
-const DEFAULT_TARGET: Pick<WorkerTarget, "policy" | "initialActiveSide"> = {
+const DEFAULT_TARGET: TargetConfig = {
   policy: PolicySchema.parse(undefined),
   initialActiveSide: "primary",
+  sides: { primary: { matchers: ['turnout="unconfigured"'] }, secondary: { matchers: ['turnout="unconfigured"'] } },
 };
 
 /**
@@ -208,6 +227,8 @@ export class TargetObject extends DurableObject<Env> {
   private readonly inflight = new Set<Promise<void>>();
   /** The tail of the notification queue (see enqueueNotice). */
   private notices: Promise<void> = Promise.resolve();
+  /** Rows SQLite read for the last public call (tests assert that requests read bounded rows). */
+  rowsRead = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -217,7 +238,7 @@ export class TargetObject extends DurableObject<Env> {
 
   private migrate(): void {
     for (const ddl of DDL) this.sql.exec(ddl);
-    // Pending Slack break-glass requests (two-person rule); additive table, see slack/break-glass.ts.
+    // Pending break-glass requests (two-person rule, design §3a); additive table, see slack/break-glass.ts.
     this.sql.exec(BREAK_GLASS_DDL);
     // The open incident's Slack thread (bot-token notifications); additive table.
     this.sql.exec(
@@ -230,7 +251,12 @@ export class TargetObject extends DurableObject<Env> {
       throw new Error(`storage schema ${stored} is newer than this code's ${SCHEMA_VERSION}`);
     }
     if (stored < SCHEMA_VERSION) {
-      // Future migrations from `stored` go here, in order.
+      // 1 → 2: signals gained `stale_since` (design §4 staleness). A fresh object already has it.
+      const columns = this.sql
+        .exec("PRAGMA table_info(signals)")
+        .toArray()
+        .map((c) => String(c.name));
+      if (!columns.includes("stale_since")) this.sql.exec("ALTER TABLE signals ADD COLUMN stale_since INTEGER");
       this.sql.exec(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         String(SCHEMA_VERSION),
@@ -240,6 +266,14 @@ export class TargetObject extends DurableObject<Env> {
 
   private now(): number {
     return TargetObject.testing?.now?.() ?? Date.now();
+  }
+
+  /** Runs one statement, counting the rows SQLite read for it. */
+  private rows(query: string, ...args: SqlStorageValue[]): Record<string, SqlStorageValue>[] {
+    const cursor = this.sql.exec(query, ...args);
+    const out = cursor.toArray();
+    this.rowsRead += cursor.rowsRead;
+    return out;
   }
 
   /** Liveness probe used by tests and /healthz diagnostics. */
@@ -255,84 +289,58 @@ export class TargetObject extends DurableObject<Env> {
   async ingest(input: IngestBatch): Promise<IngestResult> {
     const batch = IngestBatchSchema.parse(input);
     const now = this.now();
+    this.rowsRead = 0;
     const { result, effects } = this.ctx.storage.transactionSync(() => {
       const state = this.loadState(batch.target, now);
-      const result: IngestResult = { accepted: 0, duplicates: 0, ignored: 0 };
-      const effects: Effect[] = [...state.configEffects];
-      let causeSeq: number | null = null;
-      let changed = state.configEffects.length > 0;
-      for (const warning of batch.warnings) {
-        this.appendEvent(state, batch.receivedAt, warning.type, warning.detail, null);
-        changed = true;
-      }
-      for (const delivery of batch.deliveries) {
-        const stored = this.readSignal(delivery.signal.key);
-        const { outcome, next } = mergeSignal(stored, delivery, batch.receivedAt);
-        if (outcome === "stale") {
-          result.ignored += 1;
-          continue;
-        }
-        this.writeSignal(next);
-        if (outcome === "duplicate") {
-          result.duplicates += 1;
-          continue;
-        }
-        result.accepted += 1;
-        changed = true;
-        const s = delivery.signal;
-        const type = stored && sameVersion(stored, next) ? "signal.notice" : `signal.${next.status}`;
-        causeSeq = this.appendEvent(
-          state,
+      if (batch.recording && this.targetConfig(batch.target)?.record) {
+        this.sql.exec(
+          "INSERT INTO recordings (at, source, body) VALUES (?, ?, ?)",
           batch.receivedAt,
-          type,
-          {
-            key: next.key,
-            source: next.source,
-            side: next.side,
-            status: next.status,
-            soft: next.soft,
-            held: isHeld(next.notices),
-            incident: next.incident,
-            at: iso(next.at),
-            ...(s.notice ? { notice: s.notice } : {}),
-          },
-          null,
+          batch.recording.source,
+          JSON.stringify(batch.recording.body),
         );
       }
-      if (causeSeq !== null) {
-        // Rule 8: signals are recorded in every phase; the machine decides what they mean now.
-        state.observation = this.observeStored();
-        const { firingSources: pf, heldSources: ph } = state.observation.primary;
-        const { firingSources: sf, heldSources: sh } = state.observation.secondary;
-        const input: MachineInput = {
-          type: "observed",
-          sides: { primary: { firingSources: pf, heldSources: ph }, secondary: { firingSources: sf, heldSources: sh } },
-          cause: causeSeq,
-        };
-        effects.push(...this.step(state, input, now).effects);
-      }
-      if (changed) this.saveState(state);
-      return { result, effects };
+      const out = ingestCore(this.store, state, batch.deliveries, batch.warnings, batch.receivedAt, now);
+      if (out.changed || state.configEffects.length > 0) this.saveState(state);
+      return { result: out.result, effects: [...state.configEffects, ...out.effects] };
     });
     this.perform(effects);
     return result;
   }
 
-  /** Applies an operator or Slack command (design §3); a command that does not apply is `rejected`. */
+  /**
+   * Applies an operator or Slack command (design §3); a command that does not apply is `rejected`.
+   * `clear` acts on the stored signals; every other command is the machine's.
+   */
   async command(name: string, command: TargetCommand): Promise<CommandResult> {
     const now = this.now();
-    const { rejected, effects } = this.transition(name, now, { type: "command", ...command });
+    this.rowsRead = 0;
+    const { rejected, effects } = this.run(name, now, (state) => {
+      if (command.command === "clear") {
+        return clearCore(
+          this.store,
+          state,
+          command.key ?? "",
+          { actor: command.actor, onBehalfOf: command.onBehalfOf, reason: command.reason },
+          now,
+        );
+      }
+      const { key: _key, ...rest } = command;
+      return inputCore(this.store, state, { type: "command", ...rest, command: command.command }, now);
+    });
     this.perform(effects);
     const view = await this.view(name);
     return rejected === undefined ? { applied: true, view } : { applied: false, rejected, view };
   }
 
   /**
-   * Feeds an agent report (design §5 rule 5). Returns whether it concerned the current action;
+   * Feeds an agent report (design §5 rules 5, 13). Returns whether it concerned the latest action;
    * reports for other ids or old epochs are audited (`report.ignored`) and otherwise ignored.
    */
   async report(name: string, report: ActionReport): Promise<{ accepted: boolean }> {
-    const { effects } = this.transition(name, this.now(), { type: "report", report });
+    const { effects } = this.run(name, this.now(), (state, now) =>
+      inputCore(this.store, state, { type: "report", report }, now),
+    );
     this.perform(effects);
     const ignored = effects.some((e) => e.type === "audit" && e.event.type === "report.ignored");
     return { accepted: !ignored };
@@ -341,19 +349,26 @@ export class TargetObject extends DurableObject<Env> {
   /**
    * QStash gave up delivering an action (its failure callback): its own retries are spent, and a
    * re-publish under the same id would be deduplicated away, so the action fails now; `retry`
-   * starts it again under a new id.
+   * starts it again under a new id. A callback for any other id than the latest action is ignored.
    */
   async deliveryFailed(name: string, actionId: string, error: string): Promise<void> {
     const input: MachineInput = { type: "dispatch-result", actionId, ok: false, error, final: true };
-    const { effects } = this.transition(name, this.now(), input);
+    const { effects } = this.run(name, this.now(), (state, now) => inputCore(this.store, state, input, now));
     this.perform(effects);
   }
 
-  /** The single alarm (design §5): every deadline is checked by the machine's `timer` input. */
+  /**
+   * The single alarm (design §5): staleness and every deadline are checked. A target that left
+   * the config does nothing but audit `target.unconfigured` once (rule 15).
+   */
   override async alarm(): Promise<void> {
-    const state = this.readState();
-    if (!state) return;
-    const { effects } = this.transition(state.target, this.now(), { type: "timer" });
+    const stored = this.readState();
+    if (!stored) return;
+    const { effects } = this.run(stored.target, this.now(), (state, now) => {
+      const out = alarmCore(this.store, state, now);
+      this.prune(state, now);
+      return out;
+    });
     this.perform(effects);
     await this.settle();
   }
@@ -366,17 +381,31 @@ export class TargetObject extends DurableObject<Env> {
   /** The target's view for `GET /v1/targets/:name`; `lastEvents` (newest 20, oldest first) unless omitted. */
   async view(name: string, options: { events?: boolean } = {}): Promise<TargetView> {
     const now = this.now();
+    this.rowsRead = 0;
     const stored = this.readState();
     const target = this.targetConfig(name);
     // A target never seen (or not configured) reads as the state it would start in.
-    const m = machineView(stored?.machine ?? initialState(name, target ?? DEFAULT_TARGET), now);
-    const signals = this.allSignals();
-    const side = (s: Side) => ({
-      // Rule 1: up when nothing fires (also before any signal), down at quorum, unknown between.
-      health: m.sides[s].health,
-      upSince: m.sides[s].upSince,
-      firing: signals.filter((x) => x.side === s && x.status === "firing").map(signalView),
-    });
+    const machine = stored?.machine ?? initialState(name, target ?? DEFAULT_TARGET);
+    const m = machineView(machine, now);
+    const staleAfterMs = machine.policy.staleAfterSeconds * 1000;
+    const side = (s: Side) => {
+      const firing = this.rows(
+        "SELECT * FROM signals WHERE side = ? AND status = 'firing' ORDER BY key LIMIT ?",
+        s,
+        VIEW_FIRING_LIMIT,
+      ).map(signalFromRow);
+      const count =
+        firing.length < VIEW_FIRING_LIMIT
+          ? firing.length
+          : Number(this.rows("SELECT COUNT(*) AS n FROM signals WHERE side = ? AND status = 'firing'", s)[0]?.n ?? 0);
+      return {
+        // Rule 1: up when nothing fires (also before any signal), down at quorum, unknown between.
+        health: m.sides[s].health,
+        upSince: m.sides[s].upSince,
+        firing: firing.map((x) => signalView(x, now, staleAfterMs)),
+        firingCount: count,
+      };
+    };
     const view: TargetView = {
       name,
       ...m,
@@ -384,9 +413,7 @@ export class TargetObject extends DurableObject<Env> {
       sides: { primary: side("primary"), secondary: side("secondary") },
     };
     if (options.events !== false) {
-      view.lastEvents = this.sql
-        .exec("SELECT seq, at, type, detail, cause FROM events ORDER BY seq DESC LIMIT 20")
-        .toArray()
+      view.lastEvents = this.rows("SELECT seq, at, type, detail, cause FROM events ORDER BY seq DESC LIMIT 20")
         .map(eventFromRow)
         .reverse();
     }
@@ -395,18 +422,38 @@ export class TargetObject extends DurableObject<Env> {
 
   /** The audit log after `after`, oldest first, at most `limit` events. */
   async events(after: number, limit: number): Promise<EventPage> {
-    const rows = this.sql
-      .exec("SELECT seq, at, type, detail, cause FROM events WHERE seq > ? ORDER BY seq LIMIT ?", after, limit + 1)
-      .toArray()
-      .map(eventFromRow);
+    const rows = this.rows(
+      "SELECT seq, at, type, detail, cause FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+      after,
+      limit + 1,
+    ).map(eventFromRow);
     const events = rows.slice(0, limit);
     const last = events.at(-1);
     return rows.length > limit && last ? { events, next: last.seq } : { events };
   }
 
+  /**
+   * The recorded ingest bodies (design §10) after `after`, oldest first: `--webhooks` NDJSON lines
+   * for `npm run simulate`.
+   */
+  async recording(after: number, limit: number): Promise<{ lines: RecordingLine[]; next?: number }> {
+    const rows = this.rows(
+      "SELECT id, at, source, body FROM recordings WHERE id > ? ORDER BY id LIMIT ?",
+      after,
+      limit + 1,
+    );
+    const lines = rows.slice(0, limit).map((r) => ({
+      at: iso(Number(r.at)),
+      source: String(r.source) as RecordingLine["source"],
+      body: JSON.parse(String(r.body)) as Json,
+    }));
+    const last = rows[Math.min(rows.length, limit) - 1];
+    return rows.length > limit && last ? { lines, next: Number(last.id) } : { lines };
+  }
+
   /** Every stored signal, ordered by key (tests and diagnostics). */
   async signals(): Promise<StoredSignal[]> {
-    return this.allSignals();
+    return this.rows("SELECT * FROM signals ORDER BY key").map(signalFromRow);
   }
 
   /** The persisted state row, or null before the first write (tests and diagnostics). */
@@ -414,13 +461,16 @@ export class TargetObject extends DurableObject<Env> {
     return this.readState();
   }
 
-  // --- Slack break-glass: the two-person rule (design §5b); storage and judgement in slack/break-glass.ts ---
+  // --- Break-glass: the two-person rule (design §3a); storage and judgement in slack/break-glass.ts ---
 
-  /** Records a forced failover/failback awaiting a second person; answers the epoch and phase it was made at. */
+  /**
+   * Records a forced command awaiting a second person (from Slack or the API); answers the epoch
+   * and phase it was made at, and when it expires.
+   */
   async requestBreakGlass(
     name: string,
     input: BreakGlassRequestInput,
-  ): Promise<{ epoch: number; phase: string; activeSide: Side }> {
+  ): Promise<{ epoch: number; phase: string; activeSide: Side; expiresAt: string }> {
     const req = BreakGlassRequestInputSchema.parse(input);
     const now = this.now();
     const { at, effects } = this.ctx.storage.transactionSync(() => {
@@ -428,17 +478,30 @@ export class TargetObject extends DurableObject<Env> {
       const m = state.machine;
       insertBreakGlass(this.sql, req, { epoch: m.epoch, phase: m.phase, now });
       const detail = { command: req.command, requester: req.requester, reason: req.reason, nonce: req.nonce };
-      this.appendEvent(state, now, "breakglass.requested", { ...detail, epoch: m.epoch, phase: m.phase }, null);
+      const seq = this.appendEvent(state, now, "breakglass.requested", { ...detail, epoch: m.epoch, phase: m.phase });
       this.saveState(state);
-      return { at: { epoch: m.epoch, phase: m.phase, activeSide: m.activeSide }, effects: state.configEffects };
+      const requested: Effect = {
+        type: "audit",
+        event: { seq, at: now, type: "breakglass.requested", detail: { ...detail } },
+      };
+      return {
+        at: {
+          epoch: m.epoch,
+          phase: m.phase,
+          activeSide: m.activeSide,
+          expiresAt: iso(now + BREAK_GLASS_TTL_MS),
+        },
+        effects: [...state.configEffects, requested],
+      };
     });
     this.perform(effects);
     return at;
   }
 
   /**
-   * One Approve / Cancel click on a break-glass request. The checks (pending, not the requester,
-   * epoch unchanged) and the forced command run in ONE transaction, so at most one click executes.
+   * One approval (Slack button or API `confirm`) or cancel of a break-glass request. The checks
+   * (pending, not the requester, not expired, epoch unchanged) and the forced command run in ONE
+   * transaction, so a double click or two confirmations race to at most one execution.
    */
   async resolveBreakGlass(name: string, input: BreakGlassClick): Promise<BreakGlassOutcome & { view: TargetView }> {
     const click = BreakGlassClickSchema.parse(input);
@@ -455,17 +518,25 @@ export class TargetObject extends DurableObject<Env> {
       } else if (verdict.act === "cancel") {
         const { row } = verdict;
         const who = { command: row.command, requester: row.requester, nonce: row.nonce };
-        this.appendEvent(state, now, "breakglass.cancelled", { ...who, by: click.actor }, null);
+        this.appendEvent(state, now, "breakglass.cancelled", { ...who, by: click.actor });
         resolveBreakGlassRow(this.sql, row.nonce, "cancelled", click.actor, now, null);
         outcome = { outcome: "cancelled", command: row.command, requester: row.requester };
       } else {
         const { row } = verdict;
         const who = { command: row.command, requester: row.requester, nonce: row.nonce };
-        this.appendEvent(state, now, "breakglass.approved", { ...who, approver: click.actor }, null);
+        this.appendEvent(state, now, "breakglass.approved", { ...who, approver: click.actor });
         const reason = breakGlassReason(row, click.actor);
-        const d = this.step(
+        const d = inputCore(
+          this.store,
           state,
-          { type: "command", command: row.command, force: true, actor: click.actor, reason },
+          {
+            type: "command",
+            command: row.command,
+            force: true,
+            actor: click.actor,
+            onBehalfOf: row.requester,
+            reason,
+          },
           now,
         );
         effects.push(...d.effects);
@@ -485,28 +556,55 @@ export class TargetObject extends DurableObject<Env> {
 
   // -------------------------------------------------------------------------------------------
 
-  /** Loads, decides and persists one input in one transaction; returns the effects to perform. */
-  private transition(name: string, now: number, input: MachineInput): { effects: Effect[]; rejected?: string } {
+  /** The store the core reads and writes: this object's SQLite tables. */
+  private readonly store: TargetStore = {
+    signal: (key) => {
+      const row = this.rows("SELECT * FROM signals WHERE key = ?", key)[0];
+      return row ? signalFromRow(row) : undefined;
+    },
+    putSignal: (s) => this.writeSignal(s),
+    firingSignals: () => this.rows("SELECT * FROM signals WHERE status = 'firing'").map(signalFromRow),
+    appendEvent: (e) => this.insertEvent(e.seq, e.at, e.type, e.detail, e.cause ?? null),
+  };
+
+  /** Loads the state, applies one core call and persists it in one transaction; returns the effects. */
+  private run(
+    name: string,
+    now: number,
+    call: (state: LoadedState, now: number) => CoreOutcome,
+  ): { effects: Effect[]; rejected?: string } {
     return this.ctx.storage.transactionSync(() => {
       const state = this.loadState(name, now);
-      const d = this.step(state, input, now);
+      const out = call(state, now);
       this.saveState(state);
       return {
-        effects: [...state.configEffects, ...d.effects],
-        ...(d.rejected !== undefined ? { rejected: d.rejected } : {}),
+        effects: [...state.configEffects, ...out.effects],
+        ...(out.rejected !== undefined ? { rejected: out.rejected } : {}),
       };
     });
   }
 
-  /** One `decide` call: the new machine state replaces the old, its audit events are written. */
-  private step(state: LoadedState, input: MachineInput, now: number): { effects: Effect[]; rejected?: string } {
-    const d = decide(state.machine, input, now);
-    state.machine = d.state;
-    for (const e of d.effects) {
-      if (e.type === "audit")
-        this.insertEvent(e.event.seq, e.event.at, e.event.type, e.event.detail, e.event.cause ?? null);
+  /**
+   * Retention (design §4 wave 2), at most hourly and in bounded batches: resolved signals older
+   * than `retention.resolvedSignalDays`, events and recordings beyond `retention.eventsPerTarget`.
+   */
+  private prune(state: LoadedState, now: number): void {
+    if (now - state.lastPrunedAt < PRUNE_EVERY_MS) return;
+    state.lastPrunedAt = now;
+    const loaded = loadConfig(this.env);
+    const retention = loaded.ok ? loaded.value.retention : { resolvedSignalDays: 7, eventsPerTarget: 10_000 };
+    const before = now - retention.resolvedSignalDays * 86_400_000;
+    this.sql.exec(
+      "DELETE FROM signals WHERE key IN (SELECT key FROM signals WHERE status = 'resolved' AND last_seen < ? LIMIT ?)",
+      before,
+      PRUNE_BATCH,
+    );
+    const keepFrom = state.machine.seq - retention.eventsPerTarget;
+    if (keepFrom > 0) this.sql.exec("DELETE FROM events WHERE seq <= ?", keepFrom);
+    const lastRecording = Number(this.rows("SELECT MAX(id) AS id FROM recordings")[0]?.id ?? 0);
+    if (lastRecording > retention.eventsPerTarget) {
+      this.sql.exec("DELETE FROM recordings WHERE id <= ?", lastRecording - retention.eventsPerTarget);
     }
-    return d.rejected !== undefined ? { effects: d.effects, rejected: d.rejected } : { effects: d.effects };
   }
 
   /**
@@ -555,7 +653,6 @@ export class TargetObject extends DurableObject<Env> {
     } catch (err) {
       attempt = { ok: false, error: `dispatch threw: ${String(err)}` };
     }
-    const now = this.now();
     const result: MachineInput = attempt.ok
       ? { type: "dispatch-result", actionId: request.id, ok: true, detail: attempt.detail }
       : {
@@ -566,10 +663,13 @@ export class TargetObject extends DurableObject<Env> {
           ...(attempt.final ? { final: true } : {}),
           ...(attempt.retryAfterSeconds === undefined ? {} : { retryAfterMs: attempt.retryAfterSeconds * 1000 }),
         };
-    const { effects } = this.transition(request.target, now, result);
+    const { effects } = this.run(request.target, this.now(), (state, now) => inputCore(this.store, state, result, now));
     this.perform(effects);
     if (attempt.ok && attempt.report && attempt.report.status !== "running") {
-      const fed = this.transition(request.target, now, { type: "report", report: attempt.report });
+      const report = attempt.report;
+      const fed = this.run(request.target, this.now(), (state, now) =>
+        inputCore(this.store, state, { type: "report", report }, now),
+      );
       this.perform(fed.effects);
     }
   }
@@ -628,48 +728,35 @@ export class TargetObject extends DurableObject<Env> {
     });
   }
 
+  /** The target's configuration; undefined when it is not in a valid config (rule 15). */
   private targetConfig(name: string): WorkerTarget | undefined {
     const loaded = loadConfig(this.env);
-    return loaded.ok ? loaded.value.targets[name] : undefined;
+    return loaded.ok && Object.hasOwn(loaded.value.targets, name) ? loaded.value.targets[name] : undefined;
   }
 
   private readState(): TargetState | null {
-    const row = this.sql.exec("SELECT json FROM state WHERE id = 1").toArray()[0];
-    return row ? TargetStateSchema.parse(JSON.parse(String(row.json))) : null;
+    const row = this.rows("SELECT json FROM state WHERE id = 1")[0];
+    if (!row) return null;
+    const raw = JSON.parse(String(row.json)) as { machine?: { version?: number } };
+    // Our own row at the current version: no re-validation on the hot path (issue: CPU per
+    // ingest). Older rows are upgraded and validated once.
+    if (raw.machine?.version === 2 && "routedWith" in raw) return raw as unknown as TargetState;
+    return TargetStateSchema.parse(raw);
   }
 
   /**
-   * The state to decide on: the stored row, or a fresh one for a first-seen target. When the
-   * configured policy differs from the one the machine holds, a `config` input is applied first
-   * (its effects are returned in `configEffects`), so a config change is an audited input.
+   * The state to decide on: the stored row, or a fresh one for a first-seen target, brought in line
+   * with the configuration first (config edits, removal, matcher changes are audited inputs).
    */
   private loadState(name: string, now: number): LoadedState {
     const existing = this.readState();
     const target = this.targetConfig(name);
-    const empty = { firingSources: [], heldSources: [], seen: false };
-    const state: LoadedState = existing
-      ? { ...existing, configEffects: [] }
-      : {
-          target: name,
-          observation: { primary: { ...empty }, secondary: { ...empty } },
-          machine: initialState(name, target ?? DEFAULT_TARGET),
-          configEffects: [],
-        };
-    if (existing && target) {
-      const m = state.machine;
-      const differs =
-        JSON.stringify(m.policy) !== JSON.stringify(target.policy) ||
-        m.homeSide !== target.initialActiveSide ||
-        JSON.stringify(m.drillConfig) !== JSON.stringify(target.drill ?? null);
-      if (differs) {
-        const input: MachineInput = {
-          type: "config",
-          policy: target.policy,
-          initialActiveSide: target.initialActiveSide,
-          ...(target.drill ? { drill: target.drill } : {}),
-        };
-        state.configEffects = this.step(state, input, now).effects;
-      }
+    const base: TargetState = existing ?? { ...newCoreState(name, target, DEFAULT_TARGET), lastPrunedAt: now };
+    const state: LoadedState = { ...base, configEffects: [] };
+    // A loaded config that is invalid is no reason to act as if the target were removed.
+    const configValid = loadConfig(this.env).ok;
+    if (existing && (target || configValid)) {
+      state.configEffects = applyConfig(this.store, state, target, now).effects.filter((e) => e.type !== "setTimer");
     }
     return state;
   }
@@ -682,10 +769,10 @@ export class TargetObject extends DurableObject<Env> {
     );
   }
 
-  /** Appends a shell event (signals, warnings) with the next seq of the machine's counter. */
-  private appendEvent(state: LoadedState, at: number, type: string, detail: Json, cause: number | null): number {
+  /** Appends a shell event (break-glass) with the next seq of the machine's counter. */
+  private appendEvent(state: LoadedState, at: number, type: string, detail: Json): number {
     state.machine.seq += 1;
-    this.insertEvent(state.machine.seq, at, type, detail, cause);
+    this.insertEvent(state.machine.seq, at, type, detail, null);
     return state.machine.seq;
   }
 
@@ -700,46 +787,16 @@ export class TargetObject extends DurableObject<Env> {
     );
   }
 
-  private readSignal(key: string): StoredSignal | undefined {
-    const row = this.sql.exec("SELECT * FROM signals WHERE key = ?", key).toArray()[0];
-    return row ? signalFromRow(row) : undefined;
-  }
-
-  /**
-   * The per-side observation straight from the columns it needs: runs on every ingest that changed
-   * something, so it does not read labels and annotations or re-validate every stored signal.
-   */
-  private observeStored(): Observation {
-    const rows = this.sql.exec("SELECT side, source, status, soft, notices FROM signals").toArray();
-    return observe(
-      rows.map((r) => {
-        const firing = r.status === "firing" && r.soft === 0;
-        return {
-          side: SideSchema.parse(r.side),
-          source: SignalSourceSchema.parse(r.source),
-          status: SignalStatusSchema.parse(r.status),
-          soft: r.soft === 1,
-          // Only firing HARD signals can be held; the others' notices never matter here.
-          notices: firing ? NoticeStateSchema.parse(JSON.parse(String(r.notices))) : {},
-        };
-      }),
-    );
-  }
-
-  private allSignals(): StoredSignal[] {
-    return this.sql.exec("SELECT * FROM signals ORDER BY key").toArray().map(signalFromRow);
-  }
-
   private writeSignal(s: StoredSignal): void {
     this.sql.exec(
       `INSERT INTO signals (key, source, side, status, soft, at, incident, labels, annotations, notices,
-                            received_at, first_seen, last_seen)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            received_at, first_seen, last_seen, stale_since)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (key) DO UPDATE SET
          source = excluded.source, side = excluded.side, status = excluded.status, soft = excluded.soft,
          at = excluded.at, incident = excluded.incident, labels = excluded.labels,
          annotations = excluded.annotations, notices = excluded.notices, received_at = excluded.received_at,
-         first_seen = excluded.first_seen, last_seen = excluded.last_seen`,
+         first_seen = excluded.first_seen, last_seen = excluded.last_seen, stale_since = excluded.stale_since`,
       s.key,
       s.source,
       s.side,
@@ -753,6 +810,9 @@ export class TargetObject extends DurableObject<Env> {
       s.receivedAt,
       s.firstSeen,
       s.lastSeen,
+      s.staleSince,
     );
   }
 }
+
+type LoadedState = TargetState & { configEffects: Effect[] };

@@ -26,6 +26,8 @@ export interface SignalView {
   status: string;
   soft: boolean;
   held: boolean;
+  /** Firing but not seen for `policy.staleAfterSeconds`: no longer down evidence (design §4). */
+  stale: boolean;
   incident: string;
   labels: Record<string, string>;
   annotations: Record<string, string>;
@@ -41,16 +43,22 @@ export type TargetView = Omit<ReturnType<typeof machineView>, "sides" | "lastDri
   name: string;
   /** The last drill with ISO dates, outcome and each switch's recovery time (design §5b). */
   lastDrill: DrillSummary | null;
-  sides: Record<Side, { health: Health; upSince: string | null; firing: SignalView[] }>;
+  /** `firing` lists at most 100 signals per side; `firingCount` counts them all (design §4). */
+  sides: Record<Side, { health: Health; upSince: string | null; firing: SignalView[]; firingCount: number }>;
   lastEvents?: AuditEvent[];
 };
 
-/** A command as the API and Slack send it (design §3 `{command, reason?, actor?}` plus `force`). */
+/** A command as the API and Slack send it (design §3 `{command, reason?, force?, key?}`). */
 export interface TargetCommand {
-  command: CommandName;
+  command: CommandName | "clear";
   force?: boolean;
+  /** The authenticated identity (design §3a), never a name from a request body. */
   actor?: string;
+  /** A request body's `actor`: whom the identity acted for, audited beside it. */
+  onBehalfOf?: string;
   reason?: string;
+  /** For `clear`: the stored signal's key. */
+  key?: string;
   /** For `drill`: `dry-run` (default) or `live`. */
   mode?: "dry-run" | "live";
 }
@@ -66,4 +74,13 @@ export interface CommandResult {
 export interface EventPage {
   events: AuditEvent[];
   next?: number;
+}
+
+/** One `--webhooks` NDJSON line (design §10): a verified ingest body as received. */
+export interface RecordingLine {
+  /** Receipt time, ISO 8601. */
+  at: string;
+  source: "alertmanager" | "nagios";
+  /** The body as received: a JSON object, or the form string for Nagios. */
+  body: Json;
 }

@@ -228,7 +228,7 @@ describe("status page in Chromium", () => {
       expect(new URL(page.url()).search).toBe("");
       const cookies = await context.cookies();
       expect(cookies).toEqual([
-        expect.objectContaining({ name: "turnout_session", httpOnly: true, secure: true, sameSite: "Strict" }),
+        expect.objectContaining({ name: "__Host-turnout_session", httpOnly: true, secure: true, sameSite: "Strict" }),
       ]);
       expect(cookies[0]?.value).not.toContain(TOKEN);
       expect(await page.getByRole("heading", { level: 1 }).textContent()).toBe("turnout status");

@@ -74,17 +74,46 @@ describe("mergeSignal", () => {
   });
 
   it("observes distinct firing sources per side, leaving out SOFT and held signals", () => {
-    const base = { status: "firing" as const, soft: false, notices: {} };
+    const base = { status: "firing" as const, soft: false, notices: {}, lastSeen: 0 };
     expect(
       observe([
-        { ...base, side: "primary", source: "alertmanager" },
-        { ...base, side: "primary", source: "alertmanager" },
-        { ...base, side: "primary", source: "nagios", soft: true },
-        { ...base, side: "secondary", source: "nagios", notices: { downtime: { active: true, at: 1 } } },
+        { ...base, side: "primary", source: "alertmanager", incident: "am:1#a" },
+        { ...base, side: "primary", source: "alertmanager", incident: "am:2#b" },
+        { ...base, side: "primary", source: "nagios", soft: true, incident: "nagios:h!s#1" },
+        {
+          ...base,
+          side: "secondary",
+          source: "nagios",
+          incident: "nagios:h!t#2",
+          notices: { downtime: { active: true, at: 1 } },
+        },
       ]),
     ).toEqual({
-      primary: { firingSources: ["alertmanager"], heldSources: [], seen: true },
-      secondary: { firingSources: [], heldSources: ["nagios"], seen: true },
+      primary: { firingSources: ["alertmanager"], heldSources: [], staleSources: [], incidents: ["am:1#a", "am:2#b"] },
+      secondary: { firingSources: [], heldSources: ["nagios"], staleSources: [], incidents: ["nagios:h!t#2"] },
+      staleAt: null,
     });
+  });
+
+  it("a firing signal not seen for staleAfter stops counting: stale source, no incident, and says when", () => {
+    const base = { status: "firing" as const, soft: false, notices: {}, side: "secondary" as const };
+    const signals = [
+      { ...base, source: "alertmanager" as const, incident: "am:1#a", lastSeen: 1_000 },
+      { ...base, source: "nagios" as const, incident: "nagios:h!s#1", lastSeen: 5_000 },
+    ];
+    expect(observe(signals, 10_000, 10_000)).toMatchObject({
+      secondary: { firingSources: ["alertmanager", "nagios"], staleSources: [] },
+      staleAt: 11_000,
+    });
+    expect(observe(signals, 11_000, 10_000)).toMatchObject({
+      secondary: { firingSources: ["nagios"], staleSources: ["alertmanager"], incidents: ["nagios:h!s#1"] },
+      staleAt: 15_000,
+    });
+    expect(observe(signals, 15_000, 10_000)).toMatchObject({
+      secondary: { firingSources: [], staleSources: ["alertmanager", "nagios"], incidents: [] },
+      staleAt: null,
+    });
+    // 0 never expires.
+    expect(observe(signals, 1e12, 0).secondary.firingSources).toEqual(["alertmanager", "nagios"]);
   });
 });

@@ -119,15 +119,27 @@ describe("rule 9: drills", () => {
     });
   }
 
-  it("a real signal during a dry run lets the dry run finish, then normal policy acts", () => {
+  it("rule 11: a real signal during a dry run abandons it, and normal policy acts without waiting for it", () => {
     const sim = new Sim();
     sim.command("drill");
     sim.observe({ primary: ["alertmanager"] });
     expect(sim.types()).toContain("drill.aborted");
-    expect(sim.state.phase).toBe("executing");
-    sim.report("succeeded");
+    expect(sim.types()).toContain("action.abandoned");
     expect(sim.state.phase).toBe("pending");
     sim.advance(30);
     expect(sim.dispatches.at(-1)).toMatchObject({ kind: "failover", dryRun: false, id: "egress-gw:2" });
+    // The abandoned dry run's report changes nothing.
+    sim.feed({
+      type: "report",
+      report: {
+        actionId: "egress-gw:1",
+        target: "egress-gw",
+        status: "succeeded",
+        dryRun: true,
+        steps: [],
+        at: new Date(sim.now).toISOString(),
+      },
+    });
+    expect(sim.state).toMatchObject({ phase: "executing", activeSide: "primary" });
   });
 });

@@ -2,8 +2,11 @@ import { describe, expect, it } from "vitest";
 import { Sim } from "./sim.ts";
 
 /** A target whose primary went down and whose failover `egress-gw:1` is in flight. */
-function executing(policy = {}): Sim {
-  const sim = new Sim({ policy: { holdSeconds: 30, actionTimeoutSeconds: 600, dispatchRetries: 5, ...policy } });
+function executing(policy = {}, autoDeliver = true): Sim {
+  const sim = new Sim({
+    policy: { holdSeconds: 30, actionTimeoutSeconds: 600, dispatchRetries: 5, ...policy },
+    autoDeliver,
+  });
   sim.observe({ primary: ["alertmanager"] });
   sim.advance(30);
   expect(sim.state.phase).toBe("executing");
@@ -71,7 +74,7 @@ describe("rule 5: executing, reports and timeouts", () => {
   });
 
   it("failed deliveries retry with exponential backoff (5 s × 2^n, capped at 5 min), then fail", () => {
-    const sim = executing({ dispatchRetries: 8 });
+    const sim = executing({ dispatchRetries: 8 }, false);
     const delays: number[] = [];
     for (let i = 0; i < 9; i++) {
       const before = sim.now;
@@ -149,7 +152,8 @@ describe("rule 5: executing, reports and timeouts", () => {
     expect(sim.state.phase).toBe("failed");
     sim.report("succeeded");
     expect(sim.state).toMatchObject({ phase: "steady", activeSide: "secondary" });
-    expect(sim.types()).toContain("action.revived");
+    // Rule 13: the agent's word wins, audited as a reconciliation.
+    expect(sim.types()).toContain("action.reconciled");
   });
 
   it("epochs increase per action", () => {

@@ -19,7 +19,11 @@ describe("rule 3: failover conditions", () => {
       name: "paused",
       setup: (sim: Sim) => sim.command("pause"),
       expected: "paused",
-      unblock: (sim: Sim) => sim.command("resume"),
+      // Rule 14: resume starts the hold anew.
+      unblock: (sim: Sim) => {
+        sim.command("resume");
+        sim.advance(30);
+      },
     },
     {
       name: "cooldown after a previous switch",

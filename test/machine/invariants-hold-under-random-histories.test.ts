@@ -40,6 +40,7 @@ const policyArb = fc.record({
   maxAutoActionsPerDay: fc.integer({ min: 0, max: 3 }),
   actionTimeoutSeconds: fc.integer({ min: 1, max: 900 }),
   dispatchRetries: fc.integer({ min: 0, max: 3 }),
+  riseSeconds: fc.option(fc.integer({ min: 0, max: 120 }), { nil: undefined }),
 });
 
 // Biased towards quiet sides, so that histories often reach the interesting states (a healthy
@@ -52,14 +53,28 @@ const heldArb = fc.oneof(
   { weight: 6, arbitrary: fc.constant([] as string[]) },
   { weight: 1, arbitrary: fc.subarray([...SOURCES]) },
 );
+// Incidents from a small pool, so that the same incident often fires again after a dismissal.
+const incidentsArb = fc.subarray(["i1", "i2", "i3"]);
 const observeArb = fc.record({
   type: fc.constant("observe" as const),
   primary: sourcesArb,
   secondary: sourcesArb,
   heldPrimary: heldArb,
   heldSecondary: heldArb,
+  stalePrimary: heldArb,
+  staleSecondary: heldArb,
+  incidentsPrimary: incidentsArb,
+  incidentsSecondary: incidentsArb,
 });
 const stepArb = fc.oneof(
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      type: fc.constant("config" as const),
+      initialActiveSide: fc.constantFrom("primary" as const, "secondary" as const),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ type: fc.constant("unconfigure" as const) }) },
   {
     weight: 4,
     arbitrary: fc.record({ type: fc.constant("advance" as const), seconds: fc.integer({ min: 0, max: 1800 }) }),
@@ -100,10 +115,14 @@ const stepArb = fc.oneof(
 type Step = typeof stepArb extends fc.Arbitrary<infer T> ? T : never;
 
 const toMs = (s: number) => s * 1000;
+/** An observation's stale sources and incidents when none are of interest. */
+const QUIET = { stalePrimary: [], staleSecondary: [], incidentsPrimary: [], incidentsSecondary: [] };
 const down = (st: MachineState, side: Side) => st.sides[side].health === "down";
 
 /** What the test itself knows about time-driven deadlines, computed independently of machine-rules. */
 function simpleDeadlines(st: MachineState, now: number): number[] {
+  // Rule 15: a target missing from the config waits for nothing.
+  if (!st.configured) return [];
   const out: number[] = [];
   if (st.phase === "pending" && st.pendingSince !== null) out.push(st.pendingSince + toMs(st.policy.holdSeconds));
   if (st.phase === "awaiting_approval" && st.approval) out.push(st.approval.deadline);
@@ -129,8 +148,12 @@ class Checker {
   autoDispatchTimes: number[] = [];
   calls = 0;
   readonly maxAuto: number;
+  readonly policy: PolicyInput;
+  /** Where the last final `succeeded` report of the latest action put traffic (rule 13). */
+  expectedActive: Side = "primary";
 
   constructor(policy: PolicyInput, drillMode: "dry-run" | "live") {
+    this.policy = policy;
     this.maxAuto = PolicySchema.parse(policy).maxAutoActionsPerDay;
     this.state = makeState({ policy, drill: { cron: "0 3 * * 1", mode: drillMode, holdSeconds: 60 } });
   }
@@ -220,6 +243,45 @@ class Checker {
       }
     }
 
+    // Rule 15: a target missing from the config never dispatches.
+    if (!before.configured && input.type !== "config") expect(dispatches).toEqual([]);
+    if (!after.configured) expect(dispatches).toEqual([]);
+    for (const id of newIds) {
+      const a = after.action?.id === id ? after.action : null;
+      // Rule 14: an automatic failover goes only to a side up for at least riseSeconds.
+      if (a?.trigger === "automatic" && a.kind === "failover") {
+        const to = before.sides[a.to];
+        const rise = toMs(after.policy.riseSeconds ?? after.policy.holdSeconds);
+        if (to.upSince !== null) expect(this.now - to.upSince).toBeGreaterThanOrEqual(rise);
+        saw("automatic-failover-after-rise");
+      }
+    }
+    // Rule 10: a dismissal never covers a new incident: steady with the active side down means
+    // every incident firing on it was dismissed.
+    const active = after.sides[after.activeSide];
+    if (
+      after.configured &&
+      !after.drill &&
+      after.phase === "steady" &&
+      active.firingSources.length >= after.policy.quorum
+    ) {
+      expect(after.dismissed?.kind).toBe("failover");
+      for (const i of active.incidents) expect(after.dismissed?.incidents).toContain(i);
+      saw("dismissed-holds");
+    }
+    // Rule 13: activeSide equals where the last final succeeded report of the latest action put it.
+    if (input.type === "report" && input.report.status === "succeeded" && !input.report.dryRun) {
+      const done = audits.find(
+        (e) =>
+          (e.type === "action.succeeded" || e.type === "action.reconciled") && e.detail.id === input.report.actionId,
+      );
+      if (done) {
+        this.expectedActive = input.report.activeSide ?? (before.action?.to as Side);
+        if (done.type === "action.reconciled") saw("reconciled");
+      }
+    }
+    expect(after.activeSide).toBe(this.expectedActive);
+
     // Only a succeeded, non-dry-run report for the current action changes the active side.
     if (after.activeSide !== before.activeSide) {
       expect(input.type).toBe("report");
@@ -254,16 +316,40 @@ class Checker {
       case "observe": {
         // The shell audits the signal first and passes that event as the cause.
         this.state = { ...this.state, seq: this.state.seq + 1 };
+        const side = (
+          firing: string[],
+          held: string[],
+          stale: string[] | undefined,
+          incidents: string[] | undefined,
+        ) => ({
+          firingSources: firing,
+          heldSources: held,
+          // As the shell observes: a source is stale only when none of its signals is fresh.
+          staleSources: (stale ?? []).filter((x) => !firing.includes(x) && !held.includes(x)),
+          // Incidents fire only where something fires.
+          incidents: firing.length + held.length > 0 ? (incidents ?? []) : [],
+        });
         this.feed({
           type: "observed",
           sides: {
-            primary: { firingSources: step.primary, heldSources: step.heldPrimary },
-            secondary: { firingSources: step.secondary, heldSources: step.heldSecondary },
+            primary: side(step.primary, step.heldPrimary, step.stalePrimary, step.incidentsPrimary),
+            secondary: side(step.secondary, step.heldSecondary, step.staleSecondary, step.incidentsSecondary),
           },
           cause: this.state.seq,
         });
         return;
       }
+      case "config":
+        this.feed({
+          type: "config",
+          policy: PolicySchema.parse(this.policy),
+          initialActiveSide: step.initialActiveSide,
+          ...(this.state.drillConfig ? { drill: this.state.drillConfig } : {}),
+        });
+        return;
+      case "unconfigure":
+        this.feed({ type: "unconfigured" });
+        return;
       case "command":
         this.feed({
           type: "command",
@@ -335,6 +421,10 @@ describe("invariants hold under random histories", () => {
       "dispatch:manual",
       "dispatch:drill",
       "dispatch:forced",
+      "automatic-failover-after-rise",
+      "dismissed-holds",
+      "reconciled",
+      "blocked:other-side-rising",
     ]) {
       expect.soft(seen.get(what) ?? 0, what).toBeGreaterThan(0);
     }
@@ -390,10 +480,11 @@ describe("invariants hold under random histories", () => {
             secondary: b.side === "secondary" ? b.sources : [],
             heldPrimary: [],
             heldSecondary: [],
+            ...QUIET,
           });
           // Stays down strictly less than the hold, then recovers.
           c.run({ type: "advance", seconds: Math.floor(p.holdSeconds * b.downFraction) });
-          c.run({ type: "observe", primary: [], secondary: [], heldPrimary: [], heldSecondary: [] });
+          c.run({ type: "observe", primary: [], secondary: [], heldPrimary: [], heldSecondary: [], ...QUIET });
           c.run({ type: "advance", seconds: b.upSeconds });
           if (c.state.action) dispatched.push(c.state.action.id);
         }

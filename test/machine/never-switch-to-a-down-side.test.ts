@@ -15,11 +15,16 @@ describe("rule 2: never switch to a down side", () => {
     expect(sim.notes.filter((n) => n.includes("both sides down"))).toHaveLength(1);
   });
 
-  it("fails over as soon as the other side comes back up after the hold", () => {
-    const sim = new Sim();
+  it("fails over once the other side, back up after the hold, has been up for riseSeconds (rule 14)", () => {
+    const sim = new Sim({ policy: { riseSeconds: 20 } });
     sim.observe({ primary: ["alertmanager"], secondary: ["nagios"] });
     sim.advance(120);
     sim.observe({ primary: ["alertmanager"] });
+    expect(sim.dispatches).toHaveLength(0);
+    expect(sim.state.blocked).toBe("other-side-rising");
+    sim.advance(19);
+    expect(sim.dispatches).toHaveLength(0);
+    sim.advance(1);
     expect(sim.dispatches).toHaveLength(1);
     expect(sim.dispatches[0]?.to).toBe("secondary");
   });

@@ -51,13 +51,17 @@ describe("rule 8: signals are recorded in every phase", () => {
     expect(sim.dispatches.at(-1)).toMatchObject({ from: "secondary", to: "primary" });
   });
 
-  it("signals while paused are acted on after resume", () => {
+  it("signals while paused are acted on after resume, after a fresh hold (rule 14)", () => {
     const sim = new Sim();
     sim.command("pause");
     sim.observe({ primary: ["alertmanager"] });
     sim.advance(3600);
     expect(sim.ids()).toEqual([]);
     sim.command("resume");
+    expect(sim.ids()).toEqual([]);
+    sim.advance(29);
+    expect(sim.ids()).toEqual([]);
+    sim.advance(1);
     expect(sim.ids()).toEqual(["egress-gw:1"]);
   });
 });

@@ -17,6 +17,11 @@ export type PolicyInput = z.input<typeof PolicySchema>;
 export interface SimOptions {
   policy?: PolicyInput;
   initialActiveSide?: Side;
+  /**
+   * Feed `dispatch-result ok` after every dispatch, as the Durable Object does once the agent
+   * answered (default true). False leaves delivery results to the test (rule 16 tests).
+   */
+  autoDeliver?: boolean;
   drill?: z.input<typeof DrillSchema>;
 }
 
@@ -40,16 +45,27 @@ export class Sim {
   last: Decision | undefined;
   private signalSeq = 0;
 
+  private readonly autoDeliver: boolean;
+
   constructor(opts: SimOptions = {}) {
     this.state = makeState(opts);
+    this.autoDeliver = opts.autoDeliver ?? true;
   }
 
-  /** Feeds one input at the current time and records every effect. */
+  /** Feeds one input at the current time and records every effect (and, by default, delivery results). */
   feed(input: MachineInput): Decision {
     const d = decide(this.state, input, this.now);
     this.state = d.state;
     this.last = d;
     for (const e of d.effects) this.record(e);
+    if (this.autoDeliver) {
+      for (const e of d.effects) {
+        if (e.type !== "dispatch") continue;
+        const r = decide(this.state, { type: "dispatch-result", actionId: e.request.id, ok: true }, this.now);
+        this.state = r.state;
+        for (const x of r.effects) this.record(x);
+      }
+    }
     return d;
   }
 

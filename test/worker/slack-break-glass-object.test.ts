@@ -28,7 +28,12 @@ async function request(target = "slack-a", nonce = NONCE) {
 
 describe("break-glass requests in the target's object", () => {
   it("records the request at the current epoch and phase without acting", async () => {
-    expect(await request()).toEqual({ epoch: 0, phase: "steady", activeSide: "primary" });
+    expect(await request()).toEqual({
+      epoch: 0,
+      phase: "steady",
+      activeSide: "primary",
+      expiresAt: new Date(T0 + BREAK_GLASS_TTL_MS).toISOString(),
+    });
     const stub = env.TARGETS.getByName("slack-a");
     await stub.settle();
     expect(rec.dispatched).toHaveLength(0);
@@ -137,8 +142,9 @@ describe("break-glass requests in the target's object", () => {
 
   it("an approval the machine refuses is closed as rejected, with the reason", async () => {
     const stub = env.TARGETS.getByName("slack-a");
-    // A dry-run drill is executing (epoch 1) when the request is made and approved.
-    await stub.command("slack-a", { command: "drill", actor: "operator" });
+    // A live drill's switch is executing (epoch 1) when the request is made and approved. (A
+    // dry run would not refuse it: a real switch preempts a dry run, rule 11.)
+    await stub.command("slack-a", { command: "drill", mode: "live", actor: "operator" });
     const nonce = "abababababababababababababababab";
     expect(await request("slack-a", nonce)).toMatchObject({ epoch: 1, phase: "executing" });
     const r = await stub.resolveBreakGlass("slack-a", { nonce, decision: "approve", epoch: 1, ...bob });

@@ -51,12 +51,13 @@ describe("status page auth", () => {
     expect(res.headers.get("referrer-policy")).toBe("no-referrer");
     const cookie = res.headers.get("set-cookie") ?? "";
     const attrs = cookie.split(";").map((p) => p.trim());
-    expect(attrs[0]).toMatch(/^turnout_session=v1\.\d+\.[0-9a-f]{64}$/);
+    // The session names the identity it was issued to (design §3a), under a __Host- name.
+    expect(attrs[0]).toMatch(/^__Host-turnout_session=v2\.\d+\.operator\.[0-9a-f]{64}$/);
     expect(attrs).toEqual(
       expect.arrayContaining(["HttpOnly", "Secure", "SameSite=Strict", "Path=/", `Max-Age=${SESSION_TTL_SECONDS}`]),
     );
     expect(cookie).not.toContain(TOKEN);
-    const expiry = Number(/v1\.(\d+)\./.exec(cookie)?.[1]);
+    const expiry = Number(/v2\.(\d+)\./.exec(cookie)?.[1]);
     expect(expiry - Date.now() / 1000).toBeGreaterThan(SESSION_TTL_SECONDS - 60);
     expect(expiry - Date.now() / 1000).toBeLessThanOrEqual(SESSION_TTL_SECONDS);
   });
@@ -122,12 +123,14 @@ describe("status page auth", () => {
     const otherToken = await issueSession("another-token", now);
     const valid = await issueSession(TOKEN, now);
     const tampered = valid.replace(/\.(\d+)\./, (_, e: string) => `.${Number(e) + 3600}.`);
-    for (const value of [expired, otherToken, tampered, TOKEN, "v1.9999999999.00"]) {
-      const cookie = `turnout_session=${value}`;
+    // Another identity's name on the operator's MAC: a session cannot be moved to another identity.
+    const renamed = valid.replace(".operator.", ".bob.");
+    for (const value of [expired, otherToken, tampered, renamed, TOKEN, "v1.9999999999.00"]) {
+      const cookie = `__Host-turnout_session=${value}`;
       expect((await get("/", { cookie })).status).toBe(401);
       expect((await get("/v1/targets", { cookie })).status).toBe(401);
     }
-    expect((await get("/", { cookie: `turnout_session=${valid}` })).status).toBe(200);
+    expect((await get("/", { cookie: `__Host-turnout_session=${valid}` })).status).toBe(200);
   });
 });
 

@@ -1,7 +1,8 @@
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Delivery } from "../../worker/signals.ts";
+import { TargetObject } from "../../worker/target-object.ts";
 import { comparable, shuffled } from "./support/permutation.ts";
 
 const SOURCES = ["alertmanager", "nagios"] as const;
@@ -48,6 +49,15 @@ const deliveryArb = fc
   });
 
 let run = 0;
+/** Receipt times a little after the signals' own times, as in life (no clock skew, nothing stale). */
+const RECEIVED = 1_700_000_010_000;
+
+beforeAll(() => {
+  TargetObject.testing = { now: () => RECEIVED + 60_000 };
+});
+afterAll(() => {
+  TargetObject.testing = undefined;
+});
 
 describe("signal store", () => {
   it("ends in the same signal state for any permutation and duplication of the deliveries", {
@@ -64,7 +74,7 @@ describe("signal store", () => {
           const a = env.TARGETS.getByName(`permutation-${run}-a`);
           const b = env.TARGETS.getByName(`permutation-${run}-b`);
           for (const d of deliveries) {
-            await a.ingest({ target: "permutation", receivedAt: 1, deliveries: [d], warnings: [] });
+            await a.ingest({ target: "permutation", receivedAt: RECEIVED + 1, deliveries: [d], warnings: [] });
           }
           const other = shuffled(
             [...deliveries, ...dupes.map((i) => deliveries[i % deliveries.length] as Delivery)],
@@ -72,7 +82,7 @@ describe("signal store", () => {
           );
           for (let i = 0; i < other.length; i += batchSize) {
             const batch = other.slice(i, i + batchSize);
-            await b.ingest({ target: "permutation", receivedAt: 2 + i, deliveries: batch, warnings: [] });
+            await b.ingest({ target: "permutation", receivedAt: RECEIVED + 2 + i, deliveries: batch, warnings: [] });
           }
           expect(comparable(await b.signals())).toEqual(comparable(await a.signals()));
         },

@@ -1,8 +1,17 @@
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Delivery, Notice, Signal } from "../../worker/signals.ts";
+import { TargetObject } from "../../worker/target-object.ts";
 
 const T0 = Date.parse("2026-11-22T10:00:00Z");
+
+// The object's clock just after the deliveries' receipt times, so nothing here is stale (§4).
+beforeAll(() => {
+  TargetObject.testing = { now: () => T0 + 60_000 };
+});
+afterAll(() => {
+  TargetObject.testing = undefined;
+});
 
 function delivery(overrides: Partial<Signal> & { side?: "primary" | "secondary" } = {}): Delivery {
   const { side = "primary", ...signal } = overrides;
@@ -115,13 +124,15 @@ describe("TargetObject signals", () => {
     expect((await stub.state())?.observation.primary).toEqual({
       firingSources: ["nagios"],
       heldSources: [],
-      seen: true,
+      staleSources: [],
+      incidents: ["nagios:h!s#problem:1"],
     });
     await ingest([nagios(T0 + 1000, { kind: "flapping", active: true })]);
     expect((await stub.state())?.observation.primary).toEqual({
       firingSources: [],
       heldSources: ["nagios"],
-      seen: true,
+      staleSources: [],
+      incidents: ["nagios:h!s#problem:1"],
     });
     expect((await stub.view("operator-view")).sides.primary.firing[0]?.held).toBe(true);
     await ingest([nagios(T0 + 2000, { kind: "flapping", active: false })]);
@@ -131,7 +142,8 @@ describe("TargetObject signals", () => {
     expect((await stub.state())?.observation.primary).toEqual({
       firingSources: ["nagios"],
       heldSources: [],
-      seen: true,
+      staleSources: [],
+      incidents: ["nagios:h!s#problem:1"],
     });
   });
 

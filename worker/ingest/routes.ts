@@ -11,7 +11,7 @@ import { requireConfig } from "../config.ts";
 import type { Env } from "../env.ts";
 import { Problem, parseJsonOrProblem } from "../problem.ts";
 import { routeLabels } from "../routing.ts";
-import type { Delivery, IngestResult, IngestWarning, Signal } from "../signals.ts";
+import type { Delivery, IngestBatch, IngestResult, IngestWarning, Json, Signal } from "../signals.ts";
 import { parseAlertmanager } from "./alertmanager.ts";
 import { formFields, parseNagios } from "./nagios.ts";
 
@@ -41,6 +41,7 @@ async function deliver(
   signals: readonly Signal[],
   warnings: readonly IngestWarning[],
   receivedAt: number,
+  recording: IngestBatch["recording"],
 ): Promise<IngestResponse> {
   const perTarget = new Map<string, Delivery[]>();
   let unrouted = 0;
@@ -61,6 +62,8 @@ async function deliver(
         receivedAt,
         deliveries: perTarget.get(target) ?? [],
         warnings: [...warnings],
+        // Only `record: true` targets keep the body (design §10); others are not sent it.
+        ...(recording && config.targets[target]?.record ? { recording } : {}),
       }),
     ),
   );
@@ -97,7 +100,8 @@ ingestRoutes.post("/v1/alertmanager", requireBearer("ALERTMANAGER_TOKEN"), async
   const receivedAt = Date.now();
   const parsed = parseAlertmanager(body, receivedAt);
   if (!parsed.ok) throw invalid("Alertmanager", parsed.errors);
-  return c.json(await deliver(c.env, config, parsed.signals, parsed.warnings, receivedAt));
+  const recording = { source: "alertmanager" as const, body: body as Json };
+  return c.json(await deliver(c.env, config, parsed.signals, parsed.warnings, receivedAt, recording));
 });
 
 ingestRoutes.post("/v1/nagios", requireBearer("NAGIOS_TOKEN"), async (c) => {
@@ -118,5 +122,10 @@ ingestRoutes.post("/v1/nagios", requireBearer("NAGIOS_TOKEN"), async (c) => {
   const receivedAt = Date.now();
   const parsed = parseNagios(body, receivedAt);
   if (!parsed.ok) throw invalid("Nagios", parsed.errors);
-  return c.json(await deliver(c.env, config, [parsed.signal], [], receivedAt));
+  // Recorded as received: the form string for form bodies (design §10).
+  const recording = {
+    source: "nagios" as const,
+    body: (contentType.includes("form") ? text : body) as Json,
+  };
+  return c.json(await deliver(c.env, config, [parsed.signal], [], receivedAt, recording));
 });

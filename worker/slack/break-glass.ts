@@ -1,5 +1,6 @@
 /**
- * The two-person rule for `/turnout failover|failback <target> force <reason>` (design §5b).
+ * The two-person rule for break-glass (design §3a, §5b): `/turnout failover|failback <target>
+ * force <reason>` in Slack, and `force: true` on the API's commands.
  *
  * A forced request does not execute: it is stored as a pending row in the TARGET's own Durable
  * Object (table `slack_break_glass`), and only a click by a different allowed user executes it.
@@ -32,8 +33,8 @@ export const BREAK_GLASS_DDL = `CREATE TABLE IF NOT EXISTS slack_break_glass (
   outcome TEXT
 )`;
 
-/** The commands `force` may break glass for. */
-export const BreakGlassCommandSchema = z.enum(["failover", "failback"]);
+/** The commands `force` may break glass for (Slack offers failover and failback; the API all four). */
+export const BreakGlassCommandSchema = z.enum(["failover", "failback", "approve", "retry"]);
 export type BreakGlassCommand = z.infer<typeof BreakGlassCommandSchema>;
 
 /** A request is pending until executed, rejected by the machine, or cancelled. */
@@ -61,8 +62,11 @@ export const BreakGlassClickSchema = z
     decision: z.enum(["approve", "cancel"]),
     actorId: z.string().min(1),
     actor: z.string().min(1),
-    /** The epoch carried by the button: a click from an older message must not act now. */
-    epoch: z.number().int().min(0),
+    /**
+     * The epoch carried by a Slack button: a click from an older message must not act now. The
+     * API's `confirm` names the request only; the target's own epoch check still applies.
+     */
+    epoch: z.number().int().min(0).optional(),
   })
   .strict();
 export type BreakGlassClick = z.infer<typeof BreakGlassClickSchema>;
@@ -189,7 +193,7 @@ export function judgeBreakGlassClick(
       detail: `you requested this forced ${row.command}: a second person must approve it`,
     };
   }
-  if (click.epoch !== row.epoch || epoch !== row.epoch) {
+  if ((click.epoch !== undefined && click.epoch !== row.epoch) || epoch !== row.epoch) {
     return {
       act: "refuse",
       outcome: "stale",
