@@ -277,6 +277,32 @@ describe("/turnout commands", () => {
   });
 });
 
+describe("/turnout revert and clear reach the target's object", () => {
+  it("clear forgets a firing signal, audited with the Slack user; revert with nothing to revert is refused", async () => {
+    const ingest = await postAlert({
+      labels: { alertname: "Slack", target: "slack-c", side: "primary" },
+      startsAt: T0 - 1000,
+      fingerprint: "slackc0000000002",
+    });
+    expect(ingest.status).toBe(200);
+    expect((await env.TARGETS.getByName("slack-c").view("slack-c")).phase).toBe("pending");
+    const cleared = await slash("clear slack-c am:slackc0000000002 stuck after maintenance");
+    expect(cleared.response_type).toBe("in_channel");
+    const events = (await env.TARGETS.getByName("slack-c").events(0, 100)).events;
+    expect(events.find((e) => e.type === "signal.cleared")?.detail).toMatchObject({
+      key: "am:slackc0000000002",
+      actor: "slack:UALICE(alice)",
+      reason: "stuck after maintenance",
+    });
+    const unknown = await slash("clear slack-c am:nothing-like-it");
+    expect(unknown).toMatchObject({ response_type: "ephemeral" });
+    expect(unknown.text).toContain("no stored signal with key am:nothing-like-it");
+    const revert = await slash("revert slack-b");
+    expect(revert).toMatchObject({ response_type: "ephemeral" });
+    expect(revert.text).toContain("nothing to revert");
+  });
+});
+
 describe("the 3 s acknowledgement", () => {
   it("answers the object's message when it is in time", async () => {
     const later: SlackMessage[] = [];

@@ -27,22 +27,8 @@ export const SlashCommandBodySchema = z.object({
 });
 export type SlashCommandBody = z.infer<typeof SlashCommandBodySchema>;
 
-/**
- * What Slack sends the target's object: TargetCommand plus the wave-2 commands `revert` and
- * `clear` (with its `key`, design §3), which the object's own TargetCommand gains with them.
- */
-export type SlackTargetCommand = Omit<TargetCommand, "command"> & {
-  command: TargetCommand["command"] | "revert" | "clear";
-  key?: string;
-};
-
-/**
- * The one place the wave-2 commands are widened to TargetCommand: the object validates every
- * command it receives (an unknown one is refused there), so this cast cannot smuggle anything in.
- */
-function targetCommand(command: SlackTargetCommand): TargetCommand {
-  return command as TargetCommand;
-}
+/** What Slack sends the target's object: the object's own TargetCommand (with `revert`, `clear` and its `key`). */
+export type SlackTargetCommand = TargetCommand;
 
 const unavailable = (target: string) =>
   ephemeral(`:warning: target \`${target}\` did not answer (its Durable Object is unavailable); try again`);
@@ -140,15 +126,12 @@ export async function runSlashCommand(env: Env, config: WorkerConfig, body: Slas
   if (why) return ephemeral(`:no_entry: \`${cmd.command} ${cmd.target}\` refused: ${why}`);
   if (cmd.force) return breakGlassRequest(env, body, user, cmd);
   const result = await fromObject(cmd.target, () =>
-    env.TARGETS.getByName(cmd.target).command(
-      cmd.target,
-      targetCommand({
-        command: cmd.command,
-        actor: slackActor(user),
-        ...(cmd.reason ? { reason: cmd.reason.slice(0, 2000) } : {}),
-        ...(cmd.key !== undefined ? { key: cmd.key } : {}),
-      }),
-    ),
+    env.TARGETS.getByName(cmd.target).command(cmd.target, {
+      command: cmd.command,
+      actor: slackActor(user),
+      ...(cmd.reason ? { reason: cmd.reason.slice(0, 2000) } : {}),
+      ...(cmd.key !== undefined ? { key: cmd.key } : {}),
+    }),
   );
   if (!result) return unavailable(cmd.target);
   if (!result.applied) {
