@@ -266,7 +266,17 @@ async function main(): Promise<void> {
       { mode },
     );
   }
-  const agent = await startAgent({ config, mode, log });
+  let agent: RunningAgent;
+  try {
+    agent = await startAgent({ config, mode, log });
+  } catch (err) {
+    // A config problem only the environment reveals (e.g. QStash keys without qstash.url).
+    if (err instanceof ConfigError) {
+      process.stderr.write(`turnout agent: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
   exitOnSignals(agent, log);
 }
 

@@ -8,10 +8,18 @@
  */
 import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ConfigError } from "../../agent/config-file.ts";
+import { startAgent } from "../../agent/main.ts";
 import { SIGNATURE_HEADER, sign, signPath } from "../../shared/signature.ts";
 import { type FakeQstash, startFakeQstash } from "../support/fake-qstash.ts";
 import { type ReportReceiver, startReportReceiver } from "../support/report-receiver.ts";
-import { actionRequest, countingExecutor, startTestAgent, type TestAgent } from "../support/test-executors.ts";
+import {
+  actionRequest,
+  countingExecutor,
+  startTestAgent,
+  type TestAgent,
+  testAgentConfig,
+} from "../support/test-executors.ts";
 
 const SECRET = "current-agent-secret";
 const MAX_AGE = 3600;
@@ -162,5 +170,19 @@ describe("GET /v1/actions/:id needs a Turnout-Signature over its path", () => {
     const ok = await get({ [SIGNATURE_HEADER]: await signPath(SECRET, path, nowS()) });
     expect(ok.status).toBe(200);
     expect(await ok.json()).toMatchObject({ actionId: "app:3", status: "succeeded" });
+  });
+});
+
+describe("qstash.url is required with QStash keys", () => {
+  it("startAgent refuses QSTASH_CURRENT_SIGNING_KEY without qstash.url, naming the key", async () => {
+    const config = testAgentConfig(["app"], "http://127.0.0.1:1/v1/agent/reports");
+    const started = startAgent({
+      config,
+      mode: "sandbox",
+      env: { TURNOUT_AGENT_SECRET: SECRET, QSTASH_CURRENT_SIGNING_KEY: "sig_current" },
+      localServers: false,
+    });
+    await expect(started).rejects.toBeInstanceOf(ConfigError);
+    await expect(started).rejects.toThrow(/qstash\.url: required when QSTASH_CURRENT_SIGNING_KEY is set/);
   });
 });
