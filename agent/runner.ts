@@ -28,6 +28,31 @@ export function executorRegistry<T extends AgentTarget>(...executors: Executor<T
   return new Map(executors.map((e) => [e.kind as string, e as unknown as Executor]));
 }
 
+/** Whether `request` may preempt the running action `running`: a real action over a dry run (design §6). */
+function preempts(request: ActionRequest, running: ActionRecord): boolean {
+  return !request.dryRun && running.request.dryRun && running.request.target === request.target;
+}
+
+/** The record of a dry run aborted for a real action: the current step and the action failed, code `preempted`. */
+function preemptedRecord(record: ActionRecord, byId: string, now: number): ActionRecord {
+  const at = new Date(now).toISOString();
+  const next = structuredClone(record);
+  const current = next.report.steps.find((s) => s.status === "running");
+  for (const s of next.report.steps) {
+    if (s.status === "running") Object.assign(s, { status: "failed", finishedAt: at, detail: `preempted by ${byId}` });
+  }
+  next.report.status = "failed";
+  next.report.activeSide = next.request.from;
+  next.report.error = {
+    code: "preempted",
+    message: `dry run preempted by the real action ${byId}${current ? ` at step "${current.name}"` : ""}; nothing was changed`,
+  };
+  next.report.at = at;
+  next.updatedAt = at;
+  next.reportDelivered = false;
+  return next;
+}
+
 /** What {@link ActionRunner.submit} decided. */
 export type SubmitResult =
   | { outcome: "accepted"; id: string }
@@ -267,12 +292,19 @@ export class ActionRunner {
     }
     for (const a of this.active.values()) {
       if (a.record.request.target === request.target && a.record.report.status === "running") {
-        return { outcome: "conflict", runningId: a.record.request.id };
+        // Design §6 (wave 2): a real action preempts a running dry run; anything else is a conflict.
+        if (!preempts(request, a.record)) return { outcome: "conflict", runningId: a.record.request.id };
+        await this.preempt(a, request.id);
       }
     }
     if (latest && latest.report.status === "running") {
-      this.adoptOrphan(latest);
-      return { outcome: "conflict", runningId: latest.request.id };
+      if (preempts(request, latest)) {
+        // A dry run the store calls running that nothing here executes: close it as preempted.
+        await store.put(preemptedRecord(latest, request.id, this.now()));
+      } else {
+        this.adoptOrphan(latest);
+        return { outcome: "conflict", runningId: latest.request.id };
+      }
     }
     if (!this.accepting) return { outcome: "stopping" };
 
@@ -291,6 +323,22 @@ export class ActionRunner {
     this.opts.log.info("action accepted", { target: request.target, action: request.id, kind: request.kind });
     this.start(a);
     return { outcome: "accepted", id: request.id };
+  }
+
+  /**
+   * Aborts a running dry run at its current step and reports it `failed` with code `preempted`
+   * (design §6), so the real action that preempts it can start at once.
+   */
+  private async preempt(a: Active, byId: string): Promise<void> {
+    const log = this.opts.log.child({ target: a.record.request.target, action: a.record.request.id });
+    log.warn("dry run preempted by a real action", { by: byId });
+    a.controller.abort(new Error(`preempted by ${byId}`));
+    clearTimeout(a.progressTimer);
+    await Promise.allSettled([a.execution, a.delivery, a.persisted]);
+    // The old controller is spent; the failed report still needs storing and delivering.
+    a.controller = new AbortController();
+    a.record = preemptedRecord(a.record, byId, this.now());
+    await this.change(a).catch((err: unknown) => log.warn("could not record the preemption", { error: String(err) }));
   }
 
   private newRecord(

@@ -120,7 +120,9 @@ export function decide(state: MachineState, input: MachineInput, now: number): D
   const ctx: Ctx = { s: structuredClone(state), now, effects: [], root: parsed.cause };
   // Deadlines that fell due before `now` happened before this input (an alarm can run late):
   // e.g. an approve that arrives after the approval expired finds the request already expired.
-  settle(ctx);
+  // Not so for configuration: the shell applies it before any other input of the call, and when
+  // it was edited is unknown, so a removed target never acts on a deadline first (rule 15).
+  if (parsed.type !== "config" && parsed.type !== "unconfigured") settle(ctx);
   let rejected: string | undefined;
   switch (parsed.type) {
     case "observed":

@@ -7,9 +7,9 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
-import { PolicySchema, type Side, type WorkerTarget } from "../shared/config.ts";
+import { PolicySchema, type Side, type WorkerConfig, type WorkerTarget } from "../shared/config.ts";
 import type { ActionReport } from "../shared/protocol.ts";
-import { loadConfig } from "./config.ts";
+import { type LoadedConfig, loadConfig } from "./config.ts";
 import { type Dispatcher, transportDispatcher } from "./dispatcher.ts";
 import { drillSummary } from "./drill-summary.ts";
 import type { Env } from "./env.ts";
@@ -218,6 +218,8 @@ export interface TargetObjectTesting {
   now?: () => number;
   dispatcher?: Dispatcher;
   notifier?: Notifier;
+  /** The configuration in force, in place of TURNOUT_CONFIG (config edits and removal, rule 15). */
+  config?: () => WorkerConfig;
 }
 
 export class TargetObject extends DurableObject<Env> {
@@ -591,7 +593,7 @@ export class TargetObject extends DurableObject<Env> {
   private prune(state: LoadedState, now: number): void {
     if (now - state.lastPrunedAt < PRUNE_EVERY_MS) return;
     state.lastPrunedAt = now;
-    const loaded = loadConfig(this.env);
+    const loaded = this.config();
     const retention = loaded.ok ? loaded.value.retention : { resolvedSignalDays: 7, eventsPerTarget: 10_000 };
     const before = now - retention.resolvedSignalDays * 86_400_000;
     this.sql.exec(
@@ -728,9 +730,15 @@ export class TargetObject extends DurableObject<Env> {
     });
   }
 
+  /** The configuration in force (a test's, else TURNOUT_CONFIG or the bundled one). */
+  private config(): LoadedConfig {
+    const testing = TargetObject.testing?.config;
+    return testing ? { ok: true, value: testing(), source: "TURNOUT_CONFIG" } : loadConfig(this.env);
+  }
+
   /** The target's configuration; undefined when it is not in a valid config (rule 15). */
   private targetConfig(name: string): WorkerTarget | undefined {
-    const loaded = loadConfig(this.env);
+    const loaded = this.config();
     return loaded.ok && Object.hasOwn(loaded.value.targets, name) ? loaded.value.targets[name] : undefined;
   }
 
@@ -754,7 +762,7 @@ export class TargetObject extends DurableObject<Env> {
     const base: TargetState = existing ?? { ...newCoreState(name, target, DEFAULT_TARGET), lastPrunedAt: now };
     const state: LoadedState = { ...base, configEffects: [] };
     // A loaded config that is invalid is no reason to act as if the target were removed.
-    const configValid = loadConfig(this.env).ok;
+    const configValid = this.config().ok;
     if (existing && (target || configValid)) {
       state.configEffects = applyConfig(this.store, state, target, now).effects.filter((e) => e.type !== "setTimer");
     }

@@ -152,6 +152,32 @@ describe("runner", () => {
     expect(counting.count()).toBe(2);
   });
 
+  it("a real action preempts a running dry run: the drill fails with code preempted and the real one runs at once", async () => {
+    const { runner, counting, store } = setup({ steps: ["a", "b"], gated: ["a"] });
+    expect((await runner.submit(req("app", 40, { kind: "drill", dryRun: true }))).outcome).toBe("accepted");
+    await counting.started("a");
+    // Another dry run, or a real action over a real one, is still a conflict.
+    expect(await runner.submit(req("app", 41, { kind: "drill", dryRun: true }))).toEqual({
+      outcome: "conflict",
+      runningId: "app:40",
+    });
+    expect(await runner.submit(req("app", 42))).toEqual({ outcome: "accepted", id: "app:42" });
+    expect(await runner.submit(req("app", 43))).toEqual({ outcome: "conflict", runningId: "app:42" });
+    counting.open("a");
+    await runner.idle();
+    const drill = (await store.get("app", "app:40"))?.report;
+    expect(drill).toMatchObject({ status: "failed", activeSide: "primary", error: { code: "preempted" } });
+    expect(drill?.error?.message).toMatch(/preempted by the real action app:42 at step "a"/);
+    expect(drill?.steps).toMatchObject([
+      { name: "a", status: "failed" },
+      { name: "b", status: "pending" },
+    ]);
+    expect((await store.get("app", "app:42"))?.report.status).toBe("succeeded");
+    expect(counting.calls.filter((c) => c.action === "app:40").map((c) => c.step)).toEqual(["a"]);
+    const sent = receiver.reports.filter((r) => r.actionId === "app:40");
+    expect(sent.at(-1)).toMatchObject({ status: "failed", error: { code: "preempted" } });
+  });
+
   it("resumes an unfinished action from the store after the last completed step", async () => {
     const store = new InMemoryActionStore();
     const first = setup({ steps: ["a", "b", "c"], gated: ["b"] }, store);

@@ -216,7 +216,10 @@ class Checker {
     if (before.phase === "executing" && newIds.length > 0) {
       // At most one action in flight: a new id only after the in-flight one ended in this step.
       const ended = audits.findIndex(
-        (e) => (e.type === "action.succeeded" || e.type === "action.failed") && e.detail.id === before.action?.id,
+        // A dry run abandoned for a real switch has ended too (rule 11).
+        (e) =>
+          (e.type === "action.succeeded" || e.type === "action.failed" || e.type === "action.abandoned") &&
+          e.detail.id === before.action?.id,
       );
       const started = audits.findIndex((e) => e.type === "action.dispatched" && e.detail.id === newIds[0]);
       expect(ended).toBeGreaterThanOrEqual(0);

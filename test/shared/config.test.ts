@@ -21,6 +21,7 @@ describe("worker config", () => {
       maxAutoActionsPerDay: 2,
       actionTimeoutSeconds: 600,
       dispatchRetries: 5,
+      staleAfterSeconds: 28800,
     });
     expect(r.value.agent.transport).toBe("direct");
   });
