@@ -286,9 +286,9 @@ export class ActionRunner {
 
     // The epoch floor (design §6): the store keeps the newest record of each target, so the floor
     // survives restarts; an older epoch is a replay (QStash accepts it for hours) or overtaken.
-    const latest = await store.latest(request.target);
-    if (latest && epochOf(request.id) < epochOf(latest.request.id)) {
-      return { outcome: "stale", latestId: latest.request.id };
+    const newest = await store.latest(request.target);
+    if (newest && epochOf(request.id) < epochOf(newest.request.id)) {
+      return { outcome: "stale", latestId: newest.request.id };
     }
     for (const a of this.active.values()) {
       if (a.record.request.target === request.target && a.record.report.status === "running") {
@@ -297,6 +297,8 @@ export class ActionRunner {
         await this.preempt(a, request.id);
       }
     }
+    // Read again: preempting above may have just written the dry run's final record.
+    const latest = await store.latest(request.target);
     if (latest && latest.report.status === "running") {
       if (preempts(request, latest)) {
         // A dry run the store calls running that nothing here executes: close it as preempted.
