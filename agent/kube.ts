@@ -3,6 +3,8 @@
  * service account (in-cluster), or, when neither exists, the in-process sandbox cluster of
  * design §9. The mode is decided by agent/mode.ts.
  */
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import type { AgentConfig } from "../shared/config.ts";
 import type { Logger } from "./log.ts";
@@ -47,6 +49,9 @@ export async function connectKube(config: AgentConfig, options: ConnectKubeOptio
   if (mode !== "sandbox") {
     return { mode, kubeConfig: realKubeConfig(mode, config), sandbox: undefined, close: async () => {} };
   }
-  const sandbox = await startSandboxCluster(config, { log: options.log, ...options.sandbox });
+  // A kubeconfig for people (kubectl), logged by the sandbox; one per agent process.
+  const kubeconfigFile =
+    process.env.TURNOUT_SANDBOX_KUBECONFIG ?? join(tmpdir(), `turnout-sandbox-${process.pid}.kubeconfig`);
+  const sandbox = await startSandboxCluster(config, { log: options.log, kubeconfigFile, ...options.sandbox });
   return { mode, kubeConfig: sandbox.kubeConfig, sandbox, close: () => sandbox.stop() };
 }

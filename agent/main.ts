@@ -20,6 +20,7 @@ import { ConfigError, configSource, loadAgentConfigFile, parseConfigText, valida
 import { startConfiguredHeartbeats } from "./etcd/heartbeat.ts";
 import { configMapReader, createDnsFlipExecutor } from "./executors/dns-flip.ts";
 import { createEtcdSyncTeardownExecutor } from "./executors/etcd-sync-teardown.ts";
+import { createNodeFenceExecutor } from "./executors/node-fence.ts";
 import { createRouteSwapExecutor } from "./executors/route-swap.ts";
 import { connectKube } from "./kube.ts";
 import type { Leadership } from "./leadership.ts";
@@ -76,6 +77,7 @@ export function defaultExecutors(
     ...executorRegistry(createRouteSwapExecutor({ kubeConfig })),
     ...executorRegistry(dnsFlip),
     ...executorRegistry(createEtcdSyncTeardownExecutor({ kubeConfig, agentConfig: config, env })),
+    ...executorRegistry(createNodeFenceExecutor({ kubeConfig })),
   ]);
 }
 

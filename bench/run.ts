@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: runs every benchmark in turn (route swap, DNS flip, etcd consistency check,
+ * `npm run bench`: runs every benchmark in turn (route swap, node fence, DNS flip, etcd consistency check,
  * worker ingest, decision latency), prints ONE table (figure, value, baseline, ratio) and writes
  * the figures with the machine they ran on to bench/results/summary.json.
  *
@@ -15,6 +15,7 @@ import { pathToFileURL } from "node:url";
 import { run as runDnsFlip } from "./dns-flip.ts";
 import { run as runEtcdConsistency } from "./etcd-consistency.ts";
 import { run as runIngest } from "./ingest.ts";
+import { run as runNodeFence } from "./node-fence.ts";
 import { run as runRouteSwap } from "./route-swap.ts";
 import { run as runStorm } from "./storm.ts";
 
@@ -62,6 +63,23 @@ const benches: BenchEntry[] = [
             value: ms(f.p99Ms),
             baseline: "30 000 ms (runbook A)",
             ratio: ratioOf(30_000, f.p99Ms),
+          },
+        ],
+      };
+    },
+  },
+  {
+    name: "node-fence",
+    async run() {
+      const f = await runNodeFence(3);
+      return {
+        figures: f,
+        rows: [
+          {
+            figure: `node fence, 3 of ${f.nodes} nodes lost, pod start ${f.podReadyDelayMs} ms: fence decision → workloads Ready, median of ${f.runs}${f.failures ? ` (${f.failures} failed)` : ""}`,
+            value: ms(f.medianMs),
+            baseline: `${f.baselineSeconds * 1000} ms (eviction after tolerationSeconds; StatefulSet pods with attached volumes: never)`,
+            ratio: ratioOf(f.baselineSeconds * 1000, f.medianMs),
           },
         ],
       };

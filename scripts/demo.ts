@@ -3,17 +3,21 @@
  * Starts the worker in workerd (`wrangler dev`, random port), the agent as its own process in
  * SANDBOX mode (simulated Kubernetes cluster and static-route operator; no real cluster is
  * touched) and, when BIND's `named` is installed, a throwaway BIND for the DNS target. Then it
- * fires one Alertmanager incident for egress-gw (route swap) and bootstrap-dns (DNS flip) and
- * prints the timeline as the worker's audit log and the agent's reports tell it, polling
+ * fires one Alertmanager incident for egress-gw (route swap), bootstrap-dns (DNS flip) and
+ * dc-nodes (node fence: the datacenter's three nodes go NotReady first, through the sandbox's
+ * kubeconfig, as `kubectl patch node --subresource=status` would) and prints the timeline as the worker's audit log and the agent's reports tell it, polling
  * `GET /v1/targets/:name` and `GET /v1/targets/:name/events`. Stops everything it started and
- * exits 0 when both targets end on `secondary` (1 otherwise).
+ * exits 0 when both targets end on `secondary` (1 otherwise). With `--real-monitoring`, Prometheus
+ * and two Alertmanagers drive the incident instead (scripts/demo-real-monitoring.ts).
  */
+import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { Etcd3 } from "etcd3";
 import { queryRecord } from "../agent/dns/rfc2136.ts";
+import { DEFAULT_EVICTION_SECONDS } from "../agent/executors/node-fence.ts";
 import { namedPath } from "../agent/sandbox/bind-server.ts";
 import { etcdBinariesAvailable } from "../agent/sandbox/etcd-server.ts";
 import type { StepReport } from "../shared/protocol.ts";
-import { DNS, type Stack, type StackTarget, startStack } from "../test/e2e/stack.ts";
+import { DNS, NODE_GROUPS, type Stack, type StackTarget, startStack } from "../test/e2e/stack.ts";
 import { eventually } from "../test/support/etcd.ts";
 import type { AuditEvent, TargetView } from "../worker/target-view.ts";
 
@@ -69,6 +73,10 @@ interface Line {
 }
 
 async function main(): Promise<number> {
+  // Prometheus and an Alertmanager pair drive the incident instead (issue 20).
+  if (process.argv.includes("--real-monitoring")) {
+    return (await import("./demo-real-monitoring.ts")).runRealMonitoringDemo();
+  }
   // The same look-ups the sandbox and the test helpers use.
   const withDns = namedPath() !== undefined;
   const withEtcd = withDns && etcdBinariesAvailable();
@@ -85,6 +93,8 @@ async function main(): Promise<number> {
       policy: { approval: "required" },
     };
   } else if (withDns) console.log("demo: etcd is not installed (`npm run setup`); leaving out global-dr\n");
+  // dc-nodes as in turnout.config.json: approval required (a partitioned node looks dead too).
+  targets["dc-nodes"] = { kind: "node-fence", holdSeconds: HOLD_SECONDS, policy: { approval: "required" } };
 
   console.log(`demo: starting the worker (workerd), the agent (sandbox), BIND${withEtcd ? " and two etcd" : ""} …`);
   const startedAt = performance.now();
@@ -113,7 +123,7 @@ async function main(): Promise<number> {
     );
     if (sandboxLine) console.log(`demo: agent says: ${str(asDetail(JSON.parse(sandboxLine)).msg)}`);
     console.log(
-      `demo: up in ${((performance.now() - startedAt) / 1000).toFixed(1)} s; policy: holdSeconds ${HOLD_SECONDS}, approval auto${withEtcd ? " (global-dr: required)" : ""}\n`,
+      `demo: up in ${((performance.now() - startedAt) / 1000).toFixed(1)} s; policy: holdSeconds ${HOLD_SECONDS}, approval auto (${withEtcd ? "global-dr and " : ""}dc-nodes: required)\n`,
     );
     // platform-dns is not an incident of its own: global-dr's action flips it.
     const names = Object.keys(targets).filter((n) => n !== "platform-dns");
@@ -149,6 +159,24 @@ async function main(): Promise<number> {
         console.log(`demo: ${r} A = ${(await queryRecord(bind.server, r, "A")).join(", ")} before`);
       console.log("");
     }
+
+    // The datacenter goes dark: its nodes' kubelets stopped posting 90 s ago (past notReadySeconds=60).
+    const dcNodes = [1, 2, 3].map((i) => `${NODE_GROUPS.primary}-${i}`);
+    const kc = new KubeConfig();
+    kc.loadFromFile(s.sandboxKubeconfig);
+    const core = kc.makeApiClient(CoreV1Api);
+    const lostAt = Date.now() - 90_000;
+    for (const name of dcNodes) {
+      const since = new Date(lostAt).toISOString().replace(/\.\d{3}Z$/, "Z");
+      await core.patchNodeStatus(
+        { name, body: { status: { conditions: [{ type: "Ready", status: "Unknown", lastTransitionTime: since }] } } },
+        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+      );
+    }
+    const pgBefore = (await core.readNamespacedPod({ namespace: "db", name: "postgres-0" })).spec?.nodeName;
+    console.log(
+      `demo: ${dcNodes.join(", ")} NotReady since 90 s ago (kubectl --kubeconfig ${s.sandboxKubeconfig} patch node … --subresource=status); db/postgres-0 runs on ${pgBefore}\n`,
+    );
 
     const t0 = Date.now();
     const answer = await s.alert(
@@ -219,6 +247,25 @@ async function main(): Promise<number> {
       console.log(
         `  ${target.padEnd(width)}  activeSide ${v.activeSide}, phase ${v.phase}, action ${v.action?.id ?? "-"} ${v.action?.status ?? ""}, cooldown until ${v.cooldownUntil ?? "-"}`,
       );
+    }
+    const fence = done.get("dc-nodes");
+    if (fence?.action) {
+      const pg = await core.readNamespacedPod({ namespace: "db", name: "postgres-0" });
+      const tainted = [];
+      for (const n of dcNodes) {
+        const node = await core.readNode({ name: n });
+        if ((node.spec?.taints ?? []).some((t) => t.key === "node.kubernetes.io/out-of-service")) tainted.push(n);
+      }
+      const ready = Date.parse(fence.action.steps.find((x) => x.name === "wait-workloads")?.finishedAt ?? "");
+      const sinceLoss = Math.round((ready - lostAt) / 1000);
+      const saved = DEFAULT_EVICTION_SECONDS - sinceLoss;
+      console.log(
+        `  dc-nodes  out-of-service taint on ${tainted.join(", ") || "no node"}; db/postgres-0 now on ${pg.spec?.nodeName}, Ready ${sinceLoss} s after the nodes were lost`,
+      );
+      console.log(
+        `            Kubernetes alone: eviction only ${DEFAULT_EVICTION_SECONDS} s after NotReady (${(saved / 60).toFixed(1)} min later than this), and postgres-0's volume would have stayed attached to ${pgBefore}, so postgres-0 would never have been rescheduled without a person`,
+      );
+      ok &&= pg.spec?.nodeName !== pgBefore && tainted.length === dcNodes.length;
     }
     if (bind) {
       for (const r of records) {

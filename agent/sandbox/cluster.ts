@@ -10,13 +10,22 @@
  * - etcd-sync-teardown: the synchronizer Deployment (1 replica), backed by a real
  *   `etcdctl make-mirror` (agent/sandbox/etcd-mirror.ts) when etcdctl is installed, so scaling it
  *   to zero really stops the sync; and every workload listed under `restart`.
+ * - node-fence: three Ready nodes per group, named after the selector's (first) value and labelled
+ *   by the selector (`topology.kubernetes.io/zone=dc-1` → dc-1-1, dc-1-2, dc-1-3), the simulated
+ *   node control plane (agent/sandbox/control-plane.ts), and every listed workload running on the
+ *   primary group (preferred node affinity: primary, then secondary), one replica, a StatefulSet's
+ *   volume attached through a VolumeAttachment.
  * It never touches a real cluster.
  */
+
+import { rmSync } from "node:fs";
 import type { KubeConfig } from "@kubernetes/client-node";
-import type { AgentConfig, EtcdSyncTeardownTarget, RouteSwapTarget } from "../../shared/config.ts";
+import type { AgentConfig, EtcdSyncTeardownTarget, NodeFenceTarget, RouteSwapTarget } from "../../shared/config.ts";
 import { type Logger, silentLogger } from "../log.ts";
+import { type ControlPlane, type ControlPlaneOptions, startControlPlane } from "./control-plane.ts";
 import { createEtcdMirrorBackend, type EtcdMirrorBackend, etcdctlAvailable, mirrorPrefixesFor } from "./etcd-mirror.ts";
 import { type FakeKubeApi, type FakeKubeApiOptions, type KubeObject, startFakeKubeApi } from "./fake-kube-api.ts";
+import { selfSignedCertificate, writeKubeconfig } from "./kubeconfig.ts";
 import { type OperatorNodeMode, startStaticRouteOperators } from "./static-route-operator.ts";
 import {
   startWorkloadControllers,
@@ -62,6 +71,13 @@ export interface SandboxClusterOptions {
   operatorModes?: Record<string, OperatorNodeMode>;
   /** Back synchronizer Deployments by `etcdctl make-mirror` (default: when etcdctl is installed). */
   etcdMirror?: boolean;
+  /** Passed to the node control plane (pod readiness and attach delays) when there are node-fence targets. */
+  controlPlane?: Omit<ControlPlaneOptions, "onError">;
+  /**
+   * Write a kubeconfig for kubectl here (the API then also serves HTTPS with a self-signed
+   * certificate); removed on stop. Default: none.
+   */
+  kubeconfigFile?: string;
   /** How long to wait for the seeded StaticRoute to be Ready on every node (default 10 s). */
   readyTimeoutMs?: number;
   log?: Logger;
@@ -72,6 +88,10 @@ export interface SandboxCluster {
   kubeConfig: KubeConfig;
   api: FakeKubeApi;
   workloads: WorkloadControllers;
+  /** The kubeconfig written for kubectl, when asked for and openssl could make its certificate. */
+  kubeconfigFile: string | undefined;
+  /** The simulated node control plane, when the config has node-fence targets. */
+  controlPlane: ControlPlane | undefined;
   /** The etcd mirror backend, when synchronizer Deployments are backed by make-mirror. */
   etcdMirror: EtcdMirrorBackend | undefined;
   /** Stops the operator simulations, the mirrors, the controllers and the API server. */
@@ -123,11 +143,60 @@ function ensureWorkload(
   namespace: string,
   name: string,
   labels: Record<string, string>,
+  shape?: (o: KubeObject) => void,
 ): void {
   ensureNamespace(api, namespace);
   if (!api.store.get(WORKLOAD_TYPES[kind], namespace, name)) {
-    api.store.create(WORKLOAD_TYPES[kind], workloadObject(kind, namespace, name, labels));
+    const o = workloadObject(kind, namespace, name, labels);
+    shape?.(o);
+    api.store.create(WORKLOAD_TYPES[kind], o);
   }
+}
+
+/** The labels a node-fence selector names (`a=b,c=d`). */
+export function selectorLabels(selector: string): Record<string, string> {
+  return Object.fromEntries(
+    selector.split(",").map((term) => {
+      const [k = "", v = ""] = term.trim().split("=");
+      return [k, v];
+    }),
+  );
+}
+
+/** The sandbox's node names for a node-fence group: the selector's first value, then -1, -2, -3. */
+export function groupNodeNames(selector: string): string[] {
+  const first = Object.values(selectorLabels(selector))[0] || "node";
+  return [1, 2, 3].map((i) => `${first}-${i}`);
+}
+
+/** Pod template placement for a node-fence workload: the primary group, else the secondary one. */
+function placeOnGroups(t: NodeFenceTarget): (o: KubeObject) => void {
+  const term = (selector: string) => ({
+    matchExpressions: Object.entries(selectorLabels(selector)).map(([key, value]) => ({
+      key,
+      operator: "In",
+      values: [value],
+    })),
+  });
+  return (o) => {
+    const spec = o.spec as { template: { spec: Record<string, unknown> } } & Record<string, unknown>;
+    spec.template.spec.affinity = {
+      nodeAffinity: {
+        preferredDuringSchedulingIgnoredDuringExecution: [
+          { weight: 100, preference: term(t.nodes.primary.selector) },
+          { weight: 50, preference: term(t.nodes.secondary.selector) },
+        ],
+      },
+    };
+    if (o.kind === "StatefulSet") {
+      spec.volumeClaimTemplates = [
+        {
+          metadata: { name: "data" },
+          spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } } },
+        },
+      ];
+    }
+  };
 }
 
 /** Resolves when `check` holds, re-checking on every StaticRoute change; rejects after `ms`. */
@@ -147,6 +216,30 @@ function untilRoutes(api: FakeKubeApi, check: () => boolean, ms: number, what: s
   });
 }
 
+/** Resolves when a workload reports all its replicas Ready; rejects after `ms`. */
+function untilReady(api: FakeKubeApi, w: NodeFenceTarget["workloads"][number], ms: number): Promise<void> {
+  const ref = WORKLOAD_TYPES[w.kind];
+  const check = () => {
+    const o = api.store.get(ref, w.namespace, w.name);
+    const spec = o?.spec as { replicas?: number } | undefined;
+    const status = o?.status as { readyReplicas?: number } | undefined;
+    return (status?.readyReplicas ?? 0) >= (spec?.replicas ?? 1);
+  };
+  return new Promise((resolve, reject) => {
+    if (check()) return resolve();
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`sandbox: timed out after ${ms} ms waiting for ${w.kind} ${w.namespace}/${w.name} to be Ready`));
+    }, ms);
+    const off = api.store.watch(ref, w.namespace, () => {
+      if (!check()) return;
+      clearTimeout(timer);
+      off();
+      resolve();
+    });
+  });
+}
+
 /** Starts the sandbox cluster for an agent config and seeds the objects it references. */
 export async function startSandboxCluster(
   config: AgentConfig,
@@ -154,10 +247,22 @@ export async function startSandboxCluster(
 ): Promise<SandboxCluster> {
   const log = (options.log ?? silentLogger).child({ sandbox: true });
   const nodes = options.nodes ?? ["node-1", "node-2", "node-3"];
-  const api = await startFakeKubeApi(options.api);
+  let tls: { key: string; cert: string } | undefined;
+  if (options.kubeconfigFile) {
+    try {
+      tls = selfSignedCertificate();
+    } catch (err) {
+      log.warn("no kubeconfig for kubectl", { error: String(err) });
+    }
+  }
+  const api = await startFakeKubeApi({ ...options.api, ...(tls ? { tls } : {}) });
+  const kubeconfigFile = tls && options.kubeconfigFile && api.httpsUrl ? options.kubeconfigFile : undefined;
+  if (kubeconfigFile && tls && api.httpsUrl) writeKubeconfig(kubeconfigFile, api.httpsUrl, tls.cert, api.token);
   const targets = Object.entries(config.targets);
   const etcdTargets = targets.filter((e): e is [string, EtcdSyncTeardownTarget] => e[1].kind === "etcd-sync-teardown");
   const routeTargets = targets.filter((e): e is [string, RouteSwapTarget] => e[1].kind === "route-swap");
+  const fenceTargets = targets.filter((e): e is [string, NodeFenceTarget] => e[1].kind === "node-fence");
+  const fenced = new Set(fenceTargets.flatMap(([, t]) => t.workloads.map((w) => `${w.kind}/${w.namespace}/${w.name}`)));
 
   const mirrorWanted = options.etcdMirror ?? (etcdTargets.length > 0 && etcdctlAvailable());
   if (options.etcdMirror === undefined && etcdTargets.length > 0 && !mirrorWanted) {
@@ -183,9 +288,24 @@ export async function startSandboxCluster(
       )
     : undefined;
 
+  const controlPlane =
+    fenceTargets.length > 0
+      ? startControlPlane(api.store, {
+          ...options.controlPlane,
+          onError: (error) => log.warn("sandbox control plane error", { error: String(error) }),
+        })
+      : undefined;
+  // Before the workload controllers, which would create any node they place DaemonSet pods on unlabelled.
+  for (const [, t] of fenceTargets) {
+    for (const side of ["primary", "secondary"] as const) {
+      const selector = t.nodes[side].selector;
+      for (const node of groupNodeNames(selector)) controlPlane?.addNode(node, selectorLabels(selector));
+    }
+  }
   const workloads = startWorkloadControllers(api.store, {
     ...options.workloads,
     nodes,
+    externallyScheduled: (key) => fenced.has(`${key.kind}/${key.namespace}/${key.name}`),
     onError: (error, key) => log.warn("sandbox controller error", { key, error: String(error) }),
     onScale: async (key: WorkloadKey, replicas: number) => {
       await etcdMirror?.onScale(key, replicas);
@@ -196,9 +316,11 @@ export async function startSandboxCluster(
 
   const stop = async () => {
     for (const o of operators.splice(0)) await o.stop().catch(() => {});
+    controlPlane?.stop();
     workloads.stop();
     await etcdMirror?.stop();
     await api.close();
+    if (kubeconfigFile) rmSync(kubeconfigFile, { force: true });
   };
 
   try {
@@ -207,6 +329,10 @@ export async function startSandboxCluster(
     for (const [, t] of etcdTargets) {
       ensureWorkload(api, "Deployment", t.sync.namespace, t.sync.name, { app: t.sync.name });
       for (const w of t.restart) ensureWorkload(api, w.kind, w.namespace, w.name, { app: w.name });
+    }
+
+    for (const [, t] of fenceTargets) {
+      for (const w of t.workloads) ensureWorkload(api, w.kind, w.namespace, w.name, { app: w.name }, placeOnGroups(t));
     }
 
     const daemonSets = new Map<string, string>();
@@ -267,6 +393,9 @@ export async function startSandboxCluster(
       );
     }
     await workloads.settled();
+    for (const [, t] of fenceTargets) {
+      for (const w of t.workloads) await untilReady(api, w, options.readyTimeoutMs ?? 10_000);
+    }
     await etcdMirror?.idle();
   } catch (e) {
     await stop();
@@ -278,8 +407,12 @@ export async function startSandboxCluster(
     nodes,
     routeSwapTargets: routeTargets.map(([n]) => n),
     etcdSyncTargets: etcdTargets.map(([n]) => n),
+    nodeFenceTargets: fenceTargets.map(([n]) => n),
+    ...(kubeconfigFile
+      ? { kubeconfig: kubeconfigFile, try: `kubectl --kubeconfig ${kubeconfigFile} get nodes,pods -A` }
+      : {}),
     etcdMirror: etcdMirror !== undefined,
   });
 
-  return { kubeConfig: api.kubeConfig(), api, workloads, etcdMirror, stop };
+  return { kubeConfig: api.kubeConfig(), api, workloads, controlPlane, etcdMirror, kubeconfigFile, stop };
 }

@@ -5,6 +5,7 @@
  * Implemented semantics (those of kube-apiserver the agent relies on):
  * - core/v1 configmaps, events, pods, namespaces, nodes; apps/v1 deployments, daemonsets,
  *   statefulsets (+ `/scale`, `/status`); coordination.k8s.io/v1 leases; events.k8s.io/v1 events;
+ *   storage.k8s.io/v1 volumeattachments (+ `/status`);
  *   the cluster-scoped custom resource networking.digitalocean.com/v1 staticroutes (+ `/status`).
  * - A global, monotonically increasing string `resourceVersion`; `uid`, `creationTimestamp`,
  *   `generation` (bumped when anything outside metadata/status changes). A write that changes
@@ -17,6 +18,8 @@
  *   goes), `dryRun=All` on every write (nothing stored, no event), `Status` error bodies.
  * - Status subresource: writes to the main resource keep the stored status; `/status` writes
  *   change only the status.
+ * - Discovery (`/version`, `/api`, `/apis`, each group-version's resource list) and OpenAPI v3
+ *   (agent/sandbox/openapi.ts), and server-side printing (`Accept: …;as=Table`) for kubectl.
  * - Watches: newline-delimited `{type, object}`; `resourceVersion=N` replays the bounded history
  *   after N; a version older than the history yields kube-apiserver's in-stream
  *   `ERROR` event with a 410 `Expired` Status (or an HTTP 410 with `watchExpiredAs: "http"`);
@@ -24,7 +27,8 @@
  *   30 s inactivity timeout (real-components.md §3) from firing; `timeoutSeconds` ends the stream.
  */
 import { randomBytes, randomUUID } from "node:crypto";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createTlsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { KubeConfig } from "@kubernetes/client-node";
 import { parse as parseYaml } from "yaml";
@@ -39,6 +43,7 @@ import {
   PatchError,
 } from "./kube-patch.ts";
 import { parseFieldSelector, parseLabelSelector, SelectorError } from "./kube-selectors.ts";
+import { openApiDocument, openApiIndex } from "./openapi.ts";
 
 /** A resource type the fake server serves. */
 export interface ResourceType {
@@ -85,6 +90,14 @@ export const BUILTIN_RESOURCES: readonly ResourceType[] = [
     subresources: ["status"],
   },
   { group: "coordination.k8s.io", version: "v1", resource: "leases", kind: "Lease", namespaced: true },
+  {
+    group: "storage.k8s.io",
+    version: "v1",
+    resource: "volumeattachments",
+    kind: "VolumeAttachment",
+    namespaced: false,
+    subresources: ["status"],
+  },
   { group: "events.k8s.io", version: "v1", resource: "events", kind: "Event", namespaced: true },
   {
     group: "networking.digitalocean.com",
@@ -719,6 +732,11 @@ export interface FakeKubeApiOptions extends FakeStoreOptions {
   watchExpiredAs?: "event" | "http";
   /** Requests kept in `requests` (default 2000, oldest dropped). */
   requestLimit?: number;
+  /**
+   * Also serve HTTPS with this key and certificate (PEM) on a second port, for kubectl: client-go
+   * sends a bearer token only over TLS (agent/sandbox/kubeconfig.ts makes a self-signed pair).
+   */
+  tls?: { key: string; cert: string };
 }
 
 export interface FakeKubeApi {
@@ -726,6 +744,8 @@ export interface FakeKubeApi {
   url: string;
   /** The bearer token the server requires (undefined when auth is off). */
   token: string | undefined;
+  /** `https://127.0.0.1:<port>` when started with `tls`. */
+  httpsUrl: string | undefined;
   /** A KubeConfig for the real client (skipTLSVerify is required for http://). */
   kubeConfig(): KubeConfig;
   store: FakeStore;
@@ -747,6 +767,143 @@ const PATCH_TYPES: Record<string, PatchType> = {
   "application/apply-patch+yaml": "apply",
 };
 
+/** Whether the client asked for server-side printing (kubectl get: `Accept: application/json;as=Table;…`). */
+function wantsTable(req: IncomingMessage): boolean {
+  return /;\s*as=Table/.test(req.headers.accept ?? "");
+}
+
+/** kubectl's age format: 42s, 5m, 3h, 2d. */
+function age(created: string | undefined, now: number): string {
+  const ms = created ? now - Date.parse(created) : 0;
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.floor(s / 60)}m`;
+  if (s < 172800) return `${Math.floor(s / 3600)}h`;
+  return `${Math.floor(s / 86400)}d`;
+}
+
+function field(o: unknown, ...path: string[]): Json | undefined {
+  let cur: Json | undefined = o as Json;
+  for (const p of path) cur = isJsonObject(cur) ? cur[p] : undefined;
+  return cur;
+}
+
+function readyOf(o: KubeObject): string | undefined {
+  const conditions = field(o, "status", "conditions");
+  const c = Array.isArray(conditions) ? conditions.find((x) => isJsonObject(x) && x.type === "Ready") : undefined;
+  return isJsonObject(c) && typeof c.status === "string" ? c.status : undefined;
+}
+
+/**
+ * A meta.k8s.io/v1 Table, as kube-apiserver prints for kubectl get (the columns of its printers in
+ * pkg/printers/internalversion for nodes, pods and workloads; NAME and AGE for everything else).
+ */
+function asTable(t: ResourceType, items: KubeObject[], resourceVersion: string, now: number): JsonObject {
+  type Column = { name: string; type: string; format?: string; priority?: number; cell: (o: KubeObject) => Json };
+  const name: Column = { name: "Name", type: "string", format: "name", cell: (o) => o.metadata.name ?? "" };
+  const ageCol: Column = { name: "Age", type: "string", cell: (o) => age(o.metadata.creationTimestamp, now) };
+  let columns: Column[] = [name, ageCol];
+  if (t.resource === "nodes") {
+    columns = [
+      name,
+      {
+        name: "Status",
+        type: "string",
+        cell: (o) => {
+          const r = readyOf(o);
+          const base = r === "True" ? "Ready" : r === "False" ? "NotReady" : "Unknown";
+          return field(o, "spec", "unschedulable") === true ? `${base},SchedulingDisabled` : base;
+        },
+      },
+      { name: "Roles", type: "string", cell: () => "<none>" },
+      ageCol,
+      {
+        name: "Version",
+        type: "string",
+        cell: (o) => {
+          const v = field(o, "status", "nodeInfo", "kubeletVersion");
+          return typeof v === "string" ? v : "v1.31.0-sandbox";
+        },
+      },
+    ];
+  } else if (t.resource === "pods") {
+    columns = [
+      name,
+      { name: "Ready", type: "string", cell: (o) => (readyOf(o) === "True" ? "1/1" : "0/1") },
+      {
+        name: "Status",
+        type: "string",
+        cell: (o) => {
+          if (o.metadata.deletionTimestamp !== undefined) return "Terminating";
+          const phase = field(o, "status", "phase");
+          return typeof phase === "string" ? phase : "Unknown";
+        },
+      },
+      { name: "Restarts", type: "integer", cell: () => 0 },
+      ageCol,
+      {
+        name: "Node",
+        type: "string",
+        priority: 1,
+        cell: (o) => {
+          const n = field(o, "spec", "nodeName");
+          return typeof n === "string" ? n : "<none>";
+        },
+      },
+    ];
+  } else if (t.resource === "events" && t.group === "") {
+    const text = (o: KubeObject, ...path: string[]) => {
+      const v = field(o, ...path);
+      return typeof v === "string" ? v : "";
+    };
+    columns = [
+      {
+        name: "Last Seen",
+        type: "string",
+        cell: (o) => age(text(o, "lastTimestamp") || o.metadata.creationTimestamp, now),
+      },
+      { name: "Type", type: "string", cell: (o) => text(o, "type") },
+      { name: "Reason", type: "string", cell: (o) => text(o, "reason") },
+      {
+        name: "Object",
+        type: "string",
+        cell: (o) => `${text(o, "involvedObject", "kind").toLowerCase()}/${text(o, "involvedObject", "name")}`,
+      },
+      { name: "Message", type: "string", cell: (o) => text(o, "message") },
+    ];
+  } else if (t.resource === "deployments" || t.resource === "statefulsets") {
+    columns = [
+      name,
+      {
+        name: "Ready",
+        type: "string",
+        cell: (o) => {
+          const ready = field(o, "status", "readyReplicas");
+          const want = field(o, "spec", "replicas");
+          return `${typeof ready === "number" ? ready : 0}/${typeof want === "number" ? want : 1}`;
+        },
+      },
+      ageCol,
+    ];
+  }
+  return {
+    kind: "Table",
+    apiVersion: "meta.k8s.io/v1",
+    metadata: { resourceVersion },
+    columnDefinitions: columns.map((c) => ({
+      name: c.name,
+      type: c.type,
+      format: c.format ?? "",
+      description: "",
+      priority: c.priority ?? 0,
+    })),
+    rows: items.map((o) => ({
+      cells: columns.map((c) => c.cell(o)),
+      object: { kind: "PartialObjectMetadata", apiVersion: "meta.k8s.io/v1", metadata: o.metadata as JsonObject },
+    })),
+  };
+}
+
 /** Starts the fake API server on 127.0.0.1 with a random free port. */
 export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promise<FakeKubeApi> {
   const store = new FakeStore(options);
@@ -757,7 +914,7 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
   const open = new Set<ServerResponse>();
   const cleanups = new Set<() => void>();
 
-  const server = createServer((req, res) => {
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
@@ -775,7 +932,9 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
         else res.end();
       }
     });
-  });
+  };
+  const server = createServer(listener);
+  const secure: Server | undefined = options.tls ? createTlsServer(options.tls, listener) : undefined;
   /**
    * A namespaced object in a create or replace takes the request's namespace; one that names
    * another is refused, as the API server does.
@@ -854,6 +1013,21 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
       res.end("ok");
       return;
     }
+    if (req.method === "GET" && segments[0] === "openapi" && segments[1] === "v3") {
+      const types = store.resourceTypes();
+      const rest = segments.slice(2);
+      const doc =
+        rest.length === 0
+          ? openApiIndex(types)
+          : rest[0] === "api" && rest.length === 2
+            ? openApiDocument(types, "", rest[1] ?? "")
+            : rest[0] === "apis" && rest.length === 3
+              ? openApiDocument(types, rest[1] ?? "", rest[2] ?? "")
+              : undefined;
+      if (!doc) throw new KubeApiError(404, "NotFound", "the server could not find the requested resource");
+      sendJson(res, 200, doc);
+      return;
+    }
     if (req.method === "GET" && discovery(res, segments)) return;
     const r = route(segments);
     if (!r) throw new KubeApiError(404, "NotFound", "the server could not find the requested resource");
@@ -879,6 +1053,10 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
         labelSelector: query.labelSelector,
         fieldSelector: query.fieldSelector,
       });
+      if (wantsTable(req)) {
+        sendJson(res, 200, asTable(r.type, items, store.resourceVersion, Date.now()));
+        return;
+      }
       sendJson(res, 200, {
         kind: `${r.type.kind}List`,
         apiVersion: apiVersionOf(r.type),
@@ -901,9 +1079,11 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
       return;
     }
     switch (method) {
-      case "GET":
-        sendJson(res, 200, store.read(ref, namespace, name));
+      case "GET": {
+        const o = store.read(ref, namespace, name);
+        sendJson(res, 200, wantsTable(req) ? asTable(r.type, [o], store.resourceVersion, Date.now()) : o);
         return;
+      }
       case "PUT": {
         const obj = parseBody(body) as unknown as KubeObject;
         if (!isJsonObject(obj) || !isJsonObject(obj.metadata)) {
@@ -1176,10 +1356,19 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
   });
   const { port } = server.address() as AddressInfo;
   const url = `http://127.0.0.1:${port}`;
+  let httpsUrl: string | undefined;
+  if (secure) {
+    await new Promise<void>((resolve, reject) => {
+      secure.once("error", reject);
+      secure.listen(0, "127.0.0.1", () => resolve());
+    });
+    httpsUrl = `https://127.0.0.1:${(secure.address() as AddressInfo).port}`;
+  }
 
   return {
     url,
     token,
+    httpsUrl,
     store,
     requests,
     kubeConfig() {
@@ -1195,8 +1384,10 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
     async close() {
       for (const c of [...cleanups]) c();
       for (const res of open) res.end();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const srv of secure ? [server, secure] : [server]) {
+        srv.closeAllConnections();
+        await new Promise<void>((resolve) => srv.close(() => resolve()));
+      }
     },
   };
 }

@@ -37,6 +37,12 @@ export interface WorkloadControllersOptions {
   /** Called with the desired replicas of a Deployment/StatefulSet when first seen and on every change;
    * called with 0 when the workload is deleted. Errors are reported to `onError`. */
   onScale?: (key: WorkloadKey, replicas: number) => void | Promise<void>;
+  /**
+   * Workloads whose pods a scheduler binds (agent/sandbox/control-plane.ts): their pods are created
+   * Pending, unbound and not Ready, as kube-controller-manager creates them; the scheduler and the
+   * simulated kubelet do the rest. Default: none (pods are created Running, unbound).
+   */
+  externallyScheduled?: (key: WorkloadKey) => boolean;
   /** Unexpected reconcile errors (default: ignored; the next event retries). */
   onError?: (error: unknown, key: WorkloadKey) => void;
 }
@@ -205,7 +211,8 @@ export function startWorkloadControllers(
       ...stringMap(obj(spec.selector).matchLabels),
       [HASH_LABEL]: hash,
     };
-    const ready = podReadyDelayMs <= 0 && !(node !== undefined && notReadyNodes.has(node));
+    const scheduled = key.kind !== "DaemonSet" && options.externallyScheduled?.(key) === true;
+    const ready = !scheduled && podReadyDelayMs <= 0 && !(node !== undefined && notReadyNodes.has(node));
     const podSpec = { ...obj(template.spec), ...(node ? { nodeName: node } : {}) };
     store.create(PODS, {
       metadata: {
@@ -225,9 +232,11 @@ export function startWorkloadControllers(
         ],
       },
       spec: podSpec,
-      status: podStatus(ready),
+      status: scheduled
+        ? { phase: "Pending", conditions: [{ type: "PodScheduled", status: "False" }] }
+        : podStatus(ready),
     });
-    if (podReadyDelayMs > 0) {
+    if (podReadyDelayMs > 0 && !scheduled) {
       const timer = setTimeout(() => {
         readyTimers.delete(timer);
         if (!stopped && !(node !== undefined && notReadyNodes.has(node)))

@@ -7,6 +7,7 @@
  * poll the worker's API for the event they expect, and only the "nothing happens" checks wait
  * out a hold.
  */
+import { createServer, type Server } from "node:http";
 import { Etcd3 } from "etcd3";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { queryRecord } from "../../agent/dns/rfc2136.ts";
@@ -18,9 +19,26 @@ import { DNS, HEARTBEAT_KEY, type Stack, startStack, TOKENS, waitFor } from "./s
 const HOLD_SECONDS = 2;
 
 let stack: Stack;
+/** What the worker posted to its Slack incoming webhook (a receiver on 127.0.0.1). */
+const slackTexts: string[] = [];
+let slack: Server | undefined;
 
 beforeAll(async () => {
+  slack = createServer((req, res) => {
+    let body = "";
+    req.on("data", (c: Buffer) => {
+      body += c.toString();
+    });
+    req.on("end", () => {
+      slackTexts.push(body);
+      res.end("ok");
+    });
+  });
+  await new Promise<void>((resolve) => slack?.listen(0, "127.0.0.1", resolve));
+  const address = slack.address();
+  const slackUrl = typeof address === "object" && address ? `http://127.0.0.1:${address.port}/hook` : "";
   stack = await startStack({
+    workerVars: { SLACK_WEBHOOK_URL: slackUrl },
     targets: {
       "late-gw": { kind: "route-swap", holdSeconds: HOLD_SECONDS },
       "egress-gw": { kind: "route-swap", holdSeconds: HOLD_SECONDS },
@@ -31,6 +49,9 @@ beforeAll(async () => {
       "quorum-gw": { kind: "route-swap", holdSeconds: HOLD_SECONDS, policy: { quorum: 2 } },
       "approve-gw": { kind: "route-swap", holdSeconds: HOLD_SECONDS, policy: { approval: "required" } },
       "drill-gw": { kind: "route-swap", holdSeconds: HOLD_SECONDS },
+      "yield-gw": { kind: "route-swap", holdSeconds: HOLD_SECONDS },
+      "resume-gw": { kind: "route-swap", holdSeconds: HOLD_SECONDS },
+      "failed-gw": { kind: "route-swap", holdSeconds: HOLD_SECONDS, agentless: true },
       "both-gw": { kind: "route-swap", holdSeconds: HOLD_SECONDS },
       "platform-dns": { kind: "dns-flip", holdSeconds: HOLD_SECONDS },
       "global-dr": { kind: "etcd-sync-teardown", holdSeconds: HOLD_SECONDS, dns: "platform-dns" },
@@ -42,6 +63,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stack?.stop();
+  await new Promise((resolve) => slack?.close(resolve));
 }, 30_000);
 
 // A failing scenario says what the two processes logged, not only which wait timed out.
@@ -354,6 +376,62 @@ describe("failover end to end: workerd worker, agent process, BIND, etcd", () =>
     const after = await settledOn("drill-gw", "secondary");
     const live = await stack.agentReport(after.action?.id ?? "");
     expect(live?.steps.find((s) => s.name === "delete-outgoing")?.detail).toMatch(/route-\d+-primary deleted/);
+  }, 30_000);
+
+  it("rule 11: a real outage during a dry-run drill aborts the drill and fails over after the hold", async () => {
+    expect((await stack.command("yield-gw", "drill")).status).toBe(200);
+    const signalAt = Date.now();
+    await stack.alert([{ target: "yield-gw", side: "primary", status: "firing", at: signalAt }]);
+    const events = await waitFor("drill aborted", async () => {
+      const all = await stack.events("yield-gw");
+      return ofType(all, "drill.aborted").length > 0 ? all : undefined;
+    });
+    expect(ofType(events, "drill.aborted")[0]?.detail).toMatchObject({ outcome: "aborted" });
+    const done = await settledOn("yield-gw", "secondary");
+    expect(done.action).toMatchObject({ kind: "failover", dryRun: false, status: "succeeded" });
+    const dispatched = ofType(await stack.events("yield-gw"), "action.dispatched").find(
+      (e) => (e.detail as { dryRun?: boolean } | null)?.dryRun === false,
+    );
+    // The real action waited for its hold, not for the drill (an hour by default if the agent never reported).
+    expect(Date.parse(dispatched?.at ?? "") - signalAt).toBeLessThan(HOLD_SECONDS * 1000 + 5_000);
+  }, 30_000);
+
+  it("rule 14: resume starts the hold anew instead of acting at once on a hold that ran out while paused", async () => {
+    expect((await stack.command("resume-gw", "pause")).status).toBe(200);
+    await stack.alert([{ target: "resume-gw", side: "primary", status: "firing", at: Date.now() }]);
+    // The hold runs out while paused (the one wait here that must pass real time).
+    await new Promise((r) => setTimeout(r, (HOLD_SECONDS + 1) * 1000));
+    expect((await stack.view("resume-gw")).phase).toBe("pending");
+    const resumedAt = Date.now();
+    expect((await stack.command("resume-gw", "resume")).status).toBe(200);
+    expect((await stack.view("resume-gw")).action).toBeNull();
+    await settledOn("resume-gw", "secondary");
+    const events = await stack.events("resume-gw");
+    expect(ofType(events, "hold.restarted")).toHaveLength(1);
+    const dispatched = ofType(events, "action.dispatched")[0];
+    expect(Date.parse(dispatched?.at ?? "")).toBeGreaterThanOrEqual(resumedAt + HOLD_SECONDS * 1000 - 50);
+  }, 30_000);
+
+  it("rule 12: a failed target keeps watching: the active side going down again is audited and notified, nothing dispatched", async () => {
+    await stack.alert([{ target: "failed-gw", side: "primary", status: "firing", at: Date.now() }]);
+    // The agent does not know failed-gw: its 404 fails the action at once.
+    await waitFor("failed-gw failed", async () =>
+      (await stack.view("failed-gw")).phase === "failed" ? true : undefined,
+    );
+    await stack.alert([
+      { target: "failed-gw", side: "primary", status: "resolved", at: Date.now() + 1000, startsAt: Date.now() - 5000 },
+    ]);
+    await waitFor("primary up", async () =>
+      (await stack.view("failed-gw")).sides.primary.health === "up" ? true : undefined,
+    );
+    await stack.alert([{ target: "failed-gw", side: "primary", status: "firing", at: Date.now() + 2000 }]);
+    const notified = await waitFor("the notification", async () =>
+      slackTexts.find((t) => t.includes("failed-gw") && t.includes("(active) is DOWN while the target is failed")),
+    );
+    expect(notified).toMatch(/automatic action is off until retry, revert or cancel/);
+    const view = await stack.view("failed-gw");
+    expect(view).toMatchObject({ phase: "failed", activeSide: "primary" });
+    expect(ofType(await stack.events("failed-gw"), "action.dispatched")).toHaveLength(1);
   }, 30_000);
 
   it("both sides down: no switch to a down side, the block is audited", async () => {

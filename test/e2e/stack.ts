@@ -28,6 +28,9 @@ export const TOKENS = {
   agentSecret: "e2e-agent-secret-0123456789abcdef",
 } as const;
 
+/** The zones (node groups) of a node-fence target; the sandbox names nodes dc-1-1…3 and cloud-a-1…3. */
+export const NODE_GROUPS = { primary: "dc-1", secondary: "cloud-a" } as const;
+
 /** The heartbeat key etcd-sync-teardown targets use (outside the compared prefix, like production). */
 export const HEARTBEAT_KEY = "/turnout/heartbeat";
 
@@ -43,14 +46,22 @@ export const DNS = {
 export interface StackTarget {
   /**
    * What the agent does: route-swap (sides matched by `gateway`, routes in the sandbox cluster) or
-   * dns-flip (sides matched by `node`, the record in the stack's BIND).
+   * dns-flip (sides matched by `node`, the record in the stack's BIND), node-fence (sides matched
+   * by `zone`, KubeNodeNotReady per zone, groups dc-1 and cloud-a of the sandbox; one per stack).
    */
-  kind: "route-swap" | "dns-flip" | "etcd-sync-teardown";
+  kind: "route-swap" | "dns-flip" | "etcd-sync-teardown" | "node-fence";
   holdSeconds: number;
   /** etcd-sync-teardown: the dns-flip target of this stack it flips (design §7). */
   dns?: string;
   /** More policy keys (quorum, approval, …); design §5 defaults otherwise, failback manual. */
   policy?: Record<string, unknown>;
+  /** Configured in the worker only: the agent answers 404 for it, so its actions fail at once. */
+  agentless?: boolean;
+  /**
+   * The worker's `sides` for this target (e.g. from examples/turnout.fragment.json); default:
+   * the alert labels of `labels()` or the Nagios host `<target>-<side>`.
+   */
+  sides?: Record<Side, unknown>;
 }
 
 export interface StackOptions {
@@ -67,6 +78,8 @@ export interface StackOptions {
    * failure callback; the agent gets them to verify deliveries.
    */
   qstash?: StackQstash;
+  /** More worker variables (e.g. SLACK_WEBHOOK_URL pointing at a test receiver). */
+  workerVars?: Record<string, string>;
 }
 
 export interface StackQstash {
@@ -85,6 +98,8 @@ export interface Stack {
   /** The record name a dns-flip target flips. */
   recordOf(target: string): string;
   agentUrl: string;
+  /** The kubeconfig the agent's sandbox writes for kubectl (exists while the agent runs). */
+  sandboxKubeconfig: string;
   /** Starts the agent process (idempotent while it runs); resolves when it listens. */
   startAgent(): Promise<void>;
   stopAgent(): Promise<void>;
@@ -202,20 +217,39 @@ export async function startStack(options: StackOptions): Promise<Stack> {
               primary: { alertname: "BootstrapNodeDown", node: `${name}-a` },
               secondary: { alertname: "BootstrapNodeDown", node: `${name}-b` },
             }
-          : {
-              primary: { alertname: "GlobalClusterDown", cluster: `${name}-primary` },
-              secondary: { alertname: "GlobalClusterDown", cluster: `${name}-standby` },
-            };
+          : t.kind === "node-fence"
+            ? {
+                primary: { alertname: "KubeNodeNotReady", zone: NODE_GROUPS.primary },
+                secondary: { alertname: "KubeNodeNotReady", zone: NODE_GROUPS.secondary },
+              }
+            : {
+                primary: { alertname: "GlobalClusterDown", cluster: `${name}-primary` },
+                secondary: { alertname: "GlobalClusterDown", cluster: `${name}-standby` },
+              };
       labelsOf.set(name, labels);
       const matchers = (l: Record<string, string>) => Object.entries(l).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
       // Each side takes the Alertmanager alert or the Nagios host check (design §4 `anyOf`).
       const side = (s: Side) => ({ anyOf: [matchers(labels[s]), [`host="${name}-${s}"`]] });
       workerTargets[name] = {
-        sides: { primary: side("primary"), secondary: side("secondary") },
+        sides: t.sides ?? { primary: side("primary"), secondary: side("secondary") },
         policy: { holdSeconds: t.holdSeconds, quorum: 1, approval: "auto", failback: "manual", ...t.policy },
       };
-      if (t.kind === "route-swap") agentTargets[name] = routeSwap(index);
-      else if (t.kind === "etcd-sync-teardown") {
+      if (t.agentless) {
+        // Unknown to the agent (404): every action of this target fails at once.
+      } else if (t.kind === "route-swap") agentTargets[name] = routeSwap(index);
+      else if (t.kind === "node-fence") {
+        agentTargets[name] = {
+          kind: "node-fence",
+          nodes: {
+            primary: { selector: `topology.kubernetes.io/zone=${NODE_GROUPS.primary}` },
+            secondary: { selector: `topology.kubernetes.io/zone=${NODE_GROUPS.secondary}` },
+          },
+          notReadySeconds: 60,
+          maxFenceFraction: 0.5,
+          settleSeconds: 60,
+          workloads: [{ kind: "StatefulSet", namespace: "db", name: "postgres" }],
+        };
+      } else if (t.kind === "etcd-sync-teardown") {
         if (!etcd || !t.dns) throw new Error("etcd-sync-teardown needs etcd and a dns target");
         agentTargets[name] = {
           kind: "etcd-sync-teardown",
@@ -276,6 +310,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         OPERATOR_TOKEN: TOKENS.operator,
         TURNOUT_AGENT_SECRET: TOKENS.agentSecret,
         ...(qstash ? { QSTASH_TOKEN: qstash.token, ...signingKeys } : {}),
+        ...options.workerVars,
       },
     });
     stops.push(() => worker.stop());
@@ -283,6 +318,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const dir = mkdtempSync(join(tmpdir(), "turnout-e2e-agent-"));
     stops.push(async () => rmSync(dir, { recursive: true, force: true }));
     const agentConfigFile = join(dir, "agent.json");
+    const sandboxKubeconfig = join(dir, "sandbox.kubeconfig");
     writeFileSync(
       agentConfigFile,
       JSON.stringify(
@@ -314,6 +350,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
           PATH: process.env.PATH ?? "",
           HOME: process.env.HOME ?? tmpdir(),
           TURNOUT_AGENT_SECRET: TOKENS.agentSecret,
+          TURNOUT_SANDBOX_KUBECONFIG: sandboxKubeconfig,
           ...signingKeys,
           ...(bind ? { TSIG_SECRET: bind.secret } : {}),
         },
@@ -374,6 +411,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       etcd,
       recordOf,
       agentUrl,
+      sandboxKubeconfig,
       startAgent: startAgentProcess,
       stopAgent: stopAgentProcess,
       agentOutput: () => agentOut,

@@ -326,11 +326,16 @@ describe("agent/deploy kustomize base", () => {
     }
   });
 
-  it("grants no wildcard and nothing cluster-wide but cluster-scoped StaticRoutes", () => {
+  it("grants no wildcard and nothing cluster-wide but StaticRoutes and node-fence's nodes, pods and VolumeAttachments", () => {
     for (const o of base.filter((x) => x.kind === "Role" || x.kind === "ClusterRole"))
       for (const r of RoleSchema.parse(o.raw).rules) {
         expect([...r.verbs, ...r.resources, ...r.apiGroups]).not.toContain("*");
-        if (o.kind === "ClusterRole") expect(r.resources).toEqual(["staticroutes"]);
+        if (o.kind !== "ClusterRole") continue;
+        if (o.file === "rbac-node-fence.yaml") {
+          // Node fencing is cluster-scoped by nature (the manifest says why); it writes only nodes.
+          expect(["nodes", "pods", "volumeattachments"]).toEqual(expect.arrayContaining(r.resources));
+          if (!r.resources.includes("nodes")) expect(r.verbs).toEqual(["list", "watch"]);
+        } else expect(r.resources).toEqual(["staticroutes"]);
       }
     expect(
       base.some(
@@ -407,5 +412,18 @@ describe("agent/deploy kustomize base", () => {
       }
     }
     expect([...grants("rbac-etcd-sync-teardown.yaml")].sort()).toEqual([...want].sort());
+  });
+
+  it("grants node-fence its cluster-wide node, pod and VolumeAttachment access and reads of exactly the named workloads", () => {
+    const targets = Object.values(agentConfig().targets).filter((t) => t.kind === "node-fence");
+    expect(targets.length).toBeGreaterThan(0);
+    const want = new Set([
+      ...["get", "list", "watch", "patch"].map((v) => `|nodes|*|${v}|*`),
+      ...["list", "watch"].map((v) => `|pods|*|${v}|*`),
+      ...["list", "watch"].map((v) => `storage.k8s.io|volumeattachments|*|${v}|*`),
+    ]);
+    for (const t of targets)
+      for (const w of t.workloads) want.add(`apps|${w.kind.toLowerCase()}s|${w.namespace}|get|${w.name}`);
+    expect([...grants("rbac-node-fence.yaml")].sort()).toEqual([...want].sort());
   });
 });

@@ -114,12 +114,17 @@ export function parseNagios(body: unknown, receivedAt: number): NagiosParse {
   const stateType = get(`${prefix}STATETYPE`).toUpperCase() || "HARD";
   // SOFT states are recorded but never count as down (design §4).
   const soft = status === "firing" && stateType === "SOFT";
-  const problemIds = [get(`${prefix}PROBLEMID`), get(`LAST${prefix}PROBLEMID`)].filter(
-    (id) => ID.test(id) && id !== "0",
+  // The incident is the first non-zero of …PROBLEMID, LAST…PROBLEMID, for PROBLEM and RECOVERY
+  // alike (wire-formats §b): Nagios 4.4 still sends the recovering problem's id in …PROBLEMID on
+  // RECOVERY (LAST… is the problem before it); newer releases clear it first (0, the id in LAST…).
+  const problemId = [get(`${prefix}PROBLEMID`), get(`LAST${prefix}PROBLEMID`)].find(
+    (id) => ID.test(id) && !/^0+$/.test(id),
   );
-  // On RECOVERY the current problem id is 0 and LAST…PROBLEMID names the incident (wire-formats §b).
-  const problemId = status === "resolved" ? problemIds.at(-1) : problemIds[0];
-  const since = get(`LAST${prefix}STATECHANGE`);
+  // Icinga 2 has no problem ids. Its PROBLEM's last_state_change is the state change that started
+  // the problem; on RECOVERY that change is previous_state_change (examples/icinga2/turnout.conf
+  // sends it as PREVIOUS…STATECHANGE), so the two share an incident.
+  const previous = get(`PREVIOUS${prefix}STATECHANGE`);
+  const since = (status === "resolved" && previous) || get(`LAST${prefix}STATECHANGE`);
   const incident = problemId ? `${key}#problem:${problemId}` : since ? `${key}#since:${since}` : `${key}#`;
   const seconds = [get("TIMET"), get(`LAST${prefix}CHECK`)].find((t) => /^\d{1,12}$/.test(t));
   const at = seconds ? Number(seconds) * 1000 : receivedAt;

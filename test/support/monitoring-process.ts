@@ -1,0 +1,100 @@
+/**
+ * The part every real monitoring server in the tests shares (Prometheus, Alertmanager, Nagios 4,
+ * Icinga 2): find the Debian binary or fail naming `npm run setup`, spawn it tied to this process
+ * (killed by the kernel if the test worker dies), wait for a readiness check, stop it with SIGKILL
+ * (throwaway temp dirs; a graceful stop only costs time).
+ */
+import { type ChildProcess, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { userInfo } from "node:os";
+import { outputTail, spawnTied } from "../../agent/sandbox/tied-child.ts";
+
+/** The binary at `path` (or found on PATH by `name`), or an error naming `npm run setup` and the package. */
+export function requireBinary(path: string, debianPackage: string): string {
+  if (existsSync(path)) return path;
+  const name = path.split("/").at(-1) ?? path;
+  const which = spawnSync("sh", ["-c", `command -v ${name}`], { encoding: "utf8" });
+  const found = which.stdout.trim();
+  if (which.status === 0 && found) return found;
+  throw new Error(`${name} is not installed: run \`npm run setup\` (installs the Debian package ${debianPackage})`);
+}
+
+/** The user and primary group this process runs as: Nagios and Icinga run as them, not as Debian's `nagios`. */
+export function currentUserAndGroup(): { user: string; group: string } {
+  const user = userInfo().username;
+  const id = spawnSync("id", ["-gn"], { encoding: "utf8" });
+  const group = id.status === 0 && id.stdout.trim() ? id.stdout.trim() : user;
+  return { user, group };
+}
+
+/** A started server process. */
+export interface ServerProcess {
+  pid: number;
+  /** The last 16000 characters it printed. */
+  output(): string;
+  running(): boolean;
+  stop(): Promise<void>;
+}
+
+export interface SpawnServerOptions {
+  /** What to call it in errors ("prometheus", "alertmanager a", …). */
+  name: string;
+  command: string;
+  args: readonly string[];
+  cwd?: string;
+  env?: Record<string, string>;
+  /** Resolves true once the server is ready; polled every 100 ms. */
+  ready: () => Promise<boolean>;
+  timeoutMs?: number;
+  /** Stop with SIGTERM and wait this long before SIGKILL (for servers with helper processes); default 0. */
+  gracefulStopMs?: number;
+}
+
+/** Spawns a server and resolves once `ready()` holds; on timeout or exit, kills it and throws with its output. */
+export async function spawnServer(options: SpawnServerOptions): Promise<ServerProcess> {
+  const child: ChildProcess = spawnTied(options.command, options.args, {
+    cwd: options.cwd,
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp", ...options.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const output = outputTail(child, 16_000);
+  let running = true;
+  const exited = new Promise<void>((resolve) => {
+    child.once("exit", () => resolve());
+    child.once("error", () => resolve());
+  });
+  void exited.then(() => {
+    running = false;
+  });
+  const stop = async () => {
+    if (!running) return;
+    const grace = options.gracefulStopMs ?? 0;
+    if (grace > 0) {
+      child.kill("SIGTERM");
+      await Promise.race([exited, new Promise((r) => setTimeout(r, grace))]);
+    }
+    if (running) child.kill("SIGKILL");
+    await exited;
+  };
+  const deadline = Date.now() + (options.timeoutMs ?? 30_000);
+  while (running && Date.now() < deadline) {
+    if (await options.ready().catch(() => false)) {
+      return { pid: child.pid ?? -1, output, running: () => running, stop };
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const why = running ? `was not ready within ${options.timeoutMs ?? 30_000} ms` : "exited";
+  await stop();
+  throw new Error(`${options.name} ${why}; its output:\n${output()}`);
+}
+
+/** True when GET `url` answers 2xx. */
+export async function answers(url: string): Promise<boolean> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
+    await res.arrayBuffer();
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
