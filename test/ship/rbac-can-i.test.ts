@@ -213,9 +213,7 @@ describe("the agent cannot touch what the config does not name", () => {
     { apiGroup: "apps", resource: "statefulsets", verb: "patch", namespace: "cpaas-system", name: "postgres" },
     { apiGroup: "apps", resource: "statefulsets", verb: "delete", namespace: "cpaas-system", name: "elasticsearch" },
     { apiGroup: "apps", resource: "deployments", verb: "patch", namespace: "static-routes", name: "etcd-sync" },
-    // Pods only listed where an executor waits on them, never deleted; no Secrets anywhere.
-    { apiGroup: "", resource: "pods", verb: "list", namespace: "turnout" },
-    { apiGroup: "", resource: "pods", verb: "list", namespace: "kube-system" },
+    // Pods never deleted; no Secrets anywhere.
     { apiGroup: "", resource: "pods", verb: "delete", namespace: "cpaas-system", name: "etcd-sync-0" },
     { apiGroup: "", resource: "secrets", verb: "get", namespace: "turnout", name: "turnout-agent" },
     { apiGroup: "", resource: "secrets", verb: "list", namespace: "cpaas-system" },
@@ -223,6 +221,18 @@ describe("the agent cannot touch what the config does not name", () => {
 
   it.each(refused.map((r) => [describeRequest(r), r] as const))("refuses: %s", (_, r) => {
     expect(canI(base, sa, r)).toBe(false);
+  });
+
+  it("lists pods only where an executor waits on them (cluster-wide only with rbac-node-fence.yaml)", () => {
+    // node-fence must see every pod bound to a fenced node, in any namespace; its file is only
+    // for node-fence targets (kustomization.yaml). Without it, pods are listed only in the
+    // route-swap operator's and the synchronizer's namespaces.
+    const withoutNodeFence = base.filter((o) => o.file !== "rbac-node-fence.yaml");
+    const list = (namespace: string) => ({ apiGroup: "", resource: "pods", verb: "list", namespace });
+    for (const ns of ["turnout", "kube-system", "default", "db"]) {
+      expect(canI(withoutNodeFence, sa, list(ns)), ns).toBe(false);
+    }
+    for (const ns of ["static-routes", "cpaas-system"]) expect(canI(withoutNodeFence, sa, list(ns)), ns).toBe(true);
   });
 
   it("allows the named counterparts of those refusals (so each refusal is about the name)", () => {
