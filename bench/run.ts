@@ -226,7 +226,7 @@ const benches: BenchEntry[] = [
   },
 ];
 
-/** The machine the figures come from (README and JSON). */
+/** The machine the figures come from (docs/development.md and JSON). */
 export function machine(): { cpu: string; cores: number; memoryGb: number; os: string; node: string } {
   const list = cpus();
   return {

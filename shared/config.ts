@@ -109,8 +109,12 @@ const SlackChannelId = z
   .string()
   .regex(/^[CGD][A-Z0-9]{2,}$/, "expected a channel id such as C012AB3CD (channel names are not accepted)");
 
+/** A config file's `"$schema"`: the JSON Schema editors check it against (schema/*.schema.json); turnout ignores it. */
+const JsonSchemaRef = z.string().min(1).optional();
+
 export const WorkerConfigSchema = z
   .object({
+    $schema: JsonSchemaRef,
     agent: z
       .object({
         url: z.url({ protocol: /^https?$/ }),
@@ -383,6 +387,7 @@ export type NodeFenceTarget = z.infer<typeof NodeFenceTargetSchema>;
 
 export const AgentConfigSchema = z
   .object({
+    $schema: JsonSchemaRef,
     listen: HostPort.default("127.0.0.1:8788"),
     reportUrl: z.url(),
     kubeconfig: z.string().min(1).optional(),
