@@ -1,35 +1,43 @@
 /**
- * Benchmark: the worker's ingest path and its decision latency, in workerd (`wrangler dev`).
+ * Benchmark: the worker's ingest path and its decision latency, in workerd, run either under
+ * `wrangler dev` (as developers run it, its proxy worker in front) or loaded directly into
+ * Miniflare (no proxy, so the proxy's cost stops hiding ours).
  *
  * 1. Ingest: POST /v1/alertmanager with 10-alert bodies, 50 requests in flight, against the real
  *    worker (bearer auth, validation, routing, one Durable Object call per target with SQLite
- *    writes and a decision) and, in the same workerd, against bench/baseline-worker.ts, which
- *    only parses the JSON and answers 200. Every alert is a new update (its startsAt moves on),
- *    so each request does the full write path, not the cheap duplicate path. The two endpoints
- *    alternate over two rounds and each keeps its best round (the machine may be shared).
- * 2. Decision latency: a target with holdSeconds 1 is made down; the time from hold expiry (the
- *    `pending` event's time + hold) to the action's `action.dispatched` event (alarm lateness +
- *    decide + commit) and to the signed request arriving at a stub agent on this machine.
+ *    writes and a decision) and, in the same runtime, against bench/baseline-worker.ts, a Hono
+ *    worker that only parses the JSON and answers 200. Alert k of a body goes to target k, so a
+ *    10-alert body fans out to 10 targets (issue 19's case). Every alert is a new update (its
+ *    startsAt moves on), so each request does the full write path, not the cheap duplicate path.
+ *    The two endpoints get identical bodies and alternate over {@link ROUNDS} rounds; throughput
+ *    and latency keep each one's best round (the machine may be shared), CPU per webhook is
+ *    `user + sys` of the endpoint's workerd processes (/proc/<pid>/stat) over all its measured
+ *    requests, divided by their number.
+ * 2. Decision latency (optional): a target with holdSeconds 1 is made down; the time from hold
+ *    expiry (the `pending` event's time + hold) to the action's `action.dispatched` event (alarm
+ *    lateness + decide + commit) and to the signed request arriving at a stub agent.
  *
- * Run with `node bench/ingest.ts [requests]`; `run()` returns the figures.
+ * Run with `node bench/ingest.ts [wrangler|miniflare] [requests]`; `run()` returns the figures.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { readText } from "../test/support/request-text.ts";
-import { startWorker, type WorkerProcess } from "../test/support/worker-process.ts";
 import type { AuditEvent } from "../worker/target-view.ts";
+import { type Endpoint, type Runtime, startEndpoint } from "./endpoint.ts";
 import { percentile } from "./percentile.ts";
 
-const root = join(import.meta.dirname, "..");
-const TOKENS = { alertmanager: "bench-am-token", operator: "bench-operator-token", agent: "bench-agent-secret" };
-const TARGETS = 3;
-const POOL = 60;
+export const TOKENS = { alertmanager: "bench-am-token", operator: "bench-operator-token", agent: "bench-agent-secret" };
+/** Targets the ingest bodies fan out to: alert k of a body goes to target k mod TARGETS. */
+export const TARGETS = 10;
+/** Distinct alerts (fingerprints) the bodies cycle through: POOL / TARGETS per target. */
+const POOL = 100;
 const LATENCY_TARGETS = 5;
-const ROUNDS = 2;
+const ROUNDS = 4;
+const GROUPED_ROUNDS = 2;
+const WARM_UP = 100;
 
-/** Throughput and latency of one endpoint. */
+/** Throughput, latency and CPU of one endpoint. */
 export interface LoadFigures {
   requests: number;
   concurrency: number;
@@ -40,14 +48,26 @@ export interface LoadFigures {
   p50Ms: number;
   p99Ms: number;
   errors: number;
+  /** user + sys of the endpoint's workerd processes over these requests, ÷ requests (ms). */
+  cpuMsPerRequest: number;
 }
 
 export interface IngestBenchFigures {
+  runtime: Runtime;
+  /** workerd processes that served each endpoint (wrangler dev runs its proxy worker in a second one). */
+  workerdProcesses: { turnout: number; baseline: number };
+  /** Best round of each (throughput, latency); CPU over all measured rounds. */
   turnout: LoadFigures;
   baseline: LoadFigures;
-  /** turnout ÷ baseline requests per second (≤ 1: the share of the bare parser's rate turnout keeps). */
+  /** turnout's front worker before a no-op Durable Object: the front worker's and the RPC calls' share. */
+  frontOnly: LoadFigures;
+  /** The same three with `grouped` bodies: all 10 alerts of a webhook for one target. */
+  grouped: { turnout: LoadFigures; baseline: LoadFigures; frontOnly: LoadFigures };
+  /** turnout ÷ baseline requests per second (goal ≥ 0.5). */
   throughputRatio: number;
-  decision: {
+  /** turnout ÷ baseline CPU per webhook (goal ≤ 2.0). */
+  cpuRatio: number;
+  decision?: {
     samples: number;
     /** Hold expiry → `action.dispatched` in the object's audit log. */
     toDispatchMs: { median: number; max: number };
@@ -56,19 +76,35 @@ export interface IngestBenchFigures {
   };
 }
 
-const round = (n: number) => Math.round(n * 10) / 10;
+const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
 
-/** The labels of alert `i` of the pool: spread over the ingest targets' primary and secondary sides. */
+/** The labels of alert `i` of the pool: alert i goes to target i mod TARGETS, either side. */
 function alertLabels(i: number): Record<string, string> {
   return {
     alertname: "IngestBench",
     target: `ingest-${i % TARGETS}`,
-    side: i % 2 === 0 ? "primary" : "secondary",
+    side: Math.floor(i / TARGETS) % 2 === 0 ? "primary" : "secondary",
     instance: `host-${i}`,
   };
 }
 
-function body(seq: number, alerts: number): string {
+/**
+ * How a body's alerts spread: `spread` sends alert k to target k (a 10-alert body reaches 10
+ * targets, issue 19's case); `grouped` sends all of body `seq` to target `seq mod TARGETS`, as
+ * Alertmanager does with `group_by: [target]` (one Durable Object call per webhook).
+ */
+export type FanOut = "spread" | "grouped";
+
+/** Pool index of alert `k` of body `seq`. */
+function poolIndex(seq: number, k: number, alerts: number, fanOut: FanOut): number {
+  if (fanOut === "spread") return (seq * alerts + k) % POOL;
+  const perTarget = POOL / TARGETS;
+  const j = (Math.floor(seq / TARGETS) * alerts + k) % perTarget;
+  return j * TARGETS + (seq % TARGETS);
+}
+
+/** Body `seq`: `alerts` alerts of the pool, all with a startsAt no earlier body used. */
+export function body(seq: number, alerts: number, fanOut: FanOut = "spread"): string {
   const startsAt = new Date(Date.UTC(2026, 0, 1) + seq * 1000).toISOString();
   return JSON.stringify({
     version: "4",
@@ -81,7 +117,7 @@ function body(seq: number, alerts: number): string {
     commonAnnotations: {},
     externalURL: "http://alertmanager.local",
     alerts: Array.from({ length: alerts }, (_, k) => {
-      const i = (seq * alerts + k) % POOL;
+      const i = poolIndex(seq, k, alerts, fanOut);
       return {
         status: "firing",
         labels: alertLabels(i),
@@ -95,19 +131,25 @@ function body(seq: number, alerts: number): string {
   });
 }
 
-/** `requests` POSTs, `concurrency` at a time; latency per request from the client. */
-async function load(
-  url: string,
+/**
+ * `requests` POSTs of bodies `offset…`, `concurrency` in flight; CPU is read from `endpoint`'s
+ * workerd processes before and after.
+ */
+export async function load(
+  endpoint: Endpoint,
   requests: number,
   concurrency: number,
   alerts: number,
   offset = 0,
+  fanOut: FanOut = "spread",
 ): Promise<LoadFigures> {
+  const url = `${endpoint.url}/v1/alertmanager`;
   const headers = { authorization: `Bearer ${TOKENS.alertmanager}`, "content-type": "application/json" };
-  const bodies = Array.from({ length: requests }, (_, i) => body(offset + i, alerts));
+  const bodies = Array.from({ length: requests }, (_, i) => body(offset + i, alerts, fanOut));
   const times: number[] = [];
   let errors = 0;
   let next = 0;
+  const cpuBefore = endpoint.cpuMs();
   const started = performance.now();
   const workers = Array.from({ length: concurrency }, async () => {
     for (;;) {
@@ -126,6 +168,7 @@ async function load(
   });
   await Promise.all(workers);
   const seconds = (performance.now() - started) / 1000;
+  const cpu = endpoint.cpuMs() - cpuBefore;
   const sorted = times.sort((a, b) => a - b);
   return {
     requests,
@@ -137,6 +180,7 @@ async function load(
     p50Ms: round(percentile(sorted, 50)),
     p99Ms: round(percentile(sorted, 99)),
     errors,
+    cpuMsPerRequest: round(cpu / requests, 2),
   };
 }
 
@@ -166,7 +210,8 @@ export async function stubAgent(): Promise<{ url: string; arrivals: Map<string, 
   };
 }
 
-function workerConfig(agentUrl: string): string {
+/** TURNOUT_CONFIG of the ingest bench: TARGETS ingest targets (long hold) and the latency targets. */
+export function workerConfig(agentUrl: string): string {
   const side = (target: string, s: string) => ({ matchers: [`target="${target}"`, `side="${s}"`] });
   const targets: Record<string, unknown> = {};
   for (let t = 0; t < TARGETS; t++) {
@@ -188,7 +233,7 @@ function workerConfig(agentUrl: string): string {
 }
 
 async function decisionLatency(
-  worker: WorkerProcess,
+  worker: { url: string },
   arrivals: Map<string, number>,
 ): Promise<IngestBenchFigures["decision"]> {
   const headers = { authorization: `Bearer ${TOKENS.alertmanager}`, "content-type": "application/json" };
@@ -255,20 +300,32 @@ async function decisionLatency(
   return { samples: LATENCY_TARGETS, toDispatchMs: summary(toDispatch), toAgentMs: summary(toAgent) };
 }
 
-/** Runs both parts; `requests` per endpoint in {@link ROUNDS} rounds (after 100 warm-up requests each). */
-export async function run(requests = 2000, concurrency = 50, alertsPerRequest = 10): Promise<IngestBenchFigures> {
+export interface IngestRunOptions {
+  runtime?: Runtime;
+  /** Measured requests per endpoint, over {@link ROUNDS} rounds (after {@link WARM_UP} warm-up requests each). */
+  requests?: number;
+  concurrency?: number;
+  alertsPerRequest?: number;
+  /** Also measure hold expiry → dispatch (a few seconds). */
+  decision?: boolean;
+}
+
+/** Runs the ingest comparison (and, if asked, the decision latency) in one runtime. */
+export async function run(options: IngestRunOptions = {}): Promise<IngestBenchFigures> {
+  const { runtime = "wrangler", requests = 2000, concurrency = 50, alertsPerRequest = 10 } = options;
   const agent = await stubAgent();
-  const starting = [
-    startWorker({
-      vars: {
-        TURNOUT_CONFIG: workerConfig(agent.url),
-        ALERTMANAGER_TOKEN: TOKENS.alertmanager,
-        OPERATOR_TOKEN: TOKENS.operator,
-        TURNOUT_AGENT_SECRET: TOKENS.agent,
-      },
-    }),
-    startWorker({ vars: {}, config: join(root, "bench/baseline-wrangler.toml") }),
-  ] as const;
+  const vars = {
+    TURNOUT_CONFIG: workerConfig(agent.url),
+    ALERTMANAGER_TOKEN: TOKENS.alertmanager,
+    OPERATOR_TOKEN: TOKENS.operator,
+    TURNOUT_AGENT_SECRET: TOKENS.agent,
+  };
+  // One after the other: a Miniflare endpoint's workerd is told apart as the one that appeared.
+  const after = <T>(p: Promise<unknown>, next: () => Promise<T>) => p.then(next, next);
+  const turnoutStarting = startEndpoint(runtime, "turnout", vars);
+  const baselineStarting = after(turnoutStarting, () => startEndpoint(runtime, "baseline", {}));
+  const frontStarting = after(baselineStarting, () => startEndpoint(runtime, "front-only", vars));
+  const starting = [turnoutStarting, baselineStarting, frontStarting] as const;
   // Stops whichever workers started (one may fail while the other runs).
   const stopWorkers = () =>
     Promise.all(
@@ -288,33 +345,60 @@ export async function run(requests = 2000, concurrency = 50, alertsPerRequest = 
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   try {
-    const [turnoutWorker, baselineWorker] = await Promise.all(starting);
-    const turnoutUrl = `${turnoutWorker.url}/v1/alertmanager`;
-    const baselineUrl = `${baselineWorker.url}/v1/alertmanager`;
+    const [turnoutWorker, baselineWorker, frontWorker] = await Promise.all(starting);
     // Warm up both (isolates, Durable Objects, connection pools) with earlier startsAt values, so
     // every update of the measured run is still new to the worker.
-    await load(baselineUrl, 100, concurrency, alertsPerRequest);
-    await load(turnoutUrl, 100, concurrency, alertsPerRequest);
-    // The machine may be shared: alternate the two endpoints over rounds and keep each one's best
-    // round, so a burst of outside load does not land on one side only.
+    await load(baselineWorker, WARM_UP, concurrency, alertsPerRequest);
+    await load(turnoutWorker, WARM_UP, concurrency, alertsPerRequest);
+    await load(frontWorker, WARM_UP, concurrency, alertsPerRequest);
+    // The machine may be shared: alternate the two endpoints over rounds, so a burst of outside
+    // load does not land on one side only; both get the same bodies.
     const perRound = Math.ceil(requests / ROUNDS);
-    const rounds: { baseline: LoadFigures; turnout: LoadFigures }[] = [];
+    const rounds: { baseline: LoadFigures; turnout: LoadFigures; frontOnly: LoadFigures }[] = [];
     for (let r = 0; r < ROUNDS; r++) {
-      const offset = 100 + r * perRound;
-      const b = await load(baselineUrl, perRound, concurrency, alertsPerRequest, offset);
-      const t = await load(turnoutUrl, perRound, concurrency, alertsPerRequest, offset);
-      rounds.push({ baseline: b, turnout: t });
+      const offset = WARM_UP + r * perRound;
+      const b = await load(baselineWorker, perRound, concurrency, alertsPerRequest, offset);
+      const t = await load(turnoutWorker, perRound, concurrency, alertsPerRequest, offset);
+      const f = await load(frontWorker, perRound, concurrency, alertsPerRequest, offset);
+      rounds.push({ baseline: b, turnout: t, frontOnly: f });
+    }
+    // Then webhooks grouped per target (one Durable Object call each), on later startsAt values.
+    const groupedRounds: typeof rounds = [];
+    for (let r = 0; r < GROUPED_ROUNDS; r++) {
+      const offset = WARM_UP + (ROUNDS + r) * perRound;
+      const b = await load(baselineWorker, perRound, concurrency, alertsPerRequest, offset, "grouped");
+      const t = await load(turnoutWorker, perRound, concurrency, alertsPerRequest, offset, "grouped");
+      const f = await load(frontWorker, perRound, concurrency, alertsPerRequest, offset, "grouped");
+      groupedRounds.push({ baseline: b, turnout: t, frontOnly: f });
     }
     const best = (xs: LoadFigures[]) => xs.reduce((a, b) => (b.requestsPerSecond > a.requestsPerSecond ? b : a));
-    const baseline = best(rounds.map((r) => r.baseline));
-    const turnout = best(rounds.map((r) => r.turnout));
-    const decision = await decisionLatency(turnoutWorker, agent.arrivals);
-    return {
+    const cpuOverAll = (xs: LoadFigures[]) =>
+      round(xs.reduce((sum, x) => sum + x.cpuMsPerRequest * x.requests, 0) / xs.reduce((n, x) => n + x.requests, 0), 2);
+    type Round = (typeof rounds)[number];
+    const summarize = (rs: Round[], k: keyof Round): LoadFigures => ({
+      ...best(rs.map((r) => r[k])),
+      cpuMsPerRequest: cpuOverAll(rs.map((r) => r[k])),
+    });
+    const baseline = summarize(rounds, "baseline");
+    const turnout = summarize(rounds, "turnout");
+    const frontOnly = summarize(rounds, "frontOnly");
+    const grouped = {
+      turnout: summarize(groupedRounds, "turnout"),
+      baseline: summarize(groupedRounds, "baseline"),
+      frontOnly: summarize(groupedRounds, "frontOnly"),
+    };
+    const figures: IngestBenchFigures = {
+      runtime,
+      workerdProcesses: { turnout: turnoutWorker.pids.length, baseline: baselineWorker.pids.length },
       turnout,
       baseline,
-      throughputRatio: Math.round((turnout.requestsPerSecond / baseline.requestsPerSecond) * 1000) / 1000,
-      decision,
+      frontOnly,
+      grouped,
+      throughputRatio: round(turnout.requestsPerSecond / baseline.requestsPerSecond, 3),
+      cpuRatio: round(turnout.cpuMsPerRequest / baseline.cpuMsPerRequest, 2),
     };
+    if (options.decision) figures.decision = await decisionLatency(turnoutWorker, agent.arrivals);
+    return figures;
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
@@ -324,6 +408,7 @@ export async function run(requests = 2000, concurrency = 50, alertsPerRequest = 
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const f = await run(Number(process.argv[2] ?? 2000));
+  const runtime = process.argv[2] === "miniflare" ? "miniflare" : "wrangler";
+  const f = await run({ runtime, requests: Number(process.argv[3] ?? 2000), decision: true });
   console.log(JSON.stringify(f, null, 2));
 }

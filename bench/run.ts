@@ -1,22 +1,27 @@
 /**
- * `npm run bench`: runs every benchmark in turn (route swap, node fence, DNS flip, etcd consistency check,
- * worker ingest, decision latency), prints ONE table (figure, value, baseline, ratio) and writes
- * the figures with the machine they ran on to bench/results/summary.json.
+ * `npm run bench`: runs every benchmark in turn (route swap, node fence, DNS flip, etcd consistency
+ * check, worker ingest under wrangler dev and Miniflare, one-target saturation, the alert storm,
+ * decision latency, the simulator), prints ONE table (figure, value, baseline, ratio, goal) and writes the figures
+ * with the machine they ran on to bench/results/summary.json (and each bench's to <name>.json).
  *
- * `ratio` is always baseline ÷ value for times and costs, so > 1 means turnout beats (or meets)
- * the baseline; for throughput it is value ÷ baseline (the ingest baseline is a worker that only
- * parses JSON, so there < 1 is expected and says what share of that rate turnout keeps). A bench that fails (a missing binary, an
- * error) prints its error in the table and makes the run exit 1.
- * Run a subset with `node bench/run.ts route-swap dns-flip …` (names as in `benches`).
+ * `ratio` is baseline ÷ value for times, so > 1 means turnout beats (or meets) the baseline; for
+ * throughput it is value ÷ baseline, and for ingest CPU it is turnout ÷ the parse-only worker, as
+ * issue 19 states those goals (throughput ≥ 0.5×, CPU ≤ 2.0×). The goal column says which way a
+ * ratio must go and whether this run met it. A bench that fails (a missing binary, an error)
+ * prints its error in the table and makes the run exit 1.
+ * Run a subset with `npm run bench -- ingest saturation …` (names as in `benches`).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { arch, cpus, platform, release, totalmem } from "node:os";
 import { pathToFileURL } from "node:url";
 import { run as runDnsFlip } from "./dns-flip.ts";
+import type { Runtime } from "./endpoint.ts";
 import { run as runEtcdConsistency } from "./etcd-consistency.ts";
-import { run as runIngest } from "./ingest.ts";
+import { type IngestBenchFigures, run as runIngest } from "./ingest.ts";
 import { run as runNodeFence } from "./node-fence.ts";
 import { run as runRouteSwap } from "./route-swap.ts";
+import { run as runSaturation } from "./saturation.ts";
+import { run as runSimulate } from "./simulate.ts";
 import { run as runStorm } from "./storm.ts";
 
 /** One line of the table. */
@@ -24,8 +29,10 @@ export interface BenchRow {
   figure: string;
   value: string;
   baseline: string;
-  /** baseline ÷ value (times) or value ÷ baseline (throughput): > 1 is better than the baseline. */
+  /** baseline ÷ value (times), value ÷ baseline (throughput, ingest CPU); see the file's comment. */
   ratio: number | null;
+  /** The acceptance goal (e.g. `≤ 2.0×`, `≤ 500 ms`) and whether this run met it. */
+  goal?: { text: string; met: boolean };
 }
 
 /** One benchmark: its name (for selection), and how to turn its figures into rows. */
@@ -41,6 +48,178 @@ const ms = (n: number) => `${round(n, n < 10 ? 2 : 0)} ms`;
 export function ratioOf(baseline: number, value: number): number | null {
   if (!(baseline > 0) || !(value > 0)) return null;
   return round(baseline / value, baseline / value < 10 ? 2 : 1);
+}
+
+const RUNTIME_NAME: Record<Runtime, string> = { wrangler: "wrangler dev", miniflare: "Miniflare direct" };
+
+/** value ÷ baseline, rounded; null when either is not a positive number. */
+function share(value: number, baseline: number): number | null {
+  return ratioOf(value, baseline);
+}
+
+/** Rows of one ingest run (issue 19's CPU and throughput goals, latencies, decision latency). */
+export function ingestRows(f: IngestBenchFigures): BenchRow[] {
+  const { turnout: t, baseline: b } = f;
+  const where = `${RUNTIME_NAME[f.runtime]}, ${f.workerdProcesses.turnout} workerd`;
+  const errors = t.errors || b.errors ? ` (errors: ${t.errors} vs ${b.errors})` : "";
+  const cpu = share(t.cpuMsPerRequest, b.cpuMsPerRequest);
+  const tput = share(t.requestsPerSecond, b.requestsPerSecond);
+  const rows: BenchRow[] = [
+    {
+      figure: `ingest (${where}): CPU per ${t.alertsPerRequest}-alert webhook to 10 targets, workerd user+sys ÷ requests (turnout ÷ baseline)`,
+      value: ms(t.cpuMsPerRequest),
+      baseline: `${ms(b.cpuMsPerRequest)} (parse-only Hono worker)`,
+      ratio: cpu,
+      goal: { text: "≤ 2.0×", met: cpu !== null && cpu <= 2 },
+    },
+    {
+      figure: `ingest (${RUNTIME_NAME[f.runtime]}): CPU per webhook of the front worker + 10 RPC calls alone (no-op Durable Object)`,
+      value: ms(f.frontOnly.cpuMsPerRequest),
+      baseline: `${ms(b.cpuMsPerRequest)} (parse-only Hono worker)`,
+      ratio: share(f.frontOnly.cpuMsPerRequest, b.cpuMsPerRequest),
+    },
+    {
+      figure: `ingest (${RUNTIME_NAME[f.runtime]}): throughput, ${t.concurrency} in flight${errors}`,
+      value: `${t.requestsPerSecond} req/s (${Math.round(t.alertsPerSecond)} alerts/s)`,
+      baseline: `${b.requestsPerSecond} req/s (parse-only Hono worker)`,
+      ratio: tput,
+      goal: { text: "≥ 0.5×", met: tput !== null && tput >= 0.5 },
+    },
+    ...groupedRows(f),
+    {
+      figure: `ingest (${RUNTIME_NAME[f.runtime]}): p50 latency`,
+      value: ms(t.p50Ms),
+      baseline: `${ms(b.p50Ms)} (parse-only Hono worker)`,
+      ratio: ratioOf(b.p50Ms, t.p50Ms),
+    },
+    {
+      figure: `ingest (${RUNTIME_NAME[f.runtime]}): p99 latency`,
+      value: ms(t.p99Ms),
+      baseline: `${ms(b.p99Ms)} (parse-only Hono worker)`,
+      ratio: ratioOf(b.p99Ms, t.p99Ms),
+    },
+  ];
+  if (f.decision) {
+    rows.push(
+      {
+        figure: `decision: hold expiry → action.dispatched (median of ${f.decision.samples}, max ${f.decision.toDispatchMs.max} ms)`,
+        value: ms(f.decision.toDispatchMs.median),
+        baseline: "— (none; lower is better)",
+        ratio: null,
+      },
+      {
+        figure: `decision: hold expiry → request at the agent (median, max ${f.decision.toAgentMs.max} ms)`,
+        value: ms(f.decision.toAgentMs.median),
+        baseline: "— (none; lower is better)",
+        ratio: null,
+      },
+    );
+  }
+  return rows;
+}
+
+/** Rows of the grouped case: each 10-alert webhook for one target (one Durable Object call). */
+function groupedRows(f: IngestBenchFigures): BenchRow[] {
+  const { turnout: t, baseline: b, frontOnly: fo } = f.grouped;
+  const where = `ingest (${RUNTIME_NAME[f.runtime]}), webhooks grouped per target (1 Durable Object call)`;
+  const cpu = share(t.cpuMsPerRequest, b.cpuMsPerRequest);
+  const tput = share(t.requestsPerSecond, b.requestsPerSecond);
+  return [
+    {
+      figure: `${where}: CPU per webhook (front worker + RPC alone: ${ms(fo.cpuMsPerRequest)})`,
+      value: ms(t.cpuMsPerRequest),
+      baseline: `${ms(b.cpuMsPerRequest)} (parse-only Hono worker)`,
+      ratio: cpu,
+      goal: { text: "≤ 2.0×", met: cpu !== null && cpu <= 2 },
+    },
+    {
+      figure: `${where}: throughput`,
+      value: `${t.requestsPerSecond} req/s`,
+      baseline: `${b.requestsPerSecond} req/s (parse-only Hono worker)`,
+      ratio: tput,
+      goal: { text: "≥ 0.5×", met: tput !== null && tput >= 0.5 },
+    },
+  ];
+}
+
+/** The real worker's ingest rate (wrangler dev) measured earlier in this run: the simulator's baseline. */
+let workerAlertsPerSecond: number | null = null;
+
+function ingestEntry(name: string, runtime: Runtime): BenchEntry {
+  return {
+    name,
+    async run() {
+      const f = await runIngest({ runtime, requests: 2000, decision: runtime === "wrangler" });
+      if (runtime === "wrangler") workerAlertsPerSecond = f.turnout.alertsPerSecond;
+      return { figures: f, rows: ingestRows(f) };
+    },
+  };
+}
+
+/** `npm run simulate`'s engine: 30 days × 100 targets × 100,000 signals (issue 18: < 10 s on one core). */
+const simulateEntry: BenchEntry = {
+  name: "simulate",
+  async run() {
+    const f = await runSimulate();
+    const worker = workerAlertsPerSecond;
+    return {
+      figures: { ...f, workerAlertsPerSecond: worker },
+      rows: [
+        {
+          figure: `simulate: ${f.days} days × ${f.targets} targets × ${f.signals.toLocaleString("en")} signals, CPU time on one core (wall ${f.seconds} s)`,
+          value: `${f.cpuSeconds} s (${f.failovers} failovers)`,
+          baseline: "10 s (goal)",
+          ratio: ratioOf(10, f.cpuSeconds),
+          goal: { text: "< 10 s", met: f.cpuSeconds < 10 },
+        },
+        {
+          figure: "simulate: signals/s vs the real worker's ingest rate in this run",
+          value: `${f.signalsPerSecond.toLocaleString("en")} signals/s`,
+          baseline:
+            worker === null
+              ? "— (run with the ingest bench: npm run bench -- ingest simulate)"
+              : `${Math.round(worker).toLocaleString("en")} alerts/s (POST /v1/alertmanager, wrangler dev)`,
+          ratio: worker === null ? null : share(f.signalsPerSecond, worker),
+        },
+      ],
+    };
+  },
+};
+
+function saturationEntry(name: string, runtime: Runtime): BenchEntry {
+  return {
+    name,
+    async run() {
+      const f = await runSaturation(runtime);
+      const what = `saturation (${RUNTIME_NAME[runtime]}): one target, ${f.offeredSignalsPerSecond.toLocaleString("en")} signals/s offered for ${f.seconds} s`;
+      const retried = f.retries ? `, ${f.retries} retried 5xx` : "";
+      return {
+        figures: f,
+        rows: [
+          {
+            figure: `${what}: achieved${retried}`,
+            value: `${f.achievedSignalsPerSecond} signals/s`,
+            baseline: `${f.offeredSignalsPerSecond} signals/s (offered)`,
+            ratio: share(f.achievedSignalsPerSecond, f.offeredSignalsPerSecond),
+          },
+          {
+            figure: `${what}: p99 latency (p50 ${ms(f.p50Ms)}, max ${ms(f.maxMs)})`,
+            value: ms(f.p99Ms),
+            baseline: "500 ms (goal)",
+            ratio: ratioOf(500, f.p99Ms),
+            goal: { text: "≤ 500 ms", met: f.p99Ms <= 500 },
+          },
+          {
+            figure: `${what}: signals lost (target's view and audit log; ${f.signalEvents === null ? "log trimmed by retention" : `${f.signalEvents.toLocaleString("en")} signal events`})`,
+            value: `${f.signalsLost} of ${f.signalsSent.toLocaleString("en")}`,
+            baseline: "0",
+            ratio: null,
+            goal: { text: "0", met: f.signalsLost === 0 && f.failedBodies === 0 },
+          },
+        ],
+      };
+    },
+  };
 }
 
 const benches: BenchEntry[] = [
@@ -138,50 +317,11 @@ const benches: BenchEntry[] = [
       };
     },
   },
-  {
-    name: "ingest",
-    async run() {
-      const f = await runIngest(2000);
-      const { turnout: t, baseline: b } = f;
-      const what = `POST /v1/alertmanager, ${t.alertsPerRequest} alerts/body, ${t.concurrency} in flight, workerd`;
-      const errors = t.errors || b.errors ? ` (errors: ${t.errors} vs ${b.errors})` : "";
-      return {
-        figures: f,
-        rows: [
-          {
-            figure: `ingest ${what}: throughput${errors}`,
-            value: `${t.requestsPerSecond} req/s (${Math.round(t.alertsPerSecond)} alerts/s)`,
-            baseline: `${b.requestsPerSecond} req/s (parse-only worker)`,
-            ratio: ratioOf(t.requestsPerSecond, b.requestsPerSecond),
-          },
-          {
-            figure: "ingest: p50 latency",
-            value: ms(t.p50Ms),
-            baseline: `${ms(b.p50Ms)} (parse-only worker)`,
-            ratio: ratioOf(b.p50Ms, t.p50Ms),
-          },
-          {
-            figure: "ingest: p99 latency",
-            value: ms(t.p99Ms),
-            baseline: `${ms(b.p99Ms)} (parse-only worker)`,
-            ratio: ratioOf(b.p99Ms, t.p99Ms),
-          },
-          {
-            figure: `decision: hold expiry → action.dispatched (median of ${f.decision.samples}, max ${f.decision.toDispatchMs.max} ms)`,
-            value: ms(f.decision.toDispatchMs.median),
-            baseline: "— (none; lower is better)",
-            ratio: null,
-          },
-          {
-            figure: `decision: hold expiry → request at the agent (median, max ${f.decision.toAgentMs.max} ms)`,
-            value: ms(f.decision.toAgentMs.median),
-            baseline: "— (none; lower is better)",
-            ratio: null,
-          },
-        ],
-      };
-    },
-  },
+  ingestEntry("ingest", "wrangler"),
+  ingestEntry("ingest-miniflare", "miniflare"),
+  saturationEntry("saturation", "wrangler"),
+  saturationEntry("saturation-miniflare", "miniflare"),
+  simulateEntry,
   {
     name: "storm",
     async run() {
@@ -201,12 +341,14 @@ const benches: BenchEntry[] = [
             value: `${f.targetsWithExactlyOneAction}${ok ? "" : " (WRONG)"}`,
             baseline: `${f.downTargets}`,
             ratio: null,
+            goal: { text: `= ${f.downTargets}, none elsewhere`, met: ok },
           },
           {
             figure: "storm: signals lost",
             value: `${f.signalsLost} (${f.signalsStored.toLocaleString("en")} stored)`,
             baseline: "0",
             ratio: null,
+            goal: { text: "0", met: f.signalsLost === 0 },
           },
           {
             figure: `decision: hold expiry → action.dispatched over ${f.decisionMs.samples} targets, p50 (after the storm)`,
@@ -226,7 +368,7 @@ const benches: BenchEntry[] = [
   },
 ];
 
-/** The machine the figures come from (README and JSON). */
+/** The machine the figures come from (docs/development.md and JSON). */
 export function machine(): { cpu: string; cores: number; memoryGb: number; os: string; node: string } {
   const list = cpus();
   return {
@@ -240,18 +382,32 @@ export function machine(): { cpu: string; cores: number; memoryGb: number; os: s
 
 /** Renders rows as one Markdown table. */
 export function table(rows: BenchRow[]): string {
-  const header: [string, string, string, string] = ["figure", "value", "baseline", "ratio (> 1: better)"];
-  const cells = rows.map((r): [string, string, string, string] => [
-    r.figure,
-    r.value,
-    r.baseline,
-    r.ratio === null ? "—" : `${r.ratio}×`,
-  ]);
+  type Cells = [string, string, string, string, string];
+  const header: Cells = ["figure", "value", "baseline", "ratio", "goal"];
+  const cells = rows.map(
+    (r): Cells => [
+      r.figure,
+      r.value,
+      r.baseline,
+      r.ratio === null ? "—" : `${r.ratio}×`,
+      r.goal ? `${r.goal.text} ${r.goal.met ? "met" : "NOT MET"}` : "—",
+    ],
+  );
+  const left = (i: number) => i === 0 || i === 2 || i === 4;
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]?.length ?? 0)));
   const line = (c: string[]) =>
-    `| ${c.map((v, i) => (i === 0 || i === 2 ? v.padEnd(widths[i] ?? 0) : v.padStart(widths[i] ?? 0))).join(" | ")} |`;
-  const rule = `|${widths.map((w, i) => (i === 0 || i === 2 ? `${"-".repeat(w + 2)}` : `${"-".repeat(w + 1)}:`)).join("|")}|`;
+    `| ${c.map((v, i) => (left(i) ? v.padEnd(widths[i] ?? 0) : v.padStart(widths[i] ?? 0))).join(" | ")} |`;
+  const rule = `|${widths.map((w, i) => (left(i) ? `${"-".repeat(w + 2)}` : `${"-".repeat(w + 1)}:`)).join("|")}|`;
   return [line(header), rule, ...cells.map(line)].join("\n");
+}
+
+/** Writes `value` as JSON into bench/results/; returns the path. */
+function writeResult(name: string, value: unknown): string {
+  const dir = new URL("./results/", import.meta.url);
+  mkdirSync(dir, { recursive: true });
+  const out = new URL(name, dir);
+  writeFileSync(out, `${JSON.stringify(value, null, 2)}\n`);
+  return out.pathname;
 }
 
 async function main(selected: string[]): Promise<number> {
@@ -272,6 +428,7 @@ async function main(selected: string[]): Promise<number> {
       const out = await bench.run();
       rows.push(...out.rows);
       results[bench.name] = { figures: out.figures, seconds: round((performance.now() - t) / 1000) };
+      writeResult(`${bench.name}.json`, { at: new Date().toISOString(), machine: machine(), ...results[bench.name] });
     } catch (err) {
       failed++;
       const message = err instanceof Error ? (err.message.split("\n")[0] ?? "") : String(err);
@@ -286,14 +443,13 @@ async function main(selected: string[]): Promise<number> {
     `turnout benchmarks on ${host.cpu}, ${host.cores} cores, ${host.memoryGb} GB, ${host.os}, Node ${host.node} (${totalSeconds} s)\n`,
   );
   console.log(table(rows));
-  const dir = new URL("./results/", import.meta.url);
-  mkdirSync(dir, { recursive: true });
-  const out = new URL("summary.json", dir);
-  writeFileSync(
-    out,
-    `${JSON.stringify({ at: new Date().toISOString(), machine: host, totalSeconds, rows, results }, null, 2)}\n`,
+  console.log(
+    "\nratio: baseline ÷ value for times (> 1: better); value ÷ baseline for throughput; turnout ÷ baseline for ingest CPU.",
   );
-  console.log(`\nfigures written to ${out.pathname}`);
+  // A subset run keeps its figures apart, so summary.json always holds one whole run.
+  const name = selected.length ? `summary-${chosen.map((b) => b.name).join("+")}.json` : "summary.json";
+  const out = writeResult(name, { at: new Date().toISOString(), machine: host, totalSeconds, rows, results });
+  console.log(`figures written to ${out}`);
   return failed ? 1 : 0;
 }
 

@@ -19,7 +19,7 @@ import { etcdBinariesAvailable } from "../agent/sandbox/etcd-server.ts";
 import type { StepReport } from "../shared/protocol.ts";
 import { DNS, NODE_GROUPS, type Stack, type StackTarget, startStack } from "../test/e2e/stack.ts";
 import { eventually } from "../test/support/etcd.ts";
-import { describeEvent as describe } from "../worker/target-sentences.ts";
+import { describeEvent as describe } from "../worker/simulate/sentences.ts";
 import type { TargetView } from "../worker/target-view.ts";
 
 const HOLD_SECONDS = 3;

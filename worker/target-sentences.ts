@@ -7,6 +7,7 @@
  * running duration) that the page's script keeps ticking and {@link sentenceText} renders for a
  * given instant.
  */
+import { describeEvent as sharedSentence } from "./simulate/sentences.ts";
 import type { AuditEvent, TargetView } from "./target-view.ts";
 
 /** A live time in a sentence: a countdown to, or the time elapsed since, an ISO instant. */
@@ -277,40 +278,23 @@ function blockedSentence(view: TargetView, ctx: SentenceContext, down: Segment[]
   }
 }
 
-/** One audit event as a timeline sentence, or undefined for events the timeline leaves out. */
+/**
+ * One audit event as a timeline sentence, or undefined for events the timeline leaves out: the
+ * words of `npm run demo` and `npm run simulate` (worker/simulate/sentences.ts), plus the events
+ * only the status page's timeline shows (commands by identity, flapping, break-glass).
+ */
 export function describeEvent(e: AuditEvent): string | undefined {
   const d = asDetail(e.detail);
+  const by = typeof d.actor === "string" ? ` by ${d.actor}` : "";
   switch (e.type) {
-    case "signal.firing":
-    case "signal.resolved":
-      return `signal received: ${str(d.source)} says ${str(d.side)} is ${str(d.status)} (${str(d.key)})`;
-    case "side.health-changed":
-      return `${str(d.side)} side is ${str(d.health)} (was ${str(d.previous)})`;
-    case "approval.requested":
-      return `approval requested: ${str(d.kind)} ${str(d.from)} → ${str(d.to)} (policy approval: required)`;
     case "command.accepted":
-      return `command accepted: ${str(d.command)}${typeof d.actor === "string" ? ` by ${d.actor}` : ""}${d.force === true ? " (forced)" : ""}`;
+      // The shared sentence prints the raw detail; on the page, say who did what.
+      return `command accepted: ${str(d.command)}${by}${d.force === true ? " (forced)" : ""}`;
     case "command.rejected":
-      return `command refused: ${str(d.command)}${typeof d.actor === "string" ? ` by ${d.actor}` : ""}: ${str(d.reason)}`;
-    case "phase.changed":
-      if (d.to === "pending") return `hold started: ${str(d.reason)}`;
-      if (d.to === "awaiting_approval") return `decision: ${str(d.reason)}`;
-      if (d.from === "pending" && d.to === "executing") return `decision: ${str(d.reason)}`;
-      return `phase ${str(d.from)} → ${str(d.to)}: ${str(d.reason)}`;
-    case "action.dispatched":
-      return `action dispatched: ${str(d.id)} ${str(d.kind)} ${str(d.from)} → ${str(d.to)} (signed POST to the agent)`;
-    case "action.delivered":
-      return `agent accepted ${str(d.id)}`;
-    case "action.delivery-failed":
-      return `delivery failed, will retry: ${str(d.error ?? d.reason ?? "")}`;
-    case "action.succeeded":
-      return `final report: ${str(d.id)} succeeded (${str(d.recoveryMs)} ms from dispatch to report)`;
+      return `command refused: ${str(d.command)}${by}: ${str(d.reason)}`;
     case "action.failed":
+      // The detail carries `code` and `message` (worker/machine-actions.ts).
       return `final report: ${str(d.id)} FAILED: ${str(d.message ?? d.error ?? d.reason ?? "")}`;
-    case "failover.blocked":
-      return `failover blocked: ${str(d.reason)}`;
-    case "both-sides-down":
-      return `both sides down: staying on ${str(d.active)}`;
     case "flapping.latched":
       return `flapping: ${str(d.transitions)} changes of ${str(d.side)} within ${str(d.windowSeconds)} s; automatic action off`;
     case "flapping.released":
@@ -321,9 +305,7 @@ export function describeEvent(e: AuditEvent): string | undefined {
       return `break-glass confirmed: forced ${str(d.command)} by ${str(d.requester)}, confirmed by ${str(d.approver)}`;
     case "breakglass.cancelled":
       return `break-glass cancelled: forced ${str(d.command)} by ${str(d.requester)}`;
-    case "action.progress":
-      return undefined; // shown as steps, with their durations, from the target view
     default:
-      return `${e.type}: ${JSON.stringify(e.detail).slice(0, 160)}`;
+      return sharedSentence(e);
   }
 }

@@ -80,7 +80,10 @@ afterAll(async () => {
 });
 
 describe("agent restart (real child processes, SIGKILL, ConfigMap store and Lease on the fake Kubernetes API)", () => {
-  it("killed after each step and restarted, finishes the action without repeating a completed step", async () => {
+  // Four agent processes start one after another here; on a loaded machine each start takes seconds.
+  it("killed after each step and restarted, finishes the action without repeating a completed step", {
+    timeout: 90_000,
+  }, async () => {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
     const body = JSON.stringify(actionRequest("app", 1));

@@ -13,6 +13,10 @@ const root = join(import.meta.dirname, "../..");
 export interface WorkerProcess {
   url: string;
   port: number;
+  /** The DevTools inspector port wrangler proxies to the worker (`--inspector-port`), for profiling. */
+  inspectorPort: number;
+  /** The wrangler process; it leads its own process group, which holds its workerd processes. */
+  pid: number;
   /** Everything wrangler printed so far (for failure messages and log assertions). */
   output(): string;
   stop(): Promise<void>;
@@ -109,7 +113,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerPr
     if (child.exitCode !== null) break;
     try {
       const res = await fetch(`${url}/healthz`);
-      if (res.ok) return { url, port, output: () => out, stop };
+      if (res.ok) return { url, port, inspectorPort, pid: child.pid ?? 0, output: () => out, stop };
     } catch {
       // not up yet
     }

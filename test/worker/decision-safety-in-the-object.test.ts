@@ -193,6 +193,55 @@ describe("decision safety inside the TargetObject", () => {
     expect(ingestRows).toBeLessThan(100);
   });
 
+  it("§4 retention: the alarm prunes resolved signals older than 7 days and events beyond 10,000, in bounded batches", async () => {
+    const stub = env.TARGETS.getByName("safety-rows");
+    await alert("safety-rows", "primary");
+    const DAY = 86_400_000;
+    await runInDurableObject(stub, (_instance, state) => {
+      const sql = state.storage.sql;
+      for (let i = 0; i < 3000; i++) {
+        // Half of them resolved 8 days ago, half a day ago.
+        const seen = i % 2 === 0 ? T0 - 8 * DAY : T0 - DAY;
+        sql.exec(
+          `INSERT INTO signals (key, source, side, status, soft, at, incident, labels, annotations, notices,
+             received_at, first_seen, last_seen, stale_since)
+           VALUES (?, 'alertmanager', 'secondary', 'resolved', 0, ?, ?, '{}', '{}', '{}', ?, ?, ?, NULL)`,
+          `am:old-${i}`,
+          seen,
+          `am:old-${i}#x`,
+          seen,
+          seen,
+          seen,
+        );
+      }
+    });
+    // 10,050 more events through the object's own counter (so seqs stay contiguous).
+    const more = await runInDurableObject(stub, (_instance, state) => {
+      const sql = state.storage.sql;
+      const row = sql.exec("SELECT json FROM state WHERE id = 1").one();
+      const saved = JSON.parse(String(row.json));
+      for (let i = 0; i < 10_050; i++) {
+        saved.machine.seq += 1;
+        sql.exec(
+          "INSERT INTO events (seq, at, type, detail, cause) VALUES (?, ?, 'test.filler', '{}', NULL)",
+          saved.machine.seq,
+          T0,
+        );
+      }
+      saved.lastPrunedAt = 0;
+      sql.exec("UPDATE state SET json = ? WHERE id = 1", JSON.stringify(saved));
+      return Number(saved.machine.seq);
+    });
+    const count = (q: string) => runInDurableObject(stub, (_i, state) => Number(state.storage.sql.exec(q).one().n));
+    await rec.fireAlarm("safety-rows", T0 + 60_000);
+    expect(await count("SELECT COUNT(*) AS n FROM events")).toBeLessThanOrEqual(10_000 + 5);
+    expect(await count("SELECT MIN(seq) AS n FROM events")).toBeGreaterThan(more - 10_000 - 5);
+    // At most 2,000 old resolved signals per pass; the day-old ones and the firing one stay.
+    expect(await count(`SELECT COUNT(*) AS n FROM signals WHERE last_seen < ${T0 - 7 * DAY}`)).toBe(0);
+    expect(await count("SELECT COUNT(*) AS n FROM signals WHERE status = 'resolved'")).toBe(1500);
+    expect(await count("SELECT COUNT(*) AS n FROM signals WHERE status = 'firing'")).toBe(1);
+  });
+
   it("§10: a record: true target keeps the verified bodies and exports them as --webhooks NDJSON", async () => {
     await alert("safety-record", "primary");
     await alert("bg-a", "primary");

@@ -183,6 +183,10 @@ describe("break-glass needs two people (design §3a)", () => {
     expect(body.request.expiresAt).toBe(new Date(T0 + 15 * 60_000).toISOString());
     await env.TARGETS.getByName("bg-c").settle();
     expect(rec.dispatched).toHaveLength(0);
+    // The second person hears of it.
+    expect(
+      rec.notes.some((n) => /BREAK-GLASS requested by operator: forced failover \(datacenter fire\)/.test(n.text)),
+    ).toBe(true);
   });
 
   it("the requester confirming is 403 and changes nothing; a second operator executes exactly once, both audited", async () => {

@@ -51,6 +51,8 @@ export const BreakGlassRequestInputSchema = z
     /** The audited actor string of the requester, `slack:<id>(<name>)`. */
     requester: z.string().min(1),
     reason: z.string().max(1500),
+    /** Where it was asked: Slack posts its own message with buttons; an API request is notified. */
+    via: z.enum(["slack", "api"]).optional(),
   })
   .strict();
 export type BreakGlassRequestInput = z.infer<typeof BreakGlassRequestInputSchema>;

@@ -1,0 +1,72 @@
+/**
+ * The worker under a bench, whichever way it runs: `wrangler dev` (its proxy worker in front, as
+ * developers run it) or loaded directly into Miniflare (no proxy, so the proxy's cost stops hiding
+ * ours). Either way the bench gets a URL and the CPU time of every workerd process serving it.
+ */
+import { join } from "node:path";
+import { startWorker } from "../test/support/worker-process.ts";
+import { startDirectWorker } from "./miniflare-worker.ts";
+import { cpuMs, workerdDescendants } from "./workerd-cpu.ts";
+
+const root = join(import.meta.dirname, "..");
+
+/** How the worker runs. */
+export type Runtime = "wrangler" | "miniflare";
+
+/**
+ * Which worker: turnout's own, the parse-only Hono baseline, or turnout's front worker before a
+ * no-op Durable Object (bench/front-only-worker.ts).
+ */
+export type WorkerKind = "turnout" | "baseline" | "front-only";
+
+const MINIFLARE: Record<WorkerKind, { entry: string; durableObjects?: Record<string, string> }> = {
+  turnout: { entry: "worker/index.ts", durableObjects: { TARGETS: "TargetObject" } },
+  baseline: { entry: "bench/baseline-worker.ts" },
+  "front-only": { entry: "bench/front-only-worker.ts", durableObjects: { TARGETS: "TargetObject" } },
+};
+
+const WRANGLER_CONFIG: Record<WorkerKind, string | undefined> = {
+  turnout: undefined,
+  baseline: join(root, "bench/baseline-wrangler.toml"),
+  "front-only": join(root, "bench/front-only-wrangler.toml"),
+};
+
+/** A running worker under a bench. */
+export interface Endpoint {
+  runtime: Runtime;
+  url: string;
+  /** The wrangler process (runtime `wrangler` only), and the inspector port it proxies. */
+  wrangler?: { pid: number; inspectorPort: number };
+  /** The workerd processes that serve it. */
+  pids: number[];
+  /** user + sys CPU of those processes so far, ms. */
+  cpuMs(): number;
+  stop(): Promise<void>;
+}
+
+/** Starts turnout's worker or the baseline in the chosen runtime. */
+export async function startEndpoint(
+  runtime: Runtime,
+  kind: WorkerKind,
+  vars: Record<string, string>,
+): Promise<Endpoint> {
+  if (runtime === "miniflare") {
+    const w = await startDirectWorker({ ...MINIFLARE[kind], vars });
+    return { runtime, url: w.url, pids: w.pids, cpuMs: () => cpuMs(w.pids), stop: w.stop };
+  }
+  const config = WRANGLER_CONFIG[kind];
+  const w = await startWorker(config ? { vars, config } : { vars });
+  const pids = workerdDescendants(w.pid);
+  if (pids.length === 0) {
+    await w.stop();
+    throw new Error(`wrangler dev (pid ${w.pid}) runs no workerd process this bench can see`);
+  }
+  return {
+    runtime,
+    url: w.url,
+    wrangler: { pid: w.pid, inspectorPort: w.inspectorPort },
+    pids,
+    cpuMs: () => cpuMs(pids),
+    stop: w.stop,
+  };
+}

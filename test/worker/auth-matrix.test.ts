@@ -1,0 +1,303 @@
+/**
+ * The worker's auth matrix (design §3, §3a, §6): every HTTP endpoint with no credential, a wrong
+ * one, a replayed one, a tampered one, a viewer where an operator is needed, and the right one.
+ * Each cell asserts the exact status, and that a refused request changed nothing (the target's
+ * state and audit log are as before). The agent's endpoints have their own matrix
+ * (test/agent/auth-matrix.test.ts); Slack's, with its replay guard, in test/worker/slack-*.
+ */
+import { env, exports } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { sign } from "../../shared/signature.ts";
+import { signSlackRequest } from "../../worker/slack/signature.ts";
+import { alertmanagerBody } from "../support/alertmanager-body.ts";
+import { useRecordingObject } from "./support/recording-object.ts";
+
+const T0 = Date.parse("2026-11-22T10:00:00Z");
+useRecordingObject({ start: T0 });
+
+const TARGET = "bg-a";
+const OPERATOR = "test-operator-token";
+const VIEWER = "test-viewer-token-0001";
+const AM = "test-am-token";
+const NAGIOS = "test-nagios-token";
+const AGENT_SECRET = "test-agent-secret";
+
+type Cell = "none" | "wrong" | "replayed" | "tampered" | "viewer" | "operator" | "valid";
+type Build = () => Promise<Request>;
+
+const url = (path: string) => `http://w${path}`;
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+const tamper = (token: string) => `${token.slice(0, -1)}${token.endsWith("x") ? "y" : "x"}`;
+
+const amBody = () =>
+  JSON.stringify(
+    alertmanagerBody({
+      status: "firing",
+      labels: { alertname: "Safety", target: TARGET, side: "primary" },
+      startsAt: T0 - 1000,
+      endsAt: T0,
+      fingerprint: "matrix0000000001",
+    }),
+  );
+const nagiosBody = "NOTIFICATIONTYPE=PROBLEM&HOSTNAME=matrix-host&HOSTSTATE=DOWN&HOSTSTATETYPE=HARD";
+const reportBody = JSON.stringify({
+  actionId: `${TARGET}:9`,
+  target: TARGET,
+  status: "running",
+  dryRun: false,
+  steps: [],
+  at: new Date(T0).toISOString(),
+});
+
+const SLACK_SECRET = "test-slack-secret";
+const slashBody = () =>
+  new URLSearchParams({
+    command: "/turnout",
+    text: `pause ${TARGET}`,
+    user_id: "UALICE",
+    user_name: "alice",
+    channel_id: "COPS",
+    channel_name: "ops",
+    team_id: "T1",
+    response_url: "https://hooks.slack.test/commands/1/xyz",
+    trigger_id: `1.${Math.floor(Math.random() * 1e9)}.abc`,
+  }).toString();
+/** A request signed as Slack signs it (v0 HMAC over `v0:<ts>:<body>`), optionally at another time or over other bytes. */
+async function slack(path: string, body: string, o: { secret?: string; ageSeconds?: number; sendBody?: string } = {}) {
+  const ts = Math.floor(Date.now() / 1000) - (o.ageSeconds ?? 0);
+  return post(
+    path,
+    {
+      "x-slack-request-timestamp": String(ts),
+      "x-slack-signature": await signSlackRequest(o.secret ?? SLACK_SECRET, ts, body),
+    },
+    o.sendBody ?? body,
+    "application/x-www-form-urlencoded",
+  );
+}
+
+function post(path: string, headers: Record<string, string>, body: string, type = "application/json"): Request {
+  return new Request(url(path), { method: "POST", headers: { "content-type": type, ...headers }, body });
+}
+function get(path: string, headers: Record<string, string> = {}): Request {
+  return new Request(url(path), { headers });
+}
+
+/** Each endpoint's cells; a cell left out does not apply to that credential (e.g. no roles on ingest). */
+const endpoints: { name: string; cells: Partial<Record<Cell, [Build, number]>> }[] = [
+  {
+    name: "POST /v1/alertmanager (bearer ALERTMANAGER_TOKEN)",
+    cells: {
+      none: [async () => post("/v1/alertmanager", {}, amBody()), 401],
+      wrong: [async () => post("/v1/alertmanager", bearer(NAGIOS), amBody()), 401],
+      tampered: [async () => post("/v1/alertmanager", bearer(tamper(AM)), amBody()), 401],
+      viewer: [async () => post("/v1/alertmanager", bearer(VIEWER), amBody()), 401],
+      operator: [async () => post("/v1/alertmanager", bearer(OPERATOR), amBody()), 401],
+      valid: [async () => post("/v1/alertmanager", bearer(AM), amBody()), 200],
+    },
+  },
+  {
+    name: "POST /v1/nagios (bearer NAGIOS_TOKEN)",
+    cells: {
+      none: [async () => post("/v1/nagios", {}, nagiosBody, "application/x-www-form-urlencoded"), 401],
+      wrong: [async () => post("/v1/nagios", bearer(AM), nagiosBody, "application/x-www-form-urlencoded"), 401],
+      tampered: [
+        async () => post("/v1/nagios", bearer(tamper(NAGIOS)), nagiosBody, "application/x-www-form-urlencoded"),
+        401,
+      ],
+      operator: [
+        async () => post("/v1/nagios", bearer(OPERATOR), nagiosBody, "application/x-www-form-urlencoded"),
+        401,
+      ],
+      valid: [async () => post("/v1/nagios", bearer(NAGIOS), nagiosBody, "application/x-www-form-urlencoded"), 200],
+    },
+  },
+  ...["/v1/targets", `/v1/targets/${TARGET}`, `/v1/targets/${TARGET}/events`, `/v1/targets/${TARGET}/recording`].map(
+    (path) => ({
+      name: `GET ${path} (viewer)`,
+      cells: {
+        none: [async () => get(path), 401],
+        wrong: [async () => get(path, bearer("not-a-token-of-anyone")), 401],
+        tampered: [async () => get(path, bearer(tamper(VIEWER))), 401],
+        viewer: [async () => get(path, bearer(VIEWER)), 200],
+        operator: [async () => get(path, bearer(OPERATOR)), 200],
+      } as Partial<Record<Cell, [Build, number]>>,
+    }),
+  ),
+  {
+    name: "POST /v1/targets/:name/commands (operator)",
+    cells: {
+      none: [async () => post(`/v1/targets/${TARGET}/commands`, {}, '{"command":"pause"}'), 401],
+      wrong: [async () => post(`/v1/targets/${TARGET}/commands`, bearer(AM), '{"command":"pause"}'), 401],
+      tampered: [
+        async () => post(`/v1/targets/${TARGET}/commands`, bearer(tamper(OPERATOR)), '{"command":"pause"}'),
+        401,
+      ],
+      viewer: [async () => post(`/v1/targets/${TARGET}/commands`, bearer(VIEWER), '{"command":"pause"}'), 403],
+      operator: [async () => post(`/v1/targets/${TARGET}/commands`, bearer(OPERATOR), '{"command":"pause"}'), 200],
+    },
+  },
+  {
+    name: "POST /v1/agent/reports (Turnout-Signature)",
+    cells: {
+      none: [async () => post("/v1/agent/reports", {}, reportBody), 401],
+      wrong: [
+        async () =>
+          post(
+            "/v1/agent/reports",
+            { "turnout-signature": await sign("another-secret", reportBody, Date.now() / 1000) },
+            reportBody,
+          ),
+        401,
+      ],
+      // A captured report sent again after the 300 s window.
+      replayed: [
+        async () =>
+          post(
+            "/v1/agent/reports",
+            { "turnout-signature": await sign(AGENT_SECRET, reportBody, Date.now() / 1000 - 301) },
+            reportBody,
+          ),
+        401,
+      ],
+      tampered: [
+        async () =>
+          post(
+            "/v1/agent/reports",
+            { "turnout-signature": await sign(AGENT_SECRET, reportBody, Date.now() / 1000) },
+            reportBody.replace('"running"', '"succeeded"'),
+          ),
+        401,
+      ],
+      operator: [async () => post("/v1/agent/reports", bearer(OPERATOR), reportBody), 401],
+      valid: [
+        async () =>
+          post(
+            "/v1/agent/reports",
+            { "turnout-signature": await sign(AGENT_SECRET, reportBody, Date.now() / 1000) },
+            reportBody,
+          ),
+        200,
+      ],
+    },
+  },
+  {
+    name: "POST /v1/agent/reports/qstash-failure (Upstash-Signature)",
+    cells: {
+      none: [async () => post("/v1/agent/reports/qstash-failure", {}, "{}"), 401],
+      wrong: [async () => post("/v1/agent/reports/qstash-failure", { "upstash-signature": "a.b.c" }, "{}"), 401],
+      operator: [async () => post("/v1/agent/reports/qstash-failure", bearer(OPERATOR), "{}"), 401],
+    },
+  },
+  {
+    name: "POST /v1/slack/commands (Slack signature)",
+    cells: {
+      none: [async () => post("/v1/slack/commands", {}, slashBody(), "application/x-www-form-urlencoded"), 401],
+      wrong: [async () => slack("/v1/slack/commands", slashBody(), { secret: "another-secret" }), 401],
+      // Outside Slack's 5-minute window.
+      replayed: [async () => slack("/v1/slack/commands", slashBody(), { ageSeconds: 301 }), 401],
+      tampered: [
+        async () => {
+          const body = slashBody();
+          return slack("/v1/slack/commands", body, { sendBody: body.replace("pause", "failover") });
+        },
+        401,
+      ],
+      operator: [
+        async () => post("/v1/slack/commands", bearer(OPERATOR), slashBody(), "application/x-www-form-urlencoded"),
+        401,
+      ],
+    },
+  },
+  {
+    name: "POST /v1/slack/interactions (Slack signature)",
+    cells: {
+      none: [
+        async () => post("/v1/slack/interactions", {}, "payload=%7B%7D", "application/x-www-form-urlencoded"),
+        401,
+      ],
+      wrong: [async () => slack("/v1/slack/interactions", "payload=%7B%7D", { secret: "another-secret" }), 401],
+      replayed: [async () => slack("/v1/slack/interactions", "payload=%7B%7D", { ageSeconds: 301 }), 401],
+      operator: [
+        async () =>
+          post("/v1/slack/interactions", bearer(OPERATOR), "payload=%7B%7D", "application/x-www-form-urlencoded"),
+        401,
+      ],
+    },
+  },
+  {
+    name: "GET / (status page, viewer)",
+    cells: {
+      none: [async () => get("/"), 401],
+      wrong: [async () => get("/", bearer("not-a-token-of-anyone")), 401],
+      tampered: [async () => get("/", { cookie: "__Host-turnout_session=v2.9999999999.viewer.00" }), 401],
+      viewer: [async () => get("/", bearer(VIEWER)), 200],
+      operator: [async () => get("/", bearer(OPERATOR)), 200],
+    },
+  },
+  {
+    name: "POST /signin (status page sign-in form)",
+    cells: {
+      none: [async () => post("/signin", {}, "", "application/x-www-form-urlencoded"), 401],
+      wrong: [async () => post("/signin", {}, "token=not-a-token-of-anyone", "application/x-www-form-urlencoded"), 401],
+      tampered: [async () => post("/signin", {}, `token=${tamper(VIEWER)}`, "application/x-www-form-urlencoded"), 401],
+      viewer: [async () => post("/signin", {}, `token=${VIEWER}`, "application/x-www-form-urlencoded"), 303],
+    },
+  },
+  {
+    name: "GET /healthz (none)",
+    cells: { none: [async () => get("/healthz"), 200] },
+  },
+];
+
+async function snapshot() {
+  const stub = env.TARGETS.getByName(TARGET);
+  return { state: await stub.state(), events: await stub.events(0, 1000), signals: await stub.signals() };
+}
+
+describe("worker auth matrix", () => {
+  for (const e of endpoints) {
+    for (const [cell, [build, status]] of Object.entries(e.cells) as [Cell, [Build, number]][]) {
+      it(`${e.name}: ${cell} → ${status}`, async () => {
+        const before = await snapshot();
+        const res = await exports.default.fetch(await build(), { redirect: "manual" } as RequestInit);
+        expect(res.status).toBe(status);
+        if (status >= 400) {
+          if (res.headers.get("content-type")?.includes("json")) {
+            expect(res.headers.get("content-type")).toContain("application/problem+json");
+          }
+          await res.arrayBuffer();
+          expect(await snapshot()).toEqual(before);
+        }
+      });
+    }
+  }
+
+  it("a signed Slack command sent twice within its window acts once: the replay is 200 'already handled'", async () => {
+    const body = slashBody();
+    const ts = Math.floor(Date.now() / 1000);
+    const headers = {
+      "content-type": "application/x-www-form-urlencoded",
+      "x-slack-request-timestamp": String(ts),
+      "x-slack-signature": await signSlackRequest(SLACK_SECRET, ts, body),
+    };
+    const first = await exports.default.fetch(
+      new Request(url("/v1/slack/commands"), { method: "POST", headers, body }),
+    );
+    expect(first.status).toBe(200);
+    const before = await snapshot();
+    const again = await exports.default.fetch(
+      new Request(url("/v1/slack/commands"), { method: "POST", headers, body }),
+    );
+    expect(again.status).toBe(200);
+    expect(JSON.stringify(await again.json())).toMatch(/already handled/);
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it("a valid bearer request sent again is accepted and deduplicated (bearer tokens are not one-time)", async () => {
+    const first = await exports.default.fetch(post("/v1/alertmanager", bearer(AM), amBody()));
+    expect(await first.json()).toMatchObject({ accepted: 1 });
+    const again = await exports.default.fetch(post("/v1/alertmanager", bearer(AM), amBody()));
+    expect(await again.json()).toMatchObject({ accepted: 0, duplicates: 1 });
+  });
+});
