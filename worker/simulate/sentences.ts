@@ -44,7 +44,8 @@ export function describeEvent(
     case "action.succeeded":
       return `final report: ${str(d.id)} succeeded (${str(d.recoveryMs)} ms from dispatch to report)`;
     case "action.failed":
-      return `final report: ${str(d.id)} FAILED: ${str(d.error ?? d.reason ?? "")}`;
+      // action.failed carries {code, message} (worker/machine-actions.ts).
+      return `final report: ${str(d.id)} FAILED: ${str(d.message ?? d.error ?? d.reason ?? "")}${d.code ? ` (${str(d.code)})` : ""}`;
     case "failover.blocked":
       return `decision: no failover yet: ${str(d.reason)} (${str(d.blocker)})`;
     case "both-sides-down":
