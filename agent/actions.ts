@@ -51,40 +51,54 @@ export interface ActionRoutesDeps {
 
 type Authenticated = { ok: true; via: "turnout" | "qstash" } | { ok: false; response: Response };
 
-async function authenticate(c: Context, raw: string, deps: ActionRoutesDeps): Promise<Authenticated> {
-  const upstash = c.req.header(UPSTASH_SIGNATURE_HEADER);
-  if (deps.qstash && upstash) {
-    // QStash retries can come minutes to hours later, past the forwarded Turnout-Signature's
-    // 300 s window, so a valid Upstash-Signature authenticates on its own.
-    const check = await verifyUpstashSignature(deps.qstash, upstash, raw, deps.config.qstash?.url);
-    if (check.ok) return { ok: true, via: "qstash" };
-    return {
-      ok: false,
-      response: problem(401, "unauthorized", "Unauthorized", check.detail, { reason: check.reason }),
-    };
-  }
+const unauthorized = (detail: string, reason: string): Authenticated => ({
+  ok: false,
+  response: problem(401, "unauthorized", "Unauthorized", detail, { reason }),
+});
+
+/**
+ * Authenticates a request whose signed payload is `raw` (the body of a POST, the path of a GET).
+ * Direct: a Turnout-Signature at most 300 s old. QStash (an Upstash-Signature is present and
+ * QStash keys are configured): the Upstash-Signature with `sub` = `qstash.url` AND the forwarded
+ * Turnout-Signature, which may then be `qstash.maxAgeSeconds` old because QStash retries for hours.
+ * A valid Upstash-Signature alone runs nothing: anyone holding the QStash token could mint one.
+ */
+async function authenticate(
+  c: Context,
+  raw: string,
+  deps: ActionRoutesDeps,
+  options: { qstash: boolean },
+): Promise<Authenticated> {
   const secrets = deps.secrets.filter((s) => s.length > 0);
   if (secrets.length === 0) {
-    return {
-      ok: false,
-      response: problem(
-        401,
-        "unauthorized",
-        "Unauthorized",
-        "this agent has no TURNOUT_AGENT_SECRET, so no request can be authenticated",
-        { reason: "no-secret" },
-      ),
-    };
+    return unauthorized("this agent has no TURNOUT_AGENT_SECRET, so no request can be authenticated", "no-secret");
+  }
+  const upstash = c.req.header(UPSTASH_SIGNATURE_HEADER);
+  // QStash delivers only POST /v1/actions; a GET is always the direct kind.
+  const viaQstash = options.qstash && deps.qstash !== undefined && upstash !== undefined;
+  if (viaQstash && deps.qstash && upstash) {
+    const url = deps.config.qstash?.url;
+    // startAgent refuses QStash keys without qstash.url; this guards other wirings.
+    if (!url)
+      return unauthorized("qstash.url is not configured, so no Upstash-Signature can be checked", "no-qstash-url");
+    const check = await verifyUpstashSignature(deps.qstash, upstash, raw, url);
+    if (!check.ok) return unauthorized(check.detail, check.reason);
   }
   const now = (deps.now ?? Date.now)();
-  const check = await verify(secrets, c.req.header(SIGNATURE_HEADER), raw, now / 1000);
-  if (check.ok) return { ok: true, via: "turnout" };
-  return {
-    ok: false,
-    response: problem(401, "unauthorized", "Unauthorized", describeSignatureFailure(check.reason), {
-      reason: check.reason,
-    }),
-  };
+  const maxAgeSeconds = viaQstash ? (deps.config.qstash?.maxAgeSeconds ?? 86_400) : undefined;
+  const check = await verify(
+    secrets,
+    c.req.header(SIGNATURE_HEADER),
+    raw,
+    now / 1000,
+    maxAgeSeconds === undefined ? {} : { maxAgeSeconds },
+  );
+  if (check.ok) return { ok: true, via: viaQstash ? "qstash" : "turnout" };
+  const detail =
+    check.reason === "expired" && maxAgeSeconds !== undefined
+      ? `signature timestamp is more than ${maxAgeSeconds} s old (qstash.maxAgeSeconds)`
+      : describeSignatureFailure(check.reason);
+  return unauthorized(viaQstash ? `${detail} (the QStash path needs both signatures)` : detail, check.reason);
 }
 
 function validationProblem(error: z.ZodError, detail: string): Response {
@@ -100,7 +114,7 @@ export function registerActionRoutes(app: Hono, deps: ActionRoutesDeps): void {
     if (Number(c.req.header("content-length") ?? "0") > MAX_ACTION_BODY_BYTES) return tooLarge();
     const raw = await c.req.text();
     if (Buffer.byteLength(raw) > MAX_ACTION_BODY_BYTES) return tooLarge();
-    const auth = await authenticate(c, raw, deps);
+    const auth = await authenticate(c, raw, deps, { qstash: true });
     if (!auth.ok) {
       deps.log.warn("action request rejected: signature", { status: 401 });
       return auth.response;
@@ -109,14 +123,14 @@ export function registerActionRoutes(app: Hono, deps: ActionRoutesDeps): void {
     let json: unknown;
     try {
       json = JSON.parse(raw);
-    } catch (err) {
-      return problem(400, "bad-request", "Bad request", `body is not JSON: ${(err as Error).message}`);
+    } catch {
+      return problem(400, "bad-request", "Bad request", "body is not JSON");
     }
     const parsed = ActionRequestSchema.safeParse(json);
     if (!parsed.success) return validationProblem(parsed.error, "invalid ActionRequest");
     const request = parsed.data;
 
-    if (!deps.config.targets[request.target]) {
+    if (!Object.hasOwn(deps.config.targets, request.target)) {
       return problem(404, "not-found", "Not found", `unknown target ${JSON.stringify(request.target)}`, {
         target: request.target,
       });
@@ -166,6 +180,15 @@ export function registerActionRoutes(app: Hono, deps: ActionRoutesDeps): void {
           `target ${request.target} is executing action ${result.runningId}`,
           { runningActionId: result.runningId },
         );
+      case "stale":
+        // Final: a replayed or overtaken action must never run after a newer one (design §6).
+        return problem(
+          409,
+          "stale-epoch",
+          "Stale action",
+          `action ${request.id} is older than ${result.latestId}, the latest this agent accepted for ${request.target}`,
+          { latestActionId: result.latestId },
+        );
       case "unknown-target":
         return problem(404, "not-found", "Not found", `unknown target ${JSON.stringify(request.target)}`);
       case "stopping":
@@ -181,6 +204,12 @@ export function registerActionRoutes(app: Hono, deps: ActionRoutesDeps): void {
   });
 
   app.get("/v1/actions/:id", async (c) => {
+    // No body to sign: the signature covers the path exactly as sent (design §6, wave 2).
+    const auth = await authenticate(c, new URL(c.req.url).pathname, deps, { qstash: false });
+    if (!auth.ok) {
+      deps.log.warn("report request rejected: signature", { status: 401 });
+      return auth.response;
+    }
     const id = c.req.param("id");
     const parsed = ActionIdSchema.safeParse(id);
     if (!parsed.success) return validationProblem(parsed.error, "invalid action id");

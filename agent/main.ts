@@ -86,6 +86,17 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
   const { config, mode } = options;
   const env = options.env ?? process.env;
   const log = options.log ?? createLogger({ component: "agent" });
+  const qstash = qstashKeysFromEnv(env);
+  // Without the URL, Receiver skips the `sub` check: a JWT QStash signed for any other
+  // destination of the same account would verify here (design §6).
+  if (qstash && !config.qstash?.url) {
+    throw new ConfigError("environment", [
+      {
+        path: "qstash.url",
+        message: "required when QSTASH_CURRENT_SIGNING_KEY is set (the Upstash-Signature's sub must equal it)",
+      },
+    ]);
+  }
 
   // Sandbox: the local servers first, so the synchronizer's make-mirror has endpoints to mirror.
   const localServers =
@@ -108,7 +119,9 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
 
   // Durable action memory: ConfigMaps in the agent's namespace (in the sandbox, the simulated
   // cluster's, which lives as long as the process).
-  const store = options.store ?? new ConfigMapActionStore({ kubeConfig, namespace: config.namespace, log });
+  const store =
+    options.store ??
+    new ConfigMapActionStore({ kubeConfig, namespace: config.namespace, log, targets: Object.keys(config.targets) });
   if (options.store instanceof InMemoryActionStore) {
     log.warn(
       "ACTION STORE IS IN MEMORY: a restarted agent forgets its actions and may repeat steps; use the ConfigMap store",
@@ -130,7 +143,6 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
   const secret = env.TURNOUT_AGENT_SECRET ?? "";
   const secrets = [secret, env.TURNOUT_AGENT_SECRET_NEXT ?? ""].filter((s) => s.length > 0);
   if (!secret) log.warn("TURNOUT_AGENT_SECRET is not set: every action is refused (401) and reports cannot be signed");
-  const qstash = qstashKeysFromEnv(env);
 
   const metrics = createAgentMetrics();
   const reports = createReportSender({
@@ -256,7 +268,17 @@ async function main(): Promise<void> {
       { mode },
     );
   }
-  const agent = await startAgent({ config, mode, log });
+  let agent: RunningAgent;
+  try {
+    agent = await startAgent({ config, mode, log });
+  } catch (err) {
+    // A config problem only the environment reveals (e.g. QStash keys without qstash.url).
+    if (err instanceof ConfigError) {
+      process.stderr.write(`turnout agent: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
   exitOnSignals(agent, log);
 }
 

@@ -44,6 +44,12 @@ export interface ConfigMapActionStoreOptions {
   /** Attempts of one read-modify-write before giving up (default 10). */
   maxAttempts?: number;
   log?: Logger;
+  /**
+   * The configured targets. Given, {@link ConfigMapActionStore.unfinished} reads their
+   * ConfigMaps by name, so the Role needs no `list` of ConfigMaps (which would expose every
+   * ConfigMap in the namespace); absent, it lists them by label.
+   */
+  targets?: readonly string[];
 }
 
 interface TargetData {
@@ -66,8 +72,10 @@ export class ConfigMapActionStore implements ActionStore {
   private readonly maxBytes: number;
   private readonly maxAttempts: number;
   private readonly log: Logger;
+  private readonly targets: readonly string[] | undefined;
 
   constructor(options: ConfigMapActionStoreOptions) {
+    this.targets = options.targets;
     this.api = options.kubeConfig.makeApiClient(CoreV1Api);
     this.namespace = options.namespace;
     this.keep = options.keep ?? 20;
@@ -97,6 +105,10 @@ export class ConfigMapActionStore implements ActionStore {
   }
 
   async unfinished(): Promise<ActionRecord[]> {
+    if (this.targets) {
+      const reads = await Promise.all(this.targets.map((t) => this.read(t)));
+      return reads.flatMap(({ data }) => data.records.filter(isUnfinished));
+    }
     const list = await this.api.listNamespacedConfigMap({
       namespace: this.namespace,
       labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY}`,

@@ -11,7 +11,7 @@
  */
 import type { AgentConfig, AgentTarget } from "../shared/config.ts";
 import type { ActionReport, ActionRequest, StepReport } from "../shared/protocol.ts";
-import type { ActionRecord, ActionStore } from "./action-store.ts";
+import { type ActionRecord, type ActionStore, epochOf } from "./action-store.ts";
 import { type Executor, type Step, type StepContext, StepError } from "./executor.ts";
 import type { Logger } from "./log.ts";
 import type { AgentMetrics } from "./metrics.ts";
@@ -58,6 +58,8 @@ export type SubmitResult =
   | { outcome: "accepted"; id: string }
   | { outcome: "duplicate"; report: ActionReport }
   | { outcome: "conflict"; runningId: string }
+  /** The id's epoch is below the newest this agent accepted for the target (a replay or an overtaken message). */
+  | { outcome: "stale"; latestId: string }
   | { outcome: "unknown-target" }
   | { outcome: "no-executor"; kind: string }
   /** Shutting down or no longer leading: the sender should retry (reaching the next leader). */
@@ -269,7 +271,7 @@ export class ActionRunner {
 
   private async decide(request: ActionRequest): Promise<SubmitResult> {
     const { store, config, executors } = this.opts;
-    const target = config.targets[request.target];
+    const target = Object.hasOwn(config.targets, request.target) ? config.targets[request.target] : undefined;
     if (!target) return { outcome: "unknown-target" };
     const executor = executors.get(target.kind);
     if (!executor) return { outcome: "no-executor", kind: target.kind };
@@ -282,6 +284,12 @@ export class ActionRunner {
       return { outcome: "duplicate", report: structuredClone(stored.report) };
     }
 
+    // The epoch floor (design §6): the store keeps the newest record of each target, so the floor
+    // survives restarts; an older epoch is a replay (QStash accepts it for hours) or overtaken.
+    const newest = await store.latest(request.target);
+    if (newest && epochOf(request.id) < epochOf(newest.request.id)) {
+      return { outcome: "stale", latestId: newest.request.id };
+    }
     for (const a of this.active.values()) {
       if (a.record.request.target === request.target && a.record.report.status === "running") {
         // Design §6 (wave 2): a real action preempts a running dry run; anything else is a conflict.
@@ -289,6 +297,7 @@ export class ActionRunner {
         await this.preempt(a, request.id);
       }
     }
+    // Read again: preempting above may have just written the dry run's final record.
     const latest = await store.latest(request.target);
     if (latest && latest.report.status === "running") {
       if (preempts(request, latest)) {
@@ -578,7 +587,9 @@ export class ActionRunner {
   private async runSteps(a: Active): Promise<void> {
     const { request } = a.record;
     const log = this.opts.log.child({ target: request.target, action: request.id });
-    const target = this.opts.config.targets[request.target];
+    const target = Object.hasOwn(this.opts.config.targets, request.target)
+      ? this.opts.config.targets[request.target]
+      : undefined;
     const executor = target ? this.opts.executors.get(target.kind) : undefined;
     const report = a.record.report;
     if (!target || !executor) {

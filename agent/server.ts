@@ -6,6 +6,7 @@ import { Hono } from "hono";
 import type { AgentConfig } from "../shared/config.ts";
 import { type ActionRoutesDeps, problem, registerActionRoutes } from "./actions.ts";
 import type { Leadership } from "./leadership.ts";
+import { createLogger } from "./log.ts";
 import type { AgentMetrics } from "./metrics.ts";
 import type { ClusterMode } from "./mode.ts";
 
@@ -53,7 +54,15 @@ export function createAgentApp(deps: AgentAppDeps): Hono {
   if (deps.actions) registerActionRoutes(app, { ...deps.actions, config: deps.config });
 
   app.notFound((c) => problem(404, "not-found", "Not found", `no route for ${c.req.method} ${c.req.path}`));
-  app.onError((err) => problem(500, "internal", "Internal error", String(err)));
+  // The error's text stays in the log: it can name hosts, paths or Kubernetes internals.
+  app.onError((err, c) => {
+    (deps.actions?.log ?? createLogger({ component: "agent" })).error("request failed", {
+      method: c.req.method,
+      path: c.req.path,
+      error: err instanceof Error ? (err.stack ?? err.message) : String(err),
+    });
+    return problem(500, "internal", "Internal error", "the agent failed to handle this request; see its log");
+  });
   return app;
 }
 

@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: runs every benchmark in turn (route swap, node fence, DNS flip, etcd consistency
  * check, worker ingest under wrangler dev and Miniflare, one-target saturation, the alert storm,
- * decision latency), prints ONE table (figure, value, baseline, ratio, goal) and writes the figures
+ * decision latency, the simulator), prints ONE table (figure, value, baseline, ratio, goal) and writes the figures
  * with the machine they ran on to bench/results/summary.json (and each bench's to <name>.json).
  *
  * `ratio` is baseline ÷ value for times, so > 1 means turnout beats (or meets) the baseline; for
@@ -21,6 +21,7 @@ import { type IngestBenchFigures, run as runIngest } from "./ingest.ts";
 import { run as runNodeFence } from "./node-fence.ts";
 import { run as runRouteSwap } from "./route-swap.ts";
 import { run as runSaturation } from "./saturation.ts";
+import { run as runSimulate } from "./simulate.ts";
 import { run as runStorm } from "./storm.ts";
 
 /** One line of the table. */
@@ -141,15 +142,49 @@ function groupedRows(f: IngestBenchFigures): BenchRow[] {
   ];
 }
 
+/** The real worker's ingest rate (wrangler dev) measured earlier in this run: the simulator's baseline. */
+let workerAlertsPerSecond: number | null = null;
+
 function ingestEntry(name: string, runtime: Runtime): BenchEntry {
   return {
     name,
     async run() {
       const f = await runIngest({ runtime, requests: 2000, decision: runtime === "wrangler" });
+      if (runtime === "wrangler") workerAlertsPerSecond = f.turnout.alertsPerSecond;
       return { figures: f, rows: ingestRows(f) };
     },
   };
 }
+
+/** `npm run simulate`'s engine: 30 days × 100 targets × 100,000 signals (issue 18: < 10 s on one core). */
+const simulateEntry: BenchEntry = {
+  name: "simulate",
+  async run() {
+    const f = await runSimulate();
+    const worker = workerAlertsPerSecond;
+    return {
+      figures: { ...f, workerAlertsPerSecond: worker },
+      rows: [
+        {
+          figure: `simulate: ${f.days} days × ${f.targets} targets × ${f.signals.toLocaleString("en")} signals, CPU time on one core (wall ${f.seconds} s)`,
+          value: `${f.cpuSeconds} s (${f.failovers} failovers)`,
+          baseline: "10 s (goal)",
+          ratio: ratioOf(10, f.cpuSeconds),
+          goal: { text: "< 10 s", met: f.cpuSeconds < 10 },
+        },
+        {
+          figure: "simulate: signals/s vs the real worker's ingest rate in this run",
+          value: `${f.signalsPerSecond.toLocaleString("en")} signals/s`,
+          baseline:
+            worker === null
+              ? "— (run with the ingest bench: npm run bench -- ingest simulate)"
+              : `${Math.round(worker).toLocaleString("en")} alerts/s (POST /v1/alertmanager, wrangler dev)`,
+          ratio: worker === null ? null : share(f.signalsPerSecond, worker),
+        },
+      ],
+    };
+  },
+};
 
 function saturationEntry(name: string, runtime: Runtime): BenchEntry {
   return {
@@ -286,6 +321,7 @@ const benches: BenchEntry[] = [
   ingestEntry("ingest-miniflare", "miniflare"),
   saturationEntry("saturation", "wrangler"),
   saturationEntry("saturation-miniflare", "miniflare"),
+  simulateEntry,
   {
     name: "storm",
     async run() {

@@ -19,7 +19,8 @@ import { etcdBinariesAvailable } from "../agent/sandbox/etcd-server.ts";
 import type { StepReport } from "../shared/protocol.ts";
 import { DNS, NODE_GROUPS, type Stack, type StackTarget, startStack } from "../test/e2e/stack.ts";
 import { eventually } from "../test/support/etcd.ts";
-import type { AuditEvent, TargetView } from "../worker/target-view.ts";
+import { describeEvent as describe } from "../worker/simulate/sentences.ts";
+import type { TargetView } from "../worker/target-view.ts";
 
 const HOLD_SECONDS = 3;
 const TIMEOUT_MS = 60_000;
@@ -30,41 +31,6 @@ type Detail = Record<string, unknown>;
 const asDetail = (d: unknown): Detail =>
   typeof d === "object" && d !== null && !Array.isArray(d) ? (d as Detail) : {};
 const str = (v: unknown) => (typeof v === "string" ? v : JSON.stringify(v));
-
-/** One audit event as a timeline sentence, or undefined for events the timeline leaves out. */
-function describe(e: AuditEvent): string | undefined {
-  const d = asDetail(e.detail);
-  switch (e.type) {
-    case "signal.firing":
-    case "signal.resolved":
-      return `signal received: ${str(d.source)} says ${str(d.side)} is ${str(d.status)} (${str(d.key)})`;
-    case "side.health-changed":
-      return `${str(d.side)} side is ${str(d.health)} (was ${str(d.previous)})`;
-    case "approval.requested":
-      return `approval requested: ${str(d.kind)} ${str(d.from)} → ${str(d.to)} (policy approval: required)`;
-    case "command.accepted":
-      return `command accepted: ${JSON.stringify(e.detail).slice(0, 160)}`;
-    case "phase.changed":
-      if (d.to === "pending") return `hold started: ${str(d.reason)}`;
-      if (d.to === "awaiting_approval") return `decision: ${str(d.reason)}`;
-      if (d.from === "pending" && d.to === "executing") return `decision: ${str(d.reason)}`;
-      return `phase ${str(d.from)} → ${str(d.to)}: ${str(d.reason)}`;
-    case "action.dispatched":
-      return `action dispatched: ${str(d.id)} ${str(d.kind)} ${str(d.from)} → ${str(d.to)} (signed POST to the agent)`;
-    case "action.delivered":
-      return `agent accepted ${str(d.id)}`;
-    case "action.delivery-failed":
-      return `delivery failed, will retry: ${str(d.error ?? d.reason ?? "")}`;
-    case "action.succeeded":
-      return `final report: ${str(d.id)} succeeded (${str(d.recoveryMs)} ms from dispatch to report)`;
-    case "action.failed":
-      return `final report: ${str(d.id)} FAILED: ${str(d.error ?? d.reason ?? "")}`;
-    case "action.progress":
-      return undefined; // shown as steps, with their durations, from the target view
-    default:
-      return `${e.type}: ${JSON.stringify(e.detail).slice(0, 160)}`;
-  }
-}
 
 interface Line {
   at: number;

@@ -104,6 +104,11 @@ export const WorkerTargetSchema = z
   .strict();
 export type WorkerTarget = z.infer<typeof WorkerTargetSchema>;
 
+/** A Slack channel id: `C…` (public), `G…` (private) or `D…` (direct message), never a name. */
+const SlackChannelId = z
+  .string()
+  .regex(/^[CGD][A-Z0-9]{2,}$/, "expected a channel id such as C012AB3CD (channel names are not accepted)");
+
 /** A config file's `"$schema"`: the JSON Schema editors check it against (schema/*.schema.json); turnout ignores it. */
 const JsonSchemaRef = z.string().min(1).optional();
 
@@ -129,11 +134,17 @@ export const WorkerConfigSchema = z
         slack: z
           .object({
             allowedUsers: z.array(z.string().min(1)).default([]),
-            allowedChannels: z.array(z.string().min(1)).optional(),
+            /**
+             * Channel ids only (`C…`, `G…`, `D…`): a channel's name can be changed by its members,
+             * and a new channel can take a freed name, so names would let people grant themselves.
+             */
+            allowedChannels: z.array(SlackChannelId).optional(),
             /** Channel id (`C…`) for notifications through the bot token (`SLACK_BOT_TOKEN`), threaded per incident. */
-            notifyChannel: z
+            notifyChannel: SlackChannelId.optional(),
+            /** The Slack workspace (team id, `T…`); set, commands and clicks from any other workspace are refused. */
+            teamId: z
               .string()
-              .regex(/^[CGD][A-Z0-9]{2,}$/, "expected a channel id such as C012AB3CD")
+              .regex(/^[TE][A-Z0-9]{2,}$/, "expected a Slack team id such as T012AB3CD")
               .optional(),
           })
           .strict()
@@ -390,7 +401,19 @@ export const AgentConfigSchema = z
       })
       .strict()
       .prefault({}),
-    qstash: z.object({ url: z.url().optional() }).strict().optional(),
+    qstash: z
+      .object({
+        /** This agent's `POST /v1/actions` URL as QStash delivers to it: the Upstash-Signature's `sub` must equal it. */
+        url: z.url().optional(),
+        /**
+         * How old a forwarded Turnout-Signature may be on the QStash path, in seconds: QStash
+         * retries for hours, past the direct path's 300 s (design §6).
+         * @default 86400
+         */
+        maxAgeSeconds: z.number().int().min(300).default(86_400),
+      })
+      .strict()
+      .optional(),
     targets: z.record(TargetName, AgentTargetSchema),
   })
   .strict()

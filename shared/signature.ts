@@ -88,12 +88,14 @@ export async function verify(
   header: string | null | undefined,
   body: string | Uint8Array,
   nowSeconds: number,
+  options: { maxAgeSeconds?: number } = {},
 ): Promise<SignatureCheck> {
   if (!header) return { ok: false, reason: "missing" };
   const parsed = parseSignatureHeader(header);
   if (!parsed) return { ok: false, reason: "malformed" };
   const skew = parsed.timestamp - Math.floor(nowSeconds);
-  if (skew < -SIGNATURE_TOLERANCE_SECONDS) return { ok: false, reason: "expired" };
+  // The past may be widened (QStash redelivers for hours, design §6); the future never is.
+  if (skew < -(options.maxAgeSeconds ?? SIGNATURE_TOLERANCE_SECONDS)) return { ok: false, reason: "expired" };
   if (skew > SIGNATURE_TOLERANCE_SECONDS) return { ok: false, reason: "future" };
   const payload = signedPayload(parsed.timestamp, body);
   for (const secret of secrets) {
@@ -105,6 +107,14 @@ export async function verify(
     }
   }
   return { ok: false, reason: "mismatch" };
+}
+
+/**
+ * Signs a GET request: the signed payload is the request path (e.g. `/v1/actions/egress-gw:3`,
+ * exactly as sent, percent-encoding included) in place of a body (design §6, wave 2).
+ */
+export function signPath(secret: string, path: string, nowSeconds: number): Promise<string> {
+  return sign(secret, path, nowSeconds);
 }
 
 /** Human-readable text for a failed check, used in 401 problem bodies and logs. */

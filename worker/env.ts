@@ -1,8 +1,11 @@
+import type { ReplayGuard } from "./slack/replay-guard.ts";
 import type { TargetObject } from "./target-object.ts";
 
 /** Bindings and secrets of the worker (design §8). Secrets are optional: an unset one disables its endpoint. */
 export interface Env {
   TARGETS: DurableObjectNamespace<TargetObject>;
+  /** The seen set of Slack request signatures (replay protection, design §5b). */
+  SLACK_REPLAY: DurableObjectNamespace<ReplayGuard>;
   /** JSON; wins over the bundled turnout.config.json. */
   TURNOUT_CONFIG?: string;
   ALERTMANAGER_TOKEN?: string;

@@ -6,6 +6,7 @@ import { app } from "./app.ts";
 import { runScheduledDrills } from "./drills.ts";
 import type { Env } from "./env.ts";
 
+export { ReplayGuard } from "./slack/replay-guard.ts";
 export { TargetObject } from "./target-object.ts";
 
 export default {

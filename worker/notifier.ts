@@ -21,7 +21,7 @@ import type { Side } from "../shared/config.ts";
 import type { StepReport } from "../shared/protocol.ts";
 import type { Env } from "./env.ts";
 import type { MachineState } from "./machine.ts";
-import { approvalButtons } from "./slack/blocks.ts";
+import { approvalButtons, escapeSlack } from "./slack/blocks.ts";
 import { encodeButtonValue } from "./slack/button-value.ts";
 
 /** The target's situation when the notification was emitted (added by the Durable Object). */
@@ -133,7 +133,9 @@ export interface SlackWebhookMessage {
  */
 export function formatNotification(n: Notification, statusUrl?: string): SlackWebhookMessage {
   // The machine prefixes its texts with the target name; the message shows it once, in bold.
-  const what = n.text.startsWith(`${n.target}: `) ? n.text.slice(n.target.length + 2) : n.text;
+  // The machine's texts embed reasons, actors and agent errors, which came from outside: escaped
+  // whole (the machine writes no Slack markup of its own), like every such field below.
+  const what = escapeSlack(n.text.startsWith(`${n.target}: `) ? n.text.slice(n.target.length + 2) : n.text);
   const headline = `${EMOJI[n.kind] ?? ":information_source:"} *${n.target}*: ${what}`;
   const ctx = n.context;
   const facts: string[] = [];
@@ -142,14 +144,16 @@ export function formatNotification(n: Notification, statusUrl?: string): SlackWe
     facts.push(`active *${ctx.activeSide}*, phase \`${ctx.phase}\``);
     if (a && (n.kind === "action" || n.kind === "drill" || ctx.phase === "executing")) {
       facts.push(`${a.dryRun ? "dry run " : ""}${a.kind} \`${a.id}\` ${a.from} → ${a.to}: ${a.status}`);
-      facts.push(`cause: ${a.trigger}${a.actor ? ` by ${a.actor}` : ""} — ${a.reason}`);
+      facts.push(`cause: ${a.trigger}${a.actor ? ` by ${escapeSlack(a.actor)}` : ""} — ${escapeSlack(a.reason)}`);
     } else if (ctx.approval) {
-      facts.push(`${ctx.approval.kind} ${ctx.activeSide} → ${ctx.approval.to}; cause: ${ctx.approval.reason}`);
+      facts.push(
+        `${ctx.approval.kind} ${ctx.activeSide} → ${ctx.approval.to}; cause: ${escapeSlack(ctx.approval.reason)}`,
+      );
     }
   }
   const steps =
     ctx?.action && (n.kind === "action" || n.kind === "drill") && ctx.action.steps.length > 0
-      ? ctx.action.steps.map((s) => `• ${s.name}: ${s.status} (${stepDuration(s)})`).join("\n")
+      ? ctx.action.steps.map((s) => `• ${escapeSlack(s.name)}: ${s.status} (${stepDuration(s)})`).join("\n")
       : "";
   const link = statusUrl ? `<${statusUrl}|Status page>` : "";
   const blocks: unknown[] = [{ type: "section", text: { type: "mrkdwn", text: headline } }];

@@ -1,31 +1,43 @@
 /**
  * The status page `GET /` (design §5b): server-rendered HTML (hono/jsx, no build step), one card per
- * target with its active side, phase, each side's health and firing signals, the current or last
- * action as a step timeline with durations, the last drill and the latest audit events. A small
- * inline script polls `/v1/targets` with the session cookie and updates the cards in place.
+ * target (worker/status-page/card.tsx) with the sentence saying what happens next, the incident
+ * timeline as bars, the incident history and drill results, and, for operators, actions. A small
+ * inline script (worker/status-page/client.ts) polls `/v1/targets` and re-renders cards in place.
  *
  * Auth (design §3a, §5b): a viewer identity as bearer token or Cloudflare Access, or a session:
  * the sign-in form POSTs a token to `/signin` (no token in any URL), or `/?token=<token>` once;
  * both set the identity's session cookie (worker/session.ts) and redirect (303) to `/`. Anything
  * else gets a 401 page that shows no target data.
+ *
+ * Actions (`POST /ui/targets/:name/commands`): only an operator's session, with the CSRF token
+ * bound to that session (worker/status-page/csrf.ts), and only once confirmed; they call the same
+ * object methods as the operator API, with the session's identity as the actor.
  */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import type { Child } from "hono/jsx";
+import type { WorkerConfig } from "../shared/config.ts";
 import { loadConfig } from "./config.ts";
-import type { DrillSummary } from "./drill-summary.ts";
 import type { Env } from "./env.ts";
-import { byToken, hasRole, identify } from "./identity.ts";
-import { issueSession, sessionCookie } from "./session.ts";
-import type { AuditEvent, SignalView, TargetView } from "./target-view.ts";
+import { byToken, hasRole, identify, sessionIdentity, type TokenIdentity } from "./identity.ts";
+import { Problem, problemResponse } from "./problem.ts";
+import { issueSession, readCookie, SESSION_COOKIE, sessionCookie } from "./session.ts";
+import { type CardData, PAGE_COMMANDS, type PageCommand, TargetCard } from "./status-page/card.tsx";
+import { CSS, REFRESH_SECONDS, refreshScript } from "./status-page/client.ts";
+import { csrfToken, csrfValid } from "./status-page/csrf.ts";
+import { describeEvent, sentenceText, targetSentence } from "./target-sentences.ts";
+import type { AuditEvent, EventPage, TargetView } from "./target-view.ts";
 
-/** How often the page polls `/v1/targets`. */
-export const REFRESH_SECONDS = 3;
-/** Newest audit events shown per card. */
-const EVENTS_SHOWN = 8;
+export { cardSignature, formatDuration } from "./status-page/card.tsx";
+export { REFRESH_SECONDS } from "./status-page/client.ts";
+
+/** How many of the newest audit events a card reads for its timeline, history and drills (bounded). */
+export const HISTORY_WINDOW = 500;
+/** Events per page of the raw audit log. */
+export const AUDIT_PAGE = 50;
 
 export const statusPage = new Hono<{ Bindings: Env }>();
 
-type Card = { name: string; view: TargetView } | { name: string; error: string };
+type Card = { name: string; data: CardData } | { name: string; error: string };
 
 function securityHeaders(nonce: string): Record<string, string> {
   return {
@@ -73,70 +85,118 @@ statusPage.post("/signin", async (c) => {
   );
 });
 
+/** The session behind this request's cookie, when it verifies: the identity and the cookie value. */
+async function pageSession(c: Context<{ Bindings: Env }>): Promise<{ who: TokenIdentity; value: string } | null> {
+  const value = readCookie(c.req.header("cookie"), SESSION_COOKIE);
+  if (value === null) return null;
+  const who = await sessionIdentity(c.env, value, Date.now() / 1000);
+  return who ? { who, value } : null;
+}
+
+/** The reader's identity for a page GET, or the response that refuses it (401/403 sign-in page). */
+async function pageReader(
+  c: Context<{ Bindings: Env }>,
+  nonce: string,
+  headers: Record<string, string>,
+): Promise<{ ok: true; operator: { name: string; csrf: string } | null } | { ok: false; res: Response }> {
+  const signIn = async (wrongToken: boolean, status: 401 | 403 = 401) => ({
+    ok: false as const,
+    res: await c.html(<SignIn nonce={nonce} wrongToken={wrongToken} />, status, {
+      ...headers,
+      "www-authenticate": 'Bearer realm="turnout"',
+    }),
+  });
+  const who = await identify(c);
+  if (who === null || who === "invalid") return signIn(who === "invalid");
+  if (!hasRole(who.role, "viewer")) return signIn(false, 403);
+  // Buttons only for an operator's session: the CSRF token is bound to the session cookie.
+  if (who.via !== "session" || !hasRole(who.role, "operator")) return { ok: true, operator: null };
+  const session = await pageSession(c);
+  if (session === null) return { ok: true, operator: null };
+  return { ok: true, operator: { name: session.who.name, csrf: await csrfToken(session.who.token, session.value) } };
+}
+
+function configError(nonce: string, loaded: Extract<ReturnType<typeof loadConfig>, { ok: false }>) {
+  return (
+    <Layout nonce={nonce} title="turnout status">
+      <section role="alert" aria-labelledby="config-error">
+        <h2 id="config-error">Configuration invalid</h2>
+        <p>The worker configuration ({loaded.source}) is invalid, so no target can be shown:</p>
+        <ul>
+          {loaded.problems.map((p) => (
+            <li>
+              <code>{p.path}</code>: {p.message}
+            </li>
+          ))}
+        </ul>
+      </section>
+    </Layout>
+  );
+}
+
+/** The newest `HISTORY_WINDOW` audit events: one bounded read that starts from the view's newest seq. */
+async function newestEvents(env: Env, name: string, view: TargetView): Promise<AuditEvent[]> {
+  const last = view.lastEvents?.at(-1)?.seq ?? 0;
+  if (last === 0) return [];
+  const page: EventPage = await env.TARGETS.getByName(name).events(Math.max(0, last - HISTORY_WINDOW), HISTORY_WINDOW);
+  return page.events;
+}
+
+async function loadCard(env: Env, config: WorkerConfig, name: string, operator: CardData["operator"]): Promise<Card> {
+  try {
+    const view = await env.TARGETS.getByName(name).view(name);
+    const window = await newestEvents(env, name, view);
+    const policy = config.targets[name]?.policy;
+    if (!policy) return { name, error: "not in the configuration" };
+    return { name, data: { view, policy, window, now: Date.now(), operator } };
+  } catch (err) {
+    console.error(JSON.stringify({ level: "error", msg: "status page: target unavailable", name, error: String(err) }));
+    return { name, error: "unavailable; it will be retried on the next refresh" };
+  }
+}
+
 statusPage.get("/", async (c) => {
   const nonce = newNonce();
   const headers = securityHeaders(nonce);
   const token = c.req.query("token");
-  const signIn = (wrongToken: boolean, status: 401 | 403 = 401) =>
-    c.html(<SignIn nonce={nonce} wrongToken={wrongToken} />, status, {
+  if (token !== undefined) {
+    const started = await startSession(c.env, token, headers);
+    if (started) return started;
+    return c.html(<SignIn nonce={nonce} wrongToken={true} />, 401, {
       ...headers,
       "www-authenticate": 'Bearer realm="turnout"',
     });
-  if (token !== undefined) return (await startSession(c.env, token, headers)) ?? signIn(true);
-  const who = await identify(c);
-  if (who === null || who === "invalid") return signIn(who === "invalid");
-  if (!hasRole(who.role, "viewer")) return signIn(false, 403);
-  const loaded = loadConfig(c.env);
-  if (!loaded.ok) {
-    return c.html(
-      <Layout nonce={nonce} title="turnout status">
-        <section role="alert" aria-labelledby="config-error">
-          <h2 id="config-error">Configuration invalid</h2>
-          <p>The worker configuration ({loaded.source}) is invalid, so no target can be shown:</p>
-          <ul>
-            {loaded.problems.map((p) => (
-              <li>
-                <code>{p.path}</code>: {p.message}
-              </li>
-            ))}
-          </ul>
-        </section>
-      </Layout>,
-      503,
-      headers,
-    );
   }
+  const reader = await pageReader(c, nonce, headers);
+  if (!reader.ok) return reader.res;
+  const loaded = loadConfig(c.env);
+  if (!loaded.ok) return c.html(configError(nonce, loaded), 503, headers);
   const names = Object.keys(loaded.value.targets).sort();
-  const cards: Card[] = await Promise.all(
-    names.map(async (name): Promise<Card> => {
-      try {
-        return { name, view: await c.env.TARGETS.getByName(name).view(name) };
-      } catch (err) {
-        console.error(
-          JSON.stringify({ level: "error", msg: "status page: target unavailable", name, error: String(err) }),
-        );
-        return { name, error: "unavailable; it will be retried on the next refresh" };
-      }
-    }),
-  );
+  const cards = await Promise.all(names.map((name) => loadCard(c.env, loaded.value, name, reader.operator)));
   const renderedAt = new Date().toISOString();
+  const cardList = (
+    <div class="cards">
+      {cards.map((card) =>
+        "data" in card ? (
+          <TargetCard data={card.data} />
+        ) : (
+          <article class="card" aria-labelledby={`t-${card.name}`}>
+            <h2 id={`t-${card.name}`}>{card.name}</h2>
+            <p role="alert">Target {card.error}</p>
+          </article>
+        ),
+      )}
+    </div>
+  );
+  // The page's script re-renders changed cards from this fragment (no style or script in it).
+  if (c.req.query("fragment") === "cards") return c.html(cardList, 200, headers);
   return c.html(
-    <Layout nonce={nonce} title="turnout status">
+    <Layout nonce={nonce} title="turnout status" operator={reader.operator !== null}>
       <p class="lede">
-        {names.length} target{names.length === 1 ? "" : "s"}. Rendered <time datetime={renderedAt}>{renderedAt}</time>.
+        {names.length} target{names.length === 1 ? "" : "s"}. Rendered <time datetime={renderedAt}>{renderedAt}</time>
+        {reader.operator ? `; signed in as ${reader.operator.name}, with the operator role` : ""}.
       </p>
-      <div class="cards">
-        {cards.map((card) =>
-          "view" in card ? (
-            <TargetCard view={card.view} />
-          ) : (
-            <article class="card" aria-labelledby={`t-${card.name}`}>
-              <h2 id={`t-${card.name}`}>{card.name}</h2>
-              <p role="alert">Target {card.error}</p>
-            </article>
-          ),
-        )}
-      </div>
+      {cardList}
       <script nonce={nonce} dangerouslySetInnerHTML={{ __html: refreshScript() }} />
     </Layout>,
     200,
@@ -144,10 +204,245 @@ statusPage.get("/", async (c) => {
   );
 });
 
-// ---------------------------------------------------------------------------------------------
-// Components
+/** `GET /audit/:name?after=<seq>`: the raw audit log, oldest first, a page at a time, every detail whole. */
+statusPage.get("/audit/:name", async (c) => {
+  const nonce = newNonce();
+  const headers = securityHeaders(nonce);
+  const reader = await pageReader(c, nonce, headers);
+  if (!reader.ok) return reader.res;
+  const loaded = loadConfig(c.env);
+  if (!loaded.ok) return c.html(configError(nonce, loaded), 503, headers);
+  const name = c.req.param("name");
+  if (!Object.hasOwn(loaded.value.targets, name)) {
+    throw new Problem("not-found", `no target named ${JSON.stringify(name)}`);
+  }
+  const stub = c.env.TARGETS.getByName(name);
+  const newest = (await stub.view(name)).lastEvents?.at(-1)?.seq ?? 0;
+  const rawAfter = c.req.query("after");
+  const after =
+    rawAfter === undefined || rawAfter === "" ? Math.max(0, newest - AUDIT_PAGE) : Number.parseInt(rawAfter, 10);
+  if (!Number.isSafeInteger(after) || after < 0 || !/^\d*$/.test(rawAfter ?? "")) {
+    throw new Problem("validation", "invalid query; see errors", {
+      errors: [{ path: "query.after", message: "expected an integer seq ≥ 0" }],
+    });
+  }
+  const page = await stub.events(after, AUDIT_PAGE);
+  const href = (n: number) => `/audit/${encodeURIComponent(name)}?after=${n}`;
+  return c.html(
+    <Layout nonce={nonce} title={`turnout: raw audit log of ${name}`}>
+      <section class="audit" aria-labelledby="audit">
+        <h2 id="audit">Raw audit log of {name}</h2>
+        <p>
+          Events {page.events[0]?.seq ?? "–"} to {page.events.at(-1)?.seq ?? "–"} of {newest}, oldest first.{" "}
+          <a href="/">Back to the status page</a>
+        </p>
+        <Pager
+          older={after > 0 ? href(Math.max(0, after - AUDIT_PAGE)) : null}
+          newer={page.next === undefined ? null : href(page.next)}
+        />
+        {page.events.length === 0 ? (
+          <p class="muted">No events on this page.</p>
+        ) : (
+          <ol>
+            {page.events.map((e) => (
+              <li id={`seq-${e.seq}`}>
+                <strong>#{e.seq}</strong> <time datetime={e.at}>{e.at}</time> <code>{e.type}</code>
+                {e.cause === null ? "" : ` (caused by #${e.cause})`}
+                <br />
+                {describeEvent(e) ?? ""}
+                <pre>{JSON.stringify(e.detail, null, 2)}</pre>
+              </li>
+            ))}
+          </ol>
+        )}
+        <Pager
+          older={after > 0 ? href(Math.max(0, after - AUDIT_PAGE)) : null}
+          newer={page.next === undefined ? null : href(page.next)}
+        />
+      </section>
+    </Layout>,
+    200,
+    headers,
+  );
+});
 
-function Layout(props: { nonce: string; title: string; children: Child }) {
+function Pager({ older, newer }: { older: string | null; newer: string | null }) {
+  return (
+    <nav class="pager" aria-label="Audit log pages">
+      {older ? <a href={older}>← Older events</a> : <span class="muted">Oldest page</span>}
+      {newer ? <a href={newer}>Newer events →</a> : <span class="muted">Newest page</span>}
+    </nav>
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Actions from the page
+
+/** What an action answered: JSON for the page's script, a small page without it. */
+interface ActionAnswer {
+  ok: boolean;
+  status: 200 | 403 | 404 | 409;
+  message: string;
+}
+
+/** Runs one page command through the same object methods (and break-glass rules) as the API. */
+async function runPageCommand(
+  env: Env,
+  config: WorkerConfig,
+  name: string,
+  who: TokenIdentity,
+  command: PageCommand,
+  form: URLSearchParams,
+): Promise<ActionAnswer> {
+  const stub = env.TARGETS.getByName(name);
+  const reason = (form.get("reason") ?? "").slice(0, 2000);
+  const policy = config.targets[name]?.policy;
+  const describeNow = (view: TargetView) =>
+    policy ? sentenceText(targetSentence(view, { now: Date.now(), policy }), Date.now()) : view.phase;
+  try {
+    if (command === "confirm") {
+      const request = form.get("request") ?? "";
+      if (!/^[0-9a-f]{32}$/.test(request)) {
+        throw new Problem("validation", "invalid command; see errors", {
+          errors: [{ path: "request", message: "a break-glass request id (32 hex digits)" }],
+        });
+      }
+      const r = await stub.resolveBreakGlass(name, {
+        nonce: request,
+        decision: "approve",
+        actorId: who.name,
+        actor: who.name,
+      });
+      switch (r.outcome) {
+        case "executed":
+          return {
+            ok: true,
+            status: 200,
+            message: `confirmed ${r.requester}'s forced ${r.command}; now ${describeNow(r.view)}`,
+          };
+        case "self-approval":
+          return { ok: false, status: 403, message: r.detail };
+        case "unknown":
+          return { ok: false, status: 404, message: `no break-glass request with that id for ${name}` };
+        case "rejected":
+          return { ok: false, status: 409, message: `confirmed, but the target refused it: ${r.reason}` };
+        case "cancelled":
+          return { ok: false, status: 409, message: "the request was cancelled" };
+        default:
+          return { ok: false, status: 409, message: r.detail };
+      }
+    }
+    const result = await stub.command(name, {
+      command,
+      actor: who.name,
+      ...(reason !== "" ? { reason } : {}),
+    });
+    if (!result.applied) return { ok: false, status: 409, message: result.rejected ?? `${command} does not apply now` };
+    return { ok: true, status: 200, message: `${command} applied; now ${describeNow(result.view)}` };
+  } catch (err) {
+    if (err instanceof Problem) throw err;
+    console.error(
+      JSON.stringify({ level: "error", msg: "status page: command failed", target: name, error: String(err) }),
+    );
+    throw new Problem("unavailable", `target ${name} is unavailable; retry`);
+  }
+}
+
+statusPage.post("/ui/targets/:name/commands", async (c) => {
+  // The session cookie is SameSite=Strict, and the CSRF token is bound to it: a forged request
+  // carries neither, and is refused before anything reaches the target.
+  const forbidden = (detail: string) => problemResponse(new Problem("forbidden", detail));
+  const origin = c.req.header("origin");
+  if (origin !== undefined && origin !== "null" && origin !== new URL(c.req.url).origin) {
+    return forbidden("cross-origin request refused");
+  }
+  if (origin === "null") return forbidden("cross-origin request refused");
+  const session = await pageSession(c);
+  if (session === null) return forbidden("page actions need a status-page session (sign in on /)");
+  const form = new URLSearchParams(await c.req.text());
+  if (!(await csrfValid(session.who.token, session.value, form.get("csrf") ?? ""))) {
+    return forbidden("missing or wrong CSRF token for this session; reload the page");
+  }
+  if (!hasRole(session.who.role, "operator")) {
+    return forbidden(`${session.who.name} has role ${session.who.role}; this needs operator`);
+  }
+  const config = loadConfig(c.env);
+  if (!config.ok) throw new Problem("config-invalid", "the worker configuration is invalid");
+  const name = c.req.param("name");
+  if (!Object.hasOwn(config.value.targets, name))
+    throw new Problem("not-found", `no target named ${JSON.stringify(name)}`);
+  const command = form.get("command") ?? "";
+  if (!(PAGE_COMMANDS as readonly string[]).includes(command)) {
+    throw new Problem("validation", "invalid command; see errors", {
+      errors: [{ path: "command", message: `expected one of ${PAGE_COMMANDS.join(", ")}` }],
+    });
+  }
+  const cmd = command as PageCommand;
+  const nonce = newNonce();
+  const headers = securityHeaders(nonce);
+  const wantsJson = (c.req.header("accept") ?? "").includes("application/json");
+  if (form.get("confirmed") !== "yes") {
+    // Without the page's script (no dialog): the server asks for the second click.
+    if (wantsJson) return c.json({ ok: false, message: "not confirmed: send confirmed=yes" }, 400);
+    return c.html(
+      <Layout nonce={nonce} title={`turnout: confirm ${cmd} on ${name}`}>
+        <section aria-labelledby="confirm-h">
+          <h2 id="confirm-h">
+            Confirm {cmd} on {name}
+          </h2>
+          <form method="post" action={`/ui/targets/${encodeURIComponent(name)}/commands`}>
+            {[...form.entries()].map(([k, v]) =>
+              k === "confirmed" ? null : <input type="hidden" name={k} value={v} />,
+            )}
+            <input type="hidden" name="confirmed" value="yes" />
+            <label for="reason">Reason (optional, audited)</label>
+            <input id="reason" name="reason" maxlength={2000} />
+            <p>
+              <button type="submit" class="primary">
+                Yes, {cmd}
+              </button>{" "}
+              <a href="/">No, back to the status page</a>
+            </p>
+          </form>
+        </section>
+      </Layout>,
+      200,
+      headers,
+    );
+  }
+  const answer = await runPageCommand(c.env, config.value, name, session.who, cmd, form);
+  console.log(
+    JSON.stringify({
+      level: "info",
+      msg: "status page command",
+      target: name,
+      command: cmd,
+      actor: session.who.name,
+      ok: answer.ok,
+    }),
+  );
+  if (wantsJson) return c.json(answer, answer.status);
+  return c.html(
+    <Layout nonce={nonce} title={`turnout: ${cmd} on ${name}`}>
+      <section aria-labelledby="result-h">
+        <h2 id="result-h">
+          {cmd} on {name}: {answer.ok ? "done" : "not done"}
+        </h2>
+        <p role={answer.ok ? "status" : "alert"}>{answer.message}</p>
+        <p>
+          <a href="/">Back to the status page</a>
+        </p>
+      </section>
+    </Layout>,
+    answer.status,
+    headers,
+  );
+});
+
+// ---------------------------------------------------------------------------------------------
+// Layout
+
+function Layout(props: { nonce: string; title: string; children: Child; operator?: boolean }) {
   return (
     <html lang="en">
       <head>
@@ -161,7 +456,27 @@ function Layout(props: { nonce: string; title: string; children: Child }) {
         <header>
           <h1>turnout status</h1>
         </header>
+        <div id="stale" class="stale" role="alert" hidden>
+          <p />
+        </div>
         <main id="main">{props.children}</main>
+        {props.operator ? (
+          <dialog id="confirm" aria-labelledby="confirm-question">
+            <form method="dialog">
+              <p id="confirm-question">Are you sure?</p>
+              <label for="confirm-reason">Reason (optional, audited)</label>
+              <input id="confirm-reason" name="reason" maxlength={2000} autocomplete="off" />
+              <div class="buttons">
+                <button type="submit" value="yes" class="primary">
+                  Yes, do it
+                </button>
+                <button type="submit" value="no">
+                  Back
+                </button>
+              </div>
+            </form>
+          </dialog>
+        ) : null}
         <footer>
           <p id="refresh-status" role="status" aria-live="polite">
             Live updates every {REFRESH_SECONDS} s.
@@ -191,330 +506,3 @@ function SignIn(props: { nonce: string; wrongToken: boolean }) {
     </Layout>
   );
 }
-
-const PHASE_TEXT: Record<TargetView["phase"], string> = {
-  steady: "steady",
-  pending: "pending (side down, holding)",
-  awaiting_approval: "awaiting approval",
-  executing: "executing",
-  failed: "failed (needs retry, cancel or a manual command)",
-};
-
-// Status is always spelled out in words; the symbol and colour only repeat it.
-const HEALTH_SYMBOL: Record<string, string> = { up: "▲", down: "▼", unknown: "?" };
-const STEP_SYMBOL: Record<string, string> = {
-  pending: "○",
-  running: "◔",
-  succeeded: "✓",
-  failed: "✗",
-  skipped: "–",
-};
-
-/**
- * What the page's script compares to decide a card needs re-rendering: the same fields, joined the
- * same way, as `sig()` in the script computes from `/v1/targets`.
- */
-export function cardSignature(
-  view: Pick<TargetView, "phase" | "activeSide" | "action" | "sides" | "paused" | "flapping">,
-): string {
-  const a = view.action;
-  return [
-    view.phase,
-    view.activeSide,
-    view.paused,
-    view.flapping,
-    a ? `${a.id}:${a.status}:${a.steps.map((st) => st.status).join(",")}` : "",
-    view.sides.primary.health,
-    view.sides.secondary.health,
-    view.sides.primary.firing.length,
-    view.sides.secondary.firing.length,
-  ].join("|");
-}
-
-function TargetCard({ view }: { view: TargetView }) {
-  const id = `t-${view.name}`;
-  const flags = [
-    view.paused ? "paused" : null,
-    view.flapping ? "flapping" : null,
-    view.cooldownUntil ? `cooldown until ${view.cooldownUntil}` : null,
-    view.approvalDeadline ? `approval needed by ${view.approvalDeadline}` : null,
-  ].filter((f): f is string => f !== null);
-  const events = [...(view.lastEvents ?? [])].reverse().slice(0, EVENTS_SHOWN);
-  return (
-    <article
-      class="card"
-      data-target={view.name}
-      data-phase={view.phase}
-      data-sig={cardSignature(view)}
-      aria-labelledby={id}
-    >
-      <h2 id={id}>{view.name}</h2>
-      <dl class="summary">
-        <div>
-          <dt>Phase</dt>
-          <dd>
-            <span class={`badge phase-${view.phase}`} data-field="phase">
-              {PHASE_TEXT[view.phase]}
-            </span>
-          </dd>
-        </div>
-        <div>
-          <dt>Active side</dt>
-          <dd>
-            <strong data-field="activeSide">{view.activeSide}</strong>
-          </dd>
-        </div>
-        {flags.length > 0 ? (
-          <div>
-            <dt>Flags</dt>
-            <dd data-field="flags">{flags.join("; ")}</dd>
-          </div>
-        ) : null}
-      </dl>
-      <h3>Sides</h3>
-      <ul class="sides">
-        {(["primary", "secondary"] as const).map((side) => (
-          <li class={`side health-${view.sides[side].health}`} data-side={side}>
-            <span class="side-name">
-              {side}
-              {side === view.activeSide ? " (active)" : ""}
-            </span>{" "}
-            <span class="badge" data-field={`health-${side}`}>
-              <span aria-hidden="true">{HEALTH_SYMBOL[view.sides[side].health] ?? ""} </span>
-              {view.sides[side].health}
-            </span>
-            <Firing signals={view.sides[side].firing} />
-          </li>
-        ))}
-      </ul>
-      <Action action={view.action} />
-      <LastDrill drill={view.lastDrill} />
-      <h3>Latest events</h3>
-      {events.length === 0 ? (
-        <p class="muted">No events yet.</p>
-      ) : (
-        <ol class="events" reversed>
-          {events.map((e) => (
-            <EventItem event={e} />
-          ))}
-        </ol>
-      )}
-    </article>
-  );
-}
-
-function Firing({ signals }: { signals: SignalView[] }) {
-  if (signals.length === 0) return <p class="muted">Nothing firing.</p>;
-  return (
-    <ul class="firing" aria-label="Firing signals">
-      {signals.map((s) => (
-        <li>
-          <strong>{s.labels.alertname ?? s.key}</strong> from {s.source} since{" "}
-          <time datetime={s.firstSeen}>{s.firstSeen}</time>
-          {s.soft ? " (soft)" : ""}
-          {s.held ? " (held by a notice)" : ""}
-        </li>
-      ))}
-    </ul>
-  );
-}
-
-/** "1.5 s", "2 min 3 s"; null durations as "–". */
-export function formatDuration(ms: number | null | undefined): string {
-  if (ms === null || ms === undefined || !Number.isFinite(ms)) return "–";
-  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
-  const s = Math.round(ms / 1000);
-  return `${Math.floor(s / 60)} min ${s % 60} s`;
-}
-
-function stepDuration(step: { startedAt?: string | undefined; finishedAt?: string | undefined }): number | null {
-  if (!step.startedAt || !step.finishedAt) return null;
-  return Date.parse(step.finishedAt) - Date.parse(step.startedAt);
-}
-
-function Action({ action }: { action: TargetView["action"] }) {
-  if (action === null) {
-    return (
-      <section class="action" aria-label="Action">
-        <h3>Action</h3>
-        <p class="muted" data-field="action">
-          No action yet.
-        </p>
-      </section>
-    );
-  }
-  return (
-    <section class="action" aria-label="Action">
-      <h3>{action.status === "running" || action.status === "dispatching" ? "Current action" : "Last action"}</h3>
-      <p data-field="action">
-        {action.dryRun ? "dry-run " : ""}
-        {action.kind} <code>{action.id}</code> {action.from} → {action.to}: <strong>{action.status}</strong>
-        {action.error ? ` (${action.error.code}: ${action.error.message})` : ""}
-      </p>
-      {action.steps.length > 0 ? (
-        <ol class="steps" aria-label="Steps" data-field="steps">
-          {action.steps.map((st) => (
-            <li class={`step step-${st.status}`}>
-              <span aria-hidden="true">{STEP_SYMBOL[st.status] ?? ""} </span>
-              {st.name}: {st.status}, {formatDuration(stepDuration(st))}
-              {st.detail ? <span class="muted"> ({st.detail})</span> : null}
-            </li>
-          ))}
-        </ol>
-      ) : null}
-    </section>
-  );
-}
-
-function LastDrill({ drill }: { drill: DrillSummary | null }) {
-  return (
-    <section class="drill" aria-label="Last drill">
-      <h3>Last drill</h3>
-      {drill === null ? (
-        <p class="muted">No drill has run.</p>
-      ) : (
-        <p data-field="lastDrill">
-          {drill.mode} drill <strong>{drill.outcome}</strong> at{" "}
-          <time datetime={drill.startedAt}>{drill.startedAt}</time>
-          {drill.switches.length > 0
-            ? `; recovery ${drill.switches.map((s) => `${s.kind} ${formatDuration(s.recoveryMs)}`).join(", ")}`
-            : ""}
-          . <span class="muted">{drill.detail}</span>
-        </p>
-      )}
-    </section>
-  );
-}
-
-function EventItem({ event }: { event: AuditEvent }) {
-  const detail = JSON.stringify(event.detail);
-  return (
-    <li>
-      <time datetime={event.at}>{event.at.slice(11, 19)}</time> <code>{event.type}</code>{" "}
-      <span class="muted">{detail.length > 140 ? `${detail.slice(0, 139)}…` : detail}</span>
-    </li>
-  );
-}
-
-// ---------------------------------------------------------------------------------------------
-// Client side: poll /v1/targets (the session cookie authorizes it) and update the cards in place.
-
-function refreshScript(): string {
-  const phaseText = JSON.stringify(PHASE_TEXT);
-  const stepSymbol = JSON.stringify(STEP_SYMBOL);
-  return `(() => {
-  const PHASE = ${phaseText};
-  const STEP = ${stepSymbol};
-  // Looked up on use: this script runs inside <main>, before the footer is parsed.
-  const say = (text) => {
-    const el = document.getElementById("refresh-status");
-    if (el) el.textContent = text;
-  };
-  const set = (card, field, text) => {
-    const el = card.querySelector('[data-field="' + field + '"]');
-    if (el && el.textContent !== text) el.textContent = text;
-  };
-  const dur = (s) => {
-    if (!s.startedAt || !s.finishedAt) return "–";
-    const ms = Date.parse(s.finishedAt) - Date.parse(s.startedAt);
-    return ms < 60000 ? (ms / 1000).toFixed(1) + " s" : Math.floor(ms / 60000) + " min " + Math.round((ms % 60000) / 1000) + " s";
-  };
-  const sig = (t) => {
-    const a = t.action;
-    return [
-      t.phase, t.activeSide, t.paused, t.flapping,
-      a ? a.id + ":" + a.status + ":" + a.steps.map((s) => s.status).join(",") : "",
-      t.sides.primary.health, t.sides.secondary.health,
-      t.sides.primary.firing.length, t.sides.secondary.firing.length,
-    ].join("|");
-  };
-  // A changed card is re-rendered from the server's HTML (same session cookie) and swapped in:
-  // timeline, firing signals and events stay exact without a full page reload.
-  async function rerender() {
-    const res = await fetch("/", { credentials: "same-origin", headers: { accept: "text/html" } });
-    if (!res.ok) return;
-    const doc = new DOMParser().parseFromString(await res.text(), "text/html");
-    for (const fresh of doc.querySelectorAll("[data-target]")) {
-      const old = document.querySelector('[data-target="' + CSS.escape(fresh.dataset.target) + '"]');
-      if (old) old.replaceWith(document.importNode(fresh, true));
-    }
-  }
-  async function tick() {
-    try {
-      const res = await fetch("/v1/targets", { credentials: "same-origin", headers: { accept: "application/json" } });
-      if (!res.ok) {
-        say("Live updates stopped (HTTP " + res.status + "); reload the page to sign in again.");
-        return;
-      }
-      const body = await res.json();
-      let changed = false;
-      for (const t of body.targets) {
-        const card = document.querySelector('[data-target="' + CSS.escape(t.name) + '"]');
-        if (!card) continue;
-        if (card.dataset.sig !== sig(t)) changed = true;
-        card.dataset.phase = t.phase;
-        const phase = card.querySelector('[data-field="phase"]');
-        if (phase) phase.className = "badge phase-" + t.phase;
-        set(card, "phase", PHASE[t.phase] || t.phase);
-        set(card, "activeSide", t.activeSide);
-        for (const side of ["primary", "secondary"]) {
-          const h = t.sides[side].health;
-          const li = card.querySelector('[data-side="' + side + '"]');
-          if (li) li.className = "side health-" + h;
-          set(card, "health-" + side, h);
-        }
-        const a = t.action;
-        set(card, "action", a ? (a.dryRun ? "dry-run " : "") + a.kind + " " + a.id + " " + a.from + " → " + a.to + ": " + a.status : "No action yet.");
-        const steps = card.querySelector('[data-field="steps"]');
-        if (steps && a) {
-          steps.replaceChildren(...a.steps.map((s) => {
-            const li = document.createElement("li");
-            li.className = "step step-" + s.status;
-            li.textContent = (STEP[s.status] || "") + " " + s.name + ": " + s.status + ", " + dur(s);
-            return li;
-          }));
-        }
-      }
-      if (changed) await rerender();
-      say("Updated " + new Date().toISOString().slice(11, 19) + " UTC; live updates every ${REFRESH_SECONDS} s.");
-    } catch (err) {
-      say("Live update failed; retrying.");
-    }
-  }
-  setInterval(tick, ${REFRESH_SECONDS * 1000});
-})();`;
-}
-
-// Colours meet WCAG AA contrast (≥ 4.5:1) for text on their backgrounds; status is never colour only.
-const CSS = `
-:root { color-scheme: light; font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; line-height: 1.45; }
-body { margin: 0; background: #f4f5f7; color: #1b1e23; }
-header, footer { background: #1b1e23; color: #ffffff; padding: 0.6rem 1rem; }
-header h1 { margin: 0; font-size: 1.25rem; }
-footer p { margin: 0; font-size: 0.9rem; }
-main { padding: 1rem; max-width: 80rem; margin: 0 auto; }
-.lede { margin-top: 0; }
-.cards { display: grid; gap: 1rem; grid-template-columns: repeat(auto-fill, minmax(min(100%, 24rem), 1fr)); }
-.card { background: #ffffff; border: 1px solid #c9ced6; border-radius: 0.5rem; padding: 0.75rem 1rem; overflow-wrap: anywhere; }
-.card h2 { margin: 0 0 0.5rem; font-size: 1.15rem; }
-.card h3 { margin: 0.75rem 0 0.25rem; font-size: 1rem; }
-.summary { display: flex; flex-wrap: wrap; gap: 0.5rem 1.5rem; margin: 0; }
-.summary dt { font-size: 0.8rem; color: #4a505a; }
-.summary dd { margin: 0; }
-.badge { display: inline-block; padding: 0.05rem 0.45rem; border-radius: 0.3rem; border: 1px solid currentColor; font-weight: 600; }
-.phase-steady { color: #13551f; background: #e4f4e6; }
-.phase-pending, .phase-awaiting_approval { color: #6b4500; background: #fff3d6; }
-.phase-executing { color: #0b3d91; background: #e2ecfb; }
-.phase-failed { color: #8a1010; background: #fde5e5; }
-.sides { list-style: none; padding: 0; margin: 0; }
-.side { padding: 0.3rem 0; border-top: 1px solid #e3e6ea; }
-.side-name { font-weight: 600; }
-.health-up .badge { color: #13551f; background: #e4f4e6; }
-.health-down .badge { color: #8a1010; background: #fde5e5; }
-.health-unknown .badge { color: #3d434c; background: #eceef1; }
-.firing, .steps, .events { margin: 0.25rem 0; padding-left: 1.25rem; }
-.step-failed { color: #8a1010; }
-.muted { color: #4a505a; }
-code { font-size: 0.9em; }
-@media (max-width: 30rem) { main { padding: 0.5rem; } .card { padding: 0.6rem; } }
-`;

@@ -19,6 +19,9 @@ import {
   verify,
 } from "../shared/signature.ts";
 
+/** How the Turnout-Signature rides through QStash: delivered to the agent as `Turnout-Signature`. */
+export const QSTASH_FORWARDED_SIGNATURE_HEADER = `Upstash-Forward-${SIGNATURE_HEADER}`;
+
 /** Where QStash posts a message that exhausted its retries (design §6). */
 export const QSTASH_FAILURE_PATH = "/v1/agent/reports/qstash-failure";
 
@@ -172,7 +175,9 @@ export async function dispatchQstash(
     const res = await client.publish({
       url: joinUrl(options.agentUrl, "/v1/actions"),
       body,
-      headers: { "content-type": "application/json", [SIGNATURE_HEADER]: signature },
+      // Named with the prefix outright (the Client would add it to an unprefixed name anyway):
+      // QStash strips it on delivery, and the agent requires this signature too (design §6).
+      headers: { "content-type": "application/json", [QSTASH_FORWARDED_SIGNATURE_HEADER]: signature },
       deduplicationId: parsed.id,
       flowControl: { key: parsed.target, parallelism: 1 },
       retries: options.retries,

@@ -30,6 +30,11 @@ export interface DnsProvider {
   /** The record set's current values, canonical and sorted; empty when it does not exist. */
   read(record: DnsRecordRef): Promise<string[]>;
   /**
+   * Asks one authoritative `server` for the record set, as verify does. Given, the provider knows
+   * how to ask that server in a way it can trust (rfc2136: TSIG-signed to its own server).
+   */
+  query?(server: string, record: DnsRecordRef, timeoutMs: number): Promise<string[]>;
+  /**
    * Replaces the record set's values with `next` only if it still holds exactly `expectedOld`
    * (compare-and-swap); otherwise throws DnsError DNS_NXRRSET / DNS_VALUE_MISMATCH and changes
    * nothing. With `dryRun` only the compare runs.
@@ -105,7 +110,14 @@ function createRfc2136Provider(
   };
   return {
     description: `rfc2136 ${config.server} zone ${config.zone}`,
-    read: (record) => queryRecord(config.server, record.name, record.type),
+    // Queries to the UPDATE's server are signed and only a signed answer counts: a forged
+    // answer must not make an unchanged record look flipped (or a flipped one unchanged).
+    read: (record) => queryRecord(config.server, record.name, record.type, { key: target.key, now: deps.now }),
+    query: (server, record, timeoutMs) =>
+      queryRecord(server, record.name, record.type, {
+        timeoutMs,
+        ...(server === config.server ? { key: target.key, now: deps.now } : {}),
+      }),
     async replace(record, expectedOld, next, { dryRun }) {
       const result = await sendUpdate(target, {
         name: record.name,

@@ -6,11 +6,12 @@
  * - ZONE section = questions, PREREQUISITE = answers, UPDATE = authorities;
  * - "delete an RRset" needs RDLENGTH 0, which only the raw `UNKNOWN_<n>` encoder produces.
  */
+import { randomInt } from "node:crypto";
 import { createSocket } from "node:dgram";
 import { connect, isIPv6 } from "node:net";
 import * as packet from "dns-packet";
 import { DnsError, type DnsErrorCode } from "./errors.ts";
-import { signMessage, TSIG_ERRORS, type TsigKey, verifyResponse } from "./tsig.ts";
+import { readName, signMessage, TSIG_ERRORS, type TsigKey, verifyResponse } from "./tsig.ts";
 
 /** Record types turnout flips. */
 export type FlipRecordType = "A" | "AAAA" | "CNAME";
@@ -62,6 +63,33 @@ function timeoutError(what: string, server: string, ms: number): DnsError {
   return new DnsError("DNS_TIMEOUT", `${what} to ${server}: no answer within ${ms} ms`);
 }
 
+/** The question (or, in an UPDATE, zone) section's first entry: lower-cased name, type, class. */
+function questionOf(msg: Buffer): string | undefined {
+  try {
+    if (msg.length < 12 || msg.readUInt16BE(4) === 0) return undefined;
+    const { name, next } = readName(msg, 12);
+    if (next + 4 > msg.length) return undefined;
+    return `${name.toLowerCase()}|${msg.readUInt16BE(next)}|${msg.readUInt16BE(next + 2)}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether `response` answers `request` (RFC 5452 §9.1): same ID, the QR bit set, the same opcode
+ * and the same question. Anything else is someone else's datagram, or a forgery, and is ignored.
+ */
+export function answers(request: Buffer, response: Buffer): boolean {
+  if (response.length < 12 || response.readUInt16BE(0) !== request.readUInt16BE(0)) return false;
+  const flags = response.readUInt16BE(2);
+  if ((flags & 0x8000) === 0) return false;
+  if (((flags >> 11) & 0xf) !== ((request.readUInt16BE(2) >> 11) & 0xf)) return false;
+  const want = questionOf(request);
+  // A TC answer may come header-only (no question); the TCP resend is matched in full.
+  if ((flags & packet.TRUNCATED_RESPONSE) !== 0 && response.readUInt16BE(4) === 0) return true;
+  return want !== undefined && questionOf(response) === want;
+}
+
 /** Copies of a UDP message sent before giving up, evenly spread over the exchange's timeout. */
 const UDP_TRIES = 3;
 
@@ -95,17 +123,20 @@ function sendUdp(server: string, wire: Buffer, timeoutMs: number): Promise<{ msg
         return;
       }
       copies++;
-      socket.send(wire, port, host);
+      socket.send(wire);
       // The last wait takes what is left of the timeout.
       timer = setTimeout(sendCopy, copies === UDP_TRIES ? timeoutMs - perCopy * (UDP_TRIES - 1) : perCopy);
     };
     socket.on("error", (err) => done(new DnsError("DNS_NETWORK", `DNS over UDP to ${server}: ${err.message}`)));
-    // Ignore datagrams that are not the answer to this message (RFC 5452 §9.1: match the ID). The
-    // first answer to any copy wins; answers to the other copies arrive at a closed socket.
+    // Ignore datagrams that are not the answer to this message (RFC 5452 §9.1: match the ID and
+    // the question). The first answer to any copy wins; answers to the other copies arrive at a
+    // closed socket.
     socket.on("message", (msg) => {
-      if (msg.length >= 12 && msg.readUInt16BE(0) === id) done(undefined, msg);
+      if (msg.length >= 12 && msg.readUInt16BE(0) === id && answers(wire, msg)) done(undefined, msg);
     });
-    sendCopy();
+    // Connected: the kernel delivers only datagrams from the server's address and port, so an
+    // off-path spoofer must also guess the source port (RFC 5452 §4.5).
+    socket.connect(port, host, sendCopy);
   });
 }
 
@@ -161,20 +192,31 @@ export async function exchange(
   timeoutMs: number,
   options: { forceTcp?: boolean } = {},
 ): Promise<Exchanged> {
+  const overTcp = async () => {
+    const response = await sendTcp(server, wire, timeoutMs);
+    if (!answers(wire, response)) {
+      throw new DnsError(
+        "DNS_MALFORMED",
+        `DNS over TCP to ${server}: the answer does not match the request's ID or question`,
+      );
+    }
+    return response;
+  };
   if (options.forceTcp || wire.length > UDP_LIMIT) {
-    return { response: await sendTcp(server, wire, timeoutMs), transport: "tcp", truncated: false, resent: false };
+    return { response: await overTcp(), transport: "tcp", truncated: false, resent: false };
   }
   const { msg, copies } = await sendUdp(server, wire, timeoutMs);
   const resent = copies > 1;
   // Header flags word, bit 9 = TC.
   if ((msg.readUInt16BE(2) & packet.TRUNCATED_RESPONSE) !== 0) {
-    return { response: await sendTcp(server, wire, timeoutMs), transport: "tcp", truncated: true, resent };
+    return { response: await overTcp(), transport: "tcp", truncated: true, resent };
   }
   return { response: msg, transport: "udp", truncated: false, resent };
 }
 
+/** A message ID from the CSPRNG (RFC 5452 §9.2: IDs must not be predictable). */
 function randomId(): number {
-  return Math.floor(Math.random() * 0x10000);
+  return randomInt(0, 0x10000);
 }
 
 function decode(response: Buffer, server: string): packet.DecodedPacket & { rcode?: string } {
@@ -192,6 +234,13 @@ export interface QueryOptions {
   /** Per-exchange timeout. @default 2000 */
   timeoutMs?: number;
   forceTcp?: boolean;
+  /**
+   * Sign the query with this key and accept only an answer signed with it: for queries to the
+   * server the UPDATEs go to, so a forged answer cannot make a flip look done.
+   */
+  key?: TsigKey;
+  /** Unix milliseconds, for the TSIG time. @default Date.now */
+  now?: () => number;
 }
 
 /**
@@ -205,15 +254,20 @@ export async function queryRecord(
   options: QueryOptions = {},
 ): Promise<string[]> {
   const timeoutMs = options.timeoutMs ?? 2000;
-  const wire = packet.encode({
+  const query = packet.encode({
     type: "query",
     id: randomId(),
     flags: 0, // RD = 0: ask the authoritative data only
     questions: [{ name, type, class: "IN" }],
   });
-  const { response } = await exchange(server, wire, timeoutMs, options);
+  const key = options.key;
+  const now = options.now ?? Date.now;
+  const signed = key ? signMessage(query, key, Math.floor(now() / 1000)) : undefined;
+  const { response } = await exchange(server, signed?.wire ?? query, timeoutMs, options);
   const msg = decode(response, server);
   const rcode = msg.rcode ?? "NOERROR";
+  if (key && signed)
+    refuseUntrusted(response, signed.mac, key, Math.floor(now() / 1000), rcode, `query ${name} ${type} at ${server}`);
   if (rcode === "NXDOMAIN") return [];
   if (rcode !== "NOERROR") throw rcodeError(rcode, `query ${name} ${type} at ${server}`);
   const wanted = name.replace(/\.$/, "").toLowerCase();
@@ -282,6 +336,35 @@ function tsigError(error: number, what: string): DnsError {
   return new DnsError("DNS_NOTAUTH", `${what}: NOTAUTH(${name})`);
 }
 
+/**
+ * Throws unless a response to a signed request carries a valid signature of `key` (RFC 8945
+ * §5.3.4): a TSIG error the server reports (BIND answers BADSIG/BADKEY unsigned) is named; any
+ * other unsigned, badly signed, wrong-algorithm or stale answer is refused, whatever its rcode.
+ */
+function refuseUntrusted(
+  response: Buffer,
+  requestMac: Buffer,
+  key: TsigKey,
+  nowSeconds: number,
+  rcode: string,
+  what: string,
+): void {
+  const check = verifyResponse(response, requestMac, key, nowSeconds);
+  // A TSIG error is a failure however it is signed (BADTIME comes signed, BADSIG/BADKEY not).
+  if (rcode === "NOTAUTH" && check.tsig && check.tsig.error !== 0) throw tsigError(check.tsig.error, what);
+  if (check.ok) return;
+  switch (check.reason) {
+    case "bad-mac":
+    case "wrong-key":
+    case "wrong-algorithm":
+      throw new DnsError("DNS_RESPONSE_BADSIG", `${what}: the response's TSIG does not verify (tampered or forged)`);
+    case "bad-time":
+      throw new DnsError("DNS_BADTIME", `${what}: the response's TSIG time is outside the fudge`);
+    case "unsigned":
+      throw new DnsError("DNS_RESPONSE_UNSIGNED", `${what}: ${rcode} answer is not signed`);
+  }
+}
+
 function deleteRrset(name: string, type: FlipRecordType): packet.Answer {
   // RFC 2136 §2.5.2: class ANY, TTL 0, RDLENGTH 0. `UNKNOWN_<n>` selects dns-packet's raw RDATA
   // encoder, the only one that writes an empty RDATA.
@@ -330,24 +413,21 @@ export async function sendUpdate(target: Rfc2136Server, update: RecordUpdate): P
   const { response, transport, truncated, resent } = await exchange(target.server, signed.wire, timeoutMs);
   const msg = decode(response, target.server);
   const rcode = msg.rcode ?? "NOERROR";
-  const check = verifyResponse(response, signed.mac, target.key, Math.floor(now() / 1000));
-  if (rcode === "NOTAUTH" && check.tsig && check.tsig.error !== 0) throw tsigError(check.tsig.error, what);
-  if (!check.ok) {
-    // BIND answers BADSIG/BADKEY unsigned; any other unsigned or badly signed answer is not
-    // trustworthy, whatever its rcode says (RFC 8945 §5.3.4).
-    if (check.reason === "bad-mac" || check.reason === "wrong-key") {
-      throw new DnsError("DNS_RESPONSE_BADSIG", `${what}: the response's TSIG does not verify (tampered or forged)`);
-    }
-    if (check.reason === "bad-time") {
-      throw new DnsError("DNS_BADTIME", `${what}: the response's TSIG time is outside the fudge`);
-    }
-    if (rcode === "NOERROR") throw new DnsError("DNS_RESPONSE_UNSIGNED", `${what}: NOERROR answer is not signed`);
-  }
+  // Only a signed answer says anything: an unsigned NOERROR would fake success, an unsigned
+  // NXRRSET after a resend would send us to the query below, and an unsigned error is a forgery
+  // or a TSIG failure the server reports (named by refuseUntrusted).
+  refuseUntrusted(response, signed.mac, target.key, Math.floor(now() / 1000), rcode, what);
   if (rcode === "NXRRSET" && (truncated || resent) && update.next) {
     // The message reached the server more than once: a UDP copy answered with TC before the TCP
     // resend, or a copy whose answer was lost before a UDP resend. An earlier copy applied, the
-    // later one finds the prerequisite gone. If the record now holds exactly our values, ours did.
-    const current = await queryRecord(target.server, update.name, update.type, { timeoutMs, forceTcp: true });
+    // later one finds the prerequisite gone. If the record now holds exactly our values, ours did:
+    // asked over TCP and signed, so the answer is the server's.
+    const current = await queryRecord(target.server, update.name, update.type, {
+      timeoutMs,
+      forceTcp: true,
+      key: target.key,
+      now,
+    });
     if (sameSet(update.type, current, update.next)) return { rcode: "NOERROR", transport, ms: now() - started };
   }
   if (rcode !== "NOERROR") throw rcodeError(rcode, what);

@@ -135,12 +135,20 @@ export interface SignedMessage {
 
 /**
  * Signs an encoded DNS message (without TSIG) and returns it with the TSIG record appended.
- * `timeSigned` is unix seconds.
+ * `timeSigned` is unix seconds. With `requestMac` the message is a response to that request and
+ * its MAC chains on the request's (RFC 8945 §4.3.1), as a server signs (the sandbox and tests).
  */
-export function signMessage(message: Buffer, key: TsigKey, timeSigned: number, fudge = DEFAULT_FUDGE): SignedMessage {
+export function signMessage(
+  message: Buffer,
+  key: TsigKey,
+  timeSigned: number,
+  fudge = DEFAULT_FUDGE,
+  requestMac?: Buffer,
+): SignedMessage {
   if (message.length < 12) throw new TypeError("DNS message shorter than its header");
   const alg = algorithmName(key);
-  const mac = hmac(key, message, tsigVariables(key.name, alg, timeSigned, fudge, 0, Buffer.alloc(0)));
+  const chain = requestMac ? [u16(requestMac.length), requestMac] : [];
+  const mac = hmac(key, ...chain, message, tsigVariables(key.name, alg, timeSigned, fudge, 0, Buffer.alloc(0)));
   const record = encodeTsigRecord({
     keyName: key.name,
     algorithm: alg,
@@ -169,7 +177,8 @@ function skipName(buf: Buffer, offset: number): number {
   }
 }
 
-function readName(buf: Buffer, offset: number): { name: string; next: number } {
+/** A (possibly compressed) domain name at `offset`, and where the data after it starts. */
+export function readName(buf: Buffer, offset: number): { name: string; next: number } {
   const labels: string[] = [];
   let off = offset;
   let next = -1;
@@ -229,12 +238,14 @@ export function findTsig(buf: Buffer): { offset: number; record: TsigRecord } | 
 /** Outcome of checking a response's TSIG. */
 export type ResponseVerification =
   | { ok: true; tsig: TsigRecord }
-  | { ok: false; reason: "unsigned" | "bad-mac" | "wrong-key" | "bad-time"; tsig?: TsigRecord };
+  | { ok: false; reason: "unsigned" | "bad-mac" | "wrong-key" | "wrong-algorithm" | "bad-time"; tsig?: TsigRecord };
 
 /**
  * Verifies a signed response (RFC 8945 §5.3): HMAC over the request MAC (length-prefixed), the
  * response without its TSIG (ARCOUNT − 1, ID restored to the original ID) and the TSIG variables.
- * `now` is unix seconds; the response's time must be within its fudge.
+ * The algorithm must be the key's (RFC 8945 §5.2.1: a MAC is only as strong as the algorithm the
+ * receiver expects). `now` is unix seconds; the response's time must be within OUR fudge
+ * (DEFAULT_FUDGE), not the one the response carries (RFC 8945 §5.2.3 uses the local fudge).
  */
 export function verifyResponse(response: Buffer, requestMac: Buffer, key: TsigKey, now: number): ResponseVerification {
   const found = findTsig(response);
@@ -244,6 +255,9 @@ export function verifyResponse(response: Buffer, requestMac: Buffer, key: TsigKe
     return { ok: false, reason: "wrong-key", tsig: record };
   }
   if (record.mac.length === 0) return { ok: false, reason: "unsigned", tsig: record };
+  if (record.algorithm.replace(/\.$/, "").toLowerCase() !== key.algorithm) {
+    return { ok: false, reason: "wrong-algorithm", tsig: record };
+  }
   const body = Buffer.from(response.subarray(0, offset));
   body.writeUInt16BE(record.originalId, 0);
   body.writeUInt16BE(body.readUInt16BE(10) - 1, 10);
@@ -257,6 +271,6 @@ export function verifyResponse(response: Buffer, requestMac: Buffer, key: TsigKe
   if (expected.length !== record.mac.length || !timingSafeEqual(expected, record.mac)) {
     return { ok: false, reason: "bad-mac", tsig: record };
   }
-  if (Math.abs(now - record.timeSigned) > record.fudge) return { ok: false, reason: "bad-time", tsig: record };
+  if (Math.abs(now - record.timeSigned) > DEFAULT_FUDGE) return { ok: false, reason: "bad-time", tsig: record };
   return { ok: true, tsig: record };
 }

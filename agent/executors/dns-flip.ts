@@ -259,7 +259,11 @@ async function verify(fc: FlipContext): Promise<FlipStepResult> {
     for (const server of [...pending]) {
       const timeoutMs = Math.max(200, Math.min(2000, deadline - fc.now()));
       try {
-        const values = await queryRecord(server, target.record.name, target.record.type, { timeoutMs });
+        // rfc2136: the provider signs what goes to its own server (other servers have no key).
+        const provider = target.provider.type === "rfc2136" ? fc.provider() : undefined;
+        const values = provider?.query
+          ? await provider.query(server, recordOf(target), timeoutMs)
+          : await queryRecord(server, target.record.name, target.record.type, { timeoutMs });
         if (sameSet(target.record.type, values, want)) pending.delete(server);
         else last.set(server, `answers ${show(target, values)}`);
       } catch (err) {

@@ -158,8 +158,12 @@ class Workloads {
     return unlessNotFound(this.apps.readNamespacedDeployment({ namespace, name }));
   }
 
+  /**
+   * Through the `scale` subresource (design §7), so the Role grants `deployments/scale` and no
+   * `patch` of the synchronizer's Deployment, which could change its image or command.
+   */
   async scaleDeploymentToZero(namespace: string, name: string, dryRun: boolean): Promise<void> {
-    await this.apps.patchNamespacedDeployment(
+    await this.apps.patchNamespacedDeploymentScale(
       { namespace, name, body: { spec: { replicas: 0 } }, ...dryRunOption(dryRun) },
       k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
     );

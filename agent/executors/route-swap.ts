@@ -372,12 +372,25 @@ export function createRouteSwapExecutor(options: RouteSwapOptions): Executor<Rou
       const incoming = target.routes[action.to];
       const ns = target.operator.namespace;
 
-      /** The spec to create for the incoming side: the one saved when it was removed, else config. */
+      /**
+       * The spec to create for the incoming side: the one saved when it was removed, else config.
+       * A saved spec is used only when its name and gateway equal the config's for that side
+       * (design §7): anyone who could write the agent's memory must not be able to route traffic
+       * through a gateway the config never named, and a config changed since the save must not be
+       * silently overridden. A mismatch fails the step; the operator decides.
+       */
       const desiredIncoming = async (
         ctx: StepContext<RouteSwapTarget>,
       ): Promise<{ name: string; spec: Record<string, unknown>; source: string }> => {
         const saved = SavedRouteSchema.safeParse(await ctx.memory.get(savedRouteKey(action.to)));
-        if (saved.success && saved.data.name === incoming.name) {
+        if (saved.success) {
+          const gateway = saved.data.spec.gateway;
+          if (saved.data.name !== incoming.name || gateway !== incoming.gateway) {
+            throw new StepError(
+              "saved-spec-mismatch",
+              `the ${action.to} spec saved by ${saved.data.actionId} (StaticRoute ${JSON.stringify(saved.data.name)}, gateway ${JSON.stringify(gateway)}) does not match the config's routes.${action.to} (StaticRoute ${JSON.stringify(incoming.name)}, gateway ${JSON.stringify(incoming.gateway)}); fix the config, or remove the key ${savedRouteKey(action.to)} from memory.json in the agent's ConfigMap turnout-${ctx.targetName} to create the route from the config`,
+            );
+          }
           return { name: saved.data.name, spec: saved.data.spec, source: `spec saved by ${saved.data.actionId}` };
         }
         return {

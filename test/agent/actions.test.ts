@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SIGNATURE_HEADER, sign } from "../../shared/signature.ts";
 import { type ReportReceiver, startReportReceiver } from "../support/report-receiver.ts";
+import { signedGet } from "../support/signed-get.ts";
 import { actionRequest, countingExecutor, startTestAgent, type TestAgent } from "../support/test-executors.ts";
 
 const SECRET = "actions-secret";
@@ -72,14 +73,14 @@ describe("POST /v1/actions", () => {
     const other = await post(actionRequest("app", 2));
     expect(other).toMatchObject({ status: 409, type: "application/problem+json", json: { runningActionId: "app:1" } });
 
-    const got = await fetch(`${agent.url}/v1/actions/app:1`);
+    const got = await signedGet(agent.url, "/v1/actions/app:1", SECRET);
     expect(got.status).toBe(200);
     expect(await got.json()).toMatchObject({ actionId: "app:1", status: "running" });
 
     counting.open("hold");
     await agent.runner.idle();
     expect(counting.count()).toBe(2);
-    const done = (await (await fetch(`${agent.url}/v1/actions/app:1`)).json()) as Record<string, unknown>;
+    const done = (await (await signedGet(agent.url, "/v1/actions/app:1", SECRET)).json()) as Record<string, unknown>;
     expect(done).toMatchObject({ status: "succeeded", activeSide: "secondary" });
     // Once finished, a new id for the same target is accepted.
     expect((await post(actionRequest("app", 2))).status).toBe(202);
@@ -89,10 +90,10 @@ describe("POST /v1/actions", () => {
 
 describe("GET /v1/actions/:id, /metrics, /readyz", () => {
   it("answers 404 problem+json for an unknown action and 400 for a malformed id", async () => {
-    const unknown = await fetch(`${agent.url}/v1/actions/app:999`);
+    const unknown = await signedGet(agent.url, "/v1/actions/app:999", SECRET);
     expect(unknown.status).toBe(404);
     expect(unknown.headers.get("content-type")).toBe("application/problem+json");
-    expect((await fetch(`${agent.url}/v1/actions/not-an-id`)).status).toBe(400);
+    expect((await signedGet(agent.url, "/v1/actions/not-an-id", SECRET)).status).toBe(400);
   });
 
   it("exposes actions by kind and result, step durations, report failures and the lease gauge", async () => {

@@ -191,7 +191,9 @@ describe("dns-flip over RFC 2136 + TSIG against BIND", () => {
     const run = await runAction(t, "primary", "secondary", {
       deps: { env: { TSIG_SECRET: Buffer.alloc(32, 7).toString("base64") } },
     });
-    expect(run.at(-1)).toMatchObject({ name: "update", status: "failed", code: "DNS_BADSIG" });
+    // Preflight reads the record with a query signed by the key (design §7: queries to the UPDATE's
+    // server are TSIG-signed), so a wrong key fails there, before any UPDATE is sent.
+    expect(run.at(-1)).toMatchObject({ name: "preflight", status: "failed", code: "DNS_BADSIG" });
     expect(run.at(-1)?.detail).toContain("NOTAUTH(BADSIG)");
     expect(await a("auth.example.test")).toEqual([PRIMARY]);
   });
@@ -207,7 +209,7 @@ describe("dns-flip over RFC 2136 + TSIG against BIND", () => {
       },
     });
     const run = await runAction(t, "primary", "secondary");
-    expect(run.at(-1)).toMatchObject({ name: "update", status: "failed", code: "DNS_BADKEY" });
+    expect(run.at(-1)).toMatchObject({ name: "preflight", status: "failed", code: "DNS_BADKEY" });
     expect(await a("auth.example.test")).toEqual([PRIMARY]);
   });
 
@@ -237,7 +239,7 @@ describe("dns-flip over RFC 2136 + TSIG against BIND", () => {
       dryRun: true,
       deps: { env: { TSIG_SECRET: Buffer.alloc(32, 9).toString("base64") } },
     });
-    expect(run.at(-1)).toMatchObject({ name: "update", code: "DNS_BADSIG" });
+    expect(run.at(-1)).toMatchObject({ name: "preflight", code: "DNS_BADSIG" });
   });
 
   it("flips an AAAA record (values compared in canonical IPv6 form)", async () => {

@@ -45,7 +45,7 @@ function storedIds(namespace: string): string[] {
   return (JSON.parse(data["actions.json"] ?? "[]") as ActionRecord[]).map((r) => r.request.id);
 }
 
-const store = (namespace: string, extra: { keep?: number; maxBytes?: number } = {}) =>
+const store = (namespace: string, extra: { keep?: number; maxBytes?: number; targets?: string[] } = {}) =>
   new ConfigMapActionStore({ kubeConfig: api.kubeConfig(), namespace, ...extra });
 
 describe("ConfigMap-backed action store", () => {
@@ -80,6 +80,16 @@ describe("ConfigMap-backed action store", () => {
     expect(await after.memory("other").get("savedRoute")).toBeUndefined();
     expect((await after.unfinished()).map((r) => r.request.id)).toEqual(["egress-gw:3"]);
     expect((await after.get("egress-gw", "egress-gw:3"))?.completedSteps).toEqual([]);
+  });
+
+  it("with its targets named, finds unfinished actions by reading their ConfigMaps, never listing", async () => {
+    const s = store("agent-n", { targets: ["egress-gw", "bootstrap-dns", "never-written"] });
+    await s.put(record("egress-gw", 4, "running", false));
+    await s.put(record("bootstrap-dns", 5));
+    const listsBefore = api.requests.filter((r) => r.method === "GET" && r.path.endsWith("/configmaps")).length;
+    expect((await s.unfinished()).map((r) => r.request.id)).toEqual(["egress-gw:4"]);
+    const lists = api.requests.filter((r) => r.method === "GET" && r.path.endsWith("/configmaps")).length;
+    expect(lists).toBe(listsBefore);
   });
 
   it("loses no update when two writers race on one ConfigMap (409 → re-read and retry)", async () => {

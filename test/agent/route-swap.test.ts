@@ -106,6 +106,34 @@ describe("route-swap", () => {
     for (const n of c.nodes) expect(c.operators.table(n).map((e) => e.gateway)).toEqual(["10.116.0.4", "10.116.0.4"]);
   });
 
+  it.each([
+    ["gateway", { name: "primary", gateway: "10.116.0.66" }],
+    ["name", { name: "primary-old", gateway: "10.116.0.4" }],
+  ])(
+    "refuses a saved failback spec whose %s differs from the config's, naming both, and changes nothing",
+    async (_, saved) => {
+      const { c, executor, memory } = await setup();
+      await runSteps(executor, swapAction("primary", "secondary"), routeSwapTarget(), memory);
+      // Memory written by someone else (or before a config change): same shape, other route.
+      const record = (await memory.get(savedRouteKey("primary"))) as { spec: Record<string, unknown> };
+      await memory.set(savedRouteKey("primary"), {
+        ...record,
+        name: saved.name,
+        spec: { ...record.spec, gateway: saved.gateway },
+      });
+      const writesBefore = c.agentRouteWrites().length;
+      const runs = await runSteps(executor, swapAction("secondary", "primary"), routeSwapTarget(), memory);
+      expect(runs[0]?.name).toBe("preflight");
+      expect(runs[0]?.error?.code).toBe("saved-spec-mismatch");
+      const message = runs[0]?.error?.message ?? "";
+      expect(message).toContain(`StaticRoute "${saved.name}", gateway "${saved.gateway}"`);
+      expect(message).toContain('StaticRoute "primary", gateway "10.116.0.4"');
+      expect(c.agentRouteWrites()).toHaveLength(writesBefore);
+      expect(c.route("secondary")?.spec.gateway).toBe("10.116.0.12");
+      expect(c.route("primary")).toBeUndefined();
+    },
+  );
+
   it("is a no-op when already converged: no writes, remaining steps skipped as already converged", async () => {
     const { c, executor, memory } = await setup();
     await runSteps(executor, swapAction("primary", "secondary"), routeSwapTarget(), memory);

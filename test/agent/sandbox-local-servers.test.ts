@@ -20,6 +20,7 @@ import { SIGNATURE_HEADER, sign } from "../../shared/signature.ts";
 import { startBind } from "../support/bind.ts";
 import { eventually, startEtcds } from "../support/etcd.ts";
 import { processAlive } from "../support/processes.ts";
+import { signedGet } from "../support/signed-get.ts";
 
 const AGENT_SECRET = "sandbox-local-servers-secret";
 const TSIG_SECRET = Buffer.from("sandbox-local-servers-tsig-key-32").toString("base64");
@@ -156,7 +157,7 @@ describe("sandbox local servers (npm start on one machine)", () => {
     let report: ActionReport | undefined;
     await eventually(
       async () => {
-        const r = await fetch(`${agent?.url}/v1/actions/${id}`);
+        const r = await signedGet(agent?.url ?? "", `/v1/actions/${id}`, AGENT_SECRET);
         report = r.ok ? ActionReportSchema.parse(await r.json()) : undefined;
         return report !== undefined && report.status !== "running";
       },

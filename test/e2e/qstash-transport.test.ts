@@ -10,10 +10,11 @@
  * before the retries run out (ten retries: as long as the stack allows the agent to start).
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { sign } from "../../shared/signature.ts";
 import type { AuditEvent } from "../../worker/target-view.ts";
 import { QSTASH_FAILURE_PATH } from "../../worker/transport.ts";
 import { type FakeQstash, startFakeQstash } from "../support/fake-qstash.ts";
-import { type Stack, startStack, waitFor } from "./stack.ts";
+import { type Stack, startStack, TOKENS, waitFor } from "./stack.ts";
 
 const QSTASH_TOKEN = "e2e-qstash-token";
 const RETRIES = 10;
@@ -139,6 +140,67 @@ describe("the QStash transport: workerd publishes, the fake QStash delivers, the
     const steady = events.filter((e) => e.type === "phase.changed").at(-1);
     expect(steady?.detail).toMatchObject({ from: "executing", to: "steady" });
     expect(steady?.cause).toBe(succeeded[0]?.seq);
+  }, 30_000);
+
+  it("a valid Upstash-Signature alone runs nothing, and a replayed older action is refused by the epoch floor", async () => {
+    // Someone holding the QStash token publishes a new action of their own: QStash signs the
+    // delivery, but nothing forwards a Turnout-Signature, so the agent refuses it.
+    const publishRaw = async (body: string, headers: Record<string, string>) => {
+      const before = qstash.attempts.length;
+      const res = await fetch(`${qstash.baseUrl}/v2/publish/${stack.agentUrl}/v1/actions`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${QSTASH_TOKEN}`,
+          "content-type": "application/json",
+          "upstash-retries": "0",
+          ...headers,
+        },
+        body,
+      });
+      expect(res.status).toBe(201);
+      await qstash.idle();
+      const attempt = qstash.attempts.slice(before).find((a) => a.kind === "message");
+      expect(attempt?.headers).toHaveProperty("upstash-signature");
+      return attempt?.status;
+    };
+    const original = publishedFor("queued-gw:1");
+    const forged = JSON.stringify({
+      ...JSON.parse(original.body),
+      id: "queued-gw:7",
+      issuedAt: new Date().toISOString(),
+    });
+    expect(await publishRaw(forged, {})).toBe(401);
+    // Nor does a Turnout-Signature lifted from another message: it covers that message's body.
+    expect(
+      await publishRaw(forged, {
+        "upstash-forward-turnout-signature": original.publishHeaders["upstash-forward-turnout-signature"] ?? "",
+      }),
+    ).toBe(401);
+    expect(await stack.agentReport("queued-gw:7")).toBeUndefined();
+
+    // The operator fails back: queued-gw:2 runs through QStash.
+    await stack.alert([{ target: "queued-gw", side: "primary", status: "resolved", at: Date.now() }]);
+    const failback = await stack.command("queued-gw", "failback");
+    expect(failback.status, await failback.clone().text()).toBe(200);
+    await waitFor("queued-gw back on primary", async () => {
+      const v = await stack.view("queued-gw");
+      return v.phase === "steady" && v.action?.id === "queued-gw:2" && v.action.status === "succeeded" ? v : undefined;
+    });
+    // The captured queued-gw:1 message is replayed (both signatures valid: QStash re-signs, and
+    // the forwarded one is within qstash.maxAgeSeconds): the agent knows the id, answers its
+    // report and runs nothing.
+    const forwarded = original.publishHeaders["upstash-forward-turnout-signature"] ?? "";
+    expect(await publishRaw(original.body, { "upstash-forward-turnout-signature": forwarded })).toBe(200);
+    // An older epoch the agent holds no record of (records beyond the newest 20 are dropped),
+    // signed with the real secret: refused by the epoch floor, not run.
+    const older = JSON.stringify({ ...JSON.parse(original.body), id: "queued-gw:0" });
+    const signed = await sign(TOKENS.agentSecret, older, Math.floor(Date.now() / 1000));
+    expect(await publishRaw(older, { "upstash-forward-turnout-signature": signed })).toBe(409);
+    expect(await stack.agentReport("queued-gw:0")).toBeUndefined();
+    const view = await stack.view("queued-gw");
+    expect(view).toMatchObject({ activeSide: "primary", phase: "steady", action: { id: "queued-gw:2" } });
+    expect(acceptances("queued-gw:1")).toHaveLength(1);
+    expect(stack.agentOutput()).not.toContain('"action":"queued-gw:7"');
   }, 30_000);
 
   it("an agent down for every retry: QStash's signed failure callback reaches the worker and the target fails", async () => {

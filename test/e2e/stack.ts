@@ -16,6 +16,7 @@ import type { AuditEvent, TargetView } from "../../worker/target-view.ts";
 import { type BindServer, startBind } from "../support/bind.ts";
 import { type EtcdInstance, startEtcds } from "../support/etcd.ts";
 import { freePorts } from "../support/free-port.ts";
+import { signedGet } from "../support/signed-get.ts";
 import { startWorker, type WorkerProcess } from "../support/worker-process.ts";
 
 const root = join(import.meta.dirname, "../..");
@@ -492,7 +493,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
           body: JSON.stringify({ command, actor: "e2e", ...extra }),
         }),
       async agentReport(actionId) {
-        const res = await fetch(`${agentUrl}/v1/actions/${encodeURIComponent(actionId)}`);
+        const res = await signedGet(agentUrl, `/v1/actions/${encodeURIComponent(actionId)}`, TOKENS.agentSecret);
         if (res.status === 404) return undefined;
         if (!res.ok) throw new Error(`GET agent /v1/actions/${actionId}: ${res.status} ${await res.text()}`);
         return ActionReportSchema.parse(await res.json());

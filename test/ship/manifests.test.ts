@@ -224,7 +224,7 @@ describe("agent/deploy kustomize base", () => {
       for (const p of rule.ports) expect(containerPort(p.port)).toBe(containerPort("http"));
   });
 
-  it("routes the example Ingress to the Service's port, publishing only the action API", () => {
+  it("routes the example Ingress to the Service's port, publishing only POST /v1/actions", () => {
     const ing = z
       .object({
         spec: z.object({
@@ -234,6 +234,7 @@ describe("agent/deploy kustomize base", () => {
                 paths: z.array(
                   z.object({
                     path: z.string(),
+                    pathType: z.string(),
                     backend: z.object({
                       service: z.object({ name: z.string(), port: z.object({ name: z.string() }) }),
                     }),
@@ -248,7 +249,8 @@ describe("agent/deploy kustomize base", () => {
     const svc = one("Service");
     const svcPorts = ServiceSchema.parse(svc.raw).spec.ports.map((p) => p.name);
     const paths = ing.spec.rules.flatMap((r) => r.http.paths);
-    expect(paths.map((p) => p.path)).toEqual(["/v1/actions"]);
+    // Exact: POST /v1/actions only; GET /v1/actions/:id stays inside the cluster (design §6).
+    expect(paths.map((p) => [p.path, p.pathType])).toEqual([["/v1/actions", "Exact"]]);
     for (const p of paths) {
       expect(p.backend.service.name).toBe(svc.name);
       expect(svcPorts).toContain(p.backend.service.port.name);
@@ -342,11 +344,34 @@ describe("agent/deploy kustomize base", () => {
     ).toBe(false);
   });
 
-  it("grants the Lease and action-memory verbs in the agent's namespace", () => {
-    const g = grants("rbac.yaml");
+  it("grants the Lease and action-memory verbs in the agent's namespace, by name where Kubernetes allows", () => {
+    const g = [...grants("rbac.yaml")].filter((p) => p.split("|")[2] === agentNamespace);
+    const config = agentConfig();
     const ns = agentNamespace;
-    for (const v of ["get", "create", "update"]) expect(g).toContain(`coordination.k8s.io|leases|${ns}|${v}|*`);
-    for (const v of ["get", "list", "create", "update"]) expect(g).toContain(`|configmaps|${ns}|${v}|*`);
+    const want = [
+      ...["get", "update"].map((v) => `coordination.k8s.io|leases|${ns}|${v}|${config.lease.name}`),
+      `coordination.k8s.io|leases|${ns}|create|*`,
+      // One action-memory ConfigMap per configured target (agent/memory.ts configMapName).
+      ...Object.keys(config.targets).flatMap((t) =>
+        ["get", "update"].map((v) => `|configmaps|${ns}|${v}|turnout-${t}`),
+      ),
+      `|configmaps|${ns}|create|*`,
+    ];
+    expect(g.sort()).toEqual(want.sort());
+  });
+
+  it("grants StaticRoute get/patch/delete only for the routes the route-swap targets name", () => {
+    const names = Object.values(agentConfig().targets).flatMap((t) =>
+      t.kind === "route-swap" ? [t.routes.primary.name, t.routes.secondary.name] : [],
+    );
+    const g = [...grants("rbac.yaml")].filter((p) => p.includes("|staticroutes|"));
+    const want = [
+      ...names.flatMap((n) =>
+        ["get", "patch", "delete"].map((v) => `networking.digitalocean.com|staticroutes|*|${v}|${n}`),
+      ),
+      "networking.digitalocean.com|staticroutes|*|create|*",
+    ];
+    expect(g.sort()).toEqual([...new Set(want)].sort());
   });
 
   it("grants route-swap its operator reads in each route-swap target's operator namespace", () => {
@@ -370,9 +395,14 @@ describe("agent/deploy kustomize base", () => {
     for (const t of Object.values(agentConfig().targets)) {
       if (t.kind !== "etcd-sync-teardown") continue;
       const { namespace, name, action } = t.sync;
-      // stop-sync: read the synchronizer, scale it to 0 (merge patch) or delete it, list its pods.
+      // stop-sync: read the synchronizer, scale it to 0 (the scale subresource) or delete it,
+      // list its pods.
       want.add(`apps|deployments|${namespace}|get|${name}`);
-      want.add(`apps|deployments|${namespace}|${action === "delete" ? "delete" : "patch"}|${name}`);
+      want.add(
+        action === "delete"
+          ? `apps|deployments|${namespace}|delete|${name}`
+          : `apps|deployments/scale|${namespace}|patch|${name}`,
+      );
       want.add(`|pods|${namespace}|list|*`);
       // restart: read each workload and patch its pod template (rollout restart).
       for (const w of t.restart) {

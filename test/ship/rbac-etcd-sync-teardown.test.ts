@@ -47,7 +47,8 @@ function shippedTargets(): { teardown: [string, Record<string, unknown>]; dns: [
 
 /** "group|resource|namespace|verb|name" for one API request (name "*" for collections). */
 function permissionOf(r: ProxiedRequest): string {
-  const { group, namespace, resource, name } = apiTargetOf(r.path);
+  const { group, namespace, resource: main, name, subresource } = apiTargetOf(r.path);
+  const resource = subresource ? `${main}/${subresource}` : main;
   const verb =
     r.method === "GET"
       ? name

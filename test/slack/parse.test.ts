@@ -21,8 +21,36 @@ describe("/turnout command parsing", () => {
     ],
     ["pause global-dr", { kind: "mutate", command: "pause", target: "global-dr", force: false, reason: "" }],
     ["retry global-dr", { kind: "mutate", command: "retry", target: "global-dr", force: false, reason: "" }],
+    ["revert egress-gw", { kind: "mutate", command: "revert", target: "egress-gw", force: false, reason: "" }],
+    [
+      "clear egress-gw am:4f1c2b0a9d8e7f6a stuck since the upgrade",
+      {
+        kind: "mutate",
+        command: "clear",
+        target: "egress-gw",
+        force: false,
+        reason: "stuck since the upgrade",
+        key: "am:4f1c2b0a9d8e7f6a",
+      },
+    ],
+    [
+      "clear global-dr nagios:db-1!etcd",
+      { kind: "mutate", command: "clear", target: "global-dr", force: false, reason: "", key: "nagios:db-1!etcd" },
+    ],
   ])("parses %j", (text, command) => {
     expect(parseSlashCommand(text, targets)).toEqual({ ok: true, command });
+  });
+
+  it("clear needs a key; revert and clear are in the help text", async () => {
+    expect(parseSlashCommand("clear egress-gw", targets)).toEqual({
+      ok: false,
+      error: "`clear` needs a signal key: `/turnout clear <target> <key>`",
+    });
+    expect(parseSlashCommand("clear", targets)).toMatchObject({ ok: false });
+    expect(parseSlashCommand("revert egress-gw force", targets)).toMatchObject({ ok: false });
+    const { HELP_TEXT } = await import("../../worker/slack/parse.ts");
+    expect(HELP_TEXT).toContain("`/turnout revert <target>`");
+    expect(HELP_TEXT).toContain("`/turnout clear <target> <key>`");
   });
 
   it("suggests the closest command for a typo", () => {

@@ -41,6 +41,14 @@ export async function signedPost(
   });
 }
 
+let triggers = 0;
+/** A fresh trigger_id in Slack's shape (`<digits>.<digits>.<hex>`). */
+function triggerId(): string {
+  triggers++;
+  const hex = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+  return `13345224609.${738474920 + triggers}.${hex}`;
+}
+
 /** The form body of `/turnout <text>` from `user` in `channel`. */
 export function slashBody(
   text: string,
@@ -61,7 +69,9 @@ export function slashBody(
     api_app_id: "A0001",
     is_enterprise_install: "false",
     response_url: responseUrl,
-    trigger_id: "13345224609.738474920.8088930838d88f008e0",
+    // Slack gives every invocation its own trigger_id, so two requests never share a signature
+    // (the replay guard answers a repeated signature "already handled").
+    trigger_id: triggerId(),
   }).toString();
 }
 
@@ -78,7 +88,7 @@ export function clickBody(
     api_app_id: "A0001",
     token: "legacy",
     container: { type: "message", message_ts: "1548261231.000200", channel_id: channel.id, is_ephemeral: false },
-    trigger_id: "12321423423.333649436676.d8c1bb837935619ccad0f624c448ffb3",
+    trigger_id: triggerId(),
     team: { id: "T0001", domain: "example" },
     channel,
     response_url: `${RESPONSE_PREFIX}actions/T0001/1/abc`,

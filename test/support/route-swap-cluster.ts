@@ -239,6 +239,8 @@ export interface ApiTarget {
   namespace: string;
   resource: string;
   name: string | undefined;
+  /** e.g. "scale" or "status" (`…/deployments/<name>/scale`). */
+  subresource?: string;
 }
 
 /** Parses `/api/v1/...` and `/apis/<group>/<version>/...` request paths. */
@@ -251,8 +253,8 @@ export function apiTargetOf(path: string): ApiTarget {
     namespace = rest[1] ?? "";
     rest.splice(0, 2);
   }
-  const [resource = "", name] = rest;
-  return { group, namespace, resource, name };
+  const [resource = "", name, subresource] = rest;
+  return { group, namespace, resource, name, ...(subresource ? { subresource } : {}) };
 }
 
 /**

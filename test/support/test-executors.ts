@@ -185,6 +185,8 @@ export interface TestAgentOptions {
   leadership?: Leadership;
   qstash?: QstashKeys;
   qstashUrl?: string;
+  /** `qstash.maxAgeSeconds` (default 86400). */
+  qstashMaxAgeSeconds?: number;
   now?: () => number;
 }
 
@@ -193,7 +195,9 @@ export async function startTestAgent(options: TestAgentOptions): Promise<TestAge
   const config = testAgentConfig(
     options.targets,
     options.reportUrl,
-    options.qstashUrl ? { qstash: { url: options.qstashUrl } } : {},
+    options.qstashUrl
+      ? { qstash: { url: options.qstashUrl, maxAgeSeconds: options.qstashMaxAgeSeconds ?? 86_400 } }
+      : {},
   );
   const store = options.store ?? new InMemoryActionStore();
   const metrics = createAgentMetrics({ processMetrics: false });
@@ -235,6 +239,14 @@ export async function startTestAgent(options: TestAgentOptions): Promise<TestAge
     const s = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: 0 }, () => resolve(s));
   });
   const { port } = server.address() as AddressInfo;
+  // With QStash keys the agent requires qstash.url (the JWT's `sub`): by default its own
+  // `POST /v1/actions`, known only now that the port is (the app reads config per request).
+  if (options.qstash && !options.qstashUrl) {
+    config.qstash = {
+      url: `http://127.0.0.1:${port}/v1/actions`,
+      maxAgeSeconds: options.qstashMaxAgeSeconds ?? 86_400,
+    };
+  }
   return {
     url: `http://127.0.0.1:${port}`,
     app,

@@ -129,7 +129,13 @@ describe("QStash: Upstash-Signature with key rotation", () => {
   async function publishTo(url: string, body: string): Promise<number | "network-error"> {
     const res = await fetch(`${qstash.baseUrl}/v2/publish/${url}`, {
       method: "POST",
-      headers: { authorization: "Bearer qstash-token", "content-type": "application/json", "upstash-retries": "0" },
+      headers: {
+        authorization: "Bearer qstash-token",
+        "content-type": "application/json",
+        "upstash-retries": "0",
+        // The worker forwards its Turnout-Signature; the agent requires both (design §6).
+        "upstash-forward-turnout-signature": await sign(SECRET, body, nowS()),
+      },
       body,
     });
     expect(res.status).toBe(201);

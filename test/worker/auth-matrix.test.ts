@@ -8,6 +8,7 @@
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { sign } from "../../shared/signature.ts";
+import { signSlackRequest } from "../../worker/slack/signature.ts";
 import { alertmanagerBody } from "../support/alertmanager-body.ts";
 import { useRecordingObject } from "./support/recording-object.ts";
 
@@ -47,6 +48,33 @@ const reportBody = JSON.stringify({
   steps: [],
   at: new Date(T0).toISOString(),
 });
+
+const SLACK_SECRET = "test-slack-secret";
+const slashBody = () =>
+  new URLSearchParams({
+    command: "/turnout",
+    text: `pause ${TARGET}`,
+    user_id: "UALICE",
+    user_name: "alice",
+    channel_id: "COPS",
+    channel_name: "ops",
+    team_id: "T1",
+    response_url: "https://hooks.slack.test/commands/1/xyz",
+    trigger_id: `1.${Math.floor(Math.random() * 1e9)}.abc`,
+  }).toString();
+/** A request signed as Slack signs it (v0 HMAC over `v0:<ts>:<body>`), optionally at another time or over other bytes. */
+async function slack(path: string, body: string, o: { secret?: string; ageSeconds?: number; sendBody?: string } = {}) {
+  const ts = Math.floor(Date.now() / 1000) - (o.ageSeconds ?? 0);
+  return post(
+    path,
+    {
+      "x-slack-request-timestamp": String(ts),
+      "x-slack-signature": await signSlackRequest(o.secret ?? SLACK_SECRET, ts, body),
+    },
+    o.sendBody ?? body,
+    "application/x-www-form-urlencoded",
+  );
+}
 
 function post(path: string, headers: Record<string, string>, body: string, type = "application/json"): Request {
   return new Request(url(path), { method: "POST", headers: { "content-type": type, ...headers }, body });
@@ -162,6 +190,42 @@ const endpoints: { name: string; cells: Partial<Record<Cell, [Build, number]>> }
     },
   },
   {
+    name: "POST /v1/slack/commands (Slack signature)",
+    cells: {
+      none: [async () => post("/v1/slack/commands", {}, slashBody(), "application/x-www-form-urlencoded"), 401],
+      wrong: [async () => slack("/v1/slack/commands", slashBody(), { secret: "another-secret" }), 401],
+      // Outside Slack's 5-minute window.
+      replayed: [async () => slack("/v1/slack/commands", slashBody(), { ageSeconds: 301 }), 401],
+      tampered: [
+        async () => {
+          const body = slashBody();
+          return slack("/v1/slack/commands", body, { sendBody: body.replace("pause", "failover") });
+        },
+        401,
+      ],
+      operator: [
+        async () => post("/v1/slack/commands", bearer(OPERATOR), slashBody(), "application/x-www-form-urlencoded"),
+        401,
+      ],
+    },
+  },
+  {
+    name: "POST /v1/slack/interactions (Slack signature)",
+    cells: {
+      none: [
+        async () => post("/v1/slack/interactions", {}, "payload=%7B%7D", "application/x-www-form-urlencoded"),
+        401,
+      ],
+      wrong: [async () => slack("/v1/slack/interactions", "payload=%7B%7D", { secret: "another-secret" }), 401],
+      replayed: [async () => slack("/v1/slack/interactions", "payload=%7B%7D", { ageSeconds: 301 }), 401],
+      operator: [
+        async () =>
+          post("/v1/slack/interactions", bearer(OPERATOR), "payload=%7B%7D", "application/x-www-form-urlencoded"),
+        401,
+      ],
+    },
+  },
+  {
     name: "GET / (status page, viewer)",
     cells: {
       none: [async () => get("/"), 401],
@@ -208,6 +272,27 @@ describe("worker auth matrix", () => {
       });
     }
   }
+
+  it("a signed Slack command sent twice within its window acts once: the replay is 200 'already handled'", async () => {
+    const body = slashBody();
+    const ts = Math.floor(Date.now() / 1000);
+    const headers = {
+      "content-type": "application/x-www-form-urlencoded",
+      "x-slack-request-timestamp": String(ts),
+      "x-slack-signature": await signSlackRequest(SLACK_SECRET, ts, body),
+    };
+    const first = await exports.default.fetch(
+      new Request(url("/v1/slack/commands"), { method: "POST", headers, body }),
+    );
+    expect(first.status).toBe(200);
+    const before = await snapshot();
+    const again = await exports.default.fetch(
+      new Request(url("/v1/slack/commands"), { method: "POST", headers, body }),
+    );
+    expect(again.status).toBe(200);
+    expect(JSON.stringify(await again.json())).toMatch(/already handled/);
+    expect(await snapshot()).toEqual(before);
+  });
 
   it("a valid bearer request sent again is accepted and deduplicated (bearer tokens are not one-time)", async () => {
     const first = await exports.default.fetch(post("/v1/alertmanager", bearer(AM), amBody()));

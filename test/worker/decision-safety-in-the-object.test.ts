@@ -237,7 +237,7 @@ describe("decision safety inside the TargetObject", () => {
     expect(await count("SELECT COUNT(*) AS n FROM events")).toBeLessThanOrEqual(10_000 + 5);
     expect(await count("SELECT MIN(seq) AS n FROM events")).toBeGreaterThan(more - 10_000 - 5);
     // At most 2,000 old resolved signals per pass; the day-old ones and the firing one stay.
-    expect(await count("SELECT COUNT(*) AS n FROM signals WHERE last_seen < " + (T0 - 7 * DAY))).toBe(0);
+    expect(await count(`SELECT COUNT(*) AS n FROM signals WHERE last_seen < ${T0 - 7 * DAY}`)).toBe(0);
     expect(await count("SELECT COUNT(*) AS n FROM signals WHERE status = 'resolved'")).toBe(1500);
     expect(await count("SELECT COUNT(*) AS n FROM signals WHERE status = 'firing'")).toBe(1);
   });

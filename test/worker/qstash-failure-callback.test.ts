@@ -166,4 +166,27 @@ describe("QStash failure callback", () => {
     expect(view.phase).toBe("executing");
     expect(view.lastEvents?.some((e) => e.type === "action.failed")).toBe(false);
   });
+  it("applies only to the action its sourceBody names, and only while that action is the target's latest", async () => {
+    const request = await startFailover();
+    const stub = env.TARGETS.getByName("decide-auto");
+    const before = await stub.events(0, 1000);
+    const epoch = Number(request.id.slice(request.id.lastIndexOf(":") + 1));
+    // An older action of the same target (e.g. QStash giving up on a message overtaken by this
+    // one) and one the worker never issued: both signed by QStash, neither may fail the current.
+    for (const id of [`decide-auto:${epoch - 1}`, `decide-auto:${epoch + 1}`]) {
+      const body = callbackBody({ ...request, id });
+      const res = await post(body, await upstashSignature(CURRENT, body));
+      expect(res.status).toBe(200);
+      await stub.settle();
+    }
+    const view = (await stub.view("decide-auto")) as TargetView;
+    expect(view.phase).toBe("executing");
+    expect(view.action).toMatchObject({ id: request.id, status: "dispatching" });
+    expect(await stub.events(0, 1000)).toEqual(before);
+    // The callback naming the current action still fails it.
+    const body = callbackBody(request);
+    expect((await post(body, await upstashSignature(CURRENT, body))).status).toBe(200);
+    await stub.settle();
+    expect(((await stub.view("decide-auto")) as TargetView).phase).toBe("failed");
+  });
 });

@@ -182,13 +182,17 @@ describe("/turnout commands", () => {
     expect((await env.TARGETS.getByName("slack-a").events(0, 50)).events).toHaveLength(0);
   });
 
-  it("refuses mutating commands outside allowedChannels; the channel may be named by id or name", async () => {
+  it("refuses mutating commands outside allowedChannels, judged by channel id, never by name", async () => {
     const a = await slash("pause slack-a", ALICE, { id: "CRANDOM", name: "random" });
     expect(a.response_type).toBe("ephemeral");
     expect(a.text).toContain("chatops.slack.allowedChannels");
     expect(a.text).toContain("<#COPS>");
-    const byName = await slash("pause slack-a", ALICE, { id: "CINCIDENT", name: "incident-room" });
-    expect(byName.response_type).toBe("in_channel");
+    // A channel renamed to an allowed channel's name (or a new one taking it) gains nothing.
+    const renamed = await slash("pause slack-a", ALICE, { id: "CIMPOSTER", name: "ops" });
+    expect(renamed.response_type).toBe("ephemeral");
+    expect((await env.TARGETS.getByName("slack-a").view("slack-a")).paused).toBe(false);
+    const byId = await slash("pause slack-a", ALICE, { id: "CINCIDENT", name: "incident-room" });
+    expect(byId.response_type).toBe("in_channel");
     expect((await env.TARGETS.getByName("slack-a").view("slack-a")).paused).toBe(true);
   });
 
@@ -270,6 +274,32 @@ describe("/turnout commands", () => {
     const cancel = await slash("cancel slack-c");
     expect(cancel.text).toContain("accepted");
     expect(cancel.text).toContain("phase `steady`");
+  });
+});
+
+describe("/turnout revert and clear reach the target's object", () => {
+  it("clear forgets a firing signal, audited with the Slack user; revert with nothing to revert is refused", async () => {
+    const ingest = await postAlert({
+      labels: { alertname: "Slack", target: "slack-c", side: "primary" },
+      startsAt: T0 - 1000,
+      fingerprint: "slackc0000000002",
+    });
+    expect(ingest.status).toBe(200);
+    expect((await env.TARGETS.getByName("slack-c").view("slack-c")).phase).toBe("pending");
+    const cleared = await slash("clear slack-c am:slackc0000000002 stuck after maintenance");
+    expect(cleared.response_type).toBe("in_channel");
+    const events = (await env.TARGETS.getByName("slack-c").events(0, 100)).events;
+    expect(events.find((e) => e.type === "signal.cleared")?.detail).toMatchObject({
+      key: "am:slackc0000000002",
+      actor: "slack:UALICE(alice)",
+      reason: "stuck after maintenance",
+    });
+    const unknown = await slash("clear slack-c am:nothing-like-it");
+    expect(unknown).toMatchObject({ response_type: "ephemeral" });
+    expect(unknown.text).toContain("no stored signal with key am:nothing-like-it");
+    const revert = await slash("revert slack-b");
+    expect(revert).toMatchObject({ response_type: "ephemeral" });
+    expect(revert.text).toContain("nothing to revert");
   });
 });
 

@@ -2,8 +2,9 @@
  * Who may change things from Slack (design §5b): mutating commands and button clicks only from
  * `chatops.slack.allowedUsers` (Slack user ids, e.g. `U012AB3CD`: ids never change, while names can
  * be edited by their owner and would let anyone impersonate an operator), and, when
- * `chatops.slack.allowedChannels` is set, only in those channels (channel id, or name with or
- * without `#`). `status` and `help` are open to every verified request.
+ * `chatops.slack.allowedChannels` is set, only in those channels (by channel id, for the same
+ * reason). `status` and `help` are open to every verified request (of the configured workspace,
+ * when `chatops.slack.teamId` is set).
  */
 import type { WorkerConfig } from "../../shared/config.ts";
 
@@ -32,12 +33,20 @@ export function refusal(
       : `<@${user.id}> is not in \`chatops.slack.allowedUsers\`; ask an operator to add your Slack user id (${user.id})`;
   }
   const channels = slack?.allowedChannels;
-  if (channels && channels.length > 0) {
-    const name = channel.name?.replace(/^#/, "");
-    const ok = channels.some((c) => c === channel.id || (name !== undefined && c.replace(/^#/, "") === name));
-    if (!ok) {
-      return `changes are accepted only in ${channels.map((c) => (c.startsWith("C") ? `<#${c}>` : `#${c.replace(/^#/, "")}`)).join(", ")} (\`chatops.slack.allowedChannels\`)`;
-    }
+  // By id only: names can be edited by a channel's members (config validation refuses names).
+  if (channels && channels.length > 0 && !channels.includes(channel.id)) {
+    return `changes are accepted only in ${channels.map((c) => `<#${c}>`).join(", ")} (\`chatops.slack.allowedChannels\`)`;
   }
   return undefined;
+}
+
+/**
+ * Why a request from workspace `teamId` is refused, or undefined when it may proceed: with
+ * `chatops.slack.teamId` set, only that workspace's commands and clicks count (an app installed in
+ * several workspaces signs all their requests with one signing secret).
+ */
+export function workspaceRefusal(config: WorkerConfig, teamId: string | undefined): string | undefined {
+  const want = config.chatops?.slack?.teamId;
+  if (want === undefined || teamId === want) return undefined;
+  return "this turnout answers only its own Slack workspace (`chatops.slack.teamId`); nothing was done";
 }

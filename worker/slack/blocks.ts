@@ -3,6 +3,15 @@
  * Renderers take the §3 target view's fields they need, nothing more.
  */
 
+/**
+ * Escapes text that came from outside (reasons, labels, agent errors, actor names) for Slack
+ * mrkdwn: `&`, `<` and `>` become entities, so the text can neither mention `<!channel>` nor
+ * forge a `<https://…|link>` (api.slack.com/reference/surfaces/formatting#escaping).
+ */
+export function escapeSlack(text: string): string {
+  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
 export interface StatusViewTarget {
   name: string;
   activeSide: string;

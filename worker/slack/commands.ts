@@ -8,8 +8,9 @@ import { z } from "zod";
 import type { WorkerConfig } from "../../shared/config.ts";
 import type { Env } from "../env.ts";
 import type { TargetView } from "../target-object.ts";
+import type { TargetCommand } from "../target-view.ts";
 import { refusal, type SlackUser, slackActor } from "./authorize.ts";
-import { approvalButtons, ephemeral, inChannel, type SlackMessage, statusMessage } from "./blocks.ts";
+import { approvalButtons, ephemeral, escapeSlack, inChannel, type SlackMessage, statusMessage } from "./blocks.ts";
 import { encodeButtonValue, newNonce } from "./button-value.ts";
 import { HELP_TEXT, parseSlashCommand, type SlashCommand } from "./parse.ts";
 
@@ -25,6 +26,9 @@ export const SlashCommandBodySchema = z.object({
   team_id: z.string().optional(),
 });
 export type SlashCommandBody = z.infer<typeof SlashCommandBodySchema>;
+
+/** What Slack sends the target's object: the object's own TargetCommand (with `revert`, `clear` and its `key`). */
+export type SlackTargetCommand = TargetCommand;
 
 const unavailable = (target: string) =>
   ephemeral(`:warning: target \`${target}\` did not answer (its Durable Object is unavailable); try again`);
@@ -93,15 +97,15 @@ async function breakGlassRequest(
     n: nonce,
   });
   const text =
-    `:rotating_light: *Break-glass request*: <@${body.user_id}> wants a FORCED \`${cmd.command}\` of *${cmd.target}* ` +
+    `:rotating_light: *Break-glass request*: <@${escapeSlack(body.user_id)}> wants a FORCED \`${cmd.command}\` of *${cmd.target}* ` +
     `(active *${at.activeSide}*, phase \`${at.phase}\`), past the never-switch-to-a-down-side rule.\n` +
-    `Reason: ${reason || "_none given_"}\nA second allowed person must approve; the requester cannot.`;
+    `Reason: ${reason ? escapeSlack(reason) : "_none given_"}\nA second allowed person must approve; the requester cannot.`;
   return inChannel(text, [approvalButtons(value)]);
 }
 
 function accepted(user: SlackUser, cmd: Extract<SlashCommand, { kind: "mutate" }>, view: TargetView): SlackMessage {
   return inChannel(
-    `:white_check_mark: <@${user.id}> ran \`${cmd.command} ${cmd.target}\`${cmd.reason ? ` (${cmd.reason})` : ""}: accepted. Now ${summary(view)}`,
+    `:white_check_mark: <@${escapeSlack(user.id)}> ran \`${cmd.command} ${cmd.target}\`${cmd.reason ? ` (${escapeSlack(cmd.reason)})` : ""}: accepted. Now ${summary(view)}`,
   );
 }
 
@@ -112,7 +116,8 @@ function accepted(user: SlackUser, cmd: Extract<SlashCommand, { kind: "mutate" }
 export async function runSlashCommand(env: Env, config: WorkerConfig, body: SlashCommandBody): Promise<SlackMessage> {
   const targets = Object.keys(config.targets).sort();
   const parsed = parseSlashCommand(body.text, targets);
-  if (!parsed.ok) return ephemeral(`:grey_question: ${parsed.error}\nTry \`/turnout help\`.`);
+  // The error quotes what was typed: escaped like any text from outside.
+  if (!parsed.ok) return ephemeral(`:grey_question: ${escapeSlack(parsed.error)}\nTry \`/turnout help\`.`);
   const cmd = parsed.command;
   if (cmd.kind === "help") return ephemeral(HELP_TEXT);
   if (cmd.kind === "status") return status(env, config, cmd.target);
@@ -125,12 +130,13 @@ export async function runSlashCommand(env: Env, config: WorkerConfig, body: Slas
       command: cmd.command,
       actor: slackActor(user),
       ...(cmd.reason ? { reason: cmd.reason.slice(0, 2000) } : {}),
+      ...(cmd.key !== undefined ? { key: cmd.key } : {}),
     }),
   );
   if (!result) return unavailable(cmd.target);
   if (!result.applied) {
     return ephemeral(
-      `:no_entry: \`${cmd.command} ${cmd.target}\` was refused by the target: ${result.rejected ?? "it does not apply now"}\nNow ${summary(result.view)}`,
+      `:no_entry: \`${cmd.command} ${cmd.target}\` was refused by the target: ${escapeSlack(result.rejected ?? "it does not apply now")}\nNow ${summary(result.view)}`,
     );
   }
   return accepted(user, cmd, result.view);

@@ -8,14 +8,20 @@ import { z } from "zod";
 import type { WorkerConfig } from "../../shared/config.ts";
 import type { Env } from "../env.ts";
 import { refusal, type SlackUser, slackActor } from "./authorize.ts";
-import { ephemeral, type SlackMessage } from "./blocks.ts";
+import { ephemeral, escapeSlack, type SlackMessage } from "./blocks.ts";
 import { type ButtonValue, decodeButtonValue } from "./button-value.ts";
 import { summary } from "./commands.ts";
 
 /** The parts of a `block_actions` payload the worker uses (api.slack.com/reference/interaction-payloads/block-actions). */
 export const BlockActionsSchema = z.object({
   type: z.literal("block_actions"),
-  user: z.object({ id: z.string().min(1), username: z.string().optional(), name: z.string().optional() }),
+  user: z.object({
+    id: z.string().min(1),
+    username: z.string().optional(),
+    name: z.string().optional(),
+    team_id: z.string().optional(),
+  }),
+  team: z.object({ id: z.string() }).nullish(),
   channel: z.object({ id: z.string().min(1), name: z.string().optional() }).optional(),
   response_url: z.string().optional(),
   actions: z
@@ -45,29 +51,30 @@ async function breakGlass(
   decision: "approve" | "cancel",
   user: SlackUser,
 ): Promise<SlackMessage> {
-  const actor = slackActor(user);
   const r = await env.TARGETS.getByName(value.t).resolveBreakGlass(value.t, {
     nonce: value.n,
     decision,
     actorId: user.id,
-    actor,
+    actor: slackActor(user),
     epoch: value.e,
   });
+  // Names (the Slack display name is the user's to choose) and reasons are text from outside.
+  const actor = escapeSlack(slackActor(user));
   switch (r.outcome) {
     case "executed":
       return replaceOriginal(
-        `:rotating_light: Forced \`${r.command}\` of *${value.t}* requested by ${r.requester}, approved by ${actor}: executing. Now ${summary(r.view)}`,
+        `:rotating_light: Forced \`${r.command}\` of *${value.t}* requested by ${escapeSlack(r.requester)}, approved by ${actor}: executing. Now ${summary(r.view)}`,
       );
     case "rejected":
       return replaceOriginal(
-        `:no_entry: Forced \`${r.command}\` of *${value.t}* approved by ${actor} but refused by the target: ${r.reason}. Now ${summary(r.view)}`,
+        `:no_entry: Forced \`${r.command}\` of *${value.t}* approved by ${actor} but refused by the target: ${escapeSlack(r.reason)}. Now ${summary(r.view)}`,
       );
     case "cancelled":
       return replaceOriginal(
-        `:x: Forced \`${r.command}\` of *${value.t}* requested by ${r.requester} was cancelled by ${actor}; nothing changed.`,
+        `:x: Forced \`${r.command}\` of *${value.t}* requested by ${escapeSlack(r.requester)} was cancelled by ${actor}; nothing changed.`,
       );
     default:
-      return privately(`:no_entry: ${r.detail}`);
+      return privately(`:no_entry: ${escapeSlack(r.detail)}`);
   }
 }
 
@@ -88,9 +95,11 @@ async function approval(
   const actor = slackActor(user);
   // The machine re-checks the phase inside its own transaction, so a race with expiry is a refusal.
   const result = await stub.command(value.t, { command: decision, actor, reason: `${decision} button in Slack` });
-  if (!result.applied) return privately(`:no_entry: ${result.rejected ?? "refused"}; nothing changed`);
+  if (!result.applied) return privately(`:no_entry: ${escapeSlack(result.rejected ?? "refused")}; nothing changed`);
   const verb = decision === "approve" ? "approved" : "cancelled";
-  return replaceOriginal(`:white_check_mark: *${value.t}*: ${verb} by ${actor}. Now ${summary(result.view)}`);
+  return replaceOriginal(
+    `:white_check_mark: *${value.t}*: ${verb} by ${escapeSlack(actor)}. Now ${summary(result.view)}`,
+  );
 }
 
 /** Runs one verified `block_actions` click. */

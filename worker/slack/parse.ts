@@ -1,6 +1,7 @@
 /**
  * `/turnout <command>` parsing (design §5b): `help`, `status [target]`, `failover <target> [force]
- * [reason…]`, `failback <target> [reason…]`, `pause|resume|drill|approve|cancel|retry <target>`.
+ * [reason…]`, `failback <target> [reason…]`, `pause|resume|drill|approve|cancel|retry <target>`,
+ * and (wave 2) `revert <target>`, `clear <target> <key>`.
  * Typos get a suggestion ("did you mean `failover`?"), unknown targets the closest name.
  */
 
@@ -13,6 +14,8 @@ export const MUTATING_COMMANDS = [
   "approve",
   "cancel",
   "retry",
+  "revert",
+  "clear",
 ] as const;
 export type MutatingCommand = (typeof MUTATING_COMMANDS)[number];
 const ALL_COMMANDS = ["help", "status", ...MUTATING_COMMANDS] as const;
@@ -20,7 +23,15 @@ const ALL_COMMANDS = ["help", "status", ...MUTATING_COMMANDS] as const;
 export type SlashCommand =
   | { kind: "help" }
   | { kind: "status"; target?: string }
-  | { kind: "mutate"; command: MutatingCommand; target: string; force: boolean; reason: string };
+  | {
+      kind: "mutate";
+      command: MutatingCommand;
+      target: string;
+      force: boolean;
+      reason: string;
+      /** `clear` only: the signal key to clear (e.g. `am:<fingerprint>`, `nagios:host!service`). */
+      key?: string;
+    };
 
 export type ParseResult = { ok: true; command: SlashCommand } | { ok: false; error: string };
 
@@ -86,6 +97,13 @@ export function parseSlashCommand(text: string, targets: readonly string[]): Par
   if (target === undefined)
     return { ok: false, error: `\`${command}\` needs a target: \`/turnout ${command} <target>\`` };
   if (!targets.includes(target)) return { ok: false, error: unknownTarget(target, targets) };
+  if (command === "clear") {
+    const [key, ...more] = tail;
+    if (key === undefined) {
+      return { ok: false, error: "`clear` needs a signal key: `/turnout clear <target> <key>`" };
+    }
+    return { ok: true, command: { kind: "mutate", command, target, force: false, reason: more.join(" "), key } };
+  }
   let force = false;
   let reasonWords = tail;
   if (tail[0]?.toLowerCase() === "force") {
@@ -111,4 +129,6 @@ export const HELP_TEXT = [
   "`/turnout approve|cancel <target>` — answer a pending approval",
   "`/turnout drill <target>` — dry-run every step, change nothing",
   "`/turnout retry <target>` — retry a failed action",
+  "`/turnout revert <target>` — switch back to the side active before the last action",
+  "`/turnout clear <target> <key>` — forget a stuck signal (its key as shown by `status`)",
 ].join("\n");

@@ -3,7 +3,8 @@
  * `POST /v1/slack/interactions` (approve / cancel buttons).
  *
  * Order of work, for both: read the raw body, verify `X-Slack-Signature` over it (401
- * problem+json naming the reason, before any parsing), then parse. The one exception is Slack's
+ * problem+json naming the reason, before any parsing), answer a replayed signature 200 "already
+ * handled" (replay-guard.ts), then parse, and refuse another workspace (`chatops.slack.teamId`). The one exception is Slack's
  * unsigned `ssl_check=1` probe on the command URL ("do not require x-slack-signature
  * verification", wire-formats §c), answered 200 only when the body is exactly such a probe.
  * Answers are 200 Block Kit JSON within Slack's 3 s; work that takes longer, and every follow-up,
@@ -14,9 +15,11 @@ import { formatIssues, type WorkerConfig } from "../../shared/config.ts";
 import { loadConfig } from "../config.ts";
 import type { Env } from "../env.ts";
 import { Problem, parseJsonOrProblem } from "../problem.ts";
+import { workspaceRefusal } from "./authorize.ts";
 import { ephemeral, type SlackMessage } from "./blocks.ts";
 import { runSlashCommand, SlashCommandBodySchema } from "./commands.ts";
 import { BlockActionsSchema, runInteraction } from "./interactions.ts";
+import { replayWindowEnd, SLACK_REPLAY_GUARD_NAME } from "./replay-guard.ts";
 import { answerWithin, postToResponseUrl, type SlackEnv } from "./respond.ts";
 import { describeSlackFailure, verifySlackSignature } from "./signature.ts";
 
@@ -37,19 +40,40 @@ export function isSslCheck(raw: string): boolean {
   );
 }
 
-/** The raw body once its Slack signature checks out; otherwise a 401 problem naming why. */
-async function verifiedBody(c: SlackContext, raw: string): Promise<string> {
+/**
+ * The raw body once its Slack signature checks out (otherwise a 401 problem naming why), and
+ * whether this is the signature's first sight: a replay within the window is `replay: true`.
+ */
+async function verifiedBody(c: SlackContext, raw: string): Promise<{ raw: string; replay: boolean }> {
+  const signature = c.req.header("x-slack-signature");
+  const timestamp = c.req.header("x-slack-request-timestamp");
   const check = await verifySlackSignature(
     c.env.SLACK_SIGNING_SECRET,
-    { signature: c.req.header("x-slack-signature"), timestamp: c.req.header("x-slack-request-timestamp") },
+    { signature, timestamp },
     raw,
     Date.now() / 1000,
   );
-  if (!check.ok) {
-    throw new Problem("unauthorized", describeSlackFailure(check.reason), { extra: { reason: check.reason } });
+  if (!check.ok || !signature || !timestamp) {
+    const reason = check.ok ? "missing" : check.reason;
+    throw new Problem("unauthorized", describeSlackFailure(reason), { extra: { reason } });
   }
-  return raw;
+  let first: boolean;
+  try {
+    first = await c.env.SLACK_REPLAY.getByName(SLACK_REPLAY_GUARD_NAME).firstSight(
+      signature,
+      replayWindowEnd(Number(timestamp)),
+    );
+  } catch (err) {
+    // Fail closed: without the seen set a replay cannot be told from a first request.
+    console.error(JSON.stringify({ level: "error", msg: "slack: replay guard unavailable", error: String(err) }));
+    throw new Problem("unavailable", "the Slack replay guard is unavailable; try again");
+  }
+  if (!first) console.warn(JSON.stringify({ level: "warn", msg: "slack: replayed request ignored", path: c.req.path }));
+  return { raw, replay: !first };
 }
+
+/** The answer to a replayed request: 200, as Slack expects, and nothing done. */
+const ALREADY_HANDLED = ephemeral("already handled: this request was received before; nothing was done again");
 
 /** The config, or an ephemeral explanation: Slack shows a non-200 answer only as "failed". */
 function configOrMessage(env: Env): WorkerConfig | SlackMessage {
@@ -86,7 +110,7 @@ async function rawBody(c: SlackContext): Promise<string> {
 slackRoutes.post("/v1/slack/commands", async (c) => {
   const raw = await rawBody(c);
   if (isSslCheck(raw)) return c.body(null, 200);
-  await verifiedBody(c, raw);
+  if ((await verifiedBody(c, raw)).replay) return c.json(ALREADY_HANDLED);
   const parsed = SlashCommandBodySchema.safeParse(Object.fromEntries(new URLSearchParams(raw)));
   if (!parsed.success) {
     throw new Problem("validation", "invalid slash command body; see errors", {
@@ -96,6 +120,8 @@ slackRoutes.post("/v1/slack/commands", async (c) => {
   const body = parsed.data;
   const config = configOrMessage(c.env);
   if (isMessage(config)) return c.json(config);
+  const otherTeam = workspaceRefusal(config, body.team_id);
+  if (otherTeam) return c.json(ephemeral(`:no_entry: ${otherTeam}`));
   const env = c.env as SlackEnv;
   const message = await answerWithin(
     runSlashCommand(c.env, config, body),
@@ -107,7 +133,8 @@ slackRoutes.post("/v1/slack/commands", async (c) => {
 });
 
 slackRoutes.post("/v1/slack/interactions", async (c) => {
-  const raw = await verifiedBody(c, await rawBody(c));
+  const { raw, replay } = await verifiedBody(c, await rawBody(c));
+  if (replay) return c.json({ ...ALREADY_HANDLED, replace_original: false });
   const payloadText = new URLSearchParams(raw).get("payload");
   if (payloadText === null) {
     throw new Problem("validation", "interaction body has no payload field", {
@@ -126,7 +153,12 @@ slackRoutes.post("/v1/slack/interactions", async (c) => {
   }
   const payload = parsed.data;
   const config = configOrMessage(c.env);
-  const message = isMessage(config) ? config : await runInteraction(c.env, config, payload);
+  const otherTeam = isMessage(config) ? undefined : workspaceRefusal(config, payload.team?.id ?? payload.user.team_id);
+  const message = isMessage(config)
+    ? config
+    : otherTeam
+      ? { ...ephemeral(`:no_entry: ${otherTeam}; nothing changed`), replace_original: false }
+      : await runInteraction(c.env, config, payload);
   // Slack takes a button's answer from response_url (the ack body of block_actions is not shown);
   // the same message is in the body for tools and tests.
   waitUntil(c)(postToResponseUrl(c.env as SlackEnv, payload.response_url, message));

@@ -1,0 +1,200 @@
+/**
+ * The agent's auth matrix (issue 16 acceptance, agent side): every HTTP endpoint of the agent,
+ * each with no credential, a wrong one, a replayed one (a valid signature captured more than
+ * 300 s ago), a tampered one and a valid one, on the direct and the QStash path. The exact status
+ * of every cell is asserted, and that no refused request changed anything (no step ran, the store
+ * holds no new record). The agent has no viewer/operator roles: the worker is its only client,
+ * and /healthz, /readyz, /metrics are unauthenticated by contract (design §6) and stay inside the
+ * cluster (the Ingress publishes only POST /v1/actions).
+ */
+import { SignJWT } from "jose";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SIGNATURE_HEADER, sign, signPath } from "../../shared/signature.ts";
+import { type FakeQstash, startFakeQstash } from "../support/fake-qstash.ts";
+import { type ReportReceiver, startReportReceiver } from "../support/report-receiver.ts";
+import { actionRequest, countingExecutor, startTestAgent, type TestAgent } from "../support/test-executors.ts";
+
+const SECRET = "matrix-agent-secret";
+const nowS = () => Math.floor(Date.now() / 1000);
+
+let receiver: ReportReceiver;
+let agent: TestAgent;
+let qstash: FakeQstash;
+const counting = countingExecutor({ steps: ["one"] });
+
+beforeAll(async () => {
+  receiver = await startReportReceiver(SECRET);
+  qstash = await startFakeQstash({ token: "qstash-token" });
+  agent = await startTestAgent({
+    targets: ["app", "seed"],
+    reportUrl: receiver.url,
+    secret: SECRET,
+    executor: counting.executor,
+    qstash: qstash.keys(),
+  });
+  // One finished action for the GET cells.
+  const body = JSON.stringify(actionRequest("seed", 1));
+  await fetch(`${agent.url}/v1/actions`, {
+    method: "POST",
+    headers: { "content-type": "application/json", [SIGNATURE_HEADER]: await sign(SECRET, body, nowS()) },
+    body,
+  });
+  await agent.runner.idle();
+});
+afterAll(async () => {
+  await agent.close();
+  await qstash.close();
+  await receiver.close();
+});
+
+async function upstash(body: string, key = qstash.keys().current, sub = `${agent.url}/v1/actions`): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(body)));
+  const t = nowS();
+  return new SignJWT({ body: Buffer.from(digest).toString("base64url") })
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .setIssuer("Upstash")
+    .setSubject(sub)
+    .setIssuedAt(t)
+    .setNotBefore(t)
+    .setExpirationTime(t + 300)
+    .setJti(`jwt_${crypto.randomUUID()}`)
+    .sign(new TextEncoder().encode(key));
+}
+
+/** What the agent holds: runs of steps and the newest record of `app`. */
+async function state(): Promise<string> {
+  return JSON.stringify({ runs: counting.count(), latest: (await agent.store.latest("app"))?.request.id ?? null });
+}
+
+type Cell = [name: string, headers: () => Promise<Record<string, string>>, body: string, status: number];
+
+describe("POST /v1/actions", () => {
+  const body = JSON.stringify(actionRequest("app", 1));
+  const tampered = body.replace('"to":"secondary"', '"to":"primary"');
+  const cells: Cell[] = [
+    ["no credential", async () => ({}), body, 401],
+    ["wrong secret", async () => ({ [SIGNATURE_HEADER]: await sign("wrong", body, nowS()) }), body, 401],
+    [
+      "replayed (captured 301 s ago)",
+      async () => ({ [SIGNATURE_HEADER]: await sign(SECRET, body, nowS() - 301) }),
+      body,
+      401,
+    ],
+    ["tampered body", async () => ({ [SIGNATURE_HEADER]: await sign(SECRET, body, nowS()) }), tampered, 401],
+    ["future-dated", async () => ({ [SIGNATURE_HEADER]: await sign(SECRET, body, nowS() + 360) }), body, 401],
+    ["QStash: Upstash-Signature alone", async () => ({ "upstash-signature": await upstash(body) }), body, 401],
+    [
+      "QStash: Upstash-Signature with a wrong Turnout-Signature",
+      async () => ({ "upstash-signature": await upstash(body), [SIGNATURE_HEADER]: await sign("wrong", body, nowS()) }),
+      body,
+      401,
+    ],
+    [
+      "QStash: unknown signing key",
+      async () => ({
+        "upstash-signature": await upstash(body, "sig_not_a_key"),
+        [SIGNATURE_HEADER]: await sign(SECRET, body, nowS()),
+      }),
+      body,
+      401,
+    ],
+    [
+      "QStash: signed for another destination",
+      async () => ({
+        "upstash-signature": await upstash(body, qstash.keys().current, "https://elsewhere.example/"),
+        [SIGNATURE_HEADER]: await sign(SECRET, body, nowS()),
+      }),
+      body,
+      401,
+    ],
+    [
+      "QStash: Turnout-Signature past qstash.maxAgeSeconds",
+      async () => ({
+        "upstash-signature": await upstash(body),
+        [SIGNATURE_HEADER]: await sign(SECRET, body, nowS() - 86_400 - 60),
+      }),
+      body,
+      401,
+    ],
+  ];
+
+  it.each(cells)("%s → %i, and nothing changes", async (_name, headers, sent, status) => {
+    const before = await state();
+    const res = await fetch(`${agent.url}/v1/actions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...(await headers()) },
+      body: sent,
+    });
+    expect(res.status).toBe(status);
+    expect(res.headers.get("content-type")).toBe("application/problem+json");
+    await agent.runner.idle();
+    expect(await state()).toBe(before);
+  });
+
+  it("valid → 202 and one run; the same signed request again (a replay within 300 s) → 200, no second run", async () => {
+    const headers = { "content-type": "application/json", [SIGNATURE_HEADER]: await sign(SECRET, body, nowS()) };
+    const first = await fetch(`${agent.url}/v1/actions`, { method: "POST", headers, body });
+    expect(first.status).toBe(202);
+    await agent.runner.idle();
+    const after = await state();
+    const again = await fetch(`${agent.url}/v1/actions`, { method: "POST", headers, body });
+    expect(again.status).toBe(200);
+    await agent.runner.idle();
+    expect(await state()).toBe(after);
+    expect(counting.calls.filter((c) => c.action === "app:1")).toHaveLength(1);
+  });
+
+  it("valid through QStash (both signatures) → 202", async () => {
+    const next = JSON.stringify(actionRequest("app", 2));
+    const res = await fetch(`${agent.url}/v1/actions`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "upstash-signature": await upstash(next),
+        [SIGNATURE_HEADER]: await sign(SECRET, next, nowS() - 3600),
+      },
+      body: next,
+    });
+    expect(res.status).toBe(202);
+    await agent.runner.idle();
+  });
+});
+
+describe("GET /v1/actions/:id", () => {
+  const path = "/v1/actions/seed:1";
+  const cells: [string, () => Promise<Record<string, string>>, number][] = [
+    ["no credential", async () => ({}), 401],
+    ["wrong secret", async () => ({ [SIGNATURE_HEADER]: await signPath("wrong", path, nowS()) }), 401],
+    [
+      "replayed (captured 301 s ago)",
+      async () => ({ [SIGNATURE_HEADER]: await signPath(SECRET, path, nowS() - 301) }),
+      401,
+    ],
+    [
+      "tampered (signed for another id)",
+      async () => ({ [SIGNATURE_HEADER]: await signPath(SECRET, "/v1/actions/seed:2", nowS()) }),
+      401,
+    ],
+    [
+      "an Upstash-Signature does not authenticate a GET",
+      async () => ({
+        "upstash-signature": await upstash(path),
+        [SIGNATURE_HEADER]: await signPath(SECRET, path, nowS() - 3600),
+      }),
+      401,
+    ],
+    ["valid", async () => ({ [SIGNATURE_HEADER]: await signPath(SECRET, path, nowS()) }), 200],
+  ];
+  it.each(cells)("%s → %i", async (_name, headers, status) => {
+    const res = await fetch(`${agent.url}${path}`, { headers: await headers() });
+    expect(res.status).toBe(status);
+    if (status === 200) expect(await res.json()).toMatchObject({ actionId: "seed:1", status: "succeeded" });
+    else expect(await res.json()).toMatchObject({ status: 401 });
+  });
+});
+
+describe("unauthenticated by contract (inside the cluster only)", () => {
+  it.each(["/healthz", "/readyz", "/metrics"])("%s → 200 without a credential", async (path) => {
+    expect((await fetch(`${agent.url}${path}`)).status).toBe(200);
+  });
+});

@@ -1,0 +1,26 @@
+/**
+ * The status page's CSRF token (design §5b actions): an HMAC of the session cookie's value under a
+ * key derived from the session identity's token. It is bound to that one session, so a token seen
+ * in one session is useless in another, and rotating the identity's token voids it with the session.
+ */
+import { hmacKey, toHex } from "../../shared/signature.ts";
+import { constantTimeEqual } from "../auth.ts";
+
+const encoder = new TextEncoder();
+
+async function hmac(key: BufferSource, message: string): Promise<ArrayBuffer> {
+  return crypto.subtle.sign("HMAC", await hmacKey(key, "sign"), encoder.encode(message));
+}
+
+/** The CSRF token for the session cookie value `session` of the identity whose token is `token`. */
+export async function csrfToken(token: string, session: string): Promise<string> {
+  // A key of its own, so the CSRF MAC never doubles as the session MAC.
+  const key = await hmac(encoder.encode(token), "turnout status-page csrf key v1");
+  return toHex(await hmac(key, session));
+}
+
+/** Whether `given` is this session's CSRF token (compared in constant time). */
+export async function csrfValid(token: string, session: string, given: string): Promise<boolean> {
+  if (given === "") return false;
+  return constantTimeEqual(given, await csrfToken(token, session));
+}
