@@ -11,6 +11,7 @@ import { formatIssues } from "../shared/config.ts";
 import { requireConfig } from "./config.ts";
 import type { Env } from "./env.ts";
 import { type Identity, identityOf, requireRole } from "./identity.ts";
+import { CommandNameSchema } from "./machine-types.ts";
 import { Problem, parseJsonOrProblem } from "./problem.ts";
 import type { BreakGlassOutcome } from "./slack/break-glass.ts";
 import type { EventPage, TargetView } from "./target-object.ts";
@@ -93,19 +94,8 @@ operatorApi.get("/v1/targets/:name/recording", async (c) => {
   });
 });
 
-const COMMANDS = [
-  "failover",
-  "failback",
-  "approve",
-  "cancel",
-  "pause",
-  "resume",
-  "drill",
-  "retry",
-  "revert",
-  "clear",
-  "confirm",
-] as const;
+/** The machine's commands, plus the shell's `clear` (signals) and `confirm` (break-glass). */
+const COMMANDS = [...CommandNameSchema.options, "clear", "confirm"] as const;
 
 /** The commands whose `force` is break-glass (design §3a, §5 rule 7). */
 const FORCEABLE = ["failover", "failback", "approve", "retry"] as const;
