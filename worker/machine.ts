@@ -161,6 +161,19 @@ type SideObservation = Extract<ParsedMachineInput, { type: "observed" }>["sides"
 const sortedSet = (xs: readonly string[]) => [...new Set(xs)].sort();
 const sameList = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 
+/** The lists an observation gives a side (sorted, distinct). */
+type ObservedLists = Pick<SideObservation, "firingSources" | "heldSources" | "staleSources" | "incidents">;
+
+/** Whether a side already holds these observed lists (both sorted and distinct): observing them changes nothing. */
+export function holdsObservation(held: ObservedLists, seen: ObservedLists): boolean {
+  return (
+    sameList(held.firingSources, seen.firingSources) &&
+    sameList(held.heldSources, seen.heldSources) &&
+    sameList(held.staleSources, seen.staleSources) &&
+    sameList(held.incidents, seen.incidents)
+  );
+}
+
 function observe(ctx: Ctx, sides: Record<Side, SideObservation>): void {
   for (const side of ["primary", "secondary"] as const) {
     const firing = sortedSet(sides[side].firingSources);
@@ -169,12 +182,7 @@ function observe(ctx: Ctx, sides: Record<Side, SideObservation>): void {
     // Incidents do not change health; they decide whether a dismissal still covers the side.
     const incidents = sortedSet(sides[side].incidents);
     const prev = ctx.s.sides[side];
-    const same =
-      sameList(prev.firingSources, firing) &&
-      sameList(prev.heldSources, held) &&
-      sameList(prev.staleSources, stale) &&
-      sameList(prev.incidents, incidents);
-    if (same) continue;
+    if (holdsObservation(prev, { firingSources: firing, heldSources: held, staleSources: stale, incidents })) continue;
     prev.firingSources = firing;
     prev.heldSources = held;
     prev.staleSources = stale;

@@ -6,7 +6,14 @@
  * `npm run simulate` (memory) run exactly the same rules.
  */
 import type { WorkerTarget } from "../shared/config.ts";
-import { decide, type Effect, initialState, type MachineInput, type MachineState } from "./machine.ts";
+import {
+  decide,
+  type Effect,
+  holdsObservation,
+  initialState,
+  type MachineInput,
+  type MachineState,
+} from "./machine.ts";
 import { nextDeadline } from "./machine-rules.ts";
 import type { AuditEvent } from "./machine-types.ts";
 import { routeSide } from "./routing.ts";
@@ -18,7 +25,6 @@ import {
   mergeSignal,
   type Observation,
   observe,
-  type SideObservation,
   type Signal,
   type StoredSignal,
   sameVersion,
@@ -91,18 +97,6 @@ export function newCoreState(target: string, config: TargetConfig | undefined, f
     machine: initialState(target, config ?? fallback),
     routedWith: config ? JSON.stringify(config.sides) : null,
   };
-}
-
-const sameList = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
-
-/** Whether the machine's side already holds these (sorted, distinct) lists. */
-function sameSide(held: SideObservation, seen: SideObservation): boolean {
-  return (
-    sameList(held.firingSources, seen.firingSources) &&
-    sameList(held.heldSources, seen.heldSources) &&
-    sameList(held.staleSources, seen.staleSources) &&
-    sameList(held.incidents, seen.incidents)
-  );
 }
 
 /** The transition under way: the state, the store, and what it emitted. */
@@ -186,7 +180,9 @@ class Run {
 
   private machineHolds(observation: Observation): boolean {
     const sides = this.state.machine.sides;
-    return sameSide(sides.primary, observation.primary) && sameSide(sides.secondary, observation.secondary);
+    return (
+      holdsObservation(sides.primary, observation.primary) && holdsObservation(sides.secondary, observation.secondary)
+    );
   }
 
   /** Whether a machine deadline fell due since `decide` last ran (unknown: yes). */

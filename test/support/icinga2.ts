@@ -5,10 +5,16 @@
  * log. The test gives its objects and the files to include as shipped
  * (examples/icinga2/turnout.conf); checks read their exit code from a state file (`setState`).
  */
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { currentUserAndGroup, requireBinary, type ServerProcess, spawnServer } from "./monitoring-process.ts";
+import {
+  currentUserAndGroup,
+  requireBinary,
+  type ServerProcess,
+  spawnServer,
+  writeExternalCommand,
+} from "./monitoring-process.ts";
 
 export interface Icinga2Options {
   /** Config files to include as they are (the shipped example). */
@@ -103,7 +109,7 @@ ${options.objects}
       writeFileSync(join(states, name), `${code}\n`);
     },
     command(line) {
-      appendFileSync(commandPipe, `[${Math.floor(Date.now() / 1000)}] ${line}\n`);
+      writeExternalCommand(commandPipe, line);
     },
     log,
     alertLog: () => {

@@ -5,7 +5,7 @@
  * (throwaway temp dirs; a graceful stop only costs time).
  */
 import { type ChildProcess, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { appendFileSync, existsSync } from "node:fs";
 import { userInfo } from "node:os";
 import { outputTail, spawnTied } from "../../agent/sandbox/tied-child.ts";
 
@@ -97,4 +97,12 @@ export async function answers(url: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * Appends one external command in the `[<unix seconds>] COMMAND;args` form that both Nagios 4
+ * (its command file) and Icinga 2 (its compat command pipe) read.
+ */
+export function writeExternalCommand(file: string, line: string): void {
+  appendFileSync(file, `[${Math.floor(Date.now() / 1000)}] ${line}\n`);
 }

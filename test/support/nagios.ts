@@ -5,10 +5,16 @@
  * object definitions and the files to include as shipped (examples/nagios/turnout.cfg); checks
  * read their exit code from a state file the test writes (`setState`).
  */
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { currentUserAndGroup, requireBinary, type ServerProcess, spawnServer } from "./monitoring-process.ts";
+import {
+  currentUserAndGroup,
+  requireBinary,
+  type ServerProcess,
+  spawnServer,
+  writeExternalCommand,
+} from "./monitoring-process.ts";
 
 export interface NagiosOptions {
   /** Object config files to load as they are (the shipped example). */
@@ -150,7 +156,7 @@ ${options.objects.replaceAll("$STATECHECK$", STATE_CHECK)}
       writeFileSync(join(states, name), `${code}\n`);
     },
     command(line) {
-      appendFileSync(commandFile, `[${Math.floor(Date.now() / 1000)}] ${line}\n`);
+      writeExternalCommand(commandFile, line);
     },
     log: () => (existsSync(logFile) ? readFileSync(logFile, "utf8") : ""),
     async stop() {
