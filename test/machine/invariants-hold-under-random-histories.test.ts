@@ -134,7 +134,7 @@ function simpleDeadlines(st: MachineState, now: number): number[] {
   return out.filter((t) => t > now);
 }
 
-/** How often histories reached each interesting situation (asserted, so coverage cannot rot). */
+/** How often histories reached each interesting situation (asserted on a fixed seed, so coverage cannot rot). */
 const seen = new Map<string, number>();
 function saw(what: string): void {
   seen.set(what, (seen.get(what) ?? 0) + 1);
@@ -392,24 +392,38 @@ class Checker {
   }
 }
 
+/** Runs random histories through the Checker; returns how many decide calls they made. */
+function explore(numRuns: number, seed?: number): number {
+  let calls = 0;
+  fc.assert(
+    fc.property(
+      policyArb,
+      fc.constantFrom("dry-run" as const, "live" as const),
+      fc.array(stepArb, { minLength: 10, maxLength: 80 }),
+      (policy, mode, steps) => {
+        const c = new Checker(policy, mode);
+        for (const s of steps) c.run(s);
+        calls += c.calls;
+      },
+    ),
+    { numRuns, ...(seed === undefined ? {} : { seed }) },
+  );
+  return calls;
+}
+
 describe("invariants hold under random histories", () => {
   it("safety, audit, timer, determinism and schema invariants at every step", () => {
-    let calls = 0;
-    fc.assert(
-      fc.property(
-        policyArb,
-        fc.constantFrom("dry-run" as const, "live" as const),
-        fc.array(stepArb, { minLength: 10, maxLength: 80 }),
-        (policy, mode, steps) => {
-          const c = new Checker(policy, mode);
-          for (const s of steps) c.run(s);
-          calls += c.calls;
-        },
-      ),
-      { numRuns: 150 },
-    );
-    expect(calls).toBeGreaterThan(1000);
-    // Situations every seed reaches many times over (rarer ones are pinned by the table tests).
+    // A fresh seed each run, so that every CI run explores new histories (fast-check prints the
+    // seed and the shrunk counterexample of a failure).
+    expect(explore(150)).toBeGreaterThan(1000);
+  });
+
+  it("the generator reaches every situation the invariants are meant to be checked in", () => {
+    // Coverage is judged on a fixed seed: a random one reaches the rarer situations (a rising
+    // other side, a paused target's blocked decision) only a handful of times in 150 histories,
+    // and sometimes not at all. The invariants are checked in these histories too.
+    seen.clear();
+    expect(explore(300, 20261201)).toBeGreaterThan(2000);
     for (const what of [
       "phase:pending",
       "phase:awaiting_approval",
