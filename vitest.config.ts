@@ -4,10 +4,20 @@ import { defineConfig } from "vitest/config";
 
 /**
  * One command, every suite: worker tests run inside workerd (Miniflare through
- * @cloudflare/vitest-plugin); shared, agent and end-to-end tests run on Node.
+ * @cloudflare/vitest-plugin); shared, agent and CLI tests run on Node; then the end-to-end tests.
  */
+/** Files that run the whole stack against real time; see the "e2e" project. */
+const END_TO_END = [
+  "test/e2e/**/*.test.ts",
+  "test/browser/**/*.test.ts",
+  "test/simulate/prometheus-live-alerts.test.ts",
+];
+
 export default defineConfig({
   test: {
+    // Vitest's default on this two-core machine is one worker; most files wait on servers they
+    // started rather than on the CPU, so two run side by side.
+    maxWorkers: 2,
     reporters: ["default", "./test/support/summary-reporter.ts"],
     // The object logs every notification as a line (for deployments without Slack); in tests they
     // are recorded by the test notifier instead, so keep them out of the output.
@@ -43,12 +53,26 @@ export default defineConfig({
       {
         test: {
           name: "node",
-          // Everything outside test/worker runs on Node (pure logic, agent, shared, e2e).
+          // Everything else outside test/worker runs on Node (pure logic, agent, shared, CLI).
           include: ["test/**/*.test.ts"],
-          exclude: ["test/worker/**", "**/node_modules/**"],
+          exclude: ["test/worker/**", ...END_TO_END, "**/node_modules/**"],
           environment: "node",
           testTimeout: 20_000,
           hookTimeout: 30_000,
+        },
+      },
+      {
+        test: {
+          name: "e2e",
+          // The whole stack in real time (workerd, the agent, monitoring servers, Chromium): after
+          // the other projects and one file at a time, so their timings never share the two cores
+          // with another file's servers.
+          include: END_TO_END,
+          environment: "node",
+          testTimeout: 20_000,
+          hookTimeout: 30_000,
+          maxWorkers: 1,
+          sequence: { groupOrder: 1 },
         },
       },
     ],
