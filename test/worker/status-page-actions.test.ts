@@ -7,6 +7,7 @@
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { AuditEvent } from "../../worker/target-view.ts";
+import { useAccessKeys } from "./support/access.ts";
 import { useRecordingObject } from "./support/recording-object.ts";
 
 // The real clock: sessions, the page's sentences and break-glass expiry all read Date.now().
@@ -151,6 +152,53 @@ describe("actions from the status page", () => {
     const html = await post(cookie, { command: "resume", csrf, confirmed: "yes" }, { accept: "text/html" });
     expect(html.status).toBe(200);
     expect(await html.text()).toContain("resume on bg-a: done");
+  });
+
+  describe("behind Cloudflare Access", () => {
+    const access = useAccessKeys();
+
+    it("an operator's visit gets buttons with a token bound to its assertion and acts as the email; forgeries are 403", async () => {
+      const alice = await access.headers("alice@example.com");
+      const res = await get("/", alice);
+      expect(res.status).toBe(200);
+      const body = await res.text();
+      expect(cardOf(body, TARGET)).toContain(">Pause</button>");
+      const csrf = csrfOf(body);
+      const before = await auditLog();
+      const pause = { command: "pause", confirmed: "yes" };
+      // Access adds the assertion to a forged cross-site request too; the forger lacks the token.
+      const otherAssertion = await access.headers("alice@example.com", { exp: Math.floor(Date.now() / 1000) + 900 });
+      const otherCsrf = csrfOf(await (await get("/", otherAssertion)).text());
+      expect(otherCsrf).not.toBe(csrf);
+      for (const [headers, fields] of [
+        [alice, pause],
+        [alice, { ...pause, csrf: otherCsrf }],
+        [
+          { ...alice, origin: "https://evil.example" },
+          { ...pause, csrf },
+        ],
+        [await access.headers("alice@example.com", { aud: "other-app" }), { ...pause, csrf }],
+        // A viewer's visit shows no buttons, and its post is refused even with a token of its own.
+        [await access.headers("vic@viewers.example.com"), { ...pause, csrf }],
+      ] as [Record<string, string>, Record<string, string>][]) {
+        const refused = await post(null, fields, { accept: "application/json", ...headers });
+        expect(refused.status, JSON.stringify(fields)).toBe(403);
+      }
+      expect(await auditLog()).toEqual(before);
+
+      const done = await post(
+        null,
+        { ...pause, csrf, reason: "Access visit" },
+        { accept: "application/json", ...alice },
+      );
+      expect(done.status).toBe(200);
+      const accepted = (await auditLog()).find((e) => e.type === "command.accepted");
+      expect(accepted?.detail).toMatchObject({ command: "pause", actor: "alice@example.com", reason: "Access visit" });
+
+      const viewerPage = await (await get("/", await access.headers("vic@viewers.example.com"))).text();
+      expect(viewerPage).not.toContain("<button");
+      expect(viewerPage).not.toContain('name="csrf"');
+    });
   });
 
   it("an unknown command or target is a 4xx problem naming the field", async () => {
