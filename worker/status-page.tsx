@@ -181,11 +181,15 @@ async function newestEvents(env: Env, name: string, view: TargetView): Promise<A
 
 async function loadCard(env: Env, config: WorkerConfig, name: string, operator: CardData["operator"]): Promise<Card> {
   try {
-    const view = await env.TARGETS.getByName(name).view(name);
+    const stub = env.TARGETS.getByName(name);
+    const view = await stub.view(name);
     const window = await newestEvents(env, name, view);
     const policy = config.targets[name]?.policy;
     if (!policy) return { name, error: "not in the configuration" };
-    return { name, data: { view, policy, window, now: Date.now(), operator } };
+    // Open break-glass requests come from the object's own store, so a request outside the
+    // page's event window (an event storm since) still shows; only operators see them.
+    const breakGlass = operator ? await stub.openBreakGlass() : [];
+    return { name, data: { view, policy, window, now: Date.now(), operator, breakGlass } };
   } catch (err) {
     console.error(JSON.stringify({ level: "error", msg: "status page: target unavailable", name, error: String(err) }));
     return { name, error: "unavailable; it will be retried on the next refresh" };

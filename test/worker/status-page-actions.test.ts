@@ -6,6 +6,7 @@
  */
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { HISTORY_WINDOW } from "../../worker/status-page.tsx";
 import type { AuditEvent } from "../../worker/target-view.ts";
 import { useAccessKeys } from "./support/access.ts";
 import { useRecordingObject } from "./support/recording-object.ts";
@@ -244,6 +245,37 @@ describe("actions from the status page", () => {
     expect(approved?.detail).toMatchObject({ requester: "bob", approver: "operator" });
     // Confirmed: no longer offered.
     expect(cardOf(await page(op), TARGET)).not.toContain("Break-glass request");
+  });
+
+  it("break-glass: a request stays offered after an event storm pushed it out of the page's window, and one the target moved past is not", async () => {
+    const force = (reason: string) =>
+      exports.default.fetch(url(`/v1/targets/${TARGET}/commands`), {
+        method: "POST",
+        headers: { authorization: `Bearer ${TOKENS.bob}`, "content-type": "application/json" },
+        body: JSON.stringify({ command: "failover", force: true, reason }),
+      });
+    const stale = (await (await force("made before the switch")).json()) as { request: { id: string } };
+    // A manual switch moves the target on: the first request would now be refused as stale.
+    const stub = env.TARGETS.getByName(TARGET);
+    await stub.command(TARGET, { command: "failover", actor: "t" });
+    await stub.report(TARGET, {
+      actionId: rec.dispatched[0]?.id ?? "",
+      target: TARGET,
+      status: "succeeded",
+      dryRun: false,
+      steps: [],
+      at: new Date().toISOString(),
+    });
+    const open = (await (await force("still needed")).json()) as { request: { id: string } };
+    // More audit events than the page reads (HISTORY_WINDOW, 500) since the request.
+    for (let i = 0; i < HISTORY_WINDOW + 20; i++)
+      await stub.command(TARGET, { command: i % 2 ? "resume" : "pause", actor: "t" });
+    expect((await auditLog()).length).toBeGreaterThan(HISTORY_WINDOW + 20);
+
+    const card = cardOf(await page(await login("operator")), TARGET);
+    expect(card).toContain(`name="request" value="${open.request.id}"`);
+    expect(card).toContain("forced failover by bob (still needed)");
+    expect(card).not.toContain(stale.request.id);
   });
 
   it("the raw audit log is paged with `after` and shows every detail whole", async () => {
