@@ -14,6 +14,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { type ConfigProblem, validateAgentConfig, validateWorkerConfig, type WorkerConfig } from "../shared/config.ts";
+import { normalizeCron } from "../shared/cron.ts";
 
 type Kind = "worker" | "agent";
 
@@ -26,11 +27,6 @@ function guessKind(input: unknown): Kind {
     if (targets.some((t) => t && typeof t === "object" && "kind" in t)) return "agent";
   }
   return "worker";
-}
-
-/** Same comparison as worker/drills.ts `normalizeCron`: fields compared, whitespace not. */
-function normalizeCron(cron: string): string {
-  return cron.trim().split(/\s+/).join(" ");
 }
 
 /** Drops a `#` comment that is not inside a quoted string. */

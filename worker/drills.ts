@@ -5,6 +5,7 @@
  * module only issues the `drill` command and renders the recorded result for people.
  */
 import type { WorkerConfig } from "../shared/config.ts";
+import { normalizeCron } from "../shared/cron.ts";
 import { loadConfig } from "./config.ts";
 import type { Env } from "./env.ts";
 
@@ -15,14 +16,6 @@ export interface ScheduledDrill {
   outcome: "started" | "refused" | "error";
   /** The machine's refusal reason, or the error. */
   detail?: string;
-}
-
-/**
- * Cron expressions compare field by field: Cloudflare hands `controller.cron` over exactly as
- * configured, but a config written with two spaces between fields still means the same schedule.
- */
-export function normalizeCron(cron: string): string {
-  return cron.trim().split(/\s+/).join(" ");
 }
 
 /** Names (sorted) of the targets whose configured drill runs on `cron`. */

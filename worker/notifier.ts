@@ -20,6 +20,7 @@
 import type { Side } from "../shared/config.ts";
 import type { StepReport } from "../shared/protocol.ts";
 import type { Env } from "./env.ts";
+import { fetchWithin } from "./fetch-within.ts";
 import type { MachineState } from "./machine.ts";
 import { approvalButtons, escapeSlack } from "./slack/blocks.ts";
 import { encodeButtonValue } from "./slack/button-value.ts";
@@ -193,23 +194,12 @@ export interface SlackNotifierOptions {
   timeoutMs?: number;
 }
 
-/** `fetch`, aborted after `timeoutMs`; the timer is cleared as soon as the answer is in. */
-async function fetchWithin(timeoutMs: number, url: string, init: RequestInit): Promise<Response> {
-  const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(new Error(`no answer from Slack within ${timeoutMs} ms`)), timeoutMs);
-  try {
-    return await fetch(url, { ...init, signal: abort.signal });
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /**
  * Posts through the bot token and `channel` when both are set (threaded per incident), else to
  * `SLACK_WEBHOOK_URL` when it is set; otherwise does nothing (the audit log has it).
  */
 export function slackNotifier(env: SlackNotifierEnv, options: SlackNotifierOptions = {}): Notifier {
-  const post = (url: string, init: RequestInit) => fetchWithin(options.timeoutMs ?? 5_000, url, init);
+  const post = (url: string, init: RequestInit) => fetchWithin(options.timeoutMs ?? 5_000, "Slack", url, init);
   if (env.SLACK_BOT_TOKEN && options.channel) {
     const api = `${(env.SLACK_API_URL ?? SLACK_API).replace(/\/$/, "")}/chat.postMessage`;
     return botNotifier(post, api, env.SLACK_BOT_TOKEN, options.channel, options.statusUrl);

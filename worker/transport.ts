@@ -18,6 +18,7 @@ import {
   sign,
   verify,
 } from "../shared/signature.ts";
+import { fetchWithin } from "./fetch-within.ts";
 
 /** How the Turnout-Signature rides through QStash: delivered to the agent as `Turnout-Signature`. */
 export const QSTASH_FORWARDED_SIGNATURE_HEADER = `Upstash-Forward-${SIGNATURE_HEADER}`;
@@ -94,12 +95,13 @@ export async function dispatchDirect(request: ActionRequest, options: DirectDisp
   const signature = await sign(secret, body, Math.floor(now() / 1000));
   let res: Response;
   try {
-    res = await doFetch(joinUrl(options.agentUrl, "/v1/actions"), {
-      method: "POST",
-      headers: { "content-type": "application/json", [SIGNATURE_HEADER]: signature },
-      body,
-      signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
-    });
+    res = await fetchWithin(
+      options.timeoutMs ?? 10_000,
+      "the agent",
+      joinUrl(options.agentUrl, "/v1/actions"),
+      { method: "POST", headers: { "content-type": "application/json", [SIGNATURE_HEADER]: signature }, body },
+      doFetch,
+    );
   } catch (err) {
     return { kind: "retryable", detail: `agent unreachable: ${err instanceof Error ? err.message : String(err)}` };
   }

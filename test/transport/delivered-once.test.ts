@@ -1,4 +1,4 @@
-import { createServer, type Server } from "node:http";
+import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ActionRequestSchema } from "../../shared/protocol.ts";
@@ -203,6 +203,31 @@ describe("QStash delivery behaviour", () => {
       kind: "fatal",
       status: 401,
     });
+  });
+
+  it("an agent that takes the request and never answers is retryable once timeoutMs has passed, naming the wait", async () => {
+    const held = new Set<ServerResponse>();
+    const silent = createServer((_req, res) => {
+      held.add(res); // read nothing back: no status line, ever
+    });
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const { port } = silent.address() as AddressInfo;
+    try {
+      const outcome = await dispatchDirect(req("direct", 6), {
+        agentUrl: `http://127.0.0.1:${port}`,
+        secrets: [SECRET],
+        timeoutMs: 50,
+      });
+      expect(outcome).toEqual({
+        kind: "retryable",
+        detail: "agent unreachable: no answer from the agent within 50 ms",
+      });
+      expect(held.size).toBe(1);
+    } finally {
+      for (const res of held) res.destroy();
+      silent.closeAllConnections();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
   });
 });
 
