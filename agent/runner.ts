@@ -116,6 +116,8 @@ export class ActionRunner {
   private readonly targetLocks = new Map<string, Promise<unknown>>();
   private accepting = true;
   private draining = false;
+  /** Set by drain(): the process is going away, and nothing here starts again (not even on a regained Lease). */
+  private shuttingDown = false;
   /** Bumped by every abortAll, so a resume that waited for one knows whether another came. */
   private aborts = 0;
   /** Settles when every abortAll called so far has finished stopping its actions. */
@@ -152,6 +154,9 @@ export class ActionRunner {
     // and would untrack (orphan) what this resumes in the meantime.
     await this.stopped;
     if (this.aborts !== aborts) return []; // lost again meanwhile: the next gain resumes
+    // Shutting down: a Lease regained (or renewed) during the drain must not start what the drain
+    // is stopping. The store keeps the actions for whoever leads next.
+    if (this.shuttingDown) return [];
     this.accepting = true;
     this.draining = false;
     const picked: string[] = [];
@@ -225,6 +230,7 @@ export class ActionRunner {
    * store and resume on the next leader.
    */
   async drain(graceMs: number): Promise<void> {
+    this.shuttingDown = true;
     this.accepting = false;
     this.draining = true;
     const executions = [...this.active.values()].flatMap((a) => (a.execution ? [a.execution] : []));

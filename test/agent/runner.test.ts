@@ -195,6 +195,28 @@ describe("runner", () => {
   });
 });
 
+describe("runner shutting down", () => {
+  it("leadership regained during a graceful drain resumes nothing: the action waits for the next leader", async () => {
+    const { runner, counting, store } = setup({ steps: ["a", "b", "c"], gated: ["a"] });
+    await runner.submit(req("app", 50));
+    await counting.started("a");
+    // SIGTERM: the running step may finish, nothing new starts, the rest stays in the store.
+    const draining = runner.drain(60_000);
+    // The Lease is renewed once more before the process exits (a regained lease, or a flap).
+    const resumed = runner.resumeUnfinished();
+    counting.open("a");
+    await draining;
+    expect(await resumed).toEqual([]);
+    expect(runner.isAccepting()).toBe(false);
+    expect(await runner.submit(req("other", 51))).toEqual({ outcome: "stopping" });
+    await runner.idle();
+    expect(counting.calls.map((c) => c.step)).toEqual(["a"]);
+    const record = await store.get("app", "app:50");
+    expect(record?.report.status).toBe("running");
+    expect(record?.completedSteps).toEqual(["a"]);
+  });
+});
+
 describe("runner after a restart", () => {
   it("re-sends the final report of a finished action the worker never acknowledged, running nothing", async () => {
     const store = new InMemoryActionStore();
