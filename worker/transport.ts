@@ -11,6 +11,7 @@ import { z } from "zod";
 import { formatIssues } from "../shared/config.ts";
 import { type ActionReport, ActionReportSchema, type ActionRequest, ActionRequestSchema } from "../shared/protocol.ts";
 import { UPSTASH_SIGNATURE_HEADER, verifyUpstashSignature } from "../shared/qstash-signature.ts";
+import { retryAfterMs } from "../shared/retry-after.ts";
 import {
   describeSignatureFailure,
   SIGNATURE_HEADER,
@@ -76,13 +77,10 @@ async function detailOf(res: Response): Promise<string> {
   return text.slice(0, 500) || `HTTP ${res.status}`;
 }
 
+/** The agent's Retry-After in whole seconds (its 503 while another replica leads). */
 function retryAfter(res: Response): number | undefined {
-  const v = res.headers.get("retry-after");
-  if (!v) return undefined;
-  const n = Number(v);
-  if (Number.isFinite(n) && n >= 0) return n;
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
+  const ms = retryAfterMs(res.headers.get("retry-after"), Date.now());
+  return ms === undefined ? undefined : Math.ceil(ms / 1000);
 }
 
 /** POSTs a signed ActionRequest to `<agentUrl>/v1/actions` and classifies the answer. */

@@ -6,6 +6,7 @@
  * the paging both list endpoints need (`page` and `per_page` query parameters).
  */
 import type { z } from "zod";
+import { retryAfterMs } from "../../shared/retry-after.ts";
 import { describeFetchError } from "../fetch-error.ts";
 import { DnsError } from "./errors.ts";
 
@@ -33,15 +34,6 @@ export interface HttpApiOptions {
   timeoutMs?: number;
   /** Aborts the request in flight (agent shutdown, lost leadership); rejects with its reason. */
   signal?: AbortSignal;
-}
-
-/** Seconds (or an HTTP date) from Retry-After to milliseconds; RFC 9110 §10.2.3. */
-export function retryAfterMs(header: string | null, nowMs: number): number | undefined {
-  if (!header) return undefined;
-  const trimmed = header.trim();
-  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
-  const date = Date.parse(trimmed);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - nowMs);
 }
 
 /** One page of a list, as the caller read it. */
