@@ -3,7 +3,7 @@
  * agent's reports, and the drills built from actions.
  */
 import type { Side } from "../shared/config.ts";
-import type { ActionKind, ActionReport, ActionRequest } from "../shared/protocol.ts";
+import { type ActionKind, type ActionReport, type ActionRequest, stepDurationMs } from "../shared/protocol.ts";
 import { audit, type Ctx, type Detail, type Json, notify, sec, setPhase } from "./machine-ctx.ts";
 import { budgetUsed, deliveryBackoffMs } from "./machine-rules.ts";
 import type { ActionState, DrillSwitch, MachineState, ParsedMachineInput, Trigger } from "./machine-types.ts";
@@ -257,7 +257,7 @@ function stepDurations(a: ActionState): DrillSwitch["steps"] {
   return a.steps.map((st) => ({
     name: st.name,
     status: st.status,
-    durationMs: st.startedAt && st.finishedAt ? Date.parse(st.finishedAt) - Date.parse(st.startedAt) : null,
+    durationMs: stepDurationMs(st),
   }));
 }
 

@@ -18,7 +18,7 @@
  * same Approve / Cancel buttons as `/turnout` break-glass requests (worker/slack/interactions.ts).
  */
 import type { Side } from "../shared/config.ts";
-import type { StepReport } from "../shared/protocol.ts";
+import { type StepReport, stepDurationMs } from "../shared/protocol.ts";
 import type { Env } from "./env.ts";
 import { fetchWithin } from "./fetch-within.ts";
 import type { MachineState } from "./machine.ts";
@@ -116,9 +116,8 @@ const EMOJI: Record<string, string> = {
 
 /** A step's duration from its reported start and finish, e.g. `3.2 s`; `?` when unknown. */
 export function stepDuration(step: StepReport): string {
-  if (!step.startedAt || !step.finishedAt) return "?";
-  const ms = Date.parse(step.finishedAt) - Date.parse(step.startedAt);
-  if (!Number.isFinite(ms) || ms < 0) return "?";
+  const ms = stepDurationMs(step);
+  if (ms === null) return "?";
   return ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`;
 }
 

@@ -3,6 +3,7 @@
  * happens next, sides, operator actions, the incident timeline as bars on a time axis, the
  * incident history and drill results. Pure rendering: the route reads the data.
  */
+import { stepDurationMs } from "../../shared/protocol.ts";
 import type { DrillSummary } from "../drill-summary.ts";
 import {
   type BreakGlassRequest,
@@ -333,11 +334,6 @@ function Actions({ data, requests }: { data: CardData; requests: BreakGlassReque
   );
 }
 
-function stepDuration(step: { startedAt?: string | undefined; finishedAt?: string | undefined }): number | null {
-  if (!step.startedAt || !step.finishedAt) return null;
-  return Date.parse(step.finishedAt) - Date.parse(step.startedAt);
-}
-
 function Action({ action }: { action: TargetView["action"] }) {
   if (action === null) {
     return (
@@ -362,7 +358,7 @@ function Action({ action }: { action: TargetView["action"] }) {
           {action.steps.map((st) => (
             <li class={`step step-${st.status}`}>
               <span aria-hidden="true">{STEP_SYMBOL[st.status] ?? ""} </span>
-              {st.name}: {st.status}, {formatDuration(stepDuration(st))}
+              {st.name}: {st.status}, {formatDuration(stepDurationMs(st))}
               {st.detail ? <span class="muted"> ({st.detail})</span> : null}
             </li>
           ))}
