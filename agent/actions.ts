@@ -168,7 +168,13 @@ export function registerActionRoutes(app: Hono, deps: ActionRoutesDeps): void {
     const result = await deps.runner.submit(request);
     switch (result.outcome) {
       case "accepted":
-        deps.log.info("action accepted", { action: request.id, target: request.target, via: auth.via });
+        deps.log.info("action accepted", {
+          action: request.id,
+          target: request.target,
+          kind: request.kind,
+          dryRun: request.dryRun,
+          via: auth.via,
+        });
         return c.json({ id: request.id, status: "accepted" }, 202);
       case "duplicate":
         return c.json(result.report, 200);

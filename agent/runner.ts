@@ -328,7 +328,7 @@ export class ActionRunner {
       this.untrack(a);
       throw err;
     }
-    this.opts.log.info("action accepted", { target: request.target, action: request.id, kind: request.kind });
+    // Logged once, by the HTTP route that took it ("action accepted", with how it came).
     this.start(a);
     return { outcome: "accepted", id: request.id };
   }
