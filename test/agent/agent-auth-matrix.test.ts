@@ -7,31 +7,23 @@
  * and /healthz, /readyz, /metrics are unauthenticated by contract (design §6) and stay inside the
  * cluster (the Ingress publishes only POST /v1/actions).
  */
-import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SIGNATURE_HEADER, sign, signPath } from "../../shared/signature.ts";
-import { type FakeQstash, startFakeQstash } from "../support/fake-qstash.ts";
-import { type ReportReceiver, startReportReceiver } from "../support/report-receiver.ts";
-import { actionRequest, countingExecutor, startTestAgent, type TestAgent } from "../support/test-executors.ts";
+import { type AgentHarness, nowS, startAgentHarness } from "../support/agent-harness.ts";
+import type { FakeQstash } from "../support/fake-qstash.ts";
+import { actionRequest, countingExecutor, type TestAgent } from "../support/test-executors.ts";
+import { upstashJwt } from "../support/upstash-jwt.ts";
 
 const SECRET = "matrix-agent-secret";
-const nowS = () => Math.floor(Date.now() / 1000);
 
-let receiver: ReportReceiver;
+let harness: AgentHarness;
 let agent: TestAgent;
 let qstash: FakeQstash;
 const counting = countingExecutor({ steps: ["one"] });
 
 beforeAll(async () => {
-  receiver = await startReportReceiver(SECRET);
-  qstash = await startFakeQstash({ token: "qstash-token" });
-  agent = await startTestAgent({
-    targets: ["app", "seed"],
-    reportUrl: receiver.url,
-    secret: SECRET,
-    executor: counting.executor,
-    qstash: qstash.keys(),
-  });
+  harness = await startAgentHarness({ targets: ["app", "seed"], secret: SECRET, executor: counting.executor });
+  ({ agent, qstash } = harness);
   // One finished action for the GET cells.
   const body = JSON.stringify(actionRequest("seed", 1));
   await fetch(`${agent.url}/v1/actions`, {
@@ -41,25 +33,10 @@ beforeAll(async () => {
   });
   await agent.runner.idle();
 });
-afterAll(async () => {
-  await agent.close();
-  await qstash.close();
-  await receiver.close();
-});
+afterAll(() => harness.close());
 
-async function upstash(body: string, key = qstash.keys().current, sub = `${agent.url}/v1/actions`): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(body)));
-  const t = nowS();
-  return new SignJWT({ body: Buffer.from(digest).toString("base64url") })
-    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
-    .setIssuer("Upstash")
-    .setSubject(sub)
-    .setIssuedAt(t)
-    .setNotBefore(t)
-    .setExpirationTime(t + 300)
-    .setJti(`jwt_${crypto.randomUUID()}`)
-    .sign(new TextEncoder().encode(key));
-}
+const upstash = (body: string, key = qstash.keys().current, sub = `${agent.url}/v1/actions`) =>
+  upstashJwt(key, body, sub);
 
 /** What the agent holds: runs of steps and the newest record of `app`. */
 async function state(): Promise<string> {

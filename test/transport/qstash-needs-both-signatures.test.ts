@@ -6,90 +6,43 @@
  * its path. Deliveries come from the fake QStash over real HTTP, or carry JWTs signed the way it
  * signs them.
  */
-import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError } from "../../agent/config-file.ts";
 import { startAgent } from "../../agent/main.ts";
 import { SIGNATURE_HEADER, sign, signPath } from "../../shared/signature.ts";
-import { type FakeQstash, startFakeQstash } from "../support/fake-qstash.ts";
-import { type ReportReceiver, startReportReceiver } from "../support/report-receiver.ts";
-import {
-  actionRequest,
-  countingExecutor,
-  startTestAgent,
-  type TestAgent,
-  testAgentConfig,
-} from "../support/test-executors.ts";
+import { type AgentHarness, nowS, postAction, publishThrough, startAgentHarness } from "../support/agent-harness.ts";
+import type { FakeQstash } from "../support/fake-qstash.ts";
+import { actionRequest, countingExecutor, type TestAgent, testAgentConfig } from "../support/test-executors.ts";
+import { upstashJwt as signUpstash } from "../support/upstash-jwt.ts";
 
 const SECRET = "current-agent-secret";
 const MAX_AGE = 3600;
-const nowS = () => Math.floor(Date.now() / 1000);
 
-let receiver: ReportReceiver;
+let harness: AgentHarness;
 let agent: TestAgent;
 let qstash: FakeQstash;
 const counting = countingExecutor({ steps: ["one"] });
 
 beforeAll(async () => {
-  receiver = await startReportReceiver(SECRET);
-  qstash = await startFakeQstash({ token: "qstash-token" });
-  agent = await startTestAgent({
+  harness = await startAgentHarness({
     targets: ["app", "other"],
-    reportUrl: receiver.url,
     secret: SECRET,
     executor: counting.executor,
-    qstash: qstash.keys(),
     qstashMaxAgeSeconds: MAX_AGE,
   });
+  ({ agent, qstash } = harness);
 });
-afterAll(async () => {
-  await agent.close();
-  await qstash.close();
-  await receiver.close();
-});
+afterAll(() => harness.close());
 
 /** Publishes `body` to the agent through the fake QStash; `forwarded` is the Turnout-Signature it forwards. */
 async function publish(body: string, forwarded?: string): Promise<{ status: number | "network-error" }> {
-  const before = qstash.attempts.length;
-  const res = await fetch(`${qstash.baseUrl}/v2/publish/${agent.url}/v1/actions`, {
-    method: "POST",
-    headers: {
-      authorization: "Bearer qstash-token",
-      "content-type": "application/json",
-      "upstash-retries": "0",
-      ...(forwarded ? { "upstash-forward-turnout-signature": forwarded } : {}),
-    },
-    body,
-  });
-  expect(res.status).toBe(201);
-  await qstash.idle();
-  const attempt = qstash.attempts.slice(before).find((a) => a.kind === "message");
-  return { status: attempt?.status ?? "network-error" };
+  return { status: await publishThrough(qstash, `${agent.url}/v1/actions`, body, forwarded) };
 }
 
 /** An Upstash-Signature as QStash signs it, for `sub` = `url`. */
-async function upstashJwt(body: string, url: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(body)));
-  const t = nowS();
-  return new SignJWT({ body: Buffer.from(digest).toString("base64url") })
-    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
-    .setIssuer("Upstash")
-    .setSubject(url)
-    .setIssuedAt(t)
-    .setNotBefore(t)
-    .setExpirationTime(t + 300)
-    .setJti(`jwt_${crypto.randomUUID()}`)
-    .sign(new TextEncoder().encode(qstash.keys().current));
-}
+const upstashJwt = (body: string, url: string) => signUpstash(qstash.keys().current, body, url);
 
-async function post(body: string, headers: Record<string, string>) {
-  const res = await fetch(`${agent.url}/v1/actions`, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...headers },
-    body,
-  });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
-}
+const post = (body: string, headers: Record<string, string>) => postAction(agent.url, body, headers);
 
 describe("the QStash path needs the Upstash-Signature AND the forwarded Turnout-Signature", () => {
   it("an Upstash-signed action without a valid Turnout-Signature is refused and runs nothing", async () => {

@@ -1,49 +1,37 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SIGNATURE_HEADER, sign } from "../../shared/signature.ts";
 import { verifyAgentReport, verifyQstashFailureCallback } from "../../worker/transport.ts";
-import { type FakeQstash, startFakeQstash } from "../support/fake-qstash.ts";
-import { type ReportReceiver, startReportReceiver } from "../support/report-receiver.ts";
-import { actionRequest, countingExecutor, startTestAgent, type TestAgent } from "../support/test-executors.ts";
+import {
+  type AgentHarness,
+  nowS,
+  postAction as postTo,
+  publishThrough,
+  startAgentHarness,
+} from "../support/agent-harness.ts";
+import type { FakeQstash } from "../support/fake-qstash.ts";
+import { actionRequest, countingExecutor, type TestAgent } from "../support/test-executors.ts";
+import { upstashJwt } from "../support/upstash-jwt.ts";
 
 const SECRET = "current-agent-secret";
 const NEXT = "next-agent-secret";
-const nowS = () => Math.floor(Date.now() / 1000);
 
-let receiver: ReportReceiver;
+let harness: AgentHarness;
 let agent: TestAgent;
 let qstash: FakeQstash;
 const counting = countingExecutor({ steps: ["one"] });
 
 beforeAll(async () => {
-  receiver = await startReportReceiver(SECRET);
-  qstash = await startFakeQstash({ token: "qstash-token" });
-  agent = await startTestAgent({
+  harness = await startAgentHarness({
     targets: ["app"],
-    reportUrl: receiver.url,
     secret: SECRET,
     nextSecret: NEXT,
     executor: counting.executor,
-    qstash: { current: qstash.keys().current, next: qstash.keys().next },
   });
+  ({ agent, qstash } = harness);
 });
-afterAll(async () => {
-  await agent.close();
-  await qstash.close();
-  await receiver.close();
-});
+afterAll(() => harness.close());
 
-async function postAction(body: string, headers: Record<string, string>) {
-  const res = await fetch(`${agent.url}/v1/actions`, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...headers },
-    body,
-  });
-  return {
-    status: res.status,
-    type: res.headers.get("content-type"),
-    json: (await res.json()) as Record<string, unknown>,
-  };
-}
+const postAction = (body: string, headers: Record<string, string>) => postTo(agent.url, body, headers);
 
 describe("worker → agent: Turnout-Signature on POST /v1/actions", () => {
   const body = JSON.stringify(actionRequest("app", 1));
@@ -126,22 +114,9 @@ describe("agent → worker: verifyAgentReport", () => {
 });
 
 describe("QStash: Upstash-Signature with key rotation", () => {
-  async function publishTo(url: string, body: string): Promise<number | "network-error"> {
-    const res = await fetch(`${qstash.baseUrl}/v2/publish/${url}`, {
-      method: "POST",
-      headers: {
-        authorization: "Bearer qstash-token",
-        "content-type": "application/json",
-        "upstash-retries": "0",
-        // The worker forwards its Turnout-Signature; the agent requires both (design §6).
-        "upstash-forward-turnout-signature": await sign(SECRET, body, nowS()),
-      },
-      body,
-    });
-    expect(res.status).toBe(201);
-    await qstash.idle();
-    return qstash.attempts.at(-1)?.status ?? "network-error";
-  }
+  // The worker forwards its Turnout-Signature; the agent requires both (design §6).
+  const publishTo = async (url: string, body: string) =>
+    publishThrough(qstash, url, body, await sign(SECRET, body, nowS()));
 
   it("the agent accepts deliveries signed with the current key, then the next key after a roll, and refuses an unknown key", async () => {
     const initial = qstash.keys();
@@ -172,21 +147,9 @@ describe("QStash: Upstash-Signature with key rotation", () => {
 
   it("verifyQstashFailureCallback accepts current and next keys and refuses others", async () => {
     const body = JSON.stringify({ status: 500, sourceMessageId: "msg_1", retried: 3, maxRetries: 3 });
-    const { SignJWT } = await import("jose");
-    const { createHash } = await import("node:crypto");
-    const jwt = async (key: string) => {
-      const t = nowS();
-      return new SignJWT({ body: createHash("sha256").update(body).digest("base64url") })
-        .setProtectedHeader({ alg: "HS256" })
-        .setIssuer("Upstash")
-        .setSubject("https://worker.example/v1/agent/reports/qstash-failure")
-        .setIssuedAt(t)
-        .setNotBefore(t)
-        .setExpirationTime(t + 300)
-        .sign(new TextEncoder().encode(key));
-    };
     const keys = { current: "key-current", next: "key-next" };
     const url = "https://worker.example/v1/agent/reports/qstash-failure";
+    const jwt = (key: string) => upstashJwt(key, body, url);
     for (const k of ["key-current", "key-next"]) {
       const r = await verifyQstashFailureCallback(body, new Headers({ "upstash-signature": await jwt(k) }), keys, url);
       expect(r).toMatchObject({ ok: true, agentStatus: 500 });
