@@ -7,15 +7,10 @@ import { readFileSync } from "node:fs";
 import { expect, it } from "vitest";
 import { createRouteSwapExecutor } from "../../agent/executors/route-swap.ts";
 import { useCleanups } from "../support/cleanups.ts";
+import { MapMemory } from "../support/map-memory.ts";
 import { grantsOf, permissionsUsed, rbacDocs } from "../support/rbac-grants.ts";
-import {
-  MapMemory,
-  routeSwapTarget,
-  runSteps,
-  startRecordingProxy,
-  startSwapCluster,
-  swapAction,
-} from "../support/route-swap-cluster.ts";
+import { routeSwapTarget, startRecordingProxy, startSwapCluster, swapAction } from "../support/route-swap-cluster.ts";
+import { runSteps } from "../support/run-steps.ts";
 
 const cleanup = useCleanups();
 

@@ -16,14 +16,9 @@ import { ConfigMapActionStore } from "../../agent/memory.ts";
 import { startFakeKubeApi } from "../../agent/sandbox/fake-kube-api.ts";
 import { type AgentConfig, AgentConfigSchema } from "../../shared/config.ts";
 import { useCleanups } from "../support/cleanups.ts";
-import {
-  MapMemory,
-  routeSwapTarget,
-  runSteps,
-  startRecordingProxy,
-  startSwapCluster,
-  swapAction,
-} from "../support/route-swap-cluster.ts";
+import { MapMemory } from "../support/map-memory.ts";
+import { routeSwapTarget, startRecordingProxy, startSwapCluster, swapAction } from "../support/route-swap-cluster.ts";
+import { runSteps } from "../support/run-steps.ts";
 import type { BaseObject } from "./kustomize-base.ts";
 import { readBase } from "./kustomize-base.ts";
 import { attributesOf, canI, describe as describeRequest, type RequestAttributes } from "./rbac-can-i.ts";

@@ -3,6 +3,7 @@
  * accepts deliveries from a fake QStash, all three on 127.0.0.1 with the same secret, and the two
  * ways of reaching it that the auth tests use (now in seconds for signatures, a POST of an action).
  */
+import { afterAll, beforeAll } from "vitest";
 import { type FakeQstash, startFakeQstash } from "./fake-qstash.ts";
 import { type ReportReceiver, startReportReceiver } from "./report-receiver.ts";
 import { startTestAgent, type TestAgent, type TestAgentOptions } from "./test-executors.ts";
@@ -33,6 +34,33 @@ export async function startAgentHarness(
       await agent.close();
       await qstash.close();
       await receiver.close();
+    },
+  };
+}
+
+/**
+ * The harness of a test file: started before its tests (before the file's own beforeAll hooks
+ * registered later) and closed after them. Its parts throw when read before the start.
+ */
+export function useAgentHarness(options: Omit<TestAgentOptions, "reportUrl" | "qstash">): Omit<AgentHarness, "close"> {
+  let started: AgentHarness | undefined;
+  beforeAll(async () => {
+    started = await startAgentHarness(options);
+  });
+  afterAll(() => started?.close());
+  const running = (): AgentHarness => {
+    if (!started) throw new Error("the agent harness is not started yet (read it inside a test or hook)");
+    return started;
+  };
+  return {
+    get receiver() {
+      return running().receiver;
+    },
+    get qstash() {
+      return running().qstash;
+    },
+    get agent() {
+      return running().agent;
     },
   };
 }

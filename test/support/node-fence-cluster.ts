@@ -6,12 +6,11 @@
  * test can skew (the API's `lastTransitionTime` is real time).
  */
 
-import type { DurableMemory, Executor } from "../../agent/executor.ts";
 import { type SandboxCluster, startSandboxCluster } from "../../agent/sandbox/cluster.ts";
 import type { KubeObject } from "../../agent/sandbox/fake-kube-api.ts";
 import { AgentConfigSchema, type NodeFenceTarget } from "../../shared/config.ts";
 import type { ActionRequest } from "../../shared/protocol.ts";
-import { type RunOptions, runSteps, type StepRun } from "./run-steps.ts";
+import { runSteps } from "./run-steps.ts";
 
 export const DC = ["dc-1-1", "dc-1-2", "dc-1-3"];
 export const CLOUD = ["cloud-a-1", "cloud-a-2", "cloud-a-3"];
@@ -166,12 +165,5 @@ export async function startFenceCluster(
 export type { StepRun } from "./run-steps.ts";
 
 /** Runs a node-fence executor's steps (`runSteps`), each sleep really waiting at most 20 ms. */
-export function runFenceSteps(
-  executor: Executor<NodeFenceTarget>,
-  action: ActionRequest,
-  target: NodeFenceTarget,
-  memory: DurableMemory,
-  options: RunOptions = {},
-): Promise<StepRun[]> {
-  return runSteps(executor, action, target, memory, { maxSleepMs: 20, ...options });
-}
+export const runFenceSteps: typeof runSteps<NodeFenceTarget> = (executor, action, target, memory, options = {}) =>
+  runSteps(executor, action, target, memory, { maxSleepMs: 20, ...options });

@@ -1,37 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { SIGNATURE_HEADER, sign } from "../../shared/signature.ts";
 import { verifyAgentReport, verifyQstashFailureCallback } from "../../worker/transport.ts";
-import {
-  type AgentHarness,
-  nowS,
-  postAction as postTo,
-  publishThrough,
-  startAgentHarness,
-} from "../support/agent-harness.ts";
-import type { FakeQstash } from "../support/fake-qstash.ts";
-import { actionRequest, countingExecutor, type TestAgent } from "../support/test-executors.ts";
+import { nowS, postAction as postTo, publishThrough, useAgentHarness } from "../support/agent-harness.ts";
+import { actionRequest, countingExecutor } from "../support/test-executors.ts";
 import { upstashJwt } from "../support/upstash-jwt.ts";
 
 const SECRET = "current-agent-secret";
 const NEXT = "next-agent-secret";
 
-let harness: AgentHarness;
-let agent: TestAgent;
-let qstash: FakeQstash;
 const counting = countingExecutor({ steps: ["one"] });
+const harness = useAgentHarness({ targets: ["app"], secret: SECRET, nextSecret: NEXT, executor: counting.executor });
 
-beforeAll(async () => {
-  harness = await startAgentHarness({
-    targets: ["app"],
-    secret: SECRET,
-    nextSecret: NEXT,
-    executor: counting.executor,
-  });
-  ({ agent, qstash } = harness);
-});
-afterAll(() => harness.close());
-
-const postAction = (body: string, headers: Record<string, string>) => postTo(agent.url, body, headers);
+const postAction = (body: string, headers: Record<string, string>) => postTo(harness.agent.url, body, headers);
 
 describe("worker → agent: Turnout-Signature on POST /v1/actions", () => {
   const body = JSON.stringify(actionRequest("app", 1));
@@ -67,7 +47,7 @@ describe("worker → agent: Turnout-Signature on POST /v1/actions", () => {
     const b2 = JSON.stringify(actionRequest("app", 1));
     const b = await postAction(b2, { [SIGNATURE_HEADER]: await sign(NEXT, b2, nowS() - 299) });
     expect(b.status).toBe(200); // same id: the current report
-    await agent.runner.idle();
+    await harness.agent.runner.idle();
   });
 });
 
@@ -116,17 +96,17 @@ describe("agent → worker: verifyAgentReport", () => {
 describe("QStash: Upstash-Signature with key rotation", () => {
   // The worker forwards its Turnout-Signature; the agent requires both (design §6).
   const publishTo = async (url: string, body: string) =>
-    publishThrough(qstash, url, body, await sign(SECRET, body, nowS()));
+    publishThrough(harness.qstash, url, body, await sign(SECRET, body, nowS()));
 
   it("the agent accepts deliveries signed with the current key, then the next key after a roll, and refuses an unknown key", async () => {
-    const initial = qstash.keys();
-    expect(await publishTo(`${agent.url}/v1/actions`, JSON.stringify(actionRequest("app", 2)))).toBe(202);
-    qstash.rotate(); // now signs with what the agent knows as the next key
-    expect(qstash.keys().current).toBe(initial.next);
-    expect(await publishTo(`${agent.url}/v1/actions`, JSON.stringify(actionRequest("app", 2)))).toBe(200);
-    qstash.rotate(); // rolled twice without redeploying: a key the agent never heard of
-    expect(await publishTo(`${agent.url}/v1/actions`, JSON.stringify(actionRequest("app", 3)))).toBe(401);
-    await agent.runner.idle();
+    const initial = harness.qstash.keys();
+    expect(await publishTo(`${harness.agent.url}/v1/actions`, JSON.stringify(actionRequest("app", 2)))).toBe(202);
+    harness.qstash.rotate(); // now signs with what the agent knows as the next key
+    expect(harness.qstash.keys().current).toBe(initial.next);
+    expect(await publishTo(`${harness.agent.url}/v1/actions`, JSON.stringify(actionRequest("app", 2)))).toBe(200);
+    harness.qstash.rotate(); // rolled twice without redeploying: a key the agent never heard of
+    expect(await publishTo(`${harness.agent.url}/v1/actions`, JSON.stringify(actionRequest("app", 3)))).toBe(401);
+    await harness.agent.runner.idle();
   });
 
   it("the agent refuses an Upstash-Signature whose body hash does not match", async () => {
@@ -135,11 +115,11 @@ describe("QStash: Upstash-Signature with key rotation", () => {
     const jwt = await new SignJWT({ body: "AAAA" })
       .setProtectedHeader({ alg: "HS256" })
       .setIssuer("Upstash")
-      .setSubject(`${agent.url}/v1/actions`)
+      .setSubject(`${harness.agent.url}/v1/actions`)
       .setIssuedAt(t)
       .setNotBefore(t)
       .setExpirationTime(t + 300)
-      .sign(new TextEncoder().encode(qstash.keys().current));
+      .sign(new TextEncoder().encode(harness.qstash.keys().current));
     const res = await postAction(JSON.stringify(actionRequest("app", 9)), { "upstash-signature": jwt });
     expect(res.status).toBe(401);
     expect(res.json.reason).toBe("upstash-invalid");
