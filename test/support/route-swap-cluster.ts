@@ -31,14 +31,19 @@ export function destinations(n: number, offset = 0): string[] {
   });
 }
 
+/** The egress-gw routes of the tests (unparsed config): primary via 10.116.0.4, secondary via 10.116.0.12. */
+export function swapRoutes(dests = ["34.160.111.145"]) {
+  return {
+    primary: { name: "primary", destinations: dests, gateway: "10.116.0.4" },
+    secondary: { name: "secondary", destinations: dests, gateway: "10.116.0.12" },
+  };
+}
+
 /** A route-swap target (defaults filled by the real schema). */
 export function routeSwapTarget(overrides: Record<string, unknown> = {}, dests = ["34.160.111.145"]): RouteSwapTarget {
   return RouteSwapTargetSchema.parse({
     kind: "route-swap",
-    routes: {
-      primary: { name: "primary", destinations: dests, gateway: "10.116.0.4" },
-      secondary: { name: "secondary", destinations: dests, gateway: "10.116.0.12" },
-    },
+    routes: swapRoutes(dests),
     settleSeconds: 5,
     ...overrides,
   });
