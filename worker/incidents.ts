@@ -138,25 +138,6 @@ export function drillsOf(events: AuditEvent[], limit = 20): DrillRun[] {
   return out.reverse().slice(0, limit);
 }
 
-/** Break-glass requests in `events` neither confirmed nor cancelled nor expired at `now`. */
-export function openBreakGlass(events: AuditEvent[], now: number): BreakGlassRequest[] {
-  const open = new Map<string, BreakGlassRequest>();
-  for (const e of events) {
-    const d = asDetail(e.detail);
-    const id = text(d.nonce);
-    if (e.type === "breakglass.requested") {
-      open.set(id, {
-        id,
-        command: text(d.command),
-        requester: text(d.requester),
-        reason: text(d.reason),
-        expiresAt: new Date(Date.parse(e.at) + BREAK_GLASS_TTL_MS).toISOString(),
-      });
-    } else if (e.type === "breakglass.approved" || e.type === "breakglass.cancelled") open.delete(id);
-  }
-  return [...open.values()].filter((r) => Date.parse(r.expiresAt) > now);
-}
-
 /** The latest `flapping.latched` time and the latest approval request, for the target's sentence. */
 export function sentenceFacts(events: AuditEvent[]): {
   flappingSince: string | null;

@@ -9,21 +9,22 @@
  * both set the identity's session cookie (worker/session.ts) and redirect (303) to `/`. Anything
  * else gets a 401 page that shows no target data.
  *
- * Actions (`POST /ui/targets/:name/commands`): only an operator's session, with the CSRF token
- * bound to that session (worker/status-page/csrf.ts), and only once confirmed; they call the same
- * object methods as the operator API, with the session's identity as the actor.
+ * Actions (`POST /ui/targets/:name/commands`): only an operator's session or Cloudflare Access
+ * visit, with the CSRF token bound to that session or Access assertion (worker/status-page/csrf.ts),
+ * and only once confirmed; they call the same object methods as the operator API, with that
+ * identity as the actor. A bearer token opens the page to read; scripts act through the API.
  */
 import { type Context, Hono } from "hono";
 import type { Child } from "hono/jsx";
 import type { WorkerConfig } from "../shared/config.ts";
 import { loadConfig } from "./config.ts";
 import type { Env } from "./env.ts";
-import { byToken, hasRole, identify, sessionIdentity, type TokenIdentity } from "./identity.ts";
+import { byToken, hasRole, identify, type Role, sessionIdentity, type TokenIdentity } from "./identity.ts";
 import { Problem, problemResponse } from "./problem.ts";
 import { issueSession, readCookie, SESSION_COOKIE, sessionCookie } from "./session.ts";
 import { type CardData, PAGE_COMMANDS, type PageCommand, TargetCard } from "./status-page/card.tsx";
 import { CSS, REFRESH_SECONDS, refreshScript } from "./status-page/client.ts";
-import { csrfToken, csrfValid } from "./status-page/csrf.ts";
+import { accessCsrfToken, accessCsrfValid, csrfToken, csrfValid } from "./status-page/csrf.ts";
 import { describeEvent, sentenceText, targetSentence } from "./target-sentences.ts";
 import type { AuditEvent, EventPage, TargetView } from "./target-view.ts";
 
@@ -93,6 +94,41 @@ async function pageSession(c: Context<{ Bindings: Env }>): Promise<{ who: TokenI
   return who ? { who, value } : null;
 }
 
+/** Who may act from the page: a session, or a Cloudflare Access visitor; with what binds their CSRF token. */
+interface PageActor {
+  name: string;
+  role: Role | null;
+  csrf: string;
+  /** Whether `given` is this actor's CSRF token. */
+  csrfValid(given: string): Promise<boolean>;
+}
+
+/**
+ * The page's actor for this request: a verified Cloudflare Access assertion (bound to that
+ * assertion) or else a status-page session (bound to the session cookie); null for anyone else.
+ */
+async function pageActor(c: Context<{ Bindings: Env }>): Promise<PageActor | null> {
+  const jwt = c.req.header("cf-access-jwt-assertion");
+  if (jwt !== undefined && jwt !== "") {
+    const who = await identify(c);
+    if (who === null || who === "invalid" || who.via !== "access") return null;
+    return {
+      name: who.name,
+      role: who.role,
+      csrf: await accessCsrfToken(jwt),
+      csrfValid: (given) => accessCsrfValid(jwt, given),
+    };
+  }
+  const session = await pageSession(c);
+  if (session === null) return null;
+  return {
+    name: session.who.name,
+    role: session.who.role,
+    csrf: await csrfToken(session.who.token, session.value),
+    csrfValid: (given) => csrfValid(session.who.token, session.value, given),
+  };
+}
+
 /** The reader's identity for a page GET, or the response that refuses it (401/403 sign-in page). */
 async function pageReader(
   c: Context<{ Bindings: Env }>,
@@ -109,11 +145,12 @@ async function pageReader(
   const who = await identify(c);
   if (who === null || who === "invalid") return signIn(who === "invalid");
   if (!hasRole(who.role, "viewer")) return signIn(false, 403);
-  // Buttons only for an operator's session: the CSRF token is bound to the session cookie.
-  if (who.via !== "session" || !hasRole(who.role, "operator")) return { ok: true, operator: null };
-  const session = await pageSession(c);
-  if (session === null) return { ok: true, operator: null };
-  return { ok: true, operator: { name: session.who.name, csrf: await csrfToken(session.who.token, session.value) } };
+  // Buttons only for an operator's session or Access visit: the CSRF token is bound to either.
+  // A bearer token is for scripts, which use the API.
+  if (who.via === "token" || !hasRole(who.role, "operator")) return { ok: true, operator: null };
+  const actor = await pageActor(c);
+  if (actor === null || !hasRole(actor.role, "operator")) return { ok: true, operator: null };
+  return { ok: true, operator: { name: actor.name, csrf: actor.csrf } };
 }
 
 function configError(nonce: string, loaded: Extract<ReturnType<typeof loadConfig>, { ok: false }>) {
@@ -144,11 +181,15 @@ async function newestEvents(env: Env, name: string, view: TargetView): Promise<A
 
 async function loadCard(env: Env, config: WorkerConfig, name: string, operator: CardData["operator"]): Promise<Card> {
   try {
-    const view = await env.TARGETS.getByName(name).view(name);
+    const stub = env.TARGETS.getByName(name);
+    const view = await stub.view(name);
     const window = await newestEvents(env, name, view);
     const policy = config.targets[name]?.policy;
     if (!policy) return { name, error: "not in the configuration" };
-    return { name, data: { view, policy, window, now: Date.now(), operator } };
+    // Open break-glass requests come from the object's own store, so a request outside the
+    // page's event window (an event storm since) still shows; only operators see them.
+    const breakGlass = operator ? await stub.openBreakGlass() : [];
+    return { name, data: { view, policy, window, now: Date.now(), operator, breakGlass } };
   } catch (err) {
     console.error(JSON.stringify({ level: "error", msg: "status page: target unavailable", name, error: String(err) }));
     return { name, error: "unavailable; it will be retried on the next refresh" };
@@ -290,7 +331,7 @@ async function runPageCommand(
   env: Env,
   config: WorkerConfig,
   name: string,
-  who: TokenIdentity,
+  who: string,
   command: PageCommand,
   form: URLSearchParams,
 ): Promise<ActionAnswer> {
@@ -310,8 +351,8 @@ async function runPageCommand(
       const r = await stub.resolveBreakGlass(name, {
         nonce: request,
         decision: "approve",
-        actorId: who.name,
-        actor: who.name,
+        actorId: who,
+        actor: who,
       });
       switch (r.outcome) {
         case "executed":
@@ -334,7 +375,7 @@ async function runPageCommand(
     }
     const result = await stub.command(name, {
       command,
-      actor: who.name,
+      actor: who,
       ...(reason !== "" ? { reason } : {}),
     });
     if (!result.applied) return { ok: false, status: 409, message: result.rejected ?? `${command} does not apply now` };
@@ -357,14 +398,16 @@ statusPage.post("/ui/targets/:name/commands", async (c) => {
     return forbidden("cross-origin request refused");
   }
   if (origin === "null") return forbidden("cross-origin request refused");
-  const session = await pageSession(c);
-  if (session === null) return forbidden("page actions need a status-page session (sign in on /)");
+  const actor = await pageActor(c);
+  if (actor === null) {
+    return forbidden("page actions need a status-page session (sign in on /) or a Cloudflare Access visit");
+  }
   const form = new URLSearchParams(await c.req.text());
-  if (!(await csrfValid(session.who.token, session.value, form.get("csrf") ?? ""))) {
+  if (!(await actor.csrfValid(form.get("csrf") ?? ""))) {
     return forbidden("missing or wrong CSRF token for this session; reload the page");
   }
-  if (!hasRole(session.who.role, "operator")) {
-    return forbidden(`${session.who.name} has role ${session.who.role}; this needs operator`);
+  if (!hasRole(actor.role, "operator")) {
+    return forbidden(`${actor.name} has role ${actor.role ?? "none"}; this needs operator`);
   }
   const config = loadConfig(c.env);
   if (!config.ok) throw new Problem("config-invalid", "the worker configuration is invalid");
@@ -410,14 +453,14 @@ statusPage.post("/ui/targets/:name/commands", async (c) => {
       headers,
     );
   }
-  const answer = await runPageCommand(c.env, config.value, name, session.who, cmd, form);
+  const answer = await runPageCommand(c.env, config.value, name, actor.name, cmd, form);
   console.log(
     JSON.stringify({
       level: "info",
       msg: "status page command",
       target: name,
       command: cmd,
-      actor: session.who.name,
+      actor: actor.name,
       ok: answer.ok,
     }),
   );

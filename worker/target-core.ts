@@ -7,7 +7,9 @@
  */
 import type { WorkerTarget } from "../shared/config.ts";
 import {
+  type Decision,
   decide,
+  decideParsed,
   type Effect,
   holdsObservation,
   initialState,
@@ -15,7 +17,7 @@ import {
   type MachineState,
 } from "./machine.ts";
 import { nextDeadline } from "./machine-rules.ts";
-import type { AuditEvent } from "./machine-types.ts";
+import type { AuditEvent, ParsedMachineInput } from "./machine-types.ts";
 import { routeSide } from "./routing.ts";
 import {
   type IngestResult,
@@ -125,7 +127,15 @@ class Run {
 
   /** One `decide` call: its audit events are written and its effects collected. */
   step(input: MachineInput): string | undefined {
-    const d = decide(this.state.machine, input, this.now);
+    return this.apply(decide(this.state.machine, input, this.now));
+  }
+
+  /** `step` for an input this shell built in the parsed shape itself (an observation of its store). */
+  stepParsed(input: ParsedMachineInput): string | undefined {
+    return this.apply(decideParsed(this.state.machine, input, this.now));
+  }
+
+  private apply(d: Decision): string | undefined {
     this.state.machine = d.state;
     this.state.decidedAt = this.now;
     for (const e of d.effects) {
@@ -170,7 +180,7 @@ class Run {
     // An observation the machine already holds, with no deadline due, is a no-op for `decide`
     // (its sides are unchanged and every rule already settled): skip the call (issue 19).
     if (!always && this.machineHolds(observation) && !this.deadlineDue()) return staleAt;
-    this.step({
+    this.stepParsed({
       type: "observed",
       sides: observation,
       ...(cause === undefined ? {} : { cause }),

@@ -13,6 +13,7 @@ import { type LoadedConfig, loadConfig } from "./config.ts";
 import { type Dispatcher, transportDispatcher } from "./dispatcher.ts";
 import { drillSummary } from "./drill-summary.ts";
 import type { Env } from "./env.ts";
+import type { BreakGlassRequest } from "./incidents.ts";
 import { type Effect, initialState, type MachineInput, machineView, upgradeMachineState } from "./machine.ts";
 import type { AuditEvent as MachineAuditEvent } from "./machine-types.ts";
 import {
@@ -44,6 +45,7 @@ import {
   breakGlassReason,
   insertBreakGlass,
   judgeBreakGlassClick,
+  openBreakGlassRows,
   readBreakGlass,
   resolveBreakGlassRow,
 } from "./slack/break-glass.ts";
@@ -502,6 +504,19 @@ export class TargetObject extends DurableObject<Env> {
   }
 
   // --- Break-glass: the two-person rule (design §3a); storage and judgement in slack/break-glass.ts ---
+
+  /** The break-glass requests a second operator could confirm now (the status page's list). */
+  async openBreakGlass(): Promise<BreakGlassRequest[]> {
+    const now = this.now();
+    const epoch = this.readState()?.machine.epoch ?? 0;
+    return openBreakGlassRows(this.sql, epoch, now).map((r) => ({
+      id: r.nonce,
+      command: r.command,
+      requester: r.requester,
+      reason: r.reason,
+      expiresAt: iso(r.createdAt + BREAK_GLASS_TTL_MS),
+    }));
+  }
 
   /**
    * Records a forced command awaiting a second person (from Slack or the API); answers the epoch

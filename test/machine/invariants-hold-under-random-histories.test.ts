@@ -7,9 +7,9 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { PolicySchema, type Side } from "../../shared/config.ts";
 import { ActionRequestSchema } from "../../shared/protocol.ts";
-import { decide } from "../../worker/machine.ts";
+import { decide, decideParsed } from "../../worker/machine.ts";
 import type { ActionState, Decision, MachineInput, MachineState } from "../../worker/machine-types.ts";
-import { MachineStateSchema } from "../../worker/machine-types.ts";
+import { MachineInputSchema, MachineStateSchema } from "../../worker/machine-types.ts";
 import { makeState, type PolicyInput, T0, TARGET } from "./sim.ts";
 
 const DAY = 24 * 3600 * 1000;
@@ -166,6 +166,8 @@ class Checker {
     // Purity and determinism.
     expect(JSON.stringify(before)).toBe(beforeJson);
     expect(decide(before, input, this.now)).toEqual(d);
+    // The shell's fast path (no re-validation of an input it built itself) decides the same.
+    expect(decideParsed(before, MachineInputSchema.parse(input), this.now)).toEqual(d);
     const after = d.state;
 
     // Re-validates as the Durable Object reads it back.

@@ -4,11 +4,11 @@
  * body's `actor` only `onBehalfOf`; and two people for break-glass on every path.
  */
 import { env, exports } from "cloudflare:workers";
-import { createLocalJWKSet, exportJWK, generateKeyPair, type JWK, SignJWT } from "jose";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { app } from "../../worker/app.ts";
-import { accessTesting, tokenIdentities } from "../../worker/identity.ts";
+import { tokenIdentities } from "../../worker/identity.ts";
 import type { EventPage, TargetView } from "../../worker/target-object.ts";
+import { useAccessKeys } from "./support/access.ts";
 import { useRecordingObject } from "./support/recording-object.ts";
 
 const T0 = Date.parse("2026-11-22T10:00:00Z");
@@ -112,27 +112,8 @@ describe("identities and roles", () => {
 });
 
 describe("Cloudflare Access", () => {
-  let privateKey: CryptoKey;
-  beforeAll(async () => {
-    const pair = await generateKeyPair("RS256");
-    privateKey = pair.privateKey as CryptoKey;
-    const jwk: JWK = { ...(await exportJWK(pair.publicKey)), kid: "k1", alg: "RS256" };
-    accessTesting.jwks = createLocalJWKSet({ keys: [jwk] });
-  });
-  afterAll(() => {
-    delete accessTesting.jwks;
-  });
-
-  async function assertion(email: string, over: { aud?: string; exp?: number } = {}) {
-    return new SignJWT({ email })
-      .setProtectedHeader({ alg: "RS256", kid: "k1" })
-      .setIssuer("https://turnout-test.cloudflareaccess.com")
-      .setAudience(over.aud ?? "test-access-aud")
-      .setIssuedAt()
-      .setExpirationTime(over.exp ?? Math.floor(Date.now() / 1000) + 600)
-      .sign(privateKey);
-  }
-  const access = async (email: string, over = {}) => ({ "cf-access-jwt-assertion": await assertion(email, over) });
+  const signer = useAccessKeys();
+  const access = signer.headers;
 
   it("maps the verified email to a role: operators command, domain viewers read, others are 403", async () => {
     expect(
@@ -153,7 +134,7 @@ describe("Cloudflare Access", () => {
       (await call("/v1/targets", await access("alice@example.com", { exp: Math.floor(Date.now() / 1000) - 60 })))
         .status,
     ).toBe(401);
-    const real = await assertion("alice@example.com");
+    const real = await signer.assertion("alice@example.com");
     const [h, , sig] = real.split(".");
     const forgedPayload = btoa(JSON.stringify({ email: "root@example.com", aud: "test-access-aud" })).replace(
       /=+$/,

@@ -6,7 +6,9 @@
  */
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { HISTORY_WINDOW } from "../../worker/status-page.tsx";
 import type { AuditEvent } from "../../worker/target-view.ts";
+import { useAccessKeys } from "./support/access.ts";
 import { TEST_CREDENTIALS } from "./support/bindings.ts";
 import { useRecordingObject } from "./support/recording-object.ts";
 
@@ -150,6 +152,53 @@ describe("actions from the status page", () => {
     expect(await html.text()).toContain("resume on bg-a: done");
   });
 
+  describe("behind Cloudflare Access", () => {
+    const access = useAccessKeys();
+
+    it("an operator's visit gets buttons with a token bound to its assertion and acts as the email; forgeries are 403", async () => {
+      const alice = await access.headers("alice@example.com");
+      const res = await get("/", alice);
+      expect(res.status).toBe(200);
+      const body = await res.text();
+      expect(cardOf(body, TARGET)).toContain(">Pause</button>");
+      const csrf = csrfOf(body);
+      const before = await auditLog();
+      const pause = { command: "pause", confirmed: "yes" };
+      // Access adds the assertion to a forged cross-site request too; the forger lacks the token.
+      const otherAssertion = await access.headers("alice@example.com", { exp: Math.floor(Date.now() / 1000) + 900 });
+      const otherCsrf = csrfOf(await (await get("/", otherAssertion)).text());
+      expect(otherCsrf).not.toBe(csrf);
+      for (const [headers, fields] of [
+        [alice, pause],
+        [alice, { ...pause, csrf: otherCsrf }],
+        [
+          { ...alice, origin: "https://evil.example" },
+          { ...pause, csrf },
+        ],
+        [await access.headers("alice@example.com", { aud: "other-app" }), { ...pause, csrf }],
+        // A viewer's visit shows no buttons, and its post is refused even with a token of its own.
+        [await access.headers("vic@viewers.example.com"), { ...pause, csrf }],
+      ] as [Record<string, string>, Record<string, string>][]) {
+        const refused = await post(null, fields, { accept: "application/json", ...headers });
+        expect(refused.status, JSON.stringify(fields)).toBe(403);
+      }
+      expect(await auditLog()).toEqual(before);
+
+      const done = await post(
+        null,
+        { ...pause, csrf, reason: "Access visit" },
+        { accept: "application/json", ...alice },
+      );
+      expect(done.status).toBe(200);
+      const accepted = (await auditLog()).find((e) => e.type === "command.accepted");
+      expect(accepted?.detail).toMatchObject({ command: "pause", actor: "alice@example.com", reason: "Access visit" });
+
+      const viewerPage = await (await get("/", await access.headers("vic@viewers.example.com"))).text();
+      expect(viewerPage).not.toContain("<button");
+      expect(viewerPage).not.toContain('name="csrf"');
+    });
+  });
+
   it("an unknown command or target is a 4xx problem naming the field", async () => {
     const cookie = await login("operator");
     const csrf = csrfOf(await page(cookie));
@@ -193,6 +242,37 @@ describe("actions from the status page", () => {
     expect(approved?.detail).toMatchObject({ requester: "bob", approver: "operator" });
     // Confirmed: no longer offered.
     expect(cardOf(await page(op), TARGET)).not.toContain("Break-glass request");
+  });
+
+  it("break-glass: a request stays offered after an event storm pushed it out of the page's window, and one the target moved past is not", async () => {
+    const force = (reason: string) =>
+      exports.default.fetch(url(`/v1/targets/${TARGET}/commands`), {
+        method: "POST",
+        headers: { authorization: `Bearer ${TOKENS.bob}`, "content-type": "application/json" },
+        body: JSON.stringify({ command: "failover", force: true, reason }),
+      });
+    const stale = (await (await force("made before the switch")).json()) as { request: { id: string } };
+    // A manual switch moves the target on: the first request would now be refused as stale.
+    const stub = env.TARGETS.getByName(TARGET);
+    await stub.command(TARGET, { command: "failover", actor: "t" });
+    await stub.report(TARGET, {
+      actionId: rec.dispatched[0]?.id ?? "",
+      target: TARGET,
+      status: "succeeded",
+      dryRun: false,
+      steps: [],
+      at: new Date().toISOString(),
+    });
+    const open = (await (await force("still needed")).json()) as { request: { id: string } };
+    // More audit events than the page reads (HISTORY_WINDOW, 500) since the request.
+    for (let i = 0; i < HISTORY_WINDOW + 20; i++)
+      await stub.command(TARGET, { command: i % 2 ? "resume" : "pause", actor: "t" });
+    expect((await auditLog()).length).toBeGreaterThan(HISTORY_WINDOW + 20);
+
+    const card = cardOf(await page(await login("operator")), TARGET);
+    expect(card).toContain(`name="request" value="${open.request.id}"`);
+    expect(card).toContain("forced failover by bob (still needed)");
+    expect(card).not.toContain(stale.request.id);
   });
 
   it("the raw audit log is paged with `after` and shows every detail whole", async () => {

@@ -127,7 +127,25 @@ export function insertBreakGlass(
 /** The stored request with this nonce, if any. */
 export function readBreakGlass(sql: SqlStorage, nonce: string): BreakGlassRow | undefined {
   const raw = sql.exec("SELECT * FROM slack_break_glass WHERE nonce = ?", nonce).toArray()[0];
-  if (!raw) return undefined;
+  return raw ? fromRow(raw) : undefined;
+}
+
+/**
+ * The requests a second person could still confirm: pending, younger than the TTL and made at the
+ * target's current epoch (an older one would be refused as stale), oldest first.
+ */
+export function openBreakGlassRows(sql: SqlStorage, epoch: number, now: number): BreakGlassRow[] {
+  return sql
+    .exec(
+      "SELECT * FROM slack_break_glass WHERE status = 'pending' AND epoch = ? AND created_at >= ? ORDER BY created_at, nonce",
+      epoch,
+      now - BREAK_GLASS_TTL_MS,
+    )
+    .toArray()
+    .map(fromRow);
+}
+
+function fromRow(raw: Record<string, SqlStorageValue>): BreakGlassRow {
   const r = RowSchema.parse(raw);
   return {
     nonce: r.nonce,

@@ -10,7 +10,6 @@ import {
   drillsOf,
   type Incident,
   incidentsOf,
-  openBreakGlass,
   sentenceFacts,
   type TimelineRow,
   timelineOf,
@@ -31,8 +30,10 @@ export interface CardData {
   /** The newest audit events (a bounded window), oldest first. */
   window: AuditEvent[];
   now: number;
-  /** Set for an operator's session: the page then offers actions with this CSRF token. */
+  /** Set for an operator's session or Access visit: the page then offers actions with this CSRF token. */
   operator: { name: string; csrf: string } | null;
+  /** The break-glass requests a second operator could confirm now (read for operators only). */
+  breakGlass: BreakGlassRequest[];
 }
 
 /** The commands the page offers; the same object methods as the API run them. */
@@ -178,7 +179,7 @@ export function TargetCard({ data }: { data: CardData }) {
           </li>
         ))}
       </ul>
-      {data.operator ? <Actions data={data} requests={openBreakGlass(data.window, data.now)} /> : null}
+      {data.operator ? <Actions data={data} requests={data.breakGlass} /> : null}
       <Action action={view.action} />
       {latest ? <Timeline incident={latest} view={view} now={data.now} /> : null}
       <History incidents={incidents} />

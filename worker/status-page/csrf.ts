@@ -2,6 +2,11 @@
  * The status page's CSRF token (design §5b actions): an HMAC of the session cookie's value under a
  * key derived from the session identity's token. It is bound to that one session, so a token seen
  * in one session is useless in another, and rotating the identity's token voids it with the session.
+ *
+ * Behind Cloudflare Access the page's "session" is the Access assertion, which Cloudflare adds to
+ * every request to the app, a forged cross-site one included: there the token is a keyed digest of
+ * that assertion. A forger never sees the assertion (it travels in Access's HttpOnly cookie), so it
+ * cannot compute the token; whoever holds the assertion could call the API with it anyway.
  */
 import { hmacKey, toHex } from "../../shared/signature.ts";
 import { constantTimeEqual } from "../auth.ts";
@@ -23,4 +28,15 @@ export async function csrfToken(token: string, session: string): Promise<string>
 export async function csrfValid(token: string, session: string, given: string): Promise<boolean> {
   if (given === "") return false;
   return constantTimeEqual(given, await csrfToken(token, session));
+}
+
+/** The CSRF token for a page read with the Cloudflare Access assertion `jwt`. */
+export async function accessCsrfToken(jwt: string): Promise<string> {
+  return toHex(await hmac(encoder.encode("turnout status-page access csrf key v1"), jwt));
+}
+
+/** Whether `given` is the CSRF token of the Access assertion `jwt` (compared in constant time). */
+export async function accessCsrfValid(jwt: string, given: string): Promise<boolean> {
+  if (given === "") return false;
+  return constantTimeEqual(given, await accessCsrfToken(jwt));
 }
