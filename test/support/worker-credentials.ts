@@ -35,7 +35,7 @@ export function credentialVars(
   credentials: WorkerCredentials,
   viewerName: string,
   more: Record<string, Identity> = {},
-): Record<string, string> {
+) {
   return {
     OPERATOR_TOKEN: credentials.operator,
     OPERATOR_TOKENS: JSON.stringify({ ...more, [viewerName]: { token: credentials.viewer, role: "viewer" } }),
