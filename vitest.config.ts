@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { credentialBindings } from "./test/worker/support/bindings.ts";
 
 /**
  * One command, every suite: worker tests run inside workerd (Miniflare through
@@ -29,16 +30,8 @@ export default defineConfig({
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
               bindings: {
-                ALERTMANAGER_TOKEN: "test-am-token",
-                NAGIOS_TOKEN: "test-nagios-token",
-                OPERATOR_TOKEN: "test-operator-token",
-                // Named identities (design §3a): a viewer and a second operator for two-person tests.
-                OPERATOR_TOKENS: JSON.stringify({
-                  viewer: { token: "test-viewer-token-0001", role: "viewer" },
-                  bob: { token: "test-bob-operator-token", role: "operator" },
-                }),
-                SLACK_SIGNING_SECRET: "test-slack-secret",
-                TURNOUT_AGENT_SECRET: "test-agent-secret",
+                // Tokens, named identities and secrets: test/worker/support/bindings.ts.
+                ...credentialBindings,
                 // Worker tests run against their own targets (test/fixtures/worker-test-config.json).
                 TURNOUT_CONFIG: readFileSync(
                   new URL("./test/fixtures/worker-test-config.json", import.meta.url),

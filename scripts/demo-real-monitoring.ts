@@ -8,22 +8,20 @@
  * swaps the route, the gateway comes back, Alertmanager's resolve marks the side up. Stops
  * everything it started; exits 0 when egress-gw ends on secondary with its primary up again.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Side } from "../shared/config.ts";
 import { type Stack, startStack, TOKENS } from "../test/e2e/stack.ts";
 import { startAlertmanagerPair } from "../test/support/alertmanager.ts";
+import { exampleAlertmanagerConfig, startGatewayPrometheus } from "../test/support/example-monitoring.ts";
 import { startProbeExporter } from "../test/support/probe-exporter.ts";
-import { startPrometheus } from "../test/support/prometheus.ts";
 import { type RecordedRequest, startWebhookRecorder } from "../test/support/webhook-recorder.ts";
 import type { AuditEvent } from "../worker/target-view.ts";
 
 const TARGET = "egress-gw";
 const HOLD_SECONDS = 3;
 const TIMEOUT_MS = 90_000;
-const root = join(import.meta.dirname, "..");
-const example = (path: string) => readFileSync(join(root, "examples", path), "utf8");
 
 type Detail = Record<string, unknown>;
 const asDetail = (d: unknown): Detail =>
@@ -106,10 +104,7 @@ export async function runRealMonitoringDemo(): Promise<number> {
         return s;
       }),
       startAlertmanagerPair({
-        config: (i) =>
-          example("alertmanager.yml")
-            .replaceAll("https://turnout.example.workers.dev", recorder.urlFor(`alertmanager-${i}`))
-            .replaceAll("/etc/alertmanager/secrets/turnout-token", tokenFile),
+        config: (i) => exampleAlertmanagerConfig(recorder.urlFor(`alertmanager-${i}`), tokenFile),
         // Both peers deliver (as when gossip lags): the timeline shows turnout taking one.
         peerTimeout: "0s",
       }).then((p) => {
@@ -118,23 +113,10 @@ export async function runRealMonitoringDemo(): Promise<number> {
       }),
     ]);
     const gateway = (side: Side) => stack.labels(TARGET, side).gateway ?? "";
-    const prometheus = await startPrometheus({
-      ruleFiles: [join(root, "examples/prometheus-rules.yml")],
+    const prometheus = await startGatewayPrometheus({
+      gateways: [gateway("primary"), gateway("secondary")],
       alertmanagers: pair.peers.map((p) => p.address),
-      scrapeConfigs: [
-        {
-          job_name: "egress-gateway",
-          metrics_path: "/probe",
-          params: { module: ["icmp"] },
-          static_configs: [{ targets: [gateway("primary"), gateway("secondary")] }],
-          relabel_configs: [
-            { source_labels: ["__address__"], target_label: "__param_target" },
-            { source_labels: ["__param_target"], target_label: "instance" },
-            { source_labels: ["__param_target"], target_label: "gateway" },
-            { target_label: "__address__", replacement: probes.address },
-          ],
-        },
-      ],
+      exporterAddress: probes.address,
     });
     stops.push(() => prometheus.stop());
     console.log(

@@ -7,63 +7,37 @@
  * and /healthz, /readyz, /metrics are unauthenticated by contract (design §6) and stay inside the
  * cluster (the Ingress publishes only POST /v1/actions).
  */
-import { SignJWT } from "jose";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { SIGNATURE_HEADER, sign, signPath } from "../../shared/signature.ts";
-import { type FakeQstash, startFakeQstash } from "../support/fake-qstash.ts";
-import { type ReportReceiver, startReportReceiver } from "../support/report-receiver.ts";
-import { actionRequest, countingExecutor, startTestAgent, type TestAgent } from "../support/test-executors.ts";
+import { nowS, useAgentHarness } from "../support/agent-harness.ts";
+import { actionRequest, countingExecutor } from "../support/test-executors.ts";
+import { upstashJwt } from "../support/upstash-jwt.ts";
 
 const SECRET = "matrix-agent-secret";
-const nowS = () => Math.floor(Date.now() / 1000);
 
-let receiver: ReportReceiver;
-let agent: TestAgent;
-let qstash: FakeQstash;
 const counting = countingExecutor({ steps: ["one"] });
+const harness = useAgentHarness({ targets: ["app", "seed"], secret: SECRET, executor: counting.executor });
 
 beforeAll(async () => {
-  receiver = await startReportReceiver(SECRET);
-  qstash = await startFakeQstash({ token: "qstash-token" });
-  agent = await startTestAgent({
-    targets: ["app", "seed"],
-    reportUrl: receiver.url,
-    secret: SECRET,
-    executor: counting.executor,
-    qstash: qstash.keys(),
-  });
   // One finished action for the GET cells.
   const body = JSON.stringify(actionRequest("seed", 1));
-  await fetch(`${agent.url}/v1/actions`, {
+  await fetch(`${harness.agent.url}/v1/actions`, {
     method: "POST",
     headers: { "content-type": "application/json", [SIGNATURE_HEADER]: await sign(SECRET, body, nowS()) },
     body,
   });
-  await agent.runner.idle();
-});
-afterAll(async () => {
-  await agent.close();
-  await qstash.close();
-  await receiver.close();
+  await harness.agent.runner.idle();
 });
 
-async function upstash(body: string, key = qstash.keys().current, sub = `${agent.url}/v1/actions`): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(body)));
-  const t = nowS();
-  return new SignJWT({ body: Buffer.from(digest).toString("base64url") })
-    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
-    .setIssuer("Upstash")
-    .setSubject(sub)
-    .setIssuedAt(t)
-    .setNotBefore(t)
-    .setExpirationTime(t + 300)
-    .setJti(`jwt_${crypto.randomUUID()}`)
-    .sign(new TextEncoder().encode(key));
-}
+const upstash = (body: string, key = harness.qstash.keys().current, sub = `${harness.agent.url}/v1/actions`) =>
+  upstashJwt(key, body, sub);
 
 /** What the agent holds: runs of steps and the newest record of `app`. */
 async function state(): Promise<string> {
-  return JSON.stringify({ runs: counting.count(), latest: (await agent.store.latest("app"))?.request.id ?? null });
+  return JSON.stringify({
+    runs: counting.count(),
+    latest: (await harness.agent.store.latest("app"))?.request.id ?? null,
+  });
 }
 
 type Cell = [name: string, headers: () => Promise<Record<string, string>>, body: string, status: number];
@@ -101,7 +75,7 @@ describe("POST /v1/actions", () => {
     [
       "QStash: signed for another destination",
       async () => ({
-        "upstash-signature": await upstash(body, qstash.keys().current, "https://elsewhere.example/"),
+        "upstash-signature": await upstash(body, harness.qstash.keys().current, "https://elsewhere.example/"),
         [SIGNATURE_HEADER]: await sign(SECRET, body, nowS()),
       }),
       body,
@@ -120,33 +94,33 @@ describe("POST /v1/actions", () => {
 
   it.each(cells)("%s → %i, and nothing changes", async (_name, headers, sent, status) => {
     const before = await state();
-    const res = await fetch(`${agent.url}/v1/actions`, {
+    const res = await fetch(`${harness.agent.url}/v1/actions`, {
       method: "POST",
       headers: { "content-type": "application/json", ...(await headers()) },
       body: sent,
     });
     expect(res.status).toBe(status);
     expect(res.headers.get("content-type")).toBe("application/problem+json");
-    await agent.runner.idle();
+    await harness.agent.runner.idle();
     expect(await state()).toBe(before);
   });
 
   it("valid → 202 and one run; the same signed request again (a replay within 300 s) → 200, no second run", async () => {
     const headers = { "content-type": "application/json", [SIGNATURE_HEADER]: await sign(SECRET, body, nowS()) };
-    const first = await fetch(`${agent.url}/v1/actions`, { method: "POST", headers, body });
+    const first = await fetch(`${harness.agent.url}/v1/actions`, { method: "POST", headers, body });
     expect(first.status).toBe(202);
-    await agent.runner.idle();
+    await harness.agent.runner.idle();
     const after = await state();
-    const again = await fetch(`${agent.url}/v1/actions`, { method: "POST", headers, body });
+    const again = await fetch(`${harness.agent.url}/v1/actions`, { method: "POST", headers, body });
     expect(again.status).toBe(200);
-    await agent.runner.idle();
+    await harness.agent.runner.idle();
     expect(await state()).toBe(after);
     expect(counting.calls.filter((c) => c.action === "app:1")).toHaveLength(1);
   });
 
   it("valid through QStash (both signatures) → 202", async () => {
     const next = JSON.stringify(actionRequest("app", 2));
-    const res = await fetch(`${agent.url}/v1/actions`, {
+    const res = await fetch(`${harness.agent.url}/v1/actions`, {
       method: "POST",
       headers: {
         "content-type": "application/json",
@@ -156,7 +130,7 @@ describe("POST /v1/actions", () => {
       body: next,
     });
     expect(res.status).toBe(202);
-    await agent.runner.idle();
+    await harness.agent.runner.idle();
   });
 });
 
@@ -186,7 +160,7 @@ describe("GET /v1/actions/:id", () => {
     ["valid", async () => ({ [SIGNATURE_HEADER]: await signPath(SECRET, path, nowS()) }), 200],
   ];
   it.each(cells)("%s → %i", async (_name, headers, status) => {
-    const res = await fetch(`${agent.url}${path}`, { headers: await headers() });
+    const res = await fetch(`${harness.agent.url}${path}`, { headers: await headers() });
     expect(res.status).toBe(status);
     if (status === 200) expect(await res.json()).toMatchObject({ actionId: "seed:1", status: "succeeded" });
     else expect(await res.json()).toMatchObject({ status: 401 });
@@ -195,6 +169,6 @@ describe("GET /v1/actions/:id", () => {
 
 describe("unauthenticated by contract (inside the cluster only)", () => {
   it.each(["/healthz", "/readyz", "/metrics"])("%s → 200 without a credential", async (path) => {
-    expect((await fetch(`${agent.url}${path}`)).status).toBe(200);
+    expect((await fetch(`${harness.agent.url}${path}`)).status).toBe(200);
   });
 });

@@ -17,9 +17,10 @@ import { StepError } from "../../agent/executor.ts";
 import { createDnsFlipExecutor } from "../../agent/executors/dns-flip.ts";
 import { silentLogger } from "../../agent/log.ts";
 import { type DnsFlipTarget, DnsFlipTargetSchema } from "../../shared/config.ts";
-import type { ActionRequest } from "../../shared/protocol.ts";
+import { ActionRequestSchema } from "../../shared/protocol.ts";
 import { type BindServer, startBind } from "../support/bind.ts";
 import { freePort } from "../support/free-port.ts";
+import { actionRequest } from "../support/test-executors.ts";
 
 const PRIMARY = "172.30.41.193";
 const SECONDARY = "172.30.41.194";
@@ -221,17 +222,7 @@ describe("forged unsigned answers cannot make a flip succeed", () => {
       values: { primary: [PRIMARY], secondary: [SECONDARY] },
       verify: { servers: [mitm.server], timeoutSeconds: 2 },
     });
-    const action: ActionRequest = {
-      id: "bootstrap-dns:1",
-      target: "bootstrap-dns",
-      kind: "failover",
-      from: "primary",
-      to: "secondary",
-      dryRun: false,
-      force: false,
-      reason: "test",
-      issuedAt: new Date().toISOString(),
-    };
+    const action = ActionRequestSchema.parse(actionRequest("bootstrap-dns", 1, { issuedAt: new Date().toISOString() }));
     const m = new Map<string, unknown>();
     const ctx: StepContext<DnsFlipTarget> = {
       action,

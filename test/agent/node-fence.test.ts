@@ -5,8 +5,9 @@
  * and Deployment come back Ready on the cloud nodes; DaemonSet pods stay. Every refusal is checked
  * to leave the nodes untouched (no node PATCH in the fake API's request log).
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { CORDONED_BY, createNodeFenceExecutor, FENCED_BY, NODE_FENCE_STEPS } from "../../agent/executors/node-fence.ts";
+import { useCleanups } from "../support/cleanups.ts";
 import { MapMemory } from "../support/map-memory.ts";
 import {
   CLOUD,
@@ -19,17 +20,14 @@ import {
   startFenceCluster,
 } from "../support/node-fence-cluster.ts";
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanup = useCleanups();
 
 /** Two minutes after the outage: past notReadySeconds=60. */
 const LATER = 120_000;
 
 async function setup() {
   const c = await startFenceCluster();
-  cleanups.push(() => c.close());
+  cleanup(() => c.close());
   const executor = () => createNodeFenceExecutor({ kubeConfig: c.sandbox.kubeConfig, pollMs: 20 });
   return { c, executor, memory: new MapMemory(), target: fenceTarget() };
 }

@@ -3,8 +3,9 @@
  * re-delivery or a resume converges, and the agent's StaticRoute writes are never repeated
  * (counted in the fake API's request log). Also the egress check against a local IP-echo service.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createRouteSwapExecutor, ROUTE_SWAP_STEPS } from "../../agent/executors/route-swap.ts";
+import { useCleanups } from "../support/cleanups.ts";
 import { freePort } from "../support/free-port.ts";
 import {
   MapMemory,
@@ -17,17 +18,14 @@ import {
 } from "../support/route-swap-cluster.ts";
 
 const NAT = { "10.116.0.4": "203.0.113.4", "10.116.0.12": "203.0.113.12" };
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanup = useCleanups();
 
 async function setup() {
   const c = await startSwapCluster();
-  cleanups.push(() => c.close());
+  cleanup(() => c.close());
   await c.seedRoute("primary", ["34.160.111.145"], "10.116.0.4");
   const echo = await startEgressEcho(c.operators, NAT);
-  cleanups.push(() => echo.close());
+  cleanup(() => echo.close());
   const target = routeSwapTarget({
     egressCheck: {
       url: echo.url,

@@ -9,6 +9,7 @@ import { type SandboxCluster, startSandboxCluster } from "../../agent/sandbox/cl
 import { startFakeKubeApi } from "../../agent/sandbox/fake-kube-api.ts";
 import { type AgentConfig, validateAgentConfig } from "../../shared/config.ts";
 import { type EtcdInstance, eventually, startEtcds } from "../support/etcd.ts";
+import { swapRoutes } from "../support/route-swap-cluster.ts";
 
 const SR = { group: "networking.digitalocean.com", version: "v1", plural: "staticroutes" };
 
@@ -21,10 +22,7 @@ function agentConfig(
     targets: {
       "egress-gw": {
         kind: "route-swap",
-        routes: {
-          primary: { name: "primary", destinations: ["34.160.111.145"], gateway: "10.116.0.4" },
-          secondary: { name: "secondary", destinations: ["34.160.111.145"], gateway: "10.116.0.12" },
-        },
+        routes: swapRoutes(),
         operator: { namespace: "static-routes", daemonSet: "k8s-staticroute-operator" },
       },
       "platform-dns": {

@@ -12,6 +12,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type SandboxCluster, startSandboxCluster } from "../../agent/sandbox/cluster.ts";
 import { AgentConfigSchema } from "../../shared/config.ts";
+import { swapRoutes } from "../support/route-swap-cluster.ts";
 
 const run = promisify(execFile);
 const KUBECTL = process.env.KUBECTL ?? "/usr/bin/kubectl";
@@ -37,10 +38,7 @@ beforeAll(async () => {
     targets: {
       "egress-gw": {
         kind: "route-swap",
-        routes: {
-          primary: { name: "primary", destinations: ["34.160.111.145"], gateway: "10.116.0.4" },
-          secondary: { name: "secondary", destinations: ["34.160.111.145"], gateway: "10.116.0.12" },
-        },
+        routes: swapRoutes(),
       },
       "dc-nodes": {
         kind: "node-fence",

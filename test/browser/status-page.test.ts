@@ -19,18 +19,17 @@ import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ActionReport, type ActionRequest, ActionRequestSchema } from "../../shared/protocol.ts";
 import { sign, verify } from "../../shared/signature.ts";
-import { alertmanagerBody } from "../support/alertmanager-body.ts";
+import { alertmanagerBody, postAlertmanager } from "../support/alertmanager-body.ts";
 import { readText } from "../support/request-text.ts";
+import { credentialVars, workerCredentials } from "../support/worker-credentials.ts";
 import { startWorker, type WorkerProcess } from "../support/worker-process.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
-const TOKEN = "browser-operator-token";
-const AM_TOKEN = "browser-am-token";
-const AGENT_SECRET = "browser-agent-secret";
+const CREDENTIALS = workerCredentials("browser");
+const { operator: TOKEN, viewer: VIEWER_TOKEN, alertmanager: AM_TOKEN, agentSecret: AGENT_SECRET } = CREDENTIALS;
 const TARGET = "browser-gw";
 const DRILL_TARGET = "browser-drill";
 const DRILL_CRON = "0 3 * * 1";
-const VIEWER_TOKEN = "browser-viewer-token-01";
 /** One target per state, each with its own alert name. */
 const ST = {
   steady: "st-steady",
@@ -169,18 +168,16 @@ async function alertFor(
   at: number,
   fingerprint: string,
 ): Promise<void> {
-  const res = await fetch(`${workerUrl}/v1/alertmanager`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${AM_TOKEN}`, "content-type": "application/json" },
-    body: JSON.stringify(
-      alertmanagerBody({
-        labels: { alertname: target, side },
-        startsAt: status === "firing" ? at : at - 1000,
-        ...(status === "resolved" ? { status, endsAt: at } : {}),
-        fingerprint,
-      }),
-    ),
-  });
+  const res = await postAlertmanager(
+    workerUrl,
+    AM_TOKEN,
+    alertmanagerBody({
+      labels: { alertname: target, side },
+      startsAt: status === "firing" ? at : at - 1000,
+      ...(status === "resolved" ? { status, endsAt: at } : {}),
+      fingerprint,
+    }),
+  );
   expect(res.status).toBe(200);
 }
 
@@ -196,17 +193,15 @@ function nextAction(a: FakeAgent, target: string, what: string): Promise<ActionR
 }
 
 async function fireAlert(workerUrl: string): Promise<void> {
-  const res = await fetch(`${workerUrl}/v1/alertmanager`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${AM_TOKEN}`, "content-type": "application/json" },
-    body: JSON.stringify(
-      alertmanagerBody({
-        labels: { alertname: "BrowserGatewayDown", side: "primary" },
-        startsAt: Date.now() - 1000,
-        fingerprint: "b0b0b0b0b0b0b0b0",
-      }),
-    ),
-  });
+  const res = await postAlertmanager(
+    workerUrl,
+    AM_TOKEN,
+    alertmanagerBody({
+      labels: { alertname: "BrowserGatewayDown", side: "primary" },
+      startsAt: Date.now() - 1000,
+      fingerprint: "b0b0b0b0b0b0b0b0",
+    }),
+  );
   expect(res.status).toBe(200);
 }
 
@@ -267,10 +262,7 @@ beforeAll(async () => {
   worker = await startWorker({
     vars: {
       TURNOUT_CONFIG: JSON.stringify(config),
-      OPERATOR_TOKEN: TOKEN,
-      OPERATOR_TOKENS: JSON.stringify({ night: { token: VIEWER_TOKEN, role: "viewer" } }),
-      ALERTMANAGER_TOKEN: AM_TOKEN,
-      TURNOUT_AGENT_SECRET: AGENT_SECRET,
+      ...credentialVars(CREDENTIALS, "night"),
     },
   });
   profile = mkdtempSync(join(tmpdir(), "turnout-chromium-"));

@@ -5,17 +5,17 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { alertmanagerBody } from "../support/alertmanager-body.ts";
+import { alertmanagerBody, postAlertmanager } from "../support/alertmanager-body.ts";
 import { freePort } from "../support/free-port.ts";
+import { credentialVars, workerCredentials } from "../support/worker-credentials.ts";
 import { startWorker, type WorkerProcess } from "../support/worker-process.ts";
 
 const root = join(import.meta.dirname, "../..");
 const BIN = join(root, "bin/turnout.ts");
-const TOKEN = "cli-operator-token";
+const CREDENTIALS = workerCredentials("cli");
+const { operator: TOKEN, viewer: VIEWER, alertmanager: AM_TOKEN } = CREDENTIALS;
 const ALICE = "cli-alice-operator-token";
 const BOB = "cli-bob-operator-token-0";
-const VIEWER = "cli-viewer-token-000001";
-const AM_TOKEN = "cli-am-token";
 const TARGET = "cli-gw";
 const OTHER = "cli-dns";
 
@@ -60,13 +60,11 @@ function url(): string {
 }
 
 async function alert(side: "primary" | "secondary", fingerprint: string): Promise<void> {
-  const res = await fetch(`${url()}/v1/alertmanager`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${AM_TOKEN}`, "content-type": "application/json" },
-    body: JSON.stringify(
-      alertmanagerBody({ labels: { alertname: "CliGatewayDown", side }, fingerprint, startsAt: Date.now() }),
-    ),
-  });
+  const res = await postAlertmanager(
+    url(),
+    AM_TOKEN,
+    alertmanagerBody({ labels: { alertname: "CliGatewayDown", side }, fingerprint, startsAt: Date.now() }),
+  );
   expect(res.status, await res.text()).toBe(200);
 }
 
@@ -87,14 +85,10 @@ beforeAll(async () => {
   worker = await startWorker({
     vars: {
       TURNOUT_CONFIG: JSON.stringify(config),
-      OPERATOR_TOKEN: TOKEN,
-      OPERATOR_TOKENS: JSON.stringify({
+      ...credentialVars(CREDENTIALS, "vic", {
         alice: { token: ALICE, role: "operator" },
         bob: { token: BOB, role: "operator" },
-        vic: { token: VIEWER, role: "viewer" },
       }),
-      ALERTMANAGER_TOKEN: AM_TOKEN,
-      TURNOUT_AGENT_SECRET: "cli-agent-secret",
     },
   });
 }, 90_000);
@@ -169,17 +163,11 @@ describe("turnout events", () => {
       for (const [i, pause] of [0, 350, 700].entries()) {
         await new Promise((r) => setTimeout(r, pause));
         const fingerprint = `cli00000000000f${i}`;
-        const res = await fetch(`${url()}/v1/alertmanager`, {
-          method: "POST",
-          headers: { authorization: `Bearer ${AM_TOKEN}`, "content-type": "application/json" },
-          body: JSON.stringify(
-            alertmanagerBody({
-              labels: { alertname: "CliDnsDown", side: "primary" },
-              fingerprint,
-              startsAt: Date.now(),
-            }),
-          ),
-        });
+        const res = await postAlertmanager(
+          url(),
+          AM_TOKEN,
+          alertmanagerBody({ labels: { alertname: "CliDnsDown", side: "primary" }, fingerprint, startsAt: Date.now() }),
+        );
         expect(res.status).toBe(200);
         // The ingest answer comes after the events are written: this is when they were audited.
         const audited = Date.now();

@@ -8,28 +8,29 @@
  * change to the dispatch of the action. The scenarios run concurrently on their own targets:
  * Alertmanager's group_interval and Nagios' check attempts are real seconds.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, type ExpectStatic, it } from "vitest";
 import type { Side } from "../../shared/config.ts";
 import type { AuditEvent } from "../../worker/target-view.ts";
 import { type AlertmanagerPair, startAlertmanagerPair } from "../support/alertmanager.ts";
+import {
+  example,
+  exampleAlertmanagerConfig,
+  PLACEHOLDER_URL,
+  startGatewayPrometheus,
+} from "../support/example-monitoring.ts";
 import { type Icinga2Server, startIcinga2 } from "../support/icinga2.ts";
 import { type NagiosServer, startNagios } from "../support/nagios.ts";
 import { type ProbeExporter, startProbeExporter } from "../support/probe-exporter.ts";
-import { type PrometheusServer, startPrometheus } from "../support/prometheus.ts";
+import type { PrometheusServer } from "../support/prometheus.ts";
 import { type RecordedRequest, startWebhookRecorder, type WebhookRecorder } from "../support/webhook-recorder.ts";
 import { type Stack, startStack, TOKENS, waitFor } from "./stack.ts";
 
-const root = join(import.meta.dirname, "../..");
-const example = (path: string) => readFileSync(join(root, "examples", path), "utf8");
 const fragment = JSON.parse(example("turnout.fragment.json")) as {
   targets: Record<string, { sides: Record<Side, unknown> }>;
 };
-/** The placeholder every example uses for the worker's base URL. */
-const PLACEHOLDER_URL = "https://turnout.example.workers.dev";
-const PLACEHOLDER_CREDENTIALS = "/etc/alertmanager/secrets/turnout-token";
 
 // Nagios and Icinga need a few seconds from the first failed check to the HARD state; a longer
 // hold than the Alertmanager targets' leaves time to send the ACK and the downtime within it.
@@ -93,8 +94,7 @@ beforeAll(async () => {
       stops.push(() => s.stop());
     }),
     startAlertmanagerPair({
-      config: (i) =>
-        fill(example("alertmanager.yml"), `alertmanager-${i}`).replaceAll(PLACEHOLDER_CREDENTIALS, tokenFile),
+      config: (i) => exampleAlertmanagerConfig(recorder.urlFor(`alertmanager-${i}`), tokenFile),
       // Both peers deliver, as when gossip lags or the pair is partitioned: turnout must dedupe.
       peerTimeout: "0s",
     }).then((pair) => {
@@ -124,24 +124,10 @@ beforeAll(async () => {
   const gateways = ["am-gw", "flap-gw", "retry-gw"].flatMap((t) =>
     (["primary", "secondary"] as const).map((side) => stack.labels(t, side).gateway ?? ""),
   );
-  prometheus = await startPrometheus({
-    ruleFiles: [join(root, "examples/prometheus-rules.yml")],
+  prometheus = await startGatewayPrometheus({
+    gateways,
     alertmanagers: alertmanagers.peers.map((p) => p.address),
-    scrapeConfigs: [
-      {
-        // A blackbox exporter job with the relabelling examples/prometheus-rules.yml describes.
-        job_name: "egress-gateway",
-        metrics_path: "/probe",
-        params: { module: ["icmp"] },
-        static_configs: [{ targets: gateways }],
-        relabel_configs: [
-          { source_labels: ["__address__"], target_label: "__param_target" },
-          { source_labels: ["__param_target"], target_label: "instance" },
-          { source_labels: ["__param_target"], target_label: "gateway" },
-          { target_label: "__address__", replacement: probes.address },
-        ],
-      },
-    ],
+    exporterAddress: probes.address,
   });
   stops.push(() => prometheus.stop());
 }, 90_000);

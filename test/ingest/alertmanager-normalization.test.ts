@@ -1,16 +1,13 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { labelsFingerprint, parseAlertmanager, parseRfc3339 } from "../../worker/ingest/alertmanager.ts";
+import { parsedOk } from "../support/parsed-ok.ts";
 
 const fixture = (name: string): unknown =>
   JSON.parse(readFileSync(new URL(`../fixtures/${name}`, import.meta.url), "utf8"));
 const NOW = Date.parse("2026-11-22T12:00:00Z");
 
-function ok(body: unknown) {
-  const parsed = parseAlertmanager(body, NOW);
-  if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
-  return parsed;
-}
+const ok = (body: unknown) => parsedOk(parseAlertmanager(body, NOW));
 
 describe("Alertmanager normalization", () => {
   it("reproduces Alertmanager's fingerprints from labels, so the fallback key matches a modern sender's", () => {

@@ -2,16 +2,13 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { formFields, parseNagios } from "../../worker/ingest/nagios.ts";
 import type { Signal } from "../../worker/signals.ts";
+import { parsedOk } from "../support/parsed-ok.ts";
 
 const text = (name: string) => readFileSync(new URL(`../fixtures/${name}`, import.meta.url), "utf8");
 const json = (name: string) => JSON.parse(text(name)) as Record<string, string>;
 const NOW = 1_800_000_000_000;
 
-function ok(body: unknown): Signal {
-  const parsed = parseNagios(body, NOW);
-  if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
-  return parsed.signal;
-}
+const ok = (body: unknown): Signal => parsedOk(parseNagios(body, NOW)).signal;
 
 describe("Nagios/Icinga normalization", () => {
   it("turns a HARD service PROBLEM into a firing signal keyed host!service", () => {

@@ -8,15 +8,12 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { formFields, parseNagios } from "../../worker/ingest/nagios.ts";
 import type { Signal } from "../../worker/signals.ts";
+import { parsedOk } from "../support/parsed-ok.ts";
 
 const NOW = 1_800_000_000_000;
 const form = (name: string) => formFields(readFileSync(new URL(`../fixtures/${name}`, import.meta.url), "utf8"));
 
-function ok(body: unknown): Signal {
-  const parsed = parseNagios(body, NOW);
-  if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
-  return parsed.signal;
-}
+const ok = (body: unknown): Signal => parsedOk(parseNagios(body, NOW)).signal;
 
 describe("Nagios Core 4.4.6, as it really sends", () => {
   it("files a RECOVERY under the problem it ends: 4.4 still sends that id in SERVICEPROBLEMID (the previous one in LAST…)", () => {

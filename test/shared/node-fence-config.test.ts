@@ -5,20 +5,9 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { validateAgentConfig } from "../../shared/config.ts";
+import { fenceConfig } from "../support/node-fence-cluster.ts";
 
-const config = (target: Record<string, unknown>) => ({
-  reportUrl: "http://127.0.0.1:8787/v1/agent/reports",
-  targets: {
-    "dc-nodes": {
-      kind: "node-fence",
-      nodes: {
-        primary: { selector: "topology.kubernetes.io/zone=dc-1" },
-        secondary: { selector: "topology.kubernetes.io/zone=cloud-a" },
-      },
-      ...target,
-    },
-  },
-});
+const config = fenceConfig;
 
 describe("node-fence agent config", () => {
   it("accepts the design §8 example and fills the defaults", () => {

@@ -10,7 +10,7 @@ import { Ingress, NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
 import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1";
 import { ConfigMap, Namespace, Service, ServiceAccount } from "kubernetes-models/v1";
-import { parseAllDocuments } from "yaml";
+import { parseAllDocuments, parse as parseYaml } from "yaml";
 import { z } from "zod";
 
 export const DEPLOY_DIR = join(import.meta.dirname, "../../agent/deploy");
@@ -115,4 +115,12 @@ export function schemaProblem(o: BaseObject): string | undefined {
   } catch (err) {
     return `${o.file}: ${o.kind} ${o.name}: ${err instanceof Error ? err.message : String(err)}`;
   }
+}
+
+/** The agent config (agent.yaml) that agent/deploy/configmap.yaml ships, as YAML text. */
+export function shippedAgentYaml(): string {
+  const cm = z
+    .object({ data: z.object({ "agent.yaml": z.string() }) })
+    .parse(parseYaml(readFileSync(join(DEPLOY_DIR, "configmap.yaml"), "utf8")));
+  return cm.data["agent.yaml"];
 }

@@ -6,7 +6,7 @@
  * privilege exists for (design §7): no StaticRoute, ConfigMap or workload the config does not
  * name may be read, patched or deleted.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { createRouteSwapExecutor } from "../../agent/executors/route-swap.ts";
@@ -15,14 +15,10 @@ import { silentLogger } from "../../agent/log.ts";
 import { ConfigMapActionStore } from "../../agent/memory.ts";
 import { startFakeKubeApi } from "../../agent/sandbox/fake-kube-api.ts";
 import { type AgentConfig, AgentConfigSchema } from "../../shared/config.ts";
-import {
-  MapMemory,
-  routeSwapTarget,
-  runSteps,
-  startRecordingProxy,
-  startSwapCluster,
-  swapAction,
-} from "../support/route-swap-cluster.ts";
+import { useCleanups } from "../support/cleanups.ts";
+import { MapMemory } from "../support/map-memory.ts";
+import { routeSwapTarget, startRecordingProxy, startSwapCluster, swapAction } from "../support/route-swap-cluster.ts";
+import { runSteps } from "../support/run-steps.ts";
 import type { BaseObject } from "./kustomize-base.ts";
 import { readBase } from "./kustomize-base.ts";
 import { attributesOf, canI, describe as describeRequest, type RequestAttributes } from "./rbac-can-i.ts";
@@ -38,10 +34,7 @@ function shippedConfig(): AgentConfig {
 }
 const config = shippedConfig();
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanup = useCleanups();
 
 function refusedOf(requests: RequestAttributes[]): string[] {
   return requests.filter((r) => !canI(base, sa, r)).map(describeRequest);
@@ -93,9 +86,9 @@ describe("the evaluator follows Kubernetes RBAC", () => {
 describe("the agent can do every step it needs", () => {
   it("route-swap: a swap that also replaces a stale incoming route sends only allowed requests", async () => {
     const c = await startSwapCluster();
-    cleanups.push(() => c.close());
+    cleanup(() => c.close());
     const proxy = await startRecordingProxy(c.api);
-    cleanups.push(() => proxy.close());
+    cleanup(() => proxy.close());
     const shipped = config.targets["egress-gw"];
     if (shipped?.kind !== "route-swap") throw new Error("configmap.yaml has no egress-gw route-swap target");
     // The harness's routes carry the shipped names, which the ClusterRole's resourceNames list.
@@ -116,10 +109,10 @@ describe("the agent can do every step it needs", () => {
 
   it("the Lease and the action memory of every configured target", async () => {
     const api = await startFakeKubeApi();
-    cleanups.push(() => api.close());
+    cleanup(() => api.close());
     api.store.create({ resource: "namespaces" }, { metadata: { name: config.namespace } });
     const proxy = await startRecordingProxy(api);
-    cleanups.push(() => proxy.close());
+    cleanup(() => proxy.close());
     const store = new ConfigMapActionStore({
       kubeConfig: proxy.kubeConfig(),
       namespace: config.namespace,

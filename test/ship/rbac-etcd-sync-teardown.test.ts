@@ -7,35 +7,30 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
-import { parseAllDocuments, parse as parseYaml } from "yaml";
+import { describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import { type StepContext, StepError } from "../../agent/executor.ts";
 import { createEtcdSyncTeardownExecutor } from "../../agent/executors/etcd-sync-teardown.ts";
 import { silentLogger } from "../../agent/log.ts";
 import { startSandboxCluster } from "../../agent/sandbox/cluster.ts";
 import { type AgentConfig, AgentConfigSchema, type EtcdSyncTeardownTarget } from "../../shared/config.ts";
 import type { ActionRequest } from "../../shared/protocol.ts";
+import { useCleanups } from "../support/cleanups.ts";
 import { startFakeCloudflare } from "../support/fake-cloudflare-dns.ts";
-import { apiTargetOf, MapMemory, type ProxiedRequest, startRecordingProxy } from "../support/route-swap-cluster.ts";
-import { DEPLOY_DIR } from "./kustomize-base.ts";
+import { grantsOf, permissionsUsed, rbacDocs } from "../support/rbac-grants.ts";
+import { MapMemory, startRecordingProxy } from "../support/route-swap-cluster.ts";
+import { runSteps } from "../support/run-steps.ts";
+import { DEPLOY_DIR, shippedAgentYaml } from "./kustomize-base.ts";
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanup = useCleanups();
 
 const TOKEN = "cf-token";
 
 /** The shipped example config's etcd-sync-teardown target and the dns-flip target it flips. */
 function shippedTargets(): { teardown: [string, Record<string, unknown>]; dns: [string, Record<string, unknown>] } {
-  const cm = z
-    .object({ data: z.object({ "agent.yaml": z.string() }) })
-    .parse(parseYaml(readFileSync(join(DEPLOY_DIR, "configmap.yaml"), "utf8")));
-  const config = AgentConfigSchema.parse(parseYaml(cm.data["agent.yaml"]));
-  const raw = z
-    .object({ targets: z.record(z.string(), z.record(z.string(), z.unknown())) })
-    .parse(parseYaml(cm.data["agent.yaml"]));
+  const text = shippedAgentYaml();
+  const config = AgentConfigSchema.parse(parseYaml(text));
+  const raw = z.object({ targets: z.record(z.string(), z.record(z.string(), z.unknown())) }).parse(parseYaml(text));
   const entry = Object.entries(config.targets).find(([, t]) => t.kind === "etcd-sync-teardown");
   if (entry?.[1].kind !== "etcd-sync-teardown") throw new Error("configmap.yaml has no etcd-sync-teardown target");
   const [name, target] = entry;
@@ -45,49 +40,16 @@ function shippedTargets(): { teardown: [string, Record<string, unknown>]; dns: [
   };
 }
 
-/** "group|resource|namespace|verb|name" for one API request (name "*" for collections). */
-function permissionOf(r: ProxiedRequest): string {
-  const { group, namespace, resource: main, name, subresource } = apiTargetOf(r.path);
-  const resource = subresource ? `${main}/${subresource}` : main;
-  const verb =
-    r.method === "GET"
-      ? name
-        ? "get"
-        : "list"
-      : ({ POST: "create", PUT: "update", PATCH: "patch", DELETE: "delete" }[r.method] ?? r.method);
-  return `${group}|${resource}|${namespace}|${verb}|${name ?? "*"}`;
-}
-
-const Rule = z.object({
-  apiGroups: z.array(z.string()),
-  resources: z.array(z.string()),
-  resourceNames: z.array(z.string()).optional(),
-  verbs: z.array(z.string()),
-});
-const RoleDoc = z.object({
-  kind: z.string(),
-  metadata: z.object({ namespace: z.string().optional() }),
-  rules: z.array(Rule).optional(),
-});
-
+/** What the Roles of the manifest grant (its bindings have no rules). */
 function granted(): Set<string> {
-  const text = readFileSync(join(DEPLOY_DIR, "rbac-etcd-sync-teardown.yaml"), "utf8");
-  const out = new Set<string>();
-  for (const d of parseAllDocuments(text).map((doc) => RoleDoc.parse(doc.toJS()))) {
-    if (d.kind !== "Role") continue;
-    for (const r of d.rules ?? [])
-      for (const g of r.apiGroups)
-        for (const res of r.resources)
-          for (const v of r.verbs)
-            for (const n of r.resourceNames ?? ["*"]) out.add(`${g}|${res}|${d.metadata.namespace}|${v}|${n}`);
-  }
-  return out;
+  const docs = rbacDocs(readFileSync(join(DEPLOY_DIR, "rbac-etcd-sync-teardown.yaml"), "utf8"));
+  return new Set(grantsOf(docs.filter((d) => d.kind === "Role")));
 }
 
 async function teardownRequests(syncAction: "scale-to-zero" | "delete"): Promise<Set<string>> {
   const { teardown, dns } = shippedTargets();
   const cf = await startFakeCloudflare({ zoneId: "z1", token: TOKEN });
-  cleanups.push(() => cf.stop());
+  cleanup(() => cf.stop());
   const dnsTarget = {
     ...dns[1],
     provider: { type: "cloudflare", zoneId: "z1", tokenEnv: "CF_API_TOKEN", baseUrl: cf.baseUrl },
@@ -114,9 +76,9 @@ async function teardownRequests(syncAction: "scale-to-zero" | "delete"): Promise
 
   // The sandbox creates the synchronizer and every restarted workload, and runs their controllers.
   const sandbox = await startSandboxCluster(config, { etcdMirror: false, startOperator: false, log: silentLogger });
-  cleanups.push(() => sandbox.stop());
+  cleanup(() => sandbox.stop());
   const proxy = await startRecordingProxy(sandbox.api);
-  cleanups.push(() => proxy.close());
+  cleanup(() => proxy.close());
 
   const executor = createEtcdSyncTeardownExecutor({
     kubeConfig: proxy.kubeConfig(),
@@ -137,30 +99,12 @@ async function teardownRequests(syncAction: "scale-to-zero" | "delete"): Promise
     reason: "rbac test",
     issuedAt: new Date().toISOString(),
   };
-  const controller = new AbortController();
-  const ctx: StepContext<EtcdSyncTeardownTarget> = {
-    action,
-    targetName: action.target,
-    target,
-    log: silentLogger,
-    memory: new MapMemory(),
-    signal: controller.signal,
-    now: () => Date.now(),
-    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-    progress: () => {},
-  };
-  const done: string[] = [];
-  for (const step of executor.steps(action, target)) {
-    try {
-      await step.run(ctx);
-      done.push(step.name);
-    } catch (err) {
-      throw new Error(`step ${step.name}: ${err instanceof StepError ? `${err.code}: ${err.message}` : String(err)}`);
-    }
-  }
-  expect(done).toEqual(["consistency", "stop-sync", "flip-dns", "restart", "follow-ups"]);
+  const runs = await runSteps(executor, action, target, new MapMemory());
+  const failed = runs.find((r) => r.error);
+  if (failed?.error) throw new Error(`step ${failed.name}: ${failed.error.code}: ${failed.error.message}`);
+  expect(runs.map((r) => r.name)).toEqual(["consistency", "stop-sync", "flip-dns", "restart", "follow-ups"]);
   expect(cf.valuesOf(dnsConfig.record.type, dnsConfig.record.name)).toEqual(dnsConfig.values.secondary);
-  return new Set(proxy.requests.map(permissionOf));
+  return permissionsUsed(proxy.requests);
 }
 
 describe("rbac-etcd-sync-teardown.yaml", () => {

@@ -44,3 +44,12 @@ export function alertmanagerBody(alert: AlertSpec) {
     ],
   };
 }
+
+/** POSTs `body` (an `alertmanagerBody`) to the worker's `/v1/alertmanager` with `token`; its answer. */
+export function postAlertmanager(workerUrl: string, token: string, body: object): Promise<Response> {
+  return fetch(`${workerUrl}/v1/alertmanager`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+}

@@ -88,6 +88,7 @@ export async function startAlertmanagerPair(options: AlertmanagerPairOptions): P
           ],
           cwd: dir,
           ready: () => answers(`${url}/-/ready`),
+          ownedDir: dir,
         });
         started.push(p);
         return p;

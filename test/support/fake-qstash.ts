@@ -21,8 +21,8 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { SignJWT } from "jose";
 import { readText } from "./request-text.ts";
+import { upstashJwt } from "./upstash-jwt.ts";
 
 export interface FakeQstashOptions {
   token: string;
@@ -112,19 +112,7 @@ export async function startFakeQstash(options: FakeQstashOptions): Promise<FakeQ
   let deduplicated = 0;
   let closed = false;
 
-  async function signature(url: string, body: string): Promise<string> {
-    const t = Math.floor(now() / 1000);
-    const bodyHash = createHash("sha256").update(body).digest("base64url");
-    return new SignJWT({ body: bodyHash })
-      .setProtectedHeader({ alg: "HS256", typ: "JWT" })
-      .setIssuer("Upstash")
-      .setSubject(url)
-      .setIssuedAt(t)
-      .setNotBefore(t)
-      .setExpirationTime(t + 300)
-      .setJti(`jwt_${randomBytes(12).toString("hex")}`)
-      .sign(new TextEncoder().encode(current));
-  }
+  const signature = (url: string, body: string) => upstashJwt(current, body, url, now());
 
   async function post(
     kind: DeliveryAttempt["kind"],

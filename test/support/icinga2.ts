@@ -5,16 +5,11 @@
  * log. The test gives its objects and the files to include as shipped
  * (examples/icinga2/turnout.conf); checks read their exit code from a state file (`setState`).
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  currentUserAndGroup,
-  requireBinary,
-  type ServerProcess,
-  spawnServer,
-  writeExternalCommand,
-} from "./monitoring-process.ts";
+import type { CheckServer } from "./monitoring-process.ts";
+import { currentUserAndGroup, installStateCheck, requireBinary, spawnCheckServer } from "./monitoring-process.ts";
 
 export interface Icinga2Options {
   /** Config files to include as they are (the shipped example). */
@@ -25,18 +20,12 @@ export interface Icinga2Options {
   objects: string;
 }
 
-export interface Icinga2Server {
-  dir: string;
-  process: ServerProcess;
-  /** Sets the exit code (0 OK … 2 CRITICAL; hosts 0 UP, 2 DOWN) of checks whose `vars.state_name` is `name`. */
-  setState(name: string, code: number): void;
-  /** Writes one external command (`ACKNOWLEDGE_SVC_PROBLEM;…`) to the command pipe, timestamped. */
-  command(line: string): void;
+/** `setState(name, …)` sets the checks whose `vars.state_name` is `name`; `command` writes to the compat pipe. */
+export interface Icinga2Server extends CheckServer {
   /** The Icinga log so far. */
   log(): string;
   /** The Nagios-style compat log so far (`SERVICE ALERT: host;service;CRITICAL;SOFT;1;…` lines). */
   alertLog(): string;
-  stop(): Promise<void>;
 }
 
 /** Starts Icinga 2 and resolves once it has activated its objects and opened the command pipe. */
@@ -45,12 +34,8 @@ export async function startIcinga2(options: Icinga2Options): Promise<Icinga2Serv
   const dir = mkdtempSync(join(tmpdir(), "turnout-icinga2-"));
   for (const sub of ["data", "log", "cache", "spool", "run", "states", "compat"]) mkdirSync(join(dir, sub));
   const states = join(dir, "states");
-  const script = join(dir, "state-check.sh");
-  writeFileSync(
-    script,
-    '#!/bin/sh\ns=$(cat "$1" 2>/dev/null || echo 0)\ncase $s in 0) w=OK;; 1) w=WARNING;; 2) w=CRITICAL;; *) w=UNKNOWN;; esac\necho "$w - test state $s"\nexit $s\n',
-    { mode: 0o755 },
-  );
+  const stateCheck = installStateCheck(dir, states);
+  const { script } = stateCheck;
   const commandPipe = join(dir, "run", "icinga2.cmd");
   const logFile = join(dir, "log", "icinga2.log");
   const constants = Object.entries(options.constants)
@@ -86,39 +71,22 @@ ${options.objects}
     `RunAsUser=${user}`,
     `RunAsGroup=${group}`,
   ].flatMap((d) => ["-D", d]);
-  let server: ServerProcess;
   const log = () => (existsSync(logFile) ? readFileSync(logFile, "utf8") : "");
-  try {
-    server = await spawnServer({
-      name: "icinga2",
-      command: binary,
-      args: ["daemon", "-c", configFile, ...defines],
-      cwd: dir,
-      ready: async () => existsSync(commandPipe) && log().includes("Activated all objects"),
-      // Its umbrella process stops its own helper processes on SIGTERM.
-      gracefulStopMs: 3000,
-    });
-  } catch (err) {
-    rmSync(dir, { recursive: true, force: true });
-    throw err;
-  }
-  return {
+  const server = await spawnCheckServer({
+    name: "icinga2",
+    command: binary,
+    args: ["daemon", "-c", configFile, ...defines],
     dir,
-    process: server,
-    setState(name, code) {
-      writeFileSync(join(states, name), `${code}\n`);
-    },
-    command(line) {
-      writeExternalCommand(commandPipe, line);
-    },
+    commandFile: commandPipe,
+    stateCheck,
+    ready: async () => existsSync(commandPipe) && log().includes("Activated all objects"),
+  });
+  return {
+    ...server,
     log,
     alertLog: () => {
       const file = join(dir, "compat", "icinga.log");
       return existsSync(file) ? readFileSync(file, "utf8") : "";
-    },
-    async stop() {
-      await server.stop();
-      rmSync(dir, { recursive: true, force: true });
     },
   };
 }

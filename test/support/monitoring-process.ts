@@ -2,11 +2,12 @@
  * The part every real monitoring server in the tests shares (Prometheus, Alertmanager, Nagios 4,
  * Icinga 2): find the Debian binary or fail naming `npm run setup`, spawn it tied to this process
  * (killed by the kernel if the test worker dies), wait for a readiness check, stop it with SIGKILL
- * (throwaway temp dirs; a graceful stop only costs time).
+ * (throwaway temp dirs; a graceful stop only costs time) and remove the temp dir it owns.
  */
 import { type ChildProcess, spawnSync } from "node:child_process";
-import { appendFileSync, existsSync } from "node:fs";
+import { appendFileSync, existsSync, rmSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
+import { join } from "node:path";
 import { outputTail, spawnTied } from "../../agent/sandbox/tied-child.ts";
 
 /** The binary at `path` (or found on PATH by `name`), or an error naming `npm run setup` and the package. */
@@ -48,9 +49,17 @@ export interface SpawnServerOptions {
   timeoutMs?: number;
   /** Stop with SIGTERM and wait this long before SIGKILL (for servers with helper processes); default 0. */
   gracefulStopMs?: number;
+  /**
+   * A throwaway directory the server owns (its config, data and logs): removed when the server
+   * never becomes ready and after it stops, so no helper can forget the failure path.
+   */
+  ownedDir?: string;
 }
 
-/** Spawns a server and resolves once `ready()` holds; on timeout or exit, kills it and throws with its output. */
+/**
+ * Spawns a server and resolves once `ready()` holds; on timeout or exit, kills it, removes its
+ * `ownedDir` and throws with its output.
+ */
 export async function spawnServer(options: SpawnServerOptions): Promise<ServerProcess> {
   const child: ChildProcess = spawnTied(options.command, options.args, {
     cwd: options.cwd,
@@ -76,15 +85,19 @@ export async function spawnServer(options: SpawnServerOptions): Promise<ServerPr
     if (running) child.kill("SIGKILL");
     await exited;
   };
+  const stopAndRemove = async () => {
+    await stop();
+    if (options.ownedDir) rmSync(options.ownedDir, { recursive: true, force: true });
+  };
   const deadline = Date.now() + (options.timeoutMs ?? 30_000);
   while (running && Date.now() < deadline) {
     if (await options.ready().catch(() => false)) {
-      return { pid: child.pid ?? -1, output, running: () => running, stop };
+      return { pid: child.pid ?? -1, output, running: () => running, stop: stopAndRemove };
     }
     await new Promise((r) => setTimeout(r, 100));
   }
   const why = running ? `was not ready within ${options.timeoutMs ?? 30_000} ms` : "exited";
-  await stop();
+  await stopAndRemove();
   throw new Error(`${options.name} ${why}; its output:\n${output()}`);
 }
 
@@ -105,4 +118,73 @@ export async function answers(url: string): Promise<boolean> {
  */
 export function writeExternalCommand(file: string, line: string): void {
   appendFileSync(file, `[${Math.floor(Date.now() / 1000)}] ${line}\n`);
+}
+
+/** The check plugin Nagios and Icinga tests run, and how a test sets the state it reports. */
+export interface StateCheck {
+  /** The plugin: exits with the state last written for its argument (a state file), 0 when none. */
+  script: string;
+  /** Sets the exit code (0 OK, 1 WARNING, 2 CRITICAL; for hosts 0 UP, 2 DOWN) reported for `name`. */
+  setState(name: string, code: number): void;
+}
+
+/** Writes the state-check plugin into `dir`; its state files live in `states`. */
+export function installStateCheck(dir: string, states: string): StateCheck {
+  const script = join(dir, "state-check.sh");
+  // The plugin contract: first line is the output, the exit code the state.
+  writeFileSync(
+    script,
+    '#!/bin/sh\ns=$(cat "$1" 2>/dev/null || echo 0)\ncase $s in 0) w=OK;; 1) w=WARNING;; 2) w=CRITICAL;; *) w=UNKNOWN;; esac\necho "$w - test state $s"\nexit $s\n',
+    { mode: 0o755 },
+  );
+  return {
+    script,
+    setState(name, code) {
+      writeFileSync(join(states, name), `${code}\n`);
+    },
+  };
+}
+
+/** What a Nagios 4 or Icinga 2 test server offers a test, whichever of the two it is. */
+export interface CheckServer {
+  dir: string;
+  process: ServerProcess;
+  /** Sets the exit code (0 OK, 1 WARNING, 2 CRITICAL; for hosts 0 UP, 2 DOWN) of checks of `name`. */
+  setState(name: string, code: number): void;
+  /** Writes one external command (`ACKNOWLEDGE_SVC_PROBLEM;…`) to the command file, timestamped. */
+  command(line: string): void;
+  /** Stops the server and removes its dir. */
+  stop(): Promise<void>;
+}
+
+export interface CheckServerOptions extends Omit<SpawnServerOptions, "cwd" | "ownedDir" | "gracefulStopMs"> {
+  /** The server's own temp dir: its working directory, removed when it stops or never becomes ready. */
+  dir: string;
+  /** The external command file (Nagios) or pipe (Icinga's compat listener). */
+  commandFile: string;
+  stateCheck: StateCheck;
+}
+
+/** Spawns Nagios 4 or Icinga 2 in its own dir and resolves once `ready()` holds. */
+export async function spawnCheckServer({
+  dir,
+  commandFile,
+  stateCheck,
+  ...spawn
+}: CheckServerOptions): Promise<CheckServer> {
+  const server = await spawnServer({
+    ...spawn,
+    cwd: dir,
+    ownedDir: dir,
+    // Their helper processes (Nagios' core and command file workers, Icinga's umbrella children)
+    // exit with them on SIGTERM; a SIGKILL would orphan them.
+    gracefulStopMs: 3000,
+  });
+  return {
+    dir,
+    process: server,
+    setState: stateCheck.setState,
+    command: (line) => writeExternalCommand(commandFile, line),
+    stop: server.stop,
+  };
 }

@@ -5,16 +5,11 @@
  * object definitions and the files to include as shipped (examples/nagios/turnout.cfg); checks
  * read their exit code from a state file the test writes (`setState`).
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  currentUserAndGroup,
-  requireBinary,
-  type ServerProcess,
-  spawnServer,
-  writeExternalCommand,
-} from "./monitoring-process.ts";
+import type { CheckServer } from "./monitoring-process.ts";
+import { currentUserAndGroup, installStateCheck, requireBinary, spawnCheckServer } from "./monitoring-process.ts";
 
 export interface NagiosOptions {
   /** Object config files to load as they are (the shipped example). */
@@ -28,16 +23,9 @@ export interface NagiosOptions {
   resource: Record<string, string>;
 }
 
-export interface NagiosServer {
-  dir: string;
-  process: ServerProcess;
-  /** Sets the exit code (0 OK, 1 WARNING, 2 CRITICAL; for hosts 0 UP, 2 DOWN) of checks of `name`. */
-  setState(name: string, code: number): void;
-  /** Writes one external command (`ACKNOWLEDGE_SVC_PROBLEM;…`) to the command file, timestamped. */
-  command(line: string): void;
+export interface NagiosServer extends CheckServer {
   /** nagios.log so far. */
   log(): string;
-  stop(): Promise<void>;
 }
 
 const STATE_CHECK = "turnout-test-state";
@@ -49,13 +37,8 @@ export async function startNagios(options: NagiosOptions): Promise<NagiosServer>
   const states = join(dir, "states");
   mkdirSync(states);
   mkdirSync(join(dir, "checkresults"));
-  const script = join(dir, "state-check.sh");
-  // The plugin contract: first line is the output, the exit code the state.
-  writeFileSync(
-    script,
-    '#!/bin/sh\ns=$(cat "$1" 2>/dev/null || echo 0)\ncase $s in 0) w=OK;; 1) w=WARNING;; 2) w=CRITICAL;; *) w=UNKNOWN;; esac\necho "$w - test state $s"\nexit $s\n',
-    { mode: 0o755 },
-  );
+  const stateCheck = installStateCheck(dir, states);
+  const { script } = stateCheck;
   writeFileSync(
     join(dir, "resource.cfg"),
     Object.entries(options.resource)
@@ -134,34 +117,14 @@ ${options.objects.replaceAll("$STATECHECK$", STATE_CHECK)}
   ].join("\n");
   const mainFile = join(dir, "nagios.cfg");
   writeFileSync(mainFile, main);
-  let server: ServerProcess;
-  try {
-    server = await spawnServer({
-      name: "nagios4",
-      command: binary,
-      args: [mainFile],
-      cwd: dir,
-      ready: async () => existsSync(commandFile) && existsSync(statusFile),
-      // Its core workers and command file worker exit with it on SIGTERM.
-      gracefulStopMs: 3000,
-    });
-  } catch (err) {
-    rmSync(dir, { recursive: true, force: true });
-    throw err;
-  }
-  return {
+  const server = await spawnCheckServer({
+    name: "nagios4",
+    command: binary,
+    args: [mainFile],
     dir,
-    process: server,
-    setState(name, code) {
-      writeFileSync(join(states, name), `${code}\n`);
-    },
-    command(line) {
-      writeExternalCommand(commandFile, line);
-    },
-    log: () => (existsSync(logFile) ? readFileSync(logFile, "utf8") : ""),
-    async stop() {
-      await server.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+    commandFile,
+    stateCheck,
+    ready: async () => existsSync(commandFile) && existsSync(statusFile),
+  });
+  return { ...server, log: () => (existsSync(logFile) ? readFileSync(logFile, "utf8") : "") };
 }

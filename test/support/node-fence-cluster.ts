@@ -6,19 +6,11 @@
  * test can skew (the API's `lastTransitionTime` is real time).
  */
 
-import {
-  type DurableMemory,
-  type Executor,
-  type StepContext,
-  StepError,
-  type StepOutcome,
-} from "../../agent/executor.ts";
-import { silentLogger } from "../../agent/log.ts";
-import { abortableSleep } from "../../agent/report-sender.ts";
 import { type SandboxCluster, startSandboxCluster } from "../../agent/sandbox/cluster.ts";
 import type { KubeObject } from "../../agent/sandbox/fake-kube-api.ts";
 import { AgentConfigSchema, type NodeFenceTarget } from "../../shared/config.ts";
 import type { ActionRequest } from "../../shared/protocol.ts";
+import { runSteps } from "./run-steps.ts";
 
 export const DC = ["dc-1-1", "dc-1-2", "dc-1-3"];
 export const CLOUD = ["cloud-a-1", "cloud-a-2", "cloud-a-3"];
@@ -26,9 +18,9 @@ export const NODES = { resource: "nodes" };
 export const PODS = { resource: "pods" };
 export const VOLUME_ATTACHMENTS = { group: "storage.k8s.io", resource: "volumeattachments" };
 
-/** The node-fence target of the tests (settleSeconds short: waits are on real time). */
-export function fenceTarget(overrides: Partial<NodeFenceTarget> = {}): NodeFenceTarget {
-  const config = AgentConfigSchema.parse({
+/** An agent config (unparsed) with the design §8 node-fence target `dc-nodes` (zones dc-1, cloud-a) and `fields`. */
+export function fenceConfig(fields: Record<string, unknown> = {}) {
+  return {
     reportUrl: "http://127.0.0.1:9/v1/agent/reports",
     targets: {
       "dc-nodes": {
@@ -37,16 +29,25 @@ export function fenceTarget(overrides: Partial<NodeFenceTarget> = {}): NodeFence
           primary: { selector: "topology.kubernetes.io/zone=dc-1" },
           secondary: { selector: "topology.kubernetes.io/zone=cloud-a" },
         },
-        notReadySeconds: 60,
-        maxFenceFraction: 0.5,
-        settleSeconds: 15,
-        workloads: [
-          { kind: "StatefulSet", namespace: "db", name: "postgres" },
-          { kind: "Deployment", namespace: "web", name: "web" },
-        ],
+        ...fields,
       },
     },
-  });
+  };
+}
+
+/** The node-fence target of the tests (settleSeconds short: waits are on real time). */
+export function fenceTarget(overrides: Partial<NodeFenceTarget> = {}): NodeFenceTarget {
+  const config = AgentConfigSchema.parse(
+    fenceConfig({
+      notReadySeconds: 60,
+      maxFenceFraction: 0.5,
+      settleSeconds: 15,
+      workloads: [
+        { kind: "StatefulSet", namespace: "db", name: "postgres" },
+        { kind: "Deployment", namespace: "web", name: "web" },
+      ],
+    }),
+  );
   const t = config.targets["dc-nodes"];
   if (t?.kind !== "node-fence") throw new Error("fixture config");
   return { ...t, ...overrides };
@@ -161,62 +162,8 @@ export async function startFenceCluster(
   return c;
 }
 
-export interface StepRun {
-  name: string;
-  outcome?: StepOutcome;
-  error?: StepError;
-  aborted?: boolean;
-}
+export type { StepRun } from "./run-steps.ts";
 
-export interface RunOptions {
-  from?: number;
-  to?: number;
-  /** Milliseconds added to the real clock (the API's lastTransitionTime is real time). */
-  skewMs?: number;
-  /** Milliseconds the clock jumps at each sleep (waits on the returning nodes' notReadySeconds). */
-  jumpMsPerSleep?: number;
-  signal?: AbortSignal;
-  progress?: string[];
-}
-
-/** Runs an executor's steps for one action in order, stopping at the first failure. */
-export async function runFenceSteps(
-  executor: Executor<NodeFenceTarget>,
-  action: ActionRequest,
-  target: NodeFenceTarget,
-  memory: DurableMemory,
-  options: RunOptions = {},
-): Promise<StepRun[]> {
-  const controller = new AbortController();
-  options.signal?.addEventListener("abort", () => controller.abort(new Error("simulated crash")));
-  let skew = options.skewMs ?? 0;
-  const ctx: StepContext<NodeFenceTarget> = {
-    action,
-    targetName: action.target,
-    target,
-    log: silentLogger,
-    memory,
-    signal: controller.signal,
-    now: () => Date.now() + skew,
-    sleep: async (ms) => {
-      skew += options.jumpMsPerSleep ?? 0;
-      await abortableSleep(Math.min(ms, 20), controller.signal);
-    },
-    progress: (d) => options.progress?.push(d),
-  };
-  const out: StepRun[] = [];
-  for (const s of executor.steps(action, target).slice(options.from ?? 0, options.to)) {
-    try {
-      out.push({ name: s.name, outcome: (await s.run(ctx)) ?? {} });
-    } catch (err) {
-      if (controller.signal.aborted) {
-        out.push({ name: s.name, aborted: true });
-        break;
-      }
-      if (!(err instanceof StepError)) throw err;
-      out.push({ name: s.name, error: err });
-      break;
-    }
-  }
-  return out;
-}
+/** Runs a node-fence executor's steps (`runSteps`), each sleep really waiting at most 20 ms. */
+export const runFenceSteps: typeof runSteps<NodeFenceTarget> = (executor, action, target, memory, options = {}) =>
+  runSteps(executor, action, target, memory, { maxSleepMs: 20, ...options });

@@ -3,7 +3,7 @@
  * and evaluation intervals, its own TSDB in a temp dir, the given rule files (the examples as
  * shipped) and scrape jobs, alerts sent to the given Alertmanagers.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stringify } from "yaml";
@@ -54,6 +54,7 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
       ],
       cwd: dir,
       ready: () => answers(`${url}/-/ready`),
+      ownedDir: dir,
     });
     // Ready is not scraping: Prometheus applies discovered targets on a 5 s throttle, so the
     // first scrape comes seconds after /-/ready. Wait for it (and a rule evaluation), or a test's
@@ -65,8 +66,8 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
       await new Promise((r) => setTimeout(r, 100));
     }
   } catch (err) {
+    // Started but never scraping: stopping removes the dir (spawnServer did if it never started).
     await server?.stop();
-    rmSync(dir, { recursive: true, force: true });
     throw err;
   }
   const started = server;
@@ -80,10 +81,7 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
       };
       return body.data.alerts;
     },
-    async stop() {
-      await started.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
+    stop: started.stop,
   };
 }
 

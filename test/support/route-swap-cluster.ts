@@ -7,11 +7,7 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { KubeConfig } from "@kubernetes/client-node";
-import type { DurableMemory, Executor, StepContext, StepOutcome } from "../../agent/executor.ts";
-import { StepError } from "../../agent/executor.ts";
 import { STATIC_ROUTE, type StaticRouteObject, StaticRouteObjectSchema } from "../../agent/executors/route-swap.ts";
-import { silentLogger } from "../../agent/log.ts";
-import { abortableSleep } from "../../agent/report-sender.ts";
 import { type FakeKubeApi, type RecordedRequest, startFakeKubeApi } from "../../agent/sandbox/fake-kube-api.ts";
 import { isJsonObject } from "../../agent/sandbox/kube-patch.ts";
 import {
@@ -35,14 +31,19 @@ export function destinations(n: number, offset = 0): string[] {
   });
 }
 
+/** The egress-gw routes of the tests (unparsed config): primary via 10.116.0.4, secondary via 10.116.0.12. */
+export function swapRoutes(dests = ["34.160.111.145"]) {
+  return {
+    primary: { name: "primary", destinations: dests, gateway: "10.116.0.4" },
+    secondary: { name: "secondary", destinations: dests, gateway: "10.116.0.12" },
+  };
+}
+
 /** A route-swap target (defaults filled by the real schema). */
 export function routeSwapTarget(overrides: Record<string, unknown> = {}, dests = ["34.160.111.145"]): RouteSwapTarget {
   return RouteSwapTargetSchema.parse({
     kind: "route-swap",
-    routes: {
-      primary: { name: "primary", destinations: dests, gateway: "10.116.0.4" },
-      secondary: { name: "secondary", destinations: dests, gateway: "10.116.0.12" },
-    },
+    routes: swapRoutes(dests),
     settleSeconds: 5,
     ...overrides,
   });
@@ -315,50 +316,5 @@ export async function startRecordingProxy(
 /** Route-swap tests take MapMemory from here with the rest of the cluster helpers. */
 export { MapMemory } from "./map-memory.ts";
 
-export interface StepRun {
-  name: string;
-  outcome?: StepOutcome;
-  error?: StepError;
-  /** The run was aborted (a simulated crash or lost leadership) during this step. */
-  aborted?: boolean;
-}
-
-/** Runs the executor's steps `[from, to)` with a real clock; stops at the first failure. */
-export async function runSteps(
-  executor: Executor<RouteSwapTarget>,
-  action: ActionRequest,
-  target: RouteSwapTarget,
-  memory: DurableMemory,
-  range: { from?: number; to?: number; signal?: AbortSignal } = {},
-): Promise<StepRun[]> {
-  const steps = executor.steps(action, target).slice(range.from ?? 0, range.to);
-  const controller = new AbortController();
-  range.signal?.addEventListener("abort", () => controller.abort(new Error("simulated crash")));
-  const progress: string[] = [];
-  const ctx: StepContext<RouteSwapTarget> = {
-    action,
-    targetName: action.target,
-    target,
-    log: silentLogger,
-    memory,
-    signal: controller.signal,
-    now: () => Date.now(),
-    sleep: (ms) => abortableSleep(ms, controller.signal),
-    progress: (d) => progress.push(d),
-  };
-  const out: StepRun[] = [];
-  for (const s of steps) {
-    try {
-      out.push({ name: s.name, outcome: (await s.run(ctx)) ?? {} });
-    } catch (err) {
-      if (controller.signal.aborted) {
-        out.push({ name: s.name, aborted: true });
-        break;
-      }
-      if (!(err instanceof StepError)) throw err;
-      out.push({ name: s.name, error: err });
-      break;
-    }
-  }
-  return out;
-}
+/** Route-swap tests run steps with a real clock through the shared runner. */
+export { runSteps, type StepRun } from "./run-steps.ts";

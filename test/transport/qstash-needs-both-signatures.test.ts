@@ -6,90 +6,34 @@
  * its path. Deliveries come from the fake QStash over real HTTP, or carry JWTs signed the way it
  * signs them.
  */
-import { SignJWT } from "jose";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../agent/config-file.ts";
 import { startAgent } from "../../agent/main.ts";
 import { SIGNATURE_HEADER, sign, signPath } from "../../shared/signature.ts";
-import { type FakeQstash, startFakeQstash } from "../support/fake-qstash.ts";
-import { type ReportReceiver, startReportReceiver } from "../support/report-receiver.ts";
-import {
-  actionRequest,
-  countingExecutor,
-  startTestAgent,
-  type TestAgent,
-  testAgentConfig,
-} from "../support/test-executors.ts";
+import { nowS, postAction, publishThrough, useAgentHarness } from "../support/agent-harness.ts";
+import { actionRequest, countingExecutor, testAgentConfig } from "../support/test-executors.ts";
+import { upstashJwt as signUpstash } from "../support/upstash-jwt.ts";
 
 const SECRET = "current-agent-secret";
 const MAX_AGE = 3600;
-const nowS = () => Math.floor(Date.now() / 1000);
 
-let receiver: ReportReceiver;
-let agent: TestAgent;
-let qstash: FakeQstash;
 const counting = countingExecutor({ steps: ["one"] });
-
-beforeAll(async () => {
-  receiver = await startReportReceiver(SECRET);
-  qstash = await startFakeQstash({ token: "qstash-token" });
-  agent = await startTestAgent({
-    targets: ["app", "other"],
-    reportUrl: receiver.url,
-    secret: SECRET,
-    executor: counting.executor,
-    qstash: qstash.keys(),
-    qstashMaxAgeSeconds: MAX_AGE,
-  });
-});
-afterAll(async () => {
-  await agent.close();
-  await qstash.close();
-  await receiver.close();
+const harness = useAgentHarness({
+  targets: ["app", "other"],
+  secret: SECRET,
+  executor: counting.executor,
+  qstashMaxAgeSeconds: MAX_AGE,
 });
 
 /** Publishes `body` to the agent through the fake QStash; `forwarded` is the Turnout-Signature it forwards. */
 async function publish(body: string, forwarded?: string): Promise<{ status: number | "network-error" }> {
-  const before = qstash.attempts.length;
-  const res = await fetch(`${qstash.baseUrl}/v2/publish/${agent.url}/v1/actions`, {
-    method: "POST",
-    headers: {
-      authorization: "Bearer qstash-token",
-      "content-type": "application/json",
-      "upstash-retries": "0",
-      ...(forwarded ? { "upstash-forward-turnout-signature": forwarded } : {}),
-    },
-    body,
-  });
-  expect(res.status).toBe(201);
-  await qstash.idle();
-  const attempt = qstash.attempts.slice(before).find((a) => a.kind === "message");
-  return { status: attempt?.status ?? "network-error" };
+  return { status: await publishThrough(harness.qstash, `${harness.agent.url}/v1/actions`, body, forwarded) };
 }
 
 /** An Upstash-Signature as QStash signs it, for `sub` = `url`. */
-async function upstashJwt(body: string, url: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(body)));
-  const t = nowS();
-  return new SignJWT({ body: Buffer.from(digest).toString("base64url") })
-    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
-    .setIssuer("Upstash")
-    .setSubject(url)
-    .setIssuedAt(t)
-    .setNotBefore(t)
-    .setExpirationTime(t + 300)
-    .setJti(`jwt_${crypto.randomUUID()}`)
-    .sign(new TextEncoder().encode(qstash.keys().current));
-}
+const upstashJwt = (body: string, url: string) => signUpstash(harness.qstash.keys().current, body, url);
 
-async function post(body: string, headers: Record<string, string>) {
-  const res = await fetch(`${agent.url}/v1/actions`, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...headers },
-    body,
-  });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
-}
+const post = (body: string, headers: Record<string, string>) => postAction(harness.agent.url, body, headers);
 
 describe("the QStash path needs the Upstash-Signature AND the forwarded Turnout-Signature", () => {
   it("an Upstash-signed action without a valid Turnout-Signature is refused and runs nothing", async () => {
@@ -99,9 +43,9 @@ describe("the QStash path needs the Upstash-Signature AND the forwarded Turnout-
     // Signed for another body: a captured signature cannot be moved onto a different action.
     const other = JSON.stringify(actionRequest("app", 1, { to: "primary", from: "secondary" }));
     expect((await publish(body, await sign(SECRET, other, nowS()))).status).toBe(401);
-    await agent.runner.idle();
+    await harness.agent.runner.idle();
     expect(counting.count()).toBe(0);
-    expect(await agent.store.latest("app")).toBeUndefined();
+    expect(await harness.agent.store.latest("app")).toBeUndefined();
   });
 
   it("accepts a forwarded Turnout-Signature up to qstash.maxAgeSeconds old, and not older", async () => {
@@ -110,7 +54,7 @@ describe("the QStash path needs the Upstash-Signature AND the forwarded Turnout-
     const body = JSON.stringify(actionRequest("app", 3));
     // An hour old: past the direct path's 300 s, as a QStash retry hours later would be.
     expect((await publish(body, await sign(SECRET, body, nowS() - MAX_AGE + 60))).status).toBe(202);
-    await agent.runner.idle();
+    await harness.agent.runner.idle();
     expect(counting.calls.filter((c) => c.action === "app:3")).toHaveLength(1);
   });
 
@@ -130,11 +74,11 @@ describe("the QStash path needs the Upstash-Signature AND the forwarded Turnout-
     expect(res.status).toBe(401);
     expect(res.json.reason).toBe("upstash-invalid");
     const ok = await post(body, {
-      "upstash-signature": await upstashJwt(body, `${agent.url}/v1/actions`),
+      "upstash-signature": await upstashJwt(body, `${harness.agent.url}/v1/actions`),
       [SIGNATURE_HEADER]: await sign(SECRET, body, nowS()),
     });
     expect(ok.status).toBe(202);
-    await agent.runner.idle();
+    await harness.agent.runner.idle();
   });
 });
 
@@ -150,7 +94,7 @@ describe("the epoch floor", () => {
     // The floor is per target, and a newer epoch is accepted.
     const newer = JSON.stringify(actionRequest("app", 4));
     expect((await post(newer, { [SIGNATURE_HEADER]: await sign(SECRET, newer, nowS()) })).status).toBe(202);
-    await agent.runner.idle();
+    await harness.agent.runner.idle();
     expect(counting.calls.filter((c) => c.action === "app:2")).toHaveLength(0);
     expect(counting.count()).toBe(runsBefore + 1);
   });
@@ -159,7 +103,7 @@ describe("the epoch floor", () => {
 describe("GET /v1/actions/:id needs a Turnout-Signature over its path", () => {
   it("401 without or with a wrong signature; 200 with the path signed", async () => {
     const path = "/v1/actions/app:3";
-    const get = (headers: Record<string, string>) => fetch(`${agent.url}${path}`, { headers });
+    const get = (headers: Record<string, string>) => fetch(`${harness.agent.url}${path}`, { headers });
     const none = await get({});
     expect(none.status).toBe(401);
     expect(none.headers.get("content-type")).toBe("application/problem+json");

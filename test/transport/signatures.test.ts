@@ -1,49 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { SIGNATURE_HEADER, sign } from "../../shared/signature.ts";
 import { verifyAgentReport, verifyQstashFailureCallback } from "../../worker/transport.ts";
-import { type FakeQstash, startFakeQstash } from "../support/fake-qstash.ts";
-import { type ReportReceiver, startReportReceiver } from "../support/report-receiver.ts";
-import { actionRequest, countingExecutor, startTestAgent, type TestAgent } from "../support/test-executors.ts";
+import { nowS, postAction as postTo, publishThrough, useAgentHarness } from "../support/agent-harness.ts";
+import { actionRequest, countingExecutor } from "../support/test-executors.ts";
+import { upstashJwt } from "../support/upstash-jwt.ts";
 
 const SECRET = "current-agent-secret";
 const NEXT = "next-agent-secret";
-const nowS = () => Math.floor(Date.now() / 1000);
 
-let receiver: ReportReceiver;
-let agent: TestAgent;
-let qstash: FakeQstash;
 const counting = countingExecutor({ steps: ["one"] });
+const harness = useAgentHarness({ targets: ["app"], secret: SECRET, nextSecret: NEXT, executor: counting.executor });
 
-beforeAll(async () => {
-  receiver = await startReportReceiver(SECRET);
-  qstash = await startFakeQstash({ token: "qstash-token" });
-  agent = await startTestAgent({
-    targets: ["app"],
-    reportUrl: receiver.url,
-    secret: SECRET,
-    nextSecret: NEXT,
-    executor: counting.executor,
-    qstash: { current: qstash.keys().current, next: qstash.keys().next },
-  });
-});
-afterAll(async () => {
-  await agent.close();
-  await qstash.close();
-  await receiver.close();
-});
-
-async function postAction(body: string, headers: Record<string, string>) {
-  const res = await fetch(`${agent.url}/v1/actions`, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...headers },
-    body,
-  });
-  return {
-    status: res.status,
-    type: res.headers.get("content-type"),
-    json: (await res.json()) as Record<string, unknown>,
-  };
-}
+const postAction = (body: string, headers: Record<string, string>) => postTo(harness.agent.url, body, headers);
 
 describe("worker → agent: Turnout-Signature on POST /v1/actions", () => {
   const body = JSON.stringify(actionRequest("app", 1));
@@ -79,7 +47,7 @@ describe("worker → agent: Turnout-Signature on POST /v1/actions", () => {
     const b2 = JSON.stringify(actionRequest("app", 1));
     const b = await postAction(b2, { [SIGNATURE_HEADER]: await sign(NEXT, b2, nowS() - 299) });
     expect(b.status).toBe(200); // same id: the current report
-    await agent.runner.idle();
+    await harness.agent.runner.idle();
   });
 });
 
@@ -126,32 +94,19 @@ describe("agent → worker: verifyAgentReport", () => {
 });
 
 describe("QStash: Upstash-Signature with key rotation", () => {
-  async function publishTo(url: string, body: string): Promise<number | "network-error"> {
-    const res = await fetch(`${qstash.baseUrl}/v2/publish/${url}`, {
-      method: "POST",
-      headers: {
-        authorization: "Bearer qstash-token",
-        "content-type": "application/json",
-        "upstash-retries": "0",
-        // The worker forwards its Turnout-Signature; the agent requires both (design §6).
-        "upstash-forward-turnout-signature": await sign(SECRET, body, nowS()),
-      },
-      body,
-    });
-    expect(res.status).toBe(201);
-    await qstash.idle();
-    return qstash.attempts.at(-1)?.status ?? "network-error";
-  }
+  // The worker forwards its Turnout-Signature; the agent requires both (design §6).
+  const publishTo = async (url: string, body: string) =>
+    publishThrough(harness.qstash, url, body, await sign(SECRET, body, nowS()));
 
   it("the agent accepts deliveries signed with the current key, then the next key after a roll, and refuses an unknown key", async () => {
-    const initial = qstash.keys();
-    expect(await publishTo(`${agent.url}/v1/actions`, JSON.stringify(actionRequest("app", 2)))).toBe(202);
-    qstash.rotate(); // now signs with what the agent knows as the next key
-    expect(qstash.keys().current).toBe(initial.next);
-    expect(await publishTo(`${agent.url}/v1/actions`, JSON.stringify(actionRequest("app", 2)))).toBe(200);
-    qstash.rotate(); // rolled twice without redeploying: a key the agent never heard of
-    expect(await publishTo(`${agent.url}/v1/actions`, JSON.stringify(actionRequest("app", 3)))).toBe(401);
-    await agent.runner.idle();
+    const initial = harness.qstash.keys();
+    expect(await publishTo(`${harness.agent.url}/v1/actions`, JSON.stringify(actionRequest("app", 2)))).toBe(202);
+    harness.qstash.rotate(); // now signs with what the agent knows as the next key
+    expect(harness.qstash.keys().current).toBe(initial.next);
+    expect(await publishTo(`${harness.agent.url}/v1/actions`, JSON.stringify(actionRequest("app", 2)))).toBe(200);
+    harness.qstash.rotate(); // rolled twice without redeploying: a key the agent never heard of
+    expect(await publishTo(`${harness.agent.url}/v1/actions`, JSON.stringify(actionRequest("app", 3)))).toBe(401);
+    await harness.agent.runner.idle();
   });
 
   it("the agent refuses an Upstash-Signature whose body hash does not match", async () => {
@@ -160,11 +115,11 @@ describe("QStash: Upstash-Signature with key rotation", () => {
     const jwt = await new SignJWT({ body: "AAAA" })
       .setProtectedHeader({ alg: "HS256" })
       .setIssuer("Upstash")
-      .setSubject(`${agent.url}/v1/actions`)
+      .setSubject(`${harness.agent.url}/v1/actions`)
       .setIssuedAt(t)
       .setNotBefore(t)
       .setExpirationTime(t + 300)
-      .sign(new TextEncoder().encode(qstash.keys().current));
+      .sign(new TextEncoder().encode(harness.qstash.keys().current));
     const res = await postAction(JSON.stringify(actionRequest("app", 9)), { "upstash-signature": jwt });
     expect(res.status).toBe(401);
     expect(res.json.reason).toBe("upstash-invalid");
@@ -172,21 +127,9 @@ describe("QStash: Upstash-Signature with key rotation", () => {
 
   it("verifyQstashFailureCallback accepts current and next keys and refuses others", async () => {
     const body = JSON.stringify({ status: 500, sourceMessageId: "msg_1", retried: 3, maxRetries: 3 });
-    const { SignJWT } = await import("jose");
-    const { createHash } = await import("node:crypto");
-    const jwt = async (key: string) => {
-      const t = nowS();
-      return new SignJWT({ body: createHash("sha256").update(body).digest("base64url") })
-        .setProtectedHeader({ alg: "HS256" })
-        .setIssuer("Upstash")
-        .setSubject("https://worker.example/v1/agent/reports/qstash-failure")
-        .setIssuedAt(t)
-        .setNotBefore(t)
-        .setExpirationTime(t + 300)
-        .sign(new TextEncoder().encode(key));
-    };
     const keys = { current: "key-current", next: "key-next" };
     const url = "https://worker.example/v1/agent/reports/qstash-failure";
+    const jwt = (key: string) => upstashJwt(key, body, url);
     for (const k of ["key-current", "key-next"]) {
       const r = await verifyQstashFailureCallback(body, new Headers({ "upstash-signature": await jwt(k) }), keys, url);
       expect(r).toMatchObject({ ok: true, agentStatus: 500 });

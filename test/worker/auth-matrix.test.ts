@@ -10,17 +10,21 @@ import { describe, expect, it } from "vitest";
 import { sign } from "../../shared/signature.ts";
 import { signSlackRequest } from "../../worker/slack/signature.ts";
 import { alertmanagerBody } from "../support/alertmanager-body.ts";
+import { TEST_CREDENTIALS } from "./support/bindings.ts";
 import { useRecordingObject } from "./support/recording-object.ts";
 
 const T0 = Date.parse("2026-11-22T10:00:00Z");
 useRecordingObject({ start: T0 });
 
 const TARGET = "bg-a";
-const OPERATOR = "test-operator-token";
-const VIEWER = "test-viewer-token-0001";
-const AM = "test-am-token";
-const NAGIOS = "test-nagios-token";
-const AGENT_SECRET = "test-agent-secret";
+const {
+  operator: OPERATOR,
+  viewer: VIEWER,
+  alertmanager: AM,
+  nagios: NAGIOS,
+  agentSecret: AGENT_SECRET,
+  slackSigningSecret: SLACK_SECRET,
+} = TEST_CREDENTIALS;
 
 type Cell = "none" | "wrong" | "replayed" | "tampered" | "viewer" | "operator" | "valid";
 type Build = () => Promise<Request>;
@@ -49,7 +53,6 @@ const reportBody = JSON.stringify({
   at: new Date(T0).toISOString(),
 });
 
-const SLACK_SECRET = "test-slack-secret";
 const slashBody = () =>
   new URLSearchParams({
     command: "/turnout",

@@ -12,11 +12,11 @@ import { PolicySchema, type WorkerConfig, WorkerConfigSchema } from "../../share
 import type { Delivery, StoredSignal } from "../../worker/signals.ts";
 import { TargetObject } from "../../worker/target-object.ts";
 import testConfig from "../fixtures/worker-test-config.json" with { type: "json" };
+import { deliveryOf, noticeArb } from "./support/delivery-arb.ts";
 import * as reference from "./support/reference-core.ts";
 
 const TARGET = "batched-ref";
 const T0 = 1_800_000_000_000;
-const SOURCES = ["alertmanager", "nagios"] as const;
 
 const config: WorkerConfig = (() => {
   const c = WorkerConfigSchema.parse(structuredClone(testConfig));
@@ -44,39 +44,19 @@ const deliveryArb = (clock: number) =>
       incident: fc.integer({ min: 0, max: 2 }),
       soft: fc.boolean(),
       note: fc.constantFrom("x", "y"),
-      notice: fc.option(
-        fc.oneof(
-          fc.record({ kind: fc.constant("flapping" as const), active: fc.boolean() }),
-          fc.record({ kind: fc.constant("downtime" as const), active: fc.boolean() }),
-          fc.record({
-            kind: fc.constant("acknowledgement" as const),
-            author: fc.constantFrom("ann", "bob"),
-            comment: fc.constant(""),
-          }),
-        ),
-        { nil: undefined, freq: 4 },
-      ),
+      notice: noticeArb(4),
     })
-    .map(({ k, status, ago, incident, soft, note, notice }): Delivery => {
-      const key = `k${k}`;
-      return {
-        side: k % 3 === 0 ? "secondary" : "primary",
-        signal: {
-          source: SOURCES[k % 2] ?? "nagios",
-          key,
-          incident: `${key}#${incident}`,
-          status,
-          soft,
-          labels: { key },
-          annotations: { note },
+    .map(
+      ({ k, ago, ...fields }): Delivery =>
+        deliveryOf({
+          ...fields,
+          k,
+          side: k % 3 === 0 ? "secondary" : "primary",
           // Mostly a little in the past; sometimes far ahead of receipt (clock skew is clamped).
           at: clock - ago * 1000,
           receivedAt: clock,
-          // fast-check builds null-prototype records, which RPC cannot clone; spread makes plain ones.
-          ...(notice ? { notice: { ...notice } } : {}),
-        },
-      };
-    });
+        }),
+    );
 
 /** One step: a webhook's batch for the target, or the alarm; then the clock moves on. */
 type Step = { kind: "batch"; deliveries: Delivery[]; advanceMs: number } | { kind: "alarm"; advanceMs: number };

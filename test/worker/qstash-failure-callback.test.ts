@@ -7,12 +7,12 @@
 
 import { reset } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { SignJWT } from "jose";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { ActionRequest } from "../../shared/protocol.ts";
 import { app } from "../../worker/app.ts";
 import type { Env } from "../../worker/env.ts";
 import { TargetObject, type TargetView } from "../../worker/target-object.ts";
+import { upstashJwt } from "../support/upstash-jwt.ts";
 
 const CURRENT = "sig_current_key";
 const NEXT = "sig_next_key";
@@ -41,24 +41,9 @@ function base64(text: string): string {
   return btoa(String.fromCharCode(...new TextEncoder().encode(text)));
 }
 
-/** An Upstash-Signature as QStash signs it: HS256, iss Upstash, body = base64url(sha256(body)). */
-async function upstashSignature(key: string, body: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(body)));
-  const bodyHash = btoa(String.fromCharCode(...digest))
-    .replace(/\+/g, "-")
-    .replace(/\//g, "_")
-    .replace(/=+$/, "");
-  const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ body: bodyHash })
-    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
-    .setIssuer("Upstash")
-    .setSubject("https://turnout.example/v1/agent/reports/qstash-failure")
-    .setIssuedAt(now)
-    .setNotBefore(now)
-    .setExpirationTime(now + 300)
-    .setJti(`jwt_${crypto.randomUUID()}`)
-    .sign(new TextEncoder().encode(key));
-}
+/** An Upstash-Signature as QStash signs the failure callback it posts to the worker. */
+const upstashSignature = (key: string, body: string) =>
+  upstashJwt(key, body, "https://turnout.example/v1/agent/reports/qstash-failure");
 
 async function startFailover(): Promise<ActionRequest> {
   const res = await app.request(

@@ -9,16 +9,13 @@ import { describe, expect, it } from "vitest";
 import { HISTORY_WINDOW } from "../../worker/status-page.tsx";
 import type { AuditEvent } from "../../worker/target-view.ts";
 import { useAccessKeys } from "./support/access.ts";
+import { TEST_CREDENTIALS } from "./support/bindings.ts";
 import { useRecordingObject } from "./support/recording-object.ts";
 
 // The real clock: sessions, the page's sentences and break-glass expiry all read Date.now().
 const rec = useRecordingObject();
 const TARGET = "bg-a";
-const TOKENS = {
-  operator: "test-operator-token",
-  bob: "test-bob-operator-token",
-  viewer: "test-viewer-token-0001",
-} as const;
+const TOKENS = { operator: TEST_CREDENTIALS.operator, bob: TEST_CREDENTIALS.bob, viewer: TEST_CREDENTIALS.viewer };
 
 const url = (path: string) => `https://turnout.example${path}`;
 const get = (path: string, headers: Record<string, string> = {}) =>

@@ -10,10 +10,11 @@ import type { ActionRequest } from "../../shared/protocol.ts";
 import { sign } from "../../shared/signature.ts";
 import { issueSession, SESSION_TTL_SECONDS } from "../../worker/session.ts";
 import testConfig from "../fixtures/worker-test-config.json" with { type: "json" };
+import { TEST_CREDENTIALS } from "./support/bindings.ts";
 import { postAlert } from "./support/post-alert.ts";
 import { useRecordingObject } from "./support/recording-object.ts";
 
-const TOKEN = "test-operator-token";
+const TOKEN = TEST_CREDENTIALS.operator;
 const names = Object.keys(testConfig.targets).sort();
 // The real clock: sessions and the page's times are checked against Date.now().
 const rec = useRecordingObject();

@@ -3,9 +3,8 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Delivery } from "../../worker/signals.ts";
 import { TargetObject } from "../../worker/target-object.ts";
+import { deliveryOf, noticeArb } from "./support/delivery-arb.ts";
 import { comparable, shuffled } from "./support/permutation.ts";
-
-const SOURCES = ["alertmanager", "nagios"] as const;
 
 const deliveryArb = fc
   .record({
@@ -15,38 +14,18 @@ const deliveryArb = fc
     incident: fc.integer({ min: 0, max: 2 }),
     soft: fc.boolean(),
     note: fc.constantFrom("x", "y"),
-    notice: fc.option(
-      fc.oneof(
-        fc.record({ kind: fc.constant("flapping" as const), active: fc.boolean() }),
-        fc.record({ kind: fc.constant("downtime" as const), active: fc.boolean() }),
-        fc.record({
-          kind: fc.constant("acknowledgement" as const),
-          author: fc.constantFrom("ann", "bob"),
-          comment: fc.constant(""),
-        }),
-      ),
-      { nil: undefined },
-    ),
+    notice: noticeArb(),
   })
-  .map(({ k, status, at, incident, soft, note, notice }): Delivery => {
-    const key = `k${k}`;
-    return {
-      side: k % 2 === 0 ? "primary" : "secondary",
-      signal: {
-        source: SOURCES[k % 2] ?? "nagios",
-        key,
-        incident: `${key}#${incident}`,
-        status,
-        soft,
-        labels: { key },
-        annotations: { note },
+  .map(
+    ({ k, at, ...fields }): Delivery =>
+      deliveryOf({
+        ...fields,
+        k,
+        side: k % 2 === 0 ? "primary" : "secondary",
         at: 1_700_000_000_000 + at * 1000,
         receivedAt: 1_800_000_000_000,
-        // fast-check builds null-prototype records, which RPC cannot clone; spread makes plain ones.
-        ...(notice ? { notice: { ...notice } } : {}),
-      },
-    };
-  });
+      }),
+  );
 
 let run = 0;
 /** Receipt times a little after the signals' own times, as in life (no clock skew, nothing stale). */
