@@ -3,10 +3,6 @@ import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 import { credentialBindings } from "./test/worker/support/bindings.ts";
 
-/**
- * One command, every suite: worker tests run inside workerd (Miniflare through
- * @cloudflare/vitest-plugin); shared, agent and CLI tests run on Node; then the end-to-end tests.
- */
 /** Files that run the whole stack against real time; see the "e2e" project. */
 const END_TO_END = [
   "test/e2e/**/*.test.ts",
@@ -14,6 +10,10 @@ const END_TO_END = [
   "test/simulate/prometheus-live-alerts.test.ts",
 ];
 
+/**
+ * One command, every suite: worker tests run inside workerd (Miniflare through
+ * @cloudflare/vitest-plugin); shared, agent and CLI tests run on Node; then the end-to-end tests.
+ */
 export default defineConfig({
   test: {
     // Vitest's default on this two-core machine is one worker; most files wait on servers they
