@@ -10,7 +10,7 @@ import { env, exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { ActionReport } from "../../shared/protocol.ts";
 import { loadConfig } from "../../worker/config.ts";
-import { simulate } from "../../worker/simulate/engine.ts";
+import { simulate, simulatedAgentReport } from "../../worker/simulate/engine.ts";
 import { auditToDeliveries, parseWebhookLines } from "../../worker/simulate/inputs.ts";
 import { type AuditEvent, SIMULATED_DELIVERY } from "../../worker/simulate/replay-target.ts";
 import { AS_CONFIGURED } from "../../worker/simulate/variants.ts";
@@ -75,15 +75,7 @@ describe("the simulator replays a recorded stream to the object's own audit log"
       for (; seen < rec.dispatched.length; seen++) {
         const r = rec.dispatched[seen];
         if (!r || agent.some((a) => a.report.actionId === r.id)) continue;
-        const report = (status: "running" | "succeeded", at: number): ActionReport => ({
-          actionId: r.id,
-          target: r.target,
-          status,
-          activeSide: status === "succeeded" && !r.dryRun ? r.to : r.from,
-          dryRun: r.dryRun,
-          steps: [],
-          at: new Date(at).toISOString(),
-        });
+        const report = (status: "running" | "succeeded", at: number) => simulatedAgentReport(r, status, at);
         agent.push(
           { at: now(), report: report("running", now()) },
           { at: now() + ACTION_SECONDS * 1000, report: report("succeeded", now() + ACTION_SECONDS * 1000) },

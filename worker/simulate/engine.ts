@@ -8,7 +8,7 @@
  * same result whatever order their lines came in.
  */
 import type { Policy, Side, WorkerConfig, WorkerTarget } from "../../shared/config.ts";
-import type { ActionReport } from "../../shared/protocol.ts";
+import type { ActionReport, ActionRequest } from "../../shared/protocol.ts";
 import { parseAlertmanager } from "../ingest/alertmanager.ts";
 import { parseNagios } from "../ingest/nagios.ts";
 import { BlockerSchema } from "../machine-types.ts";
@@ -348,15 +348,7 @@ class TargetRun {
     // The agent is idempotent: a re-sent id is the same action.
     if (this.dispatched.has(r.id)) return;
     this.dispatched.add(r.id);
-    const report = (status: ActionReport["status"], at: number): ActionReport => ({
-      actionId: r.id,
-      target: r.target,
-      status,
-      activeSide: status === "succeeded" && !r.dryRun ? r.to : r.from,
-      dryRun: r.dryRun,
-      steps: [],
-      at: new Date(at).toISOString(),
-    });
+    const report = (status: ActionReport["status"], at: number) => simulatedAgentReport(r, status, at);
     this.agent.push(
       { at: now, order: order(), run: (t, at) => t.replay.dispatchResult(r.id, true, at) },
       { at: now, order: order(), run: (t, at) => t.replay.report(report("running", at), at) },
@@ -516,4 +508,20 @@ export function simulate(inputs: readonly SimInput[], opts: SimulateOptions): Si
 /** A bad `--policy` or config: the whole run cannot start (exit 2). */
 export class SimulateUsageError extends Error {
   readonly code = "usage";
+}
+
+/**
+ * A report of the simulated agent: the action `running` at dispatch, then `succeeded` (the switch
+ * done unless a dry run) `actionSeconds` later, with no steps.
+ */
+export function simulatedAgentReport(request: ActionRequest, status: ActionReport["status"], at: number): ActionReport {
+  return {
+    actionId: request.id,
+    target: request.target,
+    status,
+    activeSide: status === "succeeded" && !request.dryRun ? request.to : request.from,
+    dryRun: request.dryRun,
+    steps: [],
+    at: new Date(at).toISOString(),
+  };
 }
