@@ -4,7 +4,7 @@
  * its happy path and its refusals (unauthorized user, wrong channel, typo, unknown target, 409).
  */
 import { env, exports } from "cloudflare:workers";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { ActionReport } from "../../shared/protocol.ts";
 import type { SlackMessage } from "../../worker/slack/blocks.ts";
 import { HELP_TEXT } from "../../worker/slack/parse.ts";
@@ -14,9 +14,7 @@ import testConfig from "../fixtures/worker-test-config.json" with { type: "json"
 import {
   ALICE,
   BOB,
-  captureOutbound,
   MALLORY,
-  type OutboundCapture,
   RESPONSE_PREFIX,
   type SlackAnswer,
   signedPost,
@@ -24,22 +22,11 @@ import {
 } from "../slack/slack-client.ts";
 import { postAlert } from "./support/post-alert.ts";
 import { useRecordingObject } from "./support/recording-object.ts";
+import { fetcher, useSlackRoutes } from "./support/slack-routes.ts";
 
 const T0 = Date.parse("2026-11-22T10:00:00Z");
 const rec = useRecordingObject({ start: T0 });
-let outbound: OutboundCapture;
-
-const fetcher = (url: string, init: RequestInit) => exports.default.fetch(url, init);
-
-beforeEach(() => {
-  outbound = captureOutbound();
-  slackTesting.responseUrlPrefix = RESPONSE_PREFIX;
-});
-afterEach(async () => {
-  vi.restoreAllMocks();
-  delete slackTesting.responseUrlPrefix;
-  delete slackTesting.ackDeadlineMs;
-});
+const slack = useSlackRoutes();
 
 async function slash(text: string, user = ALICE, channel = { id: "COPS", name: "ops" }): Promise<SlackAnswer> {
   const res = await signedPost(fetcher, "/v1/slack/commands", slashBody(text, user, channel));
@@ -330,10 +317,10 @@ describe("the 3 s acknowledgement", () => {
       (p) => void background.push(p),
     );
     expect(answer.text).toBe("working on it");
-    expect(outbound.posts).toHaveLength(0);
+    expect(slack.outbound().posts).toHaveLength(0);
     finish({ response_type: "in_channel", text: "accepted" });
     await Promise.all(background);
-    expect(outbound.posts).toEqual([
+    expect(slack.outbound().posts).toEqual([
       { url: `${RESPONSE_PREFIX}commands/1/xyz`, body: { response_type: "in_channel", text: "accepted" } },
     ]);
   });
@@ -343,11 +330,11 @@ describe("response_url follow-ups", () => {
   it("go only to the allowed prefix (https://hooks.slack.com/ in production)", async () => {
     await postToResponseUrl(env, "https://evil.example/steal", { response_type: "ephemeral", text: "x" });
     await postToResponseUrl(env, `${RESPONSE_PREFIX}ok`, { response_type: "ephemeral", text: "y" });
-    expect(outbound.posts.map((p) => p.url)).toEqual([`${RESPONSE_PREFIX}ok`]);
+    expect(slack.outbound().posts.map((p) => p.url)).toEqual([`${RESPONSE_PREFIX}ok`]);
     delete slackTesting.responseUrlPrefix;
     await postToResponseUrl(env, `${RESPONSE_PREFIX}no`, { response_type: "ephemeral", text: "z" });
     await postToResponseUrl(env, "https://hooks.slack.com/commands/T/1/x", { response_type: "ephemeral", text: "w" });
-    expect(outbound.posts.map((p) => p.url)).toEqual([
+    expect(slack.outbound().posts.map((p) => p.url)).toEqual([
       `${RESPONSE_PREFIX}ok`,
       "https://hooks.slack.com/commands/T/1/x",
     ]);
@@ -356,6 +343,6 @@ describe("response_url follow-ups", () => {
       response_type: "ephemeral",
       text: "v",
     });
-    expect(outbound.posts.at(-1)?.url).toBe("http://127.0.0.1:9/r");
+    expect(slack.outbound().posts.at(-1)?.url).toBe("http://127.0.0.1:9/r");
   });
 });

@@ -6,36 +6,27 @@
  * refused.
  */
 import { env, exports } from "cloudflare:workers";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { app } from "../../worker/app.ts";
 import { replayWindowEnd, SLACK_REPLAY_GUARD_NAME } from "../../worker/slack/replay-guard.ts";
-import { slackTesting } from "../../worker/slack/respond.ts";
 import { signSlackRequest } from "../../worker/slack/signature.ts";
 import testConfig from "../fixtures/worker-test-config.json" with { type: "json" };
 import {
   ALICE,
   approveValue,
   BOB,
-  captureOutbound,
   clickBody,
-  RESPONSE_PREFIX,
   SLACK_SECRET,
   type SlackAnswer,
   signedPost,
   slashBody,
 } from "../slack/slack-client.ts";
 import { useRecordingObject } from "./support/recording-object.ts";
+import { useSlackRoutes } from "./support/slack-routes.ts";
 
 const rec = useRecordingObject();
 
-beforeEach(() => {
-  captureOutbound();
-  slackTesting.responseUrlPrefix = RESPONSE_PREFIX;
-});
-afterEach(() => {
-  vi.restoreAllMocks();
-  delete slackTesting.responseUrlPrefix;
-});
+useSlackRoutes();
 
 /** One request exactly as Slack signed it, so it can be sent again byte for byte. */
 async function captured(path: string, body: string): Promise<() => Promise<Response>> {

@@ -6,19 +6,16 @@
  * targets come with the same buttons and are answered by them.
  */
 import { runDurableObjectAlarm } from "cloudflare:test";
-import { env, exports } from "cloudflare:workers";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
 import { slackNotifier } from "../../worker/notifier.ts";
 import { decodeButtonValue } from "../../worker/slack/button-value.ts";
-import { slackTesting } from "../../worker/slack/respond.ts";
 import {
   ALICE,
   approveValue,
   BOB,
-  captureOutbound,
   clickBody,
   MALLORY,
-  type OutboundCapture,
   RESPONSE_PREFIX,
   type SlackAnswer,
   type SlackPerson,
@@ -27,6 +24,7 @@ import {
 } from "../slack/slack-client.ts";
 import { postAlert } from "./support/post-alert.ts";
 import { useRecordingObject } from "./support/recording-object.ts";
+import { fetcher, useSlackRoutes } from "./support/slack-routes.ts";
 
 const T0 = Date.parse("2026-11-22T10:00:00Z");
 const WEBHOOK = "https://hooks.slack.test/services/T0001/B0001/secret";
@@ -35,18 +33,7 @@ const rec = useRecordingObject({
   start: T0,
   notifier: slackNotifier({ SLACK_WEBHOOK_URL: WEBHOOK }, { statusUrl: "https://turnout.example.com/" }),
 });
-let outbound: OutboundCapture;
-
-const fetcher = (url: string, init: RequestInit) => exports.default.fetch(url, init);
-
-beforeEach(() => {
-  outbound = captureOutbound();
-  slackTesting.responseUrlPrefix = RESPONSE_PREFIX;
-});
-afterEach(async () => {
-  vi.restoreAllMocks();
-  delete slackTesting.responseUrlPrefix;
-});
+const slack = useSlackRoutes();
 
 async function slash(text: string, user: SlackPerson = ALICE): Promise<SlackAnswer> {
   const res = await signedPost(fetcher, "/v1/slack/commands", slashBody(text, user));
@@ -99,7 +86,7 @@ describe("break-glass through Slack", () => {
     const own = await click("approve", value, ALICE);
     expect(own).toMatchObject({ response_type: "ephemeral", replace_original: false });
     expect(own.text).toContain("a second person must approve");
-    const ownFollowUp = await outbound.next((o) => o.url.startsWith(`${RESPONSE_PREFIX}actions/`));
+    const ownFollowUp = await slack.outbound().next((o) => o.url.startsWith(`${RESPONSE_PREFIX}actions/`));
     expect(ownFollowUp.body).toMatchObject({ response_type: "ephemeral", replace_original: false });
 
     const outsider = await click("approve", value, MALLORY);
@@ -196,7 +183,7 @@ describe("approval requests of approval: required targets", () => {
     await runDurableObjectAlarm(stub);
     await stub.settle();
     expect((await stub.view("slack-approval")).phase).toBe("awaiting_approval");
-    const posted = await outbound.next((o) => o.url === WEBHOOK && JSON.stringify(o.body).includes("Approve"));
+    const posted = await slack.outbound().next((o) => o.url === WEBHOOK && JSON.stringify(o.body).includes("Approve"));
     const body = posted.body as SlackAnswer;
     expect(body.text).toContain("*slack-approval*: approve failover primary → secondary?");
     const value = approveValue(body);
