@@ -442,15 +442,6 @@ export class MemoryTargetStore implements TargetStore {
   firingSignals(): StoredSignal[] {
     return [...this.signals.values()].filter((s) => s.status === "firing");
   }
-  observation(now: number, staleAfterMs: number): Observation & { staleAt: number | null } {
-    return observe(this.firingSignals(), now, staleAfterMs);
-  }
-  goingStale(now: number, staleAfterMs: number): StoredSignal[] {
-    return goingStale({ firingSignals: () => this.firingSignals() }, now, staleAfterMs);
-  }
-  nextStaleAt(now: number, staleAfterMs: number): number | null {
-    return observe(this.firingSignals(), now, staleAfterMs).staleAt;
-  }
   appendEvent(event: AuditEvent): void {
     this.events.push(event);
   }
