@@ -24,7 +24,7 @@ import { Problem, problemResponse } from "./problem.ts";
 import { issueSession, readCookie, SESSION_COOKIE, sessionCookie } from "./session.ts";
 import { type CardData, PAGE_COMMANDS, type PageCommand, TargetCard } from "./status-page/card.tsx";
 import { CSS, REFRESH_SECONDS, refreshScript } from "./status-page/client.ts";
-import { accessCsrfToken, accessCsrfValid, csrfToken, csrfValid } from "./status-page/csrf.ts";
+import { accessCsrfToken, csrfMatches, csrfToken } from "./status-page/csrf.ts";
 import { describeEvent, sentenceText, targetSentence } from "./target-sentences.ts";
 import type { AuditEvent, EventPage, TargetView } from "./target-view.ts";
 
@@ -94,13 +94,12 @@ async function pageSession(c: Context<{ Bindings: Env }>): Promise<{ who: TokenI
   return who ? { who, value } : null;
 }
 
-/** Who may act from the page: a session, or a Cloudflare Access visitor; with what binds their CSRF token. */
+/** Who may act from the page: a session, or a Cloudflare Access visitor; with their CSRF token. */
 interface PageActor {
   name: string;
   role: Role | null;
+  /** The CSRF token bound to what identifies the actor (the Access assertion or the session cookie). */
   csrf: string;
-  /** Whether `given` is this actor's CSRF token. */
-  csrfValid(given: string): Promise<boolean>;
 }
 
 /**
@@ -116,7 +115,6 @@ async function pageActor(c: Context<{ Bindings: Env }>): Promise<PageActor | nul
       name: who.name,
       role: who.role,
       csrf: await accessCsrfToken(jwt),
-      csrfValid: (given) => accessCsrfValid(jwt, given),
     };
   }
   const session = await pageSession(c);
@@ -125,7 +123,6 @@ async function pageActor(c: Context<{ Bindings: Env }>): Promise<PageActor | nul
     name: session.who.name,
     role: session.who.role,
     csrf: await csrfToken(session.who.token, session.value),
-    csrfValid: (given) => csrfValid(session.who.token, session.value, given),
   };
 }
 
@@ -403,7 +400,8 @@ statusPage.post("/ui/targets/:name/commands", async (c) => {
     return forbidden("page actions need a status-page session (sign in on /) or a Cloudflare Access visit");
   }
   const form = new URLSearchParams(await c.req.text());
-  if (!(await actor.csrfValid(form.get("csrf") ?? ""))) {
+  // actor.csrf is already this actor's token: compare against it rather than derive it again.
+  if (!(await csrfMatches(actor.csrf, form.get("csrf") ?? ""))) {
     return forbidden("missing or wrong CSRF token for this session; reload the page");
   }
   if (!hasRole(actor.role, "operator")) {

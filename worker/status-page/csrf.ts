@@ -24,19 +24,13 @@ export async function csrfToken(token: string, session: string): Promise<string>
   return toHex(await hmac(key, session));
 }
 
-/** Whether `given` is this session's CSRF token (compared in constant time). */
-export async function csrfValid(token: string, session: string, given: string): Promise<boolean> {
-  if (given === "") return false;
-  return constantTimeEqual(given, await csrfToken(token, session));
-}
-
 /** The CSRF token for a page read with the Cloudflare Access assertion `jwt`. */
 export async function accessCsrfToken(jwt: string): Promise<string> {
   return toHex(await hmac(encoder.encode("turnout status-page access csrf key v1"), jwt));
 }
 
-/** Whether `given` is the CSRF token of the Access assertion `jwt` (compared in constant time). */
-export async function accessCsrfValid(jwt: string, given: string): Promise<boolean> {
+/** Whether `given` is the CSRF token `expected` (from csrfToken or accessCsrfToken), compared in constant time. */
+export async function csrfMatches(expected: string, given: string): Promise<boolean> {
   if (given === "") return false;
-  return constantTimeEqual(given, await accessCsrfToken(jwt));
+  return constantTimeEqual(given, expected);
 }
