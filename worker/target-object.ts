@@ -813,8 +813,7 @@ export class TargetObject extends DurableObject<Env> {
   }
 
   /** The target's configuration; undefined when it is not in a valid config (rule 15). */
-  private targetConfig(name: string): WorkerTarget | undefined {
-    const loaded = this.config();
+  private targetConfig(name: string, loaded: LoadedConfig = this.config()): WorkerTarget | undefined {
     return loaded.ok && Object.hasOwn(loaded.value.targets, name) ? loaded.value.targets[name] : undefined;
   }
 
@@ -841,7 +840,7 @@ export class TargetObject extends DurableObject<Env> {
   private loadState(name: string, now: number): LoadedState {
     const existing = this.readState();
     const loaded = this.config();
-    const target = loaded.ok && Object.hasOwn(loaded.value.targets, name) ? loaded.value.targets[name] : undefined;
+    const target = this.targetConfig(name, loaded);
     const base: TargetState = existing ?? { ...newCoreState(name, target, DEFAULT_TARGET), lastPrunedAt: now };
     // The loaded config is cached per isolate by its text, so its identity is its fingerprint: a
     // cached state already brought in line with it needs no comparison again.
