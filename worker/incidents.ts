@@ -7,9 +7,6 @@
 import { describeEvent } from "./target-sentences.ts";
 import type { AuditEvent, TargetView } from "./target-view.ts";
 
-/** How long a break-glass request stays confirmable (design §3a; worker/slack/break-glass.ts). */
-export const BREAK_GLASS_TTL_MS = 15 * 60 * 1000;
-
 type Detail = Record<string, unknown>;
 const asDetail = (d: unknown): Detail =>
   typeof d === "object" && d !== null && !Array.isArray(d) ? (d as Detail) : {};
