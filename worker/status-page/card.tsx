@@ -17,6 +17,7 @@ import {
 } from "../incidents.ts";
 import {
   formatSpan,
+  liveText,
   type Segment,
   type SentencePolicy,
   type TargetSentence,
@@ -204,11 +205,11 @@ function Sentence({ sentence, now }: { sentence: TargetSentence; now: number }) 
           seg
         ) : "until" in seg ? (
           <time datetime={seg.until} data-until={seg.until}>
-            {formatSpan(Date.parse(seg.until) - now)}
+            {liveText(seg, now)}
           </time>
         ) : (
           <time datetime={seg.since} data-since={seg.since}>
-            {formatSpan(now - Date.parse(seg.since))}
+            {liveText(seg, now)}
           </time>
         ),
       )}
