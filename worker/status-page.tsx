@@ -169,10 +169,10 @@ function configError(nonce: string, loaded: Extract<ReturnType<typeof loadConfig
 }
 
 /** The newest `HISTORY_WINDOW` audit events: one bounded read that starts from the view's newest seq. */
-async function newestEvents(env: Env, name: string, view: TargetView): Promise<AuditEvent[]> {
+async function newestEvents(stub: ReturnType<Env["TARGETS"]["getByName"]>, view: TargetView): Promise<AuditEvent[]> {
   const last = view.lastEvents?.at(-1)?.seq ?? 0;
   if (last === 0) return [];
-  const page: EventPage = await env.TARGETS.getByName(name).events(Math.max(0, last - HISTORY_WINDOW), HISTORY_WINDOW);
+  const page: EventPage = await stub.events(Math.max(0, last - HISTORY_WINDOW), HISTORY_WINDOW);
   return page.events;
 }
 
@@ -180,7 +180,7 @@ async function loadCard(env: Env, config: WorkerConfig, name: string, operator: 
   try {
     const stub = env.TARGETS.getByName(name);
     const view = await stub.view(name);
-    const window = await newestEvents(env, name, view);
+    const window = await newestEvents(stub, view);
     const policy = config.targets[name]?.policy;
     if (!policy) return { name, error: "not in the configuration" };
     // Open break-glass requests come from the object's own store, so a request outside the
