@@ -266,6 +266,13 @@ statusPage.get("/audit/:name", async (c) => {
   }
   const page = await stub.events(after, AUDIT_PAGE);
   const href = (n: number) => `/audit/${encodeURIComponent(name)}?after=${n}`;
+  // The same pager above and below the list.
+  const pager = (
+    <Pager
+      older={after > 0 ? href(Math.max(0, after - AUDIT_PAGE)) : null}
+      newer={page.next === undefined ? null : href(page.next)}
+    />
+  );
   return c.html(
     <Layout nonce={nonce} title={`turnout: raw audit log of ${name}`}>
       <section class="audit" aria-labelledby="audit">
@@ -274,10 +281,7 @@ statusPage.get("/audit/:name", async (c) => {
           Events {page.events[0]?.seq ?? "–"} to {page.events.at(-1)?.seq ?? "–"} of {newest}, oldest first.{" "}
           <a href="/">Back to the status page</a>
         </p>
-        <Pager
-          older={after > 0 ? href(Math.max(0, after - AUDIT_PAGE)) : null}
-          newer={page.next === undefined ? null : href(page.next)}
-        />
+        {pager}
         {page.events.length === 0 ? (
           <p class="muted">No events on this page.</p>
         ) : (
@@ -293,10 +297,7 @@ statusPage.get("/audit/:name", async (c) => {
             ))}
           </ol>
         )}
-        <Pager
-          older={after > 0 ? href(Math.max(0, after - AUDIT_PAGE)) : null}
-          newer={page.next === undefined ? null : href(page.next)}
-        />
+        {pager}
       </section>
     </Layout>,
     200,
