@@ -965,6 +965,11 @@ const SIGNAL_UPSERT = `ON CONFLICT (key) DO UPDATE SET
   held = excluded.held`;
 /** `value->>0, value->>1, …`: the columns of one JSON array element of `json_each`. */
 const jsonColumns = (n: number) => Array.from({ length: n }, (_, i) => `value->>${i}`).join(", ");
+const SIGNAL_COLUMN_COUNT = SIGNAL_COLUMNS.split(",").length;
+// Built once, not per write: the single-row upsert and the batch upsert from a JSON array of rows
+// (`WHERE true` tells SQLite's parser the upsert is not a join).
+const SIGNAL_INSERT_ONE = `INSERT INTO signals (${SIGNAL_COLUMNS}) VALUES (${Array(SIGNAL_COLUMN_COUNT).fill("?").join(", ")}) ${SIGNAL_UPSERT}`;
+const SIGNAL_INSERT_BATCH = `INSERT INTO signals (${SIGNAL_COLUMNS}) SELECT ${jsonColumns(SIGNAL_COLUMN_COUNT)} FROM json_each(?) WHERE true ${SIGNAL_UPSERT}`;
 
 /**
  * The core's {@link TargetStore} over the object's SQLite tables, for ONE transaction at a time.
@@ -1117,19 +1122,11 @@ class SqlTargetStore implements TargetStore {
     if (signals.length === 0) return;
     const [one] = signals;
     if (signals.length === 1 && one) {
-      this.sql.exec(
-        `INSERT INTO signals (${SIGNAL_COLUMNS}) VALUES (${SIGNAL_COLUMNS.split(",")
-          .map(() => "?")
-          .join(", ")}) ${SIGNAL_UPSERT}`,
-        ...signalValues(one),
-      );
+      this.sql.exec(SIGNAL_INSERT_ONE, ...signalValues(one));
       return;
     }
-    // One statement for the batch; `WHERE true` tells SQLite's parser the upsert is not a join.
-    this.sql.exec(
-      `INSERT INTO signals (${SIGNAL_COLUMNS}) SELECT ${jsonColumns(15)} FROM json_each(?) WHERE true ${SIGNAL_UPSERT}`,
-      JSON.stringify(signals.map(signalValues)),
-    );
+    // One statement for the batch.
+    this.sql.exec(SIGNAL_INSERT_BATCH, JSON.stringify(signals.map(signalValues)));
   }
 
   private touchSignals(seen: readonly [string, number][]): void {
