@@ -18,7 +18,7 @@ import { Problem, parseJsonOrProblem } from "../problem.ts";
 import { workspaceRefusal } from "./authorize.ts";
 import { ephemeral, type SlackMessage } from "./blocks.ts";
 import { runSlashCommand, SlashCommandBodySchema } from "./commands.ts";
-import { BlockActionsSchema, runInteraction } from "./interactions.ts";
+import { type BlockActions, BlockActionsSchema, runInteraction } from "./interactions.ts";
 import { replayWindowEnd, SLACK_REPLAY_GUARD_NAME } from "./replay-guard.ts";
 import { answerWithin, postToResponseUrl, type SlackEnv } from "./respond.ts";
 import { describeSlackFailure, verifySlackSignature } from "./signature.ts";
@@ -132,6 +132,15 @@ slackRoutes.post("/v1/slack/commands", async (c) => {
   return c.json(message);
 });
 
+/** The answer to a verified click: the config's explanation, another workspace's refusal, or the click's own. */
+async function interactionAnswer(env: Env, payload: BlockActions): Promise<SlackMessage> {
+  const config = configOrMessage(env);
+  if (isMessage(config)) return config;
+  const otherTeam = workspaceRefusal(config, payload.team?.id ?? payload.user.team_id);
+  if (otherTeam) return { ...ephemeral(`:no_entry: ${otherTeam}; nothing changed`), replace_original: false };
+  return runInteraction(env, config, payload);
+}
+
 slackRoutes.post("/v1/slack/interactions", async (c) => {
   const { raw, replay } = await verifiedBody(c, await rawBody(c));
   if (replay) return c.json({ ...ALREADY_HANDLED, replace_original: false });
@@ -152,13 +161,7 @@ slackRoutes.post("/v1/slack/interactions", async (c) => {
     });
   }
   const payload = parsed.data;
-  const config = configOrMessage(c.env);
-  const otherTeam = isMessage(config) ? undefined : workspaceRefusal(config, payload.team?.id ?? payload.user.team_id);
-  const message = isMessage(config)
-    ? config
-    : otherTeam
-      ? { ...ephemeral(`:no_entry: ${otherTeam}; nothing changed`), replace_original: false }
-      : await runInteraction(c.env, config, payload);
+  const message = await interactionAnswer(c.env, payload);
   // Slack takes a button's answer from response_url (the ack body of block_actions is not shown);
   // the same message is in the body for tools and tests.
   waitUntil(c)(postToResponseUrl(c.env as SlackEnv, payload.response_url, message));
