@@ -392,10 +392,8 @@ statusPage.post("/ui/targets/:name/commands", async (c) => {
   // carries neither, and is refused before anything reaches the target.
   const forbidden = (detail: string) => problemResponse(new Problem("forbidden", detail));
   const origin = c.req.header("origin");
-  if (origin !== undefined && origin !== "null" && origin !== new URL(c.req.url).origin) {
-    return forbidden("cross-origin request refused");
-  }
-  if (origin === "null") return forbidden("cross-origin request refused");
+  // An opaque origin ("null") is never this page's own, so it is refused like any other.
+  if (origin !== undefined && origin !== new URL(c.req.url).origin) return forbidden("cross-origin request refused");
   const actor = await pageActor(c);
   if (actor === null) {
     return forbidden("page actions need a status-page session (sign in on /) or a Cloudflare Access visit");
