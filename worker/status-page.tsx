@@ -336,8 +336,8 @@ async function runPageCommand(
   const stub = env.TARGETS.getByName(name);
   const reason = (form.get("reason") ?? "").slice(0, 2000);
   const policy = config.targets[name]?.policy;
-  const describeNow = (view: TargetView) =>
-    policy ? sentenceText(targetSentence(view, { now: Date.now(), policy }), Date.now()) : view.phase;
+  const describeNow = (view: TargetView, now = Date.now()) =>
+    policy ? sentenceText(targetSentence(view, { now, policy }), now) : view.phase;
   try {
     if (command === "confirm") {
       const request = form.get("request") ?? "";
