@@ -4,12 +4,10 @@
  * from leaving `steady` (hold, approval or a manual switch) to the return to `steady`; drills
  * (dry-run actions and live drills) are listed apart with their recovery times.
  */
+import { asDetail } from "./simulate/sentences.ts";
 import { describeEvent } from "./target-sentences.ts";
 import type { AuditEvent, TargetView } from "./target-view.ts";
 
-type Detail = Record<string, unknown>;
-const asDetail = (d: unknown): Detail =>
-  typeof d === "object" && d !== null && !Array.isArray(d) ? (d as Detail) : {};
 const text = (v: unknown) => (typeof v === "string" ? v : "");
 
 /** How far before its first phase change an incident's lead-in (the side going down) may lie. */

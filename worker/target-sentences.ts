@@ -7,7 +7,7 @@
  * running duration) that the page's script keeps ticking and {@link sentenceText} renders for a
  * given instant.
  */
-import { describeEvent as sharedSentence } from "./simulate/sentences.ts";
+import { asDetail, describeEvent as sharedSentence, str } from "./simulate/sentences.ts";
 import type { AuditEvent, TargetView } from "./target-view.ts";
 
 /** A live time in a sentence: a countdown to, or the time elapsed since, an ISO instant. */
@@ -38,11 +38,6 @@ export interface SentenceContext {
   /** The pending approval's kind and destination (the latest `approval.requested`), if known. */
   approval?: { kind: string; from: string; to: string } | null;
 }
-
-type Detail = Record<string, unknown>;
-const asDetail = (d: unknown): Detail =>
-  typeof d === "object" && d !== null && !Array.isArray(d) ? (d as Detail) : {};
-const str = (v: unknown) => (typeof v === "string" ? v : JSON.stringify(v));
 
 /** "8 s", "4 min 30 s", "2 h 5 min": a whole-second duration for sentences. */
 export function formatSpan(ms: number): string {

@@ -3,11 +3,14 @@
  * `npm run simulate` prints for a replayed one, so both read the same.
  */
 
-type Detail = Record<string, unknown>;
+/** An audit event's detail as read by sentences: any JSON value. */
+export type Detail = Record<string, unknown>;
 
-const asDetail = (d: unknown): Detail =>
+/** An event's detail as an object ({} for anything else), so sentences read its fields safely. */
+export const asDetail = (d: unknown): Detail =>
   typeof d === "object" && d !== null && !Array.isArray(d) ? (d as Detail) : {};
-const str = (v: unknown) => (typeof v === "string" ? v : JSON.stringify(v));
+/** A detail field as sentence text: a string as it is, anything else as JSON. */
+export const str = (v: unknown) => (typeof v === "string" ? v : JSON.stringify(v));
 
 /** How an action reaches the agent, as the `action.dispatched` sentence says it. */
 export type DispatchWording = "live" | "simulated";
