@@ -6,21 +6,23 @@
  * alerts' labels select the right side of the dc-nodes target in turnout.config.json.
  */
 import { execFile } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { validateWorkerConfig } from "../../shared/config.ts";
 import { matchesAll, parseMatcher } from "../../shared/matchers.ts";
+import { requireBinary } from "../support/monitoring-process.ts";
 
 const run = promisify(execFile);
 const root = join(import.meta.dirname, "../..");
 const dir = join(root, "examples/node-loss");
 
-async function tool(binary: string, ...args: string[]): Promise<string> {
-  const path = `/usr/bin/${binary}`;
-  if (!existsSync(path))
-    throw new Error(`${path} is missing: run \`npm run setup\` (Debian's prometheus and prometheus-alertmanager)`);
+/** The Debian package each checker comes from, for requireBinary's message. */
+const PACKAGES = { promtool: "prometheus", amtool: "prometheus-alertmanager" } as const;
+
+async function tool(binary: keyof typeof PACKAGES, ...args: string[]): Promise<string> {
+  const path = requireBinary(`/usr/bin/${binary}`, PACKAGES[binary]);
   const { stdout, stderr } = await run(path, args, { cwd: dir, timeout: 20_000 });
   return `${stdout}${stderr}`;
 }

@@ -5,9 +5,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { validateAgentConfig } from "../../shared/config.ts";
-import { fenceConfig } from "../support/node-fence-cluster.ts";
-
-const config = fenceConfig;
+import { fenceConfig as config } from "../support/node-fence-cluster.ts";
 
 describe("node-fence agent config", () => {
   it("accepts the design §8 example and fills the defaults", () => {

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { closest, parseSlashCommand } from "../../worker/slack/parse.ts";
+import { closest, HELP_TEXT, parseSlashCommand } from "../../worker/slack/parse.ts";
 
 const targets = ["egress-gw", "bootstrap-dns", "global-dr"];
 
@@ -41,14 +41,13 @@ describe("/turnout command parsing", () => {
     expect(parseSlashCommand(text, targets)).toEqual({ ok: true, command });
   });
 
-  it("clear needs a key; revert and clear are in the help text", async () => {
+  it("clear needs a key; revert and clear are in the help text", () => {
     expect(parseSlashCommand("clear egress-gw", targets)).toEqual({
       ok: false,
       error: "`clear` needs a signal key: `/turnout clear <target> <key>`",
     });
     expect(parseSlashCommand("clear", targets)).toMatchObject({ ok: false });
     expect(parseSlashCommand("revert egress-gw force", targets)).toMatchObject({ ok: false });
-    const { HELP_TEXT } = await import("../../worker/slack/parse.ts");
     expect(HELP_TEXT).toContain("`/turnout revert <target>`");
     expect(HELP_TEXT).toContain("`/turnout clear <target> <key>`");
   });

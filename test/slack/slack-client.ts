@@ -1,13 +1,15 @@
 /**
  * Test helpers that talk to the worker as Slack does: signed form-encoded slash commands and
- * `block_actions` clicks (signed with the test binding `test-slack-secret` at the REAL current
+ * `block_actions` clicks (signed with the test binding SLACK_SIGNING_SECRET at the REAL current
  * time, since the route checks the 5-minute window against Date.now()), and a capture of the
  * outbound POSTs (response_url follow-ups, webhook notifications) made through globalThis.fetch.
  */
 import { vi } from "vitest";
 import { signSlackRequest } from "../../worker/slack/signature.ts";
+import { TEST_CREDENTIALS } from "../worker/support/bindings.ts";
 
-export const SLACK_SECRET = "test-slack-secret";
+/** The worker project's SLACK_SIGNING_SECRET binding. */
+export const SLACK_SECRET = TEST_CREDENTIALS.slackSigningSecret;
 /** The response_url prefix the tests allow (stands in for https://hooks.slack.com/). */
 export const RESPONSE_PREFIX = "https://hooks.slack.test/";
 

@@ -9,9 +9,11 @@ import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { sign } from "../../shared/signature.ts";
 import { signSlackRequest } from "../../worker/slack/signature.ts";
+import { signedPost, slashBody as slackSlashBody } from "../slack/slack-client.ts";
 import { alertmanagerBody } from "../support/alertmanager-body.ts";
 import { TEST_CREDENTIALS } from "./support/bindings.ts";
 import { useRecordingObject } from "./support/recording-object.ts";
+import { fetcher } from "./support/slack-routes.ts";
 
 const T0 = Date.parse("2026-11-22T10:00:00Z");
 useRecordingObject({ start: T0 });
@@ -53,18 +55,8 @@ const reportBody = JSON.stringify({
   at: new Date(T0).toISOString(),
 });
 
-const slashBody = () =>
-  new URLSearchParams({
-    command: "/turnout",
-    text: `pause ${TARGET}`,
-    user_id: "UALICE",
-    user_name: "alice",
-    channel_id: "COPS",
-    channel_name: "ops",
-    team_id: "T1",
-    response_url: "https://hooks.slack.test/commands/1/xyz",
-    trigger_id: `1.${Math.floor(Math.random() * 1e9)}.abc`,
-  }).toString();
+/** A `/turnout pause` from an allowed user, with its own trigger_id (so its own signature). */
+const slashBody = () => slackSlashBody(`pause ${TARGET}`);
 /** A request signed as Slack signs it (v0 HMAC over `v0:<ts>:<body>`), optionally at another time or over other bytes. */
 async function slack(path: string, body: string, o: { secret?: string; ageSeconds?: number; sendBody?: string } = {}) {
   const ts = Math.floor(Date.now() / 1000) - (o.ageSeconds ?? 0);
@@ -278,20 +270,12 @@ describe("worker auth matrix", () => {
 
   it("a signed Slack command sent twice within its window acts once: the replay is 200 'already handled'", async () => {
     const body = slashBody();
-    const ts = Math.floor(Date.now() / 1000);
-    const headers = {
-      "content-type": "application/x-www-form-urlencoded",
-      "x-slack-request-timestamp": String(ts),
-      "x-slack-signature": await signSlackRequest(SLACK_SECRET, ts, body),
-    };
-    const first = await exports.default.fetch(
-      new Request(url("/v1/slack/commands"), { method: "POST", headers, body }),
-    );
+    // One timestamp for both, so the second is byte for byte the first (same signature).
+    const timestamp = Math.floor(Date.now() / 1000);
+    const first = await signedPost(fetcher, "/v1/slack/commands", body, { secret: SLACK_SECRET, timestamp });
     expect(first.status).toBe(200);
     const before = await snapshot();
-    const again = await exports.default.fetch(
-      new Request(url("/v1/slack/commands"), { method: "POST", headers, body }),
-    );
+    const again = await signedPost(fetcher, "/v1/slack/commands", body, { secret: SLACK_SECRET, timestamp });
     expect(again.status).toBe(200);
     expect(JSON.stringify(await again.json())).toMatch(/already handled/);
     expect(await snapshot()).toEqual(before);

@@ -18,22 +18,20 @@ import * as reference from "./support/reference-core.ts";
 const TARGET = "batched-ref";
 const T0 = 1_800_000_000_000;
 
-const config: WorkerConfig = (() => {
-  const c = WorkerConfigSchema.parse(structuredClone(testConfig));
-  const side = (s: string) => ({ matchers: [`target="${TARGET}"`, `side="${s}"`] });
-  // Staleness after 60 s, so clock steps make signals stale and fresh again; a hold longer than
-  // any run, so no dispatch (whose result the object would feed back) starts.
-  c.targets[TARGET] = WorkerConfigSchema.parse({
-    ...structuredClone(testConfig),
-    targets: {
-      [TARGET]: {
-        sides: { primary: side("primary"), secondary: side("secondary") },
-        policy: { holdSeconds: 3600, staleAfterSeconds: 60, quorum: 1 },
-      },
+const side = (s: string) => ({ matchers: [`target="${TARGET}"`, `side="${s}"`] });
+/** The test config plus the target: staleness after 60 s, so clock steps make signals stale and
+ * fresh again; a hold longer than any run, so no dispatch (whose result the object would feed
+ * back) starts. */
+const config: WorkerConfig = WorkerConfigSchema.parse({
+  ...structuredClone(testConfig),
+  targets: {
+    ...structuredClone(testConfig.targets),
+    [TARGET]: {
+      sides: { primary: side("primary"), secondary: side("secondary") },
+      policy: { holdSeconds: 3600, staleAfterSeconds: 60, quorum: 1 },
     },
-  }).targets[TARGET] as WorkerConfig["targets"][string];
-  return c;
-})();
+  },
+});
 
 const deliveryArb = (clock: number) =>
   fc

@@ -9,14 +9,15 @@ import { app } from "../../worker/app.ts";
 import { tokenIdentities } from "../../worker/identity.ts";
 import type { EventPage, TargetView } from "../../worker/target-object.ts";
 import { useAccessKeys } from "./support/access.ts";
+import { TEST_CREDENTIALS } from "./support/bindings.ts";
 import { useRecordingObject } from "./support/recording-object.ts";
 
 const T0 = Date.parse("2026-11-22T10:00:00Z");
 const rec = useRecordingObject({ start: T0 });
 
-const OPERATOR = "Bearer test-operator-token";
-const BOB = "Bearer test-bob-operator-token";
-const VIEWER = "Bearer test-viewer-token-0001";
+const OPERATOR = `Bearer ${TEST_CREDENTIALS.operator}`;
+const BOB = `Bearer ${TEST_CREDENTIALS.bob}`;
+const VIEWER = `Bearer ${TEST_CREDENTIALS.viewer}`;
 
 function call(path: string, auth: Record<string, string>, body?: unknown) {
   return exports.default.fetch(`http://w${path}`, {
@@ -35,7 +36,7 @@ async function events(target: string): Promise<EventPage["events"]> {
 async function alert(target: string, side: "primary" | "secondary", status: "firing" | "resolved" = "firing") {
   const res = await exports.default.fetch("http://w/v1/alertmanager", {
     method: "POST",
-    headers: { authorization: "Bearer test-am-token" },
+    headers: { authorization: `Bearer ${TEST_CREDENTIALS.alertmanager}` },
     body: JSON.stringify({
       version: "4",
       alerts: [

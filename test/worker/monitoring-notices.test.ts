@@ -8,9 +8,13 @@ import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import icingaFirstDowntime from "../fixtures/icinga2.13.6-real-service-downtimestart-first-ok.form.txt?raw";
 import nagiosFirstDowntime from "../fixtures/nagios4.4.6-real-service-downtimestart-first-ok.form.txt?raw";
+import { TEST_CREDENTIALS } from "./support/bindings.ts";
 
-const NAGIOS_FORM = { authorization: "Bearer test-nagios-token", "content-type": "application/x-www-form-urlencoded" };
-const OPERATOR = { authorization: "Bearer test-operator-token" };
+const NAGIOS_FORM = {
+  authorization: `Bearer ${TEST_CREDENTIALS.nagios}`,
+  "content-type": "application/x-www-form-urlencoded",
+};
+const OPERATOR = { authorization: `Bearer ${TEST_CREDENTIALS.operator}` };
 const HOST = "sparta.example.net";
 
 type Event = { type: string; detail: { key?: string; notice?: { kind: string } } };

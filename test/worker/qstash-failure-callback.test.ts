@@ -13,6 +13,7 @@ import { app } from "../../worker/app.ts";
 import type { Env } from "../../worker/env.ts";
 import { TargetObject, type TargetView } from "../../worker/target-object.ts";
 import { upstashJwt } from "../support/upstash-jwt.ts";
+import { TEST_CREDENTIALS } from "./support/bindings.ts";
 
 const CURRENT = "sig_current_key";
 const NEXT = "sig_next_key";
@@ -50,7 +51,7 @@ async function startFailover(): Promise<ActionRequest> {
     "/v1/targets/decide-auto/commands",
     {
       method: "POST",
-      headers: { authorization: "Bearer test-operator-token", "content-type": "application/json" },
+      headers: { authorization: `Bearer ${TEST_CREDENTIALS.operator}`, "content-type": "application/json" },
       body: JSON.stringify({ command: "failover", actor: "alice" }),
     },
     qstashEnv,

@@ -28,6 +28,17 @@ const T0 = Date.parse("2026-11-22T10:00:00Z");
 const rec = useRecordingObject({ start: T0 });
 const slack = useSlackRoutes();
 
+/** slack-c's primary fires (alert `fingerprint`): the target is pending, inside its hold. */
+async function slackCPrimaryDown(fingerprint: string): Promise<void> {
+  const ingest = await postAlert({
+    labels: { alertname: "Slack", target: "slack-c", side: "primary" },
+    startsAt: T0 - 1000,
+    fingerprint,
+  });
+  expect(ingest.status).toBe(200);
+  expect((await env.TARGETS.getByName("slack-c").view("slack-c")).phase).toBe("pending");
+}
+
 async function slash(text: string, user = ALICE, channel = { id: "COPS", name: "ops" }): Promise<SlackAnswer> {
   const res = await signedPost(fetcher, "/v1/slack/commands", slashBody(text, user, channel));
   expect(res.status).toBe(200);
@@ -251,13 +262,7 @@ describe("/turnout commands", () => {
     expect(rec.dispatched.at(-1)).toMatchObject({ id: "slack-e:2", kind: "failover", to: "secondary" });
 
     // cancel: a pending failover (primary down, inside the hold) is dismissed.
-    const ingest = await postAlert({
-      labels: { alertname: "Slack", target: "slack-c", side: "primary" },
-      startsAt: T0 - 1000,
-      fingerprint: "slackc0000000001",
-    });
-    expect(ingest.status).toBe(200);
-    expect((await env.TARGETS.getByName("slack-c").view("slack-c")).phase).toBe("pending");
+    await slackCPrimaryDown("slackc0000000001");
     const cancel = await slash("cancel slack-c");
     expect(cancel.text).toContain("accepted");
     expect(cancel.text).toContain("phase `steady`");
@@ -266,13 +271,7 @@ describe("/turnout commands", () => {
 
 describe("/turnout revert and clear reach the target's object", () => {
   it("clear forgets a firing signal, audited with the Slack user; revert with nothing to revert is refused", async () => {
-    const ingest = await postAlert({
-      labels: { alertname: "Slack", target: "slack-c", side: "primary" },
-      startsAt: T0 - 1000,
-      fingerprint: "slackc0000000002",
-    });
-    expect(ingest.status).toBe(200);
-    expect((await env.TARGETS.getByName("slack-c").view("slack-c")).phase).toBe("pending");
+    await slackCPrimaryDown("slackc0000000002");
     const cleared = await slash("clear slack-c am:slackc0000000002 stuck after maintenance");
     expect(cleared.response_type).toBe("in_channel");
     const events = (await env.TARGETS.getByName("slack-c").events(0, 100)).events;

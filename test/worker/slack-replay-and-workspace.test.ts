@@ -5,45 +5,30 @@
  * 5-minute window, and with `chatops.slack.teamId` set another workspace's commands and clicks are
  * refused.
  */
-import { env, exports } from "cloudflare:workers";
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { app } from "../../worker/app.ts";
 import { replayWindowEnd, SLACK_REPLAY_GUARD_NAME } from "../../worker/slack/replay-guard.ts";
-import { signSlackRequest } from "../../worker/slack/signature.ts";
 import testConfig from "../fixtures/worker-test-config.json" with { type: "json" };
-import {
-  ALICE,
-  approveValue,
-  BOB,
-  clickBody,
-  SLACK_SECRET,
-  type SlackAnswer,
-  signedPost,
-  slashBody,
-} from "../slack/slack-client.ts";
+import { ALICE, approveValue, BOB, clickBody, type SlackAnswer, signedPost, slashBody } from "../slack/slack-client.ts";
 import { useRecordingObject } from "./support/recording-object.ts";
-import { useSlackRoutes } from "./support/slack-routes.ts";
+import { fetcher, useSlackRoutes } from "./support/slack-routes.ts";
 
 const rec = useRecordingObject();
 
 useSlackRoutes();
 
 /** One request exactly as Slack signed it, so it can be sent again byte for byte. */
-async function captured(path: string, body: string): Promise<() => Promise<Response>> {
-  const ts = Math.floor(Date.now() / 1000);
-  const headers = {
-    "content-type": "application/x-www-form-urlencoded",
-    "x-slack-request-timestamp": String(ts),
-    "x-slack-signature": await signSlackRequest(SLACK_SECRET, ts, body),
-  };
-  return () => exports.default.fetch(`http://w${path}`, { method: "POST", headers, body });
+function captured(path: string, body: string): () => Promise<Response> {
+  const timestamp = Math.floor(Date.now() / 1000);
+  return () => signedPost(fetcher, path, body, { timestamp });
 }
 
 const events = async (target: string) => (await env.TARGETS.getByName(target).events(0, 500)).events;
 
 describe("replayed Slack requests", () => {
   it("the same signed `failover` sent twice executes once; the copy answers 200 already handled", async () => {
-    const send = await captured("/v1/slack/commands", slashBody("failover slack-a gw-a is dead"));
+    const send = captured("/v1/slack/commands", slashBody("failover slack-a gw-a is dead"));
     const first = await send();
     expect(first.status).toBe(200);
     expect(((await first.json()) as SlackAnswer).response_type).toBe("in_channel");
@@ -64,7 +49,7 @@ describe("replayed Slack requests", () => {
   });
 
   it("two copies racing: exactly one runs", async () => {
-    const send = await captured("/v1/slack/commands", slashBody("pause slack-b"));
+    const send = captured("/v1/slack/commands", slashBody("pause slack-b"));
     const answers = await Promise.all([send(), send()]);
     const texts = await Promise.all(answers.map(async (r) => ((await r.json()) as SlackAnswer).text));
     expect(texts.filter((t) => t.includes("already handled"))).toHaveLength(1);
@@ -73,15 +58,11 @@ describe("replayed Slack requests", () => {
 
   it("a replayed button click changes nothing", async () => {
     const request = (await (
-      await signedPost(
-        (u, i) => exports.default.fetch(u, i),
-        "/v1/slack/commands",
-        slashBody("failover slack-a force now"),
-      )
+      await signedPost(fetcher, "/v1/slack/commands", slashBody("failover slack-a force now"))
     ).json()) as SlackAnswer;
     const value = approveValue(request);
     if (!value) throw new Error("no Approve button");
-    const send = await captured("/v1/slack/interactions", clickBody("approve", value, BOB));
+    const send = captured("/v1/slack/interactions", clickBody("approve", value, BOB));
     expect((await send()).status).toBe(200);
     await env.TARGETS.getByName("slack-a").settle();
     const audit = await events("slack-a");
@@ -113,20 +94,7 @@ describe("chatops.slack.teamId", () => {
     }),
   };
   const post = async (path: string, body: string) => {
-    const ts = Math.floor(Date.now() / 1000);
-    const res = await app.request(
-      path,
-      {
-        method: "POST",
-        headers: {
-          "content-type": "application/x-www-form-urlencoded",
-          "x-slack-request-timestamp": String(ts),
-          "x-slack-signature": await signSlackRequest(SLACK_SECRET, ts, body),
-        },
-        body,
-      },
-      withTeam,
-    );
+    const res = await signedPost(async (u, i) => app.request(u, i, withTeam), path, body);
     expect(res.status).toBe(200);
     return (await res.json()) as SlackAnswer;
   };
