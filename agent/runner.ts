@@ -296,15 +296,17 @@ export class ActionRunner {
     if (newest && epochOf(request.id) < epochOf(newest.request.id)) {
       return { outcome: "stale", latestId: newest.request.id };
     }
+    let preempted = false;
     for (const a of this.active.values()) {
       if (a.record.request.target === request.target && a.record.report.status === "running") {
         // Design §6 (wave 2): a real action preempts a running dry run; anything else is a conflict.
         if (!preempts(request, a.record)) return { outcome: "conflict", runningId: a.record.request.id };
         await this.preempt(a, request.id);
+        preempted = true;
       }
     }
-    // Read again: preempting above may have just written the dry run's final record.
-    const latest = await store.latest(request.target);
+    // Read again only after a preemption, which has just written the dry run's final record.
+    const latest = preempted ? await store.latest(request.target) : newest;
     if (latest && latest.report.status === "running") {
       if (preempts(request, latest)) {
         // A dry run the store calls running that nothing here executes: close it as preempted.
