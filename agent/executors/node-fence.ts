@@ -40,7 +40,7 @@ import type { NodeFenceTarget } from "../../shared/config.ts";
 import type { ActionRequest } from "../../shared/protocol.ts";
 import type { Executor, Step, StepContext, StepOutcome } from "../executor.ts";
 import { StepError } from "../executor.ts";
-import { dryRunOption, isApiStatus, labelSelector, unlessNotFound } from "../kube-api.ts";
+import { apiErrorText, dryRunOption, isApiStatus, labelSelector, unlessNotFound } from "../kube-api.ts";
 
 /** Kubernetes' non-graceful node shutdown taint. */
 export const OUT_OF_SERVICE_TAINT = {
@@ -122,19 +122,6 @@ function readyText(node: k8s.V1Node, now: number): string {
 
 function list(names: string[]): string {
   return names.length ? names.join(", ") : "(none)";
-}
-
-function apiErrorText(err: unknown): string {
-  if (err instanceof k8s.ApiException) {
-    try {
-      const body = JSON.parse(String(err.body)) as { message?: unknown };
-      if (typeof body.message === "string") return `Kubernetes API ${err.code}: ${body.message}`;
-    } catch {
-      // not a Status body
-    }
-    return `Kubernetes API ${err.code}`;
-  }
-  return err instanceof Error ? err.message : String(err);
 }
 
 const label = (w: Workload) => `${w.kind} ${w.namespace}/${w.name}`;
