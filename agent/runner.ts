@@ -9,7 +9,7 @@
  * same id again returns the current report and never starts a second execution; a different id
  * while the target is mid-action is a conflict.
  */
-import type { AgentConfig, AgentTarget } from "../shared/config.ts";
+import { type AgentConfig, type AgentTarget, ownTarget } from "../shared/config.ts";
 import type { ActionReport, ActionRequest, StepReport } from "../shared/protocol.ts";
 import { type ActionRecord, type ActionStore, epochOf } from "./action-store.ts";
 import { type Executor, type Step, type StepContext, StepError } from "./executor.ts";
@@ -277,7 +277,7 @@ export class ActionRunner {
 
   private async decide(request: ActionRequest): Promise<SubmitResult> {
     const { store, config, executors } = this.opts;
-    const target = Object.hasOwn(config.targets, request.target) ? config.targets[request.target] : undefined;
+    const target = ownTarget(config.targets, request.target);
     if (!target) return { outcome: "unknown-target" };
     const executor = executors.get(target.kind);
     if (!executor) return { outcome: "no-executor", kind: target.kind };
@@ -595,9 +595,7 @@ export class ActionRunner {
   private async runSteps(a: Active): Promise<void> {
     const { request } = a.record;
     const log = this.opts.log.child({ target: request.target, action: request.id });
-    const target = Object.hasOwn(this.opts.config.targets, request.target)
-      ? this.opts.config.targets[request.target]
-      : undefined;
+    const target = ownTarget(this.opts.config.targets, request.target);
     const executor = target ? this.opts.executors.get(target.kind) : undefined;
     const report = a.record.report;
     if (!target || !executor) {
