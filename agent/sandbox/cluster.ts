@@ -256,8 +256,11 @@ export async function startSandboxCluster(
     }
   }
   const api = await startFakeKubeApi({ ...options.api, ...(tls ? { tls } : {}) });
-  const kubeconfigFile = tls && options.kubeconfigFile && api.httpsUrl ? options.kubeconfigFile : undefined;
-  if (kubeconfigFile && tls && api.httpsUrl) writeKubeconfig(kubeconfigFile, api.httpsUrl, tls.cert, api.token);
+  let kubeconfigFile: string | undefined;
+  if (tls && options.kubeconfigFile && api.httpsUrl) {
+    writeKubeconfig(options.kubeconfigFile, api.httpsUrl, tls.cert, api.token);
+    kubeconfigFile = options.kubeconfigFile;
+  }
   const targets = Object.entries(config.targets);
   const etcdTargets = targets.filter((e): e is [string, EtcdSyncTeardownTarget] => e[1].kind === "etcd-sync-teardown");
   const routeTargets = targets.filter((e): e is [string, RouteSwapTarget] => e[1].kind === "route-swap");
