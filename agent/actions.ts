@@ -7,7 +7,7 @@
  */
 import type { Context, Hono } from "hono";
 import type { z } from "zod";
-import { type AgentConfig, formatIssues } from "../shared/config.ts";
+import { type AgentConfig, formatIssues, ownTarget } from "../shared/config.ts";
 import { ActionIdSchema, ActionRequestSchema } from "../shared/protocol.ts";
 import { type QstashKeys, UPSTASH_SIGNATURE_HEADER, verifyUpstashSignature } from "../shared/qstash-signature.ts";
 import { describeSignatureFailure, SIGNATURE_HEADER, verify } from "../shared/signature.ts";
@@ -130,7 +130,7 @@ export function registerActionRoutes(app: Hono, deps: ActionRoutesDeps): void {
     if (!parsed.success) return validationProblem(parsed.error, "invalid ActionRequest");
     const request = parsed.data;
 
-    if (!Object.hasOwn(deps.config.targets, request.target)) {
+    if (ownTarget(deps.config.targets, request.target) === undefined) {
       return problem(404, "not-found", "Not found", `unknown target ${JSON.stringify(request.target)}`, {
         target: request.target,
       });

@@ -32,3 +32,20 @@ export function labelSelector(matchLabels: Record<string, string>): string {
     .map(([k, v]) => `${k}=${v}`)
     .join(",");
 }
+
+/**
+ * An API failure as text: `<prefix> <status>` and the Status body's message when it has one;
+ * any other error's own message.
+ */
+export function apiErrorText(err: unknown, prefix = "Kubernetes API"): string {
+  if (err instanceof ApiException) {
+    try {
+      const body = JSON.parse(String(err.body)) as { message?: unknown };
+      if (typeof body.message === "string") return `${prefix} ${err.code}: ${body.message}`;
+    } catch {
+      // not a Status body
+    }
+    return `${prefix} ${err.code}`;
+  }
+  return err instanceof Error ? err.message : String(err);
+}

@@ -9,7 +9,7 @@
  * same id again returns the current report and never starts a second execution; a different id
  * while the target is mid-action is a conflict.
  */
-import type { AgentConfig, AgentTarget } from "../shared/config.ts";
+import { type AgentConfig, type AgentTarget, ownTarget } from "../shared/config.ts";
 import type { ActionReport, ActionRequest, StepReport } from "../shared/protocol.ts";
 import { type ActionRecord, type ActionStore, epochOf } from "./action-store.ts";
 import { type Executor, type Step, type StepContext, StepError } from "./executor.ts";
@@ -277,7 +277,7 @@ export class ActionRunner {
 
   private async decide(request: ActionRequest): Promise<SubmitResult> {
     const { store, config, executors } = this.opts;
-    const target = Object.hasOwn(config.targets, request.target) ? config.targets[request.target] : undefined;
+    const target = ownTarget(config.targets, request.target);
     if (!target) return { outcome: "unknown-target" };
     const executor = executors.get(target.kind);
     if (!executor) return { outcome: "no-executor", kind: target.kind };
@@ -296,15 +296,17 @@ export class ActionRunner {
     if (newest && epochOf(request.id) < epochOf(newest.request.id)) {
       return { outcome: "stale", latestId: newest.request.id };
     }
+    let preempted = false;
     for (const a of this.active.values()) {
       if (a.record.request.target === request.target && a.record.report.status === "running") {
         // Design §6 (wave 2): a real action preempts a running dry run; anything else is a conflict.
         if (!preempts(request, a.record)) return { outcome: "conflict", runningId: a.record.request.id };
         await this.preempt(a, request.id);
+        preempted = true;
       }
     }
-    // Read again: preempting above may have just written the dry run's final record.
-    const latest = await store.latest(request.target);
+    // Read again only after a preemption, which has just written the dry run's final record.
+    const latest = preempted ? await store.latest(request.target) : newest;
     if (latest && latest.report.status === "running") {
       if (preempts(request, latest)) {
         // A dry run the store calls running that nothing here executes: close it as preempted.
@@ -593,9 +595,7 @@ export class ActionRunner {
   private async runSteps(a: Active): Promise<void> {
     const { request } = a.record;
     const log = this.opts.log.child({ target: request.target, action: request.id });
-    const target = Object.hasOwn(this.opts.config.targets, request.target)
-      ? this.opts.config.targets[request.target]
-      : undefined;
+    const target = ownTarget(this.opts.config.targets, request.target);
     const executor = target ? this.opts.executors.get(target.kind) : undefined;
     const report = a.record.report;
     if (!target || !executor) {

@@ -4,6 +4,7 @@
  * optional), so a worker that adds fields never breaks the CLI.
  */
 import { eventSentence } from "../shared/event-sentences.ts";
+import { stepDurationMs } from "../shared/step-duration.ts";
 
 export interface StepView {
   name: string;
@@ -132,7 +133,8 @@ export function statusTable(targets: TargetView[], now: number): string {
 }
 
 function stepLine(st: StepView): string {
-  const took = st.startedAt && st.finishedAt ? ` in ${Date.parse(st.finishedAt) - Date.parse(st.startedAt)} ms` : "";
+  const ms = stepDurationMs(st);
+  const took = ms === null ? "" : ` in ${ms} ms`;
   return `  ${st.status.padEnd(9)} ${st.name}${took}${st.detail ? `: ${st.detail}` : ""}`;
 }
 

@@ -13,9 +13,10 @@
 import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { Etcd3 } from "etcd3";
 import { queryRecord } from "../agent/dns/rfc2136.ts";
-import { DEFAULT_EVICTION_SECONDS } from "../agent/executors/node-fence.ts";
+import { DEFAULT_EVICTION_SECONDS, OUT_OF_SERVICE_TAINT } from "../agent/executors/node-fence.ts";
 import { namedPath } from "../agent/sandbox/bind-server.ts";
 import { etcdBinariesAvailable } from "../agent/sandbox/etcd-server.ts";
+import { rfc3339Seconds } from "../agent/sandbox/fake-kube-api.ts";
 import type { StepReport } from "../shared/protocol.ts";
 import { DNS, NODE_GROUPS, type Stack, type StackTarget, startStack } from "../test/e2e/stack.ts";
 import { eventually } from "../test/support/etcd.ts";
@@ -132,8 +133,8 @@ async function main(): Promise<number> {
     kc.loadFromFile(s.sandboxKubeconfig);
     const core = kc.makeApiClient(CoreV1Api);
     const lostAt = Date.now() - 90_000;
+    const since = rfc3339Seconds(lostAt);
     for (const name of dcNodes) {
-      const since = new Date(lostAt).toISOString().replace(/\.\d{3}Z$/, "Z");
       await core.patchNodeStatus(
         { name, body: { status: { conditions: [{ type: "Ready", status: "Unknown", lastTransitionTime: since }] } } },
         setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
@@ -220,7 +221,7 @@ async function main(): Promise<number> {
       const tainted = [];
       for (const n of dcNodes) {
         const node = await core.readNode({ name: n });
-        if ((node.spec?.taints ?? []).some((t) => t.key === "node.kubernetes.io/out-of-service")) tainted.push(n);
+        if ((node.spec?.taints ?? []).some((t) => t.key === OUT_OF_SERVICE_TAINT.key)) tainted.push(n);
       }
       const ready = Date.parse(fence.action.steps.find((x) => x.name === "wait-workloads")?.finishedAt ?? "");
       const sinceLoss = Math.round((ready - lostAt) / 1000);

@@ -15,6 +15,14 @@ export function otherSide(side: Side): Side {
   return side === "primary" ? "secondary" : "primary";
 }
 
+/**
+ * The entry of a config's `targets` record named `name`, or undefined. Own keys only: a name such
+ * as `constructor` from a request must not find a member of Object.prototype.
+ */
+export function ownTarget<T>(targets: Record<string, T>, name: string): T | undefined {
+  return Object.hasOwn(targets, name) ? targets[name] : undefined;
+}
+
 const TargetName = z
   .string()
   .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "target names are lower-case letters, digits and '-', at most 63 characters");

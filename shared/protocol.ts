@@ -50,16 +50,5 @@ export const ActionReportSchema = z.object({
 });
 export type ActionReport = z.infer<typeof ActionReportSchema>;
 
-/**
- * How long a step took from its reported start and finish, in ms; null while it has not both, or
- * when the two do not read as an interval (unparseable, or finished before it started). The one
- * reading of a step's duration for the audit log, Slack and the status page.
- */
-export function stepDurationMs(step: {
-  startedAt?: string | undefined;
-  finishedAt?: string | undefined;
-}): number | null {
-  if (!step.startedAt || !step.finishedAt) return null;
-  const ms = Date.parse(step.finishedAt) - Date.parse(step.startedAt);
-  return Number.isFinite(ms) && ms >= 0 ? ms : null;
-}
+// Kept in a module without zod so the CLI can read durations without loading the schemas.
+export { stepDurationMs } from "./step-duration.ts";

@@ -101,7 +101,6 @@ const UDP_TRIES = 3;
  */
 function sendUdp(server: string, wire: Buffer, timeoutMs: number): Promise<{ msg: Buffer; copies: number }> {
   const { host, port } = parseServer(server);
-  const id = wire.readUInt16BE(0);
   return new Promise((resolve, reject) => {
     const socket = createSocket(isIPv6(host) ? "udp6" : "udp4");
     let copies = 0;
@@ -132,7 +131,7 @@ function sendUdp(server: string, wire: Buffer, timeoutMs: number): Promise<{ msg
     // the question). The first answer to any copy wins; answers to the other copies arrive at a
     // closed socket.
     socket.on("message", (msg) => {
-      if (msg.length >= 12 && msg.readUInt16BE(0) === id && answers(wire, msg)) done(undefined, msg);
+      if (answers(wire, msg)) done(undefined, msg);
     });
     // Connected: the kernel delivers only datagrams from the server's address and port, so an
     // off-path spoofer must also guess the source port (RFC 5452 §4.5).

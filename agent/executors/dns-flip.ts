@@ -112,7 +112,8 @@ function flipContext(target: DnsFlipTarget, from: Side, to: Side, run: FlipRun, 
     sleep: run.sleep,
     now: run.now,
     verifyIntervalMs: settings.verifyIntervalMs ?? 500,
-    // Built on first use: verify asks the servers directly and needs neither provider nor secret.
+    // Built on first use: verify needs it (and its secret) only for rfc2136, whose provider signs
+    // the queries to its own server; for the HTTP providers verify asks the servers directly.
     provider: () => {
       provider ??= createProvider(target.provider, deps);
       return provider;

@@ -37,7 +37,7 @@ import {
   decideConsistency,
 } from "../etcd/consistency.ts";
 import { type Executor, type Step, type StepContext, StepError } from "../executor.ts";
-import { dryRunOption, isApiStatus, labelSelector, unlessNotFound } from "../kube-api.ts";
+import { apiErrorText, dryRunOption, isApiStatus, labelSelector, unlessNotFound } from "../kube-api.ts";
 import { flipDns } from "./dns-flip.ts";
 
 /** Pod-template annotation kubectl's `rollout restart` sets (kubectl/pkg/polymorphichelpers/objectrestarter.go). */
@@ -121,26 +121,13 @@ async function joinSwitch(ctx: StepContext<EtcdSyncTeardownTarget>): Promise<Swi
   return next;
 }
 
-function errorText(err: unknown): string {
-  if (err instanceof k8s.ApiException) {
-    try {
-      const body = JSON.parse(String(err.body)) as { message?: unknown };
-      if (typeof body.message === "string") return `HTTP ${err.code}: ${body.message}`;
-    } catch {
-      // not a Status body
-    }
-    return `HTTP ${err.code}`;
-  }
-  return err instanceof Error ? err.message : String(err);
-}
-
 /** Runs a Kubernetes call, turning an API failure into a StepError that names what was attempted. */
 async function kube<T>(what: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
     if (err instanceof StepError) throw err;
-    throw new StepError("kubernetes", `${what}: ${errorText(err)}`);
+    throw new StepError("kubernetes", `${what}: ${apiErrorText(err, "HTTP")}`);
   }
 }
 

@@ -40,7 +40,7 @@ import type { NodeFenceTarget } from "../../shared/config.ts";
 import type { ActionRequest } from "../../shared/protocol.ts";
 import type { Executor, Step, StepContext, StepOutcome } from "../executor.ts";
 import { StepError } from "../executor.ts";
-import { dryRunOption, isApiStatus, labelSelector, unlessNotFound } from "../kube-api.ts";
+import { apiErrorText, dryRunOption, isApiStatus, labelSelector, unlessNotFound } from "../kube-api.ts";
 
 /** Kubernetes' non-graceful node shutdown taint. */
 export const OUT_OF_SERVICE_TAINT = {
@@ -124,19 +124,6 @@ function list(names: string[]): string {
   return names.length ? names.join(", ") : "(none)";
 }
 
-function apiErrorText(err: unknown): string {
-  if (err instanceof k8s.ApiException) {
-    try {
-      const body = JSON.parse(String(err.body)) as { message?: unknown };
-      if (typeof body.message === "string") return `Kubernetes API ${err.code}: ${body.message}`;
-    } catch {
-      // not a Status body
-    }
-    return `Kubernetes API ${err.code}`;
-  }
-  return err instanceof Error ? err.message : String(err);
-}
-
 const label = (w: Workload) => `${w.kind} ${w.namespace}/${w.name}`;
 
 /** The reads and writes the executor makes (each one granted in agent/deploy/rbac-node-fence.yaml). */
@@ -206,6 +193,16 @@ export function createNodeFenceExecutor(options: NodeFenceOptions): Executor<Nod
   const cluster = new FenceCluster(options.kubeConfig);
   const pollMs = options.pollMs ?? 100;
   const conflictRetries = options.conflictRetries ?? 5;
+
+  /** The pods that must leave `node` (not DaemonSet or static pods) and its VolumeAttachments, by name. */
+  async function boundTo(
+    node: string,
+    attachments: k8s.V1VolumeAttachment[],
+  ): Promise<{ pods: string[]; volumes: string[] }> {
+    const pods = (await cluster.podsOn(node)).filter((pod) => !staysOnNode(pod)).map(podName);
+    const volumes = attachments.filter((va) => va.spec.nodeName === node).map((va) => va.metadata?.name ?? "?");
+    return { pods, volumes };
+  }
 
   /**
    * Reads `name`, lets `change` decide the patch from what it read (undefined: nothing to do), and
@@ -336,8 +333,9 @@ export function createNodeFenceExecutor(options: NodeFenceOptions): Executor<Nod
         const pods: Record<string, string[]> = {};
         const volumes: Record<string, string[]> = {};
         for (const name of names) {
-          pods[name] = (await cluster.podsOn(name)).filter((pod) => !staysOnNode(pod)).map(podName);
-          volumes[name] = attachments.filter((va) => va.spec.nodeName === name).map((va) => va.metadata?.name ?? "?");
+          const bound = await boundTo(name, attachments);
+          pods[name] = bound.pods;
+          volumes[name] = bound.volumes;
         }
         p = { actionId: action.id, nodes: names, pods, volumes, decidedAt: now };
         await savePlan(ctx, p);
@@ -355,31 +353,39 @@ export function createNodeFenceExecutor(options: NodeFenceOptions): Executor<Nod
       return { detail: detail.join("; ") };
     });
 
-    const cordon = step("cordon", async (ctx) => {
-      const p = await plan(ctx);
+    /** Writes the planned nodes in turn (`change` as writeNode's; `done`: the nodes written before it). */
+    const writeEach = async (
+      ctx: StepContext<NodeFenceTarget>,
+      p: FencePlan,
+      change: (node: k8s.V1Node, name: string, done: string[]) => { patch?: Record<string, unknown>; note: string },
+    ): Promise<StepOutcome> => {
       const notes: string[] = [];
       const done: string[] = [];
       for (const name of p.nodes) {
         ctx.signal.throwIfAborted();
-        const r = await writeNode(name, dryRun, (node) => {
-          if (node.spec?.unschedulable) {
-            const by = node.metadata?.annotations?.[CORDONED_BY];
-            return {
-              note: `${name} already cordoned${by ? ` by ${by}` : " (not by turnout; left as its owner set it)"}`,
-            };
-          }
-          refuseReady(node, ctx, done);
-          return {
-            patch: { metadata: { annotations: { [CORDONED_BY]: action.id } }, spec: { unschedulable: true } },
-            note: `${name} ${dryRun ? "cordon accepted with dryRun=All" : "cordoned"}`,
-          };
-        });
+        const r = await writeNode(name, dryRun, (node) => change(node, name, done));
         done.push(name);
         notes.push(r.note);
         ctx.progress(`${done.length}/${p.nodes.length} nodes: ${r.note}`);
       }
       return { detail: `${dryRun ? "dry run: " : ""}${notes.join("; ")}` };
-    });
+    };
+
+    const cordon = step("cordon", async (ctx) =>
+      writeEach(ctx, await plan(ctx), (node, name, done) => {
+        if (node.spec?.unschedulable) {
+          const by = node.metadata?.annotations?.[CORDONED_BY];
+          return {
+            note: `${name} already cordoned${by ? ` by ${by}` : " (not by turnout; left as its owner set it)"}`,
+          };
+        }
+        refuseReady(node, ctx, done);
+        return {
+          patch: { metadata: { annotations: { [CORDONED_BY]: action.id } }, spec: { unschedulable: true } },
+          note: `${name} ${dryRun ? "cordon accepted with dryRun=All" : "cordoned"}`,
+        };
+      }),
+    );
 
     const fence = step("fence", async (ctx) => {
       const p = await plan(ctx);
@@ -387,27 +393,18 @@ export function createNodeFenceExecutor(options: NodeFenceOptions): Executor<Nod
         p.fencedAt = ctx.now();
         await savePlan(ctx, p);
       }
-      const notes: string[] = [];
-      const done: string[] = [];
-      for (const name of p.nodes) {
-        ctx.signal.throwIfAborted();
-        const r = await writeNode(name, dryRun, (node) => {
-          if (isFenced(node)) {
-            const by = node.metadata?.annotations?.[FENCED_BY];
-            return { note: `${name} already tainted out-of-service${by ? ` by ${by}` : " (not by turnout)"}` };
-          }
-          refuseReady(node, ctx, done);
-          const taints = [...(node.spec?.taints ?? []), { ...OUT_OF_SERVICE_TAINT }];
-          return {
-            patch: { metadata: { annotations: { [FENCED_BY]: action.id } }, spec: { taints } },
-            note: `${name} ${dryRun ? "taint accepted with dryRun=All" : "tainted"} ${OUT_OF_SERVICE_TAINT.key}=${OUT_OF_SERVICE_TAINT.value}:${OUT_OF_SERVICE_TAINT.effect}`,
-          };
-        });
-        done.push(name);
-        notes.push(r.note);
-        ctx.progress(`${done.length}/${p.nodes.length} nodes: ${r.note}`);
-      }
-      return { detail: `${dryRun ? "dry run: " : ""}${notes.join("; ")}` };
+      return writeEach(ctx, p, (node, name, done) => {
+        if (isFenced(node)) {
+          const by = node.metadata?.annotations?.[FENCED_BY];
+          return { note: `${name} already tainted out-of-service${by ? ` by ${by}` : " (not by turnout)"}` };
+        }
+        refuseReady(node, ctx, done);
+        const taints = [...(node.spec?.taints ?? []), { ...OUT_OF_SERVICE_TAINT }];
+        return {
+          patch: { metadata: { annotations: { [FENCED_BY]: action.id } }, spec: { taints } },
+          note: `${name} ${dryRun ? "taint accepted with dryRun=All" : "tainted"} ${OUT_OF_SERVICE_TAINT.key}=${OUT_OF_SERVICE_TAINT.value}:${OUT_OF_SERVICE_TAINT.effect}`,
+        };
+      });
     });
 
     const waitEvicted = step("wait-evicted", async (ctx) => {
@@ -437,9 +434,8 @@ export function createNodeFenceExecutor(options: NodeFenceOptions): Executor<Nod
         const attachments = await cluster.volumeAttachments();
         const remaining = new Map<string, { pods: string[]; volumes: string[] }>();
         for (const n of p.nodes) {
-          const pods = (await cluster.podsOn(n)).filter((pod) => !staysOnNode(pod)).map(podName);
-          const volumes = attachments.filter((va) => va.spec.nodeName === n).map((va) => va.metadata?.name ?? "?");
-          if (pods.length || volumes.length) remaining.set(n, { pods, volumes });
+          const bound = await boundTo(n, attachments);
+          if (bound.pods.length || bound.volumes.length) remaining.set(n, bound);
         }
         if (remaining.size === 0) {
           const took =

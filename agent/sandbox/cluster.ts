@@ -24,7 +24,13 @@ import type { AgentConfig, EtcdSyncTeardownTarget, NodeFenceTarget, RouteSwapTar
 import { type Logger, silentLogger } from "../log.ts";
 import { type ControlPlane, type ControlPlaneOptions, startControlPlane } from "./control-plane.ts";
 import { createEtcdMirrorBackend, type EtcdMirrorBackend, etcdctlAvailable, mirrorPrefixesFor } from "./etcd-mirror.ts";
-import { type FakeKubeApi, type FakeKubeApiOptions, type KubeObject, startFakeKubeApi } from "./fake-kube-api.ts";
+import {
+  type FakeKubeApi,
+  type FakeKubeApiOptions,
+  type KubeObject,
+  startFakeKubeApi,
+  type TypeRef,
+} from "./fake-kube-api.ts";
 import { selfSignedCertificate, writeKubeconfig } from "./kubeconfig.ts";
 import { type OperatorNodeMode, startStaticRouteOperators } from "./static-route-operator.ts";
 import {
@@ -199,15 +205,22 @@ function placeOnGroups(t: NodeFenceTarget): (o: KubeObject) => void {
   };
 }
 
-/** Resolves when `check` holds, re-checking on every StaticRoute change; rejects after `ms`. */
-function untilRoutes(api: FakeKubeApi, check: () => boolean, ms: number, what: string): Promise<void> {
+/** Resolves when `check` holds, re-checking on every change of `type` (in `namespace`); rejects after `ms`. */
+function untilStore(
+  api: FakeKubeApi,
+  type: TypeRef,
+  namespace: string | undefined,
+  check: () => boolean,
+  ms: number,
+  what: string,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     if (check()) return resolve();
     const timer = setTimeout(() => {
       off();
       reject(new Error(`sandbox: timed out after ${ms} ms waiting for ${what}`));
     }, ms);
-    const off = api.store.watch(STATIC_ROUTES, undefined, () => {
+    const off = api.store.watch(type, namespace, () => {
       if (!check()) return;
       clearTimeout(timer);
       off();
@@ -225,19 +238,7 @@ function untilReady(api: FakeKubeApi, w: NodeFenceTarget["workloads"][number], m
     const status = o?.status as { readyReplicas?: number } | undefined;
     return (status?.readyReplicas ?? 0) >= (spec?.replicas ?? 1);
   };
-  return new Promise((resolve, reject) => {
-    if (check()) return resolve();
-    const timer = setTimeout(() => {
-      off();
-      reject(new Error(`sandbox: timed out after ${ms} ms waiting for ${w.kind} ${w.namespace}/${w.name} to be Ready`));
-    }, ms);
-    const off = api.store.watch(ref, w.namespace, () => {
-      if (!check()) return;
-      clearTimeout(timer);
-      off();
-      resolve();
-    });
-  });
+  return untilStore(api, ref, w.namespace, check, ms, `${w.kind} ${w.namespace}/${w.name} to be Ready`);
 }
 
 /** Starts the sandbox cluster for an agent config and seeds the objects it references. */
@@ -256,8 +257,11 @@ export async function startSandboxCluster(
     }
   }
   const api = await startFakeKubeApi({ ...options.api, ...(tls ? { tls } : {}) });
-  const kubeconfigFile = tls && options.kubeconfigFile && api.httpsUrl ? options.kubeconfigFile : undefined;
-  if (kubeconfigFile && tls && api.httpsUrl) writeKubeconfig(kubeconfigFile, api.httpsUrl, tls.cert, api.token);
+  let kubeconfigFile: string | undefined;
+  if (tls && options.kubeconfigFile && api.httpsUrl) {
+    writeKubeconfig(options.kubeconfigFile, api.httpsUrl, tls.cert, api.token);
+    kubeconfigFile = options.kubeconfigFile;
+  }
   const targets = Object.entries(config.targets);
   const etcdTargets = targets.filter((e): e is [string, EtcdSyncTeardownTarget] => e[1].kind === "etcd-sync-teardown");
   const routeTargets = targets.filter((e): e is [string, RouteSwapTarget] => e[1].kind === "route-swap");
@@ -375,8 +379,10 @@ export async function startSandboxCluster(
         );
         continue;
       }
-      await untilRoutes(
+      await untilStore(
         api,
+        STATIC_ROUTES,
+        undefined,
         () => {
           const status = api.store.get(STATIC_ROUTES, undefined, primary.name)?.status;
           const createFn =

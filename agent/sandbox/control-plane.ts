@@ -25,7 +25,7 @@
  * - Kubelet: a bound pod on a Ready node with its volume attached turns Ready after `podReadyDelayMs`.
  */
 import { createHash } from "node:crypto";
-import type { FakeStore, KubeObject, TypeRef } from "./fake-kube-api.ts";
+import { type FakeStore, type KubeObject, rfc3339Seconds, type TypeRef } from "./fake-kube-api.ts";
 import { isJsonObject, type Json, type JsonObject } from "./kube-patch.ts";
 import { parseLabelSelector } from "./kube-selectors.ts";
 
@@ -93,10 +93,6 @@ function podReady(pod: KubeObject): boolean {
 function nodeOf(pod: KubeObject): string | undefined {
   const n = obj(pod.spec).nodeName;
   return typeof n === "string" && n !== "" ? n : undefined;
-}
-
-function rfc3339(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
 /** Whether `labels` satisfy one nodeSelectorTerm's matchExpressions (In, NotIn, Exists, DoesNotExist). */
@@ -185,7 +181,7 @@ export function startControlPlane(store: FakeStore, options: ControlPlaneOptions
     component: string,
   ): void {
     const namespace = involved.namespace ?? "default";
-    const ts = rfc3339(now());
+    const ts = rfc3339Seconds(now());
     try {
       store.create(EVENTS, {
         metadata: { generateName: `${involved.name}.`, namespace },
@@ -296,7 +292,7 @@ export function startControlPlane(store: FakeStore, options: ControlPlaneOptions
             name,
             (n) => {
               const conditions = arr(obj(n.status).conditions).map((c) =>
-                isJsonObject(c) && c.type === "Ready" ? { ...c, lastTransitionTime: rfc3339(now()) } : c,
+                isJsonObject(c) && c.type === "Ready" ? { ...c, lastTransitionTime: rfc3339Seconds(now()) } : c,
               );
               n.status = { ...obj(n.status), conditions };
             },
@@ -320,7 +316,7 @@ export function startControlPlane(store: FakeStore, options: ControlPlaneOptions
               ? []
               : [
                   { key: UNREACHABLE, effect: "NoSchedule" },
-                  { key: UNREACHABLE, effect: "NoExecute", timeAdded: rfc3339(now()) },
+                  { key: UNREACHABLE, effect: "NoExecute", timeAdded: rfc3339Seconds(now()) },
                 ];
             const next = [...rest, ...added];
             const spec: JsonObject = { ...obj(n.spec), taints: next };
@@ -475,7 +471,7 @@ export function startControlPlane(store: FakeStore, options: ControlPlaneOptions
           const conditions = arr(obj(n.status).conditions).filter(isJsonObject);
           const old = conditions.find((c) => c.type === "Ready");
           const changed = old?.status !== status;
-          const ts = rfc3339(now());
+          const ts = rfc3339Seconds(now());
           const ready_: JsonObject = {
             type: "Ready",
             status,
@@ -491,7 +487,7 @@ export function startControlPlane(store: FakeStore, options: ControlPlaneOptions
     },
     addNode(name, labels) {
       if (store.get(NODES, undefined, name)) return;
-      const ts = rfc3339(now());
+      const ts = rfc3339Seconds(now());
       store.create(NODES, {
         metadata: { name, labels: { "kubernetes.io/hostname": name, ...labels } },
         status: {

@@ -221,7 +221,8 @@ function groupResource(t: ResourceType): string {
   return t.group === "" ? t.resource : `${t.resource}.${t.group}`;
 }
 
-function rfc3339Seconds(ms: number): string {
+/** A timestamp as the API server writes one: RFC 3339 in whole seconds, UTC. */
+export function rfc3339Seconds(ms: number): string {
   return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
