@@ -76,7 +76,9 @@ async function authenticate(
   const upstash = c.req.header(UPSTASH_SIGNATURE_HEADER);
   // QStash delivers only POST /v1/actions; a GET is always the direct kind.
   const viaQstash = options.qstash && deps.qstash !== undefined && upstash !== undefined;
-  if (viaQstash && deps.qstash && upstash) {
+  // Present means checked, an empty value too: an empty header must not skip the Upstash check
+  // while it still widens the replay window to qstash.maxAgeSeconds below.
+  if (viaQstash && deps.qstash && upstash !== undefined) {
     const url = deps.config.qstash?.url;
     // startAgent refuses QStash keys without qstash.url; this guards other wirings.
     if (!url)

@@ -82,6 +82,14 @@ describe("POST /v1/actions", () => {
       401,
     ],
     [
+      // An empty header is not "no header": it must not skip the Upstash check and still widen
+      // the replay window to qstash.maxAgeSeconds (a direct POST gets 300 s).
+      "QStash: an empty Upstash-Signature with a Turnout-Signature an hour old",
+      async () => ({ "upstash-signature": "", [SIGNATURE_HEADER]: await sign(SECRET, body, nowS() - 3600) }),
+      body,
+      401,
+    ],
+    [
       "QStash: Turnout-Signature past qstash.maxAgeSeconds",
       async () => ({
         "upstash-signature": await upstash(body),
