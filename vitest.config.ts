@@ -41,7 +41,13 @@ export default defineConfig({
             },
           }),
         ],
-        test: { name: "worker", include: ["test/worker/**/*.test.ts"] },
+        test: {
+          name: "worker",
+          include: ["test/worker/**/*.test.ts"],
+          // A file's first test also waits for workerd to start; 5 s (the default) was seen to run
+          // out under load.
+          testTimeout: 20_000,
+        },
       },
       {
         test: {
