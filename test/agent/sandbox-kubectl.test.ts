@@ -12,6 +12,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type SandboxCluster, startSandboxCluster } from "../../agent/sandbox/cluster.ts";
 import { AgentConfigSchema } from "../../shared/config.ts";
+import { fenceConfig } from "../support/node-fence-cluster.ts";
 import { swapRoutes } from "../support/route-swap-cluster.ts";
 
 const run = promisify(execFile);
@@ -33,22 +34,11 @@ beforeAll(async () => {
   }
   dir = mkdtempSync(join(tmpdir(), "turnout-kubectl-"));
   kubeconfig = join(dir, "kubeconfig");
+  // The node-fence tests' dc-nodes target (zones dc-1 and cloud-a) beside the route-swap one.
+  const fence = fenceConfig({ workloads: [{ kind: "StatefulSet", namespace: "db", name: "postgres" }] });
   const config = AgentConfigSchema.parse({
-    reportUrl: "http://127.0.0.1:9/v1/agent/reports",
-    targets: {
-      "egress-gw": {
-        kind: "route-swap",
-        routes: swapRoutes(),
-      },
-      "dc-nodes": {
-        kind: "node-fence",
-        nodes: {
-          primary: { selector: "topology.kubernetes.io/zone=dc-1" },
-          secondary: { selector: "topology.kubernetes.io/zone=cloud-a" },
-        },
-        workloads: [{ kind: "StatefulSet", namespace: "db", name: "postgres" }],
-      },
-    },
+    ...fence,
+    targets: { "egress-gw": { kind: "route-swap", routes: swapRoutes() }, ...fence.targets },
   });
   sandbox = await startSandboxCluster(config, {
     kubeconfigFile: kubeconfig,
