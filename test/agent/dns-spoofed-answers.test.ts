@@ -12,14 +12,13 @@ import * as packet from "dns-packet";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { queryRecord, sendUpdate } from "../../agent/dns/rfc2136.ts";
 import { parseTsigSecret, readName, signMessage, type TsigKey, verifyResponse } from "../../agent/dns/tsig.ts";
-import type { StepContext } from "../../agent/executor.ts";
-import { StepError } from "../../agent/executor.ts";
 import { createDnsFlipExecutor } from "../../agent/executors/dns-flip.ts";
-import { silentLogger } from "../../agent/log.ts";
 import { type DnsFlipTarget, DnsFlipTargetSchema } from "../../shared/config.ts";
 import { ActionRequestSchema } from "../../shared/protocol.ts";
 import { type BindServer, startBind } from "../support/bind.ts";
 import { freePort } from "../support/free-port.ts";
+import { MapMemory } from "../support/map-memory.ts";
+import { runSteps } from "../support/run-steps.ts";
 import { actionRequest } from "../support/test-executors.ts";
 
 const PRIMARY = "172.30.41.193";
@@ -223,30 +222,9 @@ describe("forged unsigned answers cannot make a flip succeed", () => {
       verify: { servers: [mitm.server], timeoutSeconds: 2 },
     });
     const action = ActionRequestSchema.parse(actionRequest("bootstrap-dns", 1, { issuedAt: new Date().toISOString() }));
-    const m = new Map<string, unknown>();
-    const ctx: StepContext<DnsFlipTarget> = {
-      action,
-      targetName: action.target,
-      target: t,
-      log: silentLogger,
-      memory: { get: async <T>(k: string) => m.get(k) as T | undefined, set: async (k, v) => void m.set(k, v) },
-      signal: new AbortController().signal,
-      now: Date.now,
-      sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
-      progress: () => {},
-    };
     const executor = createDnsFlipExecutor({ env: { TSIG_SECRET: bind.secret } });
-    const outcome: string[] = [];
-    for (const step of executor.steps(action, t)) {
-      try {
-        await step.run(ctx);
-        outcome.push(`${step.name}: succeeded`);
-      } catch (err) {
-        if (!(err instanceof StepError)) throw err;
-        outcome.push(`${step.name}: ${err.code}`);
-        break;
-      }
-    }
+    const runs = await runSteps(executor, action, t, new MapMemory());
+    const outcome = runs.map((r) => `${r.name}: ${r.error ? r.error.code : "succeeded"}`);
     expect(outcome).toEqual(["preflight: succeeded", "update: DNS_RESPONSE_UNSIGNED"]);
     expect(await queryRecord(bind.server, "flip.example.test", "A")).toEqual([PRIMARY]);
   });

@@ -5,13 +5,15 @@
  * the simulated control plane then acts on (unreachable taints, pods not Ready).
  */
 import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type SandboxCluster, startSandboxCluster } from "../../agent/sandbox/cluster.ts";
 import { AgentConfigSchema } from "../../shared/config.ts";
+import { requireBinary } from "../support/monitoring-process.ts";
+import { fenceConfig } from "../support/node-fence-cluster.ts";
 import { swapRoutes } from "../support/route-swap-cluster.ts";
 
 const run = promisify(execFile);
@@ -20,35 +22,24 @@ const KUBECTL = process.env.KUBECTL ?? "/usr/bin/kubectl";
 let sandbox: SandboxCluster;
 let dir: string;
 let kubeconfig: string;
+/** KUBECTL, or kubectl on PATH when that path is missing. */
+let kubectlBinary = KUBECTL;
 
 /** Runs kubectl against the sandbox (asynchronously: the fake API serves from this process). */
 async function kubectl(...args: string[]): Promise<string> {
-  const { stdout } = await run(KUBECTL, ["--kubeconfig", kubeconfig, ...args], { timeout: 20_000 });
+  const { stdout } = await run(kubectlBinary, ["--kubeconfig", kubeconfig, ...args], { timeout: 20_000 });
   return stdout;
 }
 
 beforeAll(async () => {
-  if (!existsSync(KUBECTL)) {
-    throw new Error(`${KUBECTL} is missing: run \`npm run setup\` (it installs Debian's kubernetes-client)`);
-  }
+  kubectlBinary = requireBinary(KUBECTL, "kubernetes-client");
   dir = mkdtempSync(join(tmpdir(), "turnout-kubectl-"));
   kubeconfig = join(dir, "kubeconfig");
+  // The node-fence tests' dc-nodes target (zones dc-1 and cloud-a) beside the route-swap one.
+  const fence = fenceConfig({ workloads: [{ kind: "StatefulSet", namespace: "db", name: "postgres" }] });
   const config = AgentConfigSchema.parse({
-    reportUrl: "http://127.0.0.1:9/v1/agent/reports",
-    targets: {
-      "egress-gw": {
-        kind: "route-swap",
-        routes: swapRoutes(),
-      },
-      "dc-nodes": {
-        kind: "node-fence",
-        nodes: {
-          primary: { selector: "topology.kubernetes.io/zone=dc-1" },
-          secondary: { selector: "topology.kubernetes.io/zone=cloud-a" },
-        },
-        workloads: [{ kind: "StatefulSet", namespace: "db", name: "postgres" }],
-      },
-    },
+    ...fence,
+    targets: { "egress-gw": { kind: "route-swap", routes: swapRoutes() }, ...fence.targets },
   });
   sandbox = await startSandboxCluster(config, {
     kubeconfigFile: kubeconfig,

@@ -14,6 +14,7 @@ import { queryRecord } from "../../agent/dns/rfc2136.ts";
 import { sign } from "../../shared/signature.ts";
 import type { AuditEvent, TargetView } from "../../worker/target-view.ts";
 import { eventually } from "../support/etcd.ts";
+import { readText } from "../support/request-text.ts";
 import { DNS, HEARTBEAT_KEY, type Stack, startStack, TOKENS, waitFor } from "./stack.ts";
 
 const HOLD_SECONDS = 2;
@@ -25,11 +26,7 @@ let slack: Server | undefined;
 
 beforeAll(async () => {
   slack = createServer((req, res) => {
-    let body = "";
-    req.on("data", (c: Buffer) => {
-      body += c.toString();
-    });
-    req.on("end", () => {
+    void readText(req).then((body) => {
       slackTexts.push(body);
       res.end("ok");
     });

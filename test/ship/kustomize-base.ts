@@ -12,6 +12,7 @@ import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from "kubernetes-m
 import { ConfigMap, Namespace, Service, ServiceAccount } from "kubernetes-models/v1";
 import { parseAllDocuments, parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { type AgentConfig, AgentConfigSchema } from "../../shared/config.ts";
 
 export const DEPLOY_DIR = join(import.meta.dirname, "../../agent/deploy");
 
@@ -123,4 +124,9 @@ export function shippedAgentYaml(): string {
     .object({ data: z.object({ "agent.yaml": z.string() }) })
     .parse(parseYaml(readFileSync(join(DEPLOY_DIR, "configmap.yaml"), "utf8")));
   return cm.data["agent.yaml"];
+}
+
+/** The agent config that agent/deploy/configmap.yaml ships, parsed with the agent's schema. */
+export function shippedAgentConfig(): AgentConfig {
+  return AgentConfigSchema.parse(parseYaml(shippedAgentYaml()));
 }

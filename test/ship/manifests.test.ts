@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { type AgentConfig, validateAgentConfig } from "../../shared/config.ts";
+import { grantsOf } from "../support/rbac-grants.ts";
 import { type BaseObject, DEPLOY_DIR, readBase, readKustomization, schemaProblem } from "./kustomize-base.ts";
 
 const kustomization = readKustomization();
@@ -139,15 +140,16 @@ function agentConfig(): AgentConfig {
 
 /** "group|resource|namespace|verb|name" grants of the Roles/ClusterRoles in one file ("*" = any name). */
 function grants(file: string): Set<string> {
-  const out = new Set<string>();
-  for (const o of base.filter((x) => x.file === file && (x.kind === "Role" || x.kind === "ClusterRole"))) {
-    const ns = o.kind === "ClusterRole" ? "*" : (o.namespace ?? "");
-    for (const r of RoleSchema.parse(o.raw).rules)
-      for (const g of r.apiGroups)
-        for (const res of r.resources)
-          for (const v of r.verbs) for (const n of r.resourceNames ?? ["*"]) out.add(`${g}|${res}|${ns}|${v}|${n}`);
-  }
-  return out;
+  const roles = base.filter((x) => x.file === file && (x.kind === "Role" || x.kind === "ClusterRole"));
+  return new Set(
+    grantsOf(
+      roles.map((o) => ({
+        kind: o.kind,
+        metadata: { name: o.name, namespace: o.namespace },
+        rules: RoleSchema.parse(o.raw).rules,
+      })),
+    ),
+  );
 }
 
 describe("agent/deploy kustomize base", () => {

@@ -7,32 +7,24 @@
  * name may be read, patched or deleted.
  */
 import { describe, expect, it } from "vitest";
-import { parse as parseYaml } from "yaml";
-import { z } from "zod";
 import { createRouteSwapExecutor } from "../../agent/executors/route-swap.ts";
 import { startLeaseElector } from "../../agent/lease.ts";
 import { silentLogger } from "../../agent/log.ts";
 import { ConfigMapActionStore } from "../../agent/memory.ts";
 import { startFakeKubeApi } from "../../agent/sandbox/fake-kube-api.ts";
-import { type AgentConfig, AgentConfigSchema } from "../../shared/config.ts";
 import { useCleanups } from "../support/cleanups.ts";
 import { MapMemory } from "../support/map-memory.ts";
 import { routeSwapTarget, startRecordingProxy, startSwapCluster, swapAction } from "../support/route-swap-cluster.ts";
 import { runSteps } from "../support/run-steps.ts";
 import type { BaseObject } from "./kustomize-base.ts";
-import { readBase } from "./kustomize-base.ts";
+import { readBase, shippedAgentConfig } from "./kustomize-base.ts";
 import { attributesOf, canI, describe as describeRequest, type RequestAttributes } from "./rbac-can-i.ts";
 
 const base = readBase();
 const saObject = base.find((o) => o.kind === "ServiceAccount");
 const sa = { name: saObject?.name ?? "", namespace: saObject?.namespace ?? "" };
 
-function shippedConfig(): AgentConfig {
-  const cm = base.find((o) => o.kind === "ConfigMap" && o.name === "turnout-agent-config");
-  const text = z.object({ data: z.object({ "agent.yaml": z.string() }) }).parse(cm?.raw).data["agent.yaml"];
-  return AgentConfigSchema.parse(parseYaml(text));
-}
-const config = shippedConfig();
+const config = shippedAgentConfig();
 
 const cleanup = useCleanups();
 

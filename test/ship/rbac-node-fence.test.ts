@@ -9,20 +9,18 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { parse as parseYaml } from "yaml";
 import { createNodeFenceExecutor } from "../../agent/executors/node-fence.ts";
-import { AgentConfigSchema, type NodeFenceTarget } from "../../shared/config.ts";
+import type { NodeFenceTarget } from "../../shared/config.ts";
 import { useCleanups } from "../support/cleanups.ts";
 import { MapMemory } from "../support/map-memory.ts";
 import { DC, fenceAction, fenceTarget, runFenceSteps, startFenceCluster } from "../support/node-fence-cluster.ts";
 import { covers, grantsOf, permissionsUsed, rbacDocs } from "../support/rbac-grants.ts";
-import { DEPLOY_DIR, shippedAgentYaml } from "./kustomize-base.ts";
+import { DEPLOY_DIR, shippedAgentConfig } from "./kustomize-base.ts";
 
 const cleanup = useCleanups();
 
 function shippedTarget(): NodeFenceTarget {
-  const config = AgentConfigSchema.parse(parseYaml(shippedAgentYaml()));
-  const t = Object.values(config.targets).find((x) => x.kind === "node-fence");
+  const t = Object.values(shippedAgentConfig().targets).find((x) => x.kind === "node-fence");
   if (t?.kind !== "node-fence") throw new Error("configmap.yaml has no node-fence target");
   return t;
 }

@@ -5,11 +5,17 @@
  * log. The test gives its objects and the files to include as shipped
  * (examples/icinga2/turnout.conf); checks read their exit code from a state file (`setState`).
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CheckServer } from "./monitoring-process.ts";
-import { currentUserAndGroup, installStateCheck, requireBinary, spawnCheckServer } from "./monitoring-process.ts";
+import {
+  currentUserAndGroup,
+  installStateCheck,
+  logText,
+  requireBinary,
+  spawnCheckServer,
+} from "./monitoring-process.ts";
 
 export interface Icinga2Options {
   /** Config files to include as they are (the shipped example). */
@@ -71,7 +77,7 @@ ${options.objects}
     `RunAsUser=${user}`,
     `RunAsGroup=${group}`,
   ].flatMap((d) => ["-D", d]);
-  const log = () => (existsSync(logFile) ? readFileSync(logFile, "utf8") : "");
+  const log = () => logText(logFile);
   const server = await spawnCheckServer({
     name: "icinga2",
     command: binary,
@@ -84,9 +90,6 @@ ${options.objects}
   return {
     ...server,
     log,
-    alertLog: () => {
-      const file = join(dir, "compat", "icinga.log");
-      return existsSync(file) ? readFileSync(file, "utf8") : "";
-    },
+    alertLog: () => logText(join(dir, "compat", "icinga.log")),
   };
 }

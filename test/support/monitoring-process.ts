@@ -5,7 +5,7 @@
  * (throwaway temp dirs; a graceful stop only costs time) and remove the temp dir it owns.
  */
 import { type ChildProcess, spawnSync } from "node:child_process";
-import { appendFileSync, existsSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import { outputTail, spawnTied } from "../../agent/sandbox/tied-child.ts";
@@ -18,6 +18,11 @@ export function requireBinary(path: string, debianPackage: string): string {
   const found = which.stdout.trim();
   if (which.status === 0 && found) return found;
   throw new Error(`${name} is not installed: run \`npm run setup\` (installs the Debian package ${debianPackage})`);
+}
+
+/** The text of a log file a server writes, or "" before it has written one. */
+export function logText(file: string): string {
+  return existsSync(file) ? readFileSync(file, "utf8") : "";
 }
 
 /** The user and primary group this process runs as: Nagios and Icinga run as them, not as Debian's `nagios`. */

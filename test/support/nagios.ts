@@ -5,11 +5,17 @@
  * object definitions and the files to include as shipped (examples/nagios/turnout.cfg); checks
  * read their exit code from a state file the test writes (`setState`).
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CheckServer } from "./monitoring-process.ts";
-import { currentUserAndGroup, installStateCheck, requireBinary, spawnCheckServer } from "./monitoring-process.ts";
+import {
+  currentUserAndGroup,
+  installStateCheck,
+  logText,
+  requireBinary,
+  spawnCheckServer,
+} from "./monitoring-process.ts";
 
 export interface NagiosOptions {
   /** Object config files to load as they are (the shipped example). */
@@ -126,5 +132,5 @@ ${options.objects.replaceAll("$STATECHECK$", STATE_CHECK)}
     stateCheck,
     ready: async () => existsSync(commandFile) && existsSync(statusFile),
   });
-  return { ...server, log: () => (existsSync(logFile) ? readFileSync(logFile, "utf8") : "") };
+  return { ...server, log: () => logText(logFile) };
 }

@@ -30,25 +30,26 @@ export async function backfill(openMetrics: string, dataDir: string): Promise<vo
   });
 }
 
-/** Starts Prometheus on `dir`/data with `configYaml` until `/-/ready` answers. */
-export async function startPrometheus(dir: string, configYaml: string): Promise<ReplayServer> {
-  const binary = requireBinary("/usr/bin/prometheus", "prometheus");
+/**
+ * Starts `binary` from `dir` with its config written to `dir/<configName>`, listening on a free
+ * port of 127.0.0.1, until `/-/ready` answers; `args` gets the config file and the port.
+ */
+async function startReady(
+  name: string,
+  binary: string,
+  dir: string,
+  configName: string,
+  configYaml: string,
+  args: (configFile: string, port: number) => string[],
+): Promise<ReplayServer> {
   const port = await freePort();
-  const dataDir = join(dir, "data");
-  mkdirSync(dataDir, { recursive: true });
-  const configFile = join(dir, "prometheus.yml");
+  const configFile = join(dir, configName);
   writeFileSync(configFile, configYaml);
   const url = `http://127.0.0.1:${port}`;
   const server = await spawnServer({
-    name: "prometheus",
+    name,
     command: binary,
-    args: [
-      `--config.file=${configFile}`,
-      `--storage.tsdb.path=${dataDir}`,
-      `--web.listen-address=127.0.0.1:${port}`,
-      // Backfilled history is months old; the default 15 d retention would delete it at start.
-      "--storage.tsdb.retention.time=100y",
-    ],
+    args: args(configFile, port),
     cwd: dir,
     ready: () => answers(`${url}/-/ready`),
     timeoutMs: 60_000,
@@ -57,28 +58,29 @@ export async function startPrometheus(dir: string, configYaml: string): Promise<
   return { url, output: server.output, stop: server.stop };
 }
 
+/** Starts Prometheus on `dir`/data with `configYaml` until `/-/ready` answers. */
+export async function startPrometheus(dir: string, configYaml: string): Promise<ReplayServer> {
+  const binary = requireBinary("/usr/bin/prometheus", "prometheus");
+  const dataDir = join(dir, "data");
+  mkdirSync(dataDir, { recursive: true });
+  return startReady("prometheus", binary, dir, "prometheus.yml", configYaml, (configFile, port) => [
+    `--config.file=${configFile}`,
+    `--storage.tsdb.path=${dataDir}`,
+    `--web.listen-address=127.0.0.1:${port}`,
+    // Backfilled history is months old; the default 15 d retention would delete it at start.
+    "--storage.tsdb.retention.time=100y",
+  ]);
+}
+
 /** Starts one Alertmanager (no cluster) on `dir` with `configYaml` until `/-/ready` answers. */
 export async function startAlertmanager(dir: string, configYaml: string): Promise<ReplayServer> {
   const binary = requireBinary("/usr/bin/prometheus-alertmanager", "prometheus-alertmanager");
-  const port = await freePort();
   mkdirSync(join(dir, "am-data"), { recursive: true });
-  const configFile = join(dir, "alertmanager.yml");
-  writeFileSync(configFile, configYaml);
-  const url = `http://127.0.0.1:${port}`;
-  const server = await spawnServer({
-    name: "alertmanager",
-    command: binary,
-    args: [
-      `--config.file=${configFile}`,
-      `--storage.path=${join(dir, "am-data")}`,
-      `--web.listen-address=127.0.0.1:${port}`,
-      // A single instance: no gossip port to collide with parallel tests.
-      "--cluster.listen-address=",
-    ],
-    cwd: dir,
-    ready: () => answers(`${url}/-/ready`),
-    timeoutMs: 60_000,
-    gracefulStopMs: 5_000,
-  });
-  return { url, output: server.output, stop: server.stop };
+  return startReady("alertmanager", binary, dir, "alertmanager.yml", configYaml, (configFile, port) => [
+    `--config.file=${configFile}`,
+    `--storage.path=${join(dir, "am-data")}`,
+    `--web.listen-address=127.0.0.1:${port}`,
+    // A single instance: no gossip port to collide with parallel tests.
+    "--cluster.listen-address=",
+  ]);
 }

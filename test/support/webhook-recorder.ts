@@ -6,8 +6,9 @@
  * short-lived fault: `failOnce` forwards one matching request (the worker records it) and then
  * answers 503 instead of the worker's 200, as when a delivery to one target failed.
  */
-import { createServer, type IncomingMessage, type Server } from "node:http";
+import { createServer, type Server } from "node:http";
 import { freePorts } from "./free-port.ts";
+import { readBytes } from "./request-text.ts";
 
 export interface RecordedRequest {
   sender: string;
@@ -31,15 +32,6 @@ export interface WebhookRecorder {
   stop(): Promise<void>;
 }
 
-function readBody(req: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => resolve(Buffer.concat(chunks)));
-    req.on("error", reject);
-  });
-}
-
 /** Starts the recorder in front of the worker whose base URL `workerUrl()` gives (known once it runs). */
 export async function startWebhookRecorder(workerUrl: () => string): Promise<WebhookRecorder> {
   const recorded: RecordedRequest[] = [];
@@ -49,7 +41,7 @@ export async function startWebhookRecorder(workerUrl: () => string): Promise<Web
       const at = Date.now();
       const [, sender = "", ...rest] = (req.url ?? "/").split("/");
       const path = `/${rest.join("/")}`;
-      const body = await readBody(req);
+      const body = await readBytes(req);
       const headers: Record<string, string> = {};
       for (const [k, v] of Object.entries(req.headers)) {
         if (typeof v === "string" && !["host", "content-length", "connection"].includes(k)) headers[k] = v;
