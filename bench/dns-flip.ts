@@ -209,7 +209,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   console.log(row("turnout executor (preflight+update+verify)", f.executor, `${f.ratio.executorVsNsupdate}×`));
   console.log(row("turnout sendUpdate (signed UPDATE only)", f.sendUpdate, `${f.ratio.sendUpdateVsNsupdate}×`));
   console.log(row("nsupdate -y (spawned per flip)", f.nsupdate, "1×"));
-  mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
+  mkdirSync(new URL("./results", import.meta.url), { recursive: true });
   const out = new URL("./results/dns-flip.json", import.meta.url);
   writeFileSync(out, `${JSON.stringify(f, null, 2)}\n`);
   console.log(`figures written to ${out.pathname}`);

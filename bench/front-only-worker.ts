@@ -5,9 +5,9 @@
  * the TargetObjects' share, without a profiler's overhead.
  */
 import { DurableObject } from "cloudflare:workers";
-import { app } from "../worker/app.ts";
+import type { IngestBatch, IngestResult } from "../worker/engine/signals.ts";
 import type { Env } from "../worker/env.ts";
-import type { IngestBatch, IngestResult } from "../worker/signals.ts";
+import { app } from "../worker/http/app.ts";
 
 /** Named as turnout's class, so the same `TARGETS` binding (and the worker's types) apply. */
 export class TargetObject extends DurableObject<Env> {

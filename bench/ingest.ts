@@ -23,7 +23,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { pathToFileURL } from "node:url";
 import { readText } from "../test/support/request-text.ts";
-import type { AuditEvent } from "../worker/target-view.ts";
+import type { AuditEvent } from "../worker/target/target-view.ts";
 import { type Endpoint, type Runtime, startEndpoint } from "./endpoint.ts";
 import { percentile } from "./percentile.ts";
 

@@ -16,7 +16,7 @@
  * Run with `node bench/saturation.ts [wrangler|miniflare]`; `run()` returns the figures.
  */
 import { pathToFileURL } from "node:url";
-import type { AuditEvent, TargetView } from "../worker/target-view.ts";
+import type { AuditEvent, TargetView } from "../worker/target/target-view.ts";
 import { type Runtime, startEndpoint } from "./endpoint.ts";
 import { stubAgent, TOKENS } from "./ingest.ts";
 import { percentile } from "./percentile.ts";

@@ -13,7 +13,7 @@
  */
 import { pathToFileURL } from "node:url";
 import { startWorker } from "../test/support/worker-process.ts";
-import type { AuditEvent, TargetView } from "../worker/target-view.ts";
+import type { AuditEvent, TargetView } from "../worker/target/target-view.ts";
 import { stubAgent } from "./ingest.ts";
 import { percentile } from "./percentile.ts";
 

@@ -17,7 +17,7 @@ import { startAlertmanagerPair } from "../test/support/alertmanager.ts";
 import { exampleAlertmanagerConfig, startGatewayPrometheus } from "../test/support/example-monitoring.ts";
 import { startProbeExporter } from "../test/support/probe-exporter.ts";
 import { type RecordedRequest, startWebhookRecorder } from "../test/support/webhook-recorder.ts";
-import type { AuditEvent } from "../worker/target-view.ts";
+import type { AuditEvent } from "../worker/target/target-view.ts";
 
 const TARGET = "egress-gw";
 const HOLD_SECONDS = 3;

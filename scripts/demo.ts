@@ -20,8 +20,8 @@ import { rfc3339Seconds } from "../agent/sandbox/fake-kube-api.ts";
 import type { StepReport } from "../shared/protocol.ts";
 import { DNS, NODE_GROUPS, type Stack, type StackTarget, startStack } from "../test/e2e/stack.ts";
 import { eventually } from "../test/support/etcd.ts";
-import { describeEvent as describe } from "../worker/simulate/sentences.ts";
-import type { TargetView } from "../worker/target-view.ts";
+import { describeEvent as describe } from "../worker/target/sentence-parts.ts";
+import type { TargetView } from "../worker/target/target-view.ts";
 
 const HOLD_SECONDS = 3;
 const TIMEOUT_MS = 60_000;

@@ -167,7 +167,7 @@ type Side = "durable object" | "front worker" | "runtime";
 
 /** Where a sample's CPU went: any TargetObject frame on the stack means the Durable Object. */
 function sideOf(files: readonly string[]): Side {
-  if (files.some((f) => f.startsWith("worker/target-object.ts"))) return "durable object";
+  if (files.some((f) => f.startsWith("worker/target/target-object.ts"))) return "durable object";
   if (files.some((f) => /^(worker|shared)\//.test(f) || f.includes("node_modules/hono/"))) return "front worker";
   return "runtime";
 }

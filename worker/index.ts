@@ -2,12 +2,13 @@
  * The turnout edge worker's entry (design §1): the Hono app, the TargetObject class and
  * scheduled(), which runs the drills due on a cron trigger (design §5b).
  */
-import { app } from "./app.ts";
-import { runScheduledDrills } from "./drills.ts";
-import type { Env } from "./env.ts";
 
-export { ReplayGuard } from "./slack/replay-guard.ts";
-export { TargetObject } from "./target-object.ts";
+import type { Env } from "./env.ts";
+import { app } from "./http/app.ts";
+import { runScheduledDrills } from "./target/drills.ts";
+
+export { ReplayGuard } from "./http/slack/replay-guard.ts";
+export { TargetObject } from "./target/target-object.ts";
 
 export default {
   fetch: app.fetch,

@@ -12,7 +12,7 @@ import { Etcd3 } from "etcd3";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { queryRecord } from "../../agent/dns/rfc2136.ts";
 import { sign } from "../../shared/signature.ts";
-import type { AuditEvent, TargetView } from "../../worker/target-view.ts";
+import type { AuditEvent, TargetView } from "../../worker/target/target-view.ts";
 import { eventually } from "../support/etcd.ts";
 import { readText } from "../support/request-text.ts";
 import { DNS, HEARTBEAT_KEY, type Stack, startStack, TOKENS, waitFor } from "./stack.ts";

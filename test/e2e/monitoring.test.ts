@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, type ExpectStatic, it } from "vitest";
 import type { Side } from "../../shared/config.ts";
-import type { AuditEvent } from "../../worker/target-view.ts";
+import type { AuditEvent } from "../../worker/target/target-view.ts";
 import { type AlertmanagerPair, startAlertmanagerPair } from "../support/alertmanager.ts";
 import {
   example,

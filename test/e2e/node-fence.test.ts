@@ -8,7 +8,7 @@
  */
 import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { TargetView } from "../../worker/target-view.ts";
+import type { TargetView } from "../../worker/target/target-view.ts";
 import { NODE_GROUPS, type Stack, startStack, waitFor } from "./stack.ts";
 
 const DC = [1, 2, 3].map((i) => `${NODE_GROUPS.primary}-${i}`);

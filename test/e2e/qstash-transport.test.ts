@@ -11,8 +11,8 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { sign } from "../../shared/signature.ts";
-import type { AuditEvent } from "../../worker/target-view.ts";
-import { QSTASH_FAILURE_PATH } from "../../worker/transport.ts";
+import { QSTASH_FAILURE_PATH } from "../../worker/agents/transport.ts";
+import type { AuditEvent } from "../../worker/target/target-view.ts";
 import { type FakeQstash, startFakeQstash } from "../support/fake-qstash.ts";
 import { type Stack, startStack, TOKENS, waitFor } from "./stack.ts";
 

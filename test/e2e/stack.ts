@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AgentTarget, Side } from "../../shared/config.ts";
 import { type ActionReport, ActionReportSchema } from "../../shared/protocol.ts";
-import type { AuditEvent, TargetView } from "../../worker/target-view.ts";
+import type { AuditEvent, TargetView } from "../../worker/target/target-view.ts";
 import { type BindServer, startBind } from "../support/bind.ts";
 import { type EtcdInstance, startEtcds } from "../support/etcd.ts";
 import { freePorts } from "../support/free-port.ts";

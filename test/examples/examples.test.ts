@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { WorkerConfigSchema } from "../../shared/config.ts";
-import { routeLabels } from "../../worker/routing.ts";
+import { routeLabels } from "../../worker/engine/routing.ts";
 import { requireBinary } from "../support/monitoring-process.ts";
 
 const root = join(import.meta.dirname, "../..");

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { labelsFingerprint, parseAlertmanager, parseRfc3339 } from "../../worker/ingest/alertmanager.ts";
+import { labelsFingerprint, parseAlertmanager, parseRfc3339 } from "../../worker/http/ingest/alertmanager.ts";
 import { parsedOk } from "../support/parsed-ok.ts";
 
 const fixture = (name: string): unknown =>

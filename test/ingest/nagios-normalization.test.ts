@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { formFields, parseNagios } from "../../worker/ingest/nagios.ts";
-import type { Signal } from "../../worker/signals.ts";
+import type { Signal } from "../../worker/engine/signals.ts";
+import { formFields, parseNagios } from "../../worker/http/ingest/nagios.ts";
 import { parsedOk } from "../support/parsed-ok.ts";
 
 const text = (name: string) => readFileSync(new URL(`../fixtures/${name}`, import.meta.url), "utf8");

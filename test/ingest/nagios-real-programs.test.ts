@@ -6,8 +6,8 @@
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { formFields, parseNagios } from "../../worker/ingest/nagios.ts";
-import type { Signal } from "../../worker/signals.ts";
+import type { Signal } from "../../worker/engine/signals.ts";
+import { formFields, parseNagios } from "../../worker/http/ingest/nagios.ts";
 import { parsedOk } from "../support/parsed-ok.ts";
 
 const NOW = 1_800_000_000_000;

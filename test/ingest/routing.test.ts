@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { validateWorkerConfig, type WorkerConfig } from "../../shared/config.ts";
-import { routeLabels } from "../../worker/routing.ts";
+import { routeLabels } from "../../worker/engine/routing.ts";
 
 function config(): WorkerConfig {
   const loaded = validateWorkerConfig({

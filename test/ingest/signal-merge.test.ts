@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type Delivery, mergeSignal, observe, type StoredSignal } from "../../worker/signals.ts";
+import { type Delivery, mergeSignal, observe, type StoredSignal } from "../../worker/engine/signals.ts";
 
 const deliveryArb: fc.Arbitrary<Delivery> = fc
   .record({

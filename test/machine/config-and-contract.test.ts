@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { PolicySchema } from "../../shared/config.ts";
-import { decide, initialState, MachineStateSchema, machineView } from "../../worker/machine.ts";
+import { decide, initialState, MachineStateSchema, machineView } from "../../worker/engine/machine.ts";
 import { Sim, T0 } from "./sim.ts";
 
 describe("config is an input, and the state is a validated contract", () => {

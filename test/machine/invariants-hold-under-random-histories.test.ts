@@ -7,9 +7,9 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { PolicySchema, type Side } from "../../shared/config.ts";
 import { ActionRequestSchema } from "../../shared/protocol.ts";
-import { decide, decideParsed } from "../../worker/machine.ts";
-import type { ActionState, Decision, MachineInput, MachineState } from "../../worker/machine-types.ts";
-import { MachineInputSchema, MachineStateSchema } from "../../worker/machine-types.ts";
+import { decide, decideParsed } from "../../worker/engine/machine.ts";
+import type { ActionState, Decision, MachineInput, MachineState } from "../../worker/engine/machine-types.ts";
+import { MachineInputSchema, MachineStateSchema } from "../../worker/engine/machine-types.ts";
 import { makeState, type PolicyInput, T0, TARGET } from "./sim.ts";
 
 const DAY = 24 * 3600 * 1000;

@@ -5,8 +5,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { PolicySchema, validateWorkerConfig, type WorkerTarget } from "../../shared/config.ts";
-import { parseNagios } from "../../worker/ingest/nagios.ts";
-import type { Signal } from "../../worker/signals.ts";
+import type { Signal } from "../../worker/engine/signals.ts";
+import { parseNagios } from "../../worker/http/ingest/nagios.ts";
 import {
   alarm,
   applyConfig,
@@ -15,7 +15,7 @@ import {
   ingest,
   MemoryTargetStore,
   newCoreState,
-} from "../../worker/target-core.ts";
+} from "../../worker/target/target-core.ts";
 import { Sim, T0 } from "./sim.ts";
 
 const HOUR = 3600;

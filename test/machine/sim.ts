@@ -6,8 +6,8 @@
 import type { z } from "zod";
 import { type DrillSchema, PolicySchema, type Side } from "../../shared/config.ts";
 import type { ActionReport, ActionRequest } from "../../shared/protocol.ts";
-import { decide, initialState } from "../../worker/machine.ts";
-import type { AuditEvent, Decision, Effect, MachineInput, MachineState } from "../../worker/machine-types.ts";
+import { decide, initialState } from "../../worker/engine/machine.ts";
+import type { AuditEvent, Decision, Effect, MachineInput, MachineState } from "../../worker/engine/machine-types.ts";
 
 export const T0 = Date.UTC(2026, 10, 22, 10, 0, 0);
 export const TARGET = "egress-gw";

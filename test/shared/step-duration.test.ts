@@ -1,4 +1,4 @@
-/** One reading of a step's duration for the audit log, Slack (worker/notifier.ts stepDuration) and the status page. */
+/** One reading of a step's duration for the audit log, Slack (worker/target/notifier.ts stepDuration) and the status page. */
 import { describe, expect, it } from "vitest";
 import { stepDurationMs } from "../../shared/protocol.ts";
 

@@ -3,7 +3,7 @@
  * [current, next] and sign with current. Each phase of the documented order runs a full round
  * trip through the real code on both sides: the worker signs an ActionRequest with
  * `dispatchDirect` and the secrets `agentSecrets(env)` (shared/secrets.ts; the same rule as
- * worker/dispatcher.ts, which the node typecheck cannot import because of its workerd types);
+ * worker/agents/dispatcher.ts, which the node typecheck cannot import because of its workerd types);
  * the agent, started by `startAgent` (agent/main.ts) from its environment, verifies it, runs it
  * and signs its report; the worker's `verifyAgentReport` checks that report with the same list.
  */
@@ -20,7 +20,7 @@ import { ActionRequestSchema } from "../../shared/protocol.ts";
 import { agentSecrets } from "../../shared/secrets.ts";
 import { SIGNATURE_HEADER, sign } from "../../shared/signature.ts";
 
-import { type DispatchOutcome, dispatchDirect, verifyAgentReport } from "../../worker/transport.ts";
+import { type DispatchOutcome, dispatchDirect, verifyAgentReport } from "../../worker/agents/transport.ts";
 import { actionRequest, countingExecutor, testAgentConfig } from "../support/test-executors.ts";
 
 /** The two secrets' environment variables, as `wrangler secret put` and the agent's Secret set them. */

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { closest, HELP_TEXT, parseSlashCommand } from "../../worker/slack/parse.ts";
+import { closest, HELP_TEXT, parseSlashCommand } from "../../worker/http/slack/parse.ts";
 
 const targets = ["egress-gw", "bootstrap-dns", "global-dr"];
 

@@ -5,7 +5,7 @@
  * outbound POSTs (response_url follow-ups, webhook notifications) made through globalThis.fetch.
  */
 import { vi } from "vitest";
-import { signSlackRequest } from "../../worker/slack/signature.ts";
+import { signSlackRequest } from "../../worker/http/slack/signature.ts";
 import { TEST_CREDENTIALS } from "../worker/support/bindings.ts";
 
 /** The worker project's SLACK_SIGNING_SECRET binding. */

@@ -7,7 +7,7 @@ import {
   dispatchQstash,
   QSTASH_FAILURE_PATH,
   verifyQstashFailureCallback,
-} from "../../worker/transport.ts";
+} from "../../worker/agents/transport.ts";
 import { type FakeQstash, startFakeQstash } from "../support/fake-qstash.ts";
 import { type ReportReceiver, startReportReceiver } from "../support/report-receiver.ts";
 import { readText } from "../support/request-text.ts";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { SIGNATURE_HEADER, sign } from "../../shared/signature.ts";
-import { verifyAgentReport, verifyQstashFailureCallback } from "../../worker/transport.ts";
+import { verifyAgentReport, verifyQstashFailureCallback } from "../../worker/agents/transport.ts";
 import { nowS, postAction as postTo, publishThrough, useAgentHarness } from "../support/agent-harness.ts";
 import { actionRequest, countingExecutor } from "../support/test-executors.ts";
 import { upstashJwt } from "../support/upstash-jwt.ts";

@@ -8,7 +8,7 @@
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { sign } from "../../shared/signature.ts";
-import { signSlackRequest } from "../../worker/slack/signature.ts";
+import { signSlackRequest } from "../../worker/http/slack/signature.ts";
 import { signedPost, slashBody as slackSlashBody } from "../slack/slack-client.ts";
 import { alertmanagerBody } from "../support/alertmanager-body.ts";
 import { TEST_CREDENTIALS } from "./support/bindings.ts";

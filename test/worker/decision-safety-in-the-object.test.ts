@@ -8,8 +8,8 @@ import { abortAllDurableObjects, evictDurableObject, runDurableObjectAlarm, runI
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { type WorkerConfig, WorkerConfigSchema } from "../../shared/config.ts";
-import type { DispatchAttempt } from "../../worker/dispatcher.ts";
-import { TargetObject, type TargetView } from "../../worker/target-object.ts";
+import type { DispatchAttempt } from "../../worker/agents/dispatcher.ts";
+import { TargetObject, type TargetView } from "../../worker/target/target-object.ts";
 import testConfig from "../fixtures/worker-test-config.json" with { type: "json" };
 import { postAlert } from "./support/post-alert.ts";
 import { useRecordingObject } from "./support/recording-object.ts";

@@ -5,9 +5,9 @@
  */
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { app } from "../../worker/app.ts";
-import { tokenIdentities } from "../../worker/identity.ts";
-import type { EventPage, TargetView } from "../../worker/target-object.ts";
+import { app } from "../../worker/http/app.ts";
+import { tokenIdentities } from "../../worker/http/identity.ts";
+import type { EventPage, TargetView } from "../../worker/target/target-object.ts";
 import { useAccessKeys } from "./support/access.ts";
 import { TEST_CREDENTIALS } from "./support/bindings.ts";
 import { useRecordingObject } from "./support/recording-object.ts";
@@ -211,7 +211,7 @@ describe("break-glass needs two people (design §3a)", () => {
 
   it("a Slack request is confirmed through the API, and an API request by a Slack click", async () => {
     const stub = env.TARGETS.getByName("bg-c");
-    // As /turnout failover bg-c force records it (worker/slack/commands.ts).
+    // As /turnout failover bg-c force records it (worker/http/slack/commands.ts).
     await stub.requestBreakGlass("bg-c", {
       nonce: "0123456789abcdef0123456789abcdef",
       command: "failover",
@@ -235,7 +235,7 @@ describe("break-glass needs two people (design §3a)", () => {
     });
     const made = await command("bg-c", OPERATOR, { command: "failback", force: true });
     const { request } = (await made.json()) as { request: { id: string } };
-    // As the Slack Approve button resolves it (worker/slack/interactions.ts), by another person.
+    // As the Slack Approve button resolves it (worker/http/slack/interactions.ts), by another person.
     const r = await stub.resolveBreakGlass("bg-c", {
       nonce: request.id,
       decision: "approve",

@@ -1,6 +1,6 @@
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { app } from "../../worker/app.ts";
+import { app } from "../../worker/http/app.ts";
 
 const body = JSON.stringify({ version: "4", alerts: [] });
 

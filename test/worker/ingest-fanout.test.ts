@@ -1,7 +1,7 @@
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { app } from "../../worker/app.ts";
 import type { Env } from "../../worker/env.ts";
+import { app } from "../../worker/http/app.ts";
 
 const AM = { authorization: "Bearer test-am-token", "content-type": "application/json" };
 

@@ -1,6 +1,6 @@
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { formFields, parseNagios } from "../../worker/ingest/nagios.ts";
+import { formFields, parseNagios } from "../../worker/http/ingest/nagios.ts";
 import amTwo from "../fixtures/am-firing-2alerts-zulip.json" with { type: "json" };
 import amTruncated from "../fixtures/am-firing-truncated-derived.json" with { type: "json" };
 import amMixed from "../fixtures/am-mixed-firing-resolved-issue1051.json" with { type: "json" };

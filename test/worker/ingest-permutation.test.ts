@@ -1,8 +1,8 @@
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { app } from "../../worker/app.ts";
 import type { Env } from "../../worker/env.ts";
+import { app } from "../../worker/http/app.ts";
 import { comparable, shuffled } from "./support/permutation.ts";
 
 const TARGETS = ["fleet-0", "fleet-1"];

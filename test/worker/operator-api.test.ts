@@ -1,6 +1,6 @@
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { EventPage, TargetView } from "../../worker/target-object.ts";
+import type { EventPage, TargetView } from "../../worker/target/target-object.ts";
 
 const OPERATOR = { authorization: "Bearer test-operator-token" };
 const get = (path: string) => exports.default.fetch(`http://w${path}`, { headers: OPERATOR });
@@ -111,7 +111,7 @@ describe("operator API", () => {
   });
 
   it("answers 503 with every config problem when the config is invalid", async () => {
-    const { app } = await import("../../worker/app.ts");
+    const { app } = await import("../../worker/http/app.ts");
     const res = await app.request("/v1/targets", { headers: OPERATOR }, { ...env, TURNOUT_CONFIG: "{}" });
     expect(res.status).toBe(503);
   });

@@ -9,9 +9,9 @@ import { reset } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { ActionRequest } from "../../shared/protocol.ts";
-import { app } from "../../worker/app.ts";
 import type { Env } from "../../worker/env.ts";
-import { TargetObject, type TargetView } from "../../worker/target-object.ts";
+import { app } from "../../worker/http/app.ts";
+import { TargetObject, type TargetView } from "../../worker/target/target-object.ts";
 import { upstashJwt } from "../support/upstash-jwt.ts";
 import { TEST_CREDENTIALS } from "./support/bindings.ts";
 

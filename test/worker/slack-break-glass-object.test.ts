@@ -5,7 +5,7 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { BREAK_GLASS_TTL_MS } from "../../worker/slack/break-glass.ts";
+import { BREAK_GLASS_TTL_MS } from "../../worker/target/break-glass.ts";
 import { useRecordingObject } from "./support/recording-object.ts";
 
 const T0 = Date.parse("2026-11-22T10:00:00Z");

@@ -6,9 +6,9 @@
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { ActionReport } from "../../shared/protocol.ts";
-import type { SlackMessage } from "../../worker/slack/blocks.ts";
-import { HELP_TEXT } from "../../worker/slack/parse.ts";
-import { answerWithin, postToResponseUrl, slackTesting } from "../../worker/slack/respond.ts";
+import { HELP_TEXT } from "../../worker/http/slack/parse.ts";
+import { answerWithin, postToResponseUrl, slackTesting } from "../../worker/http/slack/respond.ts";
+import type { SlackMessage } from "../../worker/target/slack-blocks.ts";
 import sslCheckBody from "../fixtures/slack/slack-ssl-check-boltjs.txt?raw";
 import testConfig from "../fixtures/worker-test-config.json" with { type: "json" };
 import {
@@ -86,7 +86,7 @@ describe("Slack signature at the route", () => {
     }
     // Tampered: a valid signature over one body, another body sent.
     const ts = String(now);
-    const { signSlackRequest } = await import("../../worker/slack/signature.ts");
+    const { signSlackRequest } = await import("../../worker/http/slack/signature.ts");
     const sig = await signSlackRequest("test-slack-secret", now, body);
     const tampered = await exports.default.fetch("http://w/v1/slack/commands", {
       method: "POST",

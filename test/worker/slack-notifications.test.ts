@@ -7,7 +7,7 @@
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { ActionReport, ActionRequest } from "../../shared/protocol.ts";
-import { slackNotifier } from "../../worker/notifier.ts";
+import { slackNotifier } from "../../worker/target/notifier.ts";
 import { captureOutbound, type Outbound, type OutboundCapture } from "../slack/slack-client.ts";
 import { useRecordingObject } from "./support/recording-object.ts";
 

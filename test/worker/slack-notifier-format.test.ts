@@ -10,8 +10,8 @@ import {
   type NotificationContext,
   slackNotifier,
   stepDuration,
-} from "../../worker/notifier.ts";
-import { decodeButtonValue } from "../../worker/slack/button-value.ts";
+} from "../../worker/target/notifier.ts";
+import { decodeButtonValue } from "../../worker/target/slack-button-value.ts";
 
 afterEach(() => {
   vi.restoreAllMocks();

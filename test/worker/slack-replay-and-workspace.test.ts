@@ -7,8 +7,8 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { app } from "../../worker/app.ts";
-import { replayWindowEnd, SLACK_REPLAY_GUARD_NAME } from "../../worker/slack/replay-guard.ts";
+import { app } from "../../worker/http/app.ts";
+import { replayWindowEnd, SLACK_REPLAY_GUARD_NAME } from "../../worker/http/slack/replay-guard.ts";
 import testConfig from "../fixtures/worker-test-config.json" with { type: "json" };
 import { ALICE, approveValue, BOB, clickBody, type SlackAnswer, signedPost, slashBody } from "../slack/slack-client.ts";
 import { useRecordingObject } from "./support/recording-object.ts";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { signSlackRequest, verifySlackSignature } from "../../worker/slack/signature.ts";
+import { signSlackRequest, verifySlackSignature } from "../../worker/http/slack/signature.ts";
 import vectorBody from "../fixtures/slack/slack-slash-command-signing-vector.txt?raw";
 
 // Slack's published example ("Verifying requests from Slack"), see test/fixtures/slack.

@@ -8,11 +8,11 @@
 import { describe, expect, it } from "vitest";
 import { validateWorkerConfig, type WorkerConfig } from "../../shared/config.ts";
 import type { Env } from "../../worker/env.ts";
-import { formatNotification } from "../../worker/notifier.ts";
-import { escapeSlack } from "../../worker/slack/blocks.ts";
-import { encodeButtonValue } from "../../worker/slack/button-value.ts";
-import { runSlashCommand, type SlackTargetCommand, type SlashCommandBody } from "../../worker/slack/commands.ts";
-import { runInteraction } from "../../worker/slack/interactions.ts";
+import { runSlashCommand, type SlackTargetCommand, type SlashCommandBody } from "../../worker/http/slack/commands.ts";
+import { runInteraction } from "../../worker/http/slack/interactions.ts";
+import { formatNotification } from "../../worker/target/notifier.ts";
+import { escapeSlack } from "../../worker/target/slack-blocks.ts";
+import { encodeButtonValue } from "../../worker/target/slack-button-value.ts";
 import testConfig from "../fixtures/worker-test-config.json" with { type: "json" };
 
 const HOSTILE = "<!channel> & <https://evil.example/login|re-authenticate here>";

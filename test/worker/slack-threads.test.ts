@@ -9,7 +9,7 @@ import { evictDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { ActionRequest } from "../../shared/protocol.ts";
-import { slackNotifier } from "../../worker/notifier.ts";
+import { slackNotifier } from "../../worker/target/notifier.ts";
 import { postAlert } from "./support/post-alert.ts";
 import { useRecordingObject } from "./support/recording-object.ts";
 import { succeededReport } from "./support/reports.ts";

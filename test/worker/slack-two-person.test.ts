@@ -8,8 +8,8 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { slackNotifier } from "../../worker/notifier.ts";
-import { decodeButtonValue } from "../../worker/slack/button-value.ts";
+import { slackNotifier } from "../../worker/target/notifier.ts";
+import { decodeButtonValue } from "../../worker/target/slack-button-value.ts";
 import {
   ALICE,
   approveValue,

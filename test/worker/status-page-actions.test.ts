@@ -6,8 +6,8 @@
  */
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { HISTORY_WINDOW } from "../../worker/status-page.tsx";
-import type { AuditEvent } from "../../worker/target-view.ts";
+import { HISTORY_WINDOW } from "../../worker/http/status-page/page.tsx";
+import type { AuditEvent } from "../../worker/target/target-view.ts";
 import { useAccessKeys } from "./support/access.ts";
 import { TEST_CREDENTIALS } from "./support/bindings.ts";
 import { useRecordingObject } from "./support/recording-object.ts";

@@ -8,7 +8,7 @@ import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { ActionRequest } from "../../shared/protocol.ts";
 import { sign } from "../../shared/signature.ts";
-import { issueSession, SESSION_TTL_SECONDS } from "../../worker/session.ts";
+import { issueSession, SESSION_TTL_SECONDS } from "../../worker/http/session.ts";
 import testConfig from "../fixtures/worker-test-config.json" with { type: "json" };
 import { TEST_CREDENTIALS } from "./support/bindings.ts";
 import { postAlert } from "./support/post-alert.ts";

@@ -1,8 +1,8 @@
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Delivery } from "../../worker/signals.ts";
-import { TargetObject } from "../../worker/target-object.ts";
+import type { Delivery } from "../../worker/engine/signals.ts";
+import { TargetObject } from "../../worker/target/target-object.ts";
 import { deliveryOf, noticeArb } from "./support/delivery-arb.ts";
 import { comparable, shuffled } from "./support/permutation.ts";
 

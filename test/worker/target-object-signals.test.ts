@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Delivery, Notice, Signal } from "../../worker/signals.ts";
-import { TargetObject } from "../../worker/target-object.ts";
+import type { Delivery, Notice, Signal } from "../../worker/engine/signals.ts";
+import { TargetObject } from "../../worker/target/target-object.ts";
 
 const T0 = Date.parse("2026-11-22T10:00:00Z");
 

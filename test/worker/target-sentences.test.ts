@@ -1,20 +1,20 @@
 /**
- * The status page's one-line sentences (worker/target-sentences.ts) and the incident reading
- * (worker/incidents.ts), run in workerd: each state says what is happening and what happens next,
+ * The status page's one-line sentences (worker/target/target-sentences.ts) and the incident reading
+ * (worker/target/incidents.ts), run in workerd: each state says what is happening and what happens next,
  * countdowns count, and a window of audit events reads as incidents, drills and open break-glass
  * requests.
  */
 import { describe, expect, it } from "vitest";
-import { drillsOf, incidentsOf, sentenceFacts, timelineOf } from "../../worker/incidents.ts";
-import { rtoTrend } from "../../worker/status-page/card.tsx";
+import { rtoTrend } from "../../worker/http/status-page/card.tsx";
+import { drillsOf, incidentsOf, sentenceFacts, timelineOf } from "../../worker/target/incidents.ts";
 import {
   describeEvent,
   formatSpan,
   type SentencePolicy,
   sentenceText,
   targetSentence,
-} from "../../worker/target-sentences.ts";
-import type { AuditEvent, SignalView, TargetView } from "../../worker/target-view.ts";
+} from "../../worker/target/target-sentences.ts";
+import type { AuditEvent, SignalView, TargetView } from "../../worker/target/target-view.ts";
 
 const T0 = Date.parse("2026-12-01T10:00:00.000Z");
 const iso = (ms: number) => new Date(T0 + ms).toISOString();

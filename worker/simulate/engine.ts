@@ -9,11 +9,11 @@
  */
 import type { Policy, Side, WorkerConfig, WorkerTarget } from "../../shared/config.ts";
 import type { ActionReport, ActionRequest } from "../../shared/protocol.ts";
-import { parseAlertmanager } from "../ingest/alertmanager.ts";
-import { parseNagios } from "../ingest/nagios.ts";
-import { BlockerSchema } from "../machine-types.ts";
-import { routeLabels } from "../routing.ts";
-import type { Delivery, IngestBatch, IngestWarning, Signal } from "../signals.ts";
+import { BlockerSchema } from "../engine/machine-types.ts";
+import { routeLabels } from "../engine/routing.ts";
+import type { Delivery, IngestBatch, IngestWarning, Signal } from "../engine/signals.ts";
+import { parseAlertmanager } from "../http/ingest/alertmanager.ts";
+import { parseNagios } from "../http/ingest/nagios.ts";
 import { type InputProblem, type SimInput, sortInputs } from "./inputs.ts";
 import { type AuditEvent, type Effect, type MachineState, ReplayTarget, type Step } from "./replay-target.ts";
 import { type Variant, variantPolicies } from "./variants.ts";
@@ -198,7 +198,7 @@ function prepare(
       }
       parsedSignals = [parsed.signal];
     }
-    // The same grouping as worker/ingest/routes.ts `deliver`: one batch per target.
+    // The same grouping as worker/http/ingest/routes.ts `deliver`: one batch per target.
     const perTarget = new Map<string, Delivery[]>();
     for (const signal of parsedSignals) {
       signals += 1;

@@ -4,9 +4,10 @@
  * what turnout was doing (hold, blocked, approval, executing, failed), the active side and the
  * decisions, with a legend.
  */
+
+import { describeEvent } from "../target/sentence-parts.ts";
 import type { Segment, SimulationResult, TargetResult, VariantResult } from "./engine.ts";
 import { policyLine, summaryTable } from "./report.ts";
-import { describeEvent } from "./sentences.ts";
 
 const WIDTH = 1100;
 const LABEL = 170;

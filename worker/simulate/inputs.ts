@@ -6,9 +6,9 @@
  */
 import { z } from "zod";
 import { formatIssues, SideSchema } from "../../shared/config.ts";
-import { labelsFingerprint, parseRfc3339 } from "../ingest/alertmanager.ts";
-import { formFields } from "../ingest/nagios.ts";
-import { type Delivery, NoticeSchema, SignalSourceSchema, SignalStatusSchema } from "../signals.ts";
+import { type Delivery, NoticeSchema, SignalSourceSchema, SignalStatusSchema } from "../engine/signals.ts";
+import { labelsFingerprint, parseRfc3339 } from "../http/ingest/alertmanager.ts";
+import { formFields } from "../http/ingest/nagios.ts";
 
 /** A webhook body as the worker would have received it at `at`. */
 export interface WebhookInput {

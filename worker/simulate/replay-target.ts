@@ -1,6 +1,6 @@
 /**
- * The ONE place the simulator calls the worker's per-target code: worker/target-core.ts, the same
- * pure module the Durable Object (worker/target-object.ts) runs every input through, here over an
+ * The ONE place the simulator calls the worker's per-target code: worker/target/target-core.ts, the same
+ * pure module the Durable Object (worker/target/target-object.ts) runs every input through, here over an
  * in-memory {@link TargetStore} instead of SQLite. Everything else under worker/simulate/ talks to
  * this class only.
  *
@@ -15,9 +15,9 @@
  */
 import type { WorkerTarget } from "../../shared/config.ts";
 import type { ActionReport } from "../../shared/protocol.ts";
-import type { Effect, MachineState } from "../machine.ts";
-import type { AuditEvent } from "../machine-types.ts";
-import type { IngestBatch, IngestResult, StoredSignal } from "../signals.ts";
+import type { Effect, MachineState } from "../engine/machine.ts";
+import type { AuditEvent } from "../engine/machine-types.ts";
+import type { IngestBatch, IngestResult, StoredSignal } from "../engine/signals.ts";
 import {
   alarm as alarmCore,
   type CoreOutcome,
@@ -26,10 +26,10 @@ import {
   input as inputCore,
   newCoreState,
   type TargetStore,
-} from "../target-core.ts";
+} from "../target/target-core.ts";
 
-export type { Effect, MachineState } from "../machine.ts";
-export type { AuditEvent } from "../machine-types.ts";
+export type { Effect, MachineState } from "../engine/machine.ts";
+export type { AuditEvent } from "../engine/machine-types.ts";
 
 /** What one input did: the audit events written (shell's and machine's, in seq order) and the effects. */
 export interface Step {

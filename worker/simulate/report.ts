@@ -4,9 +4,9 @@
  * so the same inputs print the same bytes.
  */
 import type { Policy } from "../../shared/config.ts";
+import { describeEvent } from "../target/sentence-parts.ts";
 import type { DownTime, SimulationResult, Summary, TargetResult } from "./engine.ts";
 import type { AuditEvent } from "./replay-target.ts";
-import { describeEvent } from "./sentences.ts";
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const minutes = (ms: number) => Math.round(ms / 6000) / 10;

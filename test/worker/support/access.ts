@@ -5,7 +5,7 @@
  */
 import { createLocalJWKSet, exportJWK, generateKeyPair, type JWK, SignJWT } from "jose";
 import { afterAll, beforeAll } from "vitest";
-import { accessTesting } from "../../../worker/identity.ts";
+import { accessTesting } from "../../../worker/http/identity.ts";
 
 export interface AccessSigner {
   /** A signed assertion for `email`; `aud` and `exp` (unix seconds) can be made wrong. */

@@ -5,7 +5,7 @@
  */
 import fc from "fast-check";
 import type { Side } from "../../../shared/config.ts";
-import type { Delivery } from "../../../worker/signals.ts";
+import type { Delivery } from "../../../worker/engine/signals.ts";
 
 const SOURCES = ["alertmanager", "nagios"] as const;
 

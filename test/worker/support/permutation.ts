@@ -3,7 +3,7 @@
  * store): a seeded shuffle fast-check can shrink and replay, and the stored signal state with the
  * receipt times and bookkeeping that legitimately differ between runs left out.
  */
-import type { StoredSignal } from "../../../worker/signals.ts";
+import type { StoredSignal } from "../../../worker/engine/signals.ts";
 
 /** A seeded Fisher–Yates shuffle, so fast-check can shrink and replay the order. */
 export function shuffled<T>(items: readonly T[], seed: number): T[] {

@@ -8,9 +8,9 @@ import { reset, runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach } from "vitest";
 import type { ActionRequest } from "../../../shared/protocol.ts";
-import type { DispatchAttempt } from "../../../worker/dispatcher.ts";
-import type { Notification, Notifier } from "../../../worker/notifier.ts";
-import { TargetObject } from "../../../worker/target-object.ts";
+import type { DispatchAttempt } from "../../../worker/agents/dispatcher.ts";
+import type { Notification, Notifier } from "../../../worker/target/notifier.ts";
+import { TargetObject } from "../../../worker/target/target-object.ts";
 
 /** What a test reads and steers; every field starts afresh before each test. */
 export interface RecordingObject {

@@ -1,16 +1,22 @@
 /**
  * The reference for issue 19's property test: target-core's ingest, alarm and applyConfig as they
- * were before the batched path (git: worker/target-core.ts at the perf merge), kept verbatim but
+ * were before the batched path (git: worker/target/target-core.ts at the perf merge), kept verbatim but
  * for imports, the store sort (below) and dropped parts: every input is decided, every signal is
  * read and written one statement at a time, and observing reads every firing signal.
  * test/worker/batched-ingest-matches-reference.test.ts feeds the same random batches through it
  * (over {@link ReferenceStore}) and through the TargetObject, and compares rows and audit events.
  */
 import type { WorkerTarget } from "../../../shared/config.ts";
-import { decide, type Effect, initialState, type MachineInput, type MachineState } from "../../../worker/machine.ts";
-import { nextDeadline } from "../../../worker/machine-rules.ts";
-import type { AuditEvent } from "../../../worker/machine-types.ts";
-import { routeSide } from "../../../worker/routing.ts";
+import {
+  decide,
+  type Effect,
+  initialState,
+  type MachineInput,
+  type MachineState,
+} from "../../../worker/engine/machine.ts";
+import { nextDeadline } from "../../../worker/engine/machine-rules.ts";
+import type { AuditEvent } from "../../../worker/engine/machine-types.ts";
+import { routeSide } from "../../../worker/engine/routing.ts";
 import {
   type IngestResult,
   isHeld,
@@ -22,7 +28,7 @@ import {
   type Signal,
   type StoredSignal,
   sameVersion,
-} from "../../../worker/signals.ts";
+} from "../../../worker/engine/signals.ts";
 
 /** An `at` further ahead of receipt than this is taken as the receipt time (design §4 wave 2). */
 export const MAX_CLOCK_SKEW_MS = 300_000;

@@ -5,7 +5,7 @@
  */
 import { exports } from "cloudflare:workers";
 import { afterEach, beforeEach, vi } from "vitest";
-import { slackTesting } from "../../../worker/slack/respond.ts";
+import { slackTesting } from "../../../worker/http/slack/respond.ts";
 import { captureOutbound, type OutboundCapture, RESPONSE_PREFIX } from "../../slack/slack-client.ts";
 
 /** Calls the worker under test, for `signedPost`. */
