@@ -119,7 +119,12 @@ describe("the worker's layout", () => {
     expect(bad.status).toBe(1);
     expect(bad.stdout + bad.stderr).toContain("noRestrictedImports");
     expect(bad.stdout + bad.stderr).toContain("pure decision engine");
-    for (const spec of ["cloudflare:workers", "../target/target-object.ts", "../http/app.ts", "../agents/transport.ts"]) {
+    for (const spec of [
+      "cloudflare:workers",
+      "../target/target-object.ts",
+      "../http/app.ts",
+      "../agents/transport.ts",
+    ]) {
       const r = lint(`import "${spec}";\n\nexport {};\n`);
       expect(r.status, spec).toBe(1);
       expect(r.stdout + r.stderr, spec).toContain("noRestrictedImports");
