@@ -190,7 +190,6 @@ a { color: #0b3d91; }
 .firing, .steps, .drills { margin: 0.25rem 0; padding-left: 1.25rem; }
 .step-failed { color: #8a1010; }
 .step-waiting { color: #6b4500; font-weight: 600; }
-.step-group { list-style: none; margin-left: -1.25rem; }
 .group-name { font-size: 0.85rem; color: #4a505a; }
 .parallel { display: flex; flex-wrap: wrap; gap: 0.4rem; list-style: none; padding: 0; margin: 0.2rem 0; }
 .parallel > .step { flex: 1 1 10rem; border: 1px solid #c9ced6; border-left: 0.3rem solid #2f6fd0; border-radius: 0.3rem; padding: 0.3rem 0.45rem; }
