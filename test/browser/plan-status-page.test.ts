@@ -9,20 +9,12 @@
  * the incident history.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  type ActionReport,
-  type ActionRequest,
-  ActionRequestSchema,
-  type ApprovalRequest,
-  ApprovalRequestSchema,
-} from "../../shared/protocol.ts";
-import { sign, verify } from "../../shared/signature.ts";
-import { readText } from "../support/request-text.ts";
+import type { ActionReport, ActionRequest } from "../../shared/protocol.ts";
+import { type FakePlanAgent, report as signedReport, startFakePlanAgent } from "../support/fake-plan-agent.ts";
 import { credentialVars, workerCredentials } from "../support/worker-credentials.ts";
 import { startWorker, type WorkerProcess } from "../support/worker-process.ts";
 
@@ -32,108 +24,16 @@ const { operator: TOKEN, agentSecret: AGENT_SECRET } = CREDENTIALS;
 const TARGET = "plan-gw";
 const root = join(import.meta.dirname, "../..");
 
-/** A fake agent: accepts actions (202) and approvals (200, then 409 for the same step). */
-interface FakeAgent {
-  url: string;
-  actions: ActionRequest[];
-  approvals: ApprovalRequest[];
-  /** Resolves with the next request of this kind. */
-  next(kind: "action" | "approval"): Promise<unknown>;
-  stop(): Promise<void>;
-}
-
-async function startFakeAgent(): Promise<FakeAgent> {
-  const actions: ActionRequest[] = [];
-  const approvals: ApprovalRequest[] = [];
-  const waiters: { kind: "action" | "approval"; resolve: (r: unknown) => void }[] = [];
-  const arrived = (kind: "action" | "approval", r: unknown) => {
-    const i = waiters.findIndex((w) => w.kind === kind);
-    if (i >= 0) waiters.splice(i, 1)[0]?.resolve(r);
-  };
-  const server: Server = createServer((req, res) => {
-    void (async () => {
-      const raw = await readText(req);
-      const header = req.headers["turnout-signature"];
-      const check = await verify([AGENT_SECRET], typeof header === "string" ? header : null, raw, Date.now() / 1000);
-      if (req.method !== "POST" || !check.ok) {
-        res.writeHead(req.method === "POST" ? 401 : 404).end();
-        return;
-      }
-      if (req.url === "/v1/actions") {
-        const request = ActionRequestSchema.parse(JSON.parse(raw));
-        const duplicate = actions.some((r) => r.id === request.id);
-        if (!duplicate) {
-          actions.push(request);
-          arrived("action", request);
-        }
-        res.writeHead(duplicate ? 200 : 202, { "content-type": "application/json" });
-        res.end(JSON.stringify({ id: request.id, status: "accepted" }));
-        return;
-      }
-      const m = /^\/v1\/actions\/([^/]+)\/approvals$/.exec(req.url ?? "");
-      const approval = ApprovalRequestSchema.parse(JSON.parse(raw));
-      if (!m || m[1] !== approval.actionId) {
-        res.writeHead(400).end();
-        return;
-      }
-      const again = approvals.some((x) => x.actionId === approval.actionId && x.step === approval.step);
-      if (!again) {
-        approvals.push(approval);
-        arrived("approval", approval);
-      }
-      res.writeHead(again ? 409 : 200, { "content-type": "application/json" });
-      res.end(JSON.stringify(again ? { detail: "already approved" } : { approved: true }));
-    })().catch(() => {
-      res.writeHead(400).end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  const port = typeof address === "object" && address ? address.port : 0;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    actions,
-    approvals,
-    next: (kind) =>
-      Promise.race([
-        new Promise((resolve) => waiters.push({ kind, resolve })),
-        new Promise<never>((_, reject) =>
-          setTimeout(() => reject(new Error(`no ${kind} reached the fake agent in 15 s`)), 15_000),
-        ),
-      ]),
-    stop: () => new Promise((resolve) => server.close(() => resolve())),
-  };
-}
-
-/** Posts a signed report of `request`, as the agent does at each step change. */
-async function report(
+const report = (
   workerUrl: string,
   request: ActionRequest,
   status: ActionReport["status"],
   steps: ActionReport["steps"],
-): Promise<void> {
-  const now = Date.now();
-  const body: ActionReport = {
-    actionId: request.id,
-    target: request.target,
-    status,
-    ...(status === "succeeded" ? { activeSide: request.to } : {}),
-    dryRun: request.dryRun,
-    steps,
-    at: new Date(now).toISOString(),
-  };
-  const raw = JSON.stringify(body);
-  const res = await fetch(`${workerUrl}/v1/agent/reports`, {
-    method: "POST",
-    headers: { "content-type": "application/json", "Turnout-Signature": await sign(AGENT_SECRET, raw, now / 1000) },
-    body: raw,
-  });
-  expect(res.status).toBe(200);
-}
+) => signedReport(AGENT_SECRET, workerUrl, request, status, steps);
 
 const at = (msAgo: number) => new Date(Date.now() - msAgo).toISOString();
 
-let agent: FakeAgent | undefined;
+let agent: FakePlanAgent | undefined;
 let worker: WorkerProcess | undefined;
 let browser: BrowserContext | undefined;
 let profile: string | undefined;
@@ -142,7 +42,7 @@ beforeAll(async () => {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`${CHROMIUM} is missing: run \`npm run setup\` (it installs Debian's chromium)`);
   }
-  agent = await startFakeAgent();
+  agent = await startFakePlanAgent(AGENT_SECRET);
   const config = {
     agent: { url: agent.url, transport: "direct" },
     targets: {
@@ -189,7 +89,7 @@ const step = (page: Page, name: string) => card(page).locator(`[data-step="${nam
 describe("a plan on the status page in Chromium", () => {
   it("shows parallel steps side by side, then the waiting approval step whose button resumes the plan once", async () => {
     const w = worker as WorkerProcess;
-    const a = agent as FakeAgent;
+    const a = agent as FakePlanAgent;
     const page = await (browser as BrowserContext).newPage();
     const pageErrors: string[] = [];
     page.on("pageerror", (e) => pageErrors.push(String(e)));
