@@ -43,7 +43,10 @@ import {
   PatchError,
 } from "./kube-patch.ts";
 import { parseFieldSelector, parseLabelSelector, SelectorError } from "./kube-selectors.ts";
+import { CRD_TYPE, crdProblems, crdResourceTypes, crdStatus } from "./custom-resource-definitions.ts";
+import { gatewayApiResourceTypes } from "./gateway-api-types.ts";
 import { openApiDocument, openApiIndex } from "./openapi.ts";
+import { pruneAndValidate } from "./structural-schema.ts";
 
 /** A resource type the fake server serves. */
 export interface ResourceType {
@@ -56,13 +59,48 @@ export interface ResourceType {
   namespaced: boolean;
   /** Subresources served besides the main resource. */
   subresources?: ("status" | "scale")[];
+  /** Singular name for discovery (default: the kind in lower case). */
+  singular?: string;
+  shortNames?: string[];
+  categories?: string[];
+  /** OpenAPI v3 schema of the whole object (a CRD version's `openAPIV3Schema`): writes are pruned
+   * and validated by it, and `/openapi/v3` serves it. */
+  schema?: JsonObject;
+  /** Problems with an object about to be stored, answered 422 Invalid (e.g. a model's schema). */
+  check?: (obj: KubeObject) => string[];
+  /** A custom resource (CRD or Gateway API): `metadata.generation` from the first write. */
+  custom?: boolean;
+  /** The name of the CustomResourceDefinition that serves this type. */
+  definedBy?: string;
+  /** Where a custom resource keeps its replicas, for its `scale` subresource (CRD `subresources.scale`). */
+  scale?: { specReplicasPath: string; statusReplicasPath: string; labelSelectorPath?: string };
 }
 
 /** The built-in types; add others with `resources` in {@link FakeKubeApiOptions}. */
 export const BUILTIN_RESOURCES: readonly ResourceType[] = [
   { group: "", version: "v1", resource: "namespaces", kind: "Namespace", namespaced: false, subresources: ["status"] },
   { group: "", version: "v1", resource: "nodes", kind: "Node", namespaced: false, subresources: ["status"] },
-  { group: "", version: "v1", resource: "configmaps", kind: "ConfigMap", namespaced: true },
+  { group: "", version: "v1", resource: "configmaps", kind: "ConfigMap", namespaced: true, shortNames: ["cm"] },
+  { group: "", version: "v1", resource: "secrets", kind: "Secret", namespaced: true },
+  {
+    group: "",
+    version: "v1",
+    resource: "services",
+    kind: "Service",
+    namespaced: true,
+    subresources: ["status"],
+    shortNames: ["svc"],
+  },
+  { group: "", version: "v1", resource: "serviceaccounts", kind: "ServiceAccount", namespaced: true, shortNames: ["sa"] },
+  {
+    group: "",
+    version: "v1",
+    resource: "persistentvolumeclaims",
+    kind: "PersistentVolumeClaim",
+    namespaced: true,
+    subresources: ["status"],
+    shortNames: ["pvc"],
+  },
   { group: "", version: "v1", resource: "events", kind: "Event", namespaced: true },
   { group: "", version: "v1", resource: "pods", kind: "Pod", namespaced: true, subresources: ["status"] },
   {
@@ -72,6 +110,7 @@ export const BUILTIN_RESOURCES: readonly ResourceType[] = [
     kind: "Deployment",
     namespaced: true,
     subresources: ["status", "scale"],
+    shortNames: ["deploy"],
   },
   {
     group: "apps",
@@ -80,6 +119,7 @@ export const BUILTIN_RESOURCES: readonly ResourceType[] = [
     kind: "StatefulSet",
     namespaced: true,
     subresources: ["status", "scale"],
+    shortNames: ["sts"],
   },
   {
     group: "apps",
@@ -88,6 +128,7 @@ export const BUILTIN_RESOURCES: readonly ResourceType[] = [
     kind: "DaemonSet",
     namespaced: true,
     subresources: ["status"],
+    shortNames: ["ds"],
   },
   { group: "coordination.k8s.io", version: "v1", resource: "leases", kind: "Lease", namespaced: true },
   {
@@ -107,7 +148,11 @@ export const BUILTIN_RESOURCES: readonly ResourceType[] = [
     namespaced: false,
     subresources: ["status"],
   },
+  CRD_TYPE,
 ];
+
+/** Every kind of `@kubernetes-models/gateway-api`, served beside the built-in types. */
+export const GATEWAY_API_RESOURCES: readonly ResourceType[] = gatewayApiResourceTypes();
 
 /** Names a resource type: `{ resource: "configmaps" }`, `{ group: "apps", resource: "deployments" }`. */
 export interface TypeRef {
@@ -185,6 +230,9 @@ export interface WriteOptions {
   subresource?: "status";
   /** The `fieldManager` (required for apply; recorded in managedFields). */
   fieldManager?: string;
+  /** `fieldValidation`: Strict refuses (400) fields a custom resource's schema does not declare;
+   * otherwise they are pruned, as kube-apiserver does. */
+  fieldValidation?: "Strict" | "Warn" | "Ignore";
 }
 
 export interface ListOptions {
@@ -203,6 +251,8 @@ interface StoredEvent {
 
 interface Watcher {
   typeKey: string;
+  /** The version the watcher asked for: events show objects in it. */
+  type: ResourceType;
   namespace: string | undefined;
   listener: (event: WatchEvent) => void;
 }
@@ -211,6 +261,32 @@ const NAME_RE = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
 function typeKeyOf(t: ResourceType): string {
   return `${t.group}/${t.version}/${t.resource}`;
+}
+
+/** Objects are stored once per group and resource, whichever served version wrote or reads them
+ * (a CRD's versions share one storage, converted by `None`: only apiVersion changes). */
+function storageKeyOf(t: ResourceType): string {
+  return `${t.group}/${t.resource}`;
+}
+
+/** Kubernetes version priority (GA, then beta, then alpha; higher numbers first): a negative
+ * number when `a` is preferred over `b`. */
+export function compareVersions(a: string, b: string): number {
+  const parse = (v: string) => {
+    const m = /^v(\d+)(?:(alpha|beta)(\d+))?$/.exec(v);
+    if (!m) return [0, 0, 0];
+    return [m[2] === undefined ? 3 : m[2] === "beta" ? 2 : 1, Number(m[1]), Number(m[3] ?? 0)];
+  };
+  const [pa, pb] = [parse(a), parse(b)];
+  for (let i = 0; i < 3; i++) if ((pa[i] ?? 0) !== (pb[i] ?? 0)) return (pb[i] ?? 0) - (pa[i] ?? 0);
+  return a.localeCompare(b);
+}
+
+/** A copy of a stored object as `t`'s version shows it. */
+function inVersion(t: ResourceType, o: KubeObject): KubeObject {
+  const copy = structuredClone(o);
+  if (copy.apiVersion !== undefined) copy.apiVersion = apiVersionOf(t);
+  return copy;
 }
 
 function apiVersionOf(t: ResourceType): string {
@@ -265,7 +341,9 @@ export class FakeStore {
   private readonly validators: Record<string, (obj: KubeObject) => string[]>;
 
   constructor(options: FakeStoreOptions = {}) {
-    for (const t of [...BUILTIN_RESOURCES, ...(options.resources ?? [])]) this.types.set(typeKeyOf(t), t);
+    for (const t of [...BUILTIN_RESOURCES, ...GATEWAY_API_RESOURCES, ...(options.resources ?? [])]) {
+      this.types.set(typeKeyOf(t), t);
+    }
     this.historyLimit = options.historyLimit ?? 1000;
     this.now = options.now ?? Date.now;
     this.validators = options.validators ?? {};
@@ -283,8 +361,8 @@ export class FakeStore {
   findType(ref: TypeRef): ResourceType | undefined {
     const group = ref.group ?? "";
     if (ref.version) return this.types.get(`${group}/${ref.version}/${ref.resource}`);
-    for (const t of this.types.values()) if (t.group === group && t.resource === ref.resource) return t;
-    return undefined;
+    const versions = [...this.types.values()].filter((t) => t.group === group && t.resource === ref.resource);
+    return versions.sort((a, b) => compareVersions(a.version, b.version))[0];
   }
 
   private type(ref: TypeRef): ResourceType {
@@ -300,7 +378,7 @@ export class FakeStore {
   }
 
   private key(t: ResourceType, namespace: string | undefined, name: string): string {
-    return `${typeKeyOf(t)}|${t.namespaced ? (namespace ?? "") : ""}|${name}`;
+    return `${storageKeyOf(t)}|${t.namespaced ? (namespace ?? "") : ""}|${name}`;
   }
 
   private notFound(t: ResourceType, name: string): KubeApiError {
@@ -322,8 +400,27 @@ export class FakeStore {
     }
   }
 
-  private validate(t: ResourceType, obj: KubeObject): void {
+  /**
+   * Checks an object about to be stored and returns it as it will be stored: a custom resource
+   * pruned to its schema. Throws 422 Invalid (400 for unknown fields under `fieldValidation=Strict`).
+   */
+  private admit(t: ResourceType, input: KubeObject, options: WriteOptions = {}): KubeObject {
+    let obj = input;
     const problems: string[] = [];
+    if (t.schema) {
+      const result = pruneAndValidate(obj as unknown as Json, t.schema);
+      if (options.fieldValidation === "Strict" && result.unknown.length > 0) {
+        throw new KubeApiError(
+          400,
+          "BadRequest",
+          `strict decoding error: ${result.unknown.map((f) => `unknown field "${f}"`).join(", ")}`,
+        );
+      }
+      obj = result.value as unknown as KubeObject;
+      problems.push(...result.problems);
+    }
+    if (storageKeyOf(t) === storageKeyOf(CRD_TYPE)) problems.push(...crdProblems(obj));
+    problems.push(...(t.check?.(obj) ?? []));
     const name = obj.metadata.name ?? "";
     if (!NAME_RE.test(name) || name.length > 253) {
       problems.push(
@@ -345,6 +442,33 @@ export class FakeStore {
         causes: problems.map((message) => ({ message })),
       });
     }
+    return obj;
+  }
+
+  /** Registers another served type (tests; CRDs register theirs when they are stored). */
+  addType(t: ResourceType): void {
+    this.types.set(typeKeyOf(t), t);
+  }
+
+  /**
+   * Serves what a stored CRD defines, and stops serving what a changed or deleted one no longer
+   * does; deleting a CRD deletes its objects, as kube-apiserver's finalizer does.
+   */
+  private syncDefinition(crd: KubeObject, deleted: boolean): void {
+    const name = crd.metadata.name ?? "";
+    const before = [...this.types.values()].filter((t) => t.definedBy === name);
+    for (const t of before) this.types.delete(typeKeyOf(t));
+    const after = deleted ? [] : crdResourceTypes(crd);
+    for (const t of after) {
+      const existing = this.types.get(typeKeyOf(t));
+      // A CRD never shadows a built-in type (kube-apiserver refuses such names as conflicting).
+      if (existing === undefined || existing.definedBy !== undefined) this.types.set(typeKeyOf(t), t);
+    }
+    const gone = before[0];
+    if (gone && after.length === 0) {
+      const prefix = `${storageKeyOf(gone)}|`;
+      for (const [k, o] of [...this.objects]) if (k.startsWith(prefix)) this.commit(gone, "DELETED", structuredClone(o));
+    }
   }
 
   /** Gives `obj` the next resourceVersion, stores (or removes) it, tells watchers; returns a copy. */
@@ -354,17 +478,18 @@ export class FakeStore {
     const k = this.key(t, obj.metadata.namespace, obj.metadata.name ?? "");
     if (type === "DELETED") this.objects.delete(k);
     else this.objects.set(k, obj);
-    const event: StoredEvent = { rv: this.rv, typeKey: typeKeyOf(t), type, object: structuredClone(obj) };
+    const event: StoredEvent = { rv: this.rv, typeKey: storageKeyOf(t), type, object: structuredClone(obj) };
     this.history.push(event);
     if (this.history.length > this.historyLimit) this.history.splice(0, this.history.length - this.historyLimit);
     for (const w of this.watchers) this.deliver(w, event);
-    return structuredClone(obj);
+    if (storageKeyOf(t) === storageKeyOf(CRD_TYPE)) this.syncDefinition(obj, type === "DELETED");
+    return inVersion(t, obj);
   }
 
   private deliver(w: Watcher, e: StoredEvent): void {
     if (w.typeKey !== e.typeKey) return;
     if (w.namespace !== undefined && e.object.metadata.namespace !== w.namespace) return;
-    const object = structuredClone(e.object);
+    const object = inVersion(w.type, e.object);
     // Asynchronous delivery: a listener may write to the store without re-entering commit().
     queueMicrotask(() => {
       if (this.watchers.has(w)) w.listener({ type: e.type, object });
@@ -375,7 +500,7 @@ export class FakeStore {
   get(ref: TypeRef, namespace: string | undefined, name: string): KubeObject | undefined {
     const t = this.type(ref);
     const o = this.objects.get(this.key(t, namespace, name));
-    return o ? structuredClone(o) : undefined;
+    return o ? inVersion(t, o) : undefined;
   }
 
   /** Like {@link get}, but throws 404 NotFound. */
@@ -390,13 +515,13 @@ export class FakeStore {
     const t = this.type(ref);
     const labels = parseLabelSelector(options.labelSelector);
     const fields = parseFieldSelector(options.fieldSelector);
-    const prefix = `${typeKeyOf(t)}|`;
+    const prefix = `${storageKeyOf(t)}|`;
     const out: KubeObject[] = [];
     for (const [k, o] of this.objects) {
       if (!k.startsWith(prefix)) continue;
       if (t.namespaced && namespace !== undefined && o.metadata.namespace !== namespace) continue;
       if (!labels(o.metadata.labels) || !fields(o)) continue;
-      out.push(structuredClone(o));
+      out.push(inVersion(t, o));
     }
     return out.sort((a, b) =>
       `${a.metadata.namespace ?? ""}/${a.metadata.name ?? ""}`.localeCompare(
@@ -411,15 +536,16 @@ export class FakeStore {
     if (!isJsonObject(input as unknown) || !isJsonObject(input.metadata as unknown)) {
       throw new KubeApiError(400, "BadRequest", "the body must be an object with metadata");
     }
-    const obj = structuredClone(input);
-    const meta = obj.metadata;
+    let obj = structuredClone(input);
+    let meta = obj.metadata;
     if (!meta.name && meta.generateName)
       meta.name = `${meta.generateName}${randomBytes(3).toString("hex").slice(0, 5)}`;
     if (!t.namespaced) delete meta.namespace;
     this.checkNamespace(t, meta.namespace);
     obj.apiVersion ??= apiVersionOf(t);
     obj.kind ??= t.kind;
-    this.validate(t, obj);
+    obj = this.admit(t, obj, options);
+    meta = obj.metadata;
     const name = meta.name ?? "";
     if (this.objects.has(this.key(t, meta.namespace, name))) {
       throw new KubeApiError(409, "AlreadyExists", `${groupResource(t)} "${name}" already exists`, {
@@ -431,9 +557,10 @@ export class FakeStore {
     for (const f of ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"] as const) delete meta[f];
     meta.uid = randomUUID();
     meta.creationTimestamp = rfc3339Seconds(this.now());
-    if ("spec" in obj || t.subresources?.includes("status")) meta.generation = 1;
+    if ("spec" in obj || t.subresources?.includes("status") || t.custom) meta.generation = 1;
     // Like kube-apiserver for types with a status subresource, create ignores a posted status.
     if (t.subresources?.includes("status") && t.resource !== "pods" && t.resource !== "nodes") delete obj.status;
+    if (storageKeyOf(t) === storageKeyOf(CRD_TYPE)) obj.status = crdStatus(obj, undefined, rfc3339Seconds(this.now()));
     if (t.resource === "namespaces" && t.group === "") obj.status = { phase: "Active" };
     if (options.fieldManager) meta.managedFields = [this.managedEntry(t, options.fieldManager, "Update")];
     if (options.dryRun) return obj;
@@ -498,9 +625,10 @@ export class FakeStore {
     }
     let next: KubeObject;
     if (options.subresource === "status") {
-      next = structuredClone(current);
+      next = inVersion(t, current);
       if (input.status === undefined) delete next.status;
       else next.status = structuredClone(input.status);
+      if (t.schema) next = this.admit(t, next, options);
     } else {
       next = structuredClone(input);
       next.apiVersion ??= apiVersionOf(t);
@@ -520,7 +648,10 @@ export class FakeStore {
         if (current.status === undefined) delete next.status;
         else next.status = structuredClone(current.status);
       }
-      this.validate(t, next);
+      next = this.admit(t, next, options);
+      if (storageKeyOf(t) === storageKeyOf(CRD_TYPE)) {
+        next.status = crdStatus(next, current.status as Json | undefined, rfc3339Seconds(this.now()));
+      }
     }
     if (current.metadata.generation !== undefined) {
       next.metadata.generation = current.metadata.generation;
@@ -546,7 +677,7 @@ export class FakeStore {
     if (finalizersGone) {
       return this.commit(t, "DELETED", next);
     }
-    if (deepEqual(comparable(current), comparable(next))) return structuredClone(current);
+    if (deepEqual(comparable(current), comparable(next))) return inVersion(t, current);
     return this.commit(t, "MODIFIED", next);
   }
 
@@ -563,7 +694,8 @@ export class FakeStore {
     options: WriteOptions = {},
   ): KubeObject {
     const t = this.type(ref);
-    const current = this.objects.get(this.key(t, namespace, name));
+    const stored = this.objects.get(this.key(t, namespace, name));
+    const current = stored ? inVersion(t, stored) : undefined;
     if (type === "apply") {
       if (!options.fieldManager) {
         throw new KubeApiError(400, "BadRequest", "PatchOptions.meta.k8s.io is invalid: fieldManager: Required value");
@@ -667,7 +799,7 @@ export class FakeStore {
     }
     const next = structuredClone(current);
     if ((current.metadata.finalizers ?? []).length > 0) {
-      if (current.metadata.deletionTimestamp !== undefined) return structuredClone(current);
+      if (current.metadata.deletionTimestamp !== undefined) return inVersion(t, current);
       next.metadata.deletionTimestamp = rfc3339Seconds(this.now());
       next.metadata.deletionGracePeriodSeconds = 0;
       if (options.dryRun) return next;
@@ -689,7 +821,7 @@ export class FakeStore {
     options: { resourceVersion?: string } = {},
   ): () => void {
     const t = this.type(ref);
-    const w: Watcher = { typeKey: typeKeyOf(t), namespace: t.namespaced ? namespace : undefined, listener };
+    const w: Watcher = { typeKey: storageKeyOf(t), type: t, namespace: t.namespaced ? namespace : undefined, listener };
     const from = options.resourceVersion;
     if (from === undefined || from === "" || from === "0") {
       for (const object of this.list(ref, namespace)) {
