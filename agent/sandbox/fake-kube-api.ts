@@ -45,6 +45,14 @@ import {
 import { parseFieldSelector, parseLabelSelector, SelectorError } from "./kube-selectors.ts";
 import { CRD_TYPE, crdProblems, crdResourceTypes, crdStatus } from "./custom-resource-definitions.ts";
 import { gatewayApiResourceTypes } from "./gateway-api-types.ts";
+import {
+  aggregatedDiscovery,
+  aggregatedDiscoveryType,
+  apiGroupList,
+  apiGroupOf,
+  compareVersions,
+  resourceList,
+} from "./discovery.ts";
 import { openApiDocument, openApiIndex } from "./openapi.ts";
 import { pruneAndValidate } from "./structural-schema.ts";
 
@@ -75,6 +83,8 @@ export interface ResourceType {
   /** Where a custom resource keeps its replicas, for its `scale` subresource (CRD `subresources.scale`). */
   scale?: { specReplicasPath: string; statusReplicasPath: string; labelSelectorPath?: string };
 }
+
+export { compareVersions };
 
 /** The built-in types; add others with `resources` in {@link FakeKubeApiOptions}. */
 export const BUILTIN_RESOURCES: readonly ResourceType[] = [
@@ -267,19 +277,6 @@ function typeKeyOf(t: ResourceType): string {
  * (a CRD's versions share one storage, converted by `None`: only apiVersion changes). */
 function storageKeyOf(t: ResourceType): string {
   return `${t.group}/${t.resource}`;
-}
-
-/** Kubernetes version priority (GA, then beta, then alpha; higher numbers first): a negative
- * number when `a` is preferred over `b`. */
-export function compareVersions(a: string, b: string): number {
-  const parse = (v: string) => {
-    const m = /^v(\d+)(?:(alpha|beta)(\d+))?$/.exec(v);
-    if (!m) return [0, 0, 0];
-    return [m[2] === undefined ? 3 : m[2] === "beta" ? 2 : 1, Number(m[1]), Number(m[3] ?? 0)];
-  };
-  const [pa, pb] = [parse(a), parse(b)];
-  for (let i = 0; i < 3; i++) if ((pa[i] ?? 0) !== (pb[i] ?? 0)) return (pb[i] ?? 0) - (pa[i] ?? 0);
-  return a.localeCompare(b);
 }
 
 /** A copy of a stored object as `t`'s version shows it. */
@@ -865,6 +862,12 @@ export interface FakeKubeApiOptions extends FakeStoreOptions {
   watchExpiredAs?: "event" | "http";
   /** Requests kept in `requests` (default 2000, oldest dropped). */
   requestLimit?: number;
+  /** Answers SelfSubjectAccessReviews (default: everything is allowed). */
+  access?: (attributes: AccessAttributes) => boolean;
+  /** Listen on this port for HTTP (default: a free one). */
+  port?: number;
+  /** Listen on this port for HTTPS, with `tls` (default: a free one). */
+  httpsPort?: number;
   /**
    * Also serve HTTPS with this key and certificate (PEM) on a second port, for kubectl: client-go
    * sends a bearer token only over TLS (agent/sandbox/kubeconfig.ts makes a self-signed pair).
@@ -883,7 +886,58 @@ export interface FakeKubeApi {
   kubeConfig(): KubeConfig;
   store: FakeStore;
   requests: RecordedRequest[];
+  /** Every mutating request (POST, PUT, PATCH, DELETE on a resource), oldest first, with its
+   * answer's status code: what a test reads to prove something wrote, or wrote nothing. */
+  writes: WriteRecord[];
   close(): Promise<void>;
+}
+
+/** One mutating request, as the write log keeps it. */
+export interface WriteRecord {
+  verb: "create" | "update" | "patch" | "delete";
+  group: string;
+  version: string;
+  resource: string;
+  kind: string;
+  namespace?: string;
+  /** The object's name (from the body for a create; "" when it had none). */
+  name: string;
+  subresource?: string;
+  /** `dryRun=All` (or a DeleteOptions body with it): nothing was stored. */
+  dryRun: boolean;
+  /** json, merge, strategic or apply (or the unsupported content type sent). */
+  patchType?: string;
+  fieldManager?: string;
+  /** The HTTP status of the answer (0 until it is sent). */
+  code: number;
+}
+
+/** What a SelfSubjectAccessReview asks about. */
+export interface AccessAttributes {
+  verb: string;
+  group: string;
+  resource: string;
+  subresource: string;
+  namespace: string;
+  name: string;
+}
+
+const WRITE_VERBS: Record<string, WriteRecord["verb"]> = {
+  POST: "create",
+  PUT: "update",
+  PATCH: "patch",
+  DELETE: "delete",
+};
+
+/** `metadata.name` of a JSON body, or "" (a create's name is in its body). */
+function nameInBody(body: string): string {
+  try {
+    const parsed: unknown = JSON.parse(body);
+    const name = isJsonObject(parsed) && isJsonObject(parsed.metadata) ? parsed.metadata.name : undefined;
+    return typeof name === "string" ? name : "";
+  } catch {
+    return "";
+  }
 }
 
 interface Route {
@@ -913,6 +967,23 @@ function age(created: string | undefined, now: number): string {
   if (s < 7200) return `${Math.floor(s / 60)}m`;
   if (s < 172800) return `${Math.floor(s / 3600)}h`;
   return `${Math.floor(s / 86400)}d`;
+}
+
+/** The value at a CRD scale path (`.spec.replicas`). */
+function valueAtPath(o: KubeObject, path: string): Json | undefined {
+  return field(o, ...path.split(".").filter(Boolean));
+}
+
+/** Sets the value at a CRD scale path, creating the objects on the way. */
+function setAtPath(o: KubeObject, path: string, value: Json): void {
+  const keys = path.split(".").filter(Boolean);
+  let cur: JsonObject = o as unknown as JsonObject;
+  for (const k of keys.slice(0, -1)) {
+    const next = cur[k];
+    cur = isJsonObject(next) ? next : (cur[k] = {});
+  }
+  const last = keys[keys.length - 1];
+  if (last !== undefined) cur[last] = value;
 }
 
 function field(o: unknown, ...path: string[]): Json | undefined {
@@ -1044,6 +1115,7 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
   const bookmarkMs = options.bookmarkIntervalMs ?? 5000;
   const requestLimit = options.requestLimit ?? 2000;
   const requests: RecordedRequest[] = [];
+  const writes: WriteRecord[] = [];
   const open = new Set<ServerResponse>();
   const cleanups = new Set<() => void>();
 
@@ -1161,21 +1233,56 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
       sendJson(res, 200, doc);
       return;
     }
-    if (req.method === "GET" && discovery(res, segments)) return;
+    if (req.method === "GET" && discovery(req, res, segments)) return;
+    if (req.method === "POST" && url.pathname === "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews") {
+      selfSubjectAccessReview(res, body);
+      return;
+    }
     const r = route(segments);
     if (!r) throw new KubeApiError(404, "NotFound", "the server could not find the requested resource");
     const dryRun = query.dryRun;
     if (dryRun !== undefined && dryRun !== "All") {
       throw new KubeApiError(400, "BadRequest", `dryRun: Unsupported value: "${dryRun}": supported values: "All"`);
     }
+    const fieldValidation = query.fieldValidation;
+    if (fieldValidation !== undefined && !["Strict", "Warn", "Ignore"].includes(fieldValidation)) {
+      throw new KubeApiError(
+        400,
+        "BadRequest",
+        `fieldValidation: Unsupported value: "${fieldValidation}": supported values: "Ignore", "Strict", "Warn"`,
+      );
+    }
     const writeOptions: WriteOptions = {
       dryRun: dryRun === "All",
       fieldManager: query.fieldManager,
       subresource: r.subresource === "status" ? "status" : undefined,
+      fieldValidation: fieldValidation as WriteOptions["fieldValidation"],
     };
     const ref = r.type;
     const namespace = r.type.namespaced ? r.namespace : undefined;
     const method = req.method ?? "GET";
+    const verb = WRITE_VERBS[method];
+    if (verb) {
+      const record: WriteRecord = {
+        verb,
+        group: r.type.group,
+        version: r.type.version,
+        resource: r.type.resource,
+        kind: r.type.kind,
+        ...(namespace !== undefined ? { namespace } : {}),
+        name: r.name ?? nameInBody(body),
+        ...(r.subresource !== undefined ? { subresource: r.subresource } : {}),
+        dryRun: writeOptions.dryRun === true || (verb === "delete" && /"dryRun"\s*:\s*\[\s*"All"/.test(body)),
+        ...(verb === "patch" && contentType ? { patchType: PATCH_TYPES[contentType] ?? contentType } : {}),
+        ...(query.fieldManager ? { fieldManager: query.fieldManager } : {}),
+        code: 0,
+      };
+      writes.push(record);
+      if (writes.length > requestLimit) writes.splice(0, writes.length - requestLimit);
+      res.on("finish", () => {
+        record.code = res.statusCode;
+      });
+    }
 
     if (method === "GET" && r.name === undefined) {
       if (query.watch === "true" || query.watch === "1") {
@@ -1276,17 +1383,21 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
   function scale(
     res: ServerResponse,
     method: string,
-    ref: TypeRef,
+    ref: ResourceType,
     namespace: string | undefined,
     name: string,
     body: string,
     writeOptions: WriteOptions,
   ): void {
+    // A custom resource's replicas live where its CRD's `subresources.scale` says.
+    const paths = ref.scale ?? { specReplicasPath: ".spec.replicas", statusReplicasPath: ".status.replicas" };
     const toScale = (o: KubeObject): JsonObject => {
       const spec = isJsonObject(o.spec) ? o.spec : {};
-      const status = isJsonObject(o.status) ? o.status : {};
       const selector =
         isJsonObject(spec.selector) && isJsonObject(spec.selector.matchLabels) ? spec.selector.matchLabels : {};
+      const specReplicas = valueAtPath(o, paths.specReplicasPath);
+      const statusReplicas = valueAtPath(o, paths.statusReplicasPath);
+      const labelSelector = paths.labelSelectorPath ? valueAtPath(o, paths.labelSelectorPath) : undefined;
       return {
         kind: "Scale",
         apiVersion: "autoscaling/v1",
@@ -1297,12 +1408,15 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
           resourceVersion: o.metadata.resourceVersion ?? null,
           creationTimestamp: o.metadata.creationTimestamp ?? null,
         },
-        spec: { replicas: typeof spec.replicas === "number" ? spec.replicas : 1 },
+        spec: { replicas: typeof specReplicas === "number" ? specReplicas : ref.custom ? 0 : 1 },
         status: {
-          replicas: typeof status.replicas === "number" ? status.replicas : 0,
-          selector: Object.entries(selector)
-            .map(([k, v]) => `${k}=${String(v)}`)
-            .join(","),
+          replicas: typeof statusReplicas === "number" ? statusReplicas : 0,
+          selector:
+            typeof labelSelector === "string"
+              ? labelSelector
+              : Object.entries(selector)
+                  .map(([k, v]) => `${k}=${String(v)}`)
+                  .join(","),
         },
       };
     };
@@ -1329,7 +1443,7 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
       );
     }
     const next = structuredClone(current);
-    next.spec = { ...(isJsonObject(next.spec) ? next.spec : {}), replicas };
+    setAtPath(next, paths.specReplicasPath, replicas);
     if (typeof rv === "string" && rv !== "") next.metadata.resourceVersion = rv;
     else delete next.metadata.resourceVersion;
     sendJson(
@@ -1352,59 +1466,55 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
     return out;
   }
 
-  function discovery(res: ServerResponse, segments: string[]): boolean {
-    const types = store.resourceTypes();
-    const resourceList = (group: string, version: string) => ({
-      kind: "APIResourceList",
-      apiVersion: "v1",
-      groupVersion: group === "" ? version : `${group}/${version}`,
-      resources: types
-        .filter((t) => t.group === group && t.version === version)
-        .flatMap((t) => [
-          {
-            name: t.resource,
-            singularName: t.kind.toLowerCase(),
-            namespaced: t.namespaced,
-            kind: t.kind,
-            verbs: ["create", "delete", "get", "list", "patch", "update", "watch"],
-          },
-          ...(t.subresources ?? []).map((s) => ({
-            name: `${t.resource}/${s}`,
-            singularName: "",
-            namespaced: t.namespaced,
-            kind: s === "scale" ? "Scale" : t.kind,
-            verbs: ["get", "patch", "update"],
-          })),
-        ]),
+  /** Answers a SelfSubjectAccessReview (`kubectl auth can-i`, readiness checks); it writes nothing. */
+  function selfSubjectAccessReview(res: ServerResponse, body: string): void {
+    const review = parseBody(body);
+    const spec = isJsonObject(review) && isJsonObject(review.spec) ? review.spec : undefined;
+    const attributes = spec && isJsonObject(spec.resourceAttributes) ? spec.resourceAttributes : undefined;
+    if (!attributes) {
+      throw new KubeApiError(422, "Invalid", "SelfSubjectAccessReview is invalid: spec.resourceAttributes: Required value");
+    }
+    const text = (v: Json | undefined) => (typeof v === "string" ? v : "");
+    const decision = (options.access ?? (() => true))({
+      verb: text(attributes.verb),
+      group: text(attributes.group),
+      resource: text(attributes.resource),
+      subresource: text(attributes.subresource),
+      namespace: text(attributes.namespace),
+      name: text(attributes.name),
     });
-    if (segments.length === 1 && segments[0] === "api") {
-      sendJson(res, 200, { kind: "APIVersions", versions: ["v1"] });
+    sendJson(res, 201, {
+      kind: "SelfSubjectAccessReview",
+      apiVersion: "authorization.k8s.io/v1",
+      metadata: { creationTimestamp: null },
+      spec,
+      status: { allowed: decision, ...(decision ? { reason: "the sandbox allows everything it is asked" } : {}) },
+    });
+  }
+
+  function discovery(req: IncomingMessage, res: ServerResponse, segments: string[]): boolean {
+    const types = store.resourceTypes();
+    const [root, group = "", version = ""] = segments;
+    if ((root === "api" || root === "apis") && segments.length === 1) {
+      const aggregated = aggregatedDiscoveryType(req.headers.accept);
+      if (aggregated) {
+        const text = JSON.stringify(aggregatedDiscovery(types, root === "api", aggregated));
+        res.writeHead(200, { "content-type": aggregated, "content-length": Buffer.byteLength(text) });
+        res.end(text);
+      } else sendJson(res, 200, root === "api" ? { kind: "APIVersions", versions: ["v1"] } : apiGroupList(types));
       return true;
     }
-    if (segments.length === 2 && segments[0] === "api") {
-      sendJson(res, 200, resourceList("", segments[1] ?? ""));
-      return true;
-    }
-    if (segments.length === 1 && segments[0] === "apis") {
-      const groups = new Map<string, Set<string>>();
-      for (const t of types) if (t.group !== "") groups.set(t.group, (groups.get(t.group) ?? new Set()).add(t.version));
-      sendJson(res, 200, {
-        kind: "APIGroupList",
-        apiVersion: "v1",
-        groups: [...groups].map(([name, versions]) => {
-          const vs = [...versions].map((v) => ({ groupVersion: `${name}/${v}`, version: v }));
-          return { name, versions: vs, preferredVersion: vs[0] };
-        }),
-      });
-      return true;
-    }
-    if (segments.length === 3 && segments[0] === "apis") {
-      const list = resourceList(segments[1] ?? "", segments[2] ?? "");
-      if (list.resources.length === 0) return false;
-      sendJson(res, 200, list);
-      return true;
-    }
-    return false;
+    const doc =
+      root === "api" && segments.length === 2
+        ? resourceList(types, "", group)
+        : root === "apis" && segments.length === 2
+          ? apiGroupOf(types, group)
+          : root === "apis" && segments.length === 3
+            ? resourceList(types, group, version)
+            : undefined;
+    if (!doc) return false;
+    sendJson(res, 200, doc);
+    return true;
   }
 
   function watch(res: ServerResponse, r: Route, query: Record<string, string>): void {
@@ -1485,7 +1595,7 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
+    server.listen(options.port ?? 0, "127.0.0.1", () => resolve());
   });
   const { port } = server.address() as AddressInfo;
   const url = `http://127.0.0.1:${port}`;
@@ -1493,7 +1603,7 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
   if (secure) {
     await new Promise<void>((resolve, reject) => {
       secure.once("error", reject);
-      secure.listen(0, "127.0.0.1", () => resolve());
+      secure.listen(options.httpsPort ?? 0, "127.0.0.1", () => resolve());
     });
     httpsUrl = `https://127.0.0.1:${(secure.address() as AddressInfo).port}`;
   }
@@ -1504,6 +1614,7 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
     httpsUrl,
     store,
     requests,
+    writes,
     kubeConfig() {
       const kc = new KubeConfig();
       kc.loadFromOptions({
