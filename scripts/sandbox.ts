@@ -37,9 +37,7 @@ if (!Number.isInteger(port) || port <= 0 || port > 65535) {
   process.exit(2);
 }
 const kubeconfig = resolve(values.kubeconfig ?? join(tmpdir(), `turnout-sandbox-${port}.kubeconfig`));
-const config = values.config
-  ? await loadAgentConfigFile(values.config)
-  : { namespace: "turnout", targets: {} };
+const config = values.config ? await loadAgentConfigFile(values.config) : { namespace: "turnout", targets: {} };
 
 const sandbox = await startSandboxCluster(config, { kubeconfigFile: kubeconfig, api: { httpsPort: port }, log });
 if (!sandbox.kubeconfigFile || !sandbox.api.httpsUrl) {

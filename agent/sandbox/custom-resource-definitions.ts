@@ -57,7 +57,9 @@ export function crdProblems(crd: KubeObject): string[] {
   const problems: string[] = [];
   const group = spec.group;
   if (typeof group !== "string" || !group.includes(".")) {
-    problems.push(`spec.group: Invalid value: ${JSON.stringify(group ?? "")}: should be a domain with at least one dot`);
+    problems.push(
+      `spec.group: Invalid value: ${JSON.stringify(group ?? "")}: should be a domain with at least one dot`,
+    );
   }
   const names = namesOf(spec);
   if (!names) problems.push("spec.names.plural: Required value", "spec.names.kind: Required value");
@@ -67,10 +69,13 @@ export function crdProblems(crd: KubeObject): string[] {
     );
   }
   if (spec.scope !== "Namespaced" && spec.scope !== "Cluster") {
-    problems.push(`spec.scope: Unsupported value: ${JSON.stringify(spec.scope ?? "")}: supported values: "Cluster", "Namespaced"`);
+    problems.push(
+      `spec.scope: Unsupported value: ${JSON.stringify(spec.scope ?? "")}: supported values: "Cluster", "Namespaced"`,
+    );
   }
   const versions = versionsOf(spec);
-  if (versions.length === 0) problems.push("spec.versions: Invalid value: null: must have exactly one version marked as storage version");
+  if (versions.length === 0)
+    problems.push("spec.versions: Invalid value: null: must have exactly one version marked as storage version");
   else if (versions.filter((v) => v.storage === true).length !== 1) {
     problems.push("spec.versions: Invalid value: must have exactly one version marked as storage version");
   }
@@ -80,7 +85,8 @@ export function crdProblems(crd: KubeObject): string[] {
   versions.forEach((v, i) => {
     if (typeof v.name !== "string" || v.name === "") problems.push(`spec.versions[${i}].name: Required value`);
     const schema = isJsonObject(v.schema) ? v.schema.openAPIV3Schema : undefined;
-    if (!isJsonObject(schema)) problems.push(`spec.versions[${i}].schema.openAPIV3Schema: Required value: schemas are required`);
+    if (!isJsonObject(schema))
+      problems.push(`spec.versions[${i}].schema.openAPIV3Schema: Required value: schemas are required`);
   });
   return problems;
 }
@@ -96,7 +102,8 @@ export function crdStatus(crd: KubeObject, previous: Json | undefined, now: stri
     const before = Array.isArray(old.conditions)
       ? old.conditions.find((c) => isJsonObject(c) && c.type === type && c.status === "True")
       : undefined;
-    const since = isJsonObject(before) && typeof before.lastTransitionTime === "string" ? before.lastTransitionTime : now;
+    const since =
+      isJsonObject(before) && typeof before.lastTransitionTime === "string" ? before.lastTransitionTime : now;
     return { type, status: "True", lastTransitionTime: since, reason, message };
   };
   return {
@@ -129,7 +136,8 @@ export function crdResourceTypes(crd: KubeObject): ResourceType[] {
     .map((v): ResourceType => {
       const sub = isJsonObject(v.subresources) ? v.subresources : {};
       const scale = isJsonObject(sub.scale) ? sub.scale : undefined;
-      const schema = isJsonObject(v.schema) && isJsonObject(v.schema.openAPIV3Schema) ? v.schema.openAPIV3Schema : undefined;
+      const schema =
+        isJsonObject(v.schema) && isJsonObject(v.schema.openAPIV3Schema) ? v.schema.openAPIV3Schema : undefined;
       return {
         group,
         version: String(v.name),

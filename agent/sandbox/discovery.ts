@@ -36,7 +36,11 @@ export function aggregatedDiscoveryType(accept: string | undefined): string | un
         .slice(1)
         .map((p) => p.trim().split("=") as [string, string]),
     );
-    if (params.g === "apidiscovery.k8s.io" && params.as === "APIGroupDiscoveryList" && /^v2(beta1)?$/.test(params.v ?? "")) {
+    if (
+      params.g === "apidiscovery.k8s.io" &&
+      params.as === "APIGroupDiscoveryList" &&
+      /^v2(beta1)?$/.test(params.v ?? "")
+    ) {
       return `application/json;g=apidiscovery.k8s.io;v=${params.v};as=APIGroupDiscoveryList`;
     }
   }

@@ -32,6 +32,16 @@ import { createServer as createTlsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { KubeConfig } from "@kubernetes/client-node";
 import { parse as parseYaml } from "yaml";
+import { CRD_TYPE, crdProblems, crdResourceTypes, crdStatus } from "./custom-resource-definitions.ts";
+import {
+  aggregatedDiscovery,
+  aggregatedDiscoveryType,
+  apiGroupList,
+  apiGroupOf,
+  compareVersions,
+  resourceList,
+} from "./discovery.ts";
+import { gatewayApiResourceTypes } from "./gateway-api-types.ts";
 import {
   applyJsonPatch,
   applyMergePatch,
@@ -43,16 +53,6 @@ import {
   PatchError,
 } from "./kube-patch.ts";
 import { parseFieldSelector, parseLabelSelector, SelectorError } from "./kube-selectors.ts";
-import { CRD_TYPE, crdProblems, crdResourceTypes, crdStatus } from "./custom-resource-definitions.ts";
-import { gatewayApiResourceTypes } from "./gateway-api-types.ts";
-import {
-  aggregatedDiscovery,
-  aggregatedDiscoveryType,
-  apiGroupList,
-  apiGroupOf,
-  compareVersions,
-  resourceList,
-} from "./discovery.ts";
 import { openApiDocument, openApiIndex } from "./openapi.ts";
 import { pruneAndValidate } from "./structural-schema.ts";
 
@@ -101,7 +101,14 @@ export const BUILTIN_RESOURCES: readonly ResourceType[] = [
     subresources: ["status"],
     shortNames: ["svc"],
   },
-  { group: "", version: "v1", resource: "serviceaccounts", kind: "ServiceAccount", namespaced: true, shortNames: ["sa"] },
+  {
+    group: "",
+    version: "v1",
+    resource: "serviceaccounts",
+    kind: "ServiceAccount",
+    namespaced: true,
+    shortNames: ["sa"],
+  },
   {
     group: "",
     version: "v1",
@@ -464,7 +471,8 @@ export class FakeStore {
     const gone = before[0];
     if (gone && after.length === 0) {
       const prefix = `${storageKeyOf(gone)}|`;
-      for (const [k, o] of [...this.objects]) if (k.startsWith(prefix)) this.commit(gone, "DELETED", structuredClone(o));
+      for (const [k, o] of [...this.objects])
+        if (k.startsWith(prefix)) this.commit(gone, "DELETED", structuredClone(o));
     }
   }
 
@@ -1472,7 +1480,11 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
     const spec = isJsonObject(review) && isJsonObject(review.spec) ? review.spec : undefined;
     const attributes = spec && isJsonObject(spec.resourceAttributes) ? spec.resourceAttributes : undefined;
     if (!attributes) {
-      throw new KubeApiError(422, "Invalid", "SelfSubjectAccessReview is invalid: spec.resourceAttributes: Required value");
+      throw new KubeApiError(
+        422,
+        "Invalid",
+        "SelfSubjectAccessReview is invalid: spec.resourceAttributes: Required value",
+      );
     }
     const text = (v: Json | undefined) => (typeof v === "string" ? v : "");
     const decision = (options.access ?? (() => true))({

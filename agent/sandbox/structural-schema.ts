@@ -38,7 +38,9 @@ function walk(value: Json, schema: JsonObject, path: string, out: SchemaResult, 
   const expected = typeof schema.type === "string" ? schema.type : undefined;
   if (intOrString) {
     if (typeof value !== "string" && !(typeof value === "number" && Number.isInteger(value))) {
-      out.problems.push(`${path}: Invalid value: ${JSON.stringify(value)}: ${path} in body must be an integer or a string`);
+      out.problems.push(
+        `${path}: Invalid value: ${JSON.stringify(value)}: ${path} in body must be an integer or a string`,
+      );
     }
   } else if (expected && !typeMatches(expected, value)) {
     out.problems.push(
@@ -53,18 +55,26 @@ function walk(value: Json, schema: JsonObject, path: string, out: SchemaResult, 
   }
   if (typeof value === "number") {
     if (typeof schema.minimum === "number" && value < schema.minimum) {
-      out.problems.push(`${path}: Invalid value: ${value}: ${path} in body should be greater than or equal to ${schema.minimum}`);
+      out.problems.push(
+        `${path}: Invalid value: ${value}: ${path} in body should be greater than or equal to ${schema.minimum}`,
+      );
     }
     if (typeof schema.maximum === "number" && value > schema.maximum) {
-      out.problems.push(`${path}: Invalid value: ${value}: ${path} in body should be less than or equal to ${schema.maximum}`);
+      out.problems.push(
+        `${path}: Invalid value: ${value}: ${path} in body should be less than or equal to ${schema.maximum}`,
+      );
     }
   }
   if (typeof value === "string" && typeof schema.pattern === "string" && !new RegExp(schema.pattern, "u").test(value)) {
-    out.problems.push(`${path}: Invalid value: ${JSON.stringify(value)}: ${path} in body should match '${schema.pattern}'`);
+    out.problems.push(
+      `${path}: Invalid value: ${JSON.stringify(value)}: ${path} in body should match '${schema.pattern}'`,
+    );
   }
   if (Array.isArray(value)) {
     if (typeof schema.minItems === "number" && value.length < schema.minItems) {
-      out.problems.push(`${path}: Invalid value: ${value.length}: ${path} in body should have at least ${schema.minItems} items`);
+      out.problems.push(
+        `${path}: Invalid value: ${value.length}: ${path} in body should have at least ${schema.minItems} items`,
+      );
     }
     if (typeof schema.maxItems === "number" && value.length > schema.maxItems) {
       out.problems.push(`${path}: Too many: ${value.length}: must have at most ${schema.maxItems} items`);
