@@ -2,11 +2,18 @@
  * A faithful fake Kubernetes API server over real HTTP (design §9, real-components.md §3): the
  * agent's real `@kubernetes/client-node` talks to it in tests and in the sandbox.
  *
- * Implemented semantics (those of kube-apiserver the agent relies on):
- * - core/v1 configmaps, events, pods, namespaces, nodes; apps/v1 deployments, daemonsets,
- *   statefulsets (+ `/scale`, `/status`); coordination.k8s.io/v1 leases; events.k8s.io/v1 events;
- *   storage.k8s.io/v1 volumeattachments (+ `/status`);
- *   the cluster-scoped custom resource networking.digitalocean.com/v1 staticroutes (+ `/status`).
+ * Implemented semantics (those of kube-apiserver the agent and plans rely on, design §11.2):
+ * - core/v1 configmaps, secrets, services, serviceaccounts, persistentvolumeclaims, events, pods,
+ *   namespaces, nodes; apps/v1 deployments, daemonsets, statefulsets (+ `/scale`, `/status`);
+ *   coordination.k8s.io/v1 leases; events.k8s.io/v1 events; storage.k8s.io/v1 volumeattachments
+ *   (+ `/status`); the cluster-scoped custom resource networking.digitalocean.com/v1 staticroutes
+ *   (+ `/status`); every kind of `@kubernetes-models/gateway-api` (agent/sandbox/gateway-api-types.ts);
+ *   and any apiextensions.k8s.io/v1 CustomResourceDefinition stored in it, served from then on in
+ *   each served version, pruned and validated by its schema, until it is deleted
+ *   (agent/sandbox/custom-resource-definitions.ts, structural-schema.ts).
+ * - Objects are stored once per group and resource; each served version reads and writes them
+ *   (conversion `None`: only apiVersion differs).
+ * - A write log (`writes`): every mutating request with its verb, kind, name, dryRun and answer.
  * - A global, monotonically increasing string `resourceVersion`; `uid`, `creationTimestamp`,
  *   `generation` (bumped when anything outside metadata/status changes). A write that changes
  *   nothing is a no-op (same resourceVersion, no watch event), as in kube-apiserver.
@@ -18,8 +25,10 @@
  *   goes), `dryRun=All` on every write (nothing stored, no event), `Status` error bodies.
  * - Status subresource: writes to the main resource keep the stored status; `/status` writes
  *   change only the status.
- * - Discovery (`/version`, `/api`, `/apis`, each group-version's resource list) and OpenAPI v3
- *   (agent/sandbox/openapi.ts), and server-side printing (`Accept: …;as=Table`) for kubectl.
+ * - Discovery (`/version`, `/api`, `/apis`, each group-version's resource list, aggregated
+ *   discovery: agent/sandbox/discovery.ts) and OpenAPI v3 (agent/sandbox/openapi.ts), and
+ *   server-side printing (`Accept: …;as=Table`) for kubectl; `fieldValidation` (kubectl's
+ *   Strict); SelfSubjectAccessReviews answered (allowed, unless `access` says otherwise).
  * - Watches: newline-delimited `{type, object}`; `resourceVersion=N` replays the bounded history
  *   after N; a version older than the history yields kube-apiserver's in-stream
  *   `ERROR` event with a 410 `Expired` Status (or an HTTP 410 with `watchExpiredAs: "http"`);
@@ -988,7 +997,12 @@ function setAtPath(o: KubeObject, path: string, value: Json): void {
   let cur: JsonObject = o as unknown as JsonObject;
   for (const k of keys.slice(0, -1)) {
     const next = cur[k];
-    cur = isJsonObject(next) ? next : (cur[k] = {});
+    if (isJsonObject(next)) cur = next;
+    else {
+      const created: JsonObject = {};
+      cur[k] = created;
+      cur = created;
+    }
   }
   const last = keys[keys.length - 1];
   if (last !== undefined) cur[last] = value;
