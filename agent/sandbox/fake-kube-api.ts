@@ -32,6 +32,7 @@ import { createServer as createTlsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { KubeConfig } from "@kubernetes/client-node";
 import { parse as parseYaml } from "yaml";
+import { ACCESS_REVIEW_PATH, answerAccessReview, RBAC_RESOURCES } from "./access-review.ts";
 import {
   applyJsonPatch,
   applyMergePatch,
@@ -107,6 +108,7 @@ export const BUILTIN_RESOURCES: readonly ResourceType[] = [
     namespaced: false,
     subresources: ["status"],
   },
+  ...RBAC_RESOURCES,
 ];
 
 /** Names a resource type: `{ resource: "configmaps" }`, `{ group: "apps", resource: "deployments" }`. */
@@ -1030,6 +1032,12 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
       return;
     }
     if (req.method === "GET" && discovery(res, segments)) return;
+    if (req.method === "POST" && url.pathname === ACCESS_REVIEW_PATH) {
+      const review = answerAccessReview(store, parseBody(body));
+      if (!review) throw new KubeApiError(400, "BadRequest", "the body is not a SelfSubjectAccessReview");
+      sendJson(res, 201, review);
+      return;
+    }
     const r = route(segments);
     if (!r) throw new KubeApiError(404, "NotFound", "the server could not find the requested resource");
     const dryRun = query.dryRun;
