@@ -41,7 +41,7 @@ function errorText(err: unknown): string {
   return err instanceof DnsError ? `${err.code}: ${err.message}` : err instanceof Error ? err.message : String(err);
 }
 
-/** The checks of one dns-flip target toward `to`; `prefix` names them when they are part of another target. */
+/** The checks of one dns-flip target toward `to`, and the record's values when they could be read. */
 export async function dnsChecks(
   target: DnsFlipTarget,
   to: Side,
@@ -66,11 +66,7 @@ export async function dnsChecks(
     const detail = errorText(err);
     return {
       current: undefined,
-      checks: [
-        destination("dns-server", false, `not asked: ${detail}`),
-        destination("dns-key", false, detail),
-        destination("record-value", false, "not read"),
-      ],
+      checks: [destination("dns-key", false, `${detail} (the key or token the agent's Secret should hold)`)],
     };
   }
 
@@ -80,23 +76,25 @@ export async function dnsChecks(
   } catch (err) {
     const detail = errorText(err);
     const answered = err instanceof DnsError && ANSWERED.has(err.code);
+    // A server that does not answer is one finding; the key and the value are then not known.
     return {
       current: undefined,
-      checks: [
-        destination(
-          "dns-server",
-          answered,
-          answered
-            ? `${where} answers`
-            : `${where} does not answer: ${detail} (is the DNS server running and reachable from the agent?)`,
-        ),
-        destination(
-          "dns-key",
-          false,
-          answered ? `${where} refused the signed read: ${detail}` : "not tried: the server did not answer",
-        ),
-        destination("record-value", false, "not read"),
-      ],
+      checks: answered
+        ? [
+            destination("dns-server", true, `${where} answers`),
+            destination(
+              "dns-key",
+              false,
+              `${where} refused the signed read: ${detail} (check the key in the agent's Secret against the DNS server's)`,
+            ),
+          ]
+        : [
+            destination(
+              "dns-server",
+              false,
+              `${where} does not answer: ${detail} (is the DNS server running and reachable from the agent?)`,
+            ),
+          ],
     };
   }
 
