@@ -52,7 +52,10 @@ export interface Readiness {
   evaluate(): Promise<ReadinessReport>;
   /** Starts the loop: a round at once, then one every `readiness.intervalSeconds`. */
   start(): void;
-  /** Stops the loop (a round in flight finishes its probes). */
+  /**
+   * Stops the loop. A round in flight is not waited for (its probes are bounded by `timeoutMs`
+   * and it only reads): a shutting-down agent must not wait on a hung DNS server.
+   */
   stop(): Promise<void>;
 }
 
@@ -150,6 +153,7 @@ export function createReadiness(options: ReadinessOptions): Readiness {
       loop ??= (async () => {
         while (!controller.signal.aborted) {
           await evaluate();
+          if (controller.signal.aborted) return;
           try {
             await clock.sleep(config.readiness.intervalSeconds * 1000, controller.signal);
           } catch {
@@ -160,7 +164,6 @@ export function createReadiness(options: ReadinessOptions): Readiness {
     },
     stop: async () => {
       controller.abort(new Error("readiness stopped"));
-      await loop;
     },
   };
 }
