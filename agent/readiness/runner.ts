@@ -86,7 +86,7 @@ export function createReadiness(options: ReadinessOptions): Readiness {
   };
   let report: ReadinessReport = {};
   const controller = new AbortController();
-  let loop: Promise<void> | undefined;
+  let started = false;
 
   const sidesOf = (target: string): readonly Side[] => {
     const serves = options.serves?.();
@@ -150,7 +150,9 @@ export function createReadiness(options: ReadinessOptions): Readiness {
     },
     evaluate,
     start: () => {
-      loop ??= (async () => {
+      if (started) return;
+      started = true;
+      void (async () => {
         while (!controller.signal.aborted) {
           await evaluate();
           if (controller.signal.aborted) return;
