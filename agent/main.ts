@@ -29,8 +29,12 @@ import { createLogger, type Logger } from "./log.ts";
 import { ConfigMapActionStore } from "./memory.ts";
 import { createAgentMetrics } from "./metrics.ts";
 import { type ClusterMode, detectMode } from "./mode.ts";
-import { createReportSender } from "./report-sender.ts";
+import { createReadiness, type Readiness } from "./readiness/runner.ts";
+import { createSandboxFaults } from "./readiness/sandbox-faults.ts";
+import { registerSandboxRoutes } from "./readiness/sandbox-routes.ts";
+import { abortableSleep, createReportSender } from "./report-sender.ts";
 import { ActionRunner, type ExecutorRegistry, executorRegistry, followLeadership } from "./runner.ts";
+import type { SandboxCluster } from "./sandbox/cluster.ts";
 import { type LocalServers, startLocalServers } from "./sandbox/local-servers.ts";
 import { createAgentApp, leaseReadiness } from "./server.ts";
 
@@ -61,6 +65,8 @@ export interface RunningAgent {
   runner: ActionRunner;
   /** The BIND/etcd servers the sandbox started (undefined outside the sandbox). */
   localServers: LocalServers | undefined;
+  /** Readiness of every target (design §11.3); `latest()` is what a heartbeat carries. */
+  readiness: Readiness;
   /** Graceful stop: stop accepting, drain, release the Lease, close the server. */
   stop(): Promise<void>;
 }
@@ -103,7 +109,7 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     mode === "sandbox" && !options.kubeConfig && options.localServers !== false
       ? await startLocalServers(config, env, log)
       : undefined;
-  let cluster: { kubeConfig: KubeConfig; close(): Promise<void> };
+  let cluster: { kubeConfig: KubeConfig; close(): Promise<void>; sandbox?: SandboxCluster | undefined };
   try {
     cluster = options.kubeConfig
       ? { kubeConfig: options.kubeConfig, close: async () => {} }
@@ -165,6 +171,17 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     if (resumed.length) log.info("resumed unfinished actions", { actions: resumed });
   }
 
+  // Readiness (design §11.3): every replica evaluates, read only, so a standby's metrics say it too.
+  const readiness = createReadiness({
+    config,
+    kubeConfig,
+    log,
+    env,
+    metrics,
+    clock: { now: Date.now, sleep: abortableSleep },
+  });
+  readiness.start();
+
   const versionApi = kubeConfig.makeApiClient(VersionApi);
   let accepting = true;
   const app = createAgentApp({
@@ -188,6 +205,22 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     },
   });
 
+  // `turnout sandbox break|mend`: only where this process runs the simulated cluster itself.
+  if (mode === "sandbox" && cluster.sandbox) {
+    const sandbox = cluster.sandbox;
+    registerSandboxRoutes(app, {
+      secrets,
+      log,
+      faults: createSandboxFaults({
+        config,
+        store: sandbox.api.store,
+        kubeConfig,
+        ...(sandbox.controlPlane ? { controlPlane: sandbox.controlPlane } : {}),
+        ...(localServers ? { localServers: () => localServers.summary } : {}),
+      }),
+    });
+  }
+
   const [host, portText] = splitHostPort(config.listen);
   const server = await new Promise<ServerType>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: host, port: Number(portText) }, () => resolve(s));
@@ -202,8 +235,10 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     url,
     runner,
     localServers,
+    readiness,
     stop: async () => {
       accepting = false;
+      await readiness.stop();
       await runner.drain(options.shutdownGraceMs ?? 20_000);
       unfollow();
       await leadership.stop();

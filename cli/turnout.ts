@@ -10,6 +10,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { Client, Refused, Unreachable } from "./client.ts";
 import { type EventView, eventLine, statusTable, type TargetView, targetDetail } from "./render.ts";
+import { registerSandboxCommands } from "./sandbox.ts";
 
 /** Exit codes of design §10. */
 export const EXIT = { ok: 0, refused: 1, usage: 2 } as const;
@@ -255,6 +256,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io, signa
         ...(opts.reason !== undefined ? { reason: opts.reason } : {}),
       });
     });
+
+  registerSandboxCommands(program, {
+    env,
+    out: (line) => io.out(line),
+    json: (cmd) => globals(cmd).json === true,
+    usage: (message) => new UsageError(message),
+  });
 
   try {
     if (argv.length === 0) {

@@ -422,6 +422,17 @@ export const AgentConfigSchema = z
       })
       .strict()
       .optional(),
+    /** Readiness (design §11.3): how often each target is checked, read-only, toward each side this agent serves. */
+    readiness: z
+      .object({
+        /**
+         * Seconds between evaluation rounds; the worker treats a result older than twice this as unknown.
+         * @default 300
+         */
+        intervalSeconds: z.number().int().min(10).default(300),
+      })
+      .strict()
+      .prefault({}),
     targets: z.record(TargetName, AgentTargetSchema),
   })
   .strict()

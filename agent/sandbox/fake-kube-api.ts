@@ -41,6 +41,7 @@ import { createServer as createTlsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { KubeConfig } from "@kubernetes/client-node";
 import { parse as parseYaml } from "yaml";
+import { ACCESS_REVIEW_PATH, answerAccessReview, RBAC_RESOURCES } from "./access-review.ts";
 import { CRD_TYPE, crdProblems, crdResourceTypes, crdStatus } from "./custom-resource-definitions.ts";
 import {
   aggregatedDiscovery,
@@ -175,6 +176,7 @@ export const BUILTIN_RESOURCES: readonly ResourceType[] = [
     subresources: ["status"],
   },
   CRD_TYPE,
+  ...RBAC_RESOURCES,
 ];
 
 /** Every kind of `@kubernetes-models/gateway-api`, served beside the built-in types. */
@@ -1256,8 +1258,16 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
       return;
     }
     if (req.method === "GET" && discovery(req, res, segments)) return;
-    if (req.method === "POST" && url.pathname === "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews") {
-      selfSubjectAccessReview(res, body);
+    if (req.method === "POST" && url.pathname === ACCESS_REVIEW_PATH) {
+      // An `access` option decides in tests that want a fixed answer; otherwise the review is
+      // answered from the Roles, ClusterRoles and bindings stored here, as the real API does.
+      if (options.access) {
+        selfSubjectAccessReview(res, body);
+        return;
+      }
+      const review = answerAccessReview(store, parseBody(body));
+      if (!review) throw new KubeApiError(400, "BadRequest", "the body is not a SelfSubjectAccessReview");
+      sendJson(res, 201, review);
       return;
     }
     const r = route(segments);
