@@ -1,0 +1,103 @@
+/**
+ * Pages (design §11.4, §11.6): each moment a person is needed triggers PagerDuty and opens an
+ * Opsgenie alert once, with the key of §11.6, and the moment it is over resolves / closes the
+ * same key. The receivers are local HTTP servers that validate every request against the
+ * documented schema; the object is driven by its clock and alarm.
+ */
+import { env } from "cloudflare:workers";
+import { beforeEach, describe, expect, it } from "vitest";
+import type { WorkerConfig } from "../../shared/config.ts";
+import { TargetObject } from "../../worker/target/target-object.ts";
+import { TEST_CREDENTIALS } from "./support/bindings.ts";
+import {
+  drained,
+  ogActions,
+  pagingConfig,
+  pdActions,
+  type Receiver,
+  receiver,
+  STATUS_URL,
+  signals,
+  sinksOf,
+} from "./support/paging.ts";
+import { useRecordingObject } from "./support/recording-object.ts";
+
+const T0 = Date.parse("2026-11-22T03:00:00Z");
+const rec = useRecordingObject({ start: T0 });
+let config: WorkerConfig;
+let r: Receiver;
+
+function use(targets: string[], policy: Record<string, unknown> = {}) {
+  config = pagingConfig(targets, sinksOf(r, { pagerduty: true, opsgenie: true }), policy);
+}
+
+beforeEach(() => {
+  r = receiver("pages");
+  if (TargetObject.testing) TargetObject.testing.config = () => config;
+});
+
+/** The seq of the event that left steady: the incident's key (§11.6). */
+async function incidentKey(target: string): Promise<string> {
+  const { events } = await env.TARGETS.getByName(target).events(0, 1000);
+  const left = events.find((e) => e.type === "phase.changed" && (e.detail as { from: string }).from === "steady");
+  if (!left) throw new Error("the target never left steady");
+  return `turnout/${target}/${left.seq}`;
+}
+
+async function expectAllValid() {
+  const log = await r.log();
+  for (const x of log) expect({ path: x.path, errors: x.errors }).toEqual({ path: x.path, errors: [] });
+  return log;
+}
+
+describe("paging", () => {
+  it("an approval asked and then given: one trigger and one resolve with the same dedup_key, an Opsgenie create and close by alias", async () => {
+    const t = "pg-approval";
+    use([t], { approval: "required" });
+    await signals(rec, t, "primary", "firing");
+    await rec.fireAlarm(t, T0 + 30_000);
+    await drained(t);
+    const key = await incidentKey(t);
+    let log = await expectAllValid();
+    expect(pdActions(log)).toEqual([["trigger", key]]);
+    expect(ogActions(log)).toEqual([["create", key]]);
+
+    const trigger = log.find((x) => x.api === "pagerduty")?.json as Record<string, unknown> & {
+      payload: Record<string, unknown> & { custom_details: Record<string, unknown> };
+    };
+    expect(trigger.routing_key).toBe(TEST_CREDENTIALS.pagerdutyRoutingKey);
+    expect(trigger.payload.severity).toBe("error");
+    expect(trigger.payload.component).toBe(t);
+    expect(trigger.payload.source).toBe(`turnout/${t}`);
+    expect(trigger.payload.summary).toBe(
+      `${t}: approval requested: failover primary → secondary (policy approval: required)`,
+    );
+    expect(trigger.links).toEqual([{ href: STATUS_URL, text: "turnout status page" }]);
+    expect(String(trigger.payload.custom_details.what_to_do)).toContain(`/turnout approve ${t}`);
+    expect(trigger.payload.custom_details.sides).toMatchObject({ primary: { health: "down", firingSources: ["alertmanager"] } });
+    const create = log.find((x) => x.api === "opsgenie-create");
+    expect(create?.headers.authorization).toBe(`GenieKey ${TEST_CREDENTIALS.opsgenieApiKey}`);
+    expect(create?.json).toMatchObject({ alias: key, priority: "P2", entity: t });
+
+    // Given: the failover is dispatched, and the page is over.
+    rec.clock = T0 + 60_000;
+    const stub = env.TARGETS.getByName(t);
+    expect((await stub.command(t, { command: "approve", actor: "alice" })).applied).toBe(true);
+    await drained(t);
+    log = await expectAllValid();
+    expect(pdActions(log)).toEqual([
+      ["trigger", key],
+      ["resolve", key],
+    ]);
+    expect(ogActions(log)).toEqual([
+      ["create", key],
+      ["close", key],
+    ]);
+    expect(log.find((x) => x.api === "opsgenie-close")?.query).toEqual({ identifierType: "alias" });
+
+    // Secrets come from the env only: never in the audit log.
+    const all = JSON.stringify((await stub.events(0, 1000)).events);
+    expect(all).not.toContain(TEST_CREDENTIALS.pagerdutyRoutingKey);
+    expect(all).not.toContain(TEST_CREDENTIALS.opsgenieApiKey);
+  });
+});
