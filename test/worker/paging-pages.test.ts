@@ -8,6 +8,7 @@ import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import type { WorkerConfig } from "../../shared/config.ts";
 import { TargetObject } from "../../worker/target/target-object.ts";
+import type { ActionReport, ActionRequest } from "../../shared/protocol.ts";
 import { TEST_CREDENTIALS } from "./support/bindings.ts";
 import {
   drained,
@@ -21,6 +22,7 @@ import {
   sinksOf,
 } from "./support/paging.ts";
 import { useRecordingObject } from "./support/recording-object.ts";
+import { succeededReport } from "./support/reports.ts";
 
 const T0 = Date.parse("2026-11-22T03:00:00Z");
 const rec = useRecordingObject({ start: T0 });
@@ -100,4 +102,163 @@ describe("paging", () => {
     expect(all).not.toContain(TEST_CREDENTIALS.pagerdutyRoutingKey);
     expect(all).not.toContain(TEST_CREDENTIALS.opsgenieApiKey);
   });
+
+  it("a failed action triggers once (critical) and resolves once when a retry succeeds", async () => {
+    const t = "pg-failed";
+    use([t]);
+    const stub = env.TARGETS.getByName(t);
+    expect((await stub.command(t, { command: "failover", actor: "alice", reason: "gw-a dead" })).applied).toBe(true);
+    await stub.settle();
+    const first = lastDispatch();
+    rec.clock = T0 + 20_000;
+    await stub.report(t, failedReport(first, rec.clock));
+    await drained(t);
+    const key = `turnout/${t}/action/${first.id}`;
+    let log = await expectAllValid();
+    expect(pdActions(log)).toEqual([["trigger", key]]);
+    const trigger = log.find((x) => x.api === "pagerduty")?.json as {
+      payload: { severity: string; summary: string; custom_details: { action: unknown; what_to_do: string } };
+    };
+    expect(trigger.payload.severity).toBe("critical");
+    expect(trigger.payload.custom_details.action).toMatchObject({ id: first.id, status: "failed" });
+    expect(trigger.payload.custom_details.what_to_do).toContain(`/turnout retry ${t}`);
+
+    // A retry runs (still open), then succeeds: over.
+    rec.clock = T0 + 60_000;
+    expect((await stub.command(t, { command: "retry", actor: "alice" })).applied).toBe(true);
+    await drained(t);
+    expect(pdActions(await r.log())).toEqual([["trigger", key]]);
+    const retry = lastDispatch();
+    expect(retry.id).not.toBe(first.id);
+    rec.clock = T0 + 80_000;
+    await stub.report(t, succeededReport(retry, rec.clock));
+    await drained(t);
+    log = await expectAllValid();
+    expect(pdActions(log)).toEqual([
+      ["trigger", key],
+      ["resolve", key],
+    ]);
+    expect(ogActions(log)).toEqual([
+      ["create", key],
+      ["close", key],
+    ]);
+  });
+
+  it("a break-glass request triggers once and resolves when a second operator confirms it", async () => {
+    const t = "pg-breakglass";
+    use([t]);
+    const stub = env.TARGETS.getByName(t);
+    const nonce = "0123456789abcdef0123456789abcdef";
+    await stub.requestBreakGlass(t, {
+      nonce,
+      command: "failover",
+      requesterId: "alice",
+      requester: "alice",
+      reason: "secondary is fine, the alert is wrong",
+      via: "api",
+    });
+    await drained(t);
+    const key = `turnout/${t}/breakglass/${nonce}`;
+    let log = await expectAllValid();
+    expect(pdActions(log)).toEqual([["trigger", key]]);
+    const trigger = log.find((x) => x.api === "pagerduty")?.json as { payload: { severity: string; custom_details: { what_to_do: string } } };
+    expect(trigger.payload.severity).toBe("error");
+    expect(trigger.payload.custom_details.what_to_do).toContain(`"request": "${nonce}"`);
+
+    rec.clock = T0 + 60_000;
+    const out = await stub.resolveBreakGlass(t, { nonce, decision: "approve", actorId: "bob", actor: "bob" });
+    expect(out.outcome).toBe("executed");
+    await drained(t);
+    log = await expectAllValid();
+    expect(pdActions(log).filter(([, k]) => k === key)).toEqual([
+      ["trigger", key],
+      ["resolve", key],
+    ]);
+  });
+
+  it("a break-glass request nobody answers resolves at its expiry, from the alarm", async () => {
+    const t = "pg-breakglass-expiry";
+    use([t]);
+    const stub = env.TARGETS.getByName(t);
+    const nonce = "fedcba9876543210fedcba9876543210";
+    await stub.requestBreakGlass(t, { nonce, command: "failover", requesterId: "alice", requester: "alice", reason: "" });
+    await drained(t);
+    const key = `turnout/${t}/breakglass/${nonce}`;
+    expect(pdActions(await r.log())).toEqual([["trigger", key]]);
+    expect(await rec.fireAlarm(t, T0 + 15 * 60_000)).toBe(true);
+    await drained(t);
+    expect(pdActions(await expectAllValid())).toEqual([
+      ["trigger", key],
+      ["resolve", key],
+    ]);
+  });
+
+  it("an automatic failover blocked while the active side is down triggers once and resolves when the side recovers", async () => {
+    const t = "pg-blocked";
+    use([t]);
+    const stub = env.TARGETS.getByName(t);
+    expect((await stub.command(t, { command: "pause", actor: "alice" })).applied).toBe(true);
+    rec.clock = T0 + 1_000;
+    await signals(rec, t, "primary", "firing");
+    await rec.fireAlarm(t, T0 + 31_000);
+    // More of the same incident while blocked: no second page.
+    rec.clock = T0 + 40_000;
+    await signals(rec, t, "primary", "firing", ["am:gw-down", "am:gw-unreachable"]);
+    await rec.fireAlarm(t, T0 + 80_000);
+    await drained(t);
+    const key = await incidentKey(t);
+    let log = await expectAllValid();
+    expect(pdActions(log)).toEqual([["trigger", key]]);
+    const trigger = log.find((x) => x.api === "pagerduty")?.json as { payload: { severity: string; summary: string } };
+    expect(trigger.payload.severity).toBe("critical");
+    expect(trigger.payload.summary).toContain("paused");
+
+    rec.clock = T0 + 120_000;
+    await signals(rec, t, "primary", "resolved", ["am:gw-down", "am:gw-unreachable"]);
+    await drained(t);
+    log = await expectAllValid();
+    expect(pdActions(log)).toEqual([
+      ["trigger", key],
+      ["resolve", key],
+    ]);
+    expect(ogActions(log)).toEqual([
+      ["create", key],
+      ["close", key],
+    ]);
+  });
+
+  it("a trigger still queued when its resolve is due is dropped with it", async () => {
+    const t = "pg-dropped-pair";
+    use([t], { approval: "required" });
+    await r.mode("down");
+    await signals(rec, t, "primary", "firing");
+    await rec.fireAlarm(t, T0 + 30_000);
+    await drained(t);
+    rec.clock = T0 + 35_000;
+    const stub = env.TARGETS.getByName(t);
+    expect((await stub.command(t, { command: "cancel", actor: "alice" })).applied).toBe(true);
+    await r.mode("up");
+    await rec.fireAlarm(t, T0 + 10 * 60_000);
+    await drained(t);
+    expect(pdActions(await r.log())).toEqual([]);
+    expect(ogActions(await r.log())).toEqual([]);
+  });
 });
+
+function lastDispatch(): ActionRequest {
+  const req = rec.dispatched.at(-1);
+  if (!req) throw new Error("nothing dispatched");
+  return req;
+}
+
+function failedReport(req: ActionRequest, atMs: number): ActionReport {
+  return {
+    actionId: req.id,
+    target: req.target,
+    status: "failed",
+    dryRun: false,
+    steps: [{ name: "switch", status: "failed" }],
+    error: { code: "dns", message: "SERVFAIL from the primary server" },
+    at: new Date(atMs).toISOString(),
+  };
+}

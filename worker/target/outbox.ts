@@ -187,6 +187,12 @@ export class Outbox {
     return this.next;
   }
 
+  /** Whether something is due at `now` (a retry, an expiry). */
+  due(now: number): boolean {
+    const at = this.nextAt();
+    return at !== null && at <= now;
+  }
+
   /** Starts each sink's loop that has something due (`force`: look even if nothing was queued). */
   kick(force = false): void {
     if (!force && !this.dirty) return;

@@ -689,8 +689,10 @@ export class TargetObject extends DurableObject<Env> {
         this.store.flush();
         // Queued in the same transaction as the events it sends: committed together, or not at all.
         const written = this.store.takeWritten();
-        const state = written.length > 0 ? (this.cached?.state ?? this.readState()) : null;
-        if (state) this.outbox.capture(state.target, written, state.machine, this.now());
+        const now = this.now();
+        // Also with no event: a page that expires (a break-glass request nobody answered) is due.
+        const state = written.length > 0 || this.outbox.due(now) ? (this.cached?.state ?? this.readState()) : null;
+        if (state) this.outbox.capture(state.target, written, state.machine, now);
         return out;
       });
     } catch (err) {
@@ -787,6 +789,9 @@ export class TargetObject extends DurableObject<Env> {
     }
     // After the commit, and never awaited by the caller: a pager that is down delays no decision.
     this.outbox.kick();
+    // A decision without a timer (a break-glass request) may still have queued a page that expires.
+    const outboxAt = this.outbox.nextAt();
+    if (outboxAt !== null) void this.armAtMost(outboxAt);
   }
 
   /** Lowers the alarm to `at` if it is set later (or not at all); never raises it past a machine deadline. */
