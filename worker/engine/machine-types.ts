@@ -32,7 +32,7 @@ export const SideStateSchema = z
     firingSources: z.array(z.string()),
     /** Sources whose firing signals are held by a Nagios flapping/downtime notice. */
     heldSources: z.array(z.string()),
-    /** Sources whose only firing signals are stale (§4 wave 2): not down evidence, not "up" either. */
+    /** Sources whose only firing signals are stale (§4): not down evidence, not "up" either. */
     staleSources: z.array(z.string()),
     /** The incidents (key + start) firing fresh on the side: dismissal is per incident (rule 10). */
     incidents: z.array(z.string()),
@@ -353,7 +353,7 @@ export interface Decision {
 const V1_SIDE = { staleSources: [] as string[], incidents: [] as string[] };
 
 /**
- * Reads a stored machine state of any version this code knows. Version 2 (wave 2) added
+ * Reads a stored machine state of any version this code knows. Version 2 added
  * staleness, per-incident dismissal, configuration tracking and the delivery deadline; a version 1
  * row is upgraded with the values that keep its behaviour.
  */

@@ -721,7 +721,7 @@ export class TargetObject extends DurableObject<Env> {
   }
 
   /**
-   * Retention (design §4 wave 2), at most hourly and in bounded batches: resolved signals older
+   * Retention (design §4), at most hourly and in bounded batches: resolved signals older
    * than `retention.resolvedSignalDays`, events and recordings beyond `retention.eventsPerTarget`.
    */
   private prune(state: LoadedState, now: number): void {
@@ -1180,7 +1180,7 @@ class SqlTargetStore implements TargetStore {
 
   observation(now: number, staleAfterMs: number): Observation & { staleAt: number | null } {
     this.flush();
-    // Fresh means last_seen > fresh (design §4 wave 2: `staleAfterMs` 0 never goes stale).
+    // Fresh means last_seen > fresh (design §4: `staleAfterMs` 0 never goes stale).
     const fresh = staleAfterMs > 0 ? now - staleAfterMs : Number.MIN_SAFE_INTEGER;
     const groups = this.rows(
       `SELECT side, source, held, MAX(last_seen) AS newest, MIN(last_seen) AS oldest,
