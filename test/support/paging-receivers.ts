@@ -8,13 +8,17 @@
  * Control (from the tests, also over HTTP):
  *   POST /control/<name>/mode {"mode": "up" | "down" | "hang"}: down resets every connection,
  *        hang accepts and never answers (a pager that is slow to death);
- *   GET  /control/<name>/log: every request received so far, oldest first.
+ *   GET  /control/<name>/log: every request received so far, oldest first;
+ *   POST /verify {secret, headers, body}: what a webhook consumer does with one delivery: verify
+ *        it with `standardwebhooks`, then parse it with the `cloudevents` SDK.
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { OpsgenieCloseAlertSchema, OpsgenieCreateAlertSchema } from "./opsgenie-alert-schema.ts";
 import { PagerDutyEnqueueSchema } from "./pagerduty-events-schema.ts";
+import { HTTP } from "cloudevents";
+import { Webhook } from "standardwebhooks";
 import { readText } from "./request-text.ts";
 
 /** One request as a receiver saw it. */
@@ -53,6 +57,14 @@ export async function startPagingReceivers(): Promise<PagingReceivers> {
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? "/", "http://receivers");
     const parts = url.pathname.split("/").filter(Boolean);
+    if (parts[0] === "verify" && req.method === "POST") {
+      const { secret, headers, body } = JSON.parse(await readText(req)) as {
+        secret: string;
+        headers: Record<string, string>;
+        body: string;
+      };
+      return json(res, 200, verifyDelivery(secret, headers, body));
+    }
     if (parts[0] === "control" && parts[1]) {
       const name = parts[1];
       if (parts[2] === "mode" && req.method === "POST") {
@@ -156,4 +168,24 @@ export async function startPagingReceivers(): Promise<PagingReceivers> {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** A webhook consumer's check: Standard Webhooks signature first, then the CloudEvent. */
+export function verifyDelivery(
+  secret: string,
+  headers: Record<string, string>,
+  body: string,
+): { verified: boolean; error?: string; event?: Record<string, unknown> } {
+  try {
+    new Webhook(secret).verify(body, headers);
+  } catch (err) {
+    return { verified: false, error: String(err) };
+  }
+  try {
+    const event = HTTP.toEvent({ headers, body });
+    const one = Array.isArray(event) ? event[0] : event;
+    return { verified: true, event: one ? (one.toJSON() as Record<string, unknown>) : {} };
+  } catch (err) {
+    return { verified: true, error: `not a CloudEvent: ${String(err)}` };
+  }
 }

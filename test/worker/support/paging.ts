@@ -49,6 +49,19 @@ export function receiver(label: string): Receiver {
   };
 }
 
+/** Asks the Node side to verify and parse one webhook delivery as a consumer would. */
+export async function verifyDelivery(
+  secret: string,
+  headers: Record<string, string>,
+  body: string,
+): Promise<{ verified: boolean; error?: string; event?: Record<string, unknown> }> {
+  const res = await fetch(`${inject("pagingReceivers")}/verify`, {
+    method: "POST",
+    body: JSON.stringify({ secret, headers, body }),
+  });
+  return (await res.json()) as { verified: boolean; error?: string; event?: Record<string, unknown> };
+}
+
 /** The sinks of one receiver: any of PagerDuty, Opsgenie and the webhook. */
 export function sinksOf(r: Receiver, which: { pagerduty?: boolean; opsgenie?: boolean; webhook?: boolean }): Notify {
   return {
