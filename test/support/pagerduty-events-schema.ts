@@ -33,7 +33,9 @@ const Common = {
 };
 
 export const PagerDutyEnqueueSchema = z.discriminatedUnion("event_action", [
-  z.object({ event_action: z.literal("trigger"), ...Common, dedup_key: Common.dedup_key.optional(), payload: Payload }).strict(),
+  z
+    .object({ event_action: z.literal("trigger"), ...Common, dedup_key: Common.dedup_key.optional(), payload: Payload })
+    .strict(),
   z.object({ event_action: z.literal("acknowledge"), ...Common, payload: Payload.optional() }).strict(),
   z.object({ event_action: z.literal("resolve"), ...Common, payload: Payload.optional() }).strict(),
 ]);

@@ -15,26 +15,12 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { OpsgenieCloseAlertSchema, OpsgenieCreateAlertSchema } from "./opsgenie-alert-schema.ts";
-import { PagerDutyEnqueueSchema } from "./pagerduty-events-schema.ts";
 import { HTTP } from "cloudevents";
 import { Webhook } from "standardwebhooks";
+import { OpsgenieCloseAlertSchema, OpsgenieCreateAlertSchema } from "./opsgenie-alert-schema.ts";
+import { PagerDutyEnqueueSchema } from "./pagerduty-events-schema.ts";
+import type { Received } from "./paging-received.ts";
 import { readText } from "./request-text.ts";
-
-/** One request as a receiver saw it. */
-export interface Received {
-  api: "pagerduty" | "opsgenie-create" | "opsgenie-close" | "webhook" | "unknown";
-  path: string;
-  query: Record<string, string>;
-  headers: Record<string, string>;
-  body: string;
-  /** The parsed JSON body (null when it was not JSON). */
-  json: unknown;
-  valid: boolean;
-  errors: string[];
-  /** Path parameter of an Opsgenie close, decoded. */
-  alias?: string;
-}
 
 type Mode = "up" | "down" | "hang";
 
@@ -116,7 +102,8 @@ export async function startPagingReceivers(): Promise<PagingReceivers> {
       rec.errors = issues(PagerDutyEnqueueSchema.safeParse(parsed));
       if (headers["content-type"]?.split(";")[0] !== "application/json") rec.errors.push("content-type: not JSON");
       rec.valid = rec.errors.length === 0;
-      if (!rec.valid) return json(res, 400, { status: "invalid event", message: "Event object is invalid", errors: rec.errors });
+      if (!rec.valid)
+        return json(res, 400, { status: "invalid event", message: "Event object is invalid", errors: rec.errors });
       return json(res, 202, {
         status: "success",
         message: "Event processed",
@@ -182,9 +169,9 @@ export function verifyDelivery(
     return { verified: false, error: String(err) };
   }
   try {
-    const event = HTTP.toEvent({ headers, body });
-    const one = Array.isArray(event) ? event[0] : event;
-    return { verified: true, event: one ? (one.toJSON() as Record<string, unknown>) : {} };
+    const parsed = HTTP.toEvent({ headers, body });
+    const one = Array.isArray(parsed) ? parsed[0] : parsed;
+    return { verified: true, event: one ? { ...one } : {} };
   } catch (err) {
     return { verified: true, error: `not a CloudEvent: ${String(err)}` };
   }

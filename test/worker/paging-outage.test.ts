@@ -108,7 +108,11 @@ describe("a sink that is down", () => {
     const { events } = await stub.events(0, 10_000);
     const dropped = events.filter((e) => e.type === "notify.dropped");
     expect(dropped.length).toBeGreaterThan(0);
-    expect(dropped[0]?.detail).toMatchObject({ sink: `webhook:${hook.hook}`, key: `${t}:1`, why: "failing for an hour" });
+    expect(dropped[0]?.detail).toMatchObject({
+      sink: `webhook:${hook.hook}`,
+      key: `${t}:1`,
+      why: "failing for an hour",
+    });
     expect(rec.notes.some((n) => n.text.includes(`gave up sending event ${t}:1`))).toBe(true);
   });
 });

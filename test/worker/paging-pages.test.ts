@@ -7,8 +7,8 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import type { WorkerConfig } from "../../shared/config.ts";
-import { TargetObject } from "../../worker/target/target-object.ts";
 import type { ActionReport, ActionRequest } from "../../shared/protocol.ts";
+import { TargetObject } from "../../worker/target/target-object.ts";
 import { TEST_CREDENTIALS } from "./support/bindings.ts";
 import {
   drained,
@@ -76,7 +76,9 @@ describe("paging", () => {
     );
     expect(trigger.links).toEqual([{ href: STATUS_URL, text: "turnout status page" }]);
     expect(String(trigger.payload.custom_details.what_to_do)).toContain(`/turnout approve ${t}`);
-    expect(trigger.payload.custom_details.sides).toMatchObject({ primary: { health: "down", firingSources: ["alertmanager"] } });
+    expect(trigger.payload.custom_details.sides).toMatchObject({
+      primary: { health: "down", firingSources: ["alertmanager"] },
+    });
     const create = log.find((x) => x.api === "opsgenie-create");
     expect(create?.headers.authorization).toBe(`GenieKey ${TEST_CREDENTIALS.opsgenieApiKey}`);
     expect(create?.json).toMatchObject({ alias: key, priority: "P2", entity: t });
@@ -161,7 +163,9 @@ describe("paging", () => {
     const key = `turnout/${t}/breakglass/${nonce}`;
     let log = await expectAllValid();
     expect(pdActions(log)).toEqual([["trigger", key]]);
-    const trigger = log.find((x) => x.api === "pagerduty")?.json as { payload: { severity: string; custom_details: { what_to_do: string } } };
+    const trigger = log.find((x) => x.api === "pagerduty")?.json as {
+      payload: { severity: string; custom_details: { what_to_do: string } };
+    };
     expect(trigger.payload.severity).toBe("error");
     expect(trigger.payload.custom_details.what_to_do).toContain(`"request": "${nonce}"`);
 
@@ -181,7 +185,13 @@ describe("paging", () => {
     use([t]);
     const stub = env.TARGETS.getByName(t);
     const nonce = "fedcba9876543210fedcba9876543210";
-    await stub.requestBreakGlass(t, { nonce, command: "failover", requesterId: "alice", requester: "alice", reason: "" });
+    await stub.requestBreakGlass(t, {
+      nonce,
+      command: "failover",
+      requesterId: "alice",
+      requester: "alice",
+      reason: "",
+    });
     await drained(t);
     const key = `turnout/${t}/breakglass/${nonce}`;
     expect(pdActions(await r.log())).toEqual([["trigger", key]]);

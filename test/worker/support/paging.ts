@@ -8,7 +8,7 @@ import { env } from "cloudflare:workers";
 import { inject } from "vitest";
 import { type WorkerConfig, WorkerConfigSchema } from "../../../shared/config.ts";
 import type { Notify } from "../../../shared/notify-config.ts";
-import type { Received } from "../../support/paging-receivers.ts";
+import type { Received } from "../../support/paging-received.ts";
 import type { RecordingObject } from "./recording-object.ts";
 
 declare module "vitest" {
@@ -142,8 +142,6 @@ export function ogActions(log: readonly Received[]): [string, string][] {
   return log
     .filter((r) => r.api === "opsgenie-create" || r.api === "opsgenie-close")
     .map((r) =>
-      r.api === "opsgenie-create"
-        ? ["create", (r.json as { alias: string }).alias]
-        : ["close", r.alias ?? ""],
+      r.api === "opsgenie-create" ? ["create", (r.json as { alias: string }).alias] : ["close", r.alias ?? ""],
     );
 }
