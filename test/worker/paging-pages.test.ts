@@ -244,7 +244,8 @@ describe("paging", () => {
     await signals(rec, t, "primary", "firing");
     await rec.fireAlarm(t, T0 + 30_000);
     await drained(t);
-    rec.clock = T0 + 35_000;
+    // Cancelled before the trigger's first retry is due (2 s after it failed), so it is not in flight.
+    rec.clock = T0 + 31_000;
     const stub = env.TARGETS.getByName(t);
     expect((await stub.command(t, { command: "cancel", actor: "alice" })).applied).toBe(true);
     await r.mode("up");
