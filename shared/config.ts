@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { parseMatcher } from "./matchers.ts";
+import { NotifySchema } from "./notify-config.ts";
 
 export const SIDES = ["primary", "secondary"] as const;
 export const SideSchema = z.enum(SIDES);
@@ -108,6 +109,8 @@ export const WorkerTargetSchema = z
     initialActiveSide: SideSchema.default("primary"),
     /** Keep every verified ingest body routed to this target, for `npm run simulate` (design §10). */
     record: z.boolean().default(false),
+    /** Paging and outgoing events for this target (design §11.4), sink by sink over the global `notify`. */
+    notify: NotifySchema.optional(),
   })
   .strict();
 export type WorkerTarget = z.infer<typeof WorkerTargetSchema>;
@@ -186,6 +189,8 @@ export const WorkerConfigSchema = z
       .prefault({}),
     /** The worker's own public base URL; QStash's failure callback is sent to `<publicUrl>/v1/agent/reports/qstash-failure`. */
     publicUrl: z.url().optional(),
+    /** Paging (PagerDuty, Opsgenie) and signed CloudEvents webhooks (design §11.4). */
+    notify: NotifySchema.optional(),
   })
   .strict()
   .superRefine((cfg, ctx) => {

@@ -53,6 +53,8 @@ import {
   settles,
   slackNotifier,
 } from "./notifier.ts";
+import { Outbox } from "./outbox.ts";
+import { type PageIntent, type PageRequest, PageRequestSchema } from "./paging.ts";
 import {
   alarm as alarmCore,
   applyConfig,
@@ -262,12 +264,36 @@ export class TargetObject extends DurableObject<Env> {
   private cached: { json: string; state: TargetState; configKey: object | undefined } | null = null;
   /** The alarm time this instance last set (undefined: unknown, as after a wake or an alarm). */
   private alarmAt: number | null | undefined;
+  /** Pages and outgoing events, queued in the deciding transaction and sent after it (outbox.ts). */
+  private readonly outbox: Outbox;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.store = new SqlTargetStore(this.sql, (q, ...args) => this.rows(q, ...args));
     this.migrate();
+    this.outbox = new Outbox({
+      sql: this.sql,
+      now: () => this.now(),
+      config: (target) => {
+        const loaded = this.config();
+        return loaded.ok
+          ? {
+              global: loaded.value.notify,
+              target: this.targetConfig(target, loaded)?.notify,
+              statusUrl: loaded.value.statusUrl,
+            }
+          : {};
+      },
+      secret: (name) => {
+        const value = (this.env as unknown as Record<string, unknown>)[name];
+        return typeof value === "string" ? value : undefined;
+      },
+      audit: (target, type, detail) => this.auditShell(target, type, detail),
+      slack: (target, text) => this.enqueueNotice({ target, text, kind: "alert" }),
+      arm: (at) => void this.armAtMost(at),
+      waitUntil: (p) => this.ctx.waitUntil(p),
+    });
   }
 
   private migrate(): void {
@@ -478,14 +504,46 @@ export class TargetObject extends DurableObject<Env> {
     // A fired alarm is no longer set; whatever this run arms is set anew.
     this.alarmAt = undefined;
     const stored = this.readState();
-    if (!stored) return;
+    if (!stored) {
+      this.outbox.kick(true);
+      return;
+    }
     const { effects } = this.run(stored.target, this.now(), (state, now) => {
       const out = alarmCore(this.store, state, now);
       this.prune(state, now);
       return out;
     });
     this.perform(effects);
+    // Pages and events due now go out in the background: a sink that hangs holds nothing here.
+    this.outbox.kick(true);
     await this.settle();
+  }
+
+  /**
+   * Opens (`trigger`) or closes (`resolve`) a page that a person must answer, for what is not the
+   * machine's own (agent silent and heard again, readiness lost and back): paged once per key,
+   * queued durably, sent after the commit (design §11.4, §11.6; keys in paging.ts `pageKeys`).
+   */
+  async page(name: string, input: PageRequest): Promise<void> {
+    const intent = PageRequestSchema.parse(input);
+    const now = this.now();
+    this.transact(() =>
+      this.outbox.page(name, {
+        action: intent.action,
+        key: intent.key,
+        kind: intent.kind,
+        summary: intent.summary,
+        ...(intent.todo === undefined ? {} : { todo: intent.todo }),
+        details: (intent.details ?? {}) as PageIntent["details"],
+        at: now,
+      }),
+    );
+    this.outbox.kick();
+  }
+
+  /** Waits until every outbox loop started so far has finished (tests). */
+  async drainOutbox(): Promise<void> {
+    await this.outbox.idle();
   }
 
   /** Waits until every dispatch started so far has been delivered and its result fed back. */
@@ -702,11 +760,18 @@ export class TargetObject extends DurableObject<Env> {
       return this.ctx.storage.transactionSync(() => {
         const out = fn();
         this.store.flush();
+        // Queued in the same transaction as the events it sends: committed together, or not at all.
+        const written = this.store.takeWritten();
+        const now = this.now();
+        // Also with no event: a page that expires (a break-glass request nobody answered) is due.
+        const state = written.length > 0 || this.outbox.due(now) ? (this.cached?.state ?? this.readState()) : null;
+        if (state) this.outbox.capture(state.target, written, state.machine, now);
         return out;
       });
     } catch (err) {
       this.store.reset();
       this.cached = null;
+      this.outbox.forget();
       throw err;
     }
   }
@@ -761,13 +826,17 @@ export class TargetObject extends DurableObject<Env> {
     const lastNotice = effects.findLastIndex((e) => e.type === "notify");
     for (const [i, effect] of effects.entries()) {
       switch (effect.type) {
-        case "setTimer":
+        case "setTimer": {
+          // One alarm for the machine and the outbox: the earlier of the two.
+          const outboxAt = this.outbox.nextAt();
+          const at = effect.at === null ? outboxAt : outboxAt === null ? effect.at : Math.min(effect.at, outboxAt);
           // Only a changed alarm time costs a storage call (issue 19: most ingests keep it).
-          if (effect.at === this.alarmAt) break;
-          this.alarmAt = effect.at;
-          if (effect.at === null) void this.ctx.storage.deleteAlarm();
-          else void this.ctx.storage.setAlarm(effect.at);
+          if (at === this.alarmAt) break;
+          this.alarmAt = at;
+          if (at === null) void this.ctx.storage.deleteAlarm();
+          else void this.ctx.storage.setAlarm(at);
           break;
+        }
         case "notify": {
           if (stored === undefined) stored = this.readState();
           const target = stored?.target ?? "target";
@@ -792,6 +861,36 @@ export class TargetObject extends DurableObject<Env> {
           break;
       }
     }
+    // After the commit, and never awaited by the caller: a pager that is down delays no decision.
+    this.outbox.kick();
+    // A decision without a timer (a break-glass request) may still have queued a page that expires.
+    const outboxAt = this.outbox.nextAt();
+    if (outboxAt !== null) void this.armAtMost(outboxAt);
+  }
+
+  /** Lowers the alarm to `at` if it is set later (or not at all); never raises it past a machine deadline. */
+  private async armAtMost(at: number): Promise<void> {
+    const current = this.alarmAt === undefined ? await this.ctx.storage.getAlarm() : this.alarmAt;
+    // perform() may have armed it while getAlarm was answered; its value is the newer one.
+    const known = this.alarmAt === undefined ? current : this.alarmAt;
+    if (known !== null && known <= at) {
+      this.alarmAt = known;
+      return;
+    }
+    this.alarmAt = at;
+    await this.ctx.storage.setAlarm(at);
+  }
+
+  /** Appends one shell event in its own transaction (the outbox's `notify.failed` / `notify.dropped`). */
+  private auditShell(target: string, type: string, detail: Json): void {
+    const now = this.now();
+    const effects = this.transact(() => {
+      const state = this.loadState(target, now);
+      this.appendEvent(state, now, type, detail);
+      this.saveState(state);
+      return state.configEffects;
+    });
+    if (effects.length > 0) this.perform(effects);
   }
 
   /** Delivers a dispatch and feeds the outcome (and any report the agent already has) back. */
@@ -948,6 +1047,13 @@ export class TargetObject extends DurableObject<Env> {
   }
 
   private insertEvent(seq: number, at: number, type: string, detail: unknown, cause: number | null): void {
+    this.store.noteWritten({
+      seq,
+      at,
+      type,
+      detail: detail as Record<string, Json>,
+      ...(cause === null ? {} : { cause }),
+    });
     this.sql.exec(
       "INSERT INTO events (seq, at, type, detail, cause) VALUES (?, ?, ?, ?, ?)",
       seq,
@@ -1059,6 +1165,8 @@ class SqlTargetStore implements TargetStore {
   private readonly known = new Map<string, StoredSignal | null>();
   private readonly pending = new Map<string, StoredSignal>();
   private events: MachineAuditEvent[] = [];
+  /** Every event written in this transaction, for the outbox (webhooks get every audit event). */
+  private written: MachineAuditEvent[] = [];
 
   constructor(sql: SqlStorage, rows: Rows) {
     this.sql = sql;
@@ -1070,6 +1178,19 @@ class SqlTargetStore implements TargetStore {
     this.known.clear();
     this.pending.clear();
     this.events = [];
+    this.written = [];
+  }
+
+  /** Records an event the shell wrote itself. */
+  noteWritten(event: MachineAuditEvent): void {
+    this.written.push(event);
+  }
+
+  /** The events written in this transaction, in seq order; forgets them. */
+  takeWritten(): MachineAuditEvent[] {
+    const out = this.written.sort((a, b) => a.seq - b.seq);
+    this.written = [];
+    return out;
   }
 
   signal(key: string): StoredSignal | undefined {
@@ -1218,6 +1339,7 @@ class SqlTargetStore implements TargetStore {
   }
 
   private writeEvents(events: readonly MachineAuditEvent[]): void {
+    this.written.push(...events);
     const values = (e: MachineAuditEvent): SqlStorageValue[] => [
       e.seq,
       e.at,
