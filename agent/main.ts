@@ -22,6 +22,7 @@ import { configMapReader, createDnsFlipExecutor } from "./executors/dns-flip.ts"
 import { createEtcdSyncTeardownExecutor } from "./executors/etcd-sync-teardown.ts";
 import { createNodeFenceExecutor } from "./executors/node-fence.ts";
 import { createRouteSwapExecutor } from "./executors/route-swap.ts";
+import { createPlanExecutor } from "./plan/plan-executor.ts";
 import { connectKube } from "./kube.ts";
 import type { Leadership } from "./leadership.ts";
 import { startLeaseElector } from "./lease.ts";
@@ -65,6 +66,9 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
+/** How often the leader tries the steps owed by an unreachable cluster again. */
+const OWED_INTERVAL_MS = 15_000;
+
 /** The production executors, one per target kind. */
 export function defaultExecutors(
   config: AgentConfig,
@@ -78,6 +82,7 @@ export function defaultExecutors(
     ...executorRegistry(dnsFlip),
     ...executorRegistry(createEtcdSyncTeardownExecutor({ kubeConfig, agentConfig: config, env })),
     ...executorRegistry(createNodeFenceExecutor({ kubeConfig })),
+    ...executorRegistry(createPlanExecutor({ kubeConfig, agentConfig: config, env })),
   ]);
 }
 
@@ -165,6 +170,13 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     if (resumed.length) log.info("resumed unfinished actions", { actions: resumed });
   }
 
+  // Steps owed by `ifUnreachable: "skip"` run once their cluster answers (design §11.6).
+  const owedTimer = setInterval(() => {
+    if (!leadership.isLeader()) return;
+    runner.settleOwed().catch((err: unknown) => log.warn("owed steps: could not settle", { error: String(err) }));
+  }, OWED_INTERVAL_MS);
+  owedTimer.unref();
+
   const versionApi = kubeConfig.makeApiClient(VersionApi);
   let accepting = true;
   const app = createAgentApp({
@@ -204,6 +216,7 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     localServers,
     stop: async () => {
       accepting = false;
+      clearInterval(owedTimer);
       await runner.drain(options.shutdownGraceMs ?? 20_000);
       unfollow();
       await leadership.stop();
