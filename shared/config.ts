@@ -389,12 +389,13 @@ const EnvVarName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "an environment 
 const StepName = z
   .string()
   .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, "step names are lower-case letters, digits and '-' (a DNS label)");
-const JsonPathText = z.string().superRefine((text, ctx) => {
-  const parsed = parseKubeJsonPath(text);
-  if (!parsed.ok) ctx.addIssue({ code: "custom", message: parsed.message });
-});
 /** `{"<JSONPath>": value}`: each path selects exactly one value, compared as JSON. */
-const JsonPathValues = z.record(JsonPathText, z.json());
+const JsonPathValues = z.record(z.string(), z.json()).superRefine((values, ctx) => {
+  for (const path of Object.keys(values)) {
+    const parsed = parseKubeJsonPath(path);
+    if (!parsed.ok) ctx.addIssue({ code: "custom", path: [path], message: parsed.message });
+  }
+});
 const bySide = <T extends z.ZodType>(value: T) => z.object({ primary: value, secondary: value }).strict();
 const WorkloadRef = z
   .object({ kind: z.enum(["Deployment", "StatefulSet", "DaemonSet"]), namespace: K8sName, name: K8sName })
