@@ -271,7 +271,7 @@ export function registerActionRoutes(app: Hono, deps: ActionRoutesDeps): void {
   });
 
   app.get("/v1/actions/:id", async (c) => {
-    // No body to sign: the signature covers the path exactly as sent (design §6, wave 2).
+    // No body to sign: the signature covers the path exactly as sent (design §6).
     const auth = await authenticate(c, new URL(c.req.url).pathname, deps, { qstash: false });
     if (!auth.ok) {
       deps.log.warn("report request rejected: signature", { status: 401 });

@@ -449,7 +449,7 @@ export class ActionRunner {
     let preempted = false;
     for (const a of this.active.values()) {
       if (a.record.request.target === request.target && a.record.report.status === "running") {
-        // Design §6 (wave 2): a real action preempts a running dry run; anything else is a conflict.
+        // Design §6: a real action preempts a running dry run; anything else is a conflict.
         if (!preempts(request, a.record)) return { outcome: "conflict", runningId: a.record.request.id };
         await this.preempt(a, request.id);
         preempted = true;

@@ -2,7 +2,8 @@
  * The `turnout` CLI (design §10): `status [target]`, `events <target> [--follow]`, the commands
  * (`failover|failback|approve|cancel|pause|resume|drill|retry|revert <target>`), `clear <target>
  * <key>` and `confirm <target> <request>`, against the worker's operator API (design §3) at
- * `TURNOUT_URL` with the bearer token `TURNOUT_TOKEN`. Human-readable by default, `--json` for
+ * `TURNOUT_URL` with the bearer token `TURNOUT_TOKEN`; `approve <target> --step <name>` approves a
+ * plan step waiting for approval. Human-readable by default, `--json` for
  * scripts. Exit codes: 0 success, 1 refused (the problem's detail is printed) or unreachable,
  * 2 bad usage.
  */
@@ -28,7 +29,8 @@ const DEFAULT_URL = "http://127.0.0.1:8787";
 const TARGET_COMMANDS = {
   failover: "switch the active side to the other side now (hold, quorum, flapping, cooldown and budget are skipped)",
   failback: "switch back to the home side now",
-  approve: "approve the switch a target with approval: required is waiting for",
+  approve:
+    "approve the switch a target with approval: required is waiting for, or (--step) a plan step waiting for approval",
   cancel: "cancel a pending or awaiting switch, a failed action, or a drill",
   pause: "stop automatic action on a target (signals are still recorded)",
   resume: "allow automatic action again (the hold starts anew)",
@@ -185,7 +187,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io, signa
     print(g, b, () => {
       const what = confirmed
         ? `confirmed ${confirmed.requester ?? "another operator"}'s forced ${confirmed.command ?? "command"}`
-        : `${String(body.command)} accepted`;
+        : body.step !== undefined
+          ? `step ${String(body.step)} approved (forwarded to the agent)`
+          : `${String(body.command)} accepted`;
       if (!view) return `${what} on ${target}`;
       const a = view.action;
       return (
@@ -206,14 +210,26 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io, signa
       .option("--force", "break-glass: allow switching to a side turnout considers down (a second operator confirms)")
       .option("--reason <text>", "why, for the audit log and Slack");
     if (name === "drill") c.addOption(new Option("--mode <mode>", "drill mode").choices(["dry-run", "live"]));
-    c.action(async (target: string, opts: { force?: boolean; reason?: string; mode?: string }, cmd: Command) => {
-      await send(cmd, target, {
-        command: name,
-        ...(opts.reason !== undefined ? { reason: opts.reason } : {}),
-        ...(opts.force ? { force: true } : {}),
-        ...(opts.mode !== undefined ? { mode: opts.mode } : {}),
-      });
-    });
+    if (name === "approve") {
+      c.option("--step <name>", "a plan step waiting for approval (`turnout status <target>` names it)");
+    }
+    c.action(
+      async (
+        target: string,
+        opts: { force?: boolean; reason?: string; mode?: string; step?: string },
+        cmd: Command,
+      ) => {
+        if (opts.step !== undefined && opts.force)
+          throw new UsageError("--step and --force: a plan step's approval is never forced");
+        await send(cmd, target, {
+          command: name,
+          ...(opts.reason !== undefined ? { reason: opts.reason } : {}),
+          ...(opts.force ? { force: true } : {}),
+          ...(opts.mode !== undefined ? { mode: opts.mode } : {}),
+          ...(opts.step !== undefined ? { step: opts.step } : {}),
+        });
+      },
+    );
   }
 
   program

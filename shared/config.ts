@@ -76,8 +76,8 @@ export const PolicySchema = z
     actionTimeoutSeconds: z.number().int().min(1).default(600),
     dispatchRetries: z.number().int().min(0).default(5),
     /**
-     * A firing signal not seen again for this long stops counting as down evidence (design §4
-     * wave 2); twice Alertmanager's default `repeat_interval`. 0 never expires.
+     * A firing signal not seen again for this long stops counting as down evidence (design §4);
+     * twice Alertmanager's default `repeat_interval`. 0 never expires.
      */
     staleAfterSeconds: seconds(28800),
     /** How long a side that was down must be up before it is a failover destination (rule 14); default `holdSeconds`. */
@@ -177,7 +177,7 @@ export const WorkerConfigSchema = z
       })
       .strict()
       .optional(),
-    /** How much history each target keeps (design §4 wave 2). */
+    /** How much history each target keeps (design §4). */
     retention: z
       .object({
         resolvedSignalDays: z.number().int().min(1).default(7),

@@ -79,6 +79,12 @@ export function eventSentence(e: EventLike): string {
       return `approval requested: ${text(d.kind)} ${text(d.from)} → ${text(d.to)} (policy approval: required)`;
     case "approval.expired":
       return `approval expired: ${text(d.kind)} to ${text(d.to)}, requested ${text(d.requestedAt)}, was not approved in time`;
+    case "approval.step-waiting":
+      return `step ${text(d.step)} of ${text(d.id)} waits for approval${d.deadline ? ` until ${text(d.deadline)}` : ""}: ${text(d.message)}`;
+    case "approval.step-approved":
+      return `step ${text(d.step)} of ${text(d.id)} approved by ${text(d.by)}; forwarded to the agent`;
+    case "approval.forward-failed":
+      return `approval of step ${text(d.step)} of ${text(d.id)} by ${text(d.by)} did not reach agent ${text(d.agent)}, nothing approved: ${text(d.error)}`;
     case "command.accepted":
       return `command accepted: ${text(d.command)}${d.force ? " (force)" : ""}${d.to ? ` to ${text(d.to)}` : ""}${byWhom(d)}`;
     case "command.rejected":

@@ -337,6 +337,8 @@ export interface MachineView {
     dryRun: boolean;
     status: ActionState["status"];
     steps: ActionState["steps"];
+    /** The plan steps approved so far, with who approved each and when (design §11.2). */
+    approvals?: { step: string; by: string; at: string }[];
     error?: { code: string; message: string };
   } | null;
   autoActionsLast24h: number;
@@ -372,6 +374,7 @@ export function machineView(state: MachineState, now: number): MachineView {
             dryRun: a.dryRun,
             status: a.status,
             steps: a.steps,
+            approvals: (a.approvals ?? []).map((x) => ({ step: x.step, by: x.by, at: new Date(x.at).toISOString() })),
             ...(a.error ? { error: a.error } : {}),
           },
     autoActionsLast24h: budgetUsed(state, now).length,

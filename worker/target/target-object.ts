@@ -9,10 +9,14 @@ import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import { PolicySchema, type Side, type WorkerConfig, type WorkerTarget } from "../../shared/config.ts";
 import type { ActionReport } from "../../shared/protocol.ts";
+import { agentSecrets } from "../../shared/secrets.ts";
+import { agentFor } from "../agents/agent-for.ts";
+import { forwardApproval } from "../agents/approvals.ts";
 import { type Dispatcher, transportDispatcher } from "../agents/dispatcher.ts";
 import { type LoadedConfig, loadConfig } from "../config.ts";
 import { drillSummary } from "../engine/drill-summary.ts";
 import { type Effect, initialState, type MachineInput, machineView, upgradeMachineState } from "../engine/machine.ts";
+import { stepApprovalRefusal } from "../engine/machine-commands.ts";
 import type { AuditEvent as MachineAuditEvent } from "../engine/machine-types.ts";
 import {
   type IngestBatch,
@@ -67,6 +71,8 @@ import type {
   EventPage,
   RecordingLine,
   SignalView,
+  StepApprovalInput,
+  StepApprovalResult,
   TargetCommand,
   TargetView,
 } from "./target-view.ts";
@@ -365,9 +371,76 @@ export class TargetObject extends DurableObject<Env> {
           now,
         );
       }
-      const { key: _key, ...rest } = command;
+      // A plan step's approval is forwarded to the agent first: only approveStep() records one.
+      const { key: _key, step: _step, ...rest } = command as TargetCommand & { step?: unknown };
       return inputCore(this.store, state, { type: "command", ...rest, command: command.command }, now);
     });
+    this.perform(effects);
+    const view = await this.view(name);
+    return rejected === undefined ? { applied: true, view } : { applied: false, rejected, view };
+  }
+
+  /**
+   * Approves a plan step waiting for a person (design §11.2, §11.6). Refused unless the current
+   * action's step is `waiting` and was not approved before (and, from a Slack button, the action
+   * is still the one the button was posted for); else forwarded, signed, to the agent that runs
+   * the action, and recorded only once it reached the agent (its 409 counts as reached), so an
+   * approval the agent never got is never shown as given.
+   */
+  async approveStep(name: string, input: StepApprovalInput): Promise<StepApprovalResult> {
+    const machine = this.readState()?.machine;
+    const action = machine?.action ?? null;
+    const command: MachineInput = { type: "command", command: "approve", step: input.step, actor: input.actor };
+    if (input.reason !== undefined) command.reason = input.reason;
+    if (input.actionId !== undefined && action?.id !== input.actionId) {
+      const now = action ? `the current action is ${action.id}` : "no action is running";
+      return {
+        applied: false,
+        rejected: `approve: the button is for ${input.actionId}, but ${now}; nothing changed`,
+        view: await this.view(name),
+      };
+    }
+    if (!machine || !action || stepApprovalRefusal(machine, input.step) !== undefined) {
+      // The machine refuses it again and audits the refusal like any refused command.
+      return this.machineCommand(name, command);
+    }
+    const loaded = this.config();
+    if (!loaded.ok)
+      return { applied: false, unavailable: "the worker configuration is invalid", view: await this.view(name) };
+    const agent = agentFor(loaded.value, action);
+    const forwarded = await forwardApproval(
+      agent,
+      { actionId: action.id, step: input.step, by: input.actor },
+      { secrets: agentSecrets(this.env), now: this.now() },
+    );
+    if (forwarded.kind === "failed") {
+      const now = this.now();
+      this.transact(() => {
+        const state = this.loadState(name, now);
+        this.appendEvent(state, now, "approval.forward-failed", {
+          id: action.id,
+          step: input.step,
+          by: input.actor,
+          agent: agent.name,
+          error: forwarded.detail,
+        });
+        this.saveState(state);
+      });
+      return { applied: false, unavailable: forwarded.detail, view: await this.view(name) };
+    }
+    // Recorded now; a concurrent approval recorded meanwhile makes this one the refused second.
+    const result = await this.machineCommand(name, command);
+    return { ...result, forwarded: forwarded.kind };
+  }
+
+  /** Runs one machine command as given (no shell commands, no approval forwarding). */
+  private async machineCommand(
+    name: string,
+    command: Extract<MachineInput, { type: "command" }>,
+  ): Promise<CommandResult> {
+    const { rejected, effects } = this.run(name, this.now(), (state, now) =>
+      inputCore(this.store, state, command, now),
+    );
     this.perform(effects);
     const view = await this.view(name);
     return rejected === undefined ? { applied: true, view } : { applied: false, rejected, view };
@@ -656,7 +729,7 @@ export class TargetObject extends DurableObject<Env> {
   }
 
   /**
-   * Retention (design §4 wave 2), at most hourly and in bounded batches: resolved signals older
+   * Retention (design §4), at most hourly and in bounded batches: resolved signals older
    * than `retention.resolvedSignalDays`, events and recordings beyond `retention.eventsPerTarget`.
    */
   private prune(state: LoadedState, now: number): void {
@@ -707,6 +780,7 @@ export class TargetObject extends DurableObject<Env> {
             target,
             text: effect.text,
             kind: effect.kind,
+            ...(effect.step === undefined ? {} : { step: effect.step }),
             ...(context ? { context, closesIncident: i === lastNotice && settles(context) } : {}),
           });
           break;
@@ -1059,7 +1133,7 @@ class SqlTargetStore implements TargetStore {
 
   observation(now: number, staleAfterMs: number): Observation & { staleAt: number | null } {
     this.flush();
-    // Fresh means last_seen > fresh (design §4 wave 2: `staleAfterMs` 0 never goes stale).
+    // Fresh means last_seen > fresh (design §4: `staleAfterMs` 0 never goes stale).
     const fresh = staleAfterMs > 0 ? now - staleAfterMs : Number.MIN_SAFE_INTEGER;
     const groups = this.rows(
       `SELECT side, source, held, MAX(last_seen) AS newest, MIN(last_seen) AS oldest,

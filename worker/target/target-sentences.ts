@@ -112,6 +112,21 @@ export function targetSentence(view: TargetView, ctx: SentenceContext): TargetSe
   }
   if (view.phase === "executing" && a !== null) {
     const what = `${a.dryRun ? "dry-run " : ""}${a.kind} ${a.from} → ${a.to} (${a.id})`;
+    const w = a.steps.findIndex((st) => st.status === "waiting");
+    const waiting = a.steps[w];
+    if (waiting !== undefined && !a.approvals?.some((x) => x.step === waiting.name)) {
+      // A plan waits for a person (design §11.2): say who must act, and by when.
+      const deadline = waiting.approval?.deadline;
+      return {
+        state: "executing",
+        segments: [
+          `executing: ${what}, step ${waiting.name} (${w + 1} of ${a.steps.length}) waits for an operator's approval`,
+          ...(deadline === undefined
+            ? []
+            : [` by ${clock(deadline)} (in `, { until: deadline }, "), else the action fails"]),
+        ],
+      };
+    }
     const i = a.steps.findIndex((st) => st.status === "running");
     const running = a.steps[i];
     const done = a.steps.filter((st) => st.status !== "pending" && st.status !== "running").length;
