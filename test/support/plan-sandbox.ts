@@ -19,22 +19,20 @@ import {
   type ResourceType,
   startFakeKubeApi,
 } from "../../agent/sandbox/fake-kube-api.ts";
+import { startCnpgController } from "../../agent/sandbox/cnpg-controller.ts";
 import { startWorkloadControllers, type WorkloadControllers } from "../../agent/sandbox/workloads.ts";
 import { type AgentConfig, AgentConfigSchema } from "../../shared/config.ts";
 import { type ActionReport, type ActionRequest, ActionRequestSchema } from "../../shared/protocol.ts";
 
-/** The kinds the plan examples act on beside the built-ins. */
-export const PLAN_RESOURCES: ResourceType[] = [
-  {
-    group: "gateway.networking.k8s.io",
-    version: "v1",
-    resource: "httproutes",
-    kind: "HTTPRoute",
-    namespaced: true,
-    subresources: ["status"],
-  },
-  { group: "postgresql.cnpg.io", version: "v1", resource: "clusters", kind: "Cluster", namespaced: true, subresources: ["status"] },
-];
+/** A CloudNativePG-like Cluster kind served without its CRD, for tests that write its status themselves. */
+const BARE_CNPG: ResourceType = {
+  group: "postgresql.cnpg.io",
+  version: "v1",
+  resource: "clusters",
+  kind: "Cluster",
+  namespaced: true,
+  subresources: ["status"],
+};
 
 export interface PlanCluster {
   api: FakeKubeApi;
@@ -51,20 +49,28 @@ const PLURAL: Record<string, { group: string; resource: string }> = {
   Deployment: { group: "apps", resource: "deployments" },
   StatefulSet: { group: "apps", resource: "statefulsets" },
   ConfigMap: { group: "", resource: "configmaps" },
+  CustomResourceDefinition: { group: "apiextensions.k8s.io", resource: "customresourcedefinitions" },
   HTTPRoute: { group: "gateway.networking.k8s.io", resource: "httproutes" },
   Cluster: { group: "postgresql.cnpg.io", resource: "clusters" },
 };
 
-/** Starts one simulated cluster. */
-export async function startPlanCluster(): Promise<PlanCluster> {
-  const api = await startFakeKubeApi({ resources: PLAN_RESOURCES, namespaces: ["default", "turnout"] });
+/**
+ * Starts one simulated cluster. `cnpg: "operator"`: Clusters are served once the example's CRD is
+ * applied, and the sandbox's simulated operator answers them; `"bare"` (default): the kind is
+ * served from the start and nobody writes its status.
+ */
+export async function startPlanCluster(options: { cnpg?: "operator" | "bare" } = {}): Promise<PlanCluster> {
+  const operator = options.cnpg === "operator";
+  const api = await startFakeKubeApi({ resources: operator ? [] : [BARE_CNPG], namespaces: ["default", "turnout"] });
   const controllers = startWorkloadControllers(api.store, { rolloutDelayMs: 20 });
+  const cnpg = operator ? startCnpgController(api.store, { delayMs: 20 }) : undefined;
   return {
     api,
     controllers,
     apply(yamlFile) {
       const docs = parseAllDocuments(readFileSync(yamlFile, "utf8")).map((d) => d.toJSON() as KubeObject);
-      for (const obj of docs.filter((d) => d.kind === "Namespace").concat(docs.filter((d) => d.kind !== "Namespace"))) {
+      const first = (o: KubeObject) => (o.kind === "Namespace" || o.kind === "CustomResourceDefinition" ? 0 : 1);
+      for (const obj of [...docs].sort((a, b) => first(a) - first(b))) {
         const type = PLURAL[obj.kind ?? ""];
         if (!type) throw new Error(`plan-sandbox: no resource for kind ${obj.kind}`);
         api.store.create(type, obj);
@@ -75,6 +81,7 @@ export async function startPlanCluster(): Promise<PlanCluster> {
         .filter((r) => r.method !== "GET" && !r.path.includes("/configmaps/turnout-"))
         .map((r) => ({ method: r.method, path: r.path, dryRun: r.query.dryRun === "All", body: r.body })),
     close: async () => {
+      cnpg?.stop();
       controllers.stop();
       await api.close();
     },
