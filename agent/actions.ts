@@ -251,20 +251,40 @@ export function registerActionRoutes(app: Hono, deps: ActionRoutesDeps): void {
     const result = await deps.runner.approve(approval);
     switch (result.outcome) {
       case "approved":
-        return c.json({ actionId: approval.actionId, step: approval.step, status: "approved", ...result.approval }, 200);
+        return c.json(
+          { actionId: approval.actionId, step: approval.step, status: "approved", ...result.approval },
+          200,
+        );
       case "already-approved":
-        return problem(409, "already-approved", "Already approved", `step ${approval.step} was approved by ${result.approval.by} at ${result.approval.at}`, {
-          step: approval.step,
-          by: result.approval.by,
-          at: result.approval.at,
-        });
+        return problem(
+          409,
+          "already-approved",
+          "Already approved",
+          `step ${approval.step} was approved by ${result.approval.by} at ${result.approval.at}`,
+          {
+            step: approval.step,
+            by: result.approval.by,
+            at: result.approval.at,
+          },
+        );
       case "not-waiting":
-        return problem(409, "not-waiting", "Not waiting", `step ${approval.step} is ${result.status}, not waiting for an approval`, {
-          step: approval.step,
-          status: result.status,
-        });
+        return problem(
+          409,
+          "not-waiting",
+          "Not waiting",
+          `step ${approval.step} is ${result.status}, not waiting for an approval`,
+          {
+            step: approval.step,
+            status: result.status,
+          },
+        );
       case "unknown-step":
-        return problem(404, "not-found", "Not found", `action ${approval.actionId} has no step ${JSON.stringify(approval.step)}`);
+        return problem(
+          404,
+          "not-found",
+          "Not found",
+          `action ${approval.actionId} has no step ${JSON.stringify(approval.step)}`,
+        );
       case "unknown-action":
         return problem(404, "not-found", "Not found", `unknown action ${JSON.stringify(approval.actionId)}`);
     }

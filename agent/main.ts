@@ -22,7 +22,6 @@ import { configMapReader, createDnsFlipExecutor } from "./executors/dns-flip.ts"
 import { createEtcdSyncTeardownExecutor } from "./executors/etcd-sync-teardown.ts";
 import { createNodeFenceExecutor } from "./executors/node-fence.ts";
 import { createRouteSwapExecutor } from "./executors/route-swap.ts";
-import { createPlanExecutor } from "./plan/plan-executor.ts";
 import { connectKube } from "./kube.ts";
 import type { Leadership } from "./leadership.ts";
 import { startLeaseElector } from "./lease.ts";
@@ -30,6 +29,7 @@ import { createLogger, type Logger } from "./log.ts";
 import { ConfigMapActionStore } from "./memory.ts";
 import { createAgentMetrics } from "./metrics.ts";
 import { type ClusterMode, detectMode } from "./mode.ts";
+import { createPlanExecutor } from "./plan/plan-executor.ts";
 import { createReportSender } from "./report-sender.ts";
 import { ActionRunner, type ExecutorRegistry, executorRegistry, followLeadership } from "./runner.ts";
 import { type LocalServers, startLocalServers } from "./sandbox/local-servers.ts";

@@ -404,7 +404,9 @@ const ApiVersion = z.string().regex(/^([a-z0-9.-]+\/)?v[0-9]+((alpha|beta)[0-9]+
 const KindName = z.string().regex(/^[A-Z][A-Za-z0-9]*$/, "a Kubernetes kind, e.g. HTTPRoute");
 
 const WaitForSchema = z.union([
-  z.object({ condition: z.object({ type: z.string().min(1), status: z.enum(["True", "False", "Unknown"]) }).strict() }).strict(),
+  z
+    .object({ condition: z.object({ type: z.string().min(1), status: z.enum(["True", "False", "Unknown"]) }).strict() })
+    .strict(),
   JsonPathValues,
 ]);
 
@@ -475,7 +477,10 @@ export const ScaleStepSchema = z
 
 export const CheckStepSchema = z
   .object({
-    kube: z.object({ ...KubeObjectRef, waitFor: WaitForSchema }).strict().optional(),
+    kube: z
+      .object({ ...KubeObjectRef, waitFor: WaitForSchema })
+      .strict()
+      .optional(),
     http: z
       .object({
         url: z.url(),
@@ -535,7 +540,10 @@ export const PlanStepSchema = z
     check: CheckStepSchema.optional(),
     http: HttpStepSchema.optional(),
     wait: z.object({ seconds: z.number().positive() }).strict().optional(),
-    approval: z.object({ message: z.string().min(1).max(500) }).strict().optional(),
+    approval: z
+      .object({ message: z.string().min(1).max(500) })
+      .strict()
+      .optional(),
     /** This step always runs as in a drill (writes with dryRun=All), even in a real action. */
     dryRun: z.boolean().default(false),
     timeoutSeconds: z.number().positive().optional(),
@@ -617,8 +625,13 @@ export function planSteps(plan: PlanTarget): { step: PlanStep; path: (string | n
   const out: { step: PlanStep; path: (string | number)[] }[] = [];
   for (const list of ["steps", "failbackSteps"] as const) {
     (plan[list] ?? []).forEach((element, i) => {
-      if ("parallel" in element) element.parallel.forEach((step, j) => out.push({ step, path: [list, i, "parallel", j] }));
-      else out.push({ step: element, path: [list, i] });
+      if (!("parallel" in element)) {
+        out.push({ step: element, path: [list, i] });
+        return;
+      }
+      element.parallel.forEach((step, j) => {
+        out.push({ step, path: [list, i, "parallel", j] });
+      });
     });
   }
   return out;
@@ -667,9 +680,7 @@ export const AgentConfigSchema = z
       .strict()
       .optional(),
     /** Other clusters plan steps act on (design §11.2): `{"<name>": {kubeconfig}}`. */
-    clusters: z
-      .record(K8sName, z.object({ kubeconfig: z.string().min(1) }).strict())
-      .default({}),
+    clusters: z.record(K8sName, z.object({ kubeconfig: z.string().min(1) }).strict()).default({}),
     targets: z.record(TargetName, AgentTargetSchema),
   })
   .strict()

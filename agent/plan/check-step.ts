@@ -45,11 +45,15 @@ export async function runCheckStep(run: CheckStepRun): Promise<StepOutcome> {
     try {
       const res = await doFetch(http.url, { signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(10_000)]) });
       const text = await res.text();
-      if (res.status !== http.expectStatus) return { done: false, detail: `answered ${res.status}, expected ${http.expectStatus}` };
+      if (res.status !== http.expectStatus)
+        return { done: false, detail: `answered ${res.status}, expected ${http.expectStatus}` };
       if (http.expectBody !== undefined && !text.includes(http.expectBody)) {
         return { done: false, detail: `answered ${res.status} without ${JSON.stringify(http.expectBody)}` };
       }
-      return { done: true, detail: `answered ${res.status}${http.expectBody !== undefined ? ` with ${JSON.stringify(http.expectBody)}` : ""}` };
+      return {
+        done: true,
+        detail: `answered ${res.status}${http.expectBody !== undefined ? ` with ${JSON.stringify(http.expectBody)}` : ""}`,
+      };
     } catch (err) {
       if (ctx.signal.aborted) throw err;
       return { done: false, detail: `no answer (${err instanceof Error ? err.message : String(err)})` };

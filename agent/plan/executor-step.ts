@@ -56,6 +56,8 @@ export async function runExecutorStep(
     if (!action.dryRun) await stepMem.set("done", done);
   }
   return {
-    detail: done.map((d) => `${d.name}${d.status === "skipped" ? " (skipped)" : ""}${d.detail ? `: ${d.detail}` : ""}`).join("; "),
+    detail: done
+      .map((d) => `${d.name}${d.status === "skipped" ? " (skipped)" : ""}${d.detail ? `: ${d.detail}` : ""}`)
+      .join("; "),
   };
 }

@@ -56,7 +56,8 @@ export async function runHttpStep(run: HttpStepRun): Promise<StepOutcome> {
   }
   const request = `${line} headers ${JSON.stringify(shown)}${body === undefined ? "" : ` body ${body}`}`;
   if (run.dryRun) return { detail: `dry run: not sent: ${request}` };
-  if (missing.length) throw new StepError("config", `${line}: environment variable ${missing.join(", ")} is not set; nothing sent`);
+  if (missing.length)
+    throw new StepError("config", `${line}: environment variable ${missing.join(", ")} is not set; nothing sent`);
 
   let res: Response;
   try {

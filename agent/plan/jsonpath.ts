@@ -27,7 +27,8 @@ export interface Mismatch {
 export function firstMismatch(obj: unknown, values: Record<string, unknown>): Mismatch | undefined {
   for (const [path, expected] of Object.entries(values)) {
     const s = select(obj, path);
-    if (!s.one) return { path, expected, actual: s.count === 0 ? "nothing (the path selects no value)" : `${s.count} values` };
+    if (!s.one)
+      return { path, expected, actual: s.count === 0 ? "nothing (the path selects no value)" : `${s.count} values` };
     if (!jsonEqual(s.value, expected)) return { path, expected, actual: JSON.stringify(s.value) };
   }
   return undefined;

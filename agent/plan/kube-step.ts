@@ -9,11 +9,11 @@
  */
 import type { z } from "zod";
 import type { KubeStepSchema } from "../../shared/config.ts";
+import type { DurableMemory } from "../executor.ts";
 import { type StepContext, StepError, type StepOutcome } from "../executor.ts";
 import { applyJsonPatch, applyMergePatch, deepEqual, type Json, PatchError } from "../sandbox/kube-patch.ts";
 import { describeMismatch, firstMismatch } from "./jsonpath.ts";
-import { KubeObjects, type PlainObject, refText } from "./kube-object.ts";
-import type { DurableMemory } from "../executor.ts";
+import { type KubeObjects, type PlainObject, refText } from "./kube-object.ts";
 import { waitForHolds } from "./wait-for.ts";
 import { waitUntil } from "./wait-until.ts";
 

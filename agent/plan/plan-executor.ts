@@ -82,7 +82,10 @@ export function createPlanExecutor(deps: PlanExecutorDeps): Executor<PlanTarget>
   const clusters = deps.clusters ?? planClusters(deps.kubeConfig, deps.agentConfig.clusters);
   const embedded = new Map<string, Executor>();
   /** One executor of each embedded kind per cluster, built on first use. */
-  const executorFor = (kind: "routeSwap" | "dnsFlip" | "etcdSyncTeardown" | "nodeFence", cluster: string | undefined) => {
+  const executorFor = (
+    kind: "routeSwap" | "dnsFlip" | "etcdSyncTeardown" | "nodeFence",
+    cluster: string | undefined,
+  ) => {
     const key = `${kind}/${cluster ?? ""}`;
     let e = embedded.get(key);
     if (!e) {
@@ -91,7 +94,11 @@ export function createPlanExecutor(deps: PlanExecutorDeps): Executor<PlanTarget>
         kind === "routeSwap"
           ? createRouteSwapExecutor({ kubeConfig, ...(deps.fetch ? { fetch: deps.fetch } : {}) })
           : kind === "dnsFlip"
-            ? createDnsFlipExecutor({ env, readConfigMap: configMapReader(kubeConfig), ...(deps.fetch ? { fetch: deps.fetch } : {}) })
+            ? createDnsFlipExecutor({
+                env,
+                readConfigMap: configMapReader(kubeConfig),
+                ...(deps.fetch ? { fetch: deps.fetch } : {}),
+              })
             : kind === "etcdSyncTeardown"
               ? createEtcdSyncTeardownExecutor({ kubeConfig, agentConfig: deps.agentConfig, env })
               : createNodeFenceExecutor({ kubeConfig });
@@ -101,11 +108,7 @@ export function createPlanExecutor(deps: PlanExecutorDeps): Executor<PlanTarget>
     return e;
   };
 
-  async function runStep(
-    ctx: StepContext,
-    step: PlanStep,
-    earlier: readonly PlanStep[],
-  ): Promise<StepOutcome> {
+  async function runStep(ctx: StepContext, step: PlanStep, earlier: readonly PlanStep[]): Promise<StepOutcome> {
     const action = step.dryRun && !ctx.action.dryRun ? { ...ctx.action, dryRun: true } : ctx.action;
     const dryRun = action.dryRun;
     const c = { ...ctx, action };
@@ -136,18 +139,40 @@ export function createPlanExecutor(deps: PlanExecutorDeps): Executor<PlanTarget>
       });
     }
     if (step.scale) {
-      return runScaleStep({ ctx: c, step: step.scale, kubeConfig, dryRun, timeoutMs: seconds(WAIT_TIMEOUT_SECONDS), pollMs });
+      return runScaleStep({
+        ctx: c,
+        step: step.scale,
+        kubeConfig,
+        dryRun,
+        timeoutMs: seconds(WAIT_TIMEOUT_SECONDS),
+        pollMs,
+      });
     }
     if (step.restart) {
-      return runRestartStep({ ctx: c, step: step.restart, kubeConfig, dryRun, timeoutMs: seconds(WAIT_TIMEOUT_SECONDS), pollMs });
+      return runRestartStep({
+        ctx: c,
+        step: step.restart,
+        kubeConfig,
+        dryRun,
+        timeoutMs: seconds(WAIT_TIMEOUT_SECONDS),
+        pollMs,
+      });
     }
     if (step.check) {
       const key = objectKey(step);
-      const dryWrite = earlier.find((e) => (dryRun || e.dryRun) && key !== undefined && objectKey(e) === key && !e.check);
+      const dryWrite = earlier.find(
+        (e) => (dryRun || e.dryRun) && key !== undefined && objectKey(e) === key && !e.check,
+      );
       if (dryWrite) {
         return { status: "skipped", detail: `skipped (dry run): it reads what step "${dryWrite.name}" only dry-ran` };
       }
-      return runCheckStep({ ctx: c, step: step.check, kubeConfig, timeoutMs: seconds(CHECK_TIMEOUT_SECONDS), ...(deps.fetch ? { fetch: deps.fetch } : {}) });
+      return runCheckStep({
+        ctx: c,
+        step: step.check,
+        kubeConfig,
+        timeoutMs: seconds(CHECK_TIMEOUT_SECONDS),
+        ...(deps.fetch ? { fetch: deps.fetch } : {}),
+      });
     }
     if (step.http) {
       return runHttpStep({
@@ -165,15 +190,34 @@ export function createPlanExecutor(deps: PlanExecutorDeps): Executor<PlanTarget>
       if (dryRun) return { status: "skipped", detail: `dry run: the ${step.wait.seconds} s wait is skipped` };
       return runWaitStep(c, step.wait.seconds, memory);
     }
-    if (step.approval) return runApprovalStep(c, step.approval.message, seconds(APPROVAL_TIMEOUT_SECONDS), memory, dryRun);
+    if (step.approval)
+      return runApprovalStep(c, step.approval.message, seconds(APPROVAL_TIMEOUT_SECONDS), memory, dryRun);
     if (step.routeSwap) {
-      return runExecutorStep(c, executorFor("routeSwap", step.cluster), { kind: "route-swap", ...step.routeSwap }, memory, action);
+      return runExecutorStep(
+        c,
+        executorFor("routeSwap", step.cluster),
+        { kind: "route-swap", ...step.routeSwap },
+        memory,
+        action,
+      );
     }
     if (step.dnsFlip) {
-      return runExecutorStep(c, executorFor("dnsFlip", step.cluster), { kind: "dns-flip", ...step.dnsFlip }, memory, action);
+      return runExecutorStep(
+        c,
+        executorFor("dnsFlip", step.cluster),
+        { kind: "dns-flip", ...step.dnsFlip },
+        memory,
+        action,
+      );
     }
     if (step.nodeFence) {
-      return runExecutorStep(c, executorFor("nodeFence", step.cluster), { kind: "node-fence", ...step.nodeFence }, memory, action);
+      return runExecutorStep(
+        c,
+        executorFor("nodeFence", step.cluster),
+        { kind: "node-fence", ...step.nodeFence },
+        memory,
+        action,
+      );
     }
     if (step.etcdSyncTeardown) {
       const settings = step.etcdSyncTeardown;
@@ -196,7 +240,12 @@ export function createPlanExecutor(deps: PlanExecutorDeps): Executor<PlanTarget>
       return flat.map(({ step, group }, i) => ({
         name: step.name,
         ...(group ? { group } : {}),
-        run: (ctx) => runStep(ctx, step, flat.slice(0, i).map((f) => f.step)),
+        run: (ctx) =>
+          runStep(
+            ctx,
+            step,
+            flat.slice(0, i).map((f) => f.step),
+          ),
       }));
     },
   };

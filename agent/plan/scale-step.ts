@@ -55,7 +55,10 @@ export async function runScaleStep(run: ScaleStepRun): Promise<StepOutcome> {
         ? apps.patchNamespacedDeploymentScale(request, header)
         : apps.patchNamespacedStatefulSetScale(request, header),
     );
-    if (dryRun) return { detail: `dry run: ${what} ${had} → ${want} replicas accepted with dryRun=All; readiness wait skipped (dry run)` };
+    if (dryRun)
+      return {
+        detail: `dry run: ${what} ${had} → ${want} replicas accepted with dryRun=All; readiness wait skipped (dry run)`,
+      };
     did = `scaled ${had} → ${want}`;
   }
   const readWorkload = () =>
@@ -72,7 +75,8 @@ export async function runScaleStep(run: ScaleStepRun): Promise<StepOutcome> {
       const observed = w.status?.observedGeneration ?? 0;
       const ready = w.status?.readyReplicas ?? 0;
       const total = w.status?.replicas ?? 0;
-      if (observed < generation) return { done: false, detail: `observedGeneration ${observed} < generation ${generation}` };
+      if (observed < generation)
+        return { done: false, detail: `observedGeneration ${observed} < generation ${generation}` };
       return { done: ready === want && total === want, detail: `${ready}/${want} Ready, ${total} total` };
     },
   );

@@ -3,10 +3,11 @@
  * controller observed the generation our write produced (`status.observedGeneration`, and the
  * condition's own `observedGeneration`, where the kind has them).
  */
+
+import type { z } from "zod";
 import type { KubeStepSchema } from "../../shared/config.ts";
 import { describeMismatch, firstMismatch } from "./jsonpath.ts";
 import type { PlainObject } from "./kube-object.ts";
-import type { z } from "zod";
 
 export type WaitFor = NonNullable<z.infer<typeof KubeStepSchema>["waitFor"]>;
 
@@ -27,7 +28,10 @@ export function waitForHolds(
     const c = conditions.find((x) => x.type === type);
     if (!c) return { done: false, detail: `no ${type} condition yet` };
     if (generation !== undefined && typeof c.observedGeneration === "number" && c.observedGeneration < generation) {
-      return { done: false, detail: `condition ${type} observedGeneration ${c.observedGeneration} < generation ${generation}` };
+      return {
+        done: false,
+        detail: `condition ${type} observedGeneration ${c.observedGeneration} < generation ${generation}`,
+      };
     }
     const text = `condition ${type}=${String(c.status)}${c.reason ? ` (${String(c.reason)})` : ""}`;
     return { done: c.status === status, detail: text };
@@ -37,5 +41,11 @@ export function waitForHolds(
 }
 
 function isCondition(w: WaitFor): w is { condition: { type: string; status: "True" | "False" | "Unknown" } } {
-  return Object.keys(w).length === 1 && "condition" in w && typeof w.condition === "object" && w.condition !== null && !Array.isArray(w.condition);
+  return (
+    Object.keys(w).length === 1 &&
+    "condition" in w &&
+    typeof w.condition === "object" &&
+    w.condition !== null &&
+    !Array.isArray(w.condition)
+  );
 }

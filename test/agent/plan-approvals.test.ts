@@ -9,7 +9,14 @@ import { alwaysLeader } from "../../agent/leadership.ts";
 import { silentLogger } from "../../agent/log.ts";
 import { createAgentApp } from "../../agent/server.ts";
 import { SIGNATURE_HEADER, sign } from "../../shared/signature.ts";
-import { manualClock, type PlanCluster, planAction, planAgent, planConfig, startPlanCluster } from "../support/plan-sandbox.ts";
+import {
+  manualClock,
+  type PlanCluster,
+  planAction,
+  planAgent,
+  planConfig,
+  startPlanCluster,
+} from "../support/plan-sandbox.ts";
 
 const SECRET = "approval-secret-of-at-least-32-chars!";
 const steps = [
@@ -29,7 +36,10 @@ const steps = [
 let cluster: PlanCluster;
 beforeEach(async () => {
   cluster = await startPlanCluster();
-  cluster.api.store.create({ resource: "configmaps" }, { metadata: { name: "app", namespace: "default" }, data: { side: "primary" } });
+  cluster.api.store.create(
+    { resource: "configmaps" },
+    { metadata: { name: "app", namespace: "default" }, data: { side: "primary" } },
+  );
 });
 afterEach(async () => {
   await cluster.close();
@@ -56,7 +66,8 @@ function setup() {
   return { clock, agent, approve };
 }
 
-const side = (c: PlanCluster) => (c.api.store.get({ resource: "configmaps" }, "default", "app")?.data as { side: string }).side;
+const side = (c: PlanCluster) =>
+  (c.api.store.read({ resource: "configmaps" }, "default", "app").data as { side: string }).side;
 
 describe("approval steps", () => {
   it("wait as `waiting` with message and deadline, resume once on approval, and refuse a second approval with 409", async () => {
@@ -75,14 +86,20 @@ describe("approval steps", () => {
     expect(await first.json()).toMatchObject({ status: "approved", by: "alice@example.com" });
     const done = await agent.waitForReport((r) => r.status !== "running");
     expect(done.status).toBe("succeeded");
-    expect(done.steps[0]).toMatchObject({ status: "succeeded", detail: expect.stringContaining("approved by alice@example.com") });
+    expect(done.steps[0]).toMatchObject({
+      status: "succeeded",
+      detail: expect.stringContaining("approved by alice@example.com"),
+    });
     expect(done.steps[0]?.approval).toBeUndefined();
     expect(side(cluster)).toBe("secondary");
 
     const second = await approve("shop:1", { actionId: "shop:1", step: "go-ahead", by: "bob@example.com" });
     expect(second.status).toBe(409);
     expect(second.headers.get("content-type")).toBe("application/problem+json");
-    expect(await second.json()).toMatchObject({ type: "urn:turnout:problem:already-approved", by: "alice@example.com" });
+    expect(await second.json()).toMatchObject({
+      type: "urn:turnout:problem:already-approved",
+      by: "alice@example.com",
+    });
     expect(cluster.writes().filter((w) => w.method === "PATCH").length).toBe(1);
   });
 

@@ -78,11 +78,14 @@ describe("examples/plans in the sandbox", () => {
     const clusters: PlanClusters = { kubeConfig: () => own, reachable: async () => true };
     const agent = planAgent({ config, kubeConfig: own, clusters, env: { LB_API_TOKEN: "Bearer lb-token" } });
     const deploy = (name: string) =>
-      (c.api.store.get({ group: "apps", resource: "deployments" }, "shop", name)?.spec as { replicas: number }).replicas;
+      (c.api.store.read({ group: "apps", resource: "deployments" }, "shop", name).spec as { replicas: number })
+        .replicas;
     const route = () =>
-      (c.api.store.get({ group: "gateway.networking.k8s.io", resource: "httproutes" }, "shop", "web")?.spec as {
-        rules: { backendRefs: { weight: number }[] }[];
-      }).rules[0]?.backendRefs.map((b) => b.weight);
+      (
+        c.api.store.read({ group: "gateway.networking.k8s.io", resource: "httproutes" }, "shop", "web").spec as {
+          rules: { backendRefs: { weight: number }[] }[];
+        }
+      ).rules[0]?.backendRefs.map((b) => b.weight);
     const state = () => ({ primary: deploy("web-primary"), secondary: deploy("web-secondary"), weights: route() });
     const { drill } = await drillFailoverFailback(agent, c, "shop-web", state, {
       primary: { primary: 3, secondary: 1, weights: [100, 0] },
@@ -101,10 +104,12 @@ describe("examples/plans in the sandbox", () => {
     await c.controllers.settled();
     const agent = planAgent({ config: JSON.parse(example("cnpg-promotion.json")), kubeConfig: c.api.kubeConfig() });
     const state = () => ({
-      replica: (c.api.store.get({ group: "postgresql.cnpg.io", resource: "clusters" }, "db", "pg-dc2")?.spec as {
-        replica: { enabled: boolean };
-      }).replica.enabled,
-      host: (c.api.store.get({ resource: "configmaps" }, "shop", "orders-db")?.data as { DATABASE_HOST: string })
+      replica: (
+        c.api.store.read({ group: "postgresql.cnpg.io", resource: "clusters" }, "db", "pg-dc2").spec as {
+          replica: { enabled: boolean };
+        }
+      ).replica.enabled,
+      host: (c.api.store.read({ resource: "configmaps" }, "shop", "orders-db").data as { DATABASE_HOST: string })
         .DATABASE_HOST,
     });
     const { failover } = await drillFailoverFailback(agent, c, "orders-db", state, {
@@ -125,12 +130,16 @@ describe("examples/plans in the sandbox", () => {
     await c.controllers.settled();
     const agent = planAgent({ config: JSON.parse(example("runbook-c.json")), kubeConfig: c.api.kubeConfig() });
     const state = () => ({
-      sync: (c.api.store.get({ group: "apps", resource: "deployments" }, "etcd-sync", "etcd-synchronizer")?.spec as {
-        replicas: number;
-      }).replicas,
-      endpoints: (c.api.store.get({ resource: "configmaps" }, "platform", "etcd-endpoints")?.data as {
-        ETCD_ENDPOINTS: string;
-      }).ETCD_ENDPOINTS,
+      sync: (
+        c.api.store.read({ group: "apps", resource: "deployments" }, "etcd-sync", "etcd-synchronizer").spec as {
+          replicas: number;
+        }
+      ).replicas,
+      endpoints: (
+        c.api.store.read({ resource: "configmaps" }, "platform", "etcd-endpoints").data as {
+          ETCD_ENDPOINTS: string;
+        }
+      ).ETCD_ENDPOINTS,
     });
     const approve = async (id: string) => {
       await agent.waitForReport((r) => r.actionId === id && r.steps.some((s) => s.status === "waiting"));

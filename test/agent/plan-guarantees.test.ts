@@ -137,13 +137,16 @@ describe("plan guarantees", () => {
     expect(cluster.writes().filter((w) => w.path.includes("httproutes"))).toEqual([]);
   });
 
-  it("expect compares as JSON: the string \"100\" does not match the number 100", async () => {
+  it('expect compares as JSON: the string "100" does not match the number 100', async () => {
     const step = shift();
     const stringly = {
       ...step,
       kube: {
         ...step.kube,
-        expect: { primary: { "{.spec.rules[0].backendRefs[0].weight}": "100" }, secondary: { "{.spec.rules[0].backendRefs[0].weight}": "0" } },
+        expect: {
+          primary: { "{.spec.rules[0].backendRefs[0].weight}": "100" },
+          secondary: { "{.spec.rules[0].backendRefs[0].weight}": "0" },
+        },
       },
     };
     const agent = planAgent({ config: planConfig([stringly]), kubeConfig: cluster.api.kubeConfig() });
@@ -157,7 +160,13 @@ describe("plan guarantees", () => {
     const step = shift();
     const many = {
       ...step,
-      kube: { ...step.kube, expect: { primary: { "{.spec.rules[0].backendRefs[*].weight}": 100 }, secondary: { "{.spec.rules[0].backendRefs[*].weight}": 0 } } },
+      kube: {
+        ...step.kube,
+        expect: {
+          primary: { "{.spec.rules[0].backendRefs[*].weight}": 100 },
+          secondary: { "{.spec.rules[0].backendRefs[*].weight}": 0 },
+        },
+      },
     };
     const agent = planAgent({ config: planConfig([many]), kubeConfig: cluster.api.kubeConfig() });
     const report = await agent.run({ id: "shop:1" });
@@ -181,7 +190,11 @@ describe("plan guarantees", () => {
     // Now at neither side's expect: a fresh test of expect would fail precondition-failed.
     cluster.api.store.patch(route, "shop", "web", "json", ops(0, 100));
     cluster.api.store.patch(route, "shop", "web", "merge", { metadata: { annotations: { routed: "yes" } } });
-    const resumed = planAgent({ config: planConfig([withWait]), kubeConfig: cluster.api.kubeConfig(), store: agent.store });
+    const resumed = planAgent({
+      config: planConfig([withWait]),
+      kubeConfig: cluster.api.kubeConfig(),
+      store: agent.store,
+    });
     await resumed.runner.resumeUnfinished();
     const final = await resumed.waitForReport((r) => r.status !== "running");
     expect(final.status).toBe("succeeded");
@@ -204,7 +217,10 @@ describe("plan guarantees", () => {
                 namespace: "shop",
                 name: "web",
                 patchType: "json",
-                patch: { primary: [{ op: "remove", path: "/spec/rules/0/backendRefs/1" }], secondary: [{ op: "add", path: "/spec/rules/0/backendRefs/-", value: {} }] },
+                patch: {
+                  primary: [{ op: "remove", path: "/spec/rules/0/backendRefs/1" }],
+                  secondary: [{ op: "add", path: "/spec/rules/0/backendRefs/-", value: {} }],
+                },
               },
             },
           ],
@@ -228,7 +244,12 @@ describe("plan guarantees", () => {
           kind: "plan",
           steps: [
             { name: "a", wait: { seconds: 1 } },
-            { parallel: [{ name: "a", wait: { seconds: 1 } }, { name: "b", wait: { seconds: 1 }, cluster: "nowhere" }] },
+            {
+              parallel: [
+                { name: "a", wait: { seconds: 1 } },
+                { name: "b", wait: { seconds: 1 }, cluster: "nowhere" },
+              ],
+            },
           ],
           failbackSteps: [{ name: "b", wait: { seconds: 1 } }],
         },
@@ -254,7 +275,12 @@ describe("plan guarantees", () => {
         shop: {
           kind: "plan",
           steps: [
-            { name: "c", check: { kube: { apiVersion: "v1", kind: "ConfigMap", namespace: "x", name: "y", waitFor: { "{.data[0": 1 } } } },
+            {
+              name: "c",
+              check: {
+                kube: { apiVersion: "v1", kind: "ConfigMap", namespace: "x", name: "y", waitFor: { "{.data[0": 1 } },
+              },
+            },
           ],
         },
       },

@@ -9,7 +9,15 @@ import type { AddressInfo } from "node:net";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { InMemoryActionStore } from "../../agent/action-store.ts";
 import type { PlanClusters } from "../../agent/plan/clusters.ts";
-import { manualClock, type PlanCluster, planAction, planAgent, planConfig, startPlanCluster, steppingClock } from "../support/plan-sandbox.ts";
+import {
+  manualClock,
+  type PlanCluster,
+  planAction,
+  planAgent,
+  planConfig,
+  startPlanCluster,
+  steppingClock,
+} from "../support/plan-sandbox.ts";
 
 const pg = { group: "postgresql.cnpg.io", resource: "clusters" };
 const cms = { resource: "configmaps" };
@@ -30,7 +38,14 @@ describe("plan steps", () => {
       metadata: { name: "pg", namespace: "default" },
       spec: { replica: { enabled: true } },
     });
-    cluster.api.store.patch(pg, "default", "pg", "merge", { status: { observedGeneration: 1, conditions: [{ type: "Ready", status: "True" }] } }, { subresource: "status" });
+    cluster.api.store.patch(
+      pg,
+      "default",
+      "pg",
+      "merge",
+      { status: { observedGeneration: 1, conditions: [{ type: "Ready", status: "True" }] } },
+      { subresource: "status" },
+    );
     const step = {
       name: "promote",
       kube: {
@@ -38,7 +53,10 @@ describe("plan steps", () => {
         kind: "Cluster",
         namespace: "default",
         name: "pg",
-        patch: { primary: { spec: { replica: { enabled: true } } }, secondary: { spec: { replica: { enabled: false } } } },
+        patch: {
+          primary: { spec: { replica: { enabled: true } } },
+          secondary: { spec: { replica: { enabled: false } } },
+        },
         expect: { primary: { "{.spec.replica.enabled}": true }, secondary: { "{.spec.replica.enabled}": false } },
         waitFor: { condition: { type: "Ready", status: "True" } },
       },
@@ -48,7 +66,14 @@ describe("plan steps", () => {
     // Ready is already True, but for generation 1: the step must not take it.
     await agent.waitForReport((r) => r.steps[0]?.detail === "waiting: status.observedGeneration 1 < generation 2");
     expect(agent.reports.every((r) => r.status === "running")).toBe(true);
-    cluster.api.store.patch(pg, "default", "pg", "merge", { status: { observedGeneration: 2 } }, { subresource: "status" });
+    cluster.api.store.patch(
+      pg,
+      "default",
+      "pg",
+      "merge",
+      { status: { observedGeneration: 2 } },
+      { subresource: "status" },
+    );
     const done = await agent.waitForReport((r) => r.status !== "running");
     expect(done.status).toBe("succeeded");
     expect(done.steps[0]?.detail).toContain("condition Ready=True");
@@ -60,7 +85,15 @@ describe("plan steps", () => {
     const check = {
       name: "gate-open",
       timeoutSeconds: 10,
-      check: { kube: { apiVersion: "v1", kind: "ConfigMap", namespace: "default", name: "gate", waitFor: { "{.data.open}": "yes" } } },
+      check: {
+        kube: {
+          apiVersion: "v1",
+          kind: "ConfigMap",
+          namespace: "default",
+          name: "gate",
+          waitFor: { "{.data.open}": "yes" },
+        },
+      },
     };
     const agent = planAgent({ config: planConfig([check]), kubeConfig: cluster.api.kubeConfig(), clock });
     const report = await agent.run({ id: "shop:1" });
@@ -73,7 +106,15 @@ describe("plan steps", () => {
     cluster.api.store.create(cms, { metadata: { name: "gate", namespace: "default" }, data: { open: "no" } });
     const check = {
       name: "gate-open",
-      check: { kube: { apiVersion: "v1", kind: "ConfigMap", namespace: "default", name: "gate", waitFor: { "{.data.open}": "yes" } } },
+      check: {
+        kube: {
+          apiVersion: "v1",
+          kind: "ConfigMap",
+          namespace: "default",
+          name: "gate",
+          waitFor: { "{.data.open}": "yes" },
+        },
+      },
     };
     const clock = manualClock();
     const agent = planAgent({ config: planConfig([check]), kubeConfig: cluster.api.kubeConfig(), clock });
@@ -98,7 +139,15 @@ describe("plan steps", () => {
           {
             name: "broken",
             timeoutSeconds: 2,
-            check: { kube: { apiVersion: "v1", kind: "ConfigMap", namespace: "default", name: "missing", waitFor: { "{.data.x}": "y" } } },
+            check: {
+              kube: {
+                apiVersion: "v1",
+                kind: "ConfigMap",
+                namespace: "default",
+                name: "missing",
+                waitFor: { "{.data.x}": "y" },
+              },
+            },
           },
         ],
       },
@@ -143,14 +192,17 @@ describe("plan steps", () => {
     });
     const report = await agent.run({ id: "shop:1" });
     expect(report.status).toBe("succeeded");
-    expect(report.steps[0]).toMatchObject({ status: "skipped", detail: expect.stringMatching(/^owed: cluster old-primary does not answer/) });
+    expect(report.steps[0]).toMatchObject({
+      status: "skipped",
+      detail: expect.stringMatching(/^owed: cluster old-primary does not answer/),
+    });
     expect(await agent.runner.owedSteps("shop")).toMatchObject([{ actionId: "shop:1", step: "retire-old" }]);
     expect(await agent.runner.settleOwed()).toEqual([]);
     expect(cluster.writes()).toEqual([]);
 
     reachable = true;
     expect(await agent.runner.settleOwed()).toMatchObject([{ actionId: "shop:1", step: "retire-old" }]);
-    expect((cluster.api.store.get(cms, "default", "old")?.data as { side: string }).side).toBe("retired");
+    expect((cluster.api.store.read(cms, "default", "old").data as { side: string }).side).toBe("retired");
     const settled = await agent.waitForReport((r) => r.steps[0]?.status === "succeeded");
     expect(settled.status).toBe("succeeded");
     expect(settled.steps[0]?.detail).toMatch(/^owed since .*, done at /);
@@ -191,7 +243,9 @@ describe("http steps across crashes", () => {
     for (const r of held.splice(0)) r.destroy();
     await new Promise<void>((r) => server.close(() => r()));
   });
-  const steps = () => [{ name: "lb-pool", http: { method: "PUT", url, body: { primary: { pool: "dc-1" }, secondary: { pool: "dc-2" } } } }];
+  const steps = () => [
+    { name: "lb-pool", http: { method: "PUT", url, body: { primary: { pool: "dc-1" }, secondary: { pool: "dc-2" } } } },
+  ];
 
   it("one cut mid-request is sent again with the same Idempotency-Key after the restart", async () => {
     hold = true;
@@ -229,7 +283,12 @@ describe("http steps across crashes", () => {
         };
       },
     });
-    const first = planAgent({ config: planConfig(steps()), kubeConfig: cluster.api.kubeConfig(), store, clock: steppingClock() });
+    const first = planAgent({
+      config: planConfig(steps()),
+      kubeConfig: cluster.api.kubeConfig(),
+      store,
+      clock: steppingClock(),
+    });
     await first.runner.submit(planAction({ id: "shop:1" }));
     while (!crashed) await new Promise((r) => setTimeout(r, 5));
     await first.runner.abortAll("simulated crash");

@@ -13,13 +13,13 @@ import type { PlanClusters } from "../../agent/plan/clusters.ts";
 import { createPlanExecutor } from "../../agent/plan/plan-executor.ts";
 import type { ReportSender } from "../../agent/report-sender.ts";
 import { ActionRunner, executorRegistry } from "../../agent/runner.ts";
+import { startCnpgController } from "../../agent/sandbox/cnpg-controller.ts";
 import {
   type FakeKubeApi,
   type KubeObject,
   type ResourceType,
   startFakeKubeApi,
 } from "../../agent/sandbox/fake-kube-api.ts";
-import { startCnpgController } from "../../agent/sandbox/cnpg-controller.ts";
 import { startWorkloadControllers, type WorkloadControllers } from "../../agent/sandbox/workloads.ts";
 import { type AgentConfig, AgentConfigSchema } from "../../shared/config.ts";
 import { type ActionReport, type ActionRequest, ActionRequestSchema } from "../../shared/protocol.ts";
@@ -170,7 +170,10 @@ export function planAction(overrides: Partial<ActionRequest> & { id: string }): 
 
 /** An in-process agent running plans. */
 export function planAgent(options: PlanAgentOptions): PlanAgent {
-  const config = AgentConfigSchema.parse({ reportUrl: "http://127.0.0.1:9/v1/agent/reports", ...(options.config as object) });
+  const config = AgentConfigSchema.parse({
+    reportUrl: "http://127.0.0.1:9/v1/agent/reports",
+    ...(options.config as object),
+  });
   const clock = options.clock ?? steppingClock();
   const reports: ActionReport[] = [];
   const listeners = new Set<() => void>();
