@@ -19,6 +19,9 @@ import { waitUntil } from "./wait-until.ts";
 
 export type KubeStep = z.infer<typeof KubeStepSchema>;
 
+/** Reads and writes tried when the object changes in between, before the step gives up. */
+const CAS_ATTEMPTS = 5;
+
 /** What a real write returned, kept in the step's durable memory. */
 export interface StoredWrite {
   resourceVersion: string;
@@ -68,28 +71,34 @@ export async function runKubeStep(run: KubeStepRun): Promise<StepOutcome> {
   if (stored) {
     did = `patched earlier (resourceVersion ${stored.resourceVersion})`;
   } else {
-    const obj = await objects.read(step);
-    if (!obj) throw new StepError("not-found", `${what} does not exist`);
-    const rv = obj.metadata?.resourceVersion ?? "";
-    const patch = step.patch[to];
-    if (step.expect) {
-      if (!firstMismatch(obj, step.expect[to])) return { detail: `${what} is already at ${to}; nothing written` };
-      const m = firstMismatch(obj, step.expect[from]);
-      if (m) {
+    let result: Awaited<ReturnType<KubeObjects["patch"]>> | undefined;
+    // A lost compare-and-swap (a controller's status write, say) reads again and decides again:
+    // the write only ever lands on an object that was just seen at the side it leaves.
+    for (let attempt = 1; ; attempt++) {
+      const obj = await objects.read(step);
+      if (!obj) throw new StepError("not-found", `${what} does not exist`);
+      const rv = obj.metadata?.resourceVersion ?? "";
+      const patch = step.patch[to];
+      if (step.expect) {
+        if (!firstMismatch(obj, step.expect[to])) return { detail: `${what} is already at ${to}; nothing written` };
+        const m = firstMismatch(obj, step.expect[from]);
+        if (m) {
+          throw new StepError(
+            "precondition-failed",
+            `${what} is at neither side: ${describeMismatch(m)} (the ${from} state); nothing written`,
+          );
+        }
+      } else if (wouldChangeNothing(obj, step, patch)) {
+        return { detail: `${what} already holds the ${to} patch; nothing written` };
+      }
+      result = await objects.patch(step, withResourceVersion(step, patch, rv), step.patchType, dryRun);
+      if (result.ok) break;
+      if (attempt >= CAS_ATTEMPTS) {
         throw new StepError(
           "precondition-failed",
-          `${what} is at neither side: ${describeMismatch(m)} (the ${from} state); nothing written`,
+          `${what} kept changing between read and write (${attempt} tries, last at resourceVersion ${rv}: ${result.conflict}); nothing written`,
         );
       }
-    } else if (wouldChangeNothing(obj, step, patch)) {
-      return { detail: `${what} already holds the ${to} patch; nothing written` };
-    }
-    const result = await objects.patch(step, withResourceVersion(step, patch, rv), step.patchType, dryRun);
-    if (!result.ok) {
-      throw new StepError(
-        "precondition-failed",
-        `${what} changed after it was read at resourceVersion ${rv} (${result.conflict}); nothing written`,
-      );
     }
     if (dryRun) {
       return {
