@@ -29,6 +29,7 @@ import { createLogger, type Logger } from "./log.ts";
 import { ConfigMapActionStore } from "./memory.ts";
 import { createAgentMetrics } from "./metrics.ts";
 import { type ClusterMode, detectMode } from "./mode.ts";
+import { createPlanExecutor } from "./plan/plan-executor.ts";
 import { createReadiness, type Readiness } from "./readiness/runner.ts";
 import { createSandboxFaults } from "./readiness/sandbox-faults.ts";
 import { registerSandboxRoutes } from "./readiness/sandbox-routes.ts";
@@ -71,6 +72,9 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
+/** How often the leader tries the steps owed by an unreachable cluster again. */
+const OWED_INTERVAL_MS = 15_000;
+
 /** The production executors, one per target kind. */
 export function defaultExecutors(
   config: AgentConfig,
@@ -84,6 +88,7 @@ export function defaultExecutors(
     ...executorRegistry(dnsFlip),
     ...executorRegistry(createEtcdSyncTeardownExecutor({ kubeConfig, agentConfig: config, env })),
     ...executorRegistry(createNodeFenceExecutor({ kubeConfig })),
+    ...executorRegistry(createPlanExecutor({ kubeConfig, agentConfig: config, env })),
   ]);
 }
 
@@ -181,6 +186,12 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     clock: { now: Date.now, sleep: abortableSleep },
   });
   readiness.start();
+  // Steps owed by `ifUnreachable: "skip"` run once their cluster answers (design §11.6).
+  const owedTimer = setInterval(() => {
+    if (!leadership.isLeader()) return;
+    runner.settleOwed().catch((err: unknown) => log.warn("owed steps: could not settle", { error: String(err) }));
+  }, OWED_INTERVAL_MS);
+  owedTimer.unref();
 
   const versionApi = kubeConfig.makeApiClient(VersionApi);
   let accepting = true;
@@ -239,6 +250,7 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     stop: async () => {
       accepting = false;
       await readiness.stop();
+      clearInterval(owedTimer);
       await runner.drain(options.shutdownGraceMs ?? 20_000);
       unfollow();
       await leadership.stop();
