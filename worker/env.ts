@@ -1,5 +1,5 @@
-import type { ReplayGuard } from "./http/slack/replay-guard.ts";
 import type { AgentObject } from "./agents/agent-object.ts";
+import type { ReplayGuard } from "./http/slack/replay-guard.ts";
 import type { TargetObject } from "./target/target-object.ts";
 
 /** Bindings and secrets of the worker (design §8). Secrets are optional: an unset one disables its endpoint. */

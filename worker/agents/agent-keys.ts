@@ -32,7 +32,9 @@ export interface AgentKeys {
 let cache: { raw: string | undefined; legacy: string; keys: AgentKeys } | undefined;
 
 /** The agents' keys from the environment, cached per isolate by the secrets' text. */
-export function agentKeys(env: Pick<Env, "TURNOUT_AGENT_SECRETS" | "TURNOUT_AGENT_SECRET" | "TURNOUT_AGENT_SECRET_NEXT">): AgentKeys {
+export function agentKeys(
+  env: Pick<Env, "TURNOUT_AGENT_SECRETS" | "TURNOUT_AGENT_SECRET" | "TURNOUT_AGENT_SECRET_NEXT">,
+): AgentKeys {
   const legacy = agentSecrets(env);
   const legacyText = legacy.join("\n");
   const raw = env.TURNOUT_AGENT_SECRETS?.trim() ? env.TURNOUT_AGENT_SECRETS : undefined;

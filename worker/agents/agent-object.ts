@@ -11,7 +11,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
-import { agentsOf, servedBy, type Side, type WorkerConfig } from "../../shared/config.ts";
+import { agentsOf, type Side, servedBy, type WorkerConfig } from "../../shared/config.ts";
 import type { Heartbeat } from "../../shared/protocol.ts";
 import { type LoadedConfig, loadConfig } from "../config.ts";
 import type { Env } from "../env.ts";
@@ -127,10 +127,19 @@ export class AgentObject extends DurableObject<Env> {
     );
   }
 
-  private silentAfterMs(name: string, loaded = this.config()): number | null {
+  /**
+   * How long until unheard means silent; null: not counted. A wave-1 config (`agent`, no
+   * `agents`) counts only once the agent was heard: its agent may predate heartbeats (rollout
+   * order is worker first, then agents, design §11.6), and calling it silent would stop every
+   * automatic failover of a config that worked unchanged before.
+   */
+  private silentAfterMs(state: AgentState, loaded = this.config()): number | null {
     if (!loaded.ok) return null;
-    const entry = Object.hasOwn(agentsOf(loaded.value), name) ? agentsOf(loaded.value)[name] : undefined;
-    return entry ? entry.silentAfterSeconds * 1000 : null;
+    const agents = agentsOf(loaded.value);
+    const entry = Object.hasOwn(agents, state.name) ? agents[state.name] : undefined;
+    if (!entry) return null;
+    if (!loaded.value.agents && state.lastHeardAt === null) return null;
+    return entry.silentAfterSeconds * 1000;
   }
 
   /** When the agent becomes silent unless heard: `silentAfterSeconds` after max(lastHeardAt, watchingSince). */
@@ -196,7 +205,7 @@ export class AgentObject extends DurableObject<Env> {
     if (!row) return;
     const now = this.now();
     const state = AgentStateSchema.parse(JSON.parse(String(row.json)));
-    const after = this.silentAfterMs(state.name);
+    const after = this.silentAfterMs(state);
     if (after !== null && !state.silent && now >= this.silentAt(state, after)) {
       state.silent = true;
       state.since = now;
@@ -238,7 +247,7 @@ export class AgentObject extends DurableObject<Env> {
   }
 
   private async arm(state: AgentState): Promise<void> {
-    const after = this.silentAfterMs(state.name);
+    const after = this.silentAfterMs(state);
     const at = state.fanoutPending ? this.now() + FANOUT_RETRY_MS : null;
     const silence = after === null || state.silent ? null : this.silentAt(state, after);
     const next = [at, silence].filter((x): x is number => x !== null);

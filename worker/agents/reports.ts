@@ -5,8 +5,8 @@
  * `POST /v1/agent/reports/qstash-failure` (Upstash-Signature).
  */
 import { Hono } from "hono";
-import { qstashKeysFromEnv } from "../../shared/qstash-signature.ts";
 import { DEFAULT_AGENT_NAME } from "../../shared/config.ts";
+import { qstashKeysFromEnv } from "../../shared/qstash-signature.ts";
 import { requireConfig } from "../config.ts";
 import type { Env } from "../env.ts";
 import { Problem } from "../problem.ts";
@@ -27,7 +27,10 @@ agentReports.post("/v1/agent/reports", async (c) => {
   const agent = agentOfHeader(c.req.raw.headers);
   const secrets = agent === undefined ? [] : (agentKeys(c.env).byAgent.get(agent) ?? []);
   if (secrets.length === 0) {
-    throw new Problem("unauthorized", `unknown agent in ${AGENT_HEADER}, or no key configured for it; reports are refused`);
+    throw new Problem(
+      "unauthorized",
+      `unknown agent in ${AGENT_HEADER}, or no key configured for it; reports are refused`,
+    );
   }
   const checked = await verifyAgentReport(raw, c.req.raw.headers, secrets, Date.now());
   if (!checked.ok) {

@@ -151,7 +151,11 @@ export function dispatchResult(ctx: Ctx, r: Extract<ParsedMachineInput, { type: 
   if (r.code === "wrong-agent") {
     // Design §11.1: the agent at that URL is another one; it runs nothing, and no retry can help.
     a.settledByAgent = true;
-    failAction(ctx, { code: "wrong-agent", message: r.error ?? "the agent refused an action addressed to another name" }, a.cause);
+    failAction(
+      ctx,
+      { code: "wrong-agent", message: r.error ?? "the agent refused an action addressed to another name" },
+      a.cause,
+    );
     return;
   }
   deliveryFailed(ctx, a, r.error ?? "delivery failed", r.final ?? false, r.retryAfterMs);

@@ -194,9 +194,7 @@ export const AgentLivenessSchema = z.object({ silent: z.boolean(), at: Ms }).str
 export type AgentLiveness = z.infer<typeof AgentLivenessSchema>;
 
 /** The probe of a silent destination agent before a failover is blocked (rule 17): once per hold. */
-export const AgentProbeSchema = z
-  .object({ agent: z.string(), at: Ms, answered: z.boolean().nullable() })
-  .strict();
+export const AgentProbeSchema = z.object({ agent: z.string(), at: Ms, answered: z.boolean().nullable() }).strict();
 
 export const MachineStateSchema = z
   .object({
@@ -442,7 +440,8 @@ function upgradeV2(raw: unknown): MachineState {
         : {
             ...action,
             agent: "default",
-            settledByAgent: action.status === "succeeded" || (action.status === "failed" && !gaveUp.includes(code ?? "")),
+            settledByAgent:
+              action.status === "succeeded" || (action.status === "failed" && !gaveUp.includes(code ?? "")),
           },
   });
 }

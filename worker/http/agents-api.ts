@@ -25,7 +25,9 @@ export async function listAgents(env: Env): Promise<AgentInfo[]> {
         try {
           return await env.AGENTS.getByName(name).info(name);
         } catch (err) {
-          console.error(JSON.stringify({ level: "error", msg: "agent object call failed", agent: name, error: String(err) }));
+          console.error(
+            JSON.stringify({ level: "error", msg: "agent object call failed", agent: name, error: String(err) }),
+          );
           throw new Problem("unavailable", `agent ${name}'s record is unavailable; retry`);
         }
       }),
