@@ -21,8 +21,8 @@ export const KEYS = {
 const side = (target: string, s: string, agent: string) => ({ matchers: [`target="${target}"`, `side="${s}"`], agent });
 
 /** Two targets served by agent-a (primary) and agent-b (secondary); `one-cluster` by agent-a alone. */
-export function twoAgentConfig(edit: (raw: Record<string, any>) => void = () => {}): WorkerConfig {
-  const raw: Record<string, any> = {
+export function twoAgentConfig(edit: (config: WorkerConfig) => void = () => {}): WorkerConfig {
+  const raw = {
     agents: {
       "agent-a": { url: "http://127.0.0.1:8788", silentAfterSeconds: 60, mode: "sandbox" },
       "agent-b": { url: "http://127.0.0.1:8789", silentAfterSeconds: 60, mode: "sandbox" },
@@ -46,8 +46,9 @@ export function twoAgentConfig(edit: (raw: Record<string, any>) => void = () => 
       },
     },
   };
-  edit(raw);
-  return WorkerConfigSchema.parse(raw);
+  const config = WorkerConfigSchema.parse(raw);
+  edit(config);
+  return config;
 }
 
 /** Points both objects' config seams at `config()` (evaluated on every read, so a test can edit it). */
