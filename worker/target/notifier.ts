@@ -51,6 +51,8 @@ export interface Notification {
   target: string;
   text: string;
   kind: string;
+  /** The subject across targets, for paging and dedup: `turnout/agent/<name>` for an agent's silence (design §11.6). */
+  key?: string;
   context?: NotificationContext;
   /**
    * The last message of a decision that left the target settled (see {@link settles}): it closes

@@ -745,6 +745,7 @@ export class TargetObject extends DurableObject<Env> {
             target,
             text: effect.text,
             kind: effect.kind,
+            ...(effect.key ? { key: effect.key } : {}),
             ...(context ? { context, closesIncident: i === lastNotice && settles(context) } : {}),
           });
           break;
