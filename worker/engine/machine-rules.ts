@@ -164,8 +164,10 @@ export function nextDeadline(state: MachineState, now: number): number | null {
   if (state.phase === "pending" && state.pendingSince !== null) {
     const holdEnd = state.pendingSince + sec(p.holdSeconds);
     if (holdEnd > now) at.push(holdEnd);
-    else if (state.probe !== null && state.probe.answered === null) at.push(state.probe.at + PROBE_WAIT_MS);
-    else if (state.blocked === "budget") {
+    else if (state.probe?.answered === null && state.probe.at + PROBE_WAIT_MS > now) {
+      // Rule 17: the probe's wait; past it, the failover is blocked.
+      at.push(state.probe.at + PROBE_WAIT_MS);
+    } else if (state.blocked === "budget") {
       const release = budgetReleaseAt(state, now);
       if (release !== null && Number.isFinite(release)) at.push(release);
     } else if (state.blocked === "other-side-rising") {
