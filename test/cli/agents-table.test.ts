@@ -36,7 +36,7 @@ describe("turnout agents", () => {
     const [head, a, b] = out.split("\n");
     expect(head).toMatch(/^AGENT\s+STATE\s+LAST HEARD/);
     expect(a).toMatch(
-      /^agent-a\s+SILENT\s+120 s ago\s+1\.2\.3\s+sandbox \(expected cluster: not ready\)\s+agent-a-0\s+global-dr:primary, egress-gw:primary\+secondary$/,
+      /^agent-a\s+SILENT\s+2 min ago\s+1\.2\.3\s+sandbox \(expected cluster: not ready\)\s+agent-a-0\s+global-dr:primary, egress-gw:primary\+secondary$/,
     );
     expect(b).toMatch(/^agent-b\s+not heard yet\s+never/);
   });
