@@ -8,6 +8,7 @@
  * 2 bad usage.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { type AgentView, agentsTable } from "./agents.ts";
 import { Client, Refused, Unreachable } from "./client.ts";
 import { type EventView, eventLine, statusTable, type TargetView, targetDetail } from "./render.ts";
 import { registerSandboxCommands } from "./sandbox.ts";
@@ -112,6 +113,15 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io, signa
         const { body } = await api.get<TargetView>(`v1/targets/${encodeURIComponent(target)}`);
         print(g, body, () => targetDetail(body, now));
       }
+    });
+
+  program
+    .command("agents")
+    .description("every agent: heard or SILENT, last heartbeat, version, mode, leader, the sides it serves")
+    .action(async (_opts: unknown, cmd: Command) => {
+      const g = globals(cmd);
+      const { body } = await client(g).get<{ agents: AgentView[] }>("v1/agents");
+      print(g, body, () => agentsTable(body.agents, Date.now()));
     });
 
   program

@@ -119,6 +119,18 @@ export function eventSentence(e: EventLike): string {
       return `report ignored for ${text(d.actionId)} (${text(d.status)}): ${text(d.reason)}`;
     case "failover.blocked":
       return `no automatic failover: ${text(d.reason)}`;
+    case "report.refused":
+      return `report for ${text(d.actionId)} refused: signed by agent ${text(d.agent)}, dispatched to ${text(d.dispatchedTo)}`;
+    case "agent.silent":
+      return `agent ${text(d.agent)} is silent (${d.lastHeardAt ? `last heard ${text(d.lastHeardAt)}` : "never heard"}): no automatic action into ${Array.isArray(d.sides) && d.sides.length > 0 ? d.sides.map(text).join(" and ") : "its sides"}`;
+    case "agent.returned":
+      return `agent ${text(d.agent)} is heard again`;
+    case "agent.probed":
+      return `agent ${text(d.agent)} is silent: probing its /healthz once before blocking`;
+    case "agent.probe-answered":
+      return `agent ${text(d.agent)} answered the probe: counted as heard`;
+    case "agent.probe-unanswered":
+      return `agent ${text(d.agent)} did not answer the probe`;
     case "both-sides-down":
       return `both sides down: staying on ${text(d.active)}`;
     case "flapping.latched":

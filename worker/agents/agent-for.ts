@@ -3,20 +3,25 @@
  * and a `revert` go to the agent recorded on the action, never to one recomputed from config).
  * Every such request asks here, so the choice is made in one place.
  */
-import type { WorkerConfig } from "../../shared/config.ts";
-import { type AgentName, DEFAULT_AGENT } from "../../shared/protocol.ts";
+import { agentsOf, DEFAULT_AGENT_NAME, type WorkerConfig } from "../../shared/config.ts";
+import type { AgentName } from "../../shared/protocol.ts";
 
 /** Where one agent is reached. */
 export interface AgentAddress {
   name: AgentName;
-  /** Its base URL (`agent.url`). */
+  /** Its base URL (`agents.<name>.url`). */
   url: string;
 }
 
 /**
- * The agent that runs `action`. Today the worker knows one agent, `config.agent` (the agent named
- * `default`); the action's recorded `agent` picks among several once the config names them.
+ * The agent that runs `action`: the one recorded on it when it was committed (absent on actions
+ * from before agents had names: `default`). Undefined when the config no longer names that agent.
  */
-export function agentFor(config: WorkerConfig, _action: { id: string; agent?: string | undefined }): AgentAddress {
-  return { name: DEFAULT_AGENT, url: config.agent.url };
+export function agentFor(
+  config: Pick<WorkerConfig, "agent" | "agents">,
+  action: { id: string; agent?: string | undefined },
+): AgentAddress | undefined {
+  const name = action.agent ?? DEFAULT_AGENT_NAME;
+  const entry = agentsOf(config)[name];
+  return entry ? { name, url: entry.url } : undefined;
 }

@@ -49,7 +49,11 @@ export async function forwardApproval(
   options: ForwardApprovalOptions,
 ): Promise<ApprovalForward> {
   const secret = options.secrets.find((s) => s.length > 0);
-  if (!secret) return { kind: "failed", detail: "TURNOUT_AGENT_SECRET is not set; cannot sign the approval" };
+  if (!secret)
+    return {
+      kind: "failed",
+      detail: `no key for agent ${agent.name} (TURNOUT_AGENT_SECRETS); cannot sign the approval`,
+    };
   const body = JSON.stringify(ApprovalRequestSchema.parse(approval));
   const signature = await sign(secret, body, Math.floor(options.now / 1000));
   let res: Response;

@@ -214,7 +214,7 @@ operatorApi.post("/v1/targets/:name/commands", async (c) => {
       extra: { target: name, phase: result.view.phase },
     });
   }
-  return c.json({ applied: true, target: result.view });
+  return c.json({ applied: true, ...(result.warnings ? { warnings: result.warnings } : {}), target: result.view });
 });
 
 /**
@@ -254,6 +254,7 @@ function confirmAnswer(
       return c.json({
         applied: true,
         confirmed: { command: result.command, requester: result.requester },
+        ...(result.warnings ? { warnings: result.warnings } : {}),
         target: result.view,
       });
     case "self-approval":

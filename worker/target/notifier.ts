@@ -53,6 +53,8 @@ export interface Notification {
   kind: string;
   /** An `approval` notice of a plan step waiting for a person: the step, posted with its button. */
   step?: string;
+  /** The subject across targets, for paging and dedup: `turnout/agent/<name>` for an agent's silence (design §11.6). */
+  key?: string;
   context?: NotificationContext;
   /**
    * The last message of a decision that left the target settled (see {@link settles}): it closes

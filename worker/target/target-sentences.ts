@@ -276,6 +276,20 @@ function blockedSentence(view: TargetView, ctx: SentenceContext, down: Segment[]
         `blocked: the daily budget of ${ctx.policy.maxAutoActionsPerDay} automatic action${ctx.policy.maxAutoActionsPerDay === 1 ? "" : "s"} is spent (${view.autoActionsLast24h} in the last 24 h); a manual failover still works`,
         ...tail,
       ];
+    case "agent-silent": {
+      const agent = view.agents?.[to].name ?? "its agent";
+      return [
+        `blocked: ${to}'s agent ${agent} is silent and did not answer the probe; failover goes as soon as it is heard, a manual failover still works`,
+        ...tail,
+      ];
+    }
+    case "agent-unfinished": {
+      const a = view.action;
+      return [
+        `blocked: ${a ? `${a.id} on agent ${a.agent ?? "default"}` : "the last action"} has no final report, and ${to} is served by ${view.agents?.[to].name ?? "another agent"}; a confirmed break-glass may send it anyway`,
+        ...tail,
+      ];
+    }
     case "paused":
       return ["blocked: paused; automatic action is off until an operator resumes", ...tail];
     case "flapping":
