@@ -204,6 +204,11 @@ export type WorkerConfig = z.infer<typeof WorkerConfigSchema>;
 
 const ipv4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const HostPort = z.string().regex(/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, "expected host:port");
+/**
+ * An agent's name: a DNS label. shared/protocol.ts's AgentNameSchema is the same rule; it cannot
+ * be imported here because protocol.ts imports this module.
+ */
+const AgentNameText = z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, "expected a DNS label, e.g. agent-a");
 const K8sName = z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "a Kubernetes object name (RFC 1123)");
 
 export const StaticRouteSpecSchema = z
@@ -397,7 +402,13 @@ export const AgentConfigSchema = z
   .object({
     $schema: JsonSchemaRef,
     listen: HostPort.default("127.0.0.1:8788"),
+    /** This agent's name (design §11.1): the worker's `agents.<name>`, sent as `Turnout-Agent`. */
+    name: AgentNameText.default("default"),
     reportUrl: z.url(),
+    /** Where heartbeats go; absent, `reportUrl`'s origin with the path `/v1/agent/heartbeats` ({@link agentHeartbeatUrl}). */
+    heartbeatUrl: z.url().optional(),
+    /** How often every replica sends a heartbeat (design §11.1). */
+    heartbeatSeconds: z.number().int().min(1).default(15),
     kubeconfig: z.string().min(1).optional(),
     /** Namespace for the agent's Lease and its durable action memory (ConfigMaps). */
     namespace: K8sName.default("turnout"),
@@ -439,6 +450,11 @@ export const AgentConfigSchema = z
     }
   });
 export type AgentConfig = z.infer<typeof AgentConfigSchema>;
+
+/** The agent's heartbeat URL: `heartbeatUrl`, or `reportUrl`'s origin with `/v1/agent/heartbeats` (design §11.1). */
+export function agentHeartbeatUrl(config: Pick<AgentConfig, "heartbeatUrl" | "reportUrl">): string {
+  return config.heartbeatUrl ?? new URL("/v1/agent/heartbeats", config.reportUrl).toString();
+}
 
 // ---------------------------------------------------------------------------------------------
 
