@@ -5,7 +5,8 @@
  *
  * Wiring: config → mode → (sandbox: local BIND/etcd for local targets, then the simulated cluster
  * of design §9) → heartbeat writers → KubeConfig → durable
- * action store (ConfigMaps) → Leadership (Lease) → executors → runner + HTTP server. Unfinished actions resume
+ * action store (ConfigMaps) → Leadership (Lease) → executors → runner → heartbeats to the worker +
+ * HTTP server. Unfinished actions resume
  * when this replica leads; SIGTERM stops accepting, lets the running step finish (bounded), then
  * aborts it, releases the Lease and exits.
  */
@@ -22,9 +23,10 @@ import { configMapReader, createDnsFlipExecutor } from "./executors/dns-flip.ts"
 import { createEtcdSyncTeardownExecutor } from "./executors/etcd-sync-teardown.ts";
 import { createNodeFenceExecutor } from "./executors/node-fence.ts";
 import { createRouteSwapExecutor } from "./executors/route-swap.ts";
+import { createHeartbeats } from "./heartbeat.ts";
 import { connectKube } from "./kube.ts";
 import type { Leadership } from "./leadership.ts";
-import { startLeaseElector } from "./lease.ts";
+import { podName, podOfIdentity, startLeaseElector } from "./lease.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { ConfigMapActionStore } from "./memory.ts";
 import { createAgentMetrics } from "./metrics.ts";
@@ -148,6 +150,7 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
   const reports = createReportSender({
     reportUrl: config.reportUrl,
     secret,
+    agent: config.name,
     log,
     onFailure: () => metrics.reportDeliveryFailed(),
   });
@@ -165,6 +168,24 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     if (resumed.length) log.info("resumed unfinished actions", { actions: resumed });
   }
 
+  // Every replica, leader or standby, is heard by the worker (design §11.1).
+  const pod = podName(env);
+  const heartbeatSender = createHeartbeats({
+    config,
+    mode: mode === "sandbox" ? "sandbox" : "cluster",
+    version,
+    pod,
+    leader: () => {
+      if (leadership.isLeader()) return pod;
+      const holder = leadership.state().holder;
+      return holder ? podOfIdentity(holder) : null;
+    },
+    secret,
+    log,
+    onResult: (result) => metrics.heartbeatResult(result),
+  });
+  heartbeatSender.start();
+
   const versionApi = kubeConfig.makeApiClient(VersionApi);
   let accepting = true;
   const app = createAgentApp({
@@ -173,6 +194,7 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     version,
     metrics,
     ...(localServers ? { sandbox: () => localServers.summary } : {}),
+    heartbeat: () => heartbeatSender.state(),
     readiness: () =>
       leaseReadiness(leadership, async () => {
         await versionApi.getCode();
@@ -196,7 +218,13 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
   });
   const port = (server.address() as AddressInfo).port;
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
-  log.info("agent listening", { url, mode, targets: Object.keys(config.targets), qstash: qstash !== undefined });
+  log.info("agent listening", {
+    url,
+    agent: config.name,
+    mode,
+    targets: Object.keys(config.targets),
+    qstash: qstash !== undefined,
+  });
 
   return {
     url,
@@ -205,6 +233,8 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     stop: async () => {
       accepting = false;
       await runner.drain(options.shutdownGraceMs ?? 20_000);
+      // After the drain: a replica finishing a step is still heard while it does.
+      await heartbeatSender.stop();
       unfollow();
       await leadership.stop();
       await new Promise<void>((resolve) => {

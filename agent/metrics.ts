@@ -17,6 +17,8 @@ export interface AgentMetrics {
   setLeader(leader: boolean): void;
   /** Actions currently executing on this replica. */
   setInProgress(count: number): void;
+  /** The outcome of one heartbeat (design §11.1): `ok`, `refused` (401/403) or `failing`. */
+  heartbeatResult(result: "ok" | "refused" | "failing"): void;
   /** Prometheus text exposition. */
   render(): Promise<{ contentType: string; body: string }>;
 }
@@ -54,8 +56,29 @@ export function createAgentMetrics(options: { processMetrics?: boolean } = {}): 
     help: "Actions executing on this replica.",
     registers: [registry],
   });
+  const heartbeatOk = new Gauge({
+    name: "turnout_agent_heartbeat_ok",
+    help: "1 while the worker acknowledges this replica's heartbeats, 0 while they are refused or failing.",
+    registers: [registry],
+  });
+  const heartbeatRefused = new Gauge({
+    name: "turnout_agent_heartbeat_refused",
+    help: "1 while the worker refuses this replica's heartbeats (401: it knows neither this agent's name nor its key).",
+    registers: [registry],
+  });
+  const heartbeats = new Counter({
+    name: "turnout_agent_heartbeats_total",
+    help: "Heartbeats sent to the worker, by result (ok, refused, failing).",
+    labelNames: ["result"] as const,
+    registers: [registry],
+  });
   return {
     registry,
+    heartbeatResult: (result) => {
+      heartbeats.inc({ result });
+      heartbeatOk.set(result === "ok" ? 1 : 0);
+      heartbeatRefused.set(result === "refused" ? 1 : 0);
+    },
     actionFinished: (kind, executor, result) => actions.inc({ kind, executor, result }),
     stepObserved: (executor, step, result, seconds) => steps.observe({ executor, step, result }, seconds),
     reportDeliveryFailed: () => reportFailures.inc(),

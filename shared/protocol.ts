@@ -11,6 +11,8 @@ export const AgentNameSchema = z
 export type AgentName = z.infer<typeof AgentNameSchema>;
 /** The agent a request, report or heartbeat without a name belongs to. */
 export const DEFAULT_AGENT = "default";
+/** The header an agent names itself with on every report, heartbeat and answer (design §11.1); absent means `default`. */
+export const AGENT_HEADER = "Turnout-Agent";
 
 export const ActionKindSchema = z.enum(["failover", "failback", "drill"]);
 export type ActionKind = z.infer<typeof ActionKindSchema>;

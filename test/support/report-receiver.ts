@@ -5,7 +5,7 @@
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { type ActionReport, ActionReportSchema } from "../../shared/protocol.ts";
+import { type ActionReport, ActionReportSchema, AGENT_HEADER, DEFAULT_AGENT } from "../../shared/protocol.ts";
 import { SIGNATURE_HEADER, verify } from "../../shared/signature.ts";
 import { readText } from "./request-text.ts";
 
@@ -15,6 +15,8 @@ export interface ReportReceiver {
   url: string;
   /** Acknowledged reports, in arrival order. */
   reports: ActionReport[];
+  /** The `Turnout-Agent` each acknowledged report named (absent: `default`), in the same order. */
+  agents: string[];
   /** Every attempt, including the ones answered with a fault. */
   attempts: number;
   /** Faults to apply to the next attempts, in order. */
@@ -31,6 +33,7 @@ export async function startReportReceiver(secret: string): Promise<ReportReceive
   const waiters: { predicate: (r: ActionReport) => boolean; resolve: (r: ActionReport) => void }[] = [];
   const state: Omit<ReportReceiver, "url" | "waitFor" | "close"> = {
     reports: [],
+    agents: [],
     attempts: 0,
     faults: [],
     rejected: [],
@@ -56,6 +59,8 @@ export async function startReportReceiver(secret: string): Promise<ReportReceive
     }
     const report = ActionReportSchema.parse(JSON.parse(body));
     state.reports.push(report);
+    const agent = req.headers[AGENT_HEADER.toLowerCase()];
+    state.agents.push(typeof agent === "string" ? agent : DEFAULT_AGENT);
     res.writeHead(200, { "content-type": "application/json" }).end('{"ok":true}');
     for (const w of [...waiters]) {
       if (w.predicate(report)) {
