@@ -15,6 +15,8 @@ import { type AgentConfig, agentHeartbeatUrl, type Side } from "../shared/config
 import { AGENT_HEADER, type Heartbeat, HeartbeatAnswerSchema, HeartbeatSchema } from "../shared/protocol.ts";
 import { SIGNATURE_HEADER, sign } from "../shared/signature.ts";
 import { describeFetchError } from "./fetch-error.ts";
+import type { Leadership } from "./leadership.ts";
+import { podOfIdentity } from "./lease.ts";
 import type { Logger } from "./log.ts";
 import { abortableSleep } from "./report-sender.ts";
 
@@ -94,6 +96,16 @@ export function targetDigests(targets: AgentConfig["targets"]): Record<string, s
       createHash("sha256").update(canonicalJson(target)).digest("hex"),
     ]),
   );
+}
+
+/**
+ * The heartbeat's `leader`: this pod while it holds the Lease, else the holder's pod (its
+ * identity without the random suffix), or null while nobody holds it.
+ */
+export function leaderPod(leadership: Leadership, pod: string): string | null {
+  if (leadership.isLeader()) return pod;
+  const holder = leadership.state().holder;
+  return holder ? podOfIdentity(holder) : null;
 }
 
 /** Builds the heartbeat sender; `start()` runs it on its cadence. */

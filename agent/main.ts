@@ -23,10 +23,10 @@ import { configMapReader, createDnsFlipExecutor } from "./executors/dns-flip.ts"
 import { createEtcdSyncTeardownExecutor } from "./executors/etcd-sync-teardown.ts";
 import { createNodeFenceExecutor } from "./executors/node-fence.ts";
 import { createRouteSwapExecutor } from "./executors/route-swap.ts";
-import { createHeartbeats } from "./heartbeat.ts";
+import { createHeartbeats, leaderPod } from "./heartbeat.ts";
 import { connectKube } from "./kube.ts";
 import type { Leadership } from "./leadership.ts";
-import { podName, podOfIdentity, startLeaseElector } from "./lease.ts";
+import { podName, startLeaseElector } from "./lease.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { ConfigMapActionStore } from "./memory.ts";
 import { createAgentMetrics } from "./metrics.ts";
@@ -175,11 +175,7 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     mode: mode === "sandbox" ? "sandbox" : "cluster",
     version,
     pod,
-    leader: () => {
-      if (leadership.isLeader()) return pod;
-      const holder = leadership.state().holder;
-      return holder ? podOfIdentity(holder) : null;
-    },
+    leader: () => leaderPod(leadership, pod),
     secret,
     log,
     onResult: (result) => metrics.heartbeatResult(result),
