@@ -28,6 +28,8 @@ export interface ReportReceiver {
   close(): Promise<void>;
 }
 
+const REPORT_PATH = "/v1/agent/reports";
+
 /** Starts a receiver on 127.0.0.1 with a random port. */
 export async function startReportReceiver(secret: string): Promise<ReportReceiver> {
   const waiters: { predicate: (r: ActionReport) => boolean; resolve: (r: ActionReport) => void }[] = [];
@@ -40,6 +42,11 @@ export async function startReportReceiver(secret: string): Promise<ReportReceive
   };
   const server: Server = createServer(async (req, res) => {
     const body = await readText(req);
+    // An agent also sends heartbeats to this origin (its heartbeatUrl's default): not reports.
+    if (req.url !== REPORT_PATH) {
+      res.writeHead(404, { "content-type": "application/problem+json" }).end('{"status":404}');
+      return;
+    }
     state.attempts += 1;
     const fault = state.faults.shift();
     if (fault === "drop") {
@@ -72,7 +79,7 @@ export async function startReportReceiver(secret: string): Promise<ReportReceive
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
   return Object.assign(state, {
-    url: `http://127.0.0.1:${port}/v1/agent/reports`,
+    url: `http://127.0.0.1:${port}${REPORT_PATH}`,
     waitFor: (predicate: (r: ActionReport) => boolean, timeoutMs = 10_000) => {
       const found = state.reports.find(predicate);
       if (found) return Promise.resolve(found);
