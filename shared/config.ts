@@ -99,9 +99,26 @@ export const DrillSchema = z
   })
   .strict();
 
+/** An agent's name (design §11.1): a DNS label, as `AgentNameSchema` in protocol.ts spells it. */
+const AgentName = z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, "expected a DNS label, e.g. agent-a");
+
+/** The agent named by a config's wave-1 `agent` key, and by a side that names none (design §11.1). */
+export const DEFAULT_AGENT_NAME = "default";
+
+/** A side's matchers and, optionally, the agent that executes actions toward it (design §11.1). */
+const WorkerSideSchema = z
+  .object({
+    matchers: MatcherList.optional(),
+    anyOf: z.array(MatcherList).min(1).optional(),
+    /** The agent that runs every action whose `to` is this side. @default "default" */
+    agent: AgentName.optional(),
+  })
+  .strict()
+  .refine((s) => s.matchers !== undefined || s.anyOf !== undefined, "give `matchers` or `anyOf`");
+
 export const WorkerTargetSchema = z
   .object({
-    sides: z.object({ primary: SideMatchSchema, secondary: SideMatchSchema }).strict(),
+    sides: z.object({ primary: WorkerSideSchema, secondary: WorkerSideSchema }).strict(),
     policy: PolicySchema,
     drill: DrillSchema.optional(),
     /** The side that carries traffic when the target is first seen; editing it later never switches (rule 15). */
@@ -120,22 +137,41 @@ const SlackChannelId = z
 /** A config file's `"$schema"`: the JSON Schema editors check it against (schema/*.schema.json); turnout ignores it. */
 const JsonSchemaRef = z.string().min(1).optional();
 
+/** How the worker reaches one agent (design §6): its URL and transport. */
+const AgentEndpointFields = {
+  url: z.url({ protocol: /^https?$/ }),
+  transport: z.enum(["direct", "qstash"]).default("direct"),
+  qstash: z
+    .object({
+      baseUrl: z.url().default("https://qstash.upstash.io"),
+      retries: z.number().int().min(0).max(10).default(3),
+    })
+    .strict()
+    .prefault({}),
+};
+
+/** One entry of `agents` (design §11.1): where it is, when it is silent, and the mode its heartbeats must say. */
+export const AgentEntrySchema = z
+  .object({
+    ...AgentEndpointFields,
+    /** An agent whose leader has not been heard for this long is silent (rule 17). @default 60 */
+    silentAfterSeconds: z.number().int().min(1).default(60),
+    /**
+     * The mode its heartbeats must report; otherwise its sides are not ready (`agent-mode`), so a
+     * production agent that fell back to the sandbox never looks fine. @default "cluster"
+     */
+    mode: z.enum(["sandbox", "cluster"]).default("cluster"),
+  })
+  .strict();
+export type AgentEntry = z.infer<typeof AgentEntrySchema>;
+
 export const WorkerConfigSchema = z
   .object({
     $schema: JsonSchemaRef,
-    agent: z
-      .object({
-        url: z.url({ protocol: /^https?$/ }),
-        transport: z.enum(["direct", "qstash"]).default("direct"),
-        qstash: z
-          .object({
-            baseUrl: z.url().default("https://qstash.upstash.io"),
-            retries: z.number().int().min(0).max(10).default(3),
-          })
-          .strict()
-          .prefault({}),
-      })
-      .strict(),
+    /** The wave-1 single agent: the agent named `default` (design §11.1). Give `agent` or `agents`, not both. */
+    agent: z.object(AgentEndpointFields).strict().optional(),
+    /** Every agent by name (design §11.1); sides name theirs with `sides.<side>.agent`. */
+    agents: z.record(AgentName, AgentEntrySchema).optional(),
     targets: z.record(TargetName, WorkerTargetSchema),
     chatops: z
       .object({
@@ -189,15 +225,68 @@ export const WorkerConfigSchema = z
   })
   .strict()
   .superRefine((cfg, ctx) => {
-    if (cfg.agent.transport === "qstash" && !cfg.publicUrl) {
+    if (cfg.agent && cfg.agents) {
       ctx.addIssue({
         code: "custom",
-        path: ["publicUrl"],
-        message: 'required with agent.transport "qstash" (QStash\'s failure callback must reach the worker)',
+        path: ["agents"],
+        message: "give `agent` (the single agent, named default) or `agents`, not both",
       });
+    }
+    if (!cfg.agent && !cfg.agents) {
+      ctx.addIssue({ code: "custom", path: ["agents"], message: "name at least one agent (`agents`, or `agent`)" });
+    }
+    const agents = agentsOf(cfg as WorkerConfig);
+    for (const [name, target] of Object.entries(cfg.targets)) {
+      for (const side of SIDES) {
+        const agent = target.sides[side].agent ?? DEFAULT_AGENT_NAME;
+        if (Object.hasOwn(agents, agent)) continue;
+        ctx.addIssue({
+          code: "custom",
+          path: ["targets", name, "sides", side, "agent"],
+          message: `names agent ${JSON.stringify(agent)}, which \`agents\` lacks (known: ${Object.keys(agents).join(", ") || "none"})`,
+        });
+      }
+    }
+    if (!cfg.publicUrl) {
+      for (const [name, agent] of Object.entries(agents)) {
+        if (agent.transport !== "qstash") continue;
+        ctx.addIssue({
+          code: "custom",
+          path: ["publicUrl"],
+          message: `required with agent transport "qstash" (agent ${name}: QStash's failure callback must reach the worker)`,
+        });
+        break;
+      }
     }
   });
 export type WorkerConfig = z.infer<typeof WorkerConfigSchema>;
+
+/**
+ * Every agent of a worker config by name: `agents`, or the wave-1 `agent` as `default` with the
+ * entry defaults (design §11.1), so the rest of the worker knows one shape.
+ */
+export function agentsOf(config: Pick<WorkerConfig, "agent" | "agents">): Record<string, AgentEntry> {
+  if (config.agents) return config.agents;
+  if (!config.agent) return {};
+  return { [DEFAULT_AGENT_NAME]: { ...config.agent, silentAfterSeconds: 60, mode: "cluster" } };
+}
+
+/** The agent a side's actions go to (design §11.1): `sides.<side>.agent`, else `default`. */
+export function sideAgent(target: Pick<WorkerTarget, "sides">, side: Side): string {
+  return target.sides[side].agent ?? DEFAULT_AGENT_NAME;
+}
+
+/** Which sides of which targets the config sends `agent` (the heartbeat answer's `serves`). */
+export function servedBy(config: Pick<WorkerConfig, "targets">, agent: string): Record<string, Side[]> {
+  const out: Record<string, Side[]> = {};
+  for (const name of Object.keys(config.targets).sort()) {
+    const target = config.targets[name];
+    if (!target) continue;
+    const sides = SIDES.filter((side) => sideAgent(target, side) === agent);
+    if (sides.length > 0) out[name] = sides;
+  }
+  return out;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Agent

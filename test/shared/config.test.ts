@@ -23,7 +23,7 @@ describe("worker config", () => {
       dispatchRetries: 5,
       staleAfterSeconds: 28800,
     });
-    expect(r.value.agent.transport).toBe("direct");
+    expect(r.value.agent?.transport).toBe("direct");
   });
 
   it("accepts the design §8 example verbatim", () => {

@@ -39,12 +39,13 @@
  * 7. The §3 view: `machineView(state, now)` plus the shell's firing signals and last events.
  */
 import { klona } from "klona/json";
-import type { Side, WorkerTarget } from "../../shared/config.ts";
+import { type Side, sideAgent, type WorkerTarget } from "../../shared/config.ts";
 import type { ActionKind } from "../../shared/protocol.ts";
 import { dispatchResult, report } from "./machine-actions.ts";
+import { agentInput, probeResult } from "./machine-agents.ts";
 import { command } from "./machine-commands.ts";
 import { audit, type Ctx, type Json, notify, sec } from "./machine-ctx.ts";
-import { budgetUsed, DAY_MS, healthOf, nextDeadline } from "./machine-rules.ts";
+import { agentSilent, budgetUsed, DAY_MS, healthOf, nextDeadline } from "./machine-rules.ts";
 import { settle } from "./machine-settle.ts";
 import {
   type ActionState,
@@ -65,8 +66,9 @@ export { MachineInputSchema, MachineStateSchema, upgradeMachineState } from "./m
 /** The state of a target that has never been seen: steady on its configured initial side. */
 export function initialState(
   target: string,
-  config: Pick<WorkerTarget, "policy" | "initialActiveSide" | "drill">,
+  config: Pick<WorkerTarget, "policy" | "initialActiveSide" | "drill"> & Partial<Pick<WorkerTarget, "sides">>,
 ): MachineState {
+  const sides = config.sides;
   const side = () => ({
     health: "up" as const,
     firingSources: [],
@@ -78,7 +80,7 @@ export function initialState(
     healthCause: null,
   });
   return {
-    version: 2,
+    version: 3,
     target,
     seq: 0,
     policy: config.policy,
@@ -106,6 +108,12 @@ export function initialState(
     sides: { primary: side(), secondary: side() },
     drill: null,
     lastDrill: null,
+    sideAgents: {
+      primary: sides ? sideAgent({ sides }, "primary") : "default",
+      secondary: sides ? sideAgent({ sides }, "secondary") : "default",
+    },
+    agentLiveness: {},
+    probe: null,
   };
 }
 
@@ -128,7 +136,7 @@ export function decide(state: MachineState, input: MachineInput, now: number): D
 export function decideParsed(state: MachineState, parsed: ParsedMachineInput, now: number): Decision {
   // The state is plain JSON data (it is stored as JSON), so a JSON deep copy is a full copy; it
   // costs a fraction of structuredClone, which was a third of `npm run simulate`'s time.
-  const ctx: Ctx = { s: klona(state), now, effects: [], root: parsed.cause };
+  const ctx: Ctx = { s: klona(state), now, effects: [], root: parsed.cause, warnings: [] };
   // Deadlines that fell due before `now` happened before this input (an alarm can run late):
   // e.g. an approve that arrives after the approval expired finds the request already expired.
   // Not so for configuration: the shell applies it before any other input of the call, and when
@@ -151,7 +159,13 @@ export function decideParsed(state: MachineState, parsed: ParsedMachineInput, no
       dispatchResult(ctx, parsed);
       break;
     case "report":
-      report(ctx, parsed.report);
+      report(ctx, parsed.report, parsed.agent);
+      break;
+    case "agent":
+      agentInput(ctx, parsed);
+      break;
+    case "probe-result":
+      probeResult(ctx, parsed);
       break;
     case "command":
       rejected = command(ctx, parsed);
@@ -159,9 +173,10 @@ export function decideParsed(state: MachineState, parsed: ParsedMachineInput, no
   }
   settle(ctx);
   ctx.effects.push({ type: "setTimer", at: nextDeadline(ctx.s, now) });
-  return rejected === undefined
-    ? { state: ctx.s, effects: ctx.effects }
-    : { state: ctx.s, effects: ctx.effects, rejected };
+  const decision: Decision = { state: ctx.s, effects: ctx.effects };
+  if (rejected !== undefined) decision.rejected = rejected;
+  else if (ctx.warnings.length > 0) decision.warnings = ctx.warnings;
+  return decision;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -266,8 +281,11 @@ function configure(ctx: Ctx, cfg: Extract<ParsedMachineInput, { type: "config" }
   const s = ctx.s;
   const drill: DrillConfig | null = cfg.drill ?? null;
   const returning = !s.configured;
+  const agents = cfg.agents ?? { primary: "default", secondary: "default" };
+  const agentsEdited = s.sideAgents.primary !== agents.primary || s.sideAgents.secondary !== agents.secondary;
   const same =
     !returning &&
+    !agentsEdited &&
     JSON.stringify(s.policy) === JSON.stringify(cfg.policy) &&
     s.configuredInitialSide === cfg.initialActiveSide &&
     JSON.stringify(s.drillConfig) === JSON.stringify(drill);
@@ -279,7 +297,10 @@ function configure(ctx: Ctx, cfg: Extract<ParsedMachineInput, { type: "config" }
     drill: drill as unknown as Json,
     // The side a target starts on is read once: editing it never switches a target with state.
     ...(sideEdited ? { initialActiveSideApplies: false, activeSide: s.activeSide, homeSide: s.homeSide } : {}),
+    // Design §11.6: an edit moves only actions committed after it; the current one keeps its agent.
+    ...(agentsEdited ? { agents, ...(s.action ? { actionAgent: s.action.agent } : {}) } : {}),
   });
+  s.sideAgents = { ...agents };
   s.policy = cfg.policy;
   s.configuredInitialSide = cfg.initialActiveSide;
   s.drillConfig = drill;
@@ -321,8 +342,10 @@ export interface MachineView {
   pendingSince: string | null;
   /** When the running hold ends (pending only). */
   holdUntil: string | null;
-  /** Why a pending failover past its hold waits (§5 rules 2, 3, 14), or null. */
+  /** Why a pending failover past its hold waits (§5 rules 2, 3, 14, 17), or null. */
   blocked: Blocker | null;
+  /** Each side's agent and whether it is silent (rule 17). */
+  agents?: Record<Side, { name: string; silent: boolean }>;
   /** The incidents dismissed by `cancel` or an expired approval (rule 10), or null. */
   dismissed: { kind: "failover" | "failback"; incidents: string[] } | null;
   /** False while the target is missing from the configuration (rule 15). */
@@ -337,6 +360,8 @@ export interface MachineView {
     dryRun: boolean;
     status: ActionState["status"];
     steps: ActionState["steps"];
+    /** The agent it was dispatched to (recorded at commit). */
+    agent?: string;
     error?: { code: string; message: string };
   } | null;
   autoActionsLast24h: number;
@@ -357,6 +382,10 @@ export function machineView(state: MachineState, now: number): MachineView {
     pendingSince: iso(state.pendingSince),
     holdUntil: state.pendingSince === null ? null : iso(state.pendingSince + sec(state.policy.holdSeconds)),
     blocked: state.blocked,
+    agents: {
+      primary: { name: state.sideAgents.primary, silent: agentSilent(state, "primary") },
+      secondary: { name: state.sideAgents.secondary, silent: agentSilent(state, "secondary") },
+    },
     dismissed: state.dismissed,
     configured: state.configured,
     approvalDeadline: iso(state.approval?.deadline ?? null),
@@ -372,6 +401,7 @@ export function machineView(state: MachineState, now: number): MachineView {
             dryRun: a.dryRun,
             status: a.status,
             steps: a.steps,
+            agent: a.agent,
             ...(a.error ? { error: a.error } : {}),
           },
     autoActionsLast24h: budgetUsed(state, now).length,

@@ -195,7 +195,7 @@ operatorApi.post("/v1/targets/:name/commands", async (c) => {
       extra: { target: name, phase: result.view.phase },
     });
   }
-  return c.json({ applied: true, target: result.view });
+  return c.json({ applied: true, ...(result.warnings ? { warnings: result.warnings } : {}), target: result.view });
 });
 
 /** Maps a confirmation's outcome to HTTP: executed 200; the requester 403; unknown 404; else 409. */
@@ -209,6 +209,7 @@ function confirmAnswer(
       return c.json({
         applied: true,
         confirmed: { command: result.command, requester: result.requester },
+        ...(result.warnings ? { warnings: result.warnings } : {}),
         target: result.view,
       });
     case "self-approval":

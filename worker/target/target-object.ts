@@ -9,6 +9,7 @@ import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import { PolicySchema, type Side, type WorkerConfig, type WorkerTarget } from "../../shared/config.ts";
 import type { ActionReport } from "../../shared/protocol.ts";
+import { probeAgent } from "../agents/agent-probe.ts";
 import { type Dispatcher, transportDispatcher } from "../agents/dispatcher.ts";
 import { type LoadedConfig, loadConfig } from "../config.ts";
 import { drillSummary } from "../engine/drill-summary.ts";
@@ -234,6 +235,8 @@ export interface TargetObjectTesting {
   notifier?: Notifier;
   /** The configuration in force, in place of TURNOUT_CONFIG (config edits and removal, rule 15). */
   config?: () => WorkerConfig;
+  /** Answers the probe of a silent agent (rule 17) in place of a signed GET /healthz. */
+  prober?: (agent: string) => Promise<boolean>;
 }
 
 export class TargetObject extends DurableObject<Env> {
@@ -355,7 +358,7 @@ export class TargetObject extends DurableObject<Env> {
   async command(name: string, command: TargetCommand): Promise<CommandResult> {
     const now = this.now();
     this.rowsRead = 0;
-    const { rejected, effects } = this.run(name, now, (state) => {
+    const { rejected, warnings, effects } = this.run(name, now, (state) => {
       if (command.command === "clear") {
         return clearCore(
           this.store,
@@ -370,20 +373,42 @@ export class TargetObject extends DurableObject<Env> {
     });
     this.perform(effects);
     const view = await this.view(name);
-    return rejected === undefined ? { applied: true, view } : { applied: false, rejected, view };
+    if (rejected !== undefined) return { applied: false, rejected, view };
+    return warnings ? { applied: true, warnings, view } : { applied: true, view };
   }
 
   /**
    * Feeds an agent report (design §5 rules 5, 13). Returns whether it concerned the latest action;
    * reports for other ids or old epochs are audited (`report.ignored`) and otherwise ignored.
    */
-  async report(name: string, report: ActionReport): Promise<{ accepted: boolean }> {
-    const { effects } = this.run(name, this.now(), (state, now) =>
-      inputCore(this.store, state, { type: "report", report }, now),
-    );
+  async report(name: string, report: ActionReport, agent?: string): Promise<{ accepted: boolean; refused?: boolean }> {
+    const input: MachineInput = { type: "report", report, ...(agent === undefined ? {} : { agent }) };
+    const { effects } = this.run(name, this.now(), (state, now) => inputCore(this.store, state, input, now));
     this.perform(effects);
+    // Design §11.1: a report signed by another agent than the action's is refused (403), audited.
+    if (effects.some((e) => e.type === "audit" && e.event.type === "report.refused")) {
+      return { accepted: false, refused: true };
+    }
     const ignored = effects.some((e) => e.type === "audit" && e.event.type === "report.ignored");
     return { accepted: !ignored };
+  }
+
+  /**
+   * An agent's liveness changed (rule 17), told by its {@link AgentObject}: an input of the
+   * machine with its time. `announce`: this target carries the transition's one notification.
+   */
+  async agentLiveness(
+    name: string,
+    liveness: { agent: string; silent: boolean; at: number; lastHeardAt: number | null; announce: boolean },
+  ): Promise<void> {
+    const input: MachineInput = { type: "agent", ...liveness };
+    const { effects } = this.run(name, this.now(), (state, now) => inputCore(this.store, state, input, now));
+    this.perform(effects);
+  }
+
+  /** The agents this target's sides name, so their objects watch them from now (silence counts from then). */
+  async sideAgents(): Promise<{ primary: string; secondary: string } | null> {
+    return this.readState()?.machine.sideAgents ?? null;
   }
 
   /**
@@ -391,8 +416,15 @@ export class TargetObject extends DurableObject<Env> {
    * re-publish under the same id would be deduplicated away, so the action fails now; `retry`
    * starts it again under a new id. A callback for any other id than the latest action is ignored.
    */
-  async deliveryFailed(name: string, actionId: string, error: string): Promise<void> {
-    const input: MachineInput = { type: "dispatch-result", actionId, ok: false, error, final: true };
+  async deliveryFailed(name: string, actionId: string, error: string, code?: "wrong-agent"): Promise<void> {
+    const input: MachineInput = {
+      type: "dispatch-result",
+      actionId,
+      ok: false,
+      error,
+      final: true,
+      ...(code ? { code } : {}),
+    };
     const { effects } = this.run(name, this.now(), (state, now) => inputCore(this.store, state, input, now));
     this.perform(effects);
   }
@@ -607,7 +639,12 @@ export class TargetObject extends DurableObject<Env> {
         resolveBreakGlassRow(this.sql, row.nonce, status, click.actor, now, d.rejected ?? null);
         outcome =
           d.rejected === undefined
-            ? { outcome: "executed", command: row.command, requester: row.requester }
+            ? {
+                outcome: "executed",
+                command: row.command,
+                requester: row.requester,
+                ...(d.warnings ? { warnings: d.warnings } : {}),
+              }
             : { outcome: "rejected", command: row.command, requester: row.requester, reason: d.rejected };
       }
       this.saveState(state);
@@ -643,7 +680,7 @@ export class TargetObject extends DurableObject<Env> {
     name: string,
     now: number,
     call: (state: LoadedState, now: number) => CoreOutcome,
-  ): { effects: Effect[]; rejected?: string } {
+  ): { effects: Effect[]; rejected?: string; warnings?: string[] } {
     return this.transact(() => {
       const state = this.loadState(name, now);
       const out = call(state, now);
@@ -651,6 +688,7 @@ export class TargetObject extends DurableObject<Env> {
       return {
         effects: [...state.configEffects, ...out.effects],
         ...(out.rejected !== undefined ? { rejected: out.rejected } : {}),
+        ...(out.warnings !== undefined ? { warnings: out.warnings } : {}),
       };
     });
   }
@@ -714,6 +752,10 @@ export class TargetObject extends DurableObject<Env> {
         case "dispatch":
           this.track(this.deliver(effect.request));
           break;
+        case "probe":
+          if (stored === undefined) stored = this.readState();
+          this.track(this.probe(stored?.target ?? "", effect.agent));
+          break;
         case "audit":
           break;
       }
@@ -739,6 +781,7 @@ export class TargetObject extends DurableObject<Env> {
           ok: false,
           error: attempt.error,
           ...(attempt.final ? { final: true } : {}),
+          ...(attempt.code ? { code: attempt.code } : {}),
           ...(attempt.retryAfterSeconds === undefined ? {} : { retryAfterMs: attempt.retryAfterSeconds * 1000 }),
         };
     const { effects } = this.run(request.target, this.now(), (state, now) => inputCore(this.store, state, result, now));
@@ -790,6 +833,29 @@ export class TargetObject extends DurableObject<Env> {
     this.ctx.waitUntil(tracked);
   }
 
+  /**
+   * Rule 17: asks a silent agent once, with a signed `GET <agent>/healthz`, before the failover is
+   * blocked on its silence. An answer counts as heard, here and in the agent's own object.
+   */
+  private async probe(target: string, agent: string): Promise<void> {
+    const now = this.now();
+    let ok: boolean;
+    try {
+      const prober = TargetObject.testing?.prober;
+      if (prober) ok = await prober(agent);
+      else {
+        const loaded = this.config();
+        ok = loaded.ok ? await probeAgent(this.env, loaded.value, agent, now) : false;
+      }
+    } catch {
+      ok = false;
+    }
+    const input: MachineInput = { type: "probe-result", agent, ok };
+    const { effects } = this.run(target, this.now(), (state, at) => inputCore(this.store, state, input, at));
+    this.perform(effects);
+    if (ok) await this.env.AGENTS.getByName(agent).heard(agent, now, "probe");
+  }
+
   private defaultDispatcher(): Dispatcher | undefined {
     const loaded = loadConfig(this.env);
     return loaded.ok ? transportDispatcher(this.env, loaded.value) : undefined;
@@ -826,7 +892,7 @@ export class TargetObject extends DurableObject<Env> {
     // Our own row at the current version: no re-validation on the hot path (issue: CPU per
     // ingest). Older rows are upgraded and validated once.
     const state =
-      raw.machine?.version === 2 && "routedWith" in raw
+      raw.machine?.version === 3 && "routedWith" in raw
         ? (raw as unknown as TargetState)
         : TargetStateSchema.parse(raw);
     this.cached = { json, state, configKey: undefined };
@@ -864,6 +930,24 @@ export class TargetObject extends DurableObject<Env> {
       json,
     );
     this.cached = { json, state: row, configKey };
+    this.watchAgents(row.machine.sideAgents);
+  }
+
+  /** The agents last asked to watch (once per wake and per change): their silence counts from then. */
+  private watched = "";
+
+  /** Makes each side's agent object watch it, so its alarm notices silence with no request at all. */
+  private watchAgents(agents: { primary: string; secondary: string }): void {
+    const key = `${agents.primary} ${agents.secondary}`;
+    if (key === this.watched || !this.env.AGENTS) return;
+    this.watched = key;
+    for (const name of new Set([agents.primary, agents.secondary])) {
+      this.track(
+        this.env.AGENTS.getByName(name)
+          .watch(name)
+          .then(() => undefined),
+      );
+    }
   }
 
   /** Appends a shell event (break-glass) with the next seq of the machine's counter. */

@@ -67,6 +67,8 @@ export interface TargetCommand {
 export interface CommandResult {
   applied: boolean;
   rejected?: string;
+  /** A command that went with something to know: a silent agent (rule 17), another agent mid-action (§11.6). */
+  warnings?: string[];
   view: TargetView;
 }
 
