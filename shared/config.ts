@@ -293,11 +293,6 @@ export function servedBy(config: Pick<WorkerConfig, "targets">, agent: string): 
 
 const ipv4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const HostPort = z.string().regex(/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, "expected host:port");
-/**
- * An agent's name: a DNS label. shared/protocol.ts's AgentNameSchema is the same rule; it cannot
- * be imported here because protocol.ts imports this module.
- */
-const AgentNameText = z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, "expected a DNS label, e.g. agent-a");
 const K8sName = z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "a Kubernetes object name (RFC 1123)");
 
 export const StaticRouteSpecSchema = z
@@ -492,7 +487,7 @@ export const AgentConfigSchema = z
     $schema: JsonSchemaRef,
     listen: HostPort.default("127.0.0.1:8788"),
     /** This agent's name (design §11.1): the worker's `agents.<name>`, sent as `Turnout-Agent`. */
-    name: AgentNameText.default("default"),
+    name: AgentName.default(DEFAULT_AGENT_NAME),
     reportUrl: z.url(),
     /** Where heartbeats go; absent, `reportUrl`'s origin with the path `/v1/agent/heartbeats` ({@link agentHeartbeatUrl}). */
     heartbeatUrl: z.url().optional(),
