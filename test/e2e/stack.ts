@@ -52,7 +52,7 @@ export const NODE_GROUPS = { primary: "dc-1", secondary: "cloud-a" } as const;
 /** The heartbeat key etcd-sync-teardown targets use (outside the compared prefix, like production). */
 export const HEARTBEAT_KEY = "/turnout/heartbeat";
 
-/** The record of the first dns-flip target and its two values (as in agent.config.json); others use `<target>.example.test`. */
+/** The record of the first dns-flip target and its two values (as in agent-a.config.json); others use `<target>.example.test`. */
 export const DNS = {
   zone: "example.test",
   record: "www.example.test",
