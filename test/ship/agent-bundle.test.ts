@@ -118,6 +118,8 @@ describe("the bundled agent (dist/agent.mjs)", () => {
       to: "secondary",
       dryRun: true,
       issuedAt: new Date().toISOString(),
+      // The shipped local config is agent-a's (design §11.1); an action for another agent is refused.
+      agent: "agent-a",
     });
     const res = await fetch(`${agentUrl}/v1/actions`, {
       method: "POST",
