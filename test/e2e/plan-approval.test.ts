@@ -15,7 +15,7 @@ import type { ActionReport } from "../../shared/protocol.ts";
 import { approveValue, BOB, clickBody, type SlackAnswer, signedPost } from "../slack/slack-client.ts";
 import { readText } from "../support/request-text.ts";
 import { TEST_CREDENTIALS } from "../worker/support/bindings.ts";
-import { type Stack, startStack, TOKENS, waitFor } from "./stack.ts";
+import { type Stack, startStack, waitFor } from "./stack.ts";
 
 const BOB_TOKEN = "e2e-bob-operator-token-0001";
 const TIMEOUT_SECONDS = 3;
@@ -86,7 +86,7 @@ async function start(target: string, command: "failover" | "failback"): Promise<
   expect(res.status, await res.clone().text()).toBe(200);
   const view = await waitFor(`${target} dispatches`, async () => {
     const v = await stack.view(target);
-    return v.action?.status === "dispatched" || v.action?.status === "running" ? v : undefined;
+    return v.action?.status === "dispatching" || v.action?.status === "running" ? v : undefined;
   });
   return view.action?.id ?? "";
 }
