@@ -101,8 +101,18 @@ const report = (id: string, match: (r: ActionReport) => boolean, what: string) =
     30_000,
   );
 
-const waiting = (id: string) =>
-  report(id, (r) => r.steps.some((s) => s.name === "go-ahead" && s.status === "waiting"), `${id} waits at go-ahead`);
+/** The agent waits at go-ahead, and the worker has heard so (an approval goes only to a step it knows waits). */
+async function waiting(target: string, id: string): Promise<void> {
+  await report(
+    id,
+    (r) => r.steps.some((s) => s.name === "go-ahead" && s.status === "waiting"),
+    `${id} waits at go-ahead`,
+  );
+  await waitFor(`the worker shows ${id} waiting`, async () => {
+    const v = await stack.view(target);
+    return v.action?.id === id && v.action.steps.some((s) => s.name === "go-ahead" && s.status === "waiting");
+  });
+}
 
 /** The plan went on once: the approval step succeeded, the http step ran and its receiver saw one request. */
 async function resumedOnce(target: string, id: string, by: string): Promise<void> {
@@ -158,7 +168,7 @@ async function slackClick(value: string): Promise<SlackAnswer> {
 describe("a plan's approval step, worker and agent end to end", () => {
   it("approved through the API, it resumes the plan once; a second approval is 409", async () => {
     const id = await start("shop", "failover");
-    await waiting(id);
+    await waiting(id.slice(0, id.lastIndexOf(":")), id);
     expect(effects.has(`${id}:lb-pool`)).toBe(false);
     const first = await approveByApi("shop");
     expect(first.status, first.body).toBe(200);
@@ -170,7 +180,7 @@ describe("a plan's approval step, worker and agent end to end", () => {
 
   it("approved from Slack (the posted button, a signed click), it resumes the plan once; a second click is refused", async () => {
     const id = await start("shop", "failback");
-    await waiting(id);
+    await waiting(id.slice(0, id.lastIndexOf(":")), id);
     const posted = await waitFor("the Approve button in Slack", async () =>
       slackPosts.find((p) => JSON.stringify(p).includes(id) && approveValue(p)),
     );
@@ -185,7 +195,7 @@ describe("a plan's approval step, worker and agent end to end", () => {
 
   it("approved from the status page (session and CSRF), it resumes the plan once; a second post is 409", async () => {
     const id = await start("shop", "failover");
-    await waiting(id);
+    await waiting(id.slice(0, id.lastIndexOf(":")), id);
     const cookie = await login(BOB_TOKEN);
     const ok = await pageApprove(cookie, "shop");
     expect(ok.status, await ok.clone().text()).toBe(200);
@@ -197,7 +207,7 @@ describe("a plan's approval step, worker and agent end to end", () => {
 
   it("not approved in time, the action fails approval-timeout and the next step never runs", async () => {
     const id = await start("late", "failover");
-    await waiting(id);
+    await waiting(id.slice(0, id.lastIndexOf(":")), id);
     const final = await report(id, (r) => r.status !== "running", `${id} times out`);
     expect(final.status).toBe("failed");
     expect(final.error?.code).toBe("approval-timeout");
