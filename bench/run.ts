@@ -19,6 +19,7 @@ import type { Runtime } from "./endpoint.ts";
 import { run as runEtcdConsistency } from "./etcd-consistency.ts";
 import { type IngestBenchFigures, run as runIngest } from "./ingest.ts";
 import { run as runNodeFence } from "./node-fence.ts";
+import { run as runPlan } from "./plan.ts";
 import { run as runReadiness } from "./readiness.ts";
 import { run as runRouteSwap } from "./route-swap.ts";
 import { run as runSaturation } from "./saturation.ts";
@@ -331,6 +332,23 @@ const benches: BenchEntry[] = [
             baseline: `${ms(f.baselineCpuMsPerRound)} (one GET /version per target and side)`,
             ratio: ratioOf(f.baselineCpuMsPerRound, f.cpuMsPerRound),
             goal: { text: "< 1 % of a core", met: f.corePercent < 1 && f.notReadyRounds === 0 },
+          },
+        ],
+      };
+    },
+  },
+  {
+    name: "plan",
+    async run() {
+      const f = await runPlan(5);
+      return {
+        figures: f,
+        rows: [
+          {
+            figure: `plan: Gateway API example failover, dispatch → final report in the sandbox, median of ${f.runs}${f.failures ? ` (${f.failures} failed)` : ""} (max ${ms(f.maxMs)})`,
+            value: ms(f.medianMs),
+            baseline: `${ms(f.baselineMedianMs)} (the same writes and waits with client-node directly)`,
+            ratio: ratioOf(f.baselineMedianMs, f.medianMs),
           },
         ],
       };
