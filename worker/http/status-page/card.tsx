@@ -19,6 +19,7 @@ import {
 import {
   formatSpan,
   liveText,
+  owedSentence,
   type Segment,
   type SentencePolicy,
   type TargetSentence,
@@ -90,6 +91,7 @@ export function cardSignature(
     | "cooldownUntil"
     | "approvalDeadline"
     | "configured"
+    | "owed"
   >,
 ): string {
   const a = view.action;
@@ -107,6 +109,7 @@ export function cardSignature(
     view.sides.secondary.health,
     view.sides.primary.firing.length,
     view.sides.secondary.firing.length,
+    (view.owed ?? []).length,
   ].join("|");
 }
 
@@ -130,6 +133,8 @@ export function TargetCard({ data }: { data: CardData }) {
   const { view } = data;
   const id = `t-${view.name}`;
   const sentence = cardSentence(data);
+  // Design §11.6: owed plan steps are shown whatever the phase (the steady sentence says them itself).
+  const owed = owedSentence(view);
   const incidents = incidentsOf(data.window);
   const drills = drillsOf(data.window);
   const latest = incidents[0];
@@ -145,6 +150,11 @@ export function TargetCard({ data }: { data: CardData }) {
     >
       <h2 id={id}>{view.name}</h2>
       <Sentence sentence={sentence} now={data.now} />
+      {owed !== null && !sentence.segments.some((seg) => typeof seg === "string" && seg.includes(owed)) ? (
+        <p class="owed" data-field="owed">
+          {owed}
+        </p>
+      ) : null}
       <dl class="summary">
         <div>
           <dt>Phase</dt>

@@ -59,7 +59,7 @@ export function refreshScript(): string {
       t.phase, t.activeSide, t.paused, t.flapping, t.blocked || "", t.cooldownUntil || "", t.approvalDeadline || "", t.configured,
       a ? a.id + ":" + a.status + ":" + a.steps.map((s) => s.status).join(",") + ":" + (a.approvals || []).length : "",
       t.sides.primary.health, t.sides.secondary.health,
-      t.sides.primary.firing.length, t.sides.secondary.firing.length,
+      t.sides.primary.firing.length, t.sides.secondary.firing.length, (t.owed || []).length,
     ].join("|");
   };
   // Changed cards are re-rendered from the server's HTML (same session cookie) and swapped in.
