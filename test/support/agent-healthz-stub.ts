@@ -10,14 +10,8 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { ProbeReceived } from "./probe-received.ts";
 import { readText } from "./request-text.ts";
-
-/** One probe as the stub saw it. */
-export interface ProbeReceived {
-  method: string;
-  path: string;
-  headers: Record<string, string>;
-}
 
 export interface AgentHealthzStub {
   url: string;

@@ -4,7 +4,7 @@
  * probes it received, over real HTTP.
  */
 import { inject } from "vitest";
-import type { ProbeReceived } from "../../support/agent-healthz-stub.ts";
+import type { ProbeReceived } from "../../support/probe-received.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {
