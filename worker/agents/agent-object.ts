@@ -65,6 +65,8 @@ export interface AgentInfo {
   configured: boolean;
   lastHeardAt: string | null;
   silent: boolean;
+  /** When it went silent (null while heard). */
+  silentSince: string | null;
   silentAfterSeconds: number;
   version: string | null;
   mode: string | null;
@@ -334,6 +336,7 @@ export class AgentObject extends DurableObject<Env> {
       configured: entry !== undefined,
       lastHeardAt: state.lastHeardAt === null ? null : iso(state.lastHeardAt),
       silent: state.silent,
+      silentSince: state.silent ? iso(state.since) : null,
       silentAfterSeconds: entry?.silentAfterSeconds ?? 60,
       version: state.version,
       mode: state.mode,
