@@ -11,7 +11,7 @@
  * Time is real (workerd has no injectable clock), so heartbeats and silence use second-scale
  * settings.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -219,9 +219,15 @@ describe("two agents, each on its side", () => {
       .toContain("Agent agent-a is SILENT");
     expect(
       await page.locator('[data-target="dr-dns"] [data-side="secondary"] [data-field="side-agent"]').innerText(),
-    ).toBe("Agent agent-b, heard.");
+    ).toBe("Agent: agent-b");
     // Said once on the page: agent-a's silence is one item, not one per target or per poll.
     expect((await page.locator("#agents").innerText()).match(/agent-a is SILENT/g)).toHaveLength(1);
+    mkdirSync(join(import.meta.dirname, "../../test-results"), { recursive: true });
+    await page.screenshot({
+      path: join(import.meta.dirname, "../../test-results/agents-silent-desktop.png"),
+      fullPage: true,
+      timeout: 10_000,
+    });
     await page.close();
 
     const events = await waitFor("agent.silent audited on dr-dns", async () => {

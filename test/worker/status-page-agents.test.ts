@@ -83,14 +83,16 @@ describe("the status page's Agents section", () => {
     expect(b).toContain("Executes failovers into dr-one (secondary), dr-two (secondary).");
     expect(b).toContain("standby replica agent-b-1 (heard 03:00:01 UTC), shown, not counted");
     // agent-c serves nothing and was never heard.
-    expect(textOf(html, /<li class="agent agent-heard" data-agent="agent-c"/)).toContain("Serves no target.");
+    const c = textOf(html, /<li class="agent agent-unheard" data-agent="agent-c"/);
+    expect(c).toContain("not heard yet");
+    expect(c).toContain("Serves no target.");
 
     // The cards: dr-one's primary names agent-a, marked silent; its secondary agent-b, heard.
     const card = html.slice(html.indexOf('data-target="dr-one"'), html.indexOf('data-target="dr-two"'));
     expect(textOf(card, /<p class="side-agent agent-silent"/)).toBe(
       "⊘ Agent agent-a is SILENT: nothing fails over into this side automatically until it is heard again (see Agents).",
     );
-    expect(textOf(card, /<p class="side-agent muted"/)).toBe("Agent agent-b, heard.");
+    expect(textOf(card, /<p class="side-agent muted"/)).toBe("Agent: agent-b");
 
     // The fragment the page's script swaps in: the section alone.
     const fragment = await page("/?fragment=agents");

@@ -66,12 +66,15 @@ function AgentItem({ agent: a, now }: { agent: AgentInfo; now: number }) {
   const serves = servesText(a.serves);
   const standby = a.pods.filter((p) => !p.leader);
   return (
-    <li class={`agent ${a.silent ? "agent-silent" : "agent-heard"}`} data-agent={a.name}>
+    <li
+      class={`agent ${a.silent ? "agent-silent" : a.lastHeardAt === null ? "agent-unheard" : "agent-heard"}`}
+      data-agent={a.name}
+    >
       <p class="agent-head">
         <strong>{a.name}</strong>{" "}
         <span class="badge" data-field="agent-state">
           <span aria-hidden="true">{a.silent ? "⊘ " : "● "}</span>
-          {a.silent ? "SILENT" : a.lastHeardAt === null ? "watching" : "heard"}
+          {a.silent ? "SILENT" : a.lastHeardAt === null ? "not heard yet" : "heard"}
         </span>
       </p>
       <p data-field="agent-heard">
@@ -86,7 +89,7 @@ function AgentItem({ agent: a, now }: { agent: AgentInfo; now: number }) {
               : `: last heard at ${day(a.lastHeardAt)}; an agent is silent after ${a.silentAfterSeconds} s without a heartbeat.`}
           </>
         ) : a.lastHeardAt === null ? (
-          `Not heard yet; watched since ${day(a.watchingSince)}, silent after ${a.silentAfterSeconds} s without a heartbeat.`
+          `Not heard yet: no heartbeat since the worker started watching it at ${day(a.watchingSince)}.`
         ) : (
           <>
             Heard{" "}

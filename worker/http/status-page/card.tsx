@@ -237,7 +237,7 @@ function SideAgent({ agent }: { agent: { name: string; silent: boolean } | undef
     </p>
   ) : (
     <p class="side-agent muted" data-field="side-agent" data-agent={agent.name}>
-      Agent {agent.name}, heard.
+      Agent: {agent.name}
     </p>
   );
 }

@@ -220,6 +220,7 @@ a { color: #0b3d91; }
 .agent p { margin: 0.15rem 0; }
 .agent-heard .badge { color: #13551f; background: #e4f4e6; }
 .agent-silent .badge { color: #8a1010; background: #fde5e5; }
+.agent-unheard .badge { color: #3d434c; background: #eceef1; }
 .side-agent { margin: 0.15rem 0; font-size: 0.9rem; }
 p.agent-silent { color: #8a1010; font-weight: 600; }
 code { font-size: 0.9em; }
