@@ -91,6 +91,15 @@ export interface CoreOutcome {
 
 const EMPTY_SIDE = { firingSources: [], heldSources: [], staleSources: [], incidents: [] };
 
+/**
+ * An input the shell feeds `decide`. The trust boundary is where the data came in, not here:
+ * reports and delivery results were verified and parsed by the HTTP route or the transport,
+ * configuration by the config loader, and alarms and observations are the shell's own, so these
+ * come in their parsed shape and are not parsed again on every call (design §11.5). A command
+ * is the exception (see {@link Run.step}).
+ */
+export type ShellInput = Exclude<ParsedMachineInput, { type: "command" }> | Extract<MachineInput, { type: "command" }>;
+
 /** A fresh shell state for a target seen for the first time. */
 export function newCoreState(target: string, config: TargetConfig | undefined, fallback: TargetConfig): CoreState {
   return {
@@ -125,14 +134,16 @@ class Run {
     return m.seq;
   }
 
-  /** One `decide` call: its audit events are written and its effects collected. */
-  step(input: MachineInput): string | undefined {
-    return this.apply(decide(this.state.machine, input, this.now));
-  }
-
-  /** `step` for an input this shell built in the parsed shape itself (an observation of its store). */
-  stepParsed(input: ParsedMachineInput): string | undefined {
-    return this.apply(decideParsed(this.state.machine, input, this.now));
+  /**
+   * One `decide` call: its audit events are written and its effects collected. Only a command is
+   * validated again (its limits, such as a reason's length, live in the machine's schema, and
+   * commands come at a person's pace); every other input is already in its parsed shape.
+   */
+  step(input: ShellInput): string | undefined {
+    const now = this.now;
+    return this.apply(
+      input.type === "command" ? decide(this.state.machine, input, now) : decideParsed(this.state.machine, input, now),
+    );
   }
 
   private apply(d: Decision): string | undefined {
@@ -180,7 +191,7 @@ class Run {
     // An observation the machine already holds, with no deadline due, is a no-op for `decide`
     // (its sides are unchanged and every rule already settled): skip the call (issue 19).
     if (!always && this.machineHolds(observation) && !this.deadlineDue()) return staleAt;
-    this.stepParsed({
+    this.step({
       type: "observed",
       sides: observation,
       ...(cause === undefined ? {} : { cause }),
@@ -383,7 +394,7 @@ export function alarm(store: TargetStore, state: CoreState, now: number): CoreOu
 }
 
 /** Any other machine input (reports, delivery results, commands but `clear`). */
-export function input(store: TargetStore, state: CoreState, machineInput: MachineInput, now: number): CoreOutcome {
+export function input(store: TargetStore, state: CoreState, machineInput: ShellInput, now: number): CoreOutcome {
   const run = new Run(store, state, now);
   const rejected = run.step(machineInput);
   const out = run.finish(nextStaleAt(store, state, now));

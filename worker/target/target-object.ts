@@ -12,7 +12,7 @@ import type { ActionReport } from "../../shared/protocol.ts";
 import { type Dispatcher, transportDispatcher } from "../agents/dispatcher.ts";
 import { type LoadedConfig, loadConfig } from "../config.ts";
 import { drillSummary } from "../engine/drill-summary.ts";
-import { type Effect, initialState, type MachineInput, machineView, upgradeMachineState } from "../engine/machine.ts";
+import { type Effect, initialState, machineView, upgradeMachineState } from "../engine/machine.ts";
 import type { AuditEvent as MachineAuditEvent } from "../engine/machine-types.ts";
 import {
   type IngestBatch,
@@ -58,6 +58,7 @@ import {
   ingest as ingestCore,
   input as inputCore,
   newCoreState,
+  type ShellInput,
   type TargetConfig,
   type TargetStore,
 } from "./target-core.ts";
@@ -392,7 +393,7 @@ export class TargetObject extends DurableObject<Env> {
    * starts it again under a new id. A callback for any other id than the latest action is ignored.
    */
   async deliveryFailed(name: string, actionId: string, error: string): Promise<void> {
-    const input: MachineInput = { type: "dispatch-result", actionId, ok: false, error, final: true };
+    const input: ShellInput = { type: "dispatch-result", actionId, ok: false, error, final: true };
     const { effects } = this.run(name, this.now(), (state, now) => inputCore(this.store, state, input, now));
     this.perform(effects);
   }
@@ -731,7 +732,7 @@ export class TargetObject extends DurableObject<Env> {
     } catch (err) {
       attempt = { ok: false, error: `dispatch threw: ${String(err)}` };
     }
-    const result: MachineInput = attempt.ok
+    const result: ShellInput = attempt.ok
       ? { type: "dispatch-result", actionId: request.id, ok: true, detail: attempt.detail }
       : {
           type: "dispatch-result",
