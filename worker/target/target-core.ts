@@ -69,6 +69,13 @@ export interface CoreState {
   routedWith: string | null;
   /** When `decide` last ran (its `now`): no deadline falls due before the machine's next one after it. */
   decidedAt?: number;
+  /**
+   * No firing signal goes stale before `at` (null: none until one is written), for signals going
+   * stale `staleAfterMs` after they were last seen: observing then need not ask the store which
+   * went stale. Set by each observation (its `staleAt`, once the stale ones are announced) and
+   * lowered by every firing signal the core writes; absent (an older row), the store is asked.
+   */
+  staleBound?: { at: number | null; staleAfterMs: number };
 }
 
 /** The configuration one target is handled with (or undefined: it left the config, rule 15). */
@@ -162,6 +169,18 @@ class Run {
     return this.state.machine.policy.staleAfterSeconds * 1000;
   }
 
+  /** Writes a signal, keeping {@link CoreState.staleBound} a lower bound of when one goes stale. */
+  put(signal: StoredSignal): void {
+    putSignal(this.store, this.state, signal);
+  }
+
+  /** Whether a signal may have gone stale since the last observation (else the store is not asked). */
+  private mayHaveGoneStale(staleAfterMs: number): boolean {
+    const bound = this.state.staleBound;
+    if (staleAfterMs === 0) return false;
+    return bound === undefined || bound.staleAfterMs !== staleAfterMs || (bound.at !== null && bound.at <= this.now);
+  }
+
   /**
    * Observes the stored firing signals at `now`: announces each signal that went stale (once),
    * then feeds the observation to the machine (it audits only what changed). Returns when the next
@@ -169,8 +188,8 @@ class Run {
    */
   observe(cause: number | undefined, always = false): number | null {
     const staleAfter = this.staleAfterMs();
-    for (const s of staleAfter > 0 ? goingStale(this.store, this.now, staleAfter) : []) {
-      this.store.putSignal({ ...s, staleSince: this.now });
+    for (const s of this.mayHaveGoneStale(staleAfter) ? goingStale(this.store, this.now, staleAfter) : []) {
+      this.put({ ...s, staleSince: this.now });
       this.event("signal.stale", {
         key: s.key,
         source: s.source,
@@ -188,6 +207,7 @@ class Run {
     const { staleAt, ...observation } =
       this.store.observation?.(this.now, staleAfter) ?? observe(this.store.firingSignals(), this.now, staleAfter);
     this.state.observation = observation;
+    this.state.staleBound = { at: staleAt, staleAfterMs: staleAfter };
     // An observation the machine already holds, with no deadline due, is a no-op for `decide`
     // (its sides are unchanged and every rule already settled): skip the call (issue 19).
     if (!always && this.machineHolds(observation) && !this.deadlineDue()) return staleAt;
@@ -262,10 +282,10 @@ export function applyConfig(
       moved += 1;
       if (side === null) {
         // It no longer matches either side: it stops counting, and its resolve would go elsewhere.
-        store.putSignal({ ...s, status: "resolved" });
+        run.put({ ...s, status: "resolved" });
         run.event("signal.unrouted", { key: s.key, source: s.source, side: s.side, incident: s.incident });
       } else {
-        store.putSignal({ ...s, side });
+        run.put({ ...s, side });
         run.event("signal.rerouted", { key: s.key, source: s.source, from: s.side, to: side, incident: s.incident });
       }
     }
@@ -322,7 +342,7 @@ export function ingest(
       result.ignored += 1;
       continue;
     }
-    store.putSignal(next);
+    run.put(next);
     if (outcome === "duplicate") {
       result.duplicates += 1;
       // Seen again after it went stale: fresh evidence again, so the sides are observed anew.
@@ -362,6 +382,15 @@ export function ingest(
   const staleAt = cause !== undefined ? run.observe(cause) : null;
   const out = run.finish(cause !== undefined ? staleAt : nextStaleAt(store, state, now));
   return { ...out, result };
+}
+
+/** Writes `signal` and lowers the state's stale bound to when it goes stale, if it is firing. */
+function putSignal(store: TargetStore, state: CoreState, signal: StoredSignal): void {
+  store.putSignal(signal);
+  const bound = state.staleBound;
+  if (bound === undefined || signal.status !== "firing" || signal.staleSince !== null) return;
+  const at = signal.lastSeen + bound.staleAfterMs;
+  if (bound.at === null || at < bound.at) state.staleBound = { at, staleAfterMs: bound.staleAfterMs };
 }
 
 /** The signals due to be announced stale, from the store's own query or its firing signals. */
@@ -425,7 +454,7 @@ export function clear(
     return { ...run.finish(nextStaleAt(store, state, now)), rejected: `clear: ${why}` };
   }
   // `at` moves to now, so a late re-send of the same incident stays stale; a new incident fires anew.
-  store.putSignal({ ...signal, status: "resolved", at: Math.max(signal.at, now), staleSince: null });
+  run.put({ ...signal, status: "resolved", at: Math.max(signal.at, now), staleSince: null });
   const cause = run.event("signal.cleared", {
     key,
     source: signal.source,

@@ -153,6 +153,7 @@ export const TargetStateSchema = z.object({
   routedWith: z.string().nullable().default(null),
   lastPrunedAt: z.number().default(0),
   decidedAt: z.number().optional(),
+  staleBound: z.object({ at: z.number().nullable(), staleAfterMs: z.number() }).optional(),
 });
 export type TargetState = CoreState & { lastPrunedAt: number };
 
@@ -973,6 +974,18 @@ const SIGNAL_INSERT_ONE = `INSERT INTO signals (${SIGNAL_COLUMNS}) VALUES (${Arr
 const SIGNAL_INSERT_BATCH = `INSERT INTO signals (${SIGNAL_COLUMNS}) SELECT ${jsonColumns(SIGNAL_COLUMN_COUNT)} FROM json_each(?) WHERE true ${SIGNAL_UPSERT}`;
 
 /**
+ * What observing reads: the per-side, per-source aggregate of firing HARD signals (rows with a
+ * null `incident`), then the distinct fresh incidents per side (rows with one), both from the
+ * indexes of {@link SIGNAL_INDEXES}. Parameters: the fresh bound, twice.
+ */
+const OBSERVATION = `SELECT side, source, held, MAX(last_seen) AS newest, MIN(last_seen) AS oldest,
+       MIN(CASE WHEN last_seen > ? THEN last_seen END) AS fresh_oldest, NULL AS incident
+  FROM signals WHERE status = 'firing' AND soft = 0 GROUP BY side, source, held
+UNION ALL
+SELECT DISTINCT side, NULL, NULL, NULL, NULL, NULL, incident
+  FROM signals WHERE status = 'firing' AND soft = 0 AND last_seen > ?`;
+
+/**
  * The core's {@link TargetStore} over the object's SQLite tables, for ONE transaction at a time.
  * Writes are buffered and flushed in as few statements as the batch needs (one upsert of the
  * changed signals, one update of the duplicates' `last_seen`, one insert of the events), always
@@ -1062,16 +1075,10 @@ class SqlTargetStore implements TargetStore {
     this.flush();
     // Fresh means last_seen > fresh (design §4 wave 2: `staleAfterMs` 0 never goes stale).
     const fresh = staleAfterMs > 0 ? now - staleAfterMs : Number.MIN_SAFE_INTEGER;
-    const groups = this.rows(
-      `SELECT side, source, held, MAX(last_seen) AS newest, MIN(last_seen) AS oldest,
-              MIN(CASE WHEN last_seen > ? THEN last_seen END) AS fresh_oldest
-         FROM signals WHERE status = 'firing' AND soft = 0 GROUP BY side, source, held`,
-      fresh,
-    );
-    const incidents = this.rows(
-      "SELECT DISTINCT side, incident FROM signals WHERE status = 'firing' AND soft = 0 AND last_seen > ?",
-      fresh,
-    );
+    // One statement for both: a statement's fixed cost is a large part of a small batch's.
+    const groups: Record<string, SqlStorageValue>[] = [];
+    const incidents: Record<string, SqlStorageValue>[] = [];
+    for (const row of this.rows(OBSERVATION, fresh, fresh)) (row.incident === null ? groups : incidents).push(row);
     let staleAt: number | null = null;
     const side = (name: Side): SideObservation => {
       const firing = new Set<string>();
