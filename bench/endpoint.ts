@@ -69,7 +69,15 @@ export async function startEndpoint(
     url: w.url,
     wrangler: { pid: w.pid, inspectorPort: w.inspectorPort },
     pids,
-    cpuMs: () => cpuMs(pids),
+    cpuMs: () => {
+      // wrangler dev restarts workerd when a file it watches changes: the old processes' CPU is
+      // gone with them, and figures over a restart would be nonsense.
+      const now = workerdDescendants(w.pid);
+      if (now.join() !== pids.join()) {
+        throw new Error(`wrangler dev restarted its workerd (${pids.join(",")} → ${now.join(",")}); measure again`);
+      }
+      return cpuMs(pids);
+    },
     stop: w.stop,
   };
 }
