@@ -5,7 +5,8 @@
  *
  * Wiring: config → mode → (sandbox: local BIND/etcd for local targets, then the simulated cluster
  * of design §9) → heartbeat writers → KubeConfig → durable
- * action store (ConfigMaps) → Leadership (Lease) → executors → runner + HTTP server. Unfinished actions resume
+ * action store (ConfigMaps) → Leadership (Lease) → executors → runner → heartbeats to the worker +
+ * HTTP server. Unfinished actions resume
  * when this replica leads; SIGTERM stops accepting, lets the running step finish (bounded), then
  * aborts it, releases the Lease and exits.
  */
@@ -22,15 +23,21 @@ import { configMapReader, createDnsFlipExecutor } from "./executors/dns-flip.ts"
 import { createEtcdSyncTeardownExecutor } from "./executors/etcd-sync-teardown.ts";
 import { createNodeFenceExecutor } from "./executors/node-fence.ts";
 import { createRouteSwapExecutor } from "./executors/route-swap.ts";
+import { createHeartbeats, leaderPod } from "./heartbeat.ts";
 import { connectKube } from "./kube.ts";
 import type { Leadership } from "./leadership.ts";
-import { startLeaseElector } from "./lease.ts";
+import { podName, startLeaseElector } from "./lease.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { ConfigMapActionStore } from "./memory.ts";
 import { createAgentMetrics } from "./metrics.ts";
 import { type ClusterMode, detectMode } from "./mode.ts";
-import { createReportSender } from "./report-sender.ts";
+import { createPlanExecutor } from "./plan/plan-executor.ts";
+import { createReadiness, type Readiness } from "./readiness/runner.ts";
+import { createSandboxFaults } from "./readiness/sandbox-faults.ts";
+import { registerSandboxRoutes } from "./readiness/sandbox-routes.ts";
+import { abortableSleep, createReportSender } from "./report-sender.ts";
 import { ActionRunner, type ExecutorRegistry, executorRegistry, followLeadership } from "./runner.ts";
+import type { SandboxCluster } from "./sandbox/cluster.ts";
 import { type LocalServers, startLocalServers } from "./sandbox/local-servers.ts";
 import { createAgentApp, leaseReadiness } from "./server.ts";
 
@@ -61,9 +68,14 @@ export interface RunningAgent {
   runner: ActionRunner;
   /** The BIND/etcd servers the sandbox started (undefined outside the sandbox). */
   localServers: LocalServers | undefined;
+  /** Readiness of every target (design §11.3); `latest()` is what a heartbeat carries. */
+  readiness: Readiness;
   /** Graceful stop: stop accepting, drain, release the Lease, close the server. */
   stop(): Promise<void>;
 }
+
+/** How often the leader tries the steps owed by an unreachable cluster again. */
+const OWED_INTERVAL_MS = 15_000;
 
 /** The production executors, one per target kind. */
 export function defaultExecutors(
@@ -78,6 +90,7 @@ export function defaultExecutors(
     ...executorRegistry(dnsFlip),
     ...executorRegistry(createEtcdSyncTeardownExecutor({ kubeConfig, agentConfig: config, env })),
     ...executorRegistry(createNodeFenceExecutor({ kubeConfig })),
+    ...executorRegistry(createPlanExecutor({ kubeConfig, agentConfig: config, env })),
   ]);
 }
 
@@ -103,7 +116,7 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     mode === "sandbox" && !options.kubeConfig && options.localServers !== false
       ? await startLocalServers(config, env, log)
       : undefined;
-  let cluster: { kubeConfig: KubeConfig; close(): Promise<void> };
+  let cluster: { kubeConfig: KubeConfig; close(): Promise<void>; sandbox?: SandboxCluster | undefined };
   try {
     cluster = options.kubeConfig
       ? { kubeConfig: options.kubeConfig, close: async () => {} }
@@ -148,6 +161,7 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
   const reports = createReportSender({
     reportUrl: config.reportUrl,
     secret,
+    agent: config.name,
     log,
     onFailure: () => metrics.reportDeliveryFailed(),
   });
@@ -165,6 +179,36 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     if (resumed.length) log.info("resumed unfinished actions", { actions: resumed });
   }
 
+  // Readiness (design §11.3): every replica evaluates, read only, so a standby's metrics say it too.
+  const readiness = createReadiness({
+    config,
+    kubeConfig,
+    log,
+    env,
+    metrics,
+    clock: { now: Date.now, sleep: abortableSleep },
+  });
+  readiness.start();
+  // Steps owed by `ifUnreachable: "skip"` run once their cluster answers (design §11.6).
+  const owedTimer = setInterval(() => {
+    if (!leadership.isLeader()) return;
+    runner.settleOwed().catch((err: unknown) => log.warn("owed steps: could not settle", { error: String(err) }));
+  }, OWED_INTERVAL_MS);
+  owedTimer.unref();
+  // Every replica, leader or standby, is heard by the worker (design §11.1).
+  const pod = podName(env);
+  const heartbeatSender = createHeartbeats({
+    config,
+    mode: mode === "sandbox" ? "sandbox" : "cluster",
+    version,
+    pod,
+    leader: () => leaderPod(leadership, pod),
+    secret,
+    log,
+    onResult: (result) => metrics.heartbeatResult(result),
+  });
+  heartbeatSender.start();
+
   const versionApi = kubeConfig.makeApiClient(VersionApi);
   let accepting = true;
   const app = createAgentApp({
@@ -173,6 +217,7 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     version,
     metrics,
     ...(localServers ? { sandbox: () => localServers.summary } : {}),
+    heartbeat: () => heartbeatSender.state(),
     readiness: () =>
       leaseReadiness(leadership, async () => {
         await versionApi.getCode();
@@ -188,6 +233,22 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     },
   });
 
+  // `turnout sandbox break|mend`: only where this process runs the simulated cluster itself.
+  if (mode === "sandbox" && cluster.sandbox) {
+    const sandbox = cluster.sandbox;
+    registerSandboxRoutes(app, {
+      secrets,
+      log,
+      faults: createSandboxFaults({
+        config,
+        store: sandbox.api.store,
+        kubeConfig,
+        ...(sandbox.controlPlane ? { controlPlane: sandbox.controlPlane } : {}),
+        ...(localServers ? { localServers: () => localServers.summary } : {}),
+      }),
+    });
+  }
+
   const [host, portText] = splitHostPort(config.listen);
   const server = await new Promise<ServerType>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: host, port: Number(portText) }, () => resolve(s));
@@ -196,15 +257,26 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
   });
   const port = (server.address() as AddressInfo).port;
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
-  log.info("agent listening", { url, mode, targets: Object.keys(config.targets), qstash: qstash !== undefined });
+  log.info("agent listening", {
+    url,
+    agent: config.name,
+    mode,
+    targets: Object.keys(config.targets),
+    qstash: qstash !== undefined,
+  });
 
   return {
     url,
     runner,
     localServers,
+    readiness,
     stop: async () => {
       accepting = false;
+      await readiness.stop();
+      clearInterval(owedTimer);
       await runner.drain(options.shutdownGraceMs ?? 20_000);
+      // After the drain: a replica finishing a step is still heard while it does.
+      await heartbeatSender.stop();
       unfollow();
       await leadership.stop();
       await new Promise<void>((resolve) => {

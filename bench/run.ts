@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: runs every benchmark in turn (route swap, node fence, DNS flip, etcd consistency
- * check, worker ingest under wrangler dev and Miniflare, one-target saturation, the alert storm,
+ * check, readiness CPU, worker ingest under wrangler dev and Miniflare, one-target saturation, the alert storm,
  * decision latency, the simulator), prints ONE table (figure, value, baseline, ratio, goal) and writes the figures
  * with the machine they ran on to bench/results/summary.json (and each bench's to <name>.json).
  *
@@ -20,6 +20,7 @@ import type { Runtime } from "./endpoint.ts";
 import { run as runEtcdConsistency } from "./etcd-consistency.ts";
 import { type IngestBenchFigures, run as runIngest } from "./ingest.ts";
 import { run as runNodeFence } from "./node-fence.ts";
+import { run as runReadiness } from "./readiness.ts";
 import { run as runRouteSwap } from "./route-swap.ts";
 import { run as runSaturation } from "./saturation.ts";
 import { run as runSimulate, SIMULATE_FAILOVERS } from "./simulate.ts";
@@ -337,6 +338,24 @@ const benches: BenchEntry[] = [
       };
     },
   },
+  {
+    name: "readiness",
+    async run() {
+      const f = await runReadiness();
+      return {
+        figures: f,
+        rows: [
+          {
+            figure: `readiness: agent CPU per round, ${f.targets} targets × 2 sides, as a share of one core at the ${f.intervalSeconds} s interval (incl. the in-process fake API; ${f.notReadyRounds} rounds not ready)`,
+            value: `${f.corePercent} % (${ms(f.cpuMsPerRound)} CPU, ${ms(f.wallMsPerRound)} wall per round)`,
+            baseline: `${ms(f.baselineCpuMsPerRound)} (one GET /version per target and side)`,
+            ratio: ratioOf(f.baselineCpuMsPerRound, f.cpuMsPerRound),
+            goal: { text: "< 1 % of a core", met: f.corePercent < 1 && f.notReadyRounds === 0 },
+          },
+        ],
+      };
+    },
+  },
   ingestEntry("ingest", "wrangler"),
   ingestEntry("ingest-miniflare", "miniflare"),
   saturationEntry("saturation", "wrangler"),
@@ -423,7 +442,7 @@ export function table(rows: BenchRow[]): string {
 
 /** Writes `value` as JSON into bench/results/; returns the path. */
 function writeResult(name: string, value: unknown): string {
-  // The trailing slash makes names resolve inside results/, not beside it.
+  // The trailing slash matters: without it, `new URL(name, dir)` resolves beside results/, in bench/.
   const dir = new URL("./results/", import.meta.url);
   mkdirSync(dir, { recursive: true });
   const out = new URL(name, dir);

@@ -4,7 +4,9 @@
  * Every problem is reported as `path: message` by {@link formatIssues}.
  */
 import { z } from "zod";
+import { parseKubeJsonPath } from "./kube-jsonpath.ts";
 import { parseMatcher } from "./matchers.ts";
+import { NotifySchema } from "./notify-config.ts";
 
 export const SIDES = ["primary", "secondary"] as const;
 export const SideSchema = z.enum(SIDES);
@@ -75,8 +77,8 @@ export const PolicySchema = z
     actionTimeoutSeconds: z.number().int().min(1).default(600),
     dispatchRetries: z.number().int().min(0).default(5),
     /**
-     * A firing signal not seen again for this long stops counting as down evidence (design §4
-     * wave 2); twice Alertmanager's default `repeat_interval`. 0 never expires.
+     * A firing signal not seen again for this long stops counting as down evidence (design §4);
+     * twice Alertmanager's default `repeat_interval`. 0 never expires.
      */
     staleAfterSeconds: seconds(28800),
     /** How long a side that was down must be up before it is a failover destination (rule 14); default `holdSeconds`. */
@@ -99,15 +101,34 @@ export const DrillSchema = z
   })
   .strict();
 
+/** An agent's name (design §11.1): a DNS label, as `AgentNameSchema` in protocol.ts spells it. */
+const AgentName = z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, "expected a DNS label, e.g. agent-a");
+
+/** The agent named by a config's wave-1 `agent` key, and by a side that names none (design §11.1). */
+export const DEFAULT_AGENT_NAME = "default";
+
+/** A side's matchers and, optionally, the agent that executes actions toward it (design §11.1). */
+const WorkerSideSchema = z
+  .object({
+    matchers: MatcherList.optional(),
+    anyOf: z.array(MatcherList).min(1).optional(),
+    /** The agent that runs every action whose `to` is this side. @default "default" */
+    agent: AgentName.optional(),
+  })
+  .strict()
+  .refine((s) => s.matchers !== undefined || s.anyOf !== undefined, "give `matchers` or `anyOf`");
+
 export const WorkerTargetSchema = z
   .object({
-    sides: z.object({ primary: SideMatchSchema, secondary: SideMatchSchema }).strict(),
+    sides: z.object({ primary: WorkerSideSchema, secondary: WorkerSideSchema }).strict(),
     policy: PolicySchema,
     drill: DrillSchema.optional(),
     /** The side that carries traffic when the target is first seen; editing it later never switches (rule 15). */
     initialActiveSide: SideSchema.default("primary"),
     /** Keep every verified ingest body routed to this target, for `npm run simulate` (design §10). */
     record: z.boolean().default(false),
+    /** Paging and outgoing events for this target (design §11.4), sink by sink over the global `notify`. */
+    notify: NotifySchema.optional(),
   })
   .strict();
 export type WorkerTarget = z.infer<typeof WorkerTargetSchema>;
@@ -120,22 +141,41 @@ const SlackChannelId = z
 /** A config file's `"$schema"`: the JSON Schema editors check it against (schema/*.schema.json); turnout ignores it. */
 const JsonSchemaRef = z.string().min(1).optional();
 
+/** How the worker reaches one agent (design §6): its URL and transport. */
+const AgentEndpointFields = {
+  url: z.url({ protocol: /^https?$/ }),
+  transport: z.enum(["direct", "qstash"]).default("direct"),
+  qstash: z
+    .object({
+      baseUrl: z.url().default("https://qstash.upstash.io"),
+      retries: z.number().int().min(0).max(10).default(3),
+    })
+    .strict()
+    .prefault({}),
+};
+
+/** One entry of `agents` (design §11.1): where it is, when it is silent, and the mode its heartbeats must say. */
+export const AgentEntrySchema = z
+  .object({
+    ...AgentEndpointFields,
+    /** An agent whose leader has not been heard for this long is silent (rule 17). @default 60 */
+    silentAfterSeconds: z.number().int().min(1).default(60),
+    /**
+     * The mode its heartbeats must report; otherwise its sides are not ready (`agent-mode`), so a
+     * production agent that fell back to the sandbox never looks fine. @default "cluster"
+     */
+    mode: z.enum(["sandbox", "cluster"]).default("cluster"),
+  })
+  .strict();
+export type AgentEntry = z.infer<typeof AgentEntrySchema>;
+
 export const WorkerConfigSchema = z
   .object({
     $schema: JsonSchemaRef,
-    agent: z
-      .object({
-        url: z.url({ protocol: /^https?$/ }),
-        transport: z.enum(["direct", "qstash"]).default("direct"),
-        qstash: z
-          .object({
-            baseUrl: z.url().default("https://qstash.upstash.io"),
-            retries: z.number().int().min(0).max(10).default(3),
-          })
-          .strict()
-          .prefault({}),
-      })
-      .strict(),
+    /** The wave-1 single agent: the agent named `default` (design §11.1). Give `agent` or `agents`, not both. */
+    agent: z.object(AgentEndpointFields).strict().optional(),
+    /** Every agent by name (design §11.1); sides name theirs with `sides.<side>.agent`. */
+    agents: z.record(AgentName, AgentEntrySchema).optional(),
     targets: z.record(TargetName, WorkerTargetSchema),
     chatops: z
       .object({
@@ -176,7 +216,7 @@ export const WorkerConfigSchema = z
       })
       .strict()
       .optional(),
-    /** How much history each target keeps (design §4 wave 2). */
+    /** How much history each target keeps (design §4). */
     retention: z
       .object({
         resolvedSignalDays: z.number().int().min(1).default(7),
@@ -186,18 +226,73 @@ export const WorkerConfigSchema = z
       .prefault({}),
     /** The worker's own public base URL; QStash's failure callback is sent to `<publicUrl>/v1/agent/reports/qstash-failure`. */
     publicUrl: z.url().optional(),
+    /** Paging (PagerDuty, Opsgenie) and signed CloudEvents webhooks (design §11.4). */
+    notify: NotifySchema.optional(),
   })
   .strict()
   .superRefine((cfg, ctx) => {
-    if (cfg.agent.transport === "qstash" && !cfg.publicUrl) {
+    if (cfg.agent && cfg.agents) {
       ctx.addIssue({
         code: "custom",
-        path: ["publicUrl"],
-        message: 'required with agent.transport "qstash" (QStash\'s failure callback must reach the worker)',
+        path: ["agents"],
+        message: "give `agent` (the single agent, named default) or `agents`, not both",
       });
+    }
+    if (!cfg.agent && !cfg.agents) {
+      ctx.addIssue({ code: "custom", path: ["agents"], message: "name at least one agent (`agents`, or `agent`)" });
+    }
+    const agents = agentsOf(cfg as WorkerConfig);
+    for (const [name, target] of Object.entries(cfg.targets)) {
+      for (const side of SIDES) {
+        const agent = target.sides[side].agent ?? DEFAULT_AGENT_NAME;
+        if (Object.hasOwn(agents, agent)) continue;
+        ctx.addIssue({
+          code: "custom",
+          path: ["targets", name, "sides", side, "agent"],
+          message: `names agent ${JSON.stringify(agent)}, which \`agents\` lacks (known: ${Object.keys(agents).join(", ") || "none"})`,
+        });
+      }
+    }
+    if (!cfg.publicUrl) {
+      for (const [name, agent] of Object.entries(agents)) {
+        if (agent.transport !== "qstash") continue;
+        ctx.addIssue({
+          code: "custom",
+          path: ["publicUrl"],
+          message: `required with agent transport "qstash" (agent ${name}: QStash's failure callback must reach the worker)`,
+        });
+        break;
+      }
     }
   });
 export type WorkerConfig = z.infer<typeof WorkerConfigSchema>;
+
+/**
+ * Every agent of a worker config by name: `agents`, or the wave-1 `agent` as `default` with the
+ * entry defaults (design §11.1), so the rest of the worker knows one shape.
+ */
+export function agentsOf(config: Pick<WorkerConfig, "agent" | "agents">): Record<string, AgentEntry> {
+  if (config.agents) return config.agents;
+  if (!config.agent) return {};
+  return { [DEFAULT_AGENT_NAME]: { ...config.agent, silentAfterSeconds: 60, mode: "cluster" } };
+}
+
+/** The agent a side's actions go to (design §11.1): `sides.<side>.agent`, else `default`. */
+export function sideAgent(target: Pick<WorkerTarget, "sides">, side: Side): string {
+  return target.sides[side].agent ?? DEFAULT_AGENT_NAME;
+}
+
+/** Which sides of which targets the config sends `agent` (the heartbeat answer's `serves`). */
+export function servedBy(config: Pick<WorkerConfig, "targets">, agent: string): Record<string, Side[]> {
+  const out: Record<string, Side[]> = {};
+  for (const name of Object.keys(config.targets).sort()) {
+    const target = config.targets[name];
+    if (!target) continue;
+    const sides = SIDES.filter((side) => sideAgent(target, side) === agent);
+    if (sides.length > 0) out[name] = sides;
+  }
+  return out;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Agent
@@ -381,11 +476,267 @@ export const NodeFenceTargetSchema = z
   })
   .strict();
 
+// ---------------------------------------------------------------------------------------------
+// Plans (design §11.2): a team's own runbook from verified steps.
+
+const EnvVarName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name");
+const StepName = z
+  .string()
+  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, "step names are lower-case letters, digits and '-' (a DNS label)");
+/** `{"<JSONPath>": value}`: each path selects exactly one value, compared as JSON. */
+const JsonPathValues = z.record(z.string(), z.json()).superRefine((values, ctx) => {
+  for (const path of Object.keys(values)) {
+    const parsed = parseKubeJsonPath(path);
+    if (!parsed.ok) ctx.addIssue({ code: "custom", path: [path], message: parsed.message });
+  }
+});
+const bySide = <T extends z.ZodType>(value: T) => z.object({ primary: value, secondary: value }).strict();
+const WorkloadRef = z
+  .object({ kind: z.enum(["Deployment", "StatefulSet", "DaemonSet"]), namespace: K8sName, name: K8sName })
+  .strict();
+const ApiVersion = z.string().regex(/^([a-z0-9.-]+\/)?v[0-9]+((alpha|beta)[0-9]+)?$/, "expected group/version or v1");
+const KindName = z.string().regex(/^[A-Z][A-Za-z0-9]*$/, "a Kubernetes kind, e.g. HTTPRoute");
+
+const WaitForSchema = z.union([
+  z
+    .object({ condition: z.object({ type: z.string().min(1), status: z.enum(["True", "False", "Unknown"]) }).strict() })
+    .strict(),
+  JsonPathValues,
+]);
+
+/** The object a `kube` step or a `kube` check names. */
+const KubeObjectRef = {
+  apiVersion: ApiVersion,
+  kind: KindName,
+  namespace: K8sName.optional(),
+  name: K8sName,
+};
+
+const JsonPatchOp = z
+  .object({
+    op: z.enum(["add", "remove", "replace", "move", "copy", "test"]),
+    path: z.string().startsWith("/", "a JSON Pointer starting with /"),
+    value: z.json().optional(),
+    from: z.string().optional(),
+  })
+  .strict();
+
+export const KubeStepSchema = z
+  .object({
+    ...KubeObjectRef,
+    patch: bySide(z.union([z.array(JsonPatchOp), z.record(z.string(), z.json())])),
+    patchType: z.enum(["merge", "json", "apply"]).default("merge"),
+    expect: bySide(JsonPathValues).optional(),
+    waitFor: WaitForSchema.optional(),
+  })
+  .strict()
+  .superRefine((step, ctx) => {
+    for (const side of SIDES) {
+      const patch = step.patch[side];
+      const isOps = Array.isArray(patch);
+      if ((step.patchType === "json") !== isOps) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["patch", side],
+          message:
+            step.patchType === "json"
+              ? 'patchType "json" takes a list of JSON Patch operations'
+              : `patchType "${step.patchType}" takes an object`,
+        });
+        continue;
+      }
+      // Without `expect`, an add/remove/move/copy list is not convergent: run twice, it does twice.
+      if (isOps && !step.expect) {
+        patch.forEach((op, i) => {
+          if (op.op !== "replace" && op.op !== "test") {
+            ctx.addIssue({
+              code: "custom",
+              path: ["patch", side, i, "op"],
+              message: `patchType "json" needs \`expect\`, or only replace and test operations (found ${op.op})`,
+            });
+          }
+        });
+      }
+    }
+  });
+
+export const ScaleStepSchema = z
+  .object({
+    kind: z.enum(["Deployment", "StatefulSet"]),
+    namespace: K8sName,
+    name: K8sName,
+    replicas: bySide(z.number().int().min(0)),
+  })
+  .strict();
+
+export const CheckStepSchema = z
+  .object({
+    kube: z
+      .object({ ...KubeObjectRef, waitFor: WaitForSchema })
+      .strict()
+      .optional(),
+    http: z
+      .object({
+        url: z.url(),
+        expectStatus: z.number().int().min(100).max(599).default(200),
+        expectBody: z.string().optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .refine((c) => (c.kube === undefined) !== (c.http === undefined), "give exactly one of `kube` or `http`");
+
+export const HttpStepSchema = z
+  .object({
+    method: z.enum(["GET", "POST", "PUT", "PATCH", "DELETE"]).default("POST"),
+    url: z.url(),
+    headers: z.record(z.string().min(1), z.string()).default({}),
+    headersEnv: z.record(z.string().min(1), EnvVarName).default({}),
+    body: bySide(z.json()).optional(),
+    expectStatus: z.number().int().min(100).max(599).default(200),
+  })
+  .strict();
+
+/** The step kinds of design §11.2, in the order docs list them. */
+export const PLAN_STEP_KINDS = [
+  "routeSwap",
+  "dnsFlip",
+  "etcdSyncTeardown",
+  "nodeFence",
+  "kube",
+  "scale",
+  "restart",
+  "check",
+  "http",
+  "wait",
+  "approval",
+] as const;
+export type PlanStepKind = (typeof PLAN_STEP_KINDS)[number];
+
+export const PlanStepSchema = z
+  .object({
+    name: StepName,
+    routeSwap: RouteSwapTargetSchema.omit({ kind: true }).optional(),
+    dnsFlip: DnsFlipTargetSchema.omit({ kind: true }).optional(),
+    // `dns` names a dns-flip target of this agent, as for the executor; absent, no DNS is flipped
+    // (a plan's own dnsFlip step does it).
+    etcdSyncTeardown: EtcdSyncTeardownTargetSchema.omit({ kind: true, dns: true })
+      .extend({ dns: TargetName.optional() })
+      .optional(),
+    nodeFence: NodeFenceTargetSchema.omit({ kind: true }).optional(),
+    kube: KubeStepSchema.optional(),
+    scale: ScaleStepSchema.optional(),
+    restart: z
+      .object({ workloads: z.array(WorkloadRef).min(1) })
+      .strict()
+      .optional(),
+    check: CheckStepSchema.optional(),
+    http: HttpStepSchema.optional(),
+    wait: z.object({ seconds: z.number().positive() }).strict().optional(),
+    approval: z
+      .object({ message: z.string().min(1).max(500) })
+      .strict()
+      .optional(),
+    /** This step always runs as in a drill (writes with dryRun=All), even in a real action. */
+    dryRun: z.boolean().default(false),
+    timeoutSeconds: z.number().positive().optional(),
+    cluster: K8sName.optional(),
+    ifUnreachable: z.literal("skip").optional(),
+  })
+  .strict()
+  .superRefine((step, ctx) => {
+    const kinds = PLAN_STEP_KINDS.filter((k) => step[k] !== undefined);
+    if (kinds.length !== 1) {
+      ctx.addIssue({
+        code: "custom",
+        path: [],
+        message: `a step has exactly one kind, one of ${PLAN_STEP_KINDS.join(", ")} (found ${kinds.length ? kinds.join(", ") : "none"})`,
+      });
+    }
+    if (step.ifUnreachable && !step.cluster) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["ifUnreachable"],
+        message: "needs `cluster`: only a step on another cluster can find it unreachable",
+      });
+    }
+  });
+export type PlanStep = z.infer<typeof PlanStepSchema>;
+
+export const ParallelGroupSchema = z
+  .object({
+    /** The group's name in reports; default `parallel-<n>`, n its position in the list (from 1). */
+    name: StepName.optional(),
+    parallel: z.array(PlanStepSchema).min(2, "a parallel group needs at least two steps"),
+  })
+  .strict();
+export type ParallelGroup = z.infer<typeof ParallelGroupSchema>;
+
+const PlanElementSchema = z.union([ParallelGroupSchema, PlanStepSchema]);
+export type PlanElement = z.infer<typeof PlanElementSchema>;
+
+export const PlanTargetSchema = z
+  .object({
+    kind: z.literal("plan"),
+    steps: z.array(PlanElementSchema).min(1),
+    failbackSteps: z.array(PlanElementSchema).min(1).optional(),
+  })
+  .strict()
+  .superRefine((plan, ctx) => {
+    const seen = new Map<string, string>();
+    const note = (name: string, path: (string | number)[]) => {
+      const where = path.join(".");
+      const first = seen.get(name);
+      if (first !== undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: [...path, "name"],
+          message: `${JSON.stringify(name)} is used at ${first} too; step and group names are unique in a plan`,
+        });
+      } else seen.set(name, where);
+    };
+    for (const list of ["steps", "failbackSteps"] as const) {
+      (plan[list] ?? []).forEach((element, i) => {
+        if ("parallel" in element) {
+          note(element.name ?? parallelGroupName(i), [list, i]);
+          element.parallel.forEach((s, j) => {
+            note(s.name, [list, i, "parallel", j]);
+          });
+        } else note(element.name, [list, i]);
+      });
+    }
+  });
+export type PlanTarget = z.infer<typeof PlanTargetSchema>;
+
+/** The reported name of the unnamed parallel group at index `i` of its list. */
+export function parallelGroupName(i: number): string {
+  return `parallel-${i + 1}`;
+}
+
+/** Every step of a plan target (both lists, groups flattened), with where it sits. */
+export function planSteps(plan: PlanTarget): { step: PlanStep; path: (string | number)[] }[] {
+  const out: { step: PlanStep; path: (string | number)[] }[] = [];
+  for (const list of ["steps", "failbackSteps"] as const) {
+    (plan[list] ?? []).forEach((element, i) => {
+      if (!("parallel" in element)) {
+        out.push({ step: element, path: [list, i] });
+        return;
+      }
+      element.parallel.forEach((step, j) => {
+        out.push({ step, path: [list, i, "parallel", j] });
+      });
+    });
+  }
+  return out;
+}
+
 export const AgentTargetSchema = z.discriminatedUnion("kind", [
   RouteSwapTargetSchema,
   DnsFlipTargetSchema,
   EtcdSyncTeardownTargetSchema,
   NodeFenceTargetSchema,
+  PlanTargetSchema,
 ]);
 export type AgentTarget = z.infer<typeof AgentTargetSchema>;
 export type RouteSwapTarget = z.infer<typeof RouteSwapTargetSchema>;
@@ -397,7 +748,13 @@ export const AgentConfigSchema = z
   .object({
     $schema: JsonSchemaRef,
     listen: HostPort.default("127.0.0.1:8788"),
+    /** This agent's name (design §11.1): the worker's `agents.<name>`, sent as `Turnout-Agent`. */
+    name: AgentName.default(DEFAULT_AGENT_NAME),
     reportUrl: z.url(),
+    /** Where heartbeats go; absent, `reportUrl`'s origin with the path `/v1/agent/heartbeats` ({@link agentHeartbeatUrl}). */
+    heartbeatUrl: z.url().optional(),
+    /** How often every replica sends a heartbeat (design §11.1). */
+    heartbeatSeconds: z.number().int().min(1).default(15),
     kubeconfig: z.string().min(1).optional(),
     /** Namespace for the agent's Lease and its durable action memory (ConfigMaps). */
     namespace: K8sName.default("turnout"),
@@ -422,11 +779,25 @@ export const AgentConfigSchema = z
       })
       .strict()
       .optional(),
+    /** Readiness (design §11.3): how often each target is checked, read-only, toward each side this agent serves. */
+    readiness: z
+      .object({
+        /**
+         * Seconds between evaluation rounds; the worker treats a result older than twice this as unknown.
+         * @default 300
+         */
+        intervalSeconds: z.number().int().min(10).default(300),
+      })
+      .strict()
+      .prefault({}),
+    /** Other clusters plan steps act on (design §11.2): `{"<name>": {kubeconfig}}`. */
+    clusters: z.record(K8sName, z.object({ kubeconfig: z.string().min(1) }).strict()).default({}),
     targets: z.record(TargetName, AgentTargetSchema),
   })
   .strict()
   .superRefine((cfg, ctx) => {
     for (const [name, target] of Object.entries(cfg.targets)) {
+      if (target.kind === "plan") checkPlanReferences(cfg, name, target, ctx);
       if (target.kind !== "etcd-sync-teardown") continue;
       const dns = cfg.targets[target.dns];
       if (dns?.kind !== "dns-flip") {
@@ -439,6 +810,37 @@ export const AgentConfigSchema = z
     }
   });
 export type AgentConfig = z.infer<typeof AgentConfigSchema>;
+
+/** A plan's references into the rest of the agent config: clusters and dns-flip targets. */
+function checkPlanReferences(
+  cfg: { clusters: Record<string, unknown>; targets: Record<string, { kind: string }> },
+  name: string,
+  plan: PlanTarget,
+  ctx: z.RefinementCtx,
+): void {
+  for (const { step, path } of planSteps(plan)) {
+    if (step.cluster !== undefined && !Object.hasOwn(cfg.clusters, step.cluster)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["targets", name, ...path, "cluster"],
+        message: `names ${JSON.stringify(step.cluster)}, which \`clusters\` lacks`,
+      });
+    }
+    const dns = step.etcdSyncTeardown?.dns;
+    if (dns !== undefined && ownTarget(cfg.targets, dns)?.kind !== "dns-flip") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["targets", name, ...path, "etcdSyncTeardown", "dns"],
+        message: `names ${JSON.stringify(dns)}, which is not a dns-flip target of this agent`,
+      });
+    }
+  }
+}
+
+/** The agent's heartbeat URL: `heartbeatUrl`, or `reportUrl`'s origin with `/v1/agent/heartbeats` (design §11.1). */
+export function agentHeartbeatUrl(config: Pick<AgentConfig, "heartbeatUrl" | "reportUrl">): string {
+  return config.heartbeatUrl ?? new URL("/v1/agent/heartbeats", config.reportUrl).toString();
+}
 
 // ---------------------------------------------------------------------------------------------
 

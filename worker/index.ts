@@ -7,6 +7,7 @@ import type { Env } from "./env.ts";
 import { app } from "./http/app.ts";
 import { runScheduledDrills } from "./target/drills.ts";
 
+export { AgentObject } from "./agents/agent-object.ts";
 export { ReplayGuard } from "./http/slack/replay-guard.ts";
 export { TargetObject } from "./target/target-object.ts";
 

@@ -86,7 +86,7 @@ export const StaticRouteObjectSchema = z.object({
 export type StaticRouteObject = z.infer<typeof StaticRouteObjectSchema>;
 
 /** The full spec of a route as saved in durable memory for failback. */
-const SavedRouteSchema = z.object({
+export const SavedRouteSchema = z.object({
   name: z.string(),
   spec: z.record(z.string(), z.unknown()),
   uid: z.string().optional(),
@@ -219,7 +219,7 @@ interface OperatorPod {
   ready: boolean;
 }
 
-/** The reads and writes the executor makes, in one place (each one named in agent/deploy/rbac.yaml). */
+/** The reads and writes the executor makes, in one place (each one named in agent/deploy/base/rbac.yaml). */
 class RouteCluster {
   private readonly custom: k8s.CustomObjectsApi;
   private readonly core: k8s.CoreV1Api;

@@ -23,7 +23,19 @@ describe("worker config", () => {
       dispatchRetries: 5,
       staleAfterSeconds: 28800,
     });
-    expect(r.value.agent.transport).toBe("direct");
+    // The local two agents of design §11.1: sandbox mode, each side naming its agent.
+    expect(r.value.agents?.["agent-a"]).toMatchObject({
+      url: "http://127.0.0.1:8788",
+      transport: "direct",
+      mode: "sandbox",
+    });
+    expect(r.value.agents?.["agent-b"]).toMatchObject({
+      url: "http://127.0.0.1:8789",
+      transport: "direct",
+      mode: "sandbox",
+    });
+    expect(r.value.targets["global-dr"]?.sides.secondary.agent).toBe("agent-b");
+    expect(r.value.targets["egress-gw"]?.sides.secondary.agent).toBe("agent-a");
   });
 
   it("accepts the design §8 example verbatim", () => {
@@ -89,10 +101,15 @@ describe("chatops.slack.notifyChannel", () => {
 });
 
 describe("agent config", () => {
-  it("accepts the repo's agent.config.json", () => {
-    const r = validateAgentConfig(readJson("agent.config.json"));
-    if (!r.ok) throw new Error(JSON.stringify(r.problems));
-    expect(r.value.listen).toBe("127.0.0.1:8788");
+  it("accepts the repo's agent-a.config.json and agent-b.config.json (design §11.1 local: 8788 and 8789)", () => {
+    for (const [file, name, listen] of [
+      ["agent-a.config.json", "agent-a", "127.0.0.1:8788"],
+      ["agent-b.config.json", "agent-b", "127.0.0.1:8789"],
+    ] as const) {
+      const r = validateAgentConfig(readJson(file));
+      if (!r.ok) throw new Error(JSON.stringify(r.problems));
+      expect([r.value.name, r.value.listen]).toEqual([name, listen]);
+    }
   });
 
   it("requires an etcd-sync-teardown target's dns to name a dns-flip target", () => {

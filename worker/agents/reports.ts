@@ -1,14 +1,16 @@
 /**
- * The agent's way back (design §6): `POST /v1/agent/reports` (Turnout-Signature verified on the
- * raw body before parsing, current then next secret) and QStash's failure callback
+ * The agent's way back (design §6, §11.1): `POST /v1/agent/reports` (Turnout-Signature verified
+ * on the raw body before parsing, with the key of the agent named by `Turnout-Agent`; a report for
+ * an action dispatched to another agent is 403) and QStash's failure callback
  * `POST /v1/agent/reports/qstash-failure` (Upstash-Signature).
  */
 import { Hono } from "hono";
+import { DEFAULT_AGENT_NAME } from "../../shared/config.ts";
 import { qstashKeysFromEnv } from "../../shared/qstash-signature.ts";
-import { agentSecrets } from "../../shared/secrets.ts";
 import { requireConfig } from "../config.ts";
 import type { Env } from "../env.ts";
 import { Problem } from "../problem.ts";
+import { AGENT_HEADER, agentKeys, agentOfHeader } from "./agent-keys.ts";
 import {
   QSTASH_FAILURE_PATH,
   qstashFailureCallbackUrl,
@@ -20,9 +22,16 @@ export const agentReports = new Hono<{ Bindings: Env }>();
 
 agentReports.post("/v1/agent/reports", async (c) => {
   const raw = await c.req.text();
-  const secrets = agentSecrets(c.env);
-  if (secrets.length === 0)
-    throw new Problem("unauthorized", "TURNOUT_AGENT_SECRET is not configured; reports are refused");
+  // Design §11.1: the key is the one of the agent the Turnout-Agent header names (absent:
+  // default), checked on the raw bytes before anything is parsed.
+  const agent = agentOfHeader(c.req.raw.headers);
+  const secrets = agent === undefined ? [] : (agentKeys(c.env).byAgent.get(agent) ?? []);
+  if (secrets.length === 0) {
+    throw new Problem(
+      "unauthorized",
+      `unknown agent in ${AGENT_HEADER}, or no key configured for it; reports are refused`,
+    );
+  }
   const checked = await verifyAgentReport(raw, c.req.raw.headers, secrets, Date.now());
   if (!checked.ok) {
     if (checked.status === 401)
@@ -43,15 +52,22 @@ agentReports.post("/v1/agent/reports", async (c) => {
     );
     return c.json({ accepted: false, reason: `no target named ${JSON.stringify(report.target)}` });
   }
+  let refusal: string;
   try {
-    const { accepted } = await c.env.TARGETS.getByName(report.target).report(report.target, report);
-    return c.json({ accepted, ...(accepted ? {} : { reason: "not the current action; audited and ignored" }) });
+    const stub = c.env.TARGETS.getByName(report.target);
+    const { accepted, refused } = await stub.report(report.target, report, agent ?? DEFAULT_AGENT_NAME);
+    if (refused) {
+      refusal = `${report.actionId} was not dispatched to agent ${agent}; refused and audited (report.refused)`;
+    } else {
+      return c.json({ accepted, ...(accepted ? {} : { reason: "not the current action; audited and ignored" }) });
+    }
   } catch (err) {
     console.error(
       JSON.stringify({ level: "error", msg: "report delivery failed", target: report.target, error: String(err) }),
     );
     throw new Problem("unavailable", `target ${report.target} is unavailable; retry`);
   }
+  throw new Problem("forbidden", refusal, { extra: { target: report.target, agent } });
 });
 
 agentReports.post(QSTASH_FAILURE_PATH, async (c) => {
@@ -74,7 +90,10 @@ agentReports.post(QSTASH_FAILURE_PATH, async (c) => {
     await c.env.TARGETS.getByName(request.target).deliveryFailed(
       request.target,
       request.id,
-      `QStash gave up delivering to the agent (last status ${checked.agentStatus})`,
+      checked.agentStatus === 421
+        ? `the agent refused an action addressed to ${request.agent ?? DEFAULT_AGENT_NAME} (421 wrong-agent)`
+        : `QStash gave up delivering to the agent (last status ${checked.agentStatus})`,
+      ...(checked.agentStatus === 421 ? (["wrong-agent"] as const) : []),
     );
   } catch (err) {
     console.error(

@@ -42,13 +42,15 @@ export type DispatchOutcome =
   | { kind: "conflict"; status: 409; detail: string }
   /** 5xx, 408, 429 or a network error: try again later (`retryAfterSeconds` when the agent said). */
   | { kind: "retryable"; status?: number; detail: string; retryAfterSeconds?: number }
+  /** 421: the agent is not the one the request is addressed to (design §11.1): final, never retried. */
+  | { kind: "wrong-agent"; status: 421; detail: string }
   /** Any other 4xx: retrying the same request cannot help (bad signature, body or target). */
   | { kind: "fatal"; status: number; detail: string };
 
 export interface DirectDispatchOptions {
-  /** The agent's base URL (`agent.url`). */
+  /** The agent's base URL (`agents.<name>.url`). */
   agentUrl: string;
-  /** TURNOUT_AGENT_SECRET first; the first entry signs. */
+  /** The destination agent's key, current first; the first entry signs. */
   secrets: readonly string[];
   fetch?: typeof fetch;
   /** Milliseconds since the epoch. */
@@ -119,6 +121,7 @@ export async function dispatchDirect(request: ActionRequest, options: DirectDisp
       : { kind: "duplicate", status: 200 };
   }
   if (res.status === 409) return { kind: "conflict", status: 409, detail: await detailOf(res) };
+  if (res.status === 421) return { kind: "wrong-agent", status: 421, detail: await detailOf(res) };
   const after = retryAfter(res);
   if (res.status >= 500 || res.status === 408 || res.status === 429) {
     return {

@@ -21,6 +21,8 @@ export interface ActionSpec {
   trigger: Trigger;
   reason: string;
   actor?: string | undefined;
+  /** The agent to run it; default: the agent of `to` (a revert names the undone action's agent). */
+  agent?: string | undefined;
   /** Audit-only context of the command that started it (e.g. `revertOf`, `onBehalfOf`). */
   extra?: Detail;
 }
@@ -37,6 +39,7 @@ function requestOf(s: MachineState, a: ActionState): ActionRequest {
     // ActionRequestSchema caps reasons at 2000 characters; composed reasons can exceed it.
     reason: a.reason.slice(0, 2000),
     issuedAt: new Date(a.issuedAt).toISOString(),
+    agent: a.agent,
   };
 }
 
@@ -55,6 +58,12 @@ export function startAction(ctx: Ctx, spec: ActionSpec, cause: number | undefine
   if (!s.configured) return null;
   s.epoch += 1;
   const id = `${s.target}:${s.epoch}`;
+  const agent = spec.agent ?? s.sideAgents[spec.to];
+  const silent = s.agentLiveness[agent]?.silent === true;
+  if (silent) {
+    // Rule 17 with rule 7: only a command reaches here with a silent agent; it goes, with a warning.
+    ctx.warnings.push(`agent ${agent} (${spec.to}) is silent; the action is dispatched to it anyway`);
+  }
   const phaseSeq = setPhase(ctx, "executing", `${spec.kind} ${id} to ${spec.to}: ${spec.reason}`, cause);
   // The audited detail and the action state start from the same fields.
   const fields = {
@@ -67,8 +76,14 @@ export function startAction(ctx: Ctx, spec: ActionSpec, cause: number | undefine
     trigger: spec.trigger,
     reason: spec.reason,
     ...(spec.actor === undefined ? {} : { actor: spec.actor }),
+    agent,
   };
-  const seq = audit(ctx, "action.dispatched", { ...fields, ...(spec.extra ?? {}) }, phaseSeq);
+  const seq = audit(
+    ctx,
+    "action.dispatched",
+    { ...fields, ...(silent ? { agentSilent: true } : {}), ...(spec.extra ?? {}) },
+    phaseSeq,
+  );
   const action: ActionState = {
     ...fields,
     status: "dispatching",
@@ -83,6 +98,7 @@ export function startAction(ctx: Ctx, spec: ActionSpec, cause: number | undefine
     timeoutAt: null,
     steps: [],
     cause: seq,
+    settledByAgent: false,
   };
   armSend(ctx, action);
   s.action = action;
@@ -128,6 +144,16 @@ export function dispatchResult(ctx: Ctx, r: Extract<ParsedMachineInput, { type: 
       ctx,
       "action.delivered",
       { id: a.id, attempts: a.attempts, ...(r.detail === undefined ? {} : { detail: r.detail }) },
+      a.cause,
+    );
+    return;
+  }
+  if (r.code === "wrong-agent") {
+    // Design §11.1: the agent at that URL is another one; it runs nothing, and no retry can help.
+    a.settledByAgent = true;
+    failAction(
+      ctx,
+      { code: "wrong-agent", message: r.error ?? "the agent refused an action addressed to another name" },
       a.cause,
     );
     return;
@@ -262,14 +288,20 @@ function stepDurations(a: ActionState): DrillSwitch["steps"] {
 }
 
 /** An agent report for this target (rules 5 and 13). */
-export function report(ctx: Ctx, r: ActionReport): void {
+export function report(ctx: Ctx, r: ActionReport, agent?: string): void {
   const s = ctx.s;
   const a = s.action;
   const ignore = (why: string) =>
     audit(ctx, "report.ignored", { actionId: r.actionId, status: r.status, reason: why, current: a?.id ?? null });
   if (r.target !== s.target) return void ignore(`report is for target ${r.target}`);
   if (a === null || r.actionId !== a.id) return void ignore("not the current action (other id or old epoch)");
+  if (agent !== undefined && agent !== a.agent) {
+    // Design §11.1: a valid key of one agent cannot report for an action dispatched to another.
+    audit(ctx, "report.refused", { actionId: r.actionId, status: r.status, agent, dispatchedTo: a.agent });
+    return;
+  }
   if (r.dryRun !== a.dryRun) return void ignore("dryRun does not match the action");
+  if (r.status !== "running") a.settledByAgent = true;
   if (s.phase !== "executing") {
     // Rule 13: the agent's word wins. A final `succeeded` for the latest action the worker gave
     // up on (timeout, delivery) or that was failed and cancelled still tells where traffic is.
@@ -279,9 +311,31 @@ export function report(ctx: Ctx, r: ActionReport): void {
     }
     return void ignore(`action already ${a.status}`);
   }
+  const before = new Map(a.steps.map((st) => [st.name, st.status]));
   a.steps = r.steps;
   if (r.status === "running") {
-    // Rule 13: a running report extends the deadline (the agent is working on it).
+    // Design §11.6: a step waiting for a person is announced once, when it starts to wait (the
+    // agent re-sends its running report every 60 s while it waits).
+    for (const st of r.steps) {
+      if (st.status !== "waiting" || before.get(st.name) === "waiting") continue;
+      if (a.approvals?.some((x) => x.step === st.name)) continue;
+      const until = st.approval ? ` before ${st.approval.deadline}` : "";
+      audit(
+        ctx,
+        "approval.step-waiting",
+        { id: a.id, step: st.name, message: st.approval?.message ?? "", deadline: st.approval?.deadline ?? null },
+        ctx.root ?? a.cause,
+      );
+      notify(
+        ctx,
+        "approval",
+        `step ${st.name} of ${a.id} waits for approval${until}: ${st.approval?.message ?? "approve to go on"}`,
+        st.name,
+      );
+    }
+    // Rule 13: a running report extends the deadline (the agent is working on it). A report
+    // with a `waiting` step counts the same (design §11.6): the deadline runs from the latest
+    // report, so a plan waiting for a person is never re-dispatched or failed here.
     a.status = "running";
     a.deliveryFailures = 0;
     a.timeoutAt = ctx.now + sec(s.policy.actionTimeoutSeconds);

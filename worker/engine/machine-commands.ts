@@ -6,7 +6,7 @@
 import { otherSide, type Side } from "../../shared/config.ts";
 import { abortDrill, breakGlass, startAction, switchOf } from "./machine-actions.ts";
 import { audit, byActor, type Ctx, type Detail, notify, setPhase } from "./machine-ctx.ts";
-import { autoDown } from "./machine-rules.ts";
+import { agentUnfinished, autoDown } from "./machine-rules.ts";
 import type { CommandName, MachineState, ParsedMachineInput } from "./machine-types.ts";
 
 type Command = Extract<ParsedMachineInput, { type: "command" }>;
@@ -56,6 +56,20 @@ function busyForSwitch(s: MachineState, busy: string | null): string | null {
 }
 
 /**
+ * Design §11.6: no action goes to another agent while the last one's agent has not said it is
+ * over; a confirmed break-glass (`force`) may, and its answer says so. Returns the refusal, if any.
+ */
+function guardAgent(ctx: Ctx, v: Verdicts, to: Side, force: boolean): string | undefined {
+  const s = ctx.s;
+  if (!agentUnfinished(s, to)) return undefined;
+  const a = s.action;
+  const why = `${a?.id} was dispatched to agent ${a?.agent} and has no final report; ${to}'s agent is ${s.sideAgents[to]}`;
+  if (!force) return v.reject(`${why} (a confirmed break-glass may send it anyway)`);
+  ctx.warnings.push(`break-glass: ${why}; both agents may act`);
+  return undefined;
+}
+
+/**
  * Rule 2 with rule 7's break-glass: refuses a switch to a down side unless forced, audits and
  * notifies the forced one. Returns the refusal, or undefined after accepting (seq in `accepted`).
  */
@@ -95,9 +109,12 @@ const HANDLERS: Record<CommandName, Handler> = {
   },
 
   approve(ctx, v) {
+    if (v.c.step !== undefined) return approveStep(ctx, v, v.c.step);
     const s = ctx.s;
     const ap = s.approval;
     if (s.phase !== "awaiting_approval" || ap === null) return v.reject(`nothing awaits approval (phase ${s.phase})`);
+    const agentRefusal = guardAgent(ctx, v, ap.to, v.c.force ?? false);
+    if (agentRefusal !== undefined) return agentRefusal;
     const seq = guardDownSide(ctx, v, ap.to, v.c.force ?? false, { kind: ap.kind, to: ap.to });
     if (typeof seq === "string") return seq;
     startAction(
@@ -149,6 +166,8 @@ const HANDLERS: Record<CommandName, Handler> = {
     if (s.phase !== "failed" || a === null) return v.reject(v.busy ?? `nothing to retry (phase ${s.phase})`);
     if (a.to === s.activeSide) return v.reject(`${a.to} is already active`);
     const force = v.c.force ?? a.force;
+    const agentRefusal = guardAgent(ctx, v, a.to, v.c.force ?? false);
+    if (agentRefusal !== undefined) return agentRefusal;
     const seq = guardDownSide(ctx, v, a.to, force, { retryOf: a.id });
     if (typeof seq === "string") return seq;
     startAction(
@@ -187,6 +206,8 @@ const HANDLERS: Record<CommandName, Handler> = {
         trigger: "manual",
         reason: `revert of ${a.id}: ${reasonText}`,
         actor: c.actor,
+        // Design §11.6: undone by the agent that did it, whatever the config says now.
+        agent: a.agent,
         extra: { revertOf: a.id },
       },
       seq,
@@ -204,6 +225,7 @@ const HANDLERS: Record<CommandName, Handler> = {
     const mode = c.mode ?? s.drillConfig?.mode ?? "dry-run";
     const to = otherSide(s.activeSide);
     if (s.sides[to].health === "down") return reject(`${to} is down`);
+    if (agentUnfinished(s, to)) return reject(`${s.action?.id} on agent ${s.action?.agent} has no final report`);
     if (mode === "live") {
       // Design §5b: a live drill runs only when both sides are up and the target is steady,
       // not paused, not in cooldown.
@@ -243,6 +265,41 @@ const HANDLERS: Record<CommandName, Handler> = {
   },
 };
 
+/**
+ * Why `step` of the current action cannot be approved now, or undefined when it can: the action
+ * runs, has that step, the step is `waiting`, and it was not approved before (design §11.2). The
+ * object asks this before it forwards the approval to the agent, and the command asks it again.
+ */
+export function stepApprovalRefusal(s: MachineState, step: string): string | undefined {
+  const a = s.action;
+  if (s.phase !== "executing" || a === null)
+    return `no action is running (phase ${s.phase}); no step waits for approval`;
+  const done = a.approvals?.find((x) => x.step === step);
+  if (done) return `step ${JSON.stringify(step)} of ${a.id} was already approved by ${done.by}`;
+  const st = a.steps.find((x) => x.name === step);
+  if (!st) return `${a.id} has no step named ${JSON.stringify(step)}`;
+  if (st.status !== "waiting")
+    return `step ${JSON.stringify(step)} of ${a.id} is ${st.status}, not waiting for approval`;
+  return undefined;
+}
+
+/**
+ * `approve` with `step`: a plan's approval step (design §11.2). The object has already forwarded
+ * it to the agent; this records it once, so that a second approval of the step is refused.
+ */
+function approveStep(ctx: Ctx, v: Verdicts, step: string): string | undefined {
+  const s = ctx.s;
+  const why = stepApprovalRefusal(s, step);
+  const a = s.action;
+  if (why !== undefined || a === null) return v.reject(why ?? "no action");
+  const by = v.c.actor ?? "unknown";
+  const seq = v.accept({ id: a.id, step });
+  a.approvals = [...(a.approvals ?? []), { step, by, at: ctx.now }];
+  audit(ctx, "approval.step-approved", { id: a.id, step, by }, seq);
+  notify(ctx, "approval", `step ${step} of ${a.id} approved by ${by}; the plan goes on`);
+  return undefined;
+}
+
 /** Rule 7: manual `failover`/`failback` bypass hold, quorum, flapping, cooldown and budget, not rule 2. */
 function manualSwitch(ctx: Ctx, v: Verdicts): string | undefined {
   const s = ctx.s;
@@ -251,6 +308,8 @@ function manualSwitch(ctx: Ctx, v: Verdicts): string | undefined {
   const to = v.c.command === "failover" ? otherSide(s.activeSide) : s.homeSide;
   if (to === s.activeSide) return v.reject(`${to} is already active`);
   const force = v.c.force ?? false;
+  const agentRefusal = guardAgent(ctx, v, to, force);
+  if (agentRefusal !== undefined) return agentRefusal;
   const seq = guardDownSide(ctx, v, to, force, { to });
   if (typeof seq === "string") return seq;
   if (s.drill) abortDrill(ctx, `manual ${v.c.command}`, seq);

@@ -18,6 +18,8 @@ export interface Ctx {
   effects: Effect[];
   /** The default cause: the input's cause, else the first event of this transition. */
   root: number | undefined;
+  /** What a command that went must tell the person (rule 17, design §11.6). */
+  warnings: string[];
 }
 
 /** Appends an audit event with the next seq; the first event of a transition becomes its root cause. */
@@ -34,8 +36,13 @@ export function audit(ctx: Ctx, type: string, detail: Detail, cause?: number | n
 }
 
 /** One short message for people, prefixed with the target's name. */
-export function notify(ctx: Ctx, kind: NotifyKind, text: string): void {
-  ctx.effects.push({ type: "notify", kind, text: `${ctx.s.target}: ${text}` });
+export function notify(ctx: Ctx, kind: NotifyKind, text: string, step?: string): void {
+  ctx.effects.push({
+    type: "notify",
+    kind,
+    text: `${ctx.s.target}: ${text}`,
+    ...(step === undefined ? {} : { step }),
+  });
 }
 
 /** Moves to `phase`, clearing what belongs to the phase left; audited and notified. */
@@ -46,6 +53,7 @@ export function setPhase(ctx: Ctx, phase: Phase, reason: string, cause?: number 
     ctx.s.pendingSince = null;
     ctx.s.pendingCause = null;
     ctx.s.blocked = null;
+    ctx.s.probe = null;
   }
   if (phase !== "awaiting_approval") ctx.s.approval = null;
   const seq = audit(ctx, "phase.changed", { from, to: phase, reason }, cause);

@@ -3,7 +3,7 @@
  * the failover blockers and the auto-failback readiness. Shared by {@link decide} and
  * {@link nextDeadline} so the timer the shell arms always matches what the machine waits for.
  */
-import { otherSide, type Policy } from "../../shared/config.ts";
+import { otherSide, type Policy, type Side } from "../../shared/config.ts";
 import type { Blocker, MachineHealth, MachineState, SideState } from "./machine-types.ts";
 
 export const DAY_MS = 24 * 60 * 60 * 1000;
@@ -11,7 +11,7 @@ const sec = (s: number) => s * 1000;
 
 /**
  * Rule 1: down at `quorum` distinct sources (held ones included), up when nothing fires. Stale
- * signals (§4 wave 2) are no down evidence, but a side firing only stale signals is not known to
+ * signals (§4) are no down evidence, but a side firing only stale signals is not known to
  * be up either: `unknown`, never a failover destination.
  */
 export function healthOf(
@@ -79,18 +79,38 @@ export function inCooldown(state: MachineState, now: number): boolean {
   return state.cooldownUntil !== null && state.cooldownUntil > now;
 }
 
+/** Rule 17: whether the agent of `side` is silent, as last heard of (an agent never reported silent is heard). */
+export function agentSilent(state: MachineState, side: Side): boolean {
+  return state.agentLiveness[state.sideAgents[side]]?.silent === true;
+}
+
+/**
+ * Design §11.6: whether an action toward `side` would go to another agent while the last action's
+ * agent has not said it is over (that agent may still be switching traffic).
+ */
+export function agentUnfinished(state: MachineState, side: Side): boolean {
+  const a = state.action;
+  return a !== null && !a.settledByAgent && a.agent !== state.sideAgents[side];
+}
+
+/** How long the object waits for the probe of a silent agent (rule 17) before it blocks. */
+export const PROBE_WAIT_MS = 15_000;
+
 /**
  * Rule 3: why an automatic failover of the active side cannot start now (null: it can). Rule 2
  * first, because "both sides down" is what people must hear about.
  */
 export function failoverBlocker(state: MachineState, now: number): Blocker | null {
-  const other = state.sides[otherSide(state.activeSide)];
+  const otherName = otherSide(state.activeSide);
+  const other = state.sides[otherName];
   if (other.health === "down") return "both-sides-down";
   if (other.health !== "up") {
     const onlyStale = other.firingSources.length + other.heldSources.length === 0 && other.staleSources.length > 0;
     return onlyStale ? "other-side-stale" : "other-side-not-up";
   }
   if ((risenAt(other, state.policy) ?? 0) > now) return "other-side-rising";
+  if (agentSilent(state, otherName)) return "agent-silent";
+  if (agentUnfinished(state, otherName)) return "agent-unfinished";
   if (state.paused) return "paused";
   if (state.flapping) return "flapping";
   if (inCooldown(state, now)) return "cooldown";
@@ -108,6 +128,9 @@ export function failbackReadyAt(state: MachineState, now: number): number | null
   if (state.policy.failback !== "auto" || state.phase !== "steady" || state.drill !== null) return null;
   if (state.activeSide === state.homeSide || home.health !== "up") return null;
   if (state.paused || state.dismissed?.kind === "failback" || !state.configured) return null;
+  // Rule 17 and §11.6: never automatically into a silent agent, nor to another agent mid-action;
+  // the agent's liveness is an input, so its return re-decides at once.
+  if (agentSilent(state, state.homeSide) || agentUnfinished(state, state.homeSide)) return null;
   // Never switch to a side that is down; never auto-switch away from a side that is itself down
   // (that is the failover path with its hold).
   if (autoDown(state.sides[state.activeSide], state.policy)) return null;
@@ -141,7 +164,10 @@ export function nextDeadline(state: MachineState, now: number): number | null {
   if (state.phase === "pending" && state.pendingSince !== null) {
     const holdEnd = state.pendingSince + sec(p.holdSeconds);
     if (holdEnd > now) at.push(holdEnd);
-    else if (state.blocked === "budget") {
+    else if (state.probe?.answered === null && state.probe.at + PROBE_WAIT_MS > now) {
+      // Rule 17: the probe's wait; past it, the failover is blocked.
+      at.push(state.probe.at + PROBE_WAIT_MS);
+    } else if (state.blocked === "budget") {
       const release = budgetReleaseAt(state, now);
       if (release !== null && Number.isFinite(release)) at.push(release);
     } else if (state.blocked === "other-side-rising") {

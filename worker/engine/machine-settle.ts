@@ -13,6 +13,7 @@ import {
   failbackReadyAt,
   failoverBlocker,
   flapReleaseAt,
+  PROBE_WAIT_MS,
 } from "./machine-rules.ts";
 import type { Blocker } from "./machine-types.ts";
 
@@ -121,6 +122,18 @@ const holdExpired: Rule = (ctx) => {
   const since = s.pendingSince ?? ctx.now;
   if (ctx.now < since + sec(s.policy.holdSeconds)) return false;
   const blocker = failoverBlocker(s, ctx.now);
+  if (blocker === "agent-silent" && s.blocked !== blocker) {
+    // Rule 17: before blocking, ask the silent agent once (a signed GET /healthz); an answer
+    // counts as heard and the failover goes at once, without a new hold.
+    const agent = s.sideAgents[otherSide(s.activeSide)];
+    if (s.probe?.agent !== agent) {
+      s.probe = { agent, at: ctx.now, answered: null };
+      audit(ctx, "agent.probed", { agent }, s.pendingCause);
+      ctx.effects.push({ type: "probe", agent });
+      return true;
+    }
+    if (s.probe.answered === null && ctx.now < s.probe.at + PROBE_WAIT_MS) return false;
+  }
   if (blocker !== null) {
     if (s.blocked === blocker) return false;
     s.blocked = blocker;
@@ -244,6 +257,10 @@ const WHY: Record<Blocker, (ctx: Ctx, other: Side) => string> = {
   flapping: () => "target is flapping",
   cooldown: (ctx) => `cooldown until ${new Date(ctx.s.cooldownUntil ?? 0).toISOString()}`,
   budget: (ctx) => `daily budget of ${ctx.s.policy.maxAutoActionsPerDay} automatic actions spent`,
+  "agent-silent": (ctx, other) =>
+    `${other}'s agent ${ctx.s.sideAgents[other]} is silent and did not answer the probe; a manual command still goes`,
+  "agent-unfinished": (ctx, other) =>
+    `${ctx.s.action?.id ?? "the last action"} on agent ${ctx.s.action?.agent ?? "?"} has no final report, and ${other}'s agent is ${ctx.s.sideAgents[other]}`,
 };
 
 function blockedAudit(ctx: Ctx, blocker: Blocker): void {

@@ -32,7 +32,7 @@ export const SideStateSchema = z
     firingSources: z.array(z.string()),
     /** Sources whose firing signals are held by a Nagios flapping/downtime notice. */
     heldSources: z.array(z.string()),
-    /** Sources whose only firing signals are stale (§4 wave 2): not down evidence, not "up" either. */
+    /** Sources whose only firing signals are stale (§4): not down evidence, not "up" either. */
     staleSources: z.array(z.string()),
     /** The incidents (key + start) firing fresh on the side: dismissal is per incident (rule 10). */
     incidents: z.array(z.string()),
@@ -52,6 +52,10 @@ export type Trigger = z.infer<typeof TriggerSchema>;
 
 export const ActionStatusSchema = z.enum(["dispatching", "running", "succeeded", "failed"]);
 export type ActionStatus = z.infer<typeof ActionStatusSchema>;
+
+/** One approved plan step: which, by whom (the authenticated identity), when. */
+export const StepApprovalSchema = z.object({ step: z.string().min(1), by: z.string(), at: Ms }).strict();
+export type StepApproval = z.infer<typeof StepApprovalSchema>;
 
 export const ActionStateSchema = z
   .object({
@@ -85,9 +89,21 @@ export const ActionStateSchema = z
     /** When the current attempt times out without a report (`actionTimeoutSeconds` after the send). */
     timeoutAt: Ms.nullable(),
     steps: z.array(StepReportSchema),
+    /**
+     * A plan's approval steps approved so far (design §11.2): each forwarded once to the agent; a
+     * second approval of the same step is refused. Absent on rows written before plans.
+     */
+    approvals: z.array(StepApprovalSchema).optional(),
     error: z.object({ code: z.string(), message: z.string() }).strict().optional(),
     /** Seq of the `action.dispatched` event: the cause of everything that follows. */
     cause: Seq,
+    /**
+     * The agent that runs it, recorded when it was committed (design §11.6): re-sends, approvals
+     * and a `revert` go to it, never to one recomputed from a config edited since.
+     */
+    agent: z.string().min(1),
+    /** Whether its agent has said it is over (a final report, or a 421 refusal): until then no other agent gets an action. */
+    settledByAgent: z.boolean(),
   })
   .strict();
 export type ActionState = z.infer<typeof ActionStateSchema>;
@@ -164,6 +180,10 @@ export const BlockerSchema = z.enum([
   "flapping",
   "cooldown",
   "budget",
+  /** Rule 17: the destination side's agent is silent (and did not answer the probe). */
+  "agent-silent",
+  /** Design §11.6: the last action's agent has not said it is over, and this one would go to another agent. */
+  "agent-unfinished",
 ]);
 export type Blocker = z.infer<typeof BlockerSchema>;
 
@@ -178,9 +198,16 @@ export const DismissalSchema = z
 export type Dismissal = z.infer<typeof DismissalSchema>;
 
 /** The persisted state of one target's decision engine (one JSON row in its Durable Object). */
+/** What the engine knows of one agent's liveness (rule 17): silent or heard, as of `at`. */
+export const AgentLivenessSchema = z.object({ silent: z.boolean(), at: Ms }).strict();
+export type AgentLiveness = z.infer<typeof AgentLivenessSchema>;
+
+/** The probe of a silent destination agent before a failover is blocked (rule 17): once per hold. */
+export const AgentProbeSchema = z.object({ agent: z.string(), at: Ms, answered: z.boolean().nullable() }).strict();
+
 export const MachineStateSchema = z
   .object({
-    version: z.literal(2),
+    version: z.literal(3),
     target: z.string().min(1),
     /** The last audit seq used; the next audit event gets seq + 1. */
     seq: Seq,
@@ -222,6 +249,12 @@ export const MachineStateSchema = z
     sides: z.object({ primary: SideStateSchema, secondary: SideStateSchema }).strict(),
     drill: DrillStateSchema.nullable(),
     lastDrill: DrillResultSchema.nullable(),
+    /** The agent each side's actions go to, as the config last said (`sides.<side>.agent`). */
+    sideAgents: z.object({ primary: z.string(), secondary: z.string() }).strict(),
+    /** The liveness of agents as last heard of (rule 17); an agent absent here is taken as heard. */
+    agentLiveness: z.record(z.string(), AgentLivenessSchema),
+    /** The probe under way or done in this hold (rule 17), cleared when the phase leaves pending. */
+    probe: AgentProbeSchema.nullable(),
   })
   .strict();
 export type MachineState = z.infer<typeof MachineStateSchema>;
@@ -269,9 +302,17 @@ export const MachineInputSchema = z.discriminatedUnion("type", [
     reason: z.string().max(2000).optional(),
     /** `drill` only: overrides the configured drill mode. */
     mode: z.enum(["dry-run", "live"]).optional(),
+    /** `approve` only: the plan step waiting for approval (design §11.2); absent approves a switch. */
+    step: z.string().min(1).max(200).optional(),
     cause: Cause,
   }),
-  z.object({ type: z.literal("report"), report: ActionReportSchema, cause: Cause }),
+  z.object({
+    type: z.literal("report"),
+    report: ActionReportSchema,
+    /** The agent that signed it (`Turnout-Agent`); a report for another agent's action is refused. */
+    agent: z.string().optional(),
+    cause: Cause,
+  }),
   z.object({
     type: z.literal("dispatch-result"),
     /** The id the shell tried to deliver; a result for another id is ignored. */
@@ -287,6 +328,8 @@ export const MachineInputSchema = z.discriminatedUnion("type", [
     final: z.boolean().optional(),
     /** The receiver asked to wait this long before the next attempt (HTTP Retry-After). */
     retryAfterMs: z.number().int().min(0).optional(),
+    /** `wrong-agent`: the agent refused an action addressed to another name (421, final). */
+    code: z.literal("wrong-agent").optional(),
     cause: Cause,
   }),
   z.object({
@@ -294,8 +337,26 @@ export const MachineInputSchema = z.discriminatedUnion("type", [
     policy: PolicySchema,
     initialActiveSide: SideSchema.default("primary"),
     drill: DrillSchema.nullish(),
+    /** Each side's agent (`sides.<side>.agent`); absent: both `default`. */
+    agents: z.object({ primary: z.string(), secondary: z.string() }).optional(),
     cause: Cause,
   }),
+  /**
+   * An agent's liveness changed (rule 17), as of `at` (the heartbeat's signed time, or when its
+   * silence was noticed). `announce`: this target carries the one notification of the transition.
+   */
+  z.object({
+    type: z.literal("agent"),
+    agent: z.string().min(1),
+    silent: z.boolean(),
+    at: z.number().int(),
+    /** Not heard since (for the sentence); null: never heard. */
+    lastHeardAt: z.number().int().nullable().optional(),
+    announce: z.boolean().optional(),
+    cause: Cause,
+  }),
+  /** The answer to a `probe` effect (rule 17): `ok` means the agent answered, which counts as heard. */
+  z.object({ type: z.literal("probe-result"), agent: z.string().min(1), ok: z.boolean(), cause: Cause }),
   /** The target vanished from the config (rule 15): no action until it returns. */
   z.object({ type: z.literal("unconfigured"), cause: Cause }),
 ]);
@@ -332,9 +393,20 @@ export const EffectSchema = z.discriminatedUnion("type", [
       force: z.boolean(),
       reason: z.string(),
       issuedAt: z.string(),
+      agent: z.string().optional(),
     }),
   }),
-  z.object({ type: z.literal("notify"), text: z.string(), kind: NotifyKindSchema }),
+  z.object({
+    type: z.literal("notify"),
+    text: z.string(),
+    kind: NotifyKindSchema,
+    /** An `approval` notice of a plan step waiting for a person: the step (Slack shows its button). */
+    step: z.string().optional(),
+    /** Groups notices of one subject across targets (e.g. `turnout/agent/<name>`, design §11.6). */
+    key: z.string().optional(),
+  }),
+  /** Rule 17: ask the agent's `GET /healthz` once before blocking on its silence; feed a `probe-result`. */
+  z.object({ type: z.literal("probe"), agent: z.string() }),
   z.object({ type: z.literal("setTimer"), at: Ms.nullable() }),
   z.object({ type: z.literal("audit"), event: AuditEventSchema }),
 ]);
@@ -345,6 +417,8 @@ export interface Decision {
   state: MachineState;
   effects: Effect[];
   rejected?: string;
+  /** For a command that went: what the person must know (a silent agent, an unfinished agent's action). */
+  warnings?: string[];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -353,17 +427,51 @@ export interface Decision {
 const V1_SIDE = { staleSources: [] as string[], incidents: [] as string[] };
 
 /**
- * Reads a stored machine state of any version this code knows. Version 2 (wave 2) added
+ * Reads a stored machine state of any version this code knows. Version 2 added
  * staleness, per-incident dismissal, configuration tracking and the delivery deadline; a version 1
  * row is upgraded with the values that keep its behaviour.
  */
 export function upgradeMachineState(raw: unknown): MachineState {
+  return upgradeV2(upgradeV1(raw));
+}
+
+/**
+ * Version 3 (agents on every side, design §11.1) records the agent on each action and the
+ * liveness of agents. Rows before it knew one agent, `default`; an action that ended by report is
+ * settled by its agent, one that the worker gave up on is not (its agent never said).
+ */
+function upgradeV2(raw: unknown): MachineState {
+  const r = raw as Record<string, unknown> | null;
+  if (r === null || typeof r !== "object" || r.version !== 2) return MachineStateSchema.parse(raw);
+  const action = r.action as Record<string, unknown> | null;
+  const gaveUp = ["dispatch-failed", "action-timeout", "abandoned"];
+  const code = (action?.error as { code?: string } | undefined)?.code;
+  return MachineStateSchema.parse({
+    ...r,
+    version: 3,
+    sideAgents: { primary: "default", secondary: "default" },
+    agentLiveness: {},
+    probe: null,
+    action:
+      action === null
+        ? null
+        : {
+            ...action,
+            agent: "default",
+            settledByAgent:
+              action.status === "succeeded" || (action.status === "failed" && !gaveUp.includes(code ?? "")),
+          },
+  });
+}
+
+function upgradeV1(raw: unknown): unknown {
   const r = raw as Record<string, unknown> | null;
   if (r !== null && typeof r === "object" && r.version === 1) {
     const sides = r.sides as Record<string, Record<string, unknown>>;
     const action = r.action as Record<string, unknown> | null;
     const dismissed = r.dismissed as string | null;
-    return MachineStateSchema.parse({
+    // Validated once, at the end of the upgrade chain.
+    return {
       ...r,
       version: 2,
       configuredInitialSide: r.homeSide,
@@ -375,7 +483,7 @@ export function upgradeMachineState(raw: unknown): MachineState {
       },
       action:
         action === null ? null : { ...action, timeoutAt: action.deadlineKind === "timeout" ? action.deadline : null },
-    });
+    };
   }
-  return MachineStateSchema.parse(raw);
+  return raw;
 }

@@ -38,12 +38,13 @@
  *    executing egress-gw:3"; the state (with its `command.rejected` audit) is still persisted.
  * 7. The §3 view: `machineView(state, now)` plus the shell's firing signals and last events.
  */
-import type { Side, WorkerTarget } from "../../shared/config.ts";
+import { type Side, sideAgent, type WorkerTarget } from "../../shared/config.ts";
 import type { ActionKind } from "../../shared/protocol.ts";
 import { dispatchResult, report } from "./machine-actions.ts";
+import { agentInput, probeResult } from "./machine-agents.ts";
 import { command } from "./machine-commands.ts";
 import { audit, type Ctx, type Json, notify, sec } from "./machine-ctx.ts";
-import { budgetUsed, DAY_MS, healthOf, nextDeadline } from "./machine-rules.ts";
+import { agentSilent, budgetUsed, DAY_MS, healthOf, nextDeadline } from "./machine-rules.ts";
 import { settle } from "./machine-settle.ts";
 import {
   type ActionState,
@@ -64,8 +65,9 @@ export { MachineInputSchema, MachineStateSchema, upgradeMachineState } from "./m
 /** The state of a target that has never been seen: steady on its configured initial side. */
 export function initialState(
   target: string,
-  config: Pick<WorkerTarget, "policy" | "initialActiveSide" | "drill">,
+  config: Pick<WorkerTarget, "policy" | "initialActiveSide" | "drill"> & Partial<Pick<WorkerTarget, "sides">>,
 ): MachineState {
+  const sides = config.sides;
   const side = () => ({
     health: "up" as const,
     firingSources: [],
@@ -77,7 +79,7 @@ export function initialState(
     healthCause: null,
   });
   return {
-    version: 2,
+    version: 3,
     target,
     seq: 0,
     policy: config.policy,
@@ -105,6 +107,12 @@ export function initialState(
     sides: { primary: side(), secondary: side() },
     drill: null,
     lastDrill: null,
+    sideAgents: {
+      primary: sides ? sideAgent({ sides }, "primary") : "default",
+      secondary: sides ? sideAgent({ sides }, "secondary") : "default",
+    },
+    agentLiveness: {},
+    probe: null,
   };
 }
 
@@ -125,7 +133,7 @@ export function decide(state: MachineState, input: MachineInput, now: number): D
  * path makes one such call per webhook, so the validation was a tenth of its cost.
  */
 export function decideParsed(state: MachineState, parsed: ParsedMachineInput, now: number): Decision {
-  const ctx: Ctx = { s: writable(state), now, effects: [], root: parsed.cause };
+  const ctx: Ctx = { s: writable(state), now, effects: [], root: parsed.cause, warnings: [] };
   // Deadlines that fell due before `now` happened before this input (an alarm can run late):
   // e.g. an approve that arrives after the approval expired finds the request already expired.
   // Not so for configuration: the shell applies it before any other input of the call, and when
@@ -148,7 +156,13 @@ export function decideParsed(state: MachineState, parsed: ParsedMachineInput, no
       dispatchResult(ctx, parsed);
       break;
     case "report":
-      report(ctx, parsed.report);
+      report(ctx, parsed.report, parsed.agent);
+      break;
+    case "agent":
+      agentInput(ctx, parsed);
+      break;
+    case "probe-result":
+      probeResult(ctx, parsed);
       break;
     case "command":
       rejected = command(ctx, parsed);
@@ -156,17 +170,19 @@ export function decideParsed(state: MachineState, parsed: ParsedMachineInput, no
   }
   settle(ctx);
   ctx.effects.push({ type: "setTimer", at: nextDeadline(ctx.s, now) });
-  return rejected === undefined
-    ? { state: ctx.s, effects: ctx.effects }
-    : { state: ctx.s, effects: ctx.effects, rejected };
+  const decision: Decision = { state: ctx.s, effects: ctx.effects };
+  if (rejected !== undefined) decision.rejected = rejected;
+  else if (ctx.warnings.length > 0) decision.warnings = ctx.warnings;
+  return decision;
 }
 
 /**
  * A copy of `state` that the rules may change in place, made without a deep copy (a deep copy of
  * every state was a fifth of `npm run simulate`'s time): the rules write fields of the state, of
  * its sides, of its action and of its drill and the drill's switches, so those objects are copied;
- * everything else (policy, drill config, lists, approval, dismissal, last drill) is only ever
- * replaced whole, never written into, so it is shared with `state`. A rule that starts writing
+ * everything else (policy, drill config, lists, approval, dismissal, last drill, side agents,
+ * agent liveness, probe) is only ever replaced whole, never written into, so it is shared with
+ * `state`. A rule that starts writing
  * into another nested object must copy it here (test/machine/decide-never-writes-into-its-input
  * freezes the input to catch it).
  */
@@ -282,8 +298,11 @@ function configure(ctx: Ctx, cfg: Extract<ParsedMachineInput, { type: "config" }
   const s = ctx.s;
   const drill: DrillConfig | null = cfg.drill ?? null;
   const returning = !s.configured;
+  const agents = cfg.agents ?? { primary: "default", secondary: "default" };
+  const agentsEdited = s.sideAgents.primary !== agents.primary || s.sideAgents.secondary !== agents.secondary;
   const same =
     !returning &&
+    !agentsEdited &&
     JSON.stringify(s.policy) === JSON.stringify(cfg.policy) &&
     s.configuredInitialSide === cfg.initialActiveSide &&
     JSON.stringify(s.drillConfig) === JSON.stringify(drill);
@@ -295,7 +314,10 @@ function configure(ctx: Ctx, cfg: Extract<ParsedMachineInput, { type: "config" }
     drill: drill as unknown as Json,
     // The side a target starts on is read once: editing it never switches a target with state.
     ...(sideEdited ? { initialActiveSideApplies: false, activeSide: s.activeSide, homeSide: s.homeSide } : {}),
+    // Design §11.6: an edit moves only actions committed after it; the current one keeps its agent.
+    ...(agentsEdited ? { agents, ...(s.action ? { actionAgent: s.action.agent } : {}) } : {}),
   });
+  s.sideAgents = { ...agents };
   s.policy = cfg.policy;
   s.configuredInitialSide = cfg.initialActiveSide;
   s.drillConfig = drill;
@@ -337,8 +359,10 @@ export interface MachineView {
   pendingSince: string | null;
   /** When the running hold ends (pending only). */
   holdUntil: string | null;
-  /** Why a pending failover past its hold waits (§5 rules 2, 3, 14), or null. */
+  /** Why a pending failover past its hold waits (§5 rules 2, 3, 14, 17), or null. */
   blocked: Blocker | null;
+  /** Each side's agent and whether it is silent (rule 17). */
+  agents?: Record<Side, { name: string; silent: boolean }>;
   /** The incidents dismissed by `cancel` or an expired approval (rule 10), or null. */
   dismissed: { kind: "failover" | "failback"; incidents: string[] } | null;
   /** False while the target is missing from the configuration (rule 15). */
@@ -353,6 +377,10 @@ export interface MachineView {
     dryRun: boolean;
     status: ActionState["status"];
     steps: ActionState["steps"];
+    /** The plan steps approved so far, with who approved each and when (design §11.2). */
+    approvals?: { step: string; by: string; at: string }[];
+    /** The agent it was dispatched to (recorded at commit). */
+    agent?: string;
     error?: { code: string; message: string };
   } | null;
   autoActionsLast24h: number;
@@ -373,6 +401,10 @@ export function machineView(state: MachineState, now: number): MachineView {
     pendingSince: iso(state.pendingSince),
     holdUntil: state.pendingSince === null ? null : iso(state.pendingSince + sec(state.policy.holdSeconds)),
     blocked: state.blocked,
+    agents: {
+      primary: { name: state.sideAgents.primary, silent: agentSilent(state, "primary") },
+      secondary: { name: state.sideAgents.secondary, silent: agentSilent(state, "secondary") },
+    },
     dismissed: state.dismissed,
     configured: state.configured,
     approvalDeadline: iso(state.approval?.deadline ?? null),
@@ -388,6 +420,8 @@ export function machineView(state: MachineState, now: number): MachineView {
             dryRun: a.dryRun,
             status: a.status,
             steps: a.steps,
+            approvals: (a.approvals ?? []).map((x) => ({ step: x.step, by: x.by, at: new Date(x.at).toISOString() })),
+            agent: a.agent,
             ...(a.error ? { error: a.error } : {}),
           },
     autoActionsLast24h: budgetUsed(state, now).length,

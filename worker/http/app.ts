@@ -5,10 +5,13 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
+import { agentKeys } from "../agents/agent-keys.ts";
+import { agentHeartbeats } from "../agents/heartbeats.ts";
 import { agentReports } from "../agents/reports.ts";
 import { loadConfig } from "../config.ts";
 import type { Env } from "../env.ts";
 import { Problem, problemResponse } from "../problem.ts";
+import { agentsApi } from "./agents-api.ts";
 import { tokenIdentities } from "./identity.ts";
 import { ingestRoutes } from "./ingest/routes.ts";
 import { operatorApi } from "./operator-api.ts";
@@ -33,7 +36,12 @@ app.get("/healthz", (c) => {
   const loaded = loadConfig(c.env);
   // Operator tokens are part of the configuration (design §3a): a short or shared token makes it
   // invalid. The problems name the identity, never the token.
-  const errors = [...(loaded.ok ? [] : loaded.problems), ...tokenIdentities(c.env).problems];
+  const errors = [
+    ...(loaded.ok ? [] : loaded.problems),
+    ...tokenIdentities(c.env).problems,
+    // Keys per agent (design §11.1): a short, malformed or shared key names the agent, never the key.
+    ...agentKeys(c.env).problems,
+  ];
   return errors.length === 0
     ? c.json({ ok: true, config: "valid" as const })
     : c.json({ ok: false, config: "invalid" as const, errors });
@@ -43,6 +51,8 @@ app.get("/healthz", (c) => {
 app.route("/", ingestRoutes);
 app.route("/", operatorApi);
 app.route("/", agentReports);
+app.route("/", agentHeartbeats);
+app.route("/", agentsApi);
 app.route("/", slackRoutes);
 // The status page `GET /` (design §5b).
 app.route("/", statusPage);

@@ -238,7 +238,7 @@ export function breakGlassReason(row: BreakGlassRow, approver: string): string {
 
 /** What `resolveBreakGlass` answers (the view is added by the object). */
 export type BreakGlassOutcome =
-  | { outcome: "executed"; command: BreakGlassCommand; requester: string }
+  | { outcome: "executed"; command: BreakGlassCommand; requester: string; warnings?: string[] }
   | { outcome: "rejected"; command: BreakGlassCommand; requester: string; reason: string }
   | { outcome: "cancelled"; command: BreakGlassCommand; requester: string }
   | { outcome: "unknown" | "already" | "self-approval" | "stale"; detail: string };

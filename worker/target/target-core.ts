@@ -5,7 +5,7 @@
  * I/O except through the {@link TargetStore} it is handed, so the Durable Object (SQLite) and
  * `npm run simulate` (memory) run exactly the same rules.
  */
-import type { WorkerTarget } from "../../shared/config.ts";
+import { sideAgent, type WorkerTarget } from "../../shared/config.ts";
 import {
   type Decision,
   decide,
@@ -32,7 +32,7 @@ import {
   sameVersion,
 } from "../engine/signals.ts";
 
-/** An `at` further ahead of receipt than this is taken as the receipt time (design §4 wave 2). */
+/** An `at` further ahead of receipt than this is taken as the receipt time (design §4). */
 export const MAX_CLOCK_SKEW_MS = 300_000;
 
 /**
@@ -94,6 +94,8 @@ export interface CoreOutcome {
   changed: boolean;
   /** For commands: why it was refused (HTTP 409 detail). */
   rejected?: string;
+  /** For commands that went: warnings for the person (a silent agent, an unfinished agent's action). */
+  warnings?: string[];
 }
 
 const EMPTY_SIDE = { firingSources: [], heldSources: [], staleSources: [], incidents: [] };
@@ -153,7 +155,11 @@ class Run {
     );
   }
 
+  /** Warnings of the decisions of this run (commands). */
+  readonly warnings: string[] = [];
+
   private apply(d: Decision): string | undefined {
+    if (d.warnings) this.warnings.push(...d.warnings);
     this.state.machine = d.state;
     this.state.decidedAt = this.now;
     for (const e of d.effects) {
@@ -260,8 +266,11 @@ export function applyConfig(
     if (m.configured) run.step({ type: "unconfigured" });
     return { effects: run.effects, changed: run.changed };
   }
+  const agents = { primary: sideAgent(config, "primary"), secondary: sideAgent(config, "secondary") };
   const differs =
     !m.configured ||
+    m.sideAgents.primary !== agents.primary ||
+    m.sideAgents.secondary !== agents.secondary ||
     JSON.stringify(m.policy) !== JSON.stringify(config.policy) ||
     m.configuredInitialSide !== config.initialActiveSide ||
     JSON.stringify(m.drillConfig) !== JSON.stringify(config.drill ?? null);
@@ -271,6 +280,7 @@ export function applyConfig(
       policy: config.policy,
       initialActiveSide: config.initialActiveSide,
       ...(config.drill ? { drill: config.drill } : {}),
+      agents,
     });
   }
   const routing = JSON.stringify(config.sides);
@@ -427,11 +437,12 @@ export function input(store: TargetStore, state: CoreState, machineInput: ShellI
   const run = new Run(store, state, now);
   const rejected = run.step(machineInput);
   const out = run.finish(nextStaleAt(store, state, now));
-  return rejected === undefined ? out : { ...out, rejected };
+  if (rejected !== undefined) return { ...out, rejected };
+  return run.warnings.length > 0 ? { ...out, warnings: run.warnings } : out;
 }
 
 /**
- * `clear` (design §4 wave 2): marks a stored firing signal resolved, for a signal its source will
+ * `clear` (design §4): marks a stored firing signal resolved, for a signal its source will
  * never resolve (silenced, rerouted, lost). Audited with the identity; then the sides are observed.
  */
 export function clear(

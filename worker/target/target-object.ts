@@ -9,10 +9,15 @@ import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import { PolicySchema, type Side, type WorkerConfig, type WorkerTarget } from "../../shared/config.ts";
 import type { ActionReport } from "../../shared/protocol.ts";
+import { agentFor } from "../agents/agent-for.ts";
+import { agentKeys } from "../agents/agent-keys.ts";
+import { probeAgent } from "../agents/agent-probe.ts";
+import { forwardApproval } from "../agents/approvals.ts";
 import { type Dispatcher, transportDispatcher } from "../agents/dispatcher.ts";
 import { type LoadedConfig, loadConfig } from "../config.ts";
 import { drillSummary } from "../engine/drill-summary.ts";
-import { type Effect, initialState, machineView, upgradeMachineState } from "../engine/machine.ts";
+import { type Effect, initialState, type MachineInput, machineView, upgradeMachineState } from "../engine/machine.ts";
+import { stepApprovalRefusal } from "../engine/machine-commands.ts";
 import type { AuditEvent as MachineAuditEvent } from "../engine/machine-types.ts";
 import {
   type IngestBatch,
@@ -49,6 +54,8 @@ import {
   settles,
   slackNotifier,
 } from "./notifier.ts";
+import { Outbox } from "./outbox.ts";
+import { type PageIntent, type PageRequest, PageRequestSchema } from "./paging.ts";
 import {
   alarm as alarmCore,
   applyConfig,
@@ -68,6 +75,8 @@ import type {
   EventPage,
   RecordingLine,
   SignalView,
+  StepApprovalInput,
+  StepApprovalResult,
   TargetCommand,
   TargetView,
 } from "./target-view.ts";
@@ -236,6 +245,8 @@ export interface TargetObjectTesting {
   notifier?: Notifier;
   /** The configuration in force, in place of TURNOUT_CONFIG (config edits and removal, rule 15). */
   config?: () => WorkerConfig;
+  /** Answers the probe of a silent agent (rule 17) in place of a signed GET /healthz. */
+  prober?: (agent: string) => Promise<boolean>;
 }
 
 export class TargetObject extends DurableObject<Env> {
@@ -258,12 +269,36 @@ export class TargetObject extends DurableObject<Env> {
   private cached: { json: string; state: TargetState; configKey: object | undefined } | null = null;
   /** The alarm time this instance last set (undefined: unknown, as after a wake or an alarm). */
   private alarmAt: number | null | undefined;
+  /** Pages and outgoing events, queued in the deciding transaction and sent after it (outbox.ts). */
+  private readonly outbox: Outbox;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.store = new SqlTargetStore(this.sql, (q, ...args) => this.rows(q, ...args));
     this.migrate();
+    this.outbox = new Outbox({
+      sql: this.sql,
+      now: () => this.now(),
+      config: (target) => {
+        const loaded = this.config();
+        return loaded.ok
+          ? {
+              global: loaded.value.notify,
+              target: this.targetConfig(target, loaded)?.notify,
+              statusUrl: loaded.value.statusUrl,
+            }
+          : {};
+      },
+      secret: (name) => {
+        const value = (this.env as unknown as Record<string, unknown>)[name];
+        return typeof value === "string" ? value : undefined;
+      },
+      audit: (target, type, detail) => this.auditShell(target, type, detail),
+      slack: (target, text) => this.enqueueNotice({ target, text, kind: "alert" }),
+      arm: (at) => void this.armAtMost(at),
+      waitUntil: (p) => this.ctx.waitUntil(p),
+    });
   }
 
   private migrate(): void {
@@ -357,7 +392,7 @@ export class TargetObject extends DurableObject<Env> {
   async command(name: string, command: TargetCommand): Promise<CommandResult> {
     const now = this.now();
     this.rowsRead = 0;
-    const { rejected, effects } = this.run(name, now, (state) => {
+    const { rejected, warnings, effects } = this.run(name, now, (state) => {
       if (command.command === "clear") {
         return clearCore(
           this.store,
@@ -367,9 +402,85 @@ export class TargetObject extends DurableObject<Env> {
           now,
         );
       }
-      const { key: _key, ...rest } = command;
+      // A plan step's approval is forwarded to the agent first: only approveStep() records one.
+      const { key: _key, step: _step, ...rest } = command as TargetCommand & { step?: unknown };
       return inputCore(this.store, state, { type: "command", ...rest, command: command.command }, now);
     });
+    this.perform(effects);
+    const view = await this.view(name);
+    if (rejected !== undefined) return { applied: false, rejected, view };
+    return warnings ? { applied: true, warnings, view } : { applied: true, view };
+  }
+
+  /**
+   * Approves a plan step waiting for a person (design §11.2, §11.6). Refused unless the current
+   * action's step is `waiting` and was not approved before (and, from a Slack button, the action
+   * is still the one the button was posted for); else forwarded, signed, to the agent that runs
+   * the action, and recorded only once it reached the agent (its 409 counts as reached), so an
+   * approval the agent never got is never shown as given.
+   */
+  async approveStep(name: string, input: StepApprovalInput): Promise<StepApprovalResult> {
+    const machine = this.readState()?.machine;
+    const action = machine?.action ?? null;
+    const command: ShellInput = { type: "command", command: "approve", step: input.step, actor: input.actor };
+    if (input.reason !== undefined) command.reason = input.reason;
+    if (input.actionId !== undefined && action?.id !== input.actionId) {
+      const now = action ? `the current action is ${action.id}` : "no action is running";
+      return {
+        applied: false,
+        rejected: `approve: the button is for ${input.actionId}, but ${now}; nothing changed`,
+        view: await this.view(name),
+      };
+    }
+    if (!machine || !action || stepApprovalRefusal(machine, input.step) !== undefined) {
+      // The machine refuses it again and audits the refusal like any refused command.
+      return this.machineCommand(name, command);
+    }
+    const loaded = this.config();
+    if (!loaded.ok)
+      return { applied: false, unavailable: "the worker configuration is invalid", view: await this.view(name) };
+    // The agent recorded on the action when it was committed, signed with that agent's own key.
+    const agent = agentFor(loaded.value, action);
+    if (!agent) {
+      return {
+        applied: false,
+        unavailable: `the agent ${action.agent ?? "default"} that runs ${action.id} is no longer in the configuration`,
+        view: await this.view(name),
+      };
+    }
+    const forwarded = await forwardApproval(
+      agent,
+      { actionId: action.id, step: input.step, by: input.actor },
+      { secrets: agentKeys(this.env).byAgent.get(agent.name) ?? [], now: this.now() },
+    );
+    if (forwarded.kind === "failed") {
+      const now = this.now();
+      this.transact(() => {
+        const state = this.loadState(name, now);
+        this.appendEvent(state, now, "approval.forward-failed", {
+          id: action.id,
+          step: input.step,
+          by: input.actor,
+          agent: agent.name,
+          error: forwarded.detail,
+        });
+        this.saveState(state);
+      });
+      return { applied: false, unavailable: forwarded.detail, view: await this.view(name) };
+    }
+    // Recorded now; a concurrent approval recorded meanwhile makes this one the refused second.
+    const result = await this.machineCommand(name, command);
+    return { ...result, forwarded: forwarded.kind };
+  }
+
+  /** Runs one machine command as given (no shell commands, no approval forwarding). */
+  private async machineCommand(
+    name: string,
+    command: Extract<MachineInput, { type: "command" }>,
+  ): Promise<CommandResult> {
+    const { rejected, effects } = this.run(name, this.now(), (state, now) =>
+      inputCore(this.store, state, command, now),
+    );
     this.perform(effects);
     const view = await this.view(name);
     return rejected === undefined ? { applied: true, view } : { applied: false, rejected, view };
@@ -379,13 +490,34 @@ export class TargetObject extends DurableObject<Env> {
    * Feeds an agent report (design §5 rules 5, 13). Returns whether it concerned the latest action;
    * reports for other ids or old epochs are audited (`report.ignored`) and otherwise ignored.
    */
-  async report(name: string, report: ActionReport): Promise<{ accepted: boolean }> {
-    const { effects } = this.run(name, this.now(), (state, now) =>
-      inputCore(this.store, state, { type: "report", report }, now),
-    );
+  async report(name: string, report: ActionReport, agent?: string): Promise<{ accepted: boolean; refused?: boolean }> {
+    const input: ShellInput = { type: "report", report, ...(agent === undefined ? {} : { agent }) };
+    const { effects } = this.run(name, this.now(), (state, now) => inputCore(this.store, state, input, now));
     this.perform(effects);
+    // Design §11.1: a report signed by another agent than the action's is refused (403), audited.
+    if (effects.some((e) => e.type === "audit" && e.event.type === "report.refused")) {
+      return { accepted: false, refused: true };
+    }
     const ignored = effects.some((e) => e.type === "audit" && e.event.type === "report.ignored");
     return { accepted: !ignored };
+  }
+
+  /**
+   * An agent's liveness changed (rule 17), told by its {@link AgentObject}: an input of the
+   * machine with its time. `announce`: this target carries the transition's one notification.
+   */
+  async agentLiveness(
+    name: string,
+    liveness: { agent: string; silent: boolean; at: number; lastHeardAt: number | null; announce: boolean },
+  ): Promise<void> {
+    const input: ShellInput = { type: "agent", ...liveness };
+    const { effects } = this.run(name, this.now(), (state, now) => inputCore(this.store, state, input, now));
+    this.perform(effects);
+  }
+
+  /** The agents this target's sides name, so their objects watch them from now (silence counts from then). */
+  async sideAgents(): Promise<{ primary: string; secondary: string } | null> {
+    return this.readState()?.machine.sideAgents ?? null;
   }
 
   /**
@@ -393,8 +525,15 @@ export class TargetObject extends DurableObject<Env> {
    * re-publish under the same id would be deduplicated away, so the action fails now; `retry`
    * starts it again under a new id. A callback for any other id than the latest action is ignored.
    */
-  async deliveryFailed(name: string, actionId: string, error: string): Promise<void> {
-    const input: ShellInput = { type: "dispatch-result", actionId, ok: false, error, final: true };
+  async deliveryFailed(name: string, actionId: string, error: string, code?: "wrong-agent"): Promise<void> {
+    const input: ShellInput = {
+      type: "dispatch-result",
+      actionId,
+      ok: false,
+      error,
+      final: true,
+      ...(code ? { code } : {}),
+    };
     const { effects } = this.run(name, this.now(), (state, now) => inputCore(this.store, state, input, now));
     this.perform(effects);
   }
@@ -407,14 +546,46 @@ export class TargetObject extends DurableObject<Env> {
     // A fired alarm is no longer set; whatever this run arms is set anew.
     this.alarmAt = undefined;
     const stored = this.readState();
-    if (!stored) return;
+    if (!stored) {
+      this.outbox.kick(true);
+      return;
+    }
     const { effects } = this.run(stored.target, this.now(), (state, now) => {
       const out = alarmCore(this.store, state, now);
       this.prune(state, now);
       return out;
     });
     this.perform(effects);
+    // Pages and events due now go out in the background: a sink that hangs holds nothing here.
+    this.outbox.kick(true);
     await this.settle();
+  }
+
+  /**
+   * Opens (`trigger`) or closes (`resolve`) a page that a person must answer, for what is not the
+   * machine's own (agent silent and heard again, readiness lost and back): paged once per key,
+   * queued durably, sent after the commit (design §11.4, §11.6; keys in paging.ts `pageKeys`).
+   */
+  async page(name: string, input: PageRequest): Promise<void> {
+    const intent = PageRequestSchema.parse(input);
+    const now = this.now();
+    this.transact(() =>
+      this.outbox.page(name, {
+        action: intent.action,
+        key: intent.key,
+        kind: intent.kind,
+        summary: intent.summary,
+        ...(intent.todo === undefined ? {} : { todo: intent.todo }),
+        details: (intent.details ?? {}) as PageIntent["details"],
+        at: now,
+      }),
+    );
+    this.outbox.kick();
+  }
+
+  /** Waits until every outbox loop started so far has finished (tests). */
+  async drainOutbox(): Promise<void> {
+    await this.outbox.idle();
   }
 
   /** Waits until every dispatch started so far has been delivered and its result fed back. */
@@ -609,7 +780,12 @@ export class TargetObject extends DurableObject<Env> {
         resolveBreakGlassRow(this.sql, row.nonce, status, click.actor, now, d.rejected ?? null);
         outcome =
           d.rejected === undefined
-            ? { outcome: "executed", command: row.command, requester: row.requester }
+            ? {
+                outcome: "executed",
+                command: row.command,
+                requester: row.requester,
+                ...(d.warnings ? { warnings: d.warnings } : {}),
+              }
             : { outcome: "rejected", command: row.command, requester: row.requester, reason: d.rejected };
       }
       this.saveState(state);
@@ -631,11 +807,18 @@ export class TargetObject extends DurableObject<Env> {
       return this.ctx.storage.transactionSync(() => {
         const out = fn();
         this.store.flush();
+        // Queued in the same transaction as the events it sends: committed together, or not at all.
+        const written = this.store.takeWritten();
+        const now = this.now();
+        // Also with no event: a page that expires (a break-glass request nobody answered) is due.
+        const state = written.length > 0 || this.outbox.due(now) ? (this.cached?.state ?? this.readState()) : null;
+        if (state) this.outbox.capture(state.target, written, state.machine, now);
         return out;
       });
     } catch (err) {
       this.store.reset();
       this.cached = null;
+      this.outbox.forget();
       throw err;
     }
   }
@@ -645,7 +828,7 @@ export class TargetObject extends DurableObject<Env> {
     name: string,
     now: number,
     call: (state: LoadedState, now: number) => CoreOutcome,
-  ): { effects: Effect[]; rejected?: string } {
+  ): { effects: Effect[]; rejected?: string; warnings?: string[] } {
     return this.transact(() => {
       const state = this.loadState(name, now);
       const out = call(state, now);
@@ -653,12 +836,13 @@ export class TargetObject extends DurableObject<Env> {
       return {
         effects: [...state.configEffects, ...out.effects],
         ...(out.rejected !== undefined ? { rejected: out.rejected } : {}),
+        ...(out.warnings !== undefined ? { warnings: out.warnings } : {}),
       };
     });
   }
 
   /**
-   * Retention (design §4 wave 2), at most hourly and in bounded batches: resolved signals older
+   * Retention (design §4), at most hourly and in bounded batches: resolved signals older
    * than `retention.resolvedSignalDays`, events and recordings beyond `retention.eventsPerTarget`.
    */
   private prune(state: LoadedState, now: number): void {
@@ -690,13 +874,17 @@ export class TargetObject extends DurableObject<Env> {
     const lastNotice = effects.findLastIndex((e) => e.type === "notify");
     for (const [i, effect] of effects.entries()) {
       switch (effect.type) {
-        case "setTimer":
+        case "setTimer": {
+          // One alarm for the machine and the outbox: the earlier of the two.
+          const outboxAt = this.outbox.nextAt();
+          const at = effect.at === null ? outboxAt : outboxAt === null ? effect.at : Math.min(effect.at, outboxAt);
           // Only a changed alarm time costs a storage call (issue 19: most ingests keep it).
-          if (effect.at === this.alarmAt) break;
-          this.alarmAt = effect.at;
-          if (effect.at === null) void this.ctx.storage.deleteAlarm();
-          else void this.ctx.storage.setAlarm(effect.at);
+          if (at === this.alarmAt) break;
+          this.alarmAt = at;
+          if (at === null) void this.ctx.storage.deleteAlarm();
+          else void this.ctx.storage.setAlarm(at);
           break;
+        }
         case "notify": {
           if (stored === undefined) stored = this.readState();
           const target = stored?.target ?? "target";
@@ -709,6 +897,8 @@ export class TargetObject extends DurableObject<Env> {
             target,
             text: effect.text,
             kind: effect.kind,
+            ...(effect.step === undefined ? {} : { step: effect.step }),
+            ...(effect.key ? { key: effect.key } : {}),
             ...(context ? { context, closesIncident: i === lastNotice && settles(context) } : {}),
           });
           break;
@@ -716,10 +906,44 @@ export class TargetObject extends DurableObject<Env> {
         case "dispatch":
           this.track(this.deliver(effect.request));
           break;
+        case "probe":
+          if (stored === undefined) stored = this.readState();
+          this.track(this.probe(stored?.target ?? "", effect.agent));
+          break;
         case "audit":
           break;
       }
     }
+    // After the commit, and never awaited by the caller: a pager that is down delays no decision.
+    this.outbox.kick();
+    // A decision without a timer (a break-glass request) may still have queued a page that expires.
+    const outboxAt = this.outbox.nextAt();
+    if (outboxAt !== null) void this.armAtMost(outboxAt);
+  }
+
+  /** Lowers the alarm to `at` if it is set later (or not at all); never raises it past a machine deadline. */
+  private async armAtMost(at: number): Promise<void> {
+    const current = this.alarmAt === undefined ? await this.ctx.storage.getAlarm() : this.alarmAt;
+    // perform() may have armed it while getAlarm was answered; its value is the newer one.
+    const known = this.alarmAt === undefined ? current : this.alarmAt;
+    if (known !== null && known <= at) {
+      this.alarmAt = known;
+      return;
+    }
+    this.alarmAt = at;
+    await this.ctx.storage.setAlarm(at);
+  }
+
+  /** Appends one shell event in its own transaction (the outbox's `notify.failed` / `notify.dropped`). */
+  private auditShell(target: string, type: string, detail: Json): void {
+    const now = this.now();
+    const effects = this.transact(() => {
+      const state = this.loadState(target, now);
+      this.appendEvent(state, now, type, detail);
+      this.saveState(state);
+      return state.configEffects;
+    });
+    if (effects.length > 0) this.perform(effects);
   }
 
   /** Delivers a dispatch and feeds the outcome (and any report the agent already has) back. */
@@ -741,6 +965,7 @@ export class TargetObject extends DurableObject<Env> {
           ok: false,
           error: attempt.error,
           ...(attempt.final ? { final: true } : {}),
+          ...(attempt.code ? { code: attempt.code } : {}),
           ...(attempt.retryAfterSeconds === undefined ? {} : { retryAfterMs: attempt.retryAfterSeconds * 1000 }),
         };
     const { effects } = this.run(request.target, this.now(), (state, now) => inputCore(this.store, state, result, now));
@@ -792,6 +1017,29 @@ export class TargetObject extends DurableObject<Env> {
     this.ctx.waitUntil(tracked);
   }
 
+  /**
+   * Rule 17: asks a silent agent once, with a signed `GET <agent>/healthz`, before the failover is
+   * blocked on its silence. An answer counts as heard, here and in the agent's own object.
+   */
+  private async probe(target: string, agent: string): Promise<void> {
+    const now = this.now();
+    let ok: boolean;
+    try {
+      const prober = TargetObject.testing?.prober;
+      if (prober) ok = await prober(agent);
+      else {
+        const loaded = this.config();
+        ok = loaded.ok ? await probeAgent(this.env, loaded.value, agent, now) : false;
+      }
+    } catch {
+      ok = false;
+    }
+    const input: ShellInput = { type: "probe-result", agent, ok };
+    const { effects } = this.run(target, this.now(), (state, at) => inputCore(this.store, state, input, at));
+    this.perform(effects);
+    if (ok) await this.env.AGENTS.getByName(agent).heard(agent, now, "probe");
+  }
+
   private defaultDispatcher(): Dispatcher | undefined {
     const loaded = loadConfig(this.env);
     return loaded.ok ? transportDispatcher(this.env, loaded.value) : undefined;
@@ -828,7 +1076,7 @@ export class TargetObject extends DurableObject<Env> {
     // Our own row at the current version: no re-validation on the hot path (issue: CPU per
     // ingest). Older rows are upgraded and validated once.
     const state =
-      raw.machine?.version === 2 && "routedWith" in raw
+      raw.machine?.version === 3 && "routedWith" in raw
         ? (raw as unknown as TargetState)
         : TargetStateSchema.parse(raw);
     this.cached = { json, state, configKey: undefined };
@@ -866,6 +1114,24 @@ export class TargetObject extends DurableObject<Env> {
       json,
     );
     this.cached = { json, state: row, configKey };
+    this.watchAgents(row.machine.sideAgents);
+  }
+
+  /** The agents last asked to watch (once per wake and per change): their silence counts from then. */
+  private watched = "";
+
+  /** Makes each side's agent object watch it, so its alarm notices silence with no request at all. */
+  private watchAgents(agents: { primary: string; secondary: string }): void {
+    const key = `${agents.primary} ${agents.secondary}`;
+    if (key === this.watched || !this.env.AGENTS) return;
+    this.watched = key;
+    for (const name of new Set([agents.primary, agents.secondary])) {
+      this.track(
+        this.env.AGENTS.getByName(name)
+          .watch(name)
+          .then(() => undefined),
+      );
+    }
   }
 
   /** Appends a shell event (break-glass) with the next seq of the machine's counter. */
@@ -876,6 +1142,13 @@ export class TargetObject extends DurableObject<Env> {
   }
 
   private insertEvent(seq: number, at: number, type: string, detail: unknown, cause: number | null): void {
+    this.store.noteWritten({
+      seq,
+      at,
+      type,
+      detail: detail as Record<string, Json>,
+      ...(cause === null ? {} : { cause }),
+    });
     this.sql.exec(
       "INSERT INTO events (seq, at, type, detail, cause) VALUES (?, ?, ?, ?, ?)",
       seq,
@@ -999,6 +1272,8 @@ class SqlTargetStore implements TargetStore {
   private readonly known = new Map<string, StoredSignal | null>();
   private readonly pending = new Map<string, StoredSignal>();
   private events: MachineAuditEvent[] = [];
+  /** Every event written in this transaction, for the outbox (webhooks get every audit event). */
+  private written: MachineAuditEvent[] = [];
 
   constructor(sql: SqlStorage, rows: Rows) {
     this.sql = sql;
@@ -1010,6 +1285,19 @@ class SqlTargetStore implements TargetStore {
     this.known.clear();
     this.pending.clear();
     this.events = [];
+    this.written = [];
+  }
+
+  /** Records an event the shell wrote itself. */
+  noteWritten(event: MachineAuditEvent): void {
+    this.written.push(event);
+  }
+
+  /** The events written in this transaction, in seq order; forgets them. */
+  takeWritten(): MachineAuditEvent[] {
+    const out = this.written.sort((a, b) => a.seq - b.seq);
+    this.written = [];
+    return out;
   }
 
   signal(key: string): StoredSignal | undefined {
@@ -1073,7 +1361,7 @@ class SqlTargetStore implements TargetStore {
 
   observation(now: number, staleAfterMs: number): Observation & { staleAt: number | null } {
     this.flush();
-    // Fresh means last_seen > fresh (design §4 wave 2: `staleAfterMs` 0 never goes stale).
+    // Fresh means last_seen > fresh (design §4: `staleAfterMs` 0 never goes stale).
     const fresh = staleAfterMs > 0 ? now - staleAfterMs : Number.MIN_SAFE_INTEGER;
     // One statement for both: a statement's fixed cost is a large part of a small batch's.
     const groups: Record<string, SqlStorageValue>[] = [];
@@ -1152,6 +1440,7 @@ class SqlTargetStore implements TargetStore {
   }
 
   private writeEvents(events: readonly MachineAuditEvent[]): void {
+    this.written.push(...events);
     const values = (e: MachineAuditEvent): SqlStorageValue[] => [
       e.seq,
       e.at,
