@@ -246,7 +246,9 @@ export class ActionRunner {
         const detail = `owed since ${owed.since}, done at ${at}${outcome?.detail ? `: ${outcome.detail}` : ""}`;
         const update = (r: ActionRecord) => {
           const e = r.report.steps.find((s) => s.name === owed.step);
-          if (e) Object.assign(e, { status: outcome?.status ?? "succeeded", finishedAt: at, detail });
+          if (!e) return;
+          Object.assign(e, { status: outcome?.status ?? "succeeded", finishedAt: at, detail });
+          delete e.owed;
         };
         if (active) {
           update(active.record);
@@ -810,6 +812,7 @@ export class ActionRunner {
     delete entry.finishedAt;
     delete entry.detail;
     delete entry.approval;
+    delete entry.owed;
     await this.change(a);
 
     const started = this.now();
@@ -838,7 +841,10 @@ export class ActionRunner {
     entry.finishedAt = new Date(this.now()).toISOString();
     delete entry.approval;
     if (outcome?.detail !== undefined) entry.detail = outcome.detail;
-    if (outcome?.owed) await this.owe(request, step.name);
+    if (outcome?.owed) {
+      entry.owed = true;
+      await this.owe(request, step.name);
+    } else delete entry.owed;
     a.record.completedSteps.push(step.name);
     this.opts.metrics?.stepObserved(target.kind, step.name, status, (this.now() - started) / 1000);
     log.info("step finished", { step: step.name, status, detail: entry.detail });

@@ -119,6 +119,12 @@ export function eventSentence(e: EventLike): string {
       return `report ignored for ${text(d.actionId)} (${text(d.status)}): ${text(d.reason)}`;
     case "failover.blocked":
       return `no automatic failover: ${text(d.reason)}`;
+    case "failback.blocked":
+      return `no automatic failback: ${text(d.reason)}`;
+    case "step.owed":
+      return `step ${text(d.step)} of ${text(d.id)} is owed (${text(d.detail)}); it runs when its cluster answers`;
+    case "step.owed-done":
+      return `owed step ${text(d.step)} of ${text(d.id)} ${d.status === "failed" ? "failed" : "is done"}${d.detail ? ` (${text(d.detail)})` : ""}`;
     case "report.refused":
       return `report for ${text(d.actionId)} refused: signed by agent ${text(d.agent)}, dispatched to ${text(d.dispatchedTo)}`;
     case "agent.silent":

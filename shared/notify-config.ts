@@ -28,11 +28,11 @@ export const DEFAULT_SEVERITY: Record<PageKind, Severity> = {
   "action-failed": "critical",
   blocked: "critical",
   "agent-silent": "critical",
-  "owed-step": "critical",
   approval: "error",
   "break-glass": "error",
   readiness: "warning",
   drift: "warning",
+  "owed-step": "warning",
 };
 
 const EnvName = z

@@ -49,6 +49,11 @@ export const StepReportSchema = z.object({
   group: z.string().min(1).optional(),
   /** On a `waiting` approval step: what the person approves, and until when. */
   approval: z.object({ message: z.string(), deadline: z.iso.datetime({ offset: true }) }).optional(),
+  /**
+   * A step skipped by `ifUnreachable: "skip"` (design §11.6): the agent still owes it and runs it
+   * once its cluster answers; cleared when it has run. The worker shows and pages it meanwhile.
+   */
+  owed: z.boolean().optional(),
 });
 export type StepReport = z.infer<typeof StepReportSchema>;
 

@@ -194,6 +194,7 @@ describe("plan steps", () => {
     expect(report.status).toBe("succeeded");
     expect(report.steps[0]).toMatchObject({
       status: "skipped",
+      owed: true,
       detail: expect.stringMatching(/^owed: cluster old-primary does not answer/),
     });
     expect(await agent.runner.owedSteps("shop")).toMatchObject([{ actionId: "shop:1", step: "retire-old" }]);
@@ -206,6 +207,7 @@ describe("plan steps", () => {
     const settled = await agent.waitForReport((r) => r.steps[0]?.status === "succeeded");
     expect(settled.status).toBe("succeeded");
     expect(settled.steps[0]?.detail).toMatch(/^owed since .*, done at /);
+    expect(settled.steps[0]?.owed).toBeUndefined();
     expect(await agent.runner.owedSteps("shop")).toEqual([]);
     expect(await agent.runner.settleOwed()).toEqual([]);
   });

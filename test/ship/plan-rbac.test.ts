@@ -14,14 +14,24 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
+import { createEtcdClient } from "../../agent/etcd/client.ts";
 import { startLeaseElector } from "../../agent/lease.ts";
 import { ConfigMapActionStore } from "../../agent/memory.ts";
 import type { PlanClusters } from "../../agent/plan/clusters.ts";
 import { agentRbac } from "../../agent/rbac/manifests.ts";
 import { OWN_CLUSTER } from "../../agent/rbac/permissions.ts";
+import { createEtcdMirrorBackend } from "../../agent/sandbox/etcd-mirror.ts";
 import type { WriteRecord } from "../../agent/sandbox/fake-kube-api.ts";
 import { type AgentConfig, AgentConfigSchema } from "../../shared/config.ts";
-import { type PlanCluster, planAction, planAgent, startPlanCluster } from "../support/plan-sandbox.ts";
+import { startBind } from "../support/bind.ts";
+import { eventually, loadKeys, startEtcds } from "../support/etcd.ts";
+import {
+  type PlanAgentOptions,
+  type PlanCluster,
+  planAction,
+  planAgent,
+  startPlanCluster,
+} from "../support/plan-sandbox.ts";
 import { grantsOf, permissionsUsed, type RbacDoc } from "../support/rbac-grants.ts";
 import { type BaseObject, readBase, schemaProblem, shippedAgentConfig } from "./kustomize-base.ts";
 import { attributesOf, canI, describe as describeRequest, type RequestAttributes } from "./rbac-can-i.ts";
@@ -110,7 +120,12 @@ function covers(grant: string, used: string): boolean {
 }
 
 /** A plan agent as the agent runs in a cluster: ConfigMap memory and a Lease on its own cluster's API. */
-async function clusterAgent(config: AgentConfig, own: PlanCluster, planClusters?: PlanClusters) {
+async function clusterAgent(
+  config: AgentConfig,
+  own: PlanCluster,
+  planClusters?: PlanClusters,
+  more: Pick<PlanAgentOptions, "env" | "clock"> = {},
+) {
   const kubeConfig = own.api.kubeConfig();
   const lease = startLeaseElector({
     kubeConfig,
@@ -134,6 +149,7 @@ async function clusterAgent(config: AgentConfig, own: PlanCluster, planClusters?
     store,
     env: { LB_API_TOKEN: "Bearer lb-token" },
     ...(planClusters ? { clusters: planClusters } : {}),
+    ...more,
   });
 }
 
@@ -214,6 +230,80 @@ describe("npm run manifests: the RBAC each example plan uses, and nothing more",
     });
     expectExactlyWhatWasUsed(config, new Map([[OWN_CLUSTER, own]]));
   });
+
+  it("runbook-c-etcd.json: the synchronizers' scale and the consumers' restarts, against real etcd and BIND", async () => {
+    const [bind, etcds] = await Promise.all([
+      startBind({ zone: "example.test", keyName: "turnout-dns", records: ["etcd IN A 172.30.41.193"] }),
+      startEtcds(["primary", "standby"]),
+    ]);
+    const [primary, standby] = etcds;
+    if (!primary || !standby) throw new Error("etcd pair did not start");
+    const prefixes = ["/registry/"];
+    const backend = createEtcdMirrorBackend([
+      {
+        namespace: "etcd-sync",
+        name: "etcd-synchronizer",
+        mirror: { primaryEndpoints: [primary.url], standbyEndpoints: [standby.url], prefixes },
+      },
+      {
+        namespace: "etcd-sync",
+        name: "etcd-synchronizer-reverse",
+        mirror: { primaryEndpoints: [standby.url], standbyEndpoints: [primary.url], prefixes },
+      },
+    ]);
+    const p = createEtcdClient({ endpoints: [primary.url] });
+    const s = createEtcdClient({ endpoints: [standby.url] });
+    try {
+      await loadKeys(p, [
+        ["/registry/a", "1"],
+        ["/registry/b", "2"],
+      ]);
+      const own = await startPlanCluster({ onScale: backend.onScale });
+      clusters.push(own);
+      own.apply(join(EXAMPLES, "runbook-c-etcd-objects.yaml"));
+      await own.controllers.settled();
+      await backend.idle();
+      await eventually(async () => (await s.getAll().prefix("/registry/").count()) === 2, "the mirror's first copy");
+      const config = exampleConfig("runbook-c-etcd.json", {
+        "http://127.0.0.1:2379": primary.url,
+        "http://127.0.0.1:22379": standby.url,
+        "127.0.0.1:5353": bind.server,
+      });
+      // TSIG signs with the time, which BIND checks against its own clock: the real one.
+      const agent = await clusterAgent(config, own, undefined, {
+        env: { TSIG_SECRET: bind.secret },
+        clock: { now: Date.now, sleep: (ms) => new Promise((r) => setTimeout(r, ms)) },
+      });
+      const done = async (id: string) => {
+        const r = await agent.waitForReport((x) => x.actionId === id && x.status !== "running");
+        expect(r.status, JSON.stringify(r.error)).toBe("succeeded");
+      };
+      await agent.runner.submit(planAction({ id: "global-dr:1", kind: "drill", dryRun: true }));
+      await done("global-dr:1");
+      await agent.runner.submit(planAction({ id: "global-dr:2" }));
+      await done("global-dr:2");
+      // The reverse sync a person starts after the failover (not the agent: not in its RBAC).
+      own.api.store.patch(
+        { group: "apps", resource: "deployments" },
+        "etcd-sync",
+        "etcd-synchronizer-reverse",
+        "merge",
+        {
+          spec: { replicas: 1 },
+        },
+      );
+      await own.controllers.settled();
+      await backend.idle();
+      await agent.runner.submit(planAction({ id: "global-dr:3", kind: "failback", from: "secondary", to: "primary" }));
+      await done("global-dr:3");
+      expectExactlyWhatWasUsed(config, new Map([[OWN_CLUSTER, own]]));
+    } finally {
+      p.close();
+      s.close();
+      await backend.stop();
+      await Promise.all([bind.stop(), primary.stop(), standby.stop()]);
+    }
+  }, 120_000);
 
   it("would catch a missing grant: without the scale subresource the standby cannot be scaled", async () => {
     const config = exampleConfig("runbook-c.json");

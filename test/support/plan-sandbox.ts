@@ -25,7 +25,11 @@ import {
   startFakeKubeApi,
 } from "../../agent/sandbox/fake-kube-api.ts";
 import { selfSignedCertificate, writeKubeconfig } from "../../agent/sandbox/kubeconfig.ts";
-import { startWorkloadControllers, type WorkloadControllers } from "../../agent/sandbox/workloads.ts";
+import {
+  startWorkloadControllers,
+  type WorkloadControllers,
+  type WorkloadControllersOptions,
+} from "../../agent/sandbox/workloads.ts";
 import { type AgentConfig, AgentConfigSchema } from "../../shared/config.ts";
 import { type ActionReport, type ActionRequest, ActionRequestSchema } from "../../shared/protocol.ts";
 import { requireBinary } from "./monitoring-process.ts";
@@ -70,7 +74,12 @@ const PLURAL: Record<string, { group: string; resource: string }> = {
  * served from the start and nobody writes its status.
  */
 export async function startPlanCluster(
-  options: { cnpg?: "operator" | "bare"; kubectl?: boolean } = {},
+  options: {
+    cnpg?: "operator" | "bare";
+    kubectl?: boolean;
+    /** Called when a Deployment's replicas change (e.g. an etcd mirror backend that runs while it has replicas). */
+    onScale?: WorkloadControllersOptions["onScale"];
+  } = {},
 ): Promise<PlanCluster> {
   const operator = options.cnpg === "operator";
   // kubectl sends its bearer token only over TLS, so a cluster read with kubectl also serves HTTPS.
@@ -83,7 +92,10 @@ export async function startPlanCluster(
   const dir = tls ? mkdtempSync(join(tmpdir(), "turnout-plan-kubectl-")) : undefined;
   const kubeconfig = dir ? join(dir, "kubeconfig") : undefined;
   if (tls && kubeconfig && api.httpsUrl) writeKubeconfig(kubeconfig, api.httpsUrl, tls.cert, api.token);
-  const controllers = startWorkloadControllers(api.store, { rolloutDelayMs: 20 });
+  const controllers = startWorkloadControllers(api.store, {
+    rolloutDelayMs: 20,
+    ...(options.onScale ? { onScale: options.onScale } : {}),
+  });
   const cnpg = operator ? startCnpgController(api.store, { delayMs: 20 }) : undefined;
   return {
     api,

@@ -7,6 +7,7 @@ import { type ActionKind, type ActionReport, type ActionRequest, stepDurationMs 
 import { audit, type Ctx, type Detail, type Json, notify, sec, setPhase } from "./machine-ctx.ts";
 import { budgetUsed, deliveryBackoffMs } from "./machine-rules.ts";
 import type { ActionState, DrillSwitch, MachineState, ParsedMachineInput, Trigger } from "./machine-types.ts";
+import { noteOwed } from "./owed-steps.ts";
 
 /** Rule 16: a committed dispatch with no delivery result recorded this long after is sent again. */
 export const DELIVERY_CONFIRM_MS = 15_000;
@@ -294,13 +295,18 @@ export function report(ctx: Ctx, r: ActionReport, agent?: string): void {
   const ignore = (why: string) =>
     audit(ctx, "report.ignored", { actionId: r.actionId, status: r.status, reason: why, current: a?.id ?? null });
   if (r.target !== s.target) return void ignore(`report is for target ${r.target}`);
-  if (a === null || r.actionId !== a.id) return void ignore("not the current action (other id or old epoch)");
+  if (a === null || r.actionId !== a.id) {
+    // An earlier action's report still settles the steps it owed (design §11.6).
+    noteOwed(ctx, r, agent);
+    return void ignore("not the current action (other id or old epoch)");
+  }
   if (agent !== undefined && agent !== a.agent) {
     // Design §11.1: a valid key of one agent cannot report for an action dispatched to another.
     audit(ctx, "report.refused", { actionId: r.actionId, status: r.status, agent, dispatchedTo: a.agent });
     return;
   }
   if (r.dryRun !== a.dryRun) return void ignore("dryRun does not match the action");
+  noteOwed(ctx, r, agent);
   if (r.status !== "running") a.settledByAgent = true;
   if (s.phase !== "executing") {
     // Rule 13: the agent's word wins. A final `succeeded` for the latest action the worker gave

@@ -56,6 +56,8 @@ export function setPhase(ctx: Ctx, phase: Phase, reason: string, cause?: number 
     ctx.s.probe = null;
   }
   if (phase !== "awaiting_approval") ctx.s.approval = null;
+  // A failback blocked in steady (owed steps) is not a reason a hold that starts now waits.
+  if (from !== phase && phase === "pending") ctx.s.blocked = null;
   const seq = audit(ctx, "phase.changed", { from, to: phase, reason }, cause);
   notify(ctx, "phase", `${from} → ${phase}: ${reason}`);
   return seq;

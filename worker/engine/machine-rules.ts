@@ -124,6 +124,13 @@ export function failoverBlocker(state: MachineState, now: number): Blocker | nul
  * than for time. A result ≤ now means "now".
  */
 export function failbackReadyAt(state: MachineState, now: number): number | null {
+  // Design §11.6: a plan step still owed waits for its report, an input, not for time.
+  if ((state.owed ?? []).length > 0) return null;
+  return failbackReadyIgnoringOwed(state, now);
+}
+
+/** {@link failbackReadyAt} as if no plan step were owed: when the failback would go but for them. */
+export function failbackReadyIgnoringOwed(state: MachineState, now: number): number | null {
   const home = state.sides[state.homeSide];
   if (state.policy.failback !== "auto" || state.phase !== "steady" || state.drill !== null) return null;
   if (state.activeSide === state.homeSide || home.health !== "up") return null;
@@ -183,6 +190,9 @@ export function nextDeadline(state: MachineState, now: number): number | null {
   if (state.drill?.stage === "holding" && state.drill.holdUntil !== null) at.push(state.drill.holdUntil);
   const failback = failbackReadyAt(state, now);
   if (failback !== null) at.push(failback);
+  // With steps owed, the moment the failback would have gone is when the view starts to say it waits.
+  const withoutOwed = (state.owed ?? []).length > 0 ? failbackReadyIgnoringOwed(state, now) : null;
+  if (withoutOwed !== null && withoutOwed > now) at.push(withoutOwed);
   return at.length === 0 ? null : Math.min(...at);
 }
 

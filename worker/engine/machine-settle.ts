@@ -11,11 +11,13 @@ import {
   autoDown,
   dismissalCovers,
   failbackReadyAt,
+  failbackReadyIgnoringOwed,
   failoverBlocker,
   flapReleaseAt,
   PROBE_WAIT_MS,
 } from "./machine-rules.ts";
 import type { Blocker } from "./machine-types.ts";
+import { owedSteps } from "./owed-steps.ts";
 
 type Rule = (ctx: Ctx) => boolean;
 
@@ -154,8 +156,25 @@ const holdExpired: Rule = (ctx) => {
 /** Rule 6: auto failback once the home side has been up for `failbackAfterSeconds`. */
 const failbackDue: Rule = (ctx) => {
   const s = ctx.s;
+  const due = (at: number | null) => at !== null && ctx.now >= at && !s.flapping;
+  const owed = owedSteps(s);
+  const wouldGo = s.phase === "steady" && due(failbackReadyIgnoringOwed(s, ctx.now));
+  if (owed.length > 0 && wouldGo) {
+    // Design §11.6: say once that the failback waits for the owed steps; a manual failback still goes.
+    if (s.blocked === "owed-steps") return false;
+    s.blocked = "owed-steps";
+    const steps = owed.map((o) => `${o.step} of ${o.action}`).join(", ");
+    const reason = `${owed.length} plan step${owed.length === 1 ? "" : "s"} owed (${steps}); a manual failback still goes`;
+    audit(ctx, "failback.blocked", { blocker: "owed-steps", reason, steps: owed.map((o) => o.step) }, s.action?.cause);
+    notify(ctx, "alert", `${s.homeSide} is back, but no automatic failback: ${reason}`);
+    return true;
+  }
+  if (s.blocked === "owed-steps" && s.phase === "steady" && (owed.length === 0 || !wouldGo)) {
+    // The owed steps are done, or the failback is no longer due: nothing stands in the way to show.
+    s.blocked = null;
+  }
   const ready = failbackReadyAt(s, ctx.now);
-  if (ready === null || ctx.now < ready || s.flapping) return false;
+  if (!due(ready)) return false;
   proposeOrStart(
     ctx,
     "failback",
@@ -259,6 +278,7 @@ const WHY: Record<Blocker, (ctx: Ctx, other: Side) => string> = {
   budget: (ctx) => `daily budget of ${ctx.s.policy.maxAutoActionsPerDay} automatic actions spent`,
   "agent-silent": (ctx, other) =>
     `${other}'s agent ${ctx.s.sideAgents[other]} is silent and did not answer the probe; a manual command still goes`,
+  "owed-steps": (ctx) => `${owedSteps(ctx.s).length} plan step(s) still owed`,
   "agent-unfinished": (ctx, other) =>
     `${ctx.s.action?.id ?? "the last action"} on agent ${ctx.s.action?.agent ?? "?"} has no final report, and ${other}'s agent is ${ctx.s.sideAgents[other]}`,
 };

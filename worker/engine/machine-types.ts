@@ -184,6 +184,8 @@ export const BlockerSchema = z.enum([
   "agent-silent",
   /** Design §11.6: the last action's agent has not said it is over, and this one would go to another agent. */
   "agent-unfinished",
+  /** Design §11.6: a plan step skipped by `ifUnreachable: "skip"` is still owed; an automatic failback waits. */
+  "owed-steps",
 ]);
 export type Blocker = z.infer<typeof BlockerSchema>;
 
@@ -196,6 +198,22 @@ export const DismissalSchema = z
   })
   .strict();
 export type Dismissal = z.infer<typeof DismissalSchema>;
+
+/**
+ * A plan step an agent still owes (design §11.6): reported `owed` (skipped because its cluster did
+ * not answer), kept until a later report of the same action says it ran.
+ */
+export const OwedStepSchema = z
+  .object({
+    action: ActionIdSchema,
+    step: z.string().min(1),
+    since: Ms,
+    agent: z.string().min(1),
+    /** The agent's detail when it skipped it ("owed: cluster … does not answer; …"). */
+    detail: z.string().optional(),
+  })
+  .strict();
+export type OwedStep = z.infer<typeof OwedStepSchema>;
 
 /** The persisted state of one target's decision engine (one JSON row in its Durable Object). */
 /** What the engine knows of one agent's liveness (rule 17): silent or heard, as of `at`. */
@@ -255,6 +273,8 @@ export const MachineStateSchema = z
     agentLiveness: z.record(z.string(), AgentLivenessSchema),
     /** The probe under way or done in this hold (rule 17), cleared when the phase leaves pending. */
     probe: AgentProbeSchema.nullable(),
+    /** Plan steps owed by the latest action(s), oldest first; absent on rows written before plans. */
+    owed: z.array(OwedStepSchema).optional(),
   })
   .strict();
 export type MachineState = z.infer<typeof MachineStateSchema>;

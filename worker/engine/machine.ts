@@ -385,6 +385,11 @@ export interface MachineView {
   } | null;
   autoActionsLast24h: number;
   lastDrill: MachineState["lastDrill"];
+  /**
+   * Plan steps skipped by `ifUnreachable: "skip"` and still owed (design §11.6), oldest first:
+   * `detail` is the agent's word on why it was skipped.
+   */
+  owed?: { action: string; step: string; since: string; detail?: string }[];
 }
 
 /** Renders the state for `GET /v1/targets/:name` and the status page. */
@@ -426,5 +431,11 @@ export function machineView(state: MachineState, now: number): MachineView {
           },
     autoActionsLast24h: budgetUsed(state, now).length,
     lastDrill: state.lastDrill,
+    owed: (state.owed ?? []).map((o) => ({
+      action: o.action,
+      step: o.step,
+      since: new Date(o.since).toISOString(),
+      ...(o.detail === undefined ? {} : { detail: o.detail }),
+    })),
   };
 }

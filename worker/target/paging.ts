@@ -14,6 +14,8 @@
  *   revert, a cancel); a newer failed action takes over from it.
  * - break-glass (`turnout/<target>/breakglass/<request id>`): open from the request until it is
  *   approved, cancelled, or expires.
+ * - owed step (`turnout/<target>/owed/<action id>:<step>`): open while the engine lists the plan
+ *   step as owed (skipped by `ifUnreachable: "skip"`), over once a report says it ran.
  * - anything else (agent silent, readiness lost) is opened and closed by its owner through
  *   {@link raisePage} and {@link clearPage}.
  */
@@ -24,6 +26,7 @@ import type { MachineState } from "../engine/machine.ts";
 import type { AuditEvent } from "../engine/machine-types.ts";
 import type { Json } from "../engine/signals.ts";
 import { BREAK_GLASS_TTL_MS } from "./break-glass.ts";
+import { owedSentence } from "./target-sentences.ts";
 
 /** A page that is open (triggered, not yet resolved), one row per key. */
 export interface OpenPage {
@@ -77,6 +80,7 @@ export const pageKeys = {
   breakGlass: (target: string, id: string) => `turnout/${target}/breakglass/${id}`,
   agent: (name: string) => `turnout/agent/${name}`,
   readiness: (target: string) => `turnout/${target}/readiness`,
+  owed: (target: string, actionId: string, step: string) => `turnout/${target}/owed/${actionId}:${step}`,
 };
 
 /** Opens `page` unless it is open already (then nothing is sent again: one trigger per key). */
@@ -157,6 +161,30 @@ export function pagesFor(
         summary: by ? sentence(by) : `${target}: ${a.kind} ${a.id} to ${a.to} failed`,
         todo: `Read the failed step on the status page, then: /turnout retry ${target} (run it again), /turnout revert ${target} (undo its steps back to ${a.from}) or /turnout cancel ${target}. Automatic action is off until then.`,
         details: context(machine),
+        at: now,
+      }),
+    );
+  }
+
+  // Owed plan steps (design §11.6): one page each, over once the engine no longer lists it.
+  const owed = new Map((machine.owed ?? []).map((o) => [pageKeys.owed(target, o.action, o.step), o]));
+  for (const page of [...paging.open.values()]) {
+    if (page.kind !== "owed-step" || owed.has(page.key)) continue;
+    const by = latest("step.owed-done");
+    out.push(...clearPage(paging, page.key, by ? sentence(by) : `${target}: the owed step is done`, now));
+  }
+  for (const [key, o] of owed) {
+    const one = owedSentence({ owed: [{ ...o, since: new Date(o.since).toISOString() }] });
+    out.push(
+      ...raisePage(paging, {
+        key,
+        kind: "owed-step",
+        summary: `${target}: ${o.action}: ${one}`,
+        todo: `Bring the cluster back or reach it from the agent: the agent runs ${o.step} by itself once the cluster answers. Until then an automatic failback of ${target} waits; a manual failback still goes.`,
+        details: {
+          ...context(machine),
+          owed: { action: o.action, step: o.step, since: new Date(o.since).toISOString(), detail: o.detail ?? "" },
+        },
         at: now,
       }),
     );

@@ -200,15 +200,26 @@ export function targetSentence(view: TargetView, ctx: SentenceContext): TargetSe
     return { state: "blocked", segments: blockedSentence(view, ctx, down) };
   }
   // steady
-  if (view.cooldownUntil !== null && Date.parse(view.cooldownUntil) > ctx.now) {
+  const owed = owedSentence(view);
+  if (view.blocked === "owed-steps") {
     return {
+      state: "blocked",
+      segments: [
+        `blocked: steady on ${active}; the automatic failback to ${to} waits until the owed steps are done (a manual failback still goes); ${owed}`,
+      ],
+    };
+  }
+  const withOwed = (t: TargetSentence): TargetSentence =>
+    owed === null ? t : { ...t, segments: [...t.segments, `; ${owed}`] };
+  if (view.cooldownUntil !== null && Date.parse(view.cooldownUntil) > ctx.now) {
+    return withOwed({
       state: "cooldown",
       segments: [
         `cooldown: steady on ${active} after the last switch; no automatic switch until ${clock(view.cooldownUntil)} (in `,
         { until: view.cooldownUntil },
         ")",
       ],
-    };
+    });
   }
   if (activeDown && view.dismissed !== null) {
     return {
@@ -221,7 +232,7 @@ export function targetSentence(view: TargetView, ctx: SentenceContext): TargetSe
     };
   }
   const otherHealth = view.sides[to].health;
-  return {
+  return withOwed({
     state: "steady",
     segments: [
       `steady on ${active}; `,
@@ -231,7 +242,28 @@ export function targetSentence(view: TargetView, ctx: SentenceContext): TargetSe
           ? "both sides up"
           : `${to} is ${otherHealth}, so it is not a failover destination`,
     ],
-  };
+  });
+}
+
+/**
+ * "1 step owed: scale-old-primary (cluster old-primary was unreachable); it runs when that cluster
+ * answers" (design §11.6), or null when nothing is owed.
+ */
+export function owedSentence(view: Pick<TargetView, "owed">): string | null {
+  const owed = view.owed ?? [];
+  if (owed.length === 0) return null;
+  const clusters = new Set<string>();
+  const steps = owed.map((o) => {
+    const cluster = /cluster (\S+) does not answer/.exec(o.detail ?? "")?.[1];
+    if (cluster !== undefined) clusters.add(cluster);
+    return `${o.step} (${cluster === undefined ? "its cluster" : `cluster ${cluster}`} was unreachable)`;
+  });
+  const n = owed.length;
+  const when =
+    clusters.size > 1
+      ? "each runs when its cluster answers"
+      : `${n === 1 ? "it runs" : "they run"} when that cluster answers`;
+  return `${n} step${n === 1 ? "" : "s"} owed: ${steps.join(", ")}; ${when}`;
 }
 
 /** The "blocked: …" sentence of a pending target whose hold is over (design §5 rules 2–4, 14). */
@@ -292,6 +324,8 @@ function blockedSentence(view: TargetView, ctx: SentenceContext, down: Segment[]
     }
     case "paused":
       return ["blocked: paused; automatic action is off until an operator resumes", ...tail];
+    case "owed-steps":
+      return [`blocked: ${owedSentence(view) ?? "plan steps are owed"}`, ...tail];
     case "flapping":
       return [
         `blocked: flapping; automatic action resumes after ${stableWindow(ctx.policy.flap.windowSeconds)}`,

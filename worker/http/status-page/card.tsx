@@ -19,6 +19,7 @@ import {
 import {
   formatSpan,
   liveText,
+  owedSentence,
   type Segment,
   type SentencePolicy,
   type TargetSentence,
@@ -91,6 +92,7 @@ export function cardSignature(
     | "approvalDeadline"
     | "configured"
     | "agents"
+    | "owed"
   >,
 ): string {
   const a = view.action;
@@ -114,6 +116,7 @@ export function cardSignature(
     view.sides.secondary.firing.length,
     agent("primary"),
     agent("secondary"),
+    (view.owed ?? []).length,
   ].join("|");
 }
 
@@ -137,6 +140,8 @@ export function TargetCard({ data }: { data: CardData }) {
   const { view } = data;
   const id = `t-${view.name}`;
   const sentence = cardSentence(data);
+  // Design §11.6: owed plan steps are shown whatever the phase (the steady sentence says them itself).
+  const owed = owedSentence(view);
   const incidents = incidentsOf(data.window);
   const drills = drillsOf(data.window);
   const latest = incidents[0];
@@ -152,6 +157,11 @@ export function TargetCard({ data }: { data: CardData }) {
     >
       <h2 id={id}>{view.name}</h2>
       <Sentence sentence={sentence} now={data.now} />
+      {owed !== null && !sentence.segments.some((seg) => typeof seg === "string" && seg.includes(owed)) ? (
+        <p class="owed" data-field="owed">
+          {owed}
+        </p>
+      ) : null}
       <dl class="summary">
         <div>
           <dt>Phase</dt>

@@ -62,6 +62,7 @@ export function refreshScript(): string {
       t.sides.primary.firing.length, t.sides.secondary.firing.length,
       t.agents ? t.agents.primary.name + ":" + t.agents.primary.silent : "",
       t.agents ? t.agents.secondary.name + ":" + t.agents.secondary.silent : "",
+      (t.owed || []).length,
     ].join("|");
   };
   // The same fields as agentsSignature() in agents-section.tsx.
