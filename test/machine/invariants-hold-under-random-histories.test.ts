@@ -66,6 +66,10 @@ const observeArb = fc.record({
   incidentsPrimary: incidentsArb,
   incidentsSecondary: incidentsArb,
 });
+/** The agents of the two sides in these histories (design §11.1: one per side). */
+const AGENTS = ["agent-a", "agent-b"] as const;
+const SIDE_AGENTS = { primary: "agent-a", secondary: "agent-b" };
+
 const stepArb = fc.oneof(
   {
     weight: 1,
@@ -112,7 +116,18 @@ const stepArb = fc.oneof(
     }),
   },
 );
-type Step = typeof stepArb extends fc.Arbitrary<infer T> ? T : never;
+/** Agent silences and returns (rule 17), and the answers to the probes the machine asks for. */
+const agentStepArb = fc.oneof(
+  fc.record({
+    type: fc.constant("liveness" as const),
+    agent: fc.constantFrom(...AGENTS),
+    silent: fc.boolean(),
+  }),
+  fc.record({ type: fc.constant("probe" as const), agent: fc.constantFrom(...AGENTS), ok: fc.boolean() }),
+);
+const historyStepArb = fc.oneof({ weight: 12, arbitrary: stepArb }, { weight: 1, arbitrary: agentStepArb });
+
+type Step = typeof historyStepArb extends fc.Arbitrary<infer T> ? T : never;
 
 const toMs = (s: number) => s * 1000;
 /** An observation's stale sources and incidents when none are of interest. */
@@ -155,7 +170,10 @@ class Checker {
   constructor(policy: PolicyInput, drillMode: "dry-run" | "live") {
     this.policy = policy;
     this.maxAuto = PolicySchema.parse(policy).maxAutoActionsPerDay;
-    this.state = makeState({ policy, drill: { cron: "0 3 * * 1", mode: drillMode, holdSeconds: 60 } });
+    this.state = {
+      ...makeState({ policy, drill: { cron: "0 3 * * 1", mode: drillMode, holdSeconds: 60 } }),
+      sideAgents: { ...SIDE_AGENTS },
+    };
   }
 
   feed(input: MachineInput): Decision {
@@ -235,6 +253,12 @@ class Checker {
       if (!req || !action) continue;
       // Never to a down side unless forced.
       if (!req.force) expect(down(after, req.to)).toBe(false);
+      // Rule 17: no automatic dispatch into a side whose agent is silent; every action goes to its side's agent.
+      if (action.trigger === "automatic") {
+        expect(after.agentLiveness[after.sideAgents[req.to]]?.silent ?? false).toBe(false);
+        expect(req.agent).toBe(after.sideAgents[req.to]);
+        saw("automatic-dispatch-agent-heard");
+      }
       if (action.trigger === "automatic") {
         expect(after.paused).toBe(false);
         expect(after.flapping).toBe(false);
@@ -350,10 +374,18 @@ class Checker {
           policy: PolicySchema.parse(this.policy),
           initialActiveSide: step.initialActiveSide,
           ...(this.state.drillConfig ? { drill: this.state.drillConfig } : {}),
+          agents: { ...SIDE_AGENTS },
         });
         return;
       case "unconfigure":
         this.feed({ type: "unconfigured" });
+        return;
+      case "liveness":
+        this.feed({ type: "agent", agent: step.agent, silent: step.silent, at: this.now });
+        if (this.state.blocked === "agent-silent") saw("blocked:agent-silent");
+        return;
+      case "probe":
+        this.feed({ type: "probe-result", agent: step.agent, ok: step.ok });
         return;
       case "command":
         this.feed({
@@ -401,7 +433,7 @@ function explore(numRuns: number, seed?: number): number {
     fc.property(
       policyArb,
       fc.constantFrom("dry-run" as const, "live" as const),
-      fc.array(stepArb, { minLength: 10, maxLength: 80 }),
+      fc.array(historyStepArb, { minLength: 10, maxLength: 80 }),
       (policy, mode, steps) => {
         const c = new Checker(policy, mode);
         for (const s of steps) c.run(s);
@@ -444,6 +476,8 @@ describe("invariants hold under random histories", () => {
       "dismissed-holds",
       "reconciled",
       "blocked:other-side-rising",
+      "blocked:agent-silent",
+      "automatic-dispatch-agent-heard",
     ]) {
       expect.soft(seen.get(what) ?? 0, what).toBeGreaterThan(0);
     }

@@ -14,20 +14,21 @@ type ProbeResult = Extract<ParsedMachineInput, { type: "probe-result" }>;
 export const agentNoticeKey = (agent: string): string => `turnout/agent/${agent}`;
 
 /**
- * An agent's liveness changed. Older news than what is stored is ignored (a late fan-out must not
- * undo a newer transition); a change is audited on this target when the agent serves it, and the
+ * An agent's liveness changed. A change is audited on this target when the agent serves it, and the
  * one target chosen to `announce` the transition notifies it, so people hear it once per agent.
  */
 export function agentInput(ctx: Ctx, input: AgentInput): void {
   const s = ctx.s;
   const prev = s.agentLiveness[input.agent];
-  if (prev !== undefined && prev.at > input.at) return;
-  const changed = (prev?.silent ?? false) !== input.silent;
-  s.agentLiveness = { ...s.agentLiveness, [input.agent]: { silent: input.silent, at: input.at } };
-  // A probe answered by proxy: the agent was heard, so a later silence probes again.
-  if (!input.silent && s.probe?.agent === input.agent) s.probe = null;
   const sides = SIDES.filter((side) => s.sideAgents[side] === input.agent);
-  if (changed && (sides.length > 0 || s.action?.agent === input.agent)) {
+  const serves = sides.length > 0 || s.action?.agent === input.agent;
+  const changed = (prev?.silent ?? false) !== input.silent;
+  // Only news of an agent this target uses, and only a change, is kept: older news than the
+  // stored transition is ignored, so a late fan-out cannot undo a newer one.
+  if (serves && changed && (prev === undefined || prev.at <= input.at)) {
+    s.agentLiveness = { ...s.agentLiveness, [input.agent]: { silent: input.silent, at: input.at } };
+    // Heard: a later silence probes again.
+    if (!input.silent && s.probe?.agent === input.agent) s.probe = null;
     audit(ctx, input.silent ? "agent.silent" : "agent.returned", {
       agent: input.agent,
       sides,
