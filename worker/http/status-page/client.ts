@@ -60,6 +60,7 @@ export function refreshScript(): string {
       a ? a.id + ":" + a.status + ":" + a.steps.map((s) => s.status).join(",") : "",
       t.sides.primary.health, t.sides.secondary.health,
       t.sides.primary.firing.length, t.sides.secondary.firing.length,
+      t.readiness ? t.readiness.state + ":" + (t.readiness.failing || []).join(",") + ":" + (t.readiness.drift ? t.readiness.drift.ok : "") : "",
     ].join("|");
   };
   // Changed cards are re-rendered from the server's HTML (same session cookie) and swapped in.
@@ -189,6 +190,9 @@ a { color: #0b3d91; }
 .health-unknown .badge { color: #3d434c; background: #eceef1; }
 .firing, .steps, .drills { margin: 0.25rem 0; padding-left: 1.25rem; }
 .step-failed { color: #8a1010; }
+.readiness { margin: 0.25rem 0; }
+.readiness-not-ready { color: #8a1010; font-weight: 600; }
+.readiness-unknown { color: #4a505a; }
 .muted { color: #4a505a; }
 code { font-size: 0.9em; }
 .actions .buttons { display: flex; flex-wrap: wrap; gap: 0.5rem; }
