@@ -8,7 +8,7 @@
 import type { Context, Hono } from "hono";
 import type { z } from "zod";
 import { type AgentConfig, formatIssues, ownTarget } from "../shared/config.ts";
-import { ActionIdSchema, ActionRequestSchema } from "../shared/protocol.ts";
+import { ActionIdSchema, ActionRequestSchema, ApprovalRequestSchema } from "../shared/protocol.ts";
 import { type QstashKeys, UPSTASH_SIGNATURE_HEADER, verifyUpstashSignature } from "../shared/qstash-signature.ts";
 import { describeSignatureFailure, SIGNATURE_HEADER, verify } from "../shared/signature.ts";
 import type { Leadership } from "./leadership.ts";
@@ -211,8 +211,87 @@ export function registerActionRoutes(app: Hono, deps: ActionRoutesDeps): void {
     }
   });
 
+  // Design §11.6: the worker forwards an operator's approval of a waiting plan step, signed like
+  // every worker→agent request. 200 approved; 409 approved before (done, for the worker) or not
+  // waiting; 404 an action or step this agent does not know.
+  app.post("/v1/actions/:id/approvals", async (c) => {
+    const raw = await c.req.text();
+    if (Buffer.byteLength(raw) > MAX_ACTION_BODY_BYTES) {
+      return problem(413, "payload-too-large", "Payload too large", `body over ${MAX_ACTION_BODY_BYTES} bytes`);
+    }
+    const auth = await authenticate(c, raw, deps, { qstash: false });
+    if (!auth.ok) {
+      deps.log.warn("approval rejected: signature", { status: 401 });
+      return auth.response;
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(raw);
+    } catch {
+      return problem(400, "bad-request", "Bad request", "body is not JSON");
+    }
+    const parsed = ApprovalRequestSchema.safeParse(json);
+    if (!parsed.success) return validationProblem(parsed.error, "invalid approval");
+    const approval = parsed.data;
+    if (approval.actionId !== c.req.param("id")) {
+      return problem(400, "validation", "Validation failed", "actionId must equal the action id in the path", {
+        errors: [{ path: "actionId", message: `expected ${JSON.stringify(c.req.param("id"))}` }],
+      });
+    }
+    if (!deps.leadership.isLeader()) {
+      return problem(
+        503,
+        "not-leader",
+        "Not the leader",
+        "this replica is standing by; retry to reach the Lease holder",
+        {},
+        { "retry-after": String(deps.config.lease.durationSeconds) },
+      );
+    }
+    const result = await deps.runner.approve(approval);
+    switch (result.outcome) {
+      case "approved":
+        return c.json(
+          { actionId: approval.actionId, step: approval.step, status: "approved", ...result.approval },
+          200,
+        );
+      case "already-approved":
+        return problem(
+          409,
+          "already-approved",
+          "Already approved",
+          `step ${approval.step} was approved by ${result.approval.by} at ${result.approval.at}`,
+          {
+            step: approval.step,
+            by: result.approval.by,
+            at: result.approval.at,
+          },
+        );
+      case "not-waiting":
+        return problem(
+          409,
+          "not-waiting",
+          "Not waiting",
+          `step ${approval.step} is ${result.status}, not waiting for an approval`,
+          {
+            step: approval.step,
+            status: result.status,
+          },
+        );
+      case "unknown-step":
+        return problem(
+          404,
+          "not-found",
+          "Not found",
+          `action ${approval.actionId} has no step ${JSON.stringify(approval.step)}`,
+        );
+      case "unknown-action":
+        return problem(404, "not-found", "Not found", `unknown action ${JSON.stringify(approval.actionId)}`);
+    }
+  });
+
   app.get("/v1/actions/:id", async (c) => {
-    // No body to sign: the signature covers the path exactly as sent (design §6, wave 2).
+    // No body to sign: the signature covers the path exactly as sent (design §6).
     const auth = await authenticate(c, new URL(c.req.url).pathname, deps, { qstash: false });
     if (!auth.ok) {
       deps.log.warn("report request rejected: signature", { status: 401 });

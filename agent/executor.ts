@@ -36,6 +36,24 @@ export interface StepOutcome {
   detail?: string;
   /** `skipped` when the step was not applicable (e.g. no egress check configured). */
   status?: "succeeded" | "skipped";
+  /**
+   * Skipped because the cluster it acts on did not answer (`ifUnreachable: "skip"`, design §11.6):
+   * the step is owed, and the runner runs it again once that cluster answers.
+   */
+  owed?: boolean;
+}
+
+/** A `waiting` step's approval as reported (design §11.6). */
+export interface WaitingApproval {
+  message: string;
+  /** ISO time after which the step fails `approval-timeout`. */
+  deadline: string;
+}
+
+/** Who approved a waiting step, and when (ISO). */
+export interface Approved {
+  by: string;
+  at: string;
 }
 
 export interface StepContext<T extends AgentTarget = AgentTarget> {
@@ -52,10 +70,21 @@ export interface StepContext<T extends AgentTarget = AgentTarget> {
   sleep(ms: number): Promise<void>;
   /** Updates the running step's detail (progress a person can follow) and re-reports. */
   progress(detail: string): void;
+  /**
+   * Marks the step `waiting` for a person with its approval (design §11.6) and reports it.
+   * Only the runner's contexts have it (plans); test harnesses may leave it out.
+   */
+  waiting?(approval: WaitingApproval): void;
+  /** Re-sends the current report, so the worker sees a long wait is alive (design §11.6: every 60 s). */
+  keepAlive?(): void;
+  /** Resolves once an operator approved this step of this action (durably recorded before it resolves). */
+  approved?(): Promise<Approved>;
 }
 
 export interface Step<T extends AgentTarget = AgentTarget> {
   readonly name: string;
+  /** A plan's parallel group: consecutive steps with the same group run concurrently (design §11.6). */
+  readonly group?: string;
   run(ctx: StepContext<T>): Promise<StepOutcome | undefined>;
 }
 

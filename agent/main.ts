@@ -29,8 +29,13 @@ import { createLogger, type Logger } from "./log.ts";
 import { ConfigMapActionStore } from "./memory.ts";
 import { createAgentMetrics } from "./metrics.ts";
 import { type ClusterMode, detectMode } from "./mode.ts";
-import { createReportSender } from "./report-sender.ts";
+import { createPlanExecutor } from "./plan/plan-executor.ts";
+import { createReadiness, type Readiness } from "./readiness/runner.ts";
+import { createSandboxFaults } from "./readiness/sandbox-faults.ts";
+import { registerSandboxRoutes } from "./readiness/sandbox-routes.ts";
+import { abortableSleep, createReportSender } from "./report-sender.ts";
 import { ActionRunner, type ExecutorRegistry, executorRegistry, followLeadership } from "./runner.ts";
+import type { SandboxCluster } from "./sandbox/cluster.ts";
 import { type LocalServers, startLocalServers } from "./sandbox/local-servers.ts";
 import { createAgentApp, leaseReadiness } from "./server.ts";
 
@@ -61,9 +66,14 @@ export interface RunningAgent {
   runner: ActionRunner;
   /** The BIND/etcd servers the sandbox started (undefined outside the sandbox). */
   localServers: LocalServers | undefined;
+  /** Readiness of every target (design §11.3); `latest()` is what a heartbeat carries. */
+  readiness: Readiness;
   /** Graceful stop: stop accepting, drain, release the Lease, close the server. */
   stop(): Promise<void>;
 }
+
+/** How often the leader tries the steps owed by an unreachable cluster again. */
+const OWED_INTERVAL_MS = 15_000;
 
 /** The production executors, one per target kind. */
 export function defaultExecutors(
@@ -78,6 +88,7 @@ export function defaultExecutors(
     ...executorRegistry(dnsFlip),
     ...executorRegistry(createEtcdSyncTeardownExecutor({ kubeConfig, agentConfig: config, env })),
     ...executorRegistry(createNodeFenceExecutor({ kubeConfig })),
+    ...executorRegistry(createPlanExecutor({ kubeConfig, agentConfig: config, env })),
   ]);
 }
 
@@ -103,7 +114,7 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     mode === "sandbox" && !options.kubeConfig && options.localServers !== false
       ? await startLocalServers(config, env, log)
       : undefined;
-  let cluster: { kubeConfig: KubeConfig; close(): Promise<void> };
+  let cluster: { kubeConfig: KubeConfig; close(): Promise<void>; sandbox?: SandboxCluster | undefined };
   try {
     cluster = options.kubeConfig
       ? { kubeConfig: options.kubeConfig, close: async () => {} }
@@ -165,6 +176,23 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     if (resumed.length) log.info("resumed unfinished actions", { actions: resumed });
   }
 
+  // Readiness (design §11.3): every replica evaluates, read only, so a standby's metrics say it too.
+  const readiness = createReadiness({
+    config,
+    kubeConfig,
+    log,
+    env,
+    metrics,
+    clock: { now: Date.now, sleep: abortableSleep },
+  });
+  readiness.start();
+  // Steps owed by `ifUnreachable: "skip"` run once their cluster answers (design §11.6).
+  const owedTimer = setInterval(() => {
+    if (!leadership.isLeader()) return;
+    runner.settleOwed().catch((err: unknown) => log.warn("owed steps: could not settle", { error: String(err) }));
+  }, OWED_INTERVAL_MS);
+  owedTimer.unref();
+
   const versionApi = kubeConfig.makeApiClient(VersionApi);
   let accepting = true;
   const app = createAgentApp({
@@ -188,6 +216,22 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     },
   });
 
+  // `turnout sandbox break|mend`: only where this process runs the simulated cluster itself.
+  if (mode === "sandbox" && cluster.sandbox) {
+    const sandbox = cluster.sandbox;
+    registerSandboxRoutes(app, {
+      secrets,
+      log,
+      faults: createSandboxFaults({
+        config,
+        store: sandbox.api.store,
+        kubeConfig,
+        ...(sandbox.controlPlane ? { controlPlane: sandbox.controlPlane } : {}),
+        ...(localServers ? { localServers: () => localServers.summary } : {}),
+      }),
+    });
+  }
+
   const [host, portText] = splitHostPort(config.listen);
   const server = await new Promise<ServerType>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: host, port: Number(portText) }, () => resolve(s));
@@ -202,8 +246,11 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     url,
     runner,
     localServers,
+    readiness,
     stop: async () => {
       accepting = false;
+      await readiness.stop();
+      clearInterval(owedTimer);
       await runner.drain(options.shutdownGraceMs ?? 20_000);
       unfollow();
       await leadership.stop();

@@ -3,6 +3,7 @@
  * agents in one test process do not collide on prom-client's global registry.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { ReadinessReport } from "../shared/protocol.ts";
 
 /** What the runner, report sender and lease wiring record. */
 export interface AgentMetrics {
@@ -17,6 +18,12 @@ export interface AgentMetrics {
   setLeader(leader: boolean): void;
   /** Actions currently executing on this replica. */
   setInProgress(count: number): void;
+  /**
+   * One readiness round (design §11.3): `turnout_target_ready{target,to}` per target and side,
+   * `turnout_readiness_check_ok{target,check}` per check (0 when it fails toward any side
+   * evaluated). Series of targets or checks no longer evaluated are dropped.
+   */
+  setReadiness(report: ReadinessReport): void;
   /** Prometheus text exposition. */
   render(): Promise<{ contentType: string; body: string }>;
 }
@@ -54,8 +61,34 @@ export function createAgentMetrics(options: { processMetrics?: boolean } = {}): 
     help: "Actions executing on this replica.",
     registers: [registry],
   });
+  const targetReady = new Gauge({
+    name: "turnout_target_ready",
+    help: "1 when the target could fail over to the side `to` now (every destination readiness check passed), else 0.",
+    labelNames: ["target", "to"] as const,
+    registers: [registry],
+  });
+  const checkOk = new Gauge({
+    name: "turnout_readiness_check_ok",
+    help: "1 when the readiness check passed toward every side this agent evaluates for the target, else 0.",
+    labelNames: ["target", "check"] as const,
+    registers: [registry],
+  });
   return {
     registry,
+    setReadiness: (report) => {
+      // Reset and set in one synchronous pass: a scrape never sees the gap.
+      targetReady.reset();
+      checkOk.reset();
+      for (const [target, sides] of Object.entries(report)) {
+        const checks = new Map<string, boolean>();
+        for (const [to, side] of Object.entries(sides)) {
+          if (!side) continue;
+          targetReady.set({ target, to }, side.ready ? 1 : 0);
+          for (const c of side.checks) checks.set(c.name, (checks.get(c.name) ?? true) && c.ok);
+        }
+        for (const [check, ok] of checks) checkOk.set({ target, check }, ok ? 1 : 0);
+      }
+    },
     actionFinished: (kind, executor, result) => actions.inc({ kind, executor, result }),
     stepObserved: (executor, step, result, seconds) => steps.observe({ executor, step, result }, seconds),
     reportDeliveryFailed: () => reportFailures.inc(),

@@ -10,11 +10,12 @@
  * while the target is mid-action is a conflict.
  */
 import { type AgentConfig, type AgentTarget, ownTarget } from "../shared/config.ts";
-import type { ActionReport, ActionRequest, StepReport } from "../shared/protocol.ts";
+import type { ActionReport, ActionRequest, ApprovalRequest, StepReport } from "../shared/protocol.ts";
 import { type ActionRecord, type ActionStore, epochOf } from "./action-store.ts";
-import { type Executor, type Step, type StepContext, StepError } from "./executor.ts";
+import { type Approved, type Executor, type Step, type StepContext, StepError } from "./executor.ts";
 import type { Logger } from "./log.ts";
 import type { AgentMetrics } from "./metrics.ts";
+import { Approvals } from "./plan/approvals.ts";
 import { abortableSleep, RETRY_FIRST_MS, RETRY_MAX_MS, type ReportSender } from "./report-sender.ts";
 
 /** Executors by target kind (`route-swap`, `dns-flip`, `etcd-sync-teardown`, or a test kind). */
@@ -65,6 +66,35 @@ export type SubmitResult =
   /** Shutting down or no longer leading: the sender should retry (reaching the next leader). */
   | { outcome: "stopping" };
 
+/** What {@link ActionRunner.approve} decided (design §11.6). */
+export type ApproveResult =
+  | { outcome: "approved"; approval: Approved }
+  | { outcome: "unknown-action" }
+  | { outcome: "unknown-step" }
+  /** Approved before: counts as done for the worker (409). */
+  | { outcome: "already-approved"; approval: Approved }
+  /** The step is not waiting for an approval (409). */
+  | { outcome: "not-waiting"; status: string };
+
+/** A step skipped because its cluster did not answer, to be run once it does (design §11.6). */
+export interface OwedStep {
+  actionId: string;
+  step: string;
+  since: string;
+}
+const OWED_KEY = "owed-steps";
+
+/** Consecutive steps of one parallel group form one unit; any other step is a unit alone. */
+export function stepUnits<S extends { group?: string }>(steps: readonly S[]): S[][] {
+  const units: S[][] = [];
+  for (const step of steps) {
+    const last = units.at(-1);
+    if (step.group !== undefined && last?.[0]?.group === step.group) last.push(step);
+    else units.push([step]);
+  }
+  return units;
+}
+
 export interface RunnerOptions {
   config: Pick<AgentConfig, "targets">;
   executors: ExecutorRegistry;
@@ -95,6 +125,8 @@ interface Active {
   /** The newest durable version the worker acknowledged. */
   deliveredVersion: number;
   controller: AbortController;
+  /** The code of each step that failed in this execution (the action's error names the first). */
+  failures: Map<string, string>;
   execution?: Promise<void>;
   delivery?: Promise<void>;
   /** Store writes of one action are serialized, newest last. */
@@ -114,6 +146,7 @@ export class ActionRunner {
   private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   private readonly active = new Map<string, Active>();
   private readonly targetLocks = new Map<string, Promise<unknown>>();
+  private readonly approvals: Approvals;
   private accepting = true;
   private draining = false;
   /** Set by drain(): the process is going away, and nothing here starts again (not even on a regained Lease). */
@@ -127,6 +160,123 @@ export class ActionRunner {
     this.opts = opts;
     this.now = opts.now ?? Date.now;
     this.sleep = opts.sleep ?? abortableSleep;
+    this.approvals = new Approvals((target) => opts.store.memory(target));
+  }
+
+  /**
+   * Approves a waiting step (design §11.6): recorded durably, then the step goes on. A step
+   * approved before, or one not waiting, is refused (the route answers 409).
+   */
+  approve(request: ApprovalRequest): Promise<ApproveResult> {
+    const target = request.actionId.slice(0, request.actionId.lastIndexOf(":"));
+    // Per target, so two approvals of one step cannot both be the first.
+    return this.withTargetLock(target, async () => {
+      const active = this.active.get(request.actionId);
+      const record = active?.record ?? (await this.opts.store.get(target, request.actionId));
+      if (!record) return { outcome: "unknown-action" };
+      const entry = record.report.steps.find((s) => s.name === request.step);
+      if (!entry) return { outcome: "unknown-step" };
+      const prior = await this.approvals.recorded(request.actionId, target, request.step);
+      if (prior) return { outcome: "already-approved", approval: prior };
+      if (entry.status !== "waiting" || !active?.execution) return { outcome: "not-waiting", status: entry.status };
+      const approval = await this.approvals.record(request, target, new Date(this.now()).toISOString());
+      this.opts.log.info("step approved", { target, action: request.actionId, step: request.step, by: request.by });
+      return { outcome: "approved", approval };
+    });
+  }
+
+  /** Notes a step as owed (skipped: its cluster did not answer), in the target's durable memory. */
+  private async owe(request: ActionRequest, step: string): Promise<void> {
+    const memory = this.opts.store.memory(request.target);
+    const owed = (await memory.get<OwedStep[]>(OWED_KEY)) ?? [];
+    if (owed.some((o) => o.actionId === request.id && o.step === step)) return;
+    owed.push({ actionId: request.id, step, since: new Date(this.now()).toISOString() });
+    await memory.set(OWED_KEY, owed);
+  }
+
+  /** The owed steps of a target, oldest first. */
+  async owedSteps(target: string): Promise<OwedStep[]> {
+    return (await this.opts.store.memory(target).get<OwedStep[]>(OWED_KEY)) ?? [];
+  }
+
+  /**
+   * Runs each owed step again (design §11.6): one whose cluster answers now runs and its action's
+   * report is updated and re-sent (the step `succeeded`, its detail saying it was owed); one whose
+   * cluster is still silent stays owed. Returns the steps that ran. Called on a timer by the leader.
+   */
+  async settleOwed(): Promise<OwedStep[]> {
+    const ran: OwedStep[] = [];
+    if (!this.accepting) return ran;
+    for (const [name, target] of Object.entries(this.opts.config.targets)) {
+      const executor = this.opts.executors.get(target.kind);
+      if (!executor) continue;
+      const memory = this.opts.store.memory(name);
+      for (const owed of await this.owedSteps(name)) {
+        const active = this.active.get(owed.actionId);
+        if (active?.execution) continue; // its action still runs: not settled yet
+        const record = active?.record ?? (await this.opts.store.get(name, owed.actionId));
+        const step = record ? executor.steps(record.request, target).find((s) => s.name === owed.step) : undefined;
+        const entry = record?.report.steps.find((s) => s.name === owed.step);
+        if (!record || !step || !entry) {
+          await this.forgetOwed(name, owed);
+          continue;
+        }
+        const log = this.opts.log.child({ target: name, action: owed.actionId, step: owed.step, owed: true });
+        const controller = new AbortController();
+        const ctx: StepContext = {
+          action: record.request,
+          targetName: name,
+          target,
+          log,
+          memory,
+          signal: controller.signal,
+          now: this.now,
+          sleep: (ms) => this.sleep(ms, controller.signal),
+          progress: () => undefined,
+        };
+        let outcome: Awaited<ReturnType<Step["run"]>>;
+        try {
+          outcome = await step.run(ctx);
+        } catch (err) {
+          log.warn("owed step failed; it stays owed", { error: err instanceof Error ? err.message : String(err) });
+          continue;
+        }
+        if (outcome?.owed) continue;
+        const at = new Date(this.now()).toISOString();
+        const detail = `owed since ${owed.since}, done at ${at}${outcome?.detail ? `: ${outcome.detail}` : ""}`;
+        const update = (r: ActionRecord) => {
+          const e = r.report.steps.find((s) => s.name === owed.step);
+          if (e) Object.assign(e, { status: outcome?.status ?? "succeeded", finishedAt: at, detail });
+        };
+        if (active) {
+          update(active.record);
+          await this.change(active);
+        } else {
+          update(record);
+          record.report.at = at;
+          record.updatedAt = at;
+          record.reportDelivered = false;
+          await this.opts.store.put(record);
+          const a = this.track(record);
+          a.version = 1;
+          a.durableVersion = 1;
+          a.durableReport = structuredClone(record.report);
+          this.kickDelivery(a);
+        }
+        await this.forgetOwed(name, owed);
+        log.info("owed step done", { detail });
+        ran.push(owed);
+      }
+    }
+    return ran;
+  }
+
+  private async forgetOwed(target: string, owed: OwedStep): Promise<void> {
+    const memory = this.opts.store.memory(target);
+    const left = ((await memory.get<OwedStep[]>(OWED_KEY)) ?? []).filter(
+      (o) => o.actionId !== owed.actionId || o.step !== owed.step,
+    );
+    await memory.set(OWED_KEY, left);
   }
 
   /** Accepts an action (starting it in the background), or says why not. */
@@ -299,7 +449,7 @@ export class ActionRunner {
     let preempted = false;
     for (const a of this.active.values()) {
       if (a.record.request.target === request.target && a.record.report.status === "running") {
-        // Design §6 (wave 2): a real action preempts a running dry run; anything else is a conflict.
+        // Design §6: a real action preempts a running dry run; anything else is a conflict.
         if (!preempts(request, a.record)) return { outcome: "conflict", runningId: a.record.request.id };
         await this.preempt(a, request.id);
         preempted = true;
@@ -404,6 +554,7 @@ export class ActionRunner {
       durableReport: structuredClone(record.report),
       deliveredVersion: 0,
       controller: new AbortController(),
+      failures: new Map(),
       persisted: Promise.resolve(),
       changedAt: Number.NEGATIVE_INFINITY,
     };
@@ -606,57 +757,34 @@ export class ActionRunner {
     }
     const steps = executor.steps(request, target);
     // Align the report with the executor's steps (a resumed action keeps what it recorded).
-    report.steps = steps.map(
-      (s) => report.steps.find((r) => r.name === s.name) ?? { name: s.name, status: "pending" as const },
-    );
+    report.steps = steps.map((s) => {
+      const entry = report.steps.find((r) => r.name === s.name) ?? { name: s.name, status: "pending" as const };
+      return s.group ? { ...entry, group: s.group } : entry;
+    });
     if (a.version === 1) this.kickDelivery(a); // the initial "accepted, all pending" report
 
-    for (const step of steps) {
-      if (a.record.completedSteps.includes(step.name)) continue;
+    // Consecutive steps of one parallel group run together (design §11.6); others one by one.
+    for (const unit of stepUnits(steps)) {
       if (a.controller.signal.aborted || this.draining) return;
-      const entry = report.steps.find((r) => r.name === step.name);
-      if (!entry) continue;
-      entry.status = "running";
-      entry.startedAt = new Date(this.now()).toISOString();
-      delete entry.finishedAt;
-      delete entry.detail;
-      await this.change(a);
-
-      const started = this.now();
-      let outcome: Awaited<ReturnType<Step["run"]>>;
-      try {
-        outcome = await step.run(this.context(a, target, entry, log.child({ step: step.name })));
-      } catch (err) {
-        if (a.controller.signal.aborted) {
-          // Shutdown or lost leadership: the step did not fail; it reruns (idempotently) on resume.
-          log.warn("step interrupted; it will resume", { step: step.name });
-          return;
-        }
-        const code = err instanceof StepError ? err.code : "internal";
-        const message = err instanceof Error ? err.message : String(err);
-        entry.status = "failed";
-        entry.finishedAt = new Date(this.now()).toISOString();
-        entry.detail = message;
+      const todo = unit.filter((s) => !a.record.completedSteps.includes(s.name));
+      if (todo.length === 0) continue;
+      // A failing sibling never cuts another mid-write: each runs to its end, then the group fails.
+      const results = await Promise.all(todo.map((step) => this.runStep(a, target, step, log)));
+      if (results.includes("aborted")) return;
+      const failed = todo.find((_, i) => results[i] === "failed");
+      if (failed) {
+        const entry = report.steps.find((r) => r.name === failed.name);
         report.status = "failed";
         delete report.activeSide;
+        const code = a.failures.get(failed.name) ?? "internal";
         report.error = {
           code,
-          message: `step "${step.name}" failed: ${message}; a retry resumes from step "${step.name}"`,
+          message: `step "${failed.name}" failed: ${entry?.detail ?? ""}; a retry resumes from step "${failed.name}"`,
         };
-        this.opts.metrics?.stepObserved(target.kind, step.name, "failed", (this.now() - started) / 1000);
         this.opts.metrics?.actionFinished(request.kind, target.kind, "failed");
-        log.error("step failed", { step: step.name, code, error: message });
         await this.change(a);
         return;
       }
-      const status = outcome?.status ?? "succeeded";
-      entry.status = status;
-      entry.finishedAt = new Date(this.now()).toISOString();
-      if (outcome?.detail !== undefined) entry.detail = outcome.detail;
-      a.record.completedSteps.push(step.name);
-      this.opts.metrics?.stepObserved(target.kind, step.name, status, (this.now() - started) / 1000);
-      log.info("step finished", { step: step.name, status, detail: entry.detail });
-      await this.change(a);
     }
 
     report.status = "succeeded";
@@ -665,6 +793,57 @@ export class ActionRunner {
     this.opts.metrics?.actionFinished(request.kind, target.kind, "succeeded");
     log.info("action succeeded", { activeSide: report.activeSide, dryRun: request.dryRun });
     await this.change(a);
+  }
+
+  /** Runs one step and records its end; "failed" leaves the action's error to the caller. */
+  private async runStep(
+    a: Active,
+    target: AgentTarget,
+    step: Step,
+    log: Logger,
+  ): Promise<"succeeded" | "failed" | "aborted"> {
+    const { request } = a.record;
+    const entry = a.record.report.steps.find((r) => r.name === step.name);
+    if (!entry) return "succeeded";
+    entry.status = "running";
+    entry.startedAt = new Date(this.now()).toISOString();
+    delete entry.finishedAt;
+    delete entry.detail;
+    delete entry.approval;
+    await this.change(a);
+
+    const started = this.now();
+    let outcome: Awaited<ReturnType<Step["run"]>>;
+    try {
+      outcome = await step.run(this.context(a, target, entry, log.child({ step: step.name })));
+    } catch (err) {
+      if (a.controller.signal.aborted) {
+        // Shutdown or lost leadership: the step did not fail; it reruns (idempotently) on resume.
+        log.warn("step interrupted; it will resume", { step: step.name });
+        return "aborted";
+      }
+      const code = err instanceof StepError ? err.code : "internal";
+      const message = err instanceof Error ? err.message : String(err);
+      entry.status = "failed";
+      entry.finishedAt = new Date(this.now()).toISOString();
+      entry.detail = message;
+      delete entry.approval;
+      a.failures.set(step.name, code);
+      this.opts.metrics?.stepObserved(target.kind, step.name, "failed", (this.now() - started) / 1000);
+      log.error("step failed", { step: step.name, code, error: message });
+      return "failed";
+    }
+    const status = outcome?.status ?? "succeeded";
+    entry.status = status;
+    entry.finishedAt = new Date(this.now()).toISOString();
+    delete entry.approval;
+    if (outcome?.detail !== undefined) entry.detail = outcome.detail;
+    if (outcome?.owed) await this.owe(request, step.name);
+    a.record.completedSteps.push(step.name);
+    this.opts.metrics?.stepObserved(target.kind, step.name, status, (this.now() - started) / 1000);
+    log.info("step finished", { step: step.name, status, detail: entry.detail });
+    await this.change(a);
+    return "succeeded";
   }
 
   private context(a: Active, target: AgentTarget, entry: StepReport, log: Logger): StepContext {
@@ -682,6 +861,15 @@ export class ActionRunner {
         entry.detail = detail;
         this.progressed(a, log);
       },
+      waiting: (approval) => {
+        entry.status = "waiting";
+        entry.approval = approval;
+        this.change(a).catch((err: unknown) => log.warn("could not record the wait", { error: String(err) }));
+      },
+      keepAlive: () => {
+        this.change(a).catch((err: unknown) => log.warn("could not re-send the report", { error: String(err) }));
+      },
+      approved: () => this.approvals.wait(a.record.request, entry.name, signal),
     };
   }
 }

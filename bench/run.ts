@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: runs every benchmark in turn (route swap, node fence, DNS flip, etcd consistency
- * check, worker ingest under wrangler dev and Miniflare, one-target saturation, the alert storm,
+ * check, readiness CPU, worker ingest under wrangler dev and Miniflare, one-target saturation, the alert storm,
  * decision latency, the simulator), prints ONE table (figure, value, baseline, ratio, goal) and writes the figures
  * with the machine they ran on to bench/results/summary.json (and each bench's to <name>.json).
  *
@@ -19,6 +19,7 @@ import type { Runtime } from "./endpoint.ts";
 import { run as runEtcdConsistency } from "./etcd-consistency.ts";
 import { type IngestBenchFigures, run as runIngest } from "./ingest.ts";
 import { run as runNodeFence } from "./node-fence.ts";
+import { run as runReadiness } from "./readiness.ts";
 import { run as runRouteSwap } from "./route-swap.ts";
 import { run as runSaturation } from "./saturation.ts";
 import { run as runSimulate } from "./simulate.ts";
@@ -312,6 +313,24 @@ const benches: BenchEntry[] = [
             value: `${f.peakRssDeltaMb} MB`,
             baseline: "200 MB (goal)",
             ratio: ratioOf(200, Math.max(f.peakRssDeltaMb, 0.1)),
+          },
+        ],
+      };
+    },
+  },
+  {
+    name: "readiness",
+    async run() {
+      const f = await runReadiness();
+      return {
+        figures: f,
+        rows: [
+          {
+            figure: `readiness: agent CPU per round, ${f.targets} targets × 2 sides, as a share of one core at the ${f.intervalSeconds} s interval (incl. the in-process fake API; ${f.notReadyRounds} rounds not ready)`,
+            value: `${f.corePercent} % (${ms(f.cpuMsPerRound)} CPU, ${ms(f.wallMsPerRound)} wall per round)`,
+            baseline: `${ms(f.baselineCpuMsPerRound)} (one GET /version per target and side)`,
+            ratio: ratioOf(f.baselineCpuMsPerRound, f.cpuMsPerRound),
+            goal: { text: "< 1 % of a core", met: f.corePercent < 1 && f.notReadyRounds === 0 },
           },
         ],
       };

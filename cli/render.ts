@@ -13,6 +13,10 @@ export interface StepView {
   startedAt?: string;
   finishedAt?: string;
   detail?: string;
+  /** The parallel group of a plan step (design §11.6). */
+  group?: string;
+  /** A waiting approval step: what it asks, and until when. */
+  approval?: { message: string; deadline: string };
 }
 
 export interface ActionView {
@@ -23,6 +27,8 @@ export interface ActionView {
   dryRun?: boolean;
   status: string;
   steps?: StepView[];
+  /** A plan's approved steps, with who approved each and when. */
+  approvals?: { step: string; by: string; at: string }[];
   error?: { code: string; message: string };
 }
 
@@ -101,6 +107,8 @@ export function note(t: TargetView, now: number): string {
     notes.push(
       t.approvalDeadline ? `approve within ${duration(Date.parse(t.approvalDeadline) - now)}` : "approve or cancel",
     );
+  const waiting = t.phase === "executing" && t.action ? waitingStep(t.action) : undefined;
+  if (waiting) notes.push(`step ${waiting.name} waits for approval`);
   if (t.phase === "failed" && t.action?.error) notes.push(`${t.action.error.code}: retry, revert or cancel`);
   if (t.cooldownUntil) notes.push(`cooldown ${duration(Date.parse(t.cooldownUntil) - now)} left`);
   if (t.readiness?.state === "not-ready") {
@@ -117,10 +125,17 @@ function sideCell(s: SideView | undefined): string {
   return n > 0 ? `${s.health} (${n} firing)` : s.health;
 }
 
+/** The step a plan waits at for a person, unless it was approved already. */
+function waitingStep(a: ActionView): StepView | undefined {
+  return a.steps?.find((st) => st.status === "waiting" && !a.approvals?.some((x) => x.step === st.name));
+}
+
 function actionCell(a: ActionView | null | undefined): string {
   if (!a) return "-";
   const running = a.steps?.find((st) => st.status === "running");
-  return `${a.id} ${a.kind}${a.dryRun ? " (dry run)" : ""} ${a.status}${running ? ` at ${running.name}` : ""}`;
+  const waiting = waitingStep(a);
+  const at = waiting ? ` waiting for approval at ${waiting.name}` : running ? ` at ${running.name}` : "";
+  return `${a.id} ${a.kind}${a.dryRun ? " (dry run)" : ""} ${a.status}${at}`;
 }
 
 /** `turnout status`: one row per target. */
@@ -140,10 +155,38 @@ export function statusTable(targets: TargetView[], now: number): string {
   );
 }
 
-function stepLine(st: StepView): string {
+function stepLine(st: StepView, indent = "  "): string {
   const ms = stepDurationMs(st);
-  const took = ms === null ? "" : ` in ${ms} ms`;
-  return `  ${st.status.padEnd(9)} ${st.name}${took}${st.detail ? `: ${st.detail}` : ""}`;
+  const took = ms === null || st.status === "waiting" ? "" : ` in ${ms} ms`;
+  return `${indent}${st.status.padEnd(9)} ${st.name}${took}${st.detail ? `: ${st.detail}` : ""}`;
+}
+
+/**
+ * A plan's steps in order: a parallel group as a heading with its steps indented under it; a
+ * waiting approval step with its message, deadline and the command that approves it.
+ */
+export function stepLines(a: ActionView, target: string, now: number): string[] {
+  const out: string[] = [];
+  let group: string | undefined;
+  for (const st of a.steps ?? []) {
+    if (st.group !== group) {
+      group = st.group;
+      if (group !== undefined) out.push(`  parallel group ${group}:`);
+    }
+    out.push(stepLine(st, group === undefined ? "  " : "    "));
+    const pad = group === undefined ? "    " : "      ";
+    const approved = a.approvals?.find((x) => x.step === st.name);
+    if (approved) out.push(`${pad}approved by ${approved.by} at ${approved.at}`);
+    else if (st.status === "waiting") {
+      if (st.approval) {
+        const left = Date.parse(st.approval.deadline) - now;
+        out.push(`${pad}waits for approval: ${st.approval.message}`);
+        out.push(`${pad}approve before ${st.approval.deadline} (in ${duration(left)}), else the action fails:`);
+      }
+      out.push(`${pad}  turnout approve ${target} --step ${st.name}`);
+    }
+  }
+  return out;
 }
 
 /** `turnout status <target>`: the target's state, sides, action with every step, and recent events. */
@@ -179,7 +222,7 @@ export function targetDetail(t: TargetView, now: number): string {
     out.push(
       `action ${a.id}: ${a.kind}${a.from && a.to ? ` ${a.from} → ${a.to}` : ""}${a.dryRun ? " (dry run)" : ""}, ${a.status}`,
     );
-    for (const st of a.steps ?? []) out.push(stepLine(st));
+    out.push(...stepLines(a, t.name, now));
     if (a.error) out.push(`  error ${a.error.code}: ${a.error.message}`);
   }
   if (t.lastEvents && t.lastEvents.length > 0) {

@@ -2,13 +2,16 @@
  * The `turnout` CLI (design §10): `status [target]`, `events <target> [--follow]`, the commands
  * (`failover|failback|approve|cancel|pause|resume|drill|retry|revert <target>`), `clear <target>
  * <key>` and `confirm <target> <request>`, against the worker's operator API (design §3) at
- * `TURNOUT_URL` with the bearer token `TURNOUT_TOKEN`. Human-readable by default, `--json` for
+ * `TURNOUT_URL` with the bearer token `TURNOUT_TOKEN`; `approve <target> --step <name>` approves a
+ * plan step waiting for approval. Human-readable by default, `--json` for
  * scripts. Exit codes: 0 success, 1 refused (the problem's detail is printed) or unreachable,
  * 2 bad usage.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { type AgentView, agentsTable } from "./agents.ts";
 import { Client, Refused, Unreachable } from "./client.ts";
 import { type EventView, eventLine, statusTable, type TargetView, targetDetail } from "./render.ts";
+import { registerSandboxCommands } from "./sandbox.ts";
 
 /** Exit codes of design §10. */
 export const EXIT = { ok: 0, refused: 1, usage: 2 } as const;
@@ -28,7 +31,8 @@ const DEFAULT_URL = "http://127.0.0.1:8787";
 const TARGET_COMMANDS = {
   failover: "switch the active side to the other side now (hold, quorum, flapping, cooldown and budget are skipped)",
   failback: "switch back to the home side now",
-  approve: "approve the switch a target with approval: required is waiting for",
+  approve:
+    "approve the switch a target with approval: required is waiting for, or (--step) a plan step waiting for approval",
   cancel: "cancel a pending or awaiting switch, a failed action, or a drill",
   pause: "stop automatic action on a target (signals are still recorded)",
   resume: "allow automatic action again (the hold starts anew)",
@@ -112,6 +116,15 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io, signa
     });
 
   program
+    .command("agents")
+    .description("every agent: heard or SILENT, last heartbeat, version, mode, leader, the sides it serves")
+    .action(async (_opts: unknown, cmd: Command) => {
+      const g = globals(cmd);
+      const { body } = await client(g).get<{ agents: AgentView[] }>("v1/agents");
+      print(g, body, () => agentsTable(body.agents, Date.now()));
+    });
+
+  program
     .command("events")
     .description("a target's audit log, oldest first, one sentence an event")
     .argument("<target>", "a target name")
@@ -185,7 +198,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io, signa
     print(g, b, () => {
       const what = confirmed
         ? `confirmed ${confirmed.requester ?? "another operator"}'s forced ${confirmed.command ?? "command"}`
-        : `${String(body.command)} accepted`;
+        : body.step !== undefined
+          ? `step ${String(body.step)} approved (forwarded to the agent)`
+          : `${String(body.command)} accepted`;
       if (!view) return `${what} on ${target}`;
       const a = view.action;
       return (
@@ -206,14 +221,26 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io, signa
       .option("--force", "break-glass: allow switching to a side turnout considers down (a second operator confirms)")
       .option("--reason <text>", "why, for the audit log and Slack");
     if (name === "drill") c.addOption(new Option("--mode <mode>", "drill mode").choices(["dry-run", "live"]));
-    c.action(async (target: string, opts: { force?: boolean; reason?: string; mode?: string }, cmd: Command) => {
-      await send(cmd, target, {
-        command: name,
-        ...(opts.reason !== undefined ? { reason: opts.reason } : {}),
-        ...(opts.force ? { force: true } : {}),
-        ...(opts.mode !== undefined ? { mode: opts.mode } : {}),
-      });
-    });
+    if (name === "approve") {
+      c.option("--step <name>", "a plan step waiting for approval (`turnout status <target>` names it)");
+    }
+    c.action(
+      async (
+        target: string,
+        opts: { force?: boolean; reason?: string; mode?: string; step?: string },
+        cmd: Command,
+      ) => {
+        if (opts.step !== undefined && opts.force)
+          throw new UsageError("--step and --force: a plan step's approval is never forced");
+        await send(cmd, target, {
+          command: name,
+          ...(opts.reason !== undefined ? { reason: opts.reason } : {}),
+          ...(opts.force ? { force: true } : {}),
+          ...(opts.mode !== undefined ? { mode: opts.mode } : {}),
+          ...(opts.step !== undefined ? { step: opts.step } : {}),
+        });
+      },
+    );
   }
 
   program
@@ -239,6 +266,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io, signa
         ...(opts.reason !== undefined ? { reason: opts.reason } : {}),
       });
     });
+
+  registerSandboxCommands(program, {
+    env,
+    out: (line) => io.out(line),
+    json: (cmd) => globals(cmd).json === true,
+    usage: (message) => new UsageError(message),
+  });
 
   try {
     if (argv.length === 0) {

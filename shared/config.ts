@@ -4,7 +4,9 @@
  * Every problem is reported as `path: message` by {@link formatIssues}.
  */
 import { z } from "zod";
+import { parseKubeJsonPath } from "./kube-jsonpath.ts";
 import { parseMatcher } from "./matchers.ts";
+import { NotifySchema } from "./notify-config.ts";
 
 export const SIDES = ["primary", "secondary"] as const;
 export const SideSchema = z.enum(SIDES);
@@ -75,8 +77,8 @@ export const PolicySchema = z
     actionTimeoutSeconds: z.number().int().min(1).default(600),
     dispatchRetries: z.number().int().min(0).default(5),
     /**
-     * A firing signal not seen again for this long stops counting as down evidence (design §4
-     * wave 2); twice Alertmanager's default `repeat_interval`. 0 never expires.
+     * A firing signal not seen again for this long stops counting as down evidence (design §4);
+     * twice Alertmanager's default `repeat_interval`. 0 never expires.
      */
     staleAfterSeconds: seconds(28800),
     /** How long a side that was down must be up before it is a failover destination (rule 14); default `holdSeconds`. */
@@ -131,6 +133,8 @@ export const WorkerTargetSchema = z
     initialActiveSide: SideSchema.default("primary"),
     /** Keep every verified ingest body routed to this target, for `npm run simulate` (design §10). */
     record: z.boolean().default(false),
+    /** Paging and outgoing events for this target (design §11.4), sink by sink over the global `notify`. */
+    notify: NotifySchema.optional(),
   })
   .strict();
 export type WorkerTarget = z.infer<typeof WorkerTargetSchema>;
@@ -218,7 +222,7 @@ export const WorkerConfigSchema = z
       })
       .strict()
       .optional(),
-    /** How much history each target keeps (design §4 wave 2). */
+    /** How much history each target keeps (design §4). */
     retention: z
       .object({
         resolvedSignalDays: z.number().int().min(1).default(7),
@@ -240,6 +244,8 @@ export const WorkerConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /** Paging (PagerDuty, Opsgenie) and signed CloudEvents webhooks (design §11.4). */
+    notify: NotifySchema.optional(),
   })
   .strict()
   .superRefine((cfg, ctx) => {
@@ -488,11 +494,267 @@ export const NodeFenceTargetSchema = z
   })
   .strict();
 
+// ---------------------------------------------------------------------------------------------
+// Plans (design §11.2): a team's own runbook from verified steps.
+
+const EnvVarName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name");
+const StepName = z
+  .string()
+  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, "step names are lower-case letters, digits and '-' (a DNS label)");
+/** `{"<JSONPath>": value}`: each path selects exactly one value, compared as JSON. */
+const JsonPathValues = z.record(z.string(), z.json()).superRefine((values, ctx) => {
+  for (const path of Object.keys(values)) {
+    const parsed = parseKubeJsonPath(path);
+    if (!parsed.ok) ctx.addIssue({ code: "custom", path: [path], message: parsed.message });
+  }
+});
+const bySide = <T extends z.ZodType>(value: T) => z.object({ primary: value, secondary: value }).strict();
+const WorkloadRef = z
+  .object({ kind: z.enum(["Deployment", "StatefulSet", "DaemonSet"]), namespace: K8sName, name: K8sName })
+  .strict();
+const ApiVersion = z.string().regex(/^([a-z0-9.-]+\/)?v[0-9]+((alpha|beta)[0-9]+)?$/, "expected group/version or v1");
+const KindName = z.string().regex(/^[A-Z][A-Za-z0-9]*$/, "a Kubernetes kind, e.g. HTTPRoute");
+
+const WaitForSchema = z.union([
+  z
+    .object({ condition: z.object({ type: z.string().min(1), status: z.enum(["True", "False", "Unknown"]) }).strict() })
+    .strict(),
+  JsonPathValues,
+]);
+
+/** The object a `kube` step or a `kube` check names. */
+const KubeObjectRef = {
+  apiVersion: ApiVersion,
+  kind: KindName,
+  namespace: K8sName.optional(),
+  name: K8sName,
+};
+
+const JsonPatchOp = z
+  .object({
+    op: z.enum(["add", "remove", "replace", "move", "copy", "test"]),
+    path: z.string().startsWith("/", "a JSON Pointer starting with /"),
+    value: z.json().optional(),
+    from: z.string().optional(),
+  })
+  .strict();
+
+export const KubeStepSchema = z
+  .object({
+    ...KubeObjectRef,
+    patch: bySide(z.union([z.array(JsonPatchOp), z.record(z.string(), z.json())])),
+    patchType: z.enum(["merge", "json", "apply"]).default("merge"),
+    expect: bySide(JsonPathValues).optional(),
+    waitFor: WaitForSchema.optional(),
+  })
+  .strict()
+  .superRefine((step, ctx) => {
+    for (const side of SIDES) {
+      const patch = step.patch[side];
+      const isOps = Array.isArray(patch);
+      if ((step.patchType === "json") !== isOps) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["patch", side],
+          message:
+            step.patchType === "json"
+              ? 'patchType "json" takes a list of JSON Patch operations'
+              : `patchType "${step.patchType}" takes an object`,
+        });
+        continue;
+      }
+      // Without `expect`, an add/remove/move/copy list is not convergent: run twice, it does twice.
+      if (isOps && !step.expect) {
+        patch.forEach((op, i) => {
+          if (op.op !== "replace" && op.op !== "test") {
+            ctx.addIssue({
+              code: "custom",
+              path: ["patch", side, i, "op"],
+              message: `patchType "json" needs \`expect\`, or only replace and test operations (found ${op.op})`,
+            });
+          }
+        });
+      }
+    }
+  });
+
+export const ScaleStepSchema = z
+  .object({
+    kind: z.enum(["Deployment", "StatefulSet"]),
+    namespace: K8sName,
+    name: K8sName,
+    replicas: bySide(z.number().int().min(0)),
+  })
+  .strict();
+
+export const CheckStepSchema = z
+  .object({
+    kube: z
+      .object({ ...KubeObjectRef, waitFor: WaitForSchema })
+      .strict()
+      .optional(),
+    http: z
+      .object({
+        url: z.url(),
+        expectStatus: z.number().int().min(100).max(599).default(200),
+        expectBody: z.string().optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .refine((c) => (c.kube === undefined) !== (c.http === undefined), "give exactly one of `kube` or `http`");
+
+export const HttpStepSchema = z
+  .object({
+    method: z.enum(["GET", "POST", "PUT", "PATCH", "DELETE"]).default("POST"),
+    url: z.url(),
+    headers: z.record(z.string().min(1), z.string()).default({}),
+    headersEnv: z.record(z.string().min(1), EnvVarName).default({}),
+    body: bySide(z.json()).optional(),
+    expectStatus: z.number().int().min(100).max(599).default(200),
+  })
+  .strict();
+
+/** The step kinds of design §11.2, in the order docs list them. */
+export const PLAN_STEP_KINDS = [
+  "routeSwap",
+  "dnsFlip",
+  "etcdSyncTeardown",
+  "nodeFence",
+  "kube",
+  "scale",
+  "restart",
+  "check",
+  "http",
+  "wait",
+  "approval",
+] as const;
+export type PlanStepKind = (typeof PLAN_STEP_KINDS)[number];
+
+export const PlanStepSchema = z
+  .object({
+    name: StepName,
+    routeSwap: RouteSwapTargetSchema.omit({ kind: true }).optional(),
+    dnsFlip: DnsFlipTargetSchema.omit({ kind: true }).optional(),
+    // `dns` names a dns-flip target of this agent, as for the executor; absent, no DNS is flipped
+    // (a plan's own dnsFlip step does it).
+    etcdSyncTeardown: EtcdSyncTeardownTargetSchema.omit({ kind: true, dns: true })
+      .extend({ dns: TargetName.optional() })
+      .optional(),
+    nodeFence: NodeFenceTargetSchema.omit({ kind: true }).optional(),
+    kube: KubeStepSchema.optional(),
+    scale: ScaleStepSchema.optional(),
+    restart: z
+      .object({ workloads: z.array(WorkloadRef).min(1) })
+      .strict()
+      .optional(),
+    check: CheckStepSchema.optional(),
+    http: HttpStepSchema.optional(),
+    wait: z.object({ seconds: z.number().positive() }).strict().optional(),
+    approval: z
+      .object({ message: z.string().min(1).max(500) })
+      .strict()
+      .optional(),
+    /** This step always runs as in a drill (writes with dryRun=All), even in a real action. */
+    dryRun: z.boolean().default(false),
+    timeoutSeconds: z.number().positive().optional(),
+    cluster: K8sName.optional(),
+    ifUnreachable: z.literal("skip").optional(),
+  })
+  .strict()
+  .superRefine((step, ctx) => {
+    const kinds = PLAN_STEP_KINDS.filter((k) => step[k] !== undefined);
+    if (kinds.length !== 1) {
+      ctx.addIssue({
+        code: "custom",
+        path: [],
+        message: `a step has exactly one kind, one of ${PLAN_STEP_KINDS.join(", ")} (found ${kinds.length ? kinds.join(", ") : "none"})`,
+      });
+    }
+    if (step.ifUnreachable && !step.cluster) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["ifUnreachable"],
+        message: "needs `cluster`: only a step on another cluster can find it unreachable",
+      });
+    }
+  });
+export type PlanStep = z.infer<typeof PlanStepSchema>;
+
+export const ParallelGroupSchema = z
+  .object({
+    /** The group's name in reports; default `parallel-<n>`, n its position in the list (from 1). */
+    name: StepName.optional(),
+    parallel: z.array(PlanStepSchema).min(2, "a parallel group needs at least two steps"),
+  })
+  .strict();
+export type ParallelGroup = z.infer<typeof ParallelGroupSchema>;
+
+const PlanElementSchema = z.union([ParallelGroupSchema, PlanStepSchema]);
+export type PlanElement = z.infer<typeof PlanElementSchema>;
+
+export const PlanTargetSchema = z
+  .object({
+    kind: z.literal("plan"),
+    steps: z.array(PlanElementSchema).min(1),
+    failbackSteps: z.array(PlanElementSchema).min(1).optional(),
+  })
+  .strict()
+  .superRefine((plan, ctx) => {
+    const seen = new Map<string, string>();
+    const note = (name: string, path: (string | number)[]) => {
+      const where = path.join(".");
+      const first = seen.get(name);
+      if (first !== undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: [...path, "name"],
+          message: `${JSON.stringify(name)} is used at ${first} too; step and group names are unique in a plan`,
+        });
+      } else seen.set(name, where);
+    };
+    for (const list of ["steps", "failbackSteps"] as const) {
+      (plan[list] ?? []).forEach((element, i) => {
+        if ("parallel" in element) {
+          note(element.name ?? parallelGroupName(i), [list, i]);
+          element.parallel.forEach((s, j) => {
+            note(s.name, [list, i, "parallel", j]);
+          });
+        } else note(element.name, [list, i]);
+      });
+    }
+  });
+export type PlanTarget = z.infer<typeof PlanTargetSchema>;
+
+/** The reported name of the unnamed parallel group at index `i` of its list. */
+export function parallelGroupName(i: number): string {
+  return `parallel-${i + 1}`;
+}
+
+/** Every step of a plan target (both lists, groups flattened), with where it sits. */
+export function planSteps(plan: PlanTarget): { step: PlanStep; path: (string | number)[] }[] {
+  const out: { step: PlanStep; path: (string | number)[] }[] = [];
+  for (const list of ["steps", "failbackSteps"] as const) {
+    (plan[list] ?? []).forEach((element, i) => {
+      if (!("parallel" in element)) {
+        out.push({ step: element, path: [list, i] });
+        return;
+      }
+      element.parallel.forEach((step, j) => {
+        out.push({ step, path: [list, i, "parallel", j] });
+      });
+    });
+  }
+  return out;
+}
+
 export const AgentTargetSchema = z.discriminatedUnion("kind", [
   RouteSwapTargetSchema,
   DnsFlipTargetSchema,
   EtcdSyncTeardownTargetSchema,
   NodeFenceTargetSchema,
+  PlanTargetSchema,
 ]);
 export type AgentTarget = z.infer<typeof AgentTargetSchema>;
 export type RouteSwapTarget = z.infer<typeof RouteSwapTargetSchema>;
@@ -529,11 +791,25 @@ export const AgentConfigSchema = z
       })
       .strict()
       .optional(),
+    /** Readiness (design §11.3): how often each target is checked, read-only, toward each side this agent serves. */
+    readiness: z
+      .object({
+        /**
+         * Seconds between evaluation rounds; the worker treats a result older than twice this as unknown.
+         * @default 300
+         */
+        intervalSeconds: z.number().int().min(10).default(300),
+      })
+      .strict()
+      .prefault({}),
+    /** Other clusters plan steps act on (design §11.2): `{"<name>": {kubeconfig}}`. */
+    clusters: z.record(K8sName, z.object({ kubeconfig: z.string().min(1) }).strict()).default({}),
     targets: z.record(TargetName, AgentTargetSchema),
   })
   .strict()
   .superRefine((cfg, ctx) => {
     for (const [name, target] of Object.entries(cfg.targets)) {
+      if (target.kind === "plan") checkPlanReferences(cfg, name, target, ctx);
       if (target.kind !== "etcd-sync-teardown") continue;
       const dns = cfg.targets[target.dns];
       if (dns?.kind !== "dns-flip") {
@@ -546,6 +822,32 @@ export const AgentConfigSchema = z
     }
   });
 export type AgentConfig = z.infer<typeof AgentConfigSchema>;
+
+/** A plan's references into the rest of the agent config: clusters and dns-flip targets. */
+function checkPlanReferences(
+  cfg: { clusters: Record<string, unknown>; targets: Record<string, { kind: string }> },
+  name: string,
+  plan: PlanTarget,
+  ctx: z.RefinementCtx,
+): void {
+  for (const { step, path } of planSteps(plan)) {
+    if (step.cluster !== undefined && !Object.hasOwn(cfg.clusters, step.cluster)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["targets", name, ...path, "cluster"],
+        message: `names ${JSON.stringify(step.cluster)}, which \`clusters\` lacks`,
+      });
+    }
+    const dns = step.etcdSyncTeardown?.dns;
+    if (dns !== undefined && ownTarget(cfg.targets, dns)?.kind !== "dns-flip") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["targets", name, ...path, "etcdSyncTeardown", "dns"],
+        message: `names ${JSON.stringify(dns)}, which is not a dns-flip target of this agent`,
+      });
+    }
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 

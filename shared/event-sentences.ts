@@ -79,6 +79,12 @@ export function eventSentence(e: EventLike): string {
       return `approval requested: ${text(d.kind)} ${text(d.from)} → ${text(d.to)} (policy approval: required)`;
     case "approval.expired":
       return `approval expired: ${text(d.kind)} to ${text(d.to)}, requested ${text(d.requestedAt)}, was not approved in time`;
+    case "approval.step-waiting":
+      return `step ${text(d.step)} of ${text(d.id)} waits for approval${d.deadline ? ` until ${text(d.deadline)}` : ""}: ${text(d.message)}`;
+    case "approval.step-approved":
+      return `step ${text(d.step)} of ${text(d.id)} approved by ${text(d.by)}; forwarded to the agent`;
+    case "approval.forward-failed":
+      return `approval of step ${text(d.step)} of ${text(d.id)} by ${text(d.by)} did not reach agent ${text(d.agent)}, nothing approved: ${text(d.error)}`;
     case "command.accepted":
       return `command accepted: ${text(d.command)}${d.force ? " (force)" : ""}${d.to ? ` to ${text(d.to)}` : ""}${byWhom(d)}`;
     case "command.rejected":
@@ -113,6 +119,18 @@ export function eventSentence(e: EventLike): string {
       return `report ignored for ${text(d.actionId)} (${text(d.status)}): ${text(d.reason)}`;
     case "failover.blocked":
       return `no automatic failover: ${text(d.reason)}`;
+    case "report.refused":
+      return `report for ${text(d.actionId)} refused: signed by agent ${text(d.agent)}, dispatched to ${text(d.dispatchedTo)}`;
+    case "agent.silent":
+      return `agent ${text(d.agent)} is silent (${d.lastHeardAt ? `last heard ${text(d.lastHeardAt)}` : "never heard"}): no automatic action into ${Array.isArray(d.sides) && d.sides.length > 0 ? d.sides.map(text).join(" and ") : "its sides"}`;
+    case "agent.returned":
+      return `agent ${text(d.agent)} is heard again`;
+    case "agent.probed":
+      return `agent ${text(d.agent)} is silent: probing its /healthz once before blocking`;
+    case "agent.probe-answered":
+      return `agent ${text(d.agent)} answered the probe: counted as heard`;
+    case "agent.probe-unanswered":
+      return `agent ${text(d.agent)} did not answer the probe`;
     case "both-sides-down":
       return `both sides down: staying on ${text(d.active)}`;
     case "flapping.latched":

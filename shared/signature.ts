@@ -111,7 +111,7 @@ export async function verify(
 
 /**
  * Signs a GET request: the signed payload is the request path (e.g. `/v1/actions/egress-gw:3`,
- * exactly as sent, percent-encoding included) in place of a body (design §6, wave 2).
+ * exactly as sent, percent-encoding included) in place of a body (design §6).
  */
 export function signPath(secret: string, path: string, nowSeconds: number): Promise<string> {
   return sign(secret, path, nowSeconds);

@@ -86,7 +86,7 @@ export const StaticRouteObjectSchema = z.object({
 export type StaticRouteObject = z.infer<typeof StaticRouteObjectSchema>;
 
 /** The full spec of a route as saved in durable memory for failback. */
-const SavedRouteSchema = z.object({
+export const SavedRouteSchema = z.object({
   name: z.string(),
   spec: z.record(z.string(), z.unknown()),
   uid: z.string().optional(),

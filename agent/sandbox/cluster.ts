@@ -15,6 +15,10 @@
  *   node control plane (agent/sandbox/control-plane.ts), and every listed workload running on the
  *   primary group (preferred node affinity: primary, then secondary), one replica, a StatefulSet's
  *   volume attached through a VolumeAttachment.
+ * - always: the simulated CloudNativePG operator (agent/sandbox/cnpg-controller.ts), which answers
+ *   Clusters once examples/plans/cnpg-cluster-crd.yaml (or any CRD of that name) is applied.
+ * Beside those, the API serves every built-in kind, every Gateway API kind and any CRD applied to
+ * it, so a person or a test creates the objects a plan acts on with kubectl.
  * It never touches a real cluster.
  */
 
@@ -22,6 +26,7 @@ import { rmSync } from "node:fs";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { AgentConfig, EtcdSyncTeardownTarget, NodeFenceTarget, RouteSwapTarget } from "../../shared/config.ts";
 import { type Logger, silentLogger } from "../log.ts";
+import { type CnpgController, startCnpgController } from "./cnpg-controller.ts";
 import { type ControlPlane, type ControlPlaneOptions, startControlPlane } from "./control-plane.ts";
 import { createEtcdMirrorBackend, type EtcdMirrorBackend, etcdctlAvailable, mirrorPrefixesFor } from "./etcd-mirror.ts";
 import {
@@ -84,6 +89,8 @@ export interface SandboxClusterOptions {
    * certificate); removed on stop. Default: none.
    */
   kubeconfigFile?: string;
+  /** How long the simulated CloudNativePG operator takes to answer a Cluster change (default 100 ms). */
+  cnpgDelayMs?: number;
   /** How long to wait for the seeded StaticRoute to be Ready on every node (default 10 s). */
   readyTimeoutMs?: number;
   log?: Logger;
@@ -100,6 +107,8 @@ export interface SandboxCluster {
   controlPlane: ControlPlane | undefined;
   /** The etcd mirror backend, when synchronizer Deployments are backed by make-mirror. */
   etcdMirror: EtcdMirrorBackend | undefined;
+  /** The simulated CloudNativePG operator. */
+  cnpg: CnpgController;
   /** Stops the operator simulations, the mirrors, the controllers and the API server. */
   stop(): Promise<void>;
 }
@@ -243,7 +252,7 @@ function untilReady(api: FakeKubeApi, w: NodeFenceTarget["workloads"][number], m
 
 /** Starts the sandbox cluster for an agent config and seeds the objects it references. */
 export async function startSandboxCluster(
-  config: AgentConfig,
+  config: Pick<AgentConfig, "namespace" | "targets">,
   options: SandboxClusterOptions = {},
 ): Promise<SandboxCluster> {
   const log = (options.log ?? silentLogger).child({ sandbox: true });
@@ -317,8 +326,13 @@ export async function startSandboxCluster(
     },
   });
   const operators: { stop(): Promise<void> }[] = [];
+  const cnpg = startCnpgController(api.store, {
+    delayMs: options.cnpgDelayMs,
+    onError: (error) => log.warn("sandbox CloudNativePG simulation error", { error: String(error) }),
+  });
 
   const stop = async () => {
+    cnpg.stop();
     for (const o of operators.splice(0)) await o.stop().catch(() => {});
     controlPlane?.stop();
     workloads.stop();
@@ -420,5 +434,5 @@ export async function startSandboxCluster(
     etcdMirror: etcdMirror !== undefined,
   });
 
-  return { kubeConfig: api.kubeConfig(), api, workloads, controlPlane, etcdMirror, kubeconfigFile, stop };
+  return { kubeConfig: api.kubeConfig(), api, workloads, controlPlane, etcdMirror, cnpg, kubeconfigFile, stop };
 }

@@ -2,11 +2,18 @@
  * A faithful fake Kubernetes API server over real HTTP (design §9, real-components.md §3): the
  * agent's real `@kubernetes/client-node` talks to it in tests and in the sandbox.
  *
- * Implemented semantics (those of kube-apiserver the agent relies on):
- * - core/v1 configmaps, events, pods, namespaces, nodes; apps/v1 deployments, daemonsets,
- *   statefulsets (+ `/scale`, `/status`); coordination.k8s.io/v1 leases; events.k8s.io/v1 events;
- *   storage.k8s.io/v1 volumeattachments (+ `/status`);
- *   the cluster-scoped custom resource networking.digitalocean.com/v1 staticroutes (+ `/status`).
+ * Implemented semantics (those of kube-apiserver the agent and plans rely on, design §11.2):
+ * - core/v1 configmaps, secrets, services, serviceaccounts, persistentvolumeclaims, events, pods,
+ *   namespaces, nodes; apps/v1 deployments, daemonsets, statefulsets (+ `/scale`, `/status`);
+ *   coordination.k8s.io/v1 leases; events.k8s.io/v1 events; storage.k8s.io/v1 volumeattachments
+ *   (+ `/status`); the cluster-scoped custom resource networking.digitalocean.com/v1 staticroutes
+ *   (+ `/status`); every kind of `@kubernetes-models/gateway-api` (agent/sandbox/gateway-api-types.ts);
+ *   and any apiextensions.k8s.io/v1 CustomResourceDefinition stored in it, served from then on in
+ *   each served version, pruned and validated by its schema, until it is deleted
+ *   (agent/sandbox/custom-resource-definitions.ts, structural-schema.ts).
+ * - Objects are stored once per group and resource; each served version reads and writes them
+ *   (conversion `None`: only apiVersion differs).
+ * - A write log (`writes`): every mutating request with its verb, kind, name, dryRun and answer.
  * - A global, monotonically increasing string `resourceVersion`; `uid`, `creationTimestamp`,
  *   `generation` (bumped when anything outside metadata/status changes). A write that changes
  *   nothing is a no-op (same resourceVersion, no watch event), as in kube-apiserver.
@@ -18,8 +25,10 @@
  *   goes), `dryRun=All` on every write (nothing stored, no event), `Status` error bodies.
  * - Status subresource: writes to the main resource keep the stored status; `/status` writes
  *   change only the status.
- * - Discovery (`/version`, `/api`, `/apis`, each group-version's resource list) and OpenAPI v3
- *   (agent/sandbox/openapi.ts), and server-side printing (`Accept: …;as=Table`) for kubectl.
+ * - Discovery (`/version`, `/api`, `/apis`, each group-version's resource list, aggregated
+ *   discovery: agent/sandbox/discovery.ts) and OpenAPI v3 (agent/sandbox/openapi.ts), and
+ *   server-side printing (`Accept: …;as=Table`) for kubectl; `fieldValidation` (kubectl's
+ *   Strict); SelfSubjectAccessReviews answered (allowed, unless `access` says otherwise).
  * - Watches: newline-delimited `{type, object}`; `resourceVersion=N` replays the bounded history
  *   after N; a version older than the history yields kube-apiserver's in-stream
  *   `ERROR` event with a 410 `Expired` Status (or an HTTP 410 with `watchExpiredAs: "http"`);
@@ -32,6 +41,17 @@ import { createServer as createTlsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { KubeConfig } from "@kubernetes/client-node";
 import { parse as parseYaml } from "yaml";
+import { ACCESS_REVIEW_PATH, answerAccessReview, RBAC_RESOURCES } from "./access-review.ts";
+import { CRD_TYPE, crdProblems, crdResourceTypes, crdStatus } from "./custom-resource-definitions.ts";
+import {
+  aggregatedDiscovery,
+  aggregatedDiscoveryType,
+  apiGroupList,
+  apiGroupOf,
+  compareVersions,
+  resourceList,
+} from "./discovery.ts";
+import { gatewayApiResourceTypes } from "./gateway-api-types.ts";
 import {
   applyJsonPatch,
   applyMergePatch,
@@ -44,6 +64,7 @@ import {
 } from "./kube-patch.ts";
 import { parseFieldSelector, parseLabelSelector, SelectorError } from "./kube-selectors.ts";
 import { openApiDocument, openApiIndex } from "./openapi.ts";
+import { pruneAndValidate } from "./structural-schema.ts";
 
 /** A resource type the fake server serves. */
 export interface ResourceType {
@@ -56,13 +77,57 @@ export interface ResourceType {
   namespaced: boolean;
   /** Subresources served besides the main resource. */
   subresources?: ("status" | "scale")[];
+  /** Singular name for discovery (default: the kind in lower case). */
+  singular?: string;
+  shortNames?: string[];
+  categories?: string[];
+  /** OpenAPI v3 schema of the whole object (a CRD version's `openAPIV3Schema`): writes are pruned
+   * and validated by it, and `/openapi/v3` serves it. */
+  schema?: JsonObject;
+  /** Problems with an object about to be stored, answered 422 Invalid (e.g. a model's schema). */
+  check?: (obj: KubeObject) => string[];
+  /** A custom resource (CRD or Gateway API): `metadata.generation` from the first write. */
+  custom?: boolean;
+  /** The name of the CustomResourceDefinition that serves this type. */
+  definedBy?: string;
+  /** Where a custom resource keeps its replicas, for its `scale` subresource (CRD `subresources.scale`). */
+  scale?: { specReplicasPath: string; statusReplicasPath: string; labelSelectorPath?: string };
 }
+
+export { compareVersions };
 
 /** The built-in types; add others with `resources` in {@link FakeKubeApiOptions}. */
 export const BUILTIN_RESOURCES: readonly ResourceType[] = [
   { group: "", version: "v1", resource: "namespaces", kind: "Namespace", namespaced: false, subresources: ["status"] },
   { group: "", version: "v1", resource: "nodes", kind: "Node", namespaced: false, subresources: ["status"] },
-  { group: "", version: "v1", resource: "configmaps", kind: "ConfigMap", namespaced: true },
+  { group: "", version: "v1", resource: "configmaps", kind: "ConfigMap", namespaced: true, shortNames: ["cm"] },
+  { group: "", version: "v1", resource: "secrets", kind: "Secret", namespaced: true },
+  {
+    group: "",
+    version: "v1",
+    resource: "services",
+    kind: "Service",
+    namespaced: true,
+    subresources: ["status"],
+    shortNames: ["svc"],
+  },
+  {
+    group: "",
+    version: "v1",
+    resource: "serviceaccounts",
+    kind: "ServiceAccount",
+    namespaced: true,
+    shortNames: ["sa"],
+  },
+  {
+    group: "",
+    version: "v1",
+    resource: "persistentvolumeclaims",
+    kind: "PersistentVolumeClaim",
+    namespaced: true,
+    subresources: ["status"],
+    shortNames: ["pvc"],
+  },
   { group: "", version: "v1", resource: "events", kind: "Event", namespaced: true },
   { group: "", version: "v1", resource: "pods", kind: "Pod", namespaced: true, subresources: ["status"] },
   {
@@ -72,6 +137,7 @@ export const BUILTIN_RESOURCES: readonly ResourceType[] = [
     kind: "Deployment",
     namespaced: true,
     subresources: ["status", "scale"],
+    shortNames: ["deploy"],
   },
   {
     group: "apps",
@@ -80,6 +146,7 @@ export const BUILTIN_RESOURCES: readonly ResourceType[] = [
     kind: "StatefulSet",
     namespaced: true,
     subresources: ["status", "scale"],
+    shortNames: ["sts"],
   },
   {
     group: "apps",
@@ -88,6 +155,7 @@ export const BUILTIN_RESOURCES: readonly ResourceType[] = [
     kind: "DaemonSet",
     namespaced: true,
     subresources: ["status"],
+    shortNames: ["ds"],
   },
   { group: "coordination.k8s.io", version: "v1", resource: "leases", kind: "Lease", namespaced: true },
   {
@@ -107,7 +175,12 @@ export const BUILTIN_RESOURCES: readonly ResourceType[] = [
     namespaced: false,
     subresources: ["status"],
   },
+  CRD_TYPE,
+  ...RBAC_RESOURCES,
 ];
+
+/** Every kind of `@kubernetes-models/gateway-api`, served beside the built-in types. */
+export const GATEWAY_API_RESOURCES: readonly ResourceType[] = gatewayApiResourceTypes();
 
 /** Names a resource type: `{ resource: "configmaps" }`, `{ group: "apps", resource: "deployments" }`. */
 export interface TypeRef {
@@ -185,6 +258,9 @@ export interface WriteOptions {
   subresource?: "status";
   /** The `fieldManager` (required for apply; recorded in managedFields). */
   fieldManager?: string;
+  /** `fieldValidation`: Strict refuses (400) fields a custom resource's schema does not declare;
+   * otherwise they are pruned, as kube-apiserver does. */
+  fieldValidation?: "Strict" | "Warn" | "Ignore";
 }
 
 export interface ListOptions {
@@ -203,6 +279,8 @@ interface StoredEvent {
 
 interface Watcher {
   typeKey: string;
+  /** The version the watcher asked for: events show objects in it. */
+  type: ResourceType;
   namespace: string | undefined;
   listener: (event: WatchEvent) => void;
 }
@@ -211,6 +289,19 @@ const NAME_RE = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
 function typeKeyOf(t: ResourceType): string {
   return `${t.group}/${t.version}/${t.resource}`;
+}
+
+/** Objects are stored once per group and resource, whichever served version wrote or reads them
+ * (a CRD's versions share one storage, converted by `None`: only apiVersion changes). */
+function storageKeyOf(t: ResourceType): string {
+  return `${t.group}/${t.resource}`;
+}
+
+/** A copy of a stored object as `t`'s version shows it. */
+function inVersion(t: ResourceType, o: KubeObject): KubeObject {
+  const copy = structuredClone(o);
+  if (copy.apiVersion !== undefined) copy.apiVersion = apiVersionOf(t);
+  return copy;
 }
 
 function apiVersionOf(t: ResourceType): string {
@@ -265,7 +356,9 @@ export class FakeStore {
   private readonly validators: Record<string, (obj: KubeObject) => string[]>;
 
   constructor(options: FakeStoreOptions = {}) {
-    for (const t of [...BUILTIN_RESOURCES, ...(options.resources ?? [])]) this.types.set(typeKeyOf(t), t);
+    for (const t of [...BUILTIN_RESOURCES, ...GATEWAY_API_RESOURCES, ...(options.resources ?? [])]) {
+      this.types.set(typeKeyOf(t), t);
+    }
     this.historyLimit = options.historyLimit ?? 1000;
     this.now = options.now ?? Date.now;
     this.validators = options.validators ?? {};
@@ -283,8 +376,8 @@ export class FakeStore {
   findType(ref: TypeRef): ResourceType | undefined {
     const group = ref.group ?? "";
     if (ref.version) return this.types.get(`${group}/${ref.version}/${ref.resource}`);
-    for (const t of this.types.values()) if (t.group === group && t.resource === ref.resource) return t;
-    return undefined;
+    const versions = [...this.types.values()].filter((t) => t.group === group && t.resource === ref.resource);
+    return versions.sort((a, b) => compareVersions(a.version, b.version))[0];
   }
 
   private type(ref: TypeRef): ResourceType {
@@ -300,7 +393,7 @@ export class FakeStore {
   }
 
   private key(t: ResourceType, namespace: string | undefined, name: string): string {
-    return `${typeKeyOf(t)}|${t.namespaced ? (namespace ?? "") : ""}|${name}`;
+    return `${storageKeyOf(t)}|${t.namespaced ? (namespace ?? "") : ""}|${name}`;
   }
 
   private notFound(t: ResourceType, name: string): KubeApiError {
@@ -322,8 +415,27 @@ export class FakeStore {
     }
   }
 
-  private validate(t: ResourceType, obj: KubeObject): void {
+  /**
+   * Checks an object about to be stored and returns it as it will be stored: a custom resource
+   * pruned to its schema. Throws 422 Invalid (400 for unknown fields under `fieldValidation=Strict`).
+   */
+  private admit(t: ResourceType, input: KubeObject, options: WriteOptions = {}): KubeObject {
+    let obj = input;
     const problems: string[] = [];
+    if (t.schema) {
+      const result = pruneAndValidate(obj as unknown as Json, t.schema);
+      if (options.fieldValidation === "Strict" && result.unknown.length > 0) {
+        throw new KubeApiError(
+          400,
+          "BadRequest",
+          `strict decoding error: ${result.unknown.map((f) => `unknown field "${f}"`).join(", ")}`,
+        );
+      }
+      obj = result.value as unknown as KubeObject;
+      problems.push(...result.problems);
+    }
+    if (storageKeyOf(t) === storageKeyOf(CRD_TYPE)) problems.push(...crdProblems(obj));
+    problems.push(...(t.check?.(obj) ?? []));
     const name = obj.metadata.name ?? "";
     if (!NAME_RE.test(name) || name.length > 253) {
       problems.push(
@@ -345,6 +457,34 @@ export class FakeStore {
         causes: problems.map((message) => ({ message })),
       });
     }
+    return obj;
+  }
+
+  /** Registers another served type (tests; CRDs register theirs when they are stored). */
+  addType(t: ResourceType): void {
+    this.types.set(typeKeyOf(t), t);
+  }
+
+  /**
+   * Serves what a stored CRD defines, and stops serving what a changed or deleted one no longer
+   * does; deleting a CRD deletes its objects, as kube-apiserver's finalizer does.
+   */
+  private syncDefinition(crd: KubeObject, deleted: boolean): void {
+    const name = crd.metadata.name ?? "";
+    const before = [...this.types.values()].filter((t) => t.definedBy === name);
+    for (const t of before) this.types.delete(typeKeyOf(t));
+    const after = deleted ? [] : crdResourceTypes(crd);
+    for (const t of after) {
+      const existing = this.types.get(typeKeyOf(t));
+      // A CRD never shadows a built-in type (kube-apiserver refuses such names as conflicting).
+      if (existing === undefined || existing.definedBy !== undefined) this.types.set(typeKeyOf(t), t);
+    }
+    const gone = before[0];
+    if (gone && after.length === 0) {
+      const prefix = `${storageKeyOf(gone)}|`;
+      for (const [k, o] of [...this.objects])
+        if (k.startsWith(prefix)) this.commit(gone, "DELETED", structuredClone(o));
+    }
   }
 
   /** Gives `obj` the next resourceVersion, stores (or removes) it, tells watchers; returns a copy. */
@@ -354,17 +494,18 @@ export class FakeStore {
     const k = this.key(t, obj.metadata.namespace, obj.metadata.name ?? "");
     if (type === "DELETED") this.objects.delete(k);
     else this.objects.set(k, obj);
-    const event: StoredEvent = { rv: this.rv, typeKey: typeKeyOf(t), type, object: structuredClone(obj) };
+    const event: StoredEvent = { rv: this.rv, typeKey: storageKeyOf(t), type, object: structuredClone(obj) };
     this.history.push(event);
     if (this.history.length > this.historyLimit) this.history.splice(0, this.history.length - this.historyLimit);
     for (const w of this.watchers) this.deliver(w, event);
-    return structuredClone(obj);
+    if (storageKeyOf(t) === storageKeyOf(CRD_TYPE)) this.syncDefinition(obj, type === "DELETED");
+    return inVersion(t, obj);
   }
 
   private deliver(w: Watcher, e: StoredEvent): void {
     if (w.typeKey !== e.typeKey) return;
     if (w.namespace !== undefined && e.object.metadata.namespace !== w.namespace) return;
-    const object = structuredClone(e.object);
+    const object = inVersion(w.type, e.object);
     // Asynchronous delivery: a listener may write to the store without re-entering commit().
     queueMicrotask(() => {
       if (this.watchers.has(w)) w.listener({ type: e.type, object });
@@ -375,7 +516,7 @@ export class FakeStore {
   get(ref: TypeRef, namespace: string | undefined, name: string): KubeObject | undefined {
     const t = this.type(ref);
     const o = this.objects.get(this.key(t, namespace, name));
-    return o ? structuredClone(o) : undefined;
+    return o ? inVersion(t, o) : undefined;
   }
 
   /** Like {@link get}, but throws 404 NotFound. */
@@ -390,13 +531,13 @@ export class FakeStore {
     const t = this.type(ref);
     const labels = parseLabelSelector(options.labelSelector);
     const fields = parseFieldSelector(options.fieldSelector);
-    const prefix = `${typeKeyOf(t)}|`;
+    const prefix = `${storageKeyOf(t)}|`;
     const out: KubeObject[] = [];
     for (const [k, o] of this.objects) {
       if (!k.startsWith(prefix)) continue;
       if (t.namespaced && namespace !== undefined && o.metadata.namespace !== namespace) continue;
       if (!labels(o.metadata.labels) || !fields(o)) continue;
-      out.push(structuredClone(o));
+      out.push(inVersion(t, o));
     }
     return out.sort((a, b) =>
       `${a.metadata.namespace ?? ""}/${a.metadata.name ?? ""}`.localeCompare(
@@ -411,15 +552,16 @@ export class FakeStore {
     if (!isJsonObject(input as unknown) || !isJsonObject(input.metadata as unknown)) {
       throw new KubeApiError(400, "BadRequest", "the body must be an object with metadata");
     }
-    const obj = structuredClone(input);
-    const meta = obj.metadata;
+    let obj = structuredClone(input);
+    let meta = obj.metadata;
     if (!meta.name && meta.generateName)
       meta.name = `${meta.generateName}${randomBytes(3).toString("hex").slice(0, 5)}`;
     if (!t.namespaced) delete meta.namespace;
     this.checkNamespace(t, meta.namespace);
     obj.apiVersion ??= apiVersionOf(t);
     obj.kind ??= t.kind;
-    this.validate(t, obj);
+    obj = this.admit(t, obj, options);
+    meta = obj.metadata;
     const name = meta.name ?? "";
     if (this.objects.has(this.key(t, meta.namespace, name))) {
       throw new KubeApiError(409, "AlreadyExists", `${groupResource(t)} "${name}" already exists`, {
@@ -431,9 +573,10 @@ export class FakeStore {
     for (const f of ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"] as const) delete meta[f];
     meta.uid = randomUUID();
     meta.creationTimestamp = rfc3339Seconds(this.now());
-    if ("spec" in obj || t.subresources?.includes("status")) meta.generation = 1;
+    if ("spec" in obj || t.subresources?.includes("status") || t.custom) meta.generation = 1;
     // Like kube-apiserver for types with a status subresource, create ignores a posted status.
     if (t.subresources?.includes("status") && t.resource !== "pods" && t.resource !== "nodes") delete obj.status;
+    if (storageKeyOf(t) === storageKeyOf(CRD_TYPE)) obj.status = crdStatus(obj, undefined, rfc3339Seconds(this.now()));
     if (t.resource === "namespaces" && t.group === "") obj.status = { phase: "Active" };
     if (options.fieldManager) meta.managedFields = [this.managedEntry(t, options.fieldManager, "Update")];
     if (options.dryRun) return obj;
@@ -498,9 +641,10 @@ export class FakeStore {
     }
     let next: KubeObject;
     if (options.subresource === "status") {
-      next = structuredClone(current);
+      next = inVersion(t, current);
       if (input.status === undefined) delete next.status;
       else next.status = structuredClone(input.status);
+      if (t.schema) next = this.admit(t, next, options);
     } else {
       next = structuredClone(input);
       next.apiVersion ??= apiVersionOf(t);
@@ -520,7 +664,10 @@ export class FakeStore {
         if (current.status === undefined) delete next.status;
         else next.status = structuredClone(current.status);
       }
-      this.validate(t, next);
+      next = this.admit(t, next, options);
+      if (storageKeyOf(t) === storageKeyOf(CRD_TYPE)) {
+        next.status = crdStatus(next, current.status as Json | undefined, rfc3339Seconds(this.now()));
+      }
     }
     if (current.metadata.generation !== undefined) {
       next.metadata.generation = current.metadata.generation;
@@ -546,7 +693,7 @@ export class FakeStore {
     if (finalizersGone) {
       return this.commit(t, "DELETED", next);
     }
-    if (deepEqual(comparable(current), comparable(next))) return structuredClone(current);
+    if (deepEqual(comparable(current), comparable(next))) return inVersion(t, current);
     return this.commit(t, "MODIFIED", next);
   }
 
@@ -563,7 +710,8 @@ export class FakeStore {
     options: WriteOptions = {},
   ): KubeObject {
     const t = this.type(ref);
-    const current = this.objects.get(this.key(t, namespace, name));
+    const stored = this.objects.get(this.key(t, namespace, name));
+    const current = stored ? inVersion(t, stored) : undefined;
     if (type === "apply") {
       if (!options.fieldManager) {
         throw new KubeApiError(400, "BadRequest", "PatchOptions.meta.k8s.io is invalid: fieldManager: Required value");
@@ -667,7 +815,7 @@ export class FakeStore {
     }
     const next = structuredClone(current);
     if ((current.metadata.finalizers ?? []).length > 0) {
-      if (current.metadata.deletionTimestamp !== undefined) return structuredClone(current);
+      if (current.metadata.deletionTimestamp !== undefined) return inVersion(t, current);
       next.metadata.deletionTimestamp = rfc3339Seconds(this.now());
       next.metadata.deletionGracePeriodSeconds = 0;
       if (options.dryRun) return next;
@@ -689,7 +837,7 @@ export class FakeStore {
     options: { resourceVersion?: string } = {},
   ): () => void {
     const t = this.type(ref);
-    const w: Watcher = { typeKey: typeKeyOf(t), namespace: t.namespaced ? namespace : undefined, listener };
+    const w: Watcher = { typeKey: storageKeyOf(t), type: t, namespace: t.namespaced ? namespace : undefined, listener };
     const from = options.resourceVersion;
     if (from === undefined || from === "" || from === "0") {
       for (const object of this.list(ref, namespace)) {
@@ -733,6 +881,12 @@ export interface FakeKubeApiOptions extends FakeStoreOptions {
   watchExpiredAs?: "event" | "http";
   /** Requests kept in `requests` (default 2000, oldest dropped). */
   requestLimit?: number;
+  /** Answers SelfSubjectAccessReviews (default: everything is allowed). */
+  access?: (attributes: AccessAttributes) => boolean;
+  /** Listen on this port for HTTP (default: a free one). */
+  port?: number;
+  /** Listen on this port for HTTPS, with `tls` (default: a free one). */
+  httpsPort?: number;
   /**
    * Also serve HTTPS with this key and certificate (PEM) on a second port, for kubectl: client-go
    * sends a bearer token only over TLS (agent/sandbox/kubeconfig.ts makes a self-signed pair).
@@ -751,7 +905,58 @@ export interface FakeKubeApi {
   kubeConfig(): KubeConfig;
   store: FakeStore;
   requests: RecordedRequest[];
+  /** Every mutating request (POST, PUT, PATCH, DELETE on a resource), oldest first, with its
+   * answer's status code: what a test reads to prove something wrote, or wrote nothing. */
+  writes: WriteRecord[];
   close(): Promise<void>;
+}
+
+/** One mutating request, as the write log keeps it. */
+export interface WriteRecord {
+  verb: "create" | "update" | "patch" | "delete";
+  group: string;
+  version: string;
+  resource: string;
+  kind: string;
+  namespace?: string;
+  /** The object's name (from the body for a create; "" when it had none). */
+  name: string;
+  subresource?: string;
+  /** `dryRun=All` (or a DeleteOptions body with it): nothing was stored. */
+  dryRun: boolean;
+  /** json, merge, strategic or apply (or the unsupported content type sent). */
+  patchType?: string;
+  fieldManager?: string;
+  /** The HTTP status of the answer (0 until it is sent). */
+  code: number;
+}
+
+/** What a SelfSubjectAccessReview asks about. */
+export interface AccessAttributes {
+  verb: string;
+  group: string;
+  resource: string;
+  subresource: string;
+  namespace: string;
+  name: string;
+}
+
+const WRITE_VERBS: Record<string, WriteRecord["verb"]> = {
+  POST: "create",
+  PUT: "update",
+  PATCH: "patch",
+  DELETE: "delete",
+};
+
+/** `metadata.name` of a JSON body, or "" (a create's name is in its body). */
+function nameInBody(body: string): string {
+  try {
+    const parsed: unknown = JSON.parse(body);
+    const name = isJsonObject(parsed) && isJsonObject(parsed.metadata) ? parsed.metadata.name : undefined;
+    return typeof name === "string" ? name : "";
+  } catch {
+    return "";
+  }
 }
 
 interface Route {
@@ -781,6 +986,28 @@ function age(created: string | undefined, now: number): string {
   if (s < 7200) return `${Math.floor(s / 60)}m`;
   if (s < 172800) return `${Math.floor(s / 3600)}h`;
   return `${Math.floor(s / 86400)}d`;
+}
+
+/** The value at a CRD scale path (`.spec.replicas`). */
+function valueAtPath(o: KubeObject, path: string): Json | undefined {
+  return field(o, ...path.split(".").filter(Boolean));
+}
+
+/** Sets the value at a CRD scale path, creating the objects on the way. */
+function setAtPath(o: KubeObject, path: string, value: Json): void {
+  const keys = path.split(".").filter(Boolean);
+  let cur: JsonObject = o as unknown as JsonObject;
+  for (const k of keys.slice(0, -1)) {
+    const next = cur[k];
+    if (isJsonObject(next)) cur = next;
+    else {
+      const created: JsonObject = {};
+      cur[k] = created;
+      cur = created;
+    }
+  }
+  const last = keys[keys.length - 1];
+  if (last !== undefined) cur[last] = value;
 }
 
 function field(o: unknown, ...path: string[]): Json | undefined {
@@ -912,6 +1139,7 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
   const bookmarkMs = options.bookmarkIntervalMs ?? 5000;
   const requestLimit = options.requestLimit ?? 2000;
   const requests: RecordedRequest[] = [];
+  const writes: WriteRecord[] = [];
   const open = new Set<ServerResponse>();
   const cleanups = new Set<() => void>();
 
@@ -1029,21 +1257,64 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
       sendJson(res, 200, doc);
       return;
     }
-    if (req.method === "GET" && discovery(res, segments)) return;
+    if (req.method === "GET" && discovery(req, res, segments)) return;
+    if (req.method === "POST" && url.pathname === ACCESS_REVIEW_PATH) {
+      // An `access` option decides in tests that want a fixed answer; otherwise the review is
+      // answered from the Roles, ClusterRoles and bindings stored here, as the real API does.
+      if (options.access) {
+        selfSubjectAccessReview(res, body);
+        return;
+      }
+      const review = answerAccessReview(store, parseBody(body));
+      if (!review) throw new KubeApiError(400, "BadRequest", "the body is not a SelfSubjectAccessReview");
+      sendJson(res, 201, review);
+      return;
+    }
     const r = route(segments);
     if (!r) throw new KubeApiError(404, "NotFound", "the server could not find the requested resource");
     const dryRun = query.dryRun;
     if (dryRun !== undefined && dryRun !== "All") {
       throw new KubeApiError(400, "BadRequest", `dryRun: Unsupported value: "${dryRun}": supported values: "All"`);
     }
+    const fieldValidation = query.fieldValidation;
+    if (fieldValidation !== undefined && !["Strict", "Warn", "Ignore"].includes(fieldValidation)) {
+      throw new KubeApiError(
+        400,
+        "BadRequest",
+        `fieldValidation: Unsupported value: "${fieldValidation}": supported values: "Ignore", "Strict", "Warn"`,
+      );
+    }
     const writeOptions: WriteOptions = {
       dryRun: dryRun === "All",
       fieldManager: query.fieldManager,
       subresource: r.subresource === "status" ? "status" : undefined,
+      fieldValidation: fieldValidation as WriteOptions["fieldValidation"],
     };
     const ref = r.type;
     const namespace = r.type.namespaced ? r.namespace : undefined;
     const method = req.method ?? "GET";
+    const verb = WRITE_VERBS[method];
+    if (verb) {
+      const record: WriteRecord = {
+        verb,
+        group: r.type.group,
+        version: r.type.version,
+        resource: r.type.resource,
+        kind: r.type.kind,
+        ...(namespace !== undefined ? { namespace } : {}),
+        name: r.name ?? nameInBody(body),
+        ...(r.subresource !== undefined ? { subresource: r.subresource } : {}),
+        dryRun: writeOptions.dryRun === true || (verb === "delete" && /"dryRun"\s*:\s*\[\s*"All"/.test(body)),
+        ...(verb === "patch" && contentType ? { patchType: PATCH_TYPES[contentType] ?? contentType } : {}),
+        ...(query.fieldManager ? { fieldManager: query.fieldManager } : {}),
+        code: 0,
+      };
+      writes.push(record);
+      if (writes.length > requestLimit) writes.splice(0, writes.length - requestLimit);
+      res.on("finish", () => {
+        record.code = res.statusCode;
+      });
+    }
 
     if (method === "GET" && r.name === undefined) {
       if (query.watch === "true" || query.watch === "1") {
@@ -1144,17 +1415,21 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
   function scale(
     res: ServerResponse,
     method: string,
-    ref: TypeRef,
+    ref: ResourceType,
     namespace: string | undefined,
     name: string,
     body: string,
     writeOptions: WriteOptions,
   ): void {
+    // A custom resource's replicas live where its CRD's `subresources.scale` says.
+    const paths = ref.scale ?? { specReplicasPath: ".spec.replicas", statusReplicasPath: ".status.replicas" };
     const toScale = (o: KubeObject): JsonObject => {
       const spec = isJsonObject(o.spec) ? o.spec : {};
-      const status = isJsonObject(o.status) ? o.status : {};
       const selector =
         isJsonObject(spec.selector) && isJsonObject(spec.selector.matchLabels) ? spec.selector.matchLabels : {};
+      const specReplicas = valueAtPath(o, paths.specReplicasPath);
+      const statusReplicas = valueAtPath(o, paths.statusReplicasPath);
+      const labelSelector = paths.labelSelectorPath ? valueAtPath(o, paths.labelSelectorPath) : undefined;
       return {
         kind: "Scale",
         apiVersion: "autoscaling/v1",
@@ -1165,12 +1440,15 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
           resourceVersion: o.metadata.resourceVersion ?? null,
           creationTimestamp: o.metadata.creationTimestamp ?? null,
         },
-        spec: { replicas: typeof spec.replicas === "number" ? spec.replicas : 1 },
+        spec: { replicas: typeof specReplicas === "number" ? specReplicas : ref.custom ? 0 : 1 },
         status: {
-          replicas: typeof status.replicas === "number" ? status.replicas : 0,
-          selector: Object.entries(selector)
-            .map(([k, v]) => `${k}=${String(v)}`)
-            .join(","),
+          replicas: typeof statusReplicas === "number" ? statusReplicas : 0,
+          selector:
+            typeof labelSelector === "string"
+              ? labelSelector
+              : Object.entries(selector)
+                  .map(([k, v]) => `${k}=${String(v)}`)
+                  .join(","),
         },
       };
     };
@@ -1197,7 +1475,7 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
       );
     }
     const next = structuredClone(current);
-    next.spec = { ...(isJsonObject(next.spec) ? next.spec : {}), replicas };
+    setAtPath(next, paths.specReplicasPath, replicas);
     if (typeof rv === "string" && rv !== "") next.metadata.resourceVersion = rv;
     else delete next.metadata.resourceVersion;
     sendJson(
@@ -1220,59 +1498,59 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
     return out;
   }
 
-  function discovery(res: ServerResponse, segments: string[]): boolean {
-    const types = store.resourceTypes();
-    const resourceList = (group: string, version: string) => ({
-      kind: "APIResourceList",
-      apiVersion: "v1",
-      groupVersion: group === "" ? version : `${group}/${version}`,
-      resources: types
-        .filter((t) => t.group === group && t.version === version)
-        .flatMap((t) => [
-          {
-            name: t.resource,
-            singularName: t.kind.toLowerCase(),
-            namespaced: t.namespaced,
-            kind: t.kind,
-            verbs: ["create", "delete", "get", "list", "patch", "update", "watch"],
-          },
-          ...(t.subresources ?? []).map((s) => ({
-            name: `${t.resource}/${s}`,
-            singularName: "",
-            namespaced: t.namespaced,
-            kind: s === "scale" ? "Scale" : t.kind,
-            verbs: ["get", "patch", "update"],
-          })),
-        ]),
+  /** Answers a SelfSubjectAccessReview (`kubectl auth can-i`, readiness checks); it writes nothing. */
+  function selfSubjectAccessReview(res: ServerResponse, body: string): void {
+    const review = parseBody(body);
+    const spec = isJsonObject(review) && isJsonObject(review.spec) ? review.spec : undefined;
+    const attributes = spec && isJsonObject(spec.resourceAttributes) ? spec.resourceAttributes : undefined;
+    if (!attributes) {
+      throw new KubeApiError(
+        422,
+        "Invalid",
+        "SelfSubjectAccessReview is invalid: spec.resourceAttributes: Required value",
+      );
+    }
+    const text = (v: Json | undefined) => (typeof v === "string" ? v : "");
+    const decision = (options.access ?? (() => true))({
+      verb: text(attributes.verb),
+      group: text(attributes.group),
+      resource: text(attributes.resource),
+      subresource: text(attributes.subresource),
+      namespace: text(attributes.namespace),
+      name: text(attributes.name),
     });
-    if (segments.length === 1 && segments[0] === "api") {
-      sendJson(res, 200, { kind: "APIVersions", versions: ["v1"] });
+    sendJson(res, 201, {
+      kind: "SelfSubjectAccessReview",
+      apiVersion: "authorization.k8s.io/v1",
+      metadata: { creationTimestamp: null },
+      spec,
+      status: { allowed: decision, ...(decision ? { reason: "the sandbox allows everything it is asked" } : {}) },
+    });
+  }
+
+  function discovery(req: IncomingMessage, res: ServerResponse, segments: string[]): boolean {
+    const types = store.resourceTypes();
+    const [root, group = "", version = ""] = segments;
+    if ((root === "api" || root === "apis") && segments.length === 1) {
+      const aggregated = aggregatedDiscoveryType(req.headers.accept);
+      if (aggregated) {
+        const text = JSON.stringify(aggregatedDiscovery(types, root === "api", aggregated));
+        res.writeHead(200, { "content-type": aggregated, "content-length": Buffer.byteLength(text) });
+        res.end(text);
+      } else sendJson(res, 200, root === "api" ? { kind: "APIVersions", versions: ["v1"] } : apiGroupList(types));
       return true;
     }
-    if (segments.length === 2 && segments[0] === "api") {
-      sendJson(res, 200, resourceList("", segments[1] ?? ""));
-      return true;
-    }
-    if (segments.length === 1 && segments[0] === "apis") {
-      const groups = new Map<string, Set<string>>();
-      for (const t of types) if (t.group !== "") groups.set(t.group, (groups.get(t.group) ?? new Set()).add(t.version));
-      sendJson(res, 200, {
-        kind: "APIGroupList",
-        apiVersion: "v1",
-        groups: [...groups].map(([name, versions]) => {
-          const vs = [...versions].map((v) => ({ groupVersion: `${name}/${v}`, version: v }));
-          return { name, versions: vs, preferredVersion: vs[0] };
-        }),
-      });
-      return true;
-    }
-    if (segments.length === 3 && segments[0] === "apis") {
-      const list = resourceList(segments[1] ?? "", segments[2] ?? "");
-      if (list.resources.length === 0) return false;
-      sendJson(res, 200, list);
-      return true;
-    }
-    return false;
+    const doc =
+      root === "api" && segments.length === 2
+        ? resourceList(types, "", group)
+        : root === "apis" && segments.length === 2
+          ? apiGroupOf(types, group)
+          : root === "apis" && segments.length === 3
+            ? resourceList(types, group, version)
+            : undefined;
+    if (!doc) return false;
+    sendJson(res, 200, doc);
+    return true;
   }
 
   function watch(res: ServerResponse, r: Route, query: Record<string, string>): void {
@@ -1353,7 +1631,7 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
+    server.listen(options.port ?? 0, "127.0.0.1", () => resolve());
   });
   const { port } = server.address() as AddressInfo;
   const url = `http://127.0.0.1:${port}`;
@@ -1361,7 +1639,7 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
   if (secure) {
     await new Promise<void>((resolve, reject) => {
       secure.once("error", reject);
-      secure.listen(0, "127.0.0.1", () => resolve());
+      secure.listen(options.httpsPort ?? 0, "127.0.0.1", () => resolve());
     });
     httpsUrl = `https://127.0.0.1:${(secure.address() as AddressInfo).port}`;
   }
@@ -1372,6 +1650,7 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
     httpsUrl,
     store,
     requests,
+    writes,
     kubeConfig() {
       const kc = new KubeConfig();
       kc.loadFromOptions({

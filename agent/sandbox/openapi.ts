@@ -3,12 +3,18 @@
  * which kubectl reads for `explain` and client-side validation. The schemas are derived from the
  * real resource definitions as `@kubernetes/client-node` models them (each generated model's
  * `attributeTypeMap`: JSON field name, TypeScript type, OpenAPI format), never written by hand.
- * Descriptions are absent: the generated models do not carry them. Custom resources the fake
- * serves (StaticRoute) get kube-apiserver's schema for a CRD without one: any fields.
+ * Descriptions are absent: the generated models do not carry them. A CRD's kinds get the
+ * CRD's own `openAPIV3Schema`, as kube-apiserver publishes it; kinds with neither (StaticRoute,
+ * the Gateway API kinds, whose package ships compiled validators rather than schemas) get
+ * kube-apiserver's schema for a CRD without one: any fields.
+ *
+ * Every kind's path also has a `patch` operation listing the `fieldValidation` and `dryRun`
+ * query parameters: kubectl looks for them there (cli-runtime's query_param_verifier_v3.go)
+ * before it sends `fieldValidation=Strict` or `dryRun=All`.
  */
 import * as k8s from "@kubernetes/client-node";
 import type { ResourceType } from "./fake-kube-api.ts";
-import type { JsonObject } from "./kube-patch.ts";
+import { isJsonObject, type JsonObject } from "./kube-patch.ts";
 
 interface Attribute {
   baseName: string;
@@ -27,6 +33,7 @@ function model(name: string): Model | undefined {
 
 /** The client-node model class for a served type: V1Node, V1Deployment, EventsV1Event, … */
 function modelName(t: ResourceType): string | undefined {
+  if (t.custom) return undefined;
   const version = `${t.version.charAt(0).toUpperCase()}${t.version.slice(1)}`;
   const candidates = t.group === "events.k8s.io" ? [`Events${version}${t.kind}`] : [`${version}${t.kind}`];
   return candidates.find((c) => model(c) !== undefined);
@@ -94,10 +101,20 @@ export function openApiDocument(
   const paths: JsonObject = {};
   for (const t of served) {
     const gvk = [{ group: t.group, version: t.version, kind: t.kind }];
-    const name = modelName(t) ?? t.kind;
+    // A custom kind is named as kube-apiserver names it (io.cnpg.postgresql.v1.Cluster), never
+    // colliding with a built-in model of the same kind.
+    const name = modelName(t) ?? `${t.group.split(".").reverse().join(".")}.${t.version}.${t.kind}`;
     // kubectl explain finds a resource's kind through its read operation's GVK (explain's template).
     const path = `/${groupVersionPath(t.group, t.version)}/${t.namespaced ? "namespaces/{namespace}/" : ""}${t.resource}/{name}`;
+    const query = (param: string) => ({ name: param, in: "query", schema: { type: "string", uniqueItems: true } });
     paths[path] = {
+      patch: {
+        operationId: `patch${t.kind}`,
+        "x-kubernetes-action": "patch",
+        "x-kubernetes-group-version-kind": { group: t.group, version: t.version, kind: t.kind },
+        parameters: [query("dryRun"), query("fieldManager"), query("fieldValidation"), query("force")],
+        responses: { "200": { description: "OK" } },
+      },
       get: {
         operationId: `read${t.kind}`,
         "x-kubernetes-action": "get",
@@ -115,7 +132,22 @@ export function openApiDocument(
       continue;
     }
     define("V1ObjectMeta", defs);
-    defs.set(t.kind, {
+    if (t.schema) {
+      const properties = isJsonObject(t.schema.properties) ? t.schema.properties : {};
+      defs.set(name, {
+        ...t.schema,
+        type: "object",
+        properties: {
+          ...properties,
+          apiVersion: { type: "string" },
+          kind: { type: "string" },
+          metadata: { allOf: [{ $ref: "#/components/schemas/V1ObjectMeta" }] },
+        },
+        "x-kubernetes-group-version-kind": gvk,
+      });
+      continue;
+    }
+    defs.set(name, {
       type: "object",
       "x-kubernetes-preserve-unknown-fields": true,
       properties: {

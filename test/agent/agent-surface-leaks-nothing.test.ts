@@ -1,5 +1,5 @@
 /**
- * The agent's HTTP surface (design §6, wave 2): an internal failure answers 500 problem+json
+ * The agent's HTTP surface (design §6): an internal failure answers 500 problem+json
  * without the error's text (it can name hosts, paths, cluster internals), and targets are looked
  * up as own keys, so `constructor` or `__proto__` is an unknown target (404), not a crash.
  */

@@ -726,7 +726,10 @@ describe("status page states in Chromium", () => {
       await waitSentence(page, t, /^(steady|cooldown)/);
       const rows = page.locator(`[data-target="${t}"] .history tbody tr`);
       expect(await rows.count()).toBe(3);
-      const cells = async (i: number) => (await rows.nth(i).locator("td").allInnerTexts()).map((c) => c.trim());
+      // Start, End, Action, Recovery, Executions, Outcome: the Executions column (each dispatch's time to its
+      // final report) is read on its own below, so the rows compare as Start, End, Action, Recovery, Outcome.
+      const all = async (i: number) => (await rows.nth(i).locator("td").allInnerTexts()).map((c) => c.trim());
+      const cells = async (i: number) => (await all(i)).filter((_, col) => col !== 4);
       const [newest, middle, oldest] = [await cells(0), await cells(1), await cells(2)];
       expect(newest.slice(2)).toEqual([
         "failover secondary → primary (st-history:3)",
@@ -739,6 +742,8 @@ describe("status page states in Chromium", () => {
         expect.stringMatching(/^\d+\.\d s$/),
         "switched to secondary",
       ]);
+      expect((await all(0))[4]).toMatch(/^st-history:3 succeeded in \d+\.\d s$/);
+      expect((await all(1))[4]).toMatch(/^st-history:2 /);
       for (const r of [newest, middle, oldest]) expect(r[0]).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
       expect(await page.locator(`[data-target="${t}"] .history caption`).innerText()).toBe(
         "Last 3 incidents, newest first",

@@ -28,7 +28,7 @@ describe("examples/", () => {
       .filter((f) => /rules.*\.ya?ml$/.test(f))
       .map((f) => join(nodeLoss, f));
     const r = run(promtool(), ["check", "rules", "examples/prometheus-rules.yml", ...extra]);
-    expect(r.output).toContain("SUCCESS: 3 rules found");
+    expect(r.output).toContain("Checking examples/prometheus-rules.yml\n  SUCCESS: 4 rules found");
     expect(r.status, r.output).toBe(0);
   });
 
@@ -74,5 +74,9 @@ describe("examples/", () => {
       { alert: "GlobalClusterDown", routes: [{ target: "global-dr", side: "primary" }] },
       { alert: "GlobalClusterDown", routes: [{ target: "global-dr", side: "secondary" }] },
     ]);
+    // The readiness alert is for people: it must never count as a side down.
+    const readiness = (doc.tests[1]?.alert_rule_test ?? []).flatMap((t) => t.exp_alerts);
+    expect(readiness.map((a) => a.exp_labels.alertname)).toEqual(["TurnoutTargetNotReady"]);
+    expect(readiness.map((a) => routeLabels(config, a.exp_labels))).toEqual([[]]);
   });
 });

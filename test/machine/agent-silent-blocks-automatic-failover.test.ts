@@ -79,9 +79,10 @@ describe("rule 17: never automatically into a silent agent", () => {
 
   it("ignores older liveness news than it holds (a late fan-out cannot undo a newer transition)", () => {
     const sim = twoAgents();
-    sim.feed({ type: "agent", agent: "agent-b", silent: false, at: T0 + 10_000 });
-    sim.feed({ type: "agent", agent: "agent-b", silent: true, at: T0 });
-    expect(sim.state.agentLiveness["agent-b"]).toEqual({ silent: false, at: T0 + 10_000 });
+    sim.feed({ type: "agent", agent: "agent-b", silent: true, at: T0 + 10_000 });
+    sim.feed({ type: "agent", agent: "agent-b", silent: false, at: T0 });
+    expect(sim.state.agentLiveness["agent-b"]).toEqual({ silent: true, at: T0 + 10_000 });
+    expect(sim.types().filter((t) => t === "agent.returned")).toEqual([]);
   });
 
   it("does not fail back automatically into a silent agent's side", () => {

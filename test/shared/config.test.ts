@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { validateAgentConfig, validateWorkerConfig } from "../../shared/config.ts";
+import { agentsOf, validateAgentConfig, validateWorkerConfig } from "../../shared/config.ts";
 
 const readJson = (path: string): unknown => JSON.parse(readFileSync(new URL(`../../${path}`, import.meta.url), "utf8"));
 
@@ -23,7 +23,8 @@ describe("worker config", () => {
       dispatchRetries: 5,
       staleAfterSeconds: 28800,
     });
-    expect(r.value.agent?.transport).toBe("direct");
+    // Design §11.1: the local config names agent-a and agent-b; every agent defaults to direct.
+    expect(Object.values(agentsOf(r.value)).map((a) => a.transport)).toEqual(["direct", "direct"]);
   });
 
   it("accepts the design §8 example verbatim", () => {

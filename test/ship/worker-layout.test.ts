@@ -58,18 +58,13 @@ function layerOf(path: string): number {
 describe("the worker's layout", () => {
   it("has the four folders of design §11.5 and nothing else loose but the entry and its shared files", () => {
     const top = readdirSync(worker, { withFileTypes: true });
-    expect(
+    const names = (pick: (e: (typeof top)[number]) => boolean) =>
       top
-        .filter((e) => e.isDirectory())
+        .filter(pick)
         .map((e) => e.name)
-        .sort(),
-    ).toEqual(["agents", "engine", "http", "simulate", "target"]);
-    expect(
-      top
-        .filter((e) => e.isFile())
-        .map((e) => e.name)
-        .sort(),
-    ).toEqual(["config.ts", "env.ts", "index.ts", "problem.ts", "tsconfig.json"]);
+        .sort();
+    expect(names((e) => e.isDirectory())).toEqual(["agents", "engine", "http", "simulate", "target"]);
+    expect(names((e) => e.isFile())).toEqual(["config.ts", "env.ts", "index.ts", "problem.ts", "tsconfig.json"]);
   });
 
   it("keeps the engine pure: no Workers API, Hono, Node, or folder above it, not even for types", () => {

@@ -1,5 +1,5 @@
 /**
- * The QStash path needs both signatures (design §6, wave 2): a valid Upstash-Signature alone runs
+ * The QStash path needs both signatures (design §6): a valid Upstash-Signature alone runs
  * nothing, the forwarded Turnout-Signature may be up to `qstash.maxAgeSeconds` old there (never on
  * the direct path), the JWT's `sub` must equal `qstash.url`, and an epoch below the newest the
  * agent accepted for the target is refused. `GET /v1/actions/:id` needs a Turnout-Signature over

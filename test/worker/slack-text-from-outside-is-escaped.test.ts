@@ -1,7 +1,7 @@
 /**
  * Text that came from outside (reasons, actor names, agent errors, alert-derived texts) is
  * escaped (`&`, `<`, `>`) in every Slack answer and notification (design §5b), so it can neither
- * mention `<!channel>` nor forge a `<https://…|link>`. And the wave-2 commands reach the target's
+ * mention `<!channel>` nor forge a `<https://…|link>`. And the newer commands reach the target's
  * object as `{command: "revert"}` / `{command: "clear", key}`. The handlers run on Node against a
  * stand-in for the target's Durable Object stub.
  */

@@ -319,9 +319,31 @@ export function report(ctx: Ctx, r: ActionReport, agent?: string): void {
     }
     return void ignore(`action already ${a.status}`);
   }
+  const before = new Map(a.steps.map((st) => [st.name, st.status]));
   a.steps = r.steps;
   if (r.status === "running") {
-    // Rule 13: a running report extends the deadline (the agent is working on it).
+    // Design §11.6: a step waiting for a person is announced once, when it starts to wait (the
+    // agent re-sends its running report every 60 s while it waits).
+    for (const st of r.steps) {
+      if (st.status !== "waiting" || before.get(st.name) === "waiting") continue;
+      if (a.approvals?.some((x) => x.step === st.name)) continue;
+      const until = st.approval ? ` before ${st.approval.deadline}` : "";
+      audit(
+        ctx,
+        "approval.step-waiting",
+        { id: a.id, step: st.name, message: st.approval?.message ?? "", deadline: st.approval?.deadline ?? null },
+        ctx.root ?? a.cause,
+      );
+      notify(
+        ctx,
+        "approval",
+        `step ${st.name} of ${a.id} waits for approval${until}: ${st.approval?.message ?? "approve to go on"}`,
+        st.name,
+      );
+    }
+    // Rule 13: a running report extends the deadline (the agent is working on it). A report
+    // with a `waiting` step counts the same (design §11.6): the deadline runs from the latest
+    // report, so a plan waiting for a person is never re-dispatched or failed here.
     a.status = "running";
     a.deliveryFailures = 0;
     a.timeoutAt = ctx.now + sec(s.policy.actionTimeoutSeconds);

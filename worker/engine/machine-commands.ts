@@ -109,6 +109,7 @@ const HANDLERS: Record<CommandName, Handler> = {
   },
 
   approve(ctx, v) {
+    if (v.c.step !== undefined) return approveStep(ctx, v, v.c.step);
     const s = ctx.s;
     const ap = s.approval;
     if (s.phase !== "awaiting_approval" || ap === null) return v.reject(`nothing awaits approval (phase ${s.phase})`);
@@ -263,6 +264,41 @@ const HANDLERS: Record<CommandName, Handler> = {
     return undefined;
   },
 };
+
+/**
+ * Why `step` of the current action cannot be approved now, or undefined when it can: the action
+ * runs, has that step, the step is `waiting`, and it was not approved before (design §11.2). The
+ * object asks this before it forwards the approval to the agent, and the command asks it again.
+ */
+export function stepApprovalRefusal(s: MachineState, step: string): string | undefined {
+  const a = s.action;
+  if (s.phase !== "executing" || a === null)
+    return `no action is running (phase ${s.phase}); no step waits for approval`;
+  const done = a.approvals?.find((x) => x.step === step);
+  if (done) return `step ${JSON.stringify(step)} of ${a.id} was already approved by ${done.by}`;
+  const st = a.steps.find((x) => x.name === step);
+  if (!st) return `${a.id} has no step named ${JSON.stringify(step)}`;
+  if (st.status !== "waiting")
+    return `step ${JSON.stringify(step)} of ${a.id} is ${st.status}, not waiting for approval`;
+  return undefined;
+}
+
+/**
+ * `approve` with `step`: a plan's approval step (design §11.2). The object has already forwarded
+ * it to the agent; this records it once, so that a second approval of the step is refused.
+ */
+function approveStep(ctx: Ctx, v: Verdicts, step: string): string | undefined {
+  const s = ctx.s;
+  const why = stepApprovalRefusal(s, step);
+  const a = s.action;
+  if (why !== undefined || a === null) return v.reject(why ?? "no action");
+  const by = v.c.actor ?? "unknown";
+  const seq = v.accept({ id: a.id, step });
+  a.approvals = [...(a.approvals ?? []), { step, by, at: ctx.now }];
+  audit(ctx, "approval.step-approved", { id: a.id, step, by }, seq);
+  notify(ctx, "approval", `step ${step} of ${a.id} approved by ${by}; the plan goes on`);
+  return undefined;
+}
 
 /** Rule 7: manual `failover`/`failback` bypass hold, quorum, flapping, cooldown and budget, not rule 2. */
 function manualSwitch(ctx: Ctx, v: Verdicts): string | undefined {

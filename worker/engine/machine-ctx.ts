@@ -36,8 +36,13 @@ export function audit(ctx: Ctx, type: string, detail: Detail, cause?: number | n
 }
 
 /** One short message for people, prefixed with the target's name. */
-export function notify(ctx: Ctx, kind: NotifyKind, text: string): void {
-  ctx.effects.push({ type: "notify", kind, text: `${ctx.s.target}: ${text}` });
+export function notify(ctx: Ctx, kind: NotifyKind, text: string, step?: string): void {
+  ctx.effects.push({
+    type: "notify",
+    kind,
+    text: `${ctx.s.target}: ${text}`,
+    ...(step === undefined ? {} : { step }),
+  });
 }
 
 /** Moves to `phase`, clearing what belongs to the phase left; audited and notified. */

@@ -11,7 +11,7 @@ const sec = (s: number) => s * 1000;
 
 /**
  * Rule 1: down at `quorum` distinct sources (held ones included), up when nothing fires. Stale
- * signals (§4 wave 2) are no down evidence, but a side firing only stale signals is not known to
+ * signals (§4) are no down evidence, but a side firing only stale signals is not known to
  * be up either: `unknown`, never a failover destination.
  */
 export function healthOf(

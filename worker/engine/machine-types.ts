@@ -32,7 +32,7 @@ export const SideStateSchema = z
     firingSources: z.array(z.string()),
     /** Sources whose firing signals are held by a Nagios flapping/downtime notice. */
     heldSources: z.array(z.string()),
-    /** Sources whose only firing signals are stale (§4 wave 2): not down evidence, not "up" either. */
+    /** Sources whose only firing signals are stale (§4): not down evidence, not "up" either. */
     staleSources: z.array(z.string()),
     /** The incidents (key + start) firing fresh on the side: dismissal is per incident (rule 10). */
     incidents: z.array(z.string()),
@@ -52,6 +52,10 @@ export type Trigger = z.infer<typeof TriggerSchema>;
 
 export const ActionStatusSchema = z.enum(["dispatching", "running", "succeeded", "failed"]);
 export type ActionStatus = z.infer<typeof ActionStatusSchema>;
+
+/** One approved plan step: which, by whom (the authenticated identity), when. */
+export const StepApprovalSchema = z.object({ step: z.string().min(1), by: z.string(), at: Ms }).strict();
+export type StepApproval = z.infer<typeof StepApprovalSchema>;
 
 export const ActionStateSchema = z
   .object({
@@ -85,6 +89,11 @@ export const ActionStateSchema = z
     /** When the current attempt times out without a report (`actionTimeoutSeconds` after the send). */
     timeoutAt: Ms.nullable(),
     steps: z.array(StepReportSchema),
+    /**
+     * A plan's approval steps approved so far (design §11.2): each forwarded once to the agent; a
+     * second approval of the same step is refused. Absent on rows written before plans.
+     */
+    approvals: z.array(StepApprovalSchema).optional(),
     error: z.object({ code: z.string(), message: z.string() }).strict().optional(),
     /** Seq of the `action.dispatched` event: the cause of everything that follows. */
     cause: Seq,
@@ -340,6 +349,8 @@ export const MachineInputSchema = z.discriminatedUnion("type", [
     reason: z.string().max(2000).optional(),
     /** `drill` only: overrides the configured drill mode. */
     mode: z.enum(["dry-run", "live"]).optional(),
+    /** `approve` only: the plan step waiting for approval (design §11.2); absent approves a switch. */
+    step: z.string().min(1).max(200).optional(),
     cause: Cause,
   }),
   z.object({
@@ -446,8 +457,15 @@ export const EffectSchema = z.discriminatedUnion("type", [
       agent: z.string().optional(),
     }),
   }),
-  /** `notify`; `key` groups notices of one subject across targets (e.g. `turnout/agent/<name>`, design §11.6). */
-  z.object({ type: z.literal("notify"), text: z.string(), kind: NotifyKindSchema, key: z.string().optional() }),
+  z.object({
+    type: z.literal("notify"),
+    text: z.string(),
+    kind: NotifyKindSchema,
+    /** An `approval` notice of a plan step waiting for a person: the step (Slack shows its button). */
+    step: z.string().optional(),
+    /** Groups notices of one subject across targets (e.g. `turnout/agent/<name>`, design §11.6). */
+    key: z.string().optional(),
+  }),
   /** Rule 17: ask the agent's `GET /healthz` once before blocking on its silence; feed a `probe-result`. */
   z.object({ type: z.literal("probe"), agent: z.string() }),
   z.object({ type: z.literal("setTimer"), at: Ms.nullable() }),

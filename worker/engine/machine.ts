@@ -364,6 +364,8 @@ export interface MachineView {
     dryRun: boolean;
     status: ActionState["status"];
     steps: ActionState["steps"];
+    /** The plan steps approved so far, with who approved each and when (design §11.2). */
+    approvals?: { step: string; by: string; at: string }[];
     /** The agent it was dispatched to (recorded at commit). */
     agent?: string;
     error?: { code: string; message: string };
@@ -405,6 +407,7 @@ export function machineView(state: MachineState, now: number): MachineView {
             dryRun: a.dryRun,
             status: a.status,
             steps: a.steps,
+            approvals: (a.approvals ?? []).map((x) => ({ step: x.step, by: x.by, at: new Date(x.at).toISOString() })),
             agent: a.agent,
             ...(a.error ? { error: a.error } : {}),
           },

@@ -81,7 +81,7 @@ export interface SideObservation {
   firingSources: string[];
   /** Sources whose fresh firing signals are held by a Nagios flapping/downtime notice. */
   heldSources: string[];
-  /** Sources whose only firing signals are stale (design §4 wave 2). */
+  /** Sources whose only firing signals are stale (design §4). */
   staleSources: string[];
   /** The fresh firing HARD incidents (rule 10: dismissal is per incident). */
   incidents: string[];
@@ -122,7 +122,7 @@ export function compareObservations(
   b: Pick<Signal, "at" | "status" | "soft" | "incident" | "labels" | "annotations">,
 ): number {
   if (a.at !== b.at) return a.at - b.at;
-  // Nagios (design §4 wave 2): a newer problem id is a newer incident even within the same second,
+  // Nagios (design §4): a newer problem id is a newer incident even within the same second,
   // as when a RECOVERY and the next PROBLEM share their TIMET.
   const pa = problemNumber(a);
   const pb = problemNumber(b);
@@ -178,7 +178,7 @@ export const StoredSignalSchema = z
     receivedAt: z.number(),
     firstSeen: z.number(),
     lastSeen: z.number(),
-    /** When the signal was announced stale (design §4 wave 2), until it is seen again; else null. */
+    /** When the signal was announced stale (design §4), until it is seen again; else null. */
     staleSince: z.number().nullable(),
   })
   .strict();
@@ -263,7 +263,7 @@ export type ObservedSignal = Pick<
   "side" | "source" | "status" | "soft" | "notices" | "incident" | "lastSeen"
 >;
 
-/** Whether a firing signal is stale at `now` (design §4 wave 2; `staleAfterMs` 0 never). */
+/** Whether a firing signal is stale at `now` (design §4; `staleAfterMs` 0 never). */
 export function isStale(s: Pick<StoredSignal, "lastSeen">, now: number, staleAfterMs: number): boolean {
   return staleAfterMs > 0 && s.lastSeen + staleAfterMs <= now;
 }

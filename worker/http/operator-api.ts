@@ -14,6 +14,7 @@ import type { Env } from "../env.ts";
 import { Problem, parseJsonOrProblem } from "../problem.ts";
 import type { BreakGlassOutcome } from "../target/break-glass.ts";
 import type { EventPage, TargetView } from "../target/target-object.ts";
+import type { StepApprovalResult } from "../target/target-view.ts";
 import { type Identity, identityOf, requireRole } from "./identity.ts";
 
 /** Largest page of `GET /v1/targets/:name/events`. */
@@ -113,6 +114,8 @@ const CommandBodySchema = z
       .string()
       .regex(/^[0-9a-f]{32}$/, "a break-glass request id (32 hex digits)")
       .optional(),
+    /** `approve` only: the plan step waiting for approval (design §11.2). */
+    step: z.string().min(1).max(200).optional(),
   })
   .strict()
   .superRefine((b, ctx) => {
@@ -120,6 +123,10 @@ const CommandBodySchema = z
       ctx.addIssue({ code: "custom", path: ["key"], message: "required for clear: the stored signal's key" });
     if (b.command === "confirm" && b.request === undefined)
       ctx.addIssue({ code: "custom", path: ["request"], message: "required for confirm: the break-glass request id" });
+    if (b.step !== undefined && b.command !== "approve")
+      ctx.addIssue({ code: "custom", path: ["step"], message: "applies to approve only: the plan step to approve" });
+    if (b.step !== undefined && b.force)
+      ctx.addIssue({ code: "custom", path: ["force"], message: "a plan step's approval is never forced" });
     if (b.force && !(FORCEABLE as readonly string[]).includes(b.command))
       ctx.addIssue({ code: "custom", path: ["force"], message: `force applies to ${FORCEABLE.join(", ")} only` });
   });
@@ -155,6 +162,18 @@ operatorApi.post("/v1/targets/:name/commands", async (c) => {
       }),
     );
     return confirmAnswer(c, name, result);
+  }
+
+  if (cmd.command === "approve" && cmd.step !== undefined) {
+    const step = cmd.step;
+    const result = await fromObject(name, () =>
+      stub.approveStep(name, {
+        step,
+        actor: who.name,
+        ...(cmd.reason !== undefined ? { reason: cmd.reason } : {}),
+      }),
+    );
+    return stepApprovalAnswer(c, name, result);
   }
 
   if (cmd.force === true && cmd.command !== "clear" && (FORCEABLE as readonly string[]).includes(cmd.command)) {
@@ -197,6 +216,32 @@ operatorApi.post("/v1/targets/:name/commands", async (c) => {
   }
   return c.json({ applied: true, ...(result.warnings ? { warnings: result.warnings } : {}), target: result.view });
 });
+
+/**
+ * Maps a step approval to HTTP: 200 once the agent has it; 409 for a step that is unknown, not
+ * waiting, or approved before; 503 when the agent could not be reached (nothing was recorded).
+ */
+function stepApprovalAnswer(
+  c: { json: (body: unknown, status?: 200) => Response },
+  name: string,
+  result: StepApprovalResult,
+): Response {
+  if (result.unavailable !== undefined) {
+    throw new Problem(
+      "unavailable",
+      `the approval did not reach the agent, so nothing was approved; retry: ${result.unavailable}`,
+      {
+        extra: { target: name },
+      },
+    );
+  }
+  if (!result.applied) {
+    throw new Problem("conflict", result.rejected ?? "approve does not apply now", {
+      extra: { target: name, phase: result.view.phase },
+    });
+  }
+  return c.json({ applied: true, forwarded: result.forwarded, target: result.view });
+}
 
 /** Maps a confirmation's outcome to HTTP: executed 200; the requester 403; unknown 404; else 409. */
 function confirmAnswer(

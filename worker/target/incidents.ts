@@ -27,6 +27,19 @@ export interface Incident {
   events: AuditEvent[];
   /** The id of the (last) action it dispatched, for its steps in the view. */
   actionId: string | null;
+  /**
+   * Each real action it dispatched (a plan's execution, a retry, a revert), oldest first, with its
+   * own recovery time: from dispatch to the final report (null while it runs).
+   */
+  executions: Execution[];
+}
+
+/** One dispatched action of an incident and how long it took, dispatch to final report. */
+export interface Execution {
+  id: string;
+  kind: string;
+  outcome: "succeeded" | "failed" | "running";
+  recoveryMs: number | null;
 }
 
 /** One drill result from `drill.completed` / `drill.aborted`. */
@@ -104,9 +117,22 @@ function summarize(start: string, end: string | null, events: AuditEvent[]): Inc
   else if (events.some((e) => e.type === "approval.expired")) outcome = "approval expired; nothing switched";
   else if (failed) outcome = "failed";
   else outcome = "recovered without action";
+  const executions = dispatched.map((e): Execution => {
+    const id = asDetail(e.detail).id;
+    const final = events.find(
+      (x) => (x.type === "action.succeeded" || x.type === "action.failed") && asDetail(x.detail).id === id,
+    );
+    return {
+      id: text(id),
+      kind: text(asDetail(e.detail).kind),
+      outcome: final === undefined ? "running" : final.type === "action.succeeded" ? "succeeded" : "failed",
+      recoveryMs: final === undefined ? null : Date.parse(final.at) - Date.parse(e.at),
+    };
+  });
   return {
     start,
     end,
+    executions,
     action: last ? `${text(ld.kind)} ${text(ld.from)} → ${text(ld.to)} (${text(ld.id)})` : null,
     recoveryMs: succeeded ? Date.parse(succeeded.at) - Date.parse(start) : null,
     outcome,

@@ -22,7 +22,7 @@ import { type StepReport, stepDurationMs } from "../../shared/protocol.ts";
 import { fetchWithin } from "../agents/fetch-within.ts";
 import type { MachineState } from "../engine/machine.ts";
 import type { Env } from "../env.ts";
-import { approvalButtons, escapeSlack } from "./slack-blocks.ts";
+import { approvalButtons, escapeSlack, stepApprovalButton } from "./slack-blocks.ts";
 import { encodeButtonValue } from "./slack-button-value.ts";
 
 /** The target's situation when the notification was emitted (added by the Durable Object). */
@@ -51,6 +51,8 @@ export interface Notification {
   target: string;
   text: string;
   kind: string;
+  /** An `approval` notice of a plan step waiting for a person: the step, posted with its button. */
+  step?: string;
   /** The subject across targets, for paging and dedup: `turnout/agent/<name>` for an agent's silence (design §11.6). */
   key?: string;
   context?: NotificationContext;
@@ -169,8 +171,35 @@ export function formatNotification(n: Notification, statusUrl?: string): SlackWe
       approvalButtons(encodeButtonValue({ v: 1, k: "approval", t: n.target, e: ctx.epoch, d: ctx.approval.deadline })),
     );
   }
+  const waiting = waitingStep(n);
+  if (waiting && ctx?.action) {
+    const { approval } = waiting;
+    if (approval) {
+      blocks.push({
+        type: "section",
+        // The message and the step's name came from the agent's config: outside text.
+        text: {
+          type: "mrkdwn",
+          text: `*${escapeSlack(waiting.name)}* waits for approval until ${approval.deadline}: ${escapeSlack(approval.message)}`,
+        },
+      });
+    }
+    blocks.push(
+      stepApprovalButton(
+        encodeButtonValue({ v: 1, k: "step", t: n.target, a: ctx.action.id, s: waiting.name }),
+        waiting.name,
+      ),
+    );
+  }
   const text = [headline, ...facts, steps, link].filter(Boolean).join("\n");
   return { text, blocks };
+}
+
+/** The plan step an `approval` notice is about, while it still waits in the action (else none). */
+function waitingStep(n: Notification): StepReport | undefined {
+  const a = n.context?.action;
+  if (n.kind !== "approval" || n.step === undefined || !a || n.context?.phase !== "executing") return undefined;
+  return a.steps.find((st) => st.name === n.step && st.status === "waiting");
 }
 
 function warn(msg: string, fields: Record<string, unknown>): void {

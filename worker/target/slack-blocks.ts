@@ -86,3 +86,21 @@ export function approvalButtons(value: string): unknown {
     ],
   };
 }
+
+/** A plan step's Approve button (a step has no cancel: it fails at its deadline). */
+export function stepApprovalButton(value: string, step: string): unknown {
+  return {
+    type: "actions",
+    block_id: "turnout-step-approval",
+    elements: [
+      {
+        type: "button",
+        action_id: "approve",
+        style: "primary",
+        // plain_text is not mrkdwn: a step name cannot format or mention here.
+        text: { type: "plain_text", text: `Approve ${step}`.slice(0, 75) },
+        value,
+      },
+    ],
+  };
+}

@@ -8,8 +8,12 @@
  * - `approval`: an `approval: required` target's approval request (phase `awaiting_approval`);
  *   carries the target, its epoch and the request's deadline, which identifies that request (a
  *   later request has a later deadline), so a click on an old message cannot approve a new one.
+ * - `step`: a plan's approval step waiting for a person (design §11.2); carries the target, the
+ *   action id and the step's name, which identify it exactly (a later action has a later id), so a
+ *   click on an old message cannot approve a step of a newer action.
  */
 import { z } from "zod";
+import { ActionIdSchema } from "../../shared/protocol.ts";
 import { toHex } from "../../shared/signature.ts";
 
 /** A break-glass request's buttons. */
@@ -37,8 +41,23 @@ export const ApprovalButtonSchema = z
   })
   .strict();
 
-/** Either kind of turnout button value. */
-export const ButtonValueSchema = z.discriminatedUnion("k", [BreakGlassButtonSchema, ApprovalButtonSchema]);
+/** A plan step's Approve button. */
+export const StepButtonSchema = z
+  .object({
+    v: z.literal(1),
+    k: z.literal("step"),
+    t: z.string().min(1),
+    a: ActionIdSchema,
+    s: z.string().min(1).max(200),
+  })
+  .strict();
+
+/** Any kind of turnout button value. */
+export const ButtonValueSchema = z.discriminatedUnion("k", [
+  BreakGlassButtonSchema,
+  ApprovalButtonSchema,
+  StepButtonSchema,
+]);
 export type ButtonValue = z.infer<typeof ButtonValueSchema>;
 
 /** Serializes a button value (checked against the 2000-character Block Kit limit). */

@@ -32,7 +32,7 @@ import {
   sameVersion,
 } from "../engine/signals.ts";
 
-/** An `at` further ahead of receipt than this is taken as the receipt time (design §4 wave 2). */
+/** An `at` further ahead of receipt than this is taken as the receipt time (design §4). */
 export const MAX_CLOCK_SKEW_MS = 300_000;
 
 /**
@@ -402,7 +402,7 @@ export function input(store: TargetStore, state: CoreState, machineInput: Machin
 }
 
 /**
- * `clear` (design §4 wave 2): marks a stored firing signal resolved, for a signal its source will
+ * `clear` (design §4): marks a stored firing signal resolved, for a signal its source will
  * never resolve (silenced, rerouted, lost). Audited with the identity; then the sides are observed.
  */
 export function clear(

@@ -9,11 +9,15 @@ import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import { agentsOf, PolicySchema, SIDES, type Side, type WorkerConfig, type WorkerTarget } from "../../shared/config.ts";
 import type { ActionReport } from "../../shared/protocol.ts";
+import { agentFor } from "../agents/agent-for.ts";
+import { agentKeys } from "../agents/agent-keys.ts";
 import { probeAgent } from "../agents/agent-probe.ts";
+import { forwardApproval } from "../agents/approvals.ts";
 import { type Dispatcher, transportDispatcher } from "../agents/dispatcher.ts";
 import { type LoadedConfig, loadConfig } from "../config.ts";
 import { drillSummary } from "../engine/drill-summary.ts";
 import { type Effect, initialState, type MachineInput, machineView, upgradeMachineState } from "../engine/machine.ts";
+import { stepApprovalRefusal } from "../engine/machine-commands.ts";
 import type { AuditEvent as MachineAuditEvent } from "../engine/machine-types.ts";
 import {
   type IngestBatch,
@@ -50,6 +54,8 @@ import {
   settles,
   slackNotifier,
 } from "./notifier.ts";
+import { Outbox } from "./outbox.ts";
+import { type PageIntent, type PageRequest, PageRequestSchema } from "./paging.ts";
 import {
   type AgentReadiness,
   AgentReadinessSchema,
@@ -76,6 +82,8 @@ import type {
   EventPage,
   RecordingLine,
   SignalView,
+  StepApprovalInput,
+  StepApprovalResult,
   TargetCommand,
   TargetView,
 } from "./target-view.ts";
@@ -267,12 +275,36 @@ export class TargetObject extends DurableObject<Env> {
   private cached: { json: string; state: TargetState; configKey: object | undefined } | null = null;
   /** The alarm time this instance last set (undefined: unknown, as after a wake or an alarm). */
   private alarmAt: number | null | undefined;
+  /** Pages and outgoing events, queued in the deciding transaction and sent after it (outbox.ts). */
+  private readonly outbox: Outbox;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.store = new SqlTargetStore(this.sql, (q, ...args) => this.rows(q, ...args));
     this.migrate();
+    this.outbox = new Outbox({
+      sql: this.sql,
+      now: () => this.now(),
+      config: (target) => {
+        const loaded = this.config();
+        return loaded.ok
+          ? {
+              global: loaded.value.notify,
+              target: this.targetConfig(target, loaded)?.notify,
+              statusUrl: loaded.value.statusUrl,
+            }
+          : {};
+      },
+      secret: (name) => {
+        const value = (this.env as unknown as Record<string, unknown>)[name];
+        return typeof value === "string" ? value : undefined;
+      },
+      audit: (target, type, detail) => this.auditShell(target, type, detail),
+      slack: (target, text) => this.enqueueNotice({ target, text, kind: "alert" }),
+      arm: (at) => void this.armAtMost(at),
+      waitUntil: (p) => this.ctx.waitUntil(p),
+    });
   }
 
   private migrate(): void {
@@ -378,13 +410,88 @@ export class TargetObject extends DurableObject<Env> {
           now,
         );
       }
-      const { key: _key, ...rest } = command;
+      // A plan step's approval is forwarded to the agent first: only approveStep() records one.
+      const { key: _key, step: _step, ...rest } = command as TargetCommand & { step?: unknown };
       return inputCore(this.store, state, { type: "command", ...rest, command: command.command }, now);
     });
     this.perform(effects);
     const view = await this.view(name);
     if (rejected !== undefined) return { applied: false, rejected, view };
     return warnings ? { applied: true, warnings, view } : { applied: true, view };
+  }
+
+  /**
+   * Approves a plan step waiting for a person (design §11.2, §11.6). Refused unless the current
+   * action's step is `waiting` and was not approved before (and, from a Slack button, the action
+   * is still the one the button was posted for); else forwarded, signed, to the agent that runs
+   * the action, and recorded only once it reached the agent (its 409 counts as reached), so an
+   * approval the agent never got is never shown as given.
+   */
+  async approveStep(name: string, input: StepApprovalInput): Promise<StepApprovalResult> {
+    const machine = this.readState()?.machine;
+    const action = machine?.action ?? null;
+    const command: MachineInput = { type: "command", command: "approve", step: input.step, actor: input.actor };
+    if (input.reason !== undefined) command.reason = input.reason;
+    if (input.actionId !== undefined && action?.id !== input.actionId) {
+      const now = action ? `the current action is ${action.id}` : "no action is running";
+      return {
+        applied: false,
+        rejected: `approve: the button is for ${input.actionId}, but ${now}; nothing changed`,
+        view: await this.view(name),
+      };
+    }
+    if (!machine || !action || stepApprovalRefusal(machine, input.step) !== undefined) {
+      // The machine refuses it again and audits the refusal like any refused command.
+      return this.machineCommand(name, command);
+    }
+    const loaded = this.config();
+    if (!loaded.ok)
+      return { applied: false, unavailable: "the worker configuration is invalid", view: await this.view(name) };
+    // The agent recorded on the action when it was committed, signed with that agent's own key.
+    const agent = agentFor(loaded.value, action);
+    if (!agent) {
+      return {
+        applied: false,
+        unavailable: `the agent ${action.agent ?? "default"} that runs ${action.id} is no longer in the configuration`,
+        view: await this.view(name),
+      };
+    }
+    const forwarded = await forwardApproval(
+      agent,
+      { actionId: action.id, step: input.step, by: input.actor },
+      { secrets: agentKeys(this.env).byAgent.get(agent.name) ?? [], now: this.now() },
+    );
+    if (forwarded.kind === "failed") {
+      const now = this.now();
+      this.transact(() => {
+        const state = this.loadState(name, now);
+        this.appendEvent(state, now, "approval.forward-failed", {
+          id: action.id,
+          step: input.step,
+          by: input.actor,
+          agent: agent.name,
+          error: forwarded.detail,
+        });
+        this.saveState(state);
+      });
+      return { applied: false, unavailable: forwarded.detail, view: await this.view(name) };
+    }
+    // Recorded now; a concurrent approval recorded meanwhile makes this one the refused second.
+    const result = await this.machineCommand(name, command);
+    return { ...result, forwarded: forwarded.kind };
+  }
+
+  /** Runs one machine command as given (no shell commands, no approval forwarding). */
+  private async machineCommand(
+    name: string,
+    command: Extract<MachineInput, { type: "command" }>,
+  ): Promise<CommandResult> {
+    const { rejected, effects } = this.run(name, this.now(), (state, now) =>
+      inputCore(this.store, state, command, now),
+    );
+    this.perform(effects);
+    const view = await this.view(name);
+    return rejected === undefined ? { applied: true, view } : { applied: false, rejected, view };
   }
 
   /**
@@ -490,14 +597,46 @@ export class TargetObject extends DurableObject<Env> {
     // A fired alarm is no longer set; whatever this run arms is set anew.
     this.alarmAt = undefined;
     const stored = this.readState();
-    if (!stored) return;
+    if (!stored) {
+      this.outbox.kick(true);
+      return;
+    }
     const { effects } = this.run(stored.target, this.now(), (state, now) => {
       const out = alarmCore(this.store, state, now);
       this.prune(state, now);
       return out;
     });
     this.perform(effects);
+    // Pages and events due now go out in the background: a sink that hangs holds nothing here.
+    this.outbox.kick(true);
     await this.settle();
+  }
+
+  /**
+   * Opens (`trigger`) or closes (`resolve`) a page that a person must answer, for what is not the
+   * machine's own (agent silent and heard again, readiness lost and back): paged once per key,
+   * queued durably, sent after the commit (design §11.4, §11.6; keys in paging.ts `pageKeys`).
+   */
+  async page(name: string, input: PageRequest): Promise<void> {
+    const intent = PageRequestSchema.parse(input);
+    const now = this.now();
+    this.transact(() =>
+      this.outbox.page(name, {
+        action: intent.action,
+        key: intent.key,
+        kind: intent.kind,
+        summary: intent.summary,
+        ...(intent.todo === undefined ? {} : { todo: intent.todo }),
+        details: (intent.details ?? {}) as PageIntent["details"],
+        at: now,
+      }),
+    );
+    this.outbox.kick();
+  }
+
+  /** Waits until every outbox loop started so far has finished (tests). */
+  async drainOutbox(): Promise<void> {
+    await this.outbox.idle();
   }
 
   /** Waits until every dispatch started so far has been delivered and its result fed back. */
@@ -733,11 +872,18 @@ export class TargetObject extends DurableObject<Env> {
       return this.ctx.storage.transactionSync(() => {
         const out = fn();
         this.store.flush();
+        // Queued in the same transaction as the events it sends: committed together, or not at all.
+        const written = this.store.takeWritten();
+        const now = this.now();
+        // Also with no event: a page that expires (a break-glass request nobody answered) is due.
+        const state = written.length > 0 || this.outbox.due(now) ? (this.cached?.state ?? this.readState()) : null;
+        if (state) this.outbox.capture(state.target, written, state.machine, now);
         return out;
       });
     } catch (err) {
       this.store.reset();
       this.cached = null;
+      this.outbox.forget();
       throw err;
     }
   }
@@ -761,7 +907,7 @@ export class TargetObject extends DurableObject<Env> {
   }
 
   /**
-   * Retention (design §4 wave 2), at most hourly and in bounded batches: resolved signals older
+   * Retention (design §4), at most hourly and in bounded batches: resolved signals older
    * than `retention.resolvedSignalDays`, events and recordings beyond `retention.eventsPerTarget`.
    */
   private prune(state: LoadedState, now: number): void {
@@ -793,13 +939,17 @@ export class TargetObject extends DurableObject<Env> {
     const lastNotice = effects.findLastIndex((e) => e.type === "notify");
     for (const [i, effect] of effects.entries()) {
       switch (effect.type) {
-        case "setTimer":
+        case "setTimer": {
+          // One alarm for the machine and the outbox: the earlier of the two.
+          const outboxAt = this.outbox.nextAt();
+          const at = effect.at === null ? outboxAt : outboxAt === null ? effect.at : Math.min(effect.at, outboxAt);
           // Only a changed alarm time costs a storage call (issue 19: most ingests keep it).
-          if (effect.at === this.alarmAt) break;
-          this.alarmAt = effect.at;
-          if (effect.at === null) void this.ctx.storage.deleteAlarm();
-          else void this.ctx.storage.setAlarm(effect.at);
+          if (at === this.alarmAt) break;
+          this.alarmAt = at;
+          if (at === null) void this.ctx.storage.deleteAlarm();
+          else void this.ctx.storage.setAlarm(at);
           break;
+        }
         case "notify": {
           if (stored === undefined) stored = this.readState();
           const target = stored?.target ?? "target";
@@ -812,6 +962,7 @@ export class TargetObject extends DurableObject<Env> {
             target,
             text: effect.text,
             kind: effect.kind,
+            ...(effect.step === undefined ? {} : { step: effect.step }),
             ...(effect.key ? { key: effect.key } : {}),
             ...(context ? { context, closesIncident: i === lastNotice && settles(context) } : {}),
           });
@@ -828,6 +979,36 @@ export class TargetObject extends DurableObject<Env> {
           break;
       }
     }
+    // After the commit, and never awaited by the caller: a pager that is down delays no decision.
+    this.outbox.kick();
+    // A decision without a timer (a break-glass request) may still have queued a page that expires.
+    const outboxAt = this.outbox.nextAt();
+    if (outboxAt !== null) void this.armAtMost(outboxAt);
+  }
+
+  /** Lowers the alarm to `at` if it is set later (or not at all); never raises it past a machine deadline. */
+  private async armAtMost(at: number): Promise<void> {
+    const current = this.alarmAt === undefined ? await this.ctx.storage.getAlarm() : this.alarmAt;
+    // perform() may have armed it while getAlarm was answered; its value is the newer one.
+    const known = this.alarmAt === undefined ? current : this.alarmAt;
+    if (known !== null && known <= at) {
+      this.alarmAt = known;
+      return;
+    }
+    this.alarmAt = at;
+    await this.ctx.storage.setAlarm(at);
+  }
+
+  /** Appends one shell event in its own transaction (the outbox's `notify.failed` / `notify.dropped`). */
+  private auditShell(target: string, type: string, detail: Json): void {
+    const now = this.now();
+    const effects = this.transact(() => {
+      const state = this.loadState(target, now);
+      this.appendEvent(state, now, type, detail);
+      this.saveState(state);
+      return state.configEffects;
+    });
+    if (effects.length > 0) this.perform(effects);
   }
 
   /** Delivers a dispatch and feeds the outcome (and any report the agent already has) back. */
@@ -1026,6 +1207,13 @@ export class TargetObject extends DurableObject<Env> {
   }
 
   private insertEvent(seq: number, at: number, type: string, detail: unknown, cause: number | null): void {
+    this.store.noteWritten({
+      seq,
+      at,
+      type,
+      detail: detail as Record<string, Json>,
+      ...(cause === null ? {} : { cause }),
+    });
     this.sql.exec(
       "INSERT INTO events (seq, at, type, detail, cause) VALUES (?, ?, ?, ?, ?)",
       seq,
@@ -1152,6 +1340,8 @@ class SqlTargetStore implements TargetStore {
   private readonly known = new Map<string, StoredSignal | null>();
   private readonly pending = new Map<string, StoredSignal>();
   private events: MachineAuditEvent[] = [];
+  /** Every event written in this transaction, for the outbox (webhooks get every audit event). */
+  private written: MachineAuditEvent[] = [];
 
   constructor(sql: SqlStorage, rows: Rows) {
     this.sql = sql;
@@ -1163,6 +1353,19 @@ class SqlTargetStore implements TargetStore {
     this.known.clear();
     this.pending.clear();
     this.events = [];
+    this.written = [];
+  }
+
+  /** Records an event the shell wrote itself. */
+  noteWritten(event: MachineAuditEvent): void {
+    this.written.push(event);
+  }
+
+  /** The events written in this transaction, in seq order; forgets them. */
+  takeWritten(): MachineAuditEvent[] {
+    const out = this.written.sort((a, b) => a.seq - b.seq);
+    this.written = [];
+    return out;
   }
 
   signal(key: string): StoredSignal | undefined {
@@ -1226,7 +1429,7 @@ class SqlTargetStore implements TargetStore {
 
   observation(now: number, staleAfterMs: number): Observation & { staleAt: number | null } {
     this.flush();
-    // Fresh means last_seen > fresh (design §4 wave 2: `staleAfterMs` 0 never goes stale).
+    // Fresh means last_seen > fresh (design §4: `staleAfterMs` 0 never goes stale).
     const fresh = staleAfterMs > 0 ? now - staleAfterMs : Number.MIN_SAFE_INTEGER;
     const groups = this.rows(
       `SELECT side, source, held, MAX(last_seen) AS newest, MIN(last_seen) AS oldest,
@@ -1311,6 +1514,7 @@ class SqlTargetStore implements TargetStore {
   }
 
   private writeEvents(events: readonly MachineAuditEvent[]): void {
+    this.written.push(...events);
     const values = (e: MachineAuditEvent): SqlStorageValue[] => [
       e.seq,
       e.at,

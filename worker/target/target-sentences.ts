@@ -112,6 +112,21 @@ export function targetSentence(view: TargetView, ctx: SentenceContext): TargetSe
   }
   if (view.phase === "executing" && a !== null) {
     const what = `${a.dryRun ? "dry-run " : ""}${a.kind} ${a.from} → ${a.to} (${a.id})`;
+    const w = a.steps.findIndex((st) => st.status === "waiting");
+    const waiting = a.steps[w];
+    if (waiting !== undefined && !a.approvals?.some((x) => x.step === waiting.name)) {
+      // A plan waits for a person (design §11.2): say who must act, and by when.
+      const deadline = waiting.approval?.deadline;
+      return {
+        state: "executing",
+        segments: [
+          `executing: ${what}, step ${waiting.name} (${w + 1} of ${a.steps.length}) waits for an operator's approval`,
+          ...(deadline === undefined
+            ? []
+            : [` by ${clock(deadline)} (in `, { until: deadline }, "), else the action fails"]),
+        ],
+      };
+    }
     const i = a.steps.findIndex((st) => st.status === "running");
     const running = a.steps[i];
     const done = a.steps.filter((st) => st.status !== "pending" && st.status !== "running").length;
@@ -261,6 +276,20 @@ function blockedSentence(view: TargetView, ctx: SentenceContext, down: Segment[]
         `blocked: the daily budget of ${ctx.policy.maxAutoActionsPerDay} automatic action${ctx.policy.maxAutoActionsPerDay === 1 ? "" : "s"} is spent (${view.autoActionsLast24h} in the last 24 h); a manual failover still works`,
         ...tail,
       ];
+    case "agent-silent": {
+      const agent = view.agents?.[to].name ?? "its agent";
+      return [
+        `blocked: ${to}'s agent ${agent} is silent and did not answer the probe; failover goes as soon as it is heard, a manual failover still works`,
+        ...tail,
+      ];
+    }
+    case "agent-unfinished": {
+      const a = view.action;
+      return [
+        `blocked: ${a ? `${a.id} on agent ${a.agent ?? "default"}` : "the last action"} has no final report, and ${to} is served by ${view.agents?.[to].name ?? "another agent"}; a confirmed break-glass may send it anyway`,
+        ...tail,
+      ];
+    }
     case "paused":
       return ["blocked: paused; automatic action is off until an operator resumes", ...tail];
     case "not-ready": {

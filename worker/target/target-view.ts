@@ -75,6 +75,26 @@ export interface CommandResult {
   view: TargetView;
 }
 
+/** Approving a plan step (design §11.2: API `{"command": "approve", "step"}`, Slack, the page). */
+export interface StepApprovalInput {
+  step: string;
+  /** The authenticated identity (API identity, `slack:<user>`, the page's session). */
+  actor: string;
+  reason?: string;
+  /** From a Slack button: the action it was posted for, which must still be the current one. */
+  actionId?: string;
+}
+
+/**
+ * What approving a step did: applied (forwarded and recorded), refused (`rejected`: unknown,
+ * not waiting or already approved; 409), or not delivered to the agent (`unavailable`; 503).
+ */
+export interface StepApprovalResult extends CommandResult {
+  unavailable?: string;
+  /** How the agent took it: `approved`, or `already` (its 409: approved before, counts as done). */
+  forwarded?: "approved" | "already";
+}
+
 /** One page of the audit log, oldest first; `next` is absent on the last page. */
 export interface EventPage {
   events: AuditEvent[];

@@ -13,6 +13,10 @@ export const TEST_CREDENTIALS = {
   bob: "test-bob-operator-token",
   slackSigningSecret: "test-slack-secret",
   agentSecret: "test-agent-secret",
+  /** Paging (design §11.4): a PagerDuty integration key is 32 characters; the webhook secret is Standard Webhooks' `whsec_<base64>`. */
+  pagerdutyRoutingKey: "R0ut1ngKeyForTheTestsOnly0000001",
+  opsgenieApiKey: "test-opsgenie-api-key-0001",
+  webhookSecret: "whsec_dGVzdC13ZWJob29rLXNlY3JldC1mb3ItcGFnaW5n",
 } as const;
 
 /** The credential bindings of the worker project (everything but TURNOUT_CONFIG). */
@@ -26,4 +30,7 @@ export const credentialBindings = {
   }),
   SLACK_SIGNING_SECRET: TEST_CREDENTIALS.slackSigningSecret,
   TURNOUT_AGENT_SECRET: TEST_CREDENTIALS.agentSecret,
+  TEST_PAGERDUTY_ROUTING_KEY: TEST_CREDENTIALS.pagerdutyRoutingKey,
+  TEST_OPSGENIE_API_KEY: TEST_CREDENTIALS.opsgenieApiKey,
+  TEST_WEBHOOK_SECRET: TEST_CREDENTIALS.webhookSecret,
 };

@@ -30,7 +30,7 @@ import {
   sameVersion,
 } from "../../../worker/engine/signals.ts";
 
-/** An `at` further ahead of receipt than this is taken as the receipt time (design §4 wave 2). */
+/** An `at` further ahead of receipt than this is taken as the receipt time (design §4). */
 export const MAX_CLOCK_SKEW_MS = 300_000;
 
 /** Where the core reads and writes one target's signals and audit log. Synchronous by design. */

@@ -2,7 +2,9 @@
  * Approve / Cancel button clicks (`block_actions` interactions, design §5b) after the signature
  * check. Break-glass requests are resolved by the target's Durable Object in one transaction
  * (slack/break-glass.ts); approval requests of `approval: required` targets become the ordinary
- * `approve` / `cancel` commands once the click is shown to match the request still awaiting.
+ * `approve` / `cancel` commands once the click is shown to match the request still awaiting; a
+ * plan step's Approve button approves that step of that action, as the API's `{"command":
+ * "approve", "step"}` does, with the clicking user as the identity.
  */
 import { z } from "zod";
 import type { WorkerConfig } from "../../../shared/config.ts";
@@ -102,6 +104,35 @@ async function approval(
   );
 }
 
+/** Approves a plan step: the same object call as the API's `{"command": "approve", "step"}`. */
+async function stepApproval(
+  env: Env,
+  value: Extract<ButtonValue, { k: "step" }>,
+  decision: "approve" | "cancel",
+  user: SlackUser,
+): Promise<SlackMessage> {
+  const step = escapeSlack(value.s);
+  if (decision !== "approve") {
+    return privately(`a plan step has no cancel: *${step}* fails at its deadline unless approved; nothing changed`);
+  }
+  const actor = slackActor(user);
+  const r = await env.TARGETS.getByName(value.t).approveStep(value.t, {
+    step: value.s,
+    actor,
+    actionId: value.a,
+    reason: "approve button in Slack",
+  });
+  if (r.unavailable !== undefined) {
+    return privately(
+      `:warning: the approval of *${step}* did not reach the agent, so nothing was approved; click again: ${escapeSlack(r.unavailable)}`,
+    );
+  }
+  if (!r.applied) return privately(`:no_entry: ${escapeSlack(r.rejected ?? "refused")}`);
+  return replaceOriginal(
+    `:white_check_mark: *${value.t}*: step *${step}* of \`${value.a}\` approved by ${escapeSlack(actor)}; the plan goes on. Now ${summary(r.view)}`,
+  );
+}
+
 /** Runs one verified `block_actions` click. */
 export async function runInteraction(env: Env, config: WorkerConfig, payload: BlockActions): Promise<SlackMessage> {
   const action = payload.actions[0];
@@ -118,9 +149,14 @@ export async function runInteraction(env: Env, config: WorkerConfig, payload: Bl
   const why = refusal(config, user, { id: payload.channel?.id ?? "", name: payload.channel?.name });
   if (why) return privately(`:no_entry: ${action.action_id} refused: ${why}`);
   try {
-    return value.k === "break-glass"
-      ? await breakGlass(env, value, action.action_id, user)
-      : await approval(env, value, action.action_id, user);
+    switch (value.k) {
+      case "break-glass":
+        return await breakGlass(env, value, action.action_id, user);
+      case "approval":
+        return await approval(env, value, action.action_id, user);
+      case "step":
+        return await stepApproval(env, value, action.action_id, user);
+    }
   } catch (err) {
     console.error(JSON.stringify({ level: "error", msg: "slack: click failed", target: value.t, error: String(err) }));
     return privately(

@@ -1,7 +1,7 @@
 /**
  * `/turnout <command>` parsing (design §5b): `help`, `status [target]`, `failover <target> [force]
  * [reason…]`, `failback <target> [reason…]`, `pause|resume|drill|approve|cancel|retry <target>`,
- * and (wave 2) `revert <target>`, `clear <target> <key>`.
+ * and `revert <target>`, `clear <target> <key>`.
  * Typos get a suggestion ("did you mean `failover`?"), unknown targets the closest name.
  */
 

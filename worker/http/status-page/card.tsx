@@ -10,6 +10,7 @@ import {
   type BreakGlassRequest,
   type DrillRun,
   drillsOf,
+  type Execution,
   type Incident,
   incidentsOf,
   sentenceFacts,
@@ -57,6 +58,7 @@ const HEALTH_SYMBOL: Record<string, string> = { up: "▲", down: "▼", unknown:
 export const STEP_SYMBOL: Record<string, string> = {
   pending: "○",
   running: "◔",
+  waiting: "◆",
   succeeded: "✓",
   failed: "✗",
   skipped: "–",
@@ -103,7 +105,7 @@ export function cardSignature(
     view.cooldownUntil ?? "",
     view.approvalDeadline ?? "",
     view.configured,
-    a ? `${a.id}:${a.status}:${a.steps.map((st) => st.status).join(",")}` : "",
+    a ? `${a.id}:${a.status}:${a.steps.map((st) => st.status).join(",")}:${(a.approvals ?? []).length}` : "",
     view.sides.primary.health,
     view.sides.secondary.health,
     view.sides.primary.firing.length,
@@ -189,7 +191,7 @@ export function TargetCard({ data }: { data: CardData }) {
         ))}
       </ul>
       {data.operator ? <Actions data={data} requests={data.breakGlass} /> : null}
-      <Action action={view.action} />
+      <Action action={view.action} target={view.name} operator={data.operator} />
       {latest ? <Timeline incident={latest} view={view} now={data.now} /> : null}
       <History incidents={incidents} />
       <Drills drills={drills} last={view.lastDrill} />
@@ -305,12 +307,15 @@ function CommandForm(props: {
   label: string;
   question: string;
   request?: string;
+  /** `approve` of a plan step: the step's name. */
+  step?: string;
 }) {
   return (
     <form method="post" action={`/ui/targets/${encodeURIComponent(props.target)}/commands`} class="command">
       <input type="hidden" name="csrf" value={props.csrf} />
       <input type="hidden" name="command" value={props.command} />
       {props.request ? <input type="hidden" name="request" value={props.request} /> : null}
+      {props.step ? <input type="hidden" name="step" value={props.step} /> : null}
       <button type="submit" data-question={props.question} aria-label={`${props.label}: ${props.target}`}>
         {props.label}
       </button>
@@ -359,7 +364,8 @@ function Actions({ data, requests }: { data: CardData; requests: BreakGlassReque
   );
 }
 
-function Action({ action }: { action: TargetView["action"] }) {
+function Action(props: { action: TargetView["action"]; target: string; operator: CardData["operator"] }) {
+  const { action } = props;
   if (action === null) {
     return (
       <section class="action" aria-label="Action">
@@ -380,16 +386,77 @@ function Action({ action }: { action: TargetView["action"] }) {
       </p>
       {action.steps.length > 0 ? (
         <ol class="steps" aria-label="Steps" data-field="steps">
-          {action.steps.map((st) => (
-            <li class={`step step-${st.status}`}>
-              <span aria-hidden="true">{STEP_SYMBOL[st.status] ?? ""} </span>
-              {st.name}: {st.status}, {formatDuration(stepDurationMs(st))}
-              {st.detail ? <span class="muted"> ({st.detail})</span> : null}
-            </li>
-          ))}
+          {stepRows(action.steps).map((row) =>
+            row.group === undefined ? (
+              <Step step={row.steps[0] as Step} {...props} />
+            ) : (
+              <li class="step-group" data-group={row.group}>
+                <span class="group-name">in parallel ({row.group}):</span>
+                <ol class="parallel" aria-label={`Parallel group ${row.group}`}>
+                  {row.steps.map((st) => (
+                    <Step step={st} {...props} />
+                  ))}
+                </ol>
+              </li>
+            ),
+          )}
         </ol>
       ) : null}
     </section>
+  );
+}
+
+type Step = NonNullable<TargetView["action"]>["steps"][number];
+
+/**
+ * The steps as the page lays them out: consecutive steps of one parallel `group` share a row
+ * (side by side), every other step is a row of its own, in the plan's order.
+ */
+export function stepRows(steps: readonly Step[]): { group?: string; steps: Step[] }[] {
+  const rows: { group?: string; steps: Step[] }[] = [];
+  for (const st of steps) {
+    const last = rows.at(-1);
+    if (st.group !== undefined && last?.group === st.group) last.steps.push(st);
+    else rows.push(st.group === undefined ? { steps: [st] } : { group: st.group, steps: [st] });
+  }
+  return rows;
+}
+
+/** One step: status, duration, detail; a waiting approval step with its message, deadline and button. */
+function Step(props: { step: Step; action: TargetView["action"]; target: string; operator: CardData["operator"] }) {
+  const { step: st, operator } = props;
+  const approved = props.action?.approvals?.find((x) => x.step === st.name);
+  return (
+    <li class={`step step-${st.status}`} data-step={st.name}>
+      <span aria-hidden="true">{STEP_SYMBOL[st.status] ?? ""} </span>
+      {st.name}: {st.status === "waiting" ? "waiting for approval" : st.status}
+      {st.status === "waiting" ? "" : `, ${formatDuration(stepDurationMs(st))}`}
+      {st.detail ? <span class="muted"> ({st.detail})</span> : null}
+      {st.status === "waiting" && st.approval ? (
+        <p class="approval" data-field="approval">
+          {st.approval.message} Approve before{" "}
+          <time datetime={st.approval.deadline} data-until={st.approval.deadline}>
+            {st.approval.deadline}
+          </time>
+          , or the action fails.
+        </p>
+      ) : null}
+      {approved ? (
+        <p class="muted" data-field="approved">
+          Approved by {approved.by} at <time datetime={approved.at}>{stamp(approved.at)} UTC</time>
+          {st.status === "waiting" ? "; the agent goes on" : ""}.
+        </p>
+      ) : st.status === "waiting" && operator ? (
+        <CommandForm
+          target={props.target}
+          csrf={operator.csrf}
+          command="approve"
+          label={`Approve ${st.name}`}
+          question={`Approve step ${st.name} of ${props.action?.id ?? "the action"} on ${props.target}? The plan goes on at once.`}
+          step={st.name}
+        />
+      ) : null}
+    </li>
   );
 }
 
@@ -456,6 +523,7 @@ function History({ incidents }: { incidents: Incident[] }) {
               <th scope="col">End</th>
               <th scope="col">Action</th>
               <th scope="col">Recovery</th>
+              <th scope="col">Executions</th>
               <th scope="col">Outcome</th>
             </tr>
           </thead>
@@ -468,6 +536,9 @@ function History({ incidents }: { incidents: Incident[] }) {
                 <td data-label="End">{i.end ? <time datetime={i.end}>{stamp(i.end)}</time> : "ongoing"}</td>
                 <td data-label="Action">{i.action ?? "none"}</td>
                 <td data-label="Recovery">{i.recoveryMs === null ? "–" : formatDuration(i.recoveryMs)}</td>
+                <td data-label="Executions" data-field="executions">
+                  {i.executions.length === 0 ? "–" : i.executions.map(executionText).join("; ")}
+                </td>
                 <td data-label="Outcome">{i.outcome}</td>
               </tr>
             ))}
@@ -476,6 +547,11 @@ function History({ incidents }: { incidents: Incident[] }) {
       )}
     </section>
   );
+}
+
+/** "plan-a:1 succeeded in 1 min 3 s": one execution, dispatch to final report. */
+export function executionText(x: Execution): string {
+  return x.outcome === "running" ? `${x.id} running` : `${x.id} ${x.outcome} in ${formatDuration(x.recoveryMs)}`;
 }
 
 /** "RTO trend over 3 drills: 4.0 s → 2.5 s (1.5 s faster)". */

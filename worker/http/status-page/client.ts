@@ -57,7 +57,7 @@ export function refreshScript(): string {
     const a = t.action;
     return [
       t.phase, t.activeSide, t.paused, t.flapping, t.blocked || "", t.cooldownUntil || "", t.approvalDeadline || "", t.configured,
-      a ? a.id + ":" + a.status + ":" + a.steps.map((s) => s.status).join(",") : "",
+      a ? a.id + ":" + a.status + ":" + a.steps.map((s) => s.status).join(",") + ":" + (a.approvals || []).length : "",
       t.sides.primary.health, t.sides.secondary.health,
       t.sides.primary.firing.length, t.sides.secondary.firing.length,
       t.readiness ? t.readiness.state + ":" + (t.readiness.failing || []).join(",") + ":" + (t.readiness.drift ? t.readiness.drift.ok : "") : "",
@@ -193,6 +193,12 @@ a { color: #0b3d91; }
 .readiness { margin: 0.25rem 0; }
 .readiness-not-ready { color: #8a1010; font-weight: 600; }
 .readiness-unknown { color: #4a505a; }
+.step-waiting { color: #6b4500; font-weight: 600; }
+.group-name { font-size: 0.85rem; color: #4a505a; }
+.parallel { display: flex; flex-wrap: wrap; gap: 0.4rem; list-style: none; padding: 0; margin: 0.2rem 0; }
+.parallel > .step { flex: 1 1 10rem; border: 1px solid #c9ced6; border-left: 0.3rem solid #2f6fd0; border-radius: 0.3rem; padding: 0.3rem 0.45rem; }
+.step .approval { margin: 0.2rem 0; font-weight: 400; color: #1b1e23; }
+.step form.command { margin: 0.2rem 0; }
 .muted { color: #4a505a; }
 code { font-size: 0.9em; }
 .actions .buttons { display: flex; flex-wrap: wrap; gap: 0.5rem; }

@@ -320,7 +320,7 @@ function Pager({ older, newer }: { older: string | null; newer: string | null })
 /** What an action answered: JSON for the page's script, a small page without it. */
 interface ActionAnswer {
   ok: boolean;
-  status: 200 | 403 | 404 | 409;
+  status: 200 | 403 | 404 | 409 | 503;
   message: string;
 }
 
@@ -370,6 +370,16 @@ async function runPageCommand(
         default:
           return { ok: false, status: 409, message: r.detail };
       }
+    }
+    const step = form.get("step");
+    if (command === "approve" && step !== null && step !== "") {
+      // A plan step: the same object call as the API's {"command": "approve", "step"}.
+      const r = await stub.approveStep(name, { step, actor: who, ...(reason !== "" ? { reason } : {}) });
+      if (r.unavailable !== undefined) {
+        return { ok: false, status: 503, message: `the approval did not reach the agent; try again: ${r.unavailable}` };
+      }
+      if (!r.applied) return { ok: false, status: 409, message: r.rejected ?? "approve does not apply now" };
+      return { ok: true, status: 200, message: `step ${step} approved; the plan goes on. Now ${describeNow(r.view)}` };
     }
     const result = await stub.command(name, {
       command,

@@ -1,0 +1,158 @@
+/**
+ * One sandbox with a target of every executor kind, for the readiness tests: the simulated
+ * cluster (fake API over real HTTP, simulated operator, node control plane, workload controllers,
+ * make-mirror synchronizer) and the real servers its config names (BIND with a TSIG key, a primary
+ * and a standby etcd), as `npm start` runs them. Readiness runs on a clock the test moves.
+ */
+import { createEtcdClient } from "../../agent/etcd/client.ts";
+import { silentLogger } from "../../agent/log.ts";
+import { type AgentMetrics, createAgentMetrics } from "../../agent/metrics.ts";
+import { createReadiness, type Readiness, type ReadinessOptions } from "../../agent/readiness/runner.ts";
+import { createSandboxFaults, type SandboxFaults } from "../../agent/readiness/sandbox-faults.ts";
+import { namedPath } from "../../agent/sandbox/bind-server.ts";
+import { type SandboxCluster, startSandboxCluster } from "../../agent/sandbox/cluster.ts";
+import { requireEtcdBinaries } from "../../agent/sandbox/etcd-server.ts";
+import { freePorts } from "../../agent/sandbox/free-port.ts";
+import { type LocalServers, startLocalServers } from "../../agent/sandbox/local-servers.ts";
+import { type AgentConfig, AgentConfigSchema } from "../../shared/config.ts";
+import { eventually } from "../support/etcd.ts";
+
+export const TSIG_SECRET = Buffer.from("readiness-sandbox-tsig-key-32byt").toString("base64");
+export const HEARTBEAT_KEY = "/turnout/heartbeat";
+
+export interface ReadinessSandbox {
+  config: AgentConfig;
+  cluster: SandboxCluster;
+  servers: LocalServers;
+  ports: { dns: number; primary: number; standby: number };
+  env: Record<string, string>;
+  faults: SandboxFaults;
+  metrics: AgentMetrics;
+  /** The readiness clock (unix ms); tests move it. */
+  clock: { t: number };
+  readiness(overrides?: Partial<ReadinessOptions>): Readiness;
+  /** Writes the heartbeat on the primary as a writer would, at the readiness clock, and waits for the mirror to copy it. */
+  beat(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startReadinessSandbox(): Promise<ReadinessSandbox> {
+  if (namedPath() === undefined) throw new Error("BIND's `named` is not installed: run `npm run setup`");
+  requireEtcdBinaries();
+  const [d = 0, p = 0, s = 0] = await freePorts(3);
+  const dnsServer = `127.0.0.1:${d}`;
+  const dns = (record: string, primary: string, secondary: string) => ({
+    kind: "dns-flip",
+    provider: {
+      type: "rfc2136",
+      server: dnsServer,
+      zone: "example.test",
+      tsig: { name: "turnout-key", algorithm: "hmac-sha256", secretEnv: "TSIG_SECRET" },
+    },
+    record: { name: record, type: "A", ttl: 60 },
+    values: { primary: [primary], secondary: [secondary] },
+    verify: { servers: [dnsServer], timeoutSeconds: 5 },
+  });
+  const config = AgentConfigSchema.parse({
+    reportUrl: "http://127.0.0.1:1/v1/agent/reports",
+    targets: {
+      "egress-gw": {
+        kind: "route-swap",
+        routes: {
+          primary: { name: "primary", destinations: ["34.160.111.145"], gateway: "10.116.0.4" },
+          secondary: { name: "secondary", destinations: ["34.160.111.145"], gateway: "10.116.0.12" },
+        },
+      },
+      "bootstrap-dns": dns("www.example.test", "172.30.41.193", "172.30.41.194"),
+      "platform-dns": dns("platform.example.test", "172.30.50.10", "172.30.51.10"),
+      "global-dr": {
+        kind: "etcd-sync-teardown",
+        etcd: {
+          primary: { endpoints: [`http://127.0.0.1:${p}`] },
+          standby: { endpoints: [`http://127.0.0.1:${s}`] },
+          prefixes: ["/registry/"],
+          heartbeat: { key: HEARTBEAT_KEY, maxLagSeconds: 30 },
+        },
+        sync: { namespace: "cpaas-system", name: "etcd-sync" },
+        dns: "platform-dns",
+        restart: [{ kind: "Deployment", namespace: "cpaas-system", name: "cluster-transformer" }],
+      },
+      "dc-nodes": {
+        kind: "node-fence",
+        nodes: {
+          primary: { selector: "topology.kubernetes.io/zone=dc-1" },
+          secondary: { selector: "topology.kubernetes.io/zone=cloud-a" },
+        },
+        workloads: [{ kind: "StatefulSet", namespace: "db", name: "postgres" }],
+      },
+    },
+  });
+  const env = { TSIG_SECRET };
+  const servers = await startLocalServers(config, env, silentLogger);
+  let cluster: SandboxCluster;
+  try {
+    cluster = await startSandboxCluster(config, { operatorDelayMs: 10 });
+  } catch (err) {
+    await servers.stop();
+    throw err;
+  }
+  const clock = { t: Date.now() };
+  const metrics = createAgentMetrics({ processMetrics: false });
+  const faults = createSandboxFaults({
+    config,
+    store: cluster.api.store,
+    kubeConfig: cluster.kubeConfig,
+    ...(cluster.controlPlane ? { controlPlane: cluster.controlPlane } : {}),
+    localServers: () => servers.summary,
+  });
+  const primary = createEtcdClient({ endpoints: [`http://127.0.0.1:${p}`] });
+  const standby = createEtcdClient({ endpoints: [`http://127.0.0.1:${s}`] });
+  const sandbox: ReadinessSandbox = {
+    config,
+    cluster,
+    servers,
+    ports: { dns: d, primary: p, standby: s },
+    env,
+    faults,
+    metrics,
+    clock,
+    readiness: (overrides = {}) =>
+      createReadiness({
+        config,
+        kubeConfig: cluster.kubeConfig,
+        log: silentLogger,
+        env,
+        metrics,
+        clock: { now: () => clock.t, sleep: () => new Promise(() => {}) },
+        ...overrides,
+      }),
+    beat: async () => {
+      const value = String(clock.t);
+      await primary.put(HEARTBEAT_KEY).value(value).exec();
+      await eventually(async () => (await standby.get(HEARTBEAT_KEY).string()) === value, "heartbeat mirrored");
+    },
+    stop: async () => {
+      primary.close();
+      standby.close();
+      await cluster.stop();
+      await servers.stop();
+    },
+  };
+  await sandbox.beat();
+  return sandbox;
+}
+
+/** The value of one series in Prometheus text, or undefined when it is not exposed. */
+export function metricValue(text: string, name: string, labels: Record<string, string>): number | undefined {
+  const want = Object.entries(labels)
+    .map(([k, v]) => `${k}="${v}"`)
+    .sort()
+    .join(",");
+  for (const line of text.split("\n")) {
+    const m = /^([a-z_]+)\{([^}]*)\} (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const got = (m[2] ?? "").split(",").sort().join(",");
+    if (got === want) return Number(m[3]);
+  }
+  return undefined;
+}
