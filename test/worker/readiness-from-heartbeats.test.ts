@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { ReadinessCheck, SideReadiness } from "../../shared/protocol.ts";
 import { AgentObject } from "../../worker/agents/agent-object.ts";
 import type { Delivery } from "../../worker/engine/signals.ts";
+import { drained, pdActions, receiver, sinksOf } from "./support/paging.ts";
 import { useRecordingObject } from "./support/recording-object.ts";
 import { agentEnv, fetchWith, signedAgentPost, twoAgentConfig, useConfig } from "./support/two-agents.ts";
 
@@ -182,6 +183,36 @@ describe("notices", () => {
     const t = await types();
     expect(t.filter((x) => x === "readiness.lost")).toHaveLength(1);
     expect(t.filter((x) => x === "readiness.regained")).toHaveLength(1);
+  });
+});
+
+describe("the pager", () => {
+  it("triggers once on lost and resolves once on regained, key turnout/<target>/readiness, kind readiness, severity warning", async () => {
+    const r = receiver("readiness");
+    use((c) => {
+      c.notify = sinksOf(r, { pagerduty: true });
+    });
+    await evaluate(T0, false);
+    await evaluate(T0 + 60_000, false);
+    await evaluate(T0 + 120_000, false);
+    await drained("dr-one");
+    await evaluate(T0 + 180_000, true);
+    await evaluate(T0 + 240_000, true);
+    await drained("dr-one");
+    const log = await r.log();
+    for (const x of log) expect({ path: x.path, errors: x.errors }).toEqual({ path: x.path, errors: [] });
+    expect(pdActions(log)).toEqual([
+      ["trigger", "turnout/dr-one/readiness"],
+      ["resolve", "turnout/dr-one/readiness"],
+    ]);
+    const trigger = log.find((x) => x.api === "pagerduty")?.json as {
+      payload: { severity: string; summary: string; class: string };
+    };
+    expect(trigger.payload).toMatchObject({
+      severity: "warning",
+      class: "readiness",
+      summary: "dr-one: not ready to fail over to secondary: permissions failing (two evaluations in a row)",
+    });
   });
 });
 

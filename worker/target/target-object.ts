@@ -56,6 +56,7 @@ import {
 } from "./notifier.ts";
 import { Outbox } from "./outbox.ts";
 import { type PageIntent, type PageRequest, PageRequestSchema } from "./paging.ts";
+import { readinessPages } from "./readiness-pages.ts";
 import {
   type AgentReadiness,
   AgentReadinessSchema,
@@ -878,6 +879,8 @@ export class TargetObject extends DurableObject<Env> {
         // Also with no event: a page that expires (a break-glass request nobody answered) is due.
         const state = written.length > 0 || this.outbox.due(now) ? (this.cached?.state ?? this.readState()) : null;
         if (state) this.outbox.capture(state.target, written, state.machine, now);
+        // Readiness lost and regained, drift and back (design §11.4): the engine's events, paged here.
+        if (state) for (const page of readinessPages(state.target, written)) this.outbox.page(state.target, page);
         return out;
       });
     } catch (err) {
