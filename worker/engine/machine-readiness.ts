@@ -50,6 +50,22 @@ export function readinessInput(ctx: Ctx, input: ReadinessInput): void {
     agreed,
   };
   s.readiness = { primary: null, secondary: null, ...s.readiness, [input.side]: fact };
+  // A change is recorded; an evaluation that repeats the last one moves only its times (like a
+  // duplicate signal's lastSeen), so the log does not grow by one event per target per interval.
+  const same =
+    prev !== null &&
+    prev.state === fact.state &&
+    prev.drifted === fact.drifted &&
+    prev.failing.join("\u0000") === fact.failing.join("\u0000");
+  if (!same) {
+    audit(ctx, "readiness.changed", {
+      side: input.side,
+      state: fact.state,
+      failing: fact.failing,
+      ...(drifted === null ? {} : { drifted }),
+      at: new Date(fact.at).toISOString(),
+    });
+  }
 }
 
 /** Rule of the hold's start: what the destination's readiness was then (`policy.requireReady` reads it). */
