@@ -8,7 +8,7 @@
 import type { Context, Hono } from "hono";
 import type { z } from "zod";
 import { type AgentConfig, formatIssues, ownTarget } from "../shared/config.ts";
-import { ActionIdSchema, ActionRequestSchema, ApprovalRequestSchema } from "../shared/protocol.ts";
+import { ActionIdSchema, ActionRequestSchema, ApprovalRequestSchema, DEFAULT_AGENT } from "../shared/protocol.ts";
 import { type QstashKeys, UPSTASH_SIGNATURE_HEADER, verifyUpstashSignature } from "../shared/qstash-signature.ts";
 import { describeSignatureFailure, SIGNATURE_HEADER, verify } from "../shared/signature.ts";
 import type { Leadership } from "./leadership.ts";
@@ -35,7 +35,7 @@ export function problem(
 }
 
 export interface ActionRoutesDeps {
-  config: Pick<AgentConfig, "targets" | "lease" | "qstash">;
+  config: Pick<AgentConfig, "name" | "targets" | "lease" | "qstash">;
   runner: ActionRunner;
   leadership: Leadership;
   /** Turnout-Signature secrets: TURNOUT_AGENT_SECRET, then TURNOUT_AGENT_SECRET_NEXT (rotation). */
@@ -131,6 +131,25 @@ export function registerActionRoutes(app: Hono, deps: ActionRoutesDeps): void {
     const parsed = ActionRequestSchema.safeParse(json);
     if (!parsed.success) return validationProblem(parsed.error, "invalid ActionRequest");
     const request = parsed.data;
+    // Final, before anything runs: the worker placed this action on another agent (design §11.1),
+    // and running it here would give one action id two executors.
+    const self = deps.config.name;
+    const addressee = request.agent ?? DEFAULT_AGENT;
+    if (addressee !== self) {
+      deps.log.warn("action request refused: addressed to another agent", {
+        action: request.id,
+        target: request.target,
+        agent: addressee,
+        self,
+      });
+      return problem(
+        421,
+        "wrong-agent",
+        "Misdirected request",
+        `action ${request.id} is addressed to agent ${JSON.stringify(addressee)}; this is agent ${JSON.stringify(self)}`,
+        { agent: addressee, self },
+      );
+    }
 
     if (ownTarget(deps.config.targets, request.target) === undefined) {
       return problem(404, "not-found", "Not found", `unknown target ${JSON.stringify(request.target)}`, {

@@ -51,9 +51,22 @@ export interface LeaseElector extends Leadership {
   stop(options?: { release?: boolean }): Promise<void>;
 }
 
+/** This replica's pod name: `$POD_NAME` (the Downward API), else the hostname (a pod's hostname is its name). */
+export function podName(env: Record<string, string | undefined> = process.env): string {
+  return env.POD_NAME || hostname();
+}
+
 /** The default holder identity: pod name (or hostname) plus a random suffix. */
 export function defaultIdentity(): string {
-  return `${process.env.POD_NAME || hostname()}-${randomBytes(3).toString("hex")}`;
+  return `${podName()}-${randomBytes(3).toString("hex")}`;
+}
+
+/**
+ * The pod behind a holder identity of {@link defaultIdentity}'s form (the random suffix removed),
+ * so a heartbeat's `leader` compares with another replica's `pod` (design §11.1).
+ */
+export function podOfIdentity(identity: string): string {
+  return identity.replace(/-[0-9a-f]{6}$/, "");
 }
 
 function timeOf(value: unknown): number | undefined {

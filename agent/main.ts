@@ -5,7 +5,8 @@
  *
  * Wiring: config → mode → (sandbox: local BIND/etcd for local targets, then the simulated cluster
  * of design §9) → heartbeat writers → KubeConfig → durable
- * action store (ConfigMaps) → Leadership (Lease) → executors → runner + HTTP server. Unfinished actions resume
+ * action store (ConfigMaps) → Leadership (Lease) → executors → runner → heartbeats to the worker +
+ * HTTP server. Unfinished actions resume
  * when this replica leads; SIGTERM stops accepting, lets the running step finish (bounded), then
  * aborts it, releases the Lease and exits.
  */
@@ -22,9 +23,10 @@ import { configMapReader, createDnsFlipExecutor } from "./executors/dns-flip.ts"
 import { createEtcdSyncTeardownExecutor } from "./executors/etcd-sync-teardown.ts";
 import { createNodeFenceExecutor } from "./executors/node-fence.ts";
 import { createRouteSwapExecutor } from "./executors/route-swap.ts";
+import { createHeartbeats, leaderPod } from "./heartbeat.ts";
 import { connectKube } from "./kube.ts";
 import type { Leadership } from "./leadership.ts";
-import { startLeaseElector } from "./lease.ts";
+import { podName, startLeaseElector } from "./lease.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { ConfigMapActionStore } from "./memory.ts";
 import { createAgentMetrics } from "./metrics.ts";
@@ -159,6 +161,7 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
   const reports = createReportSender({
     reportUrl: config.reportUrl,
     secret,
+    agent: config.name,
     log,
     onFailure: () => metrics.reportDeliveryFailed(),
   });
@@ -192,6 +195,19 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     runner.settleOwed().catch((err: unknown) => log.warn("owed steps: could not settle", { error: String(err) }));
   }, OWED_INTERVAL_MS);
   owedTimer.unref();
+  // Every replica, leader or standby, is heard by the worker (design §11.1).
+  const pod = podName(env);
+  const heartbeatSender = createHeartbeats({
+    config,
+    mode: mode === "sandbox" ? "sandbox" : "cluster",
+    version,
+    pod,
+    leader: () => leaderPod(leadership, pod),
+    secret,
+    log,
+    onResult: (result) => metrics.heartbeatResult(result),
+  });
+  heartbeatSender.start();
 
   const versionApi = kubeConfig.makeApiClient(VersionApi);
   let accepting = true;
@@ -201,6 +217,7 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     version,
     metrics,
     ...(localServers ? { sandbox: () => localServers.summary } : {}),
+    heartbeat: () => heartbeatSender.state(),
     readiness: () =>
       leaseReadiness(leadership, async () => {
         await versionApi.getCode();
@@ -240,7 +257,13 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
   });
   const port = (server.address() as AddressInfo).port;
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
-  log.info("agent listening", { url, mode, targets: Object.keys(config.targets), qstash: qstash !== undefined });
+  log.info("agent listening", {
+    url,
+    agent: config.name,
+    mode,
+    targets: Object.keys(config.targets),
+    qstash: qstash !== undefined,
+  });
 
   return {
     url,
@@ -252,6 +275,8 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
       await readiness.stop();
       clearInterval(owedTimer);
       await runner.drain(options.shutdownGraceMs ?? 20_000);
+      // After the drain: a replica finishing a step is still heard while it does.
+      await heartbeatSender.stop();
       unfollow();
       await leadership.stop();
       await new Promise<void>((resolve) => {

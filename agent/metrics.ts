@@ -24,6 +24,8 @@ export interface AgentMetrics {
    * evaluated). Series of targets or checks no longer evaluated are dropped.
    */
   setReadiness(report: ReadinessReport): void;
+  /** The outcome of one heartbeat (design §11.1): `ok`, `refused` (401/403) or `failing`. */
+  heartbeatResult(result: "ok" | "refused" | "failing"): void;
   /** Prometheus text exposition. */
   render(): Promise<{ contentType: string; body: string }>;
 }
@@ -73,6 +75,22 @@ export function createAgentMetrics(options: { processMetrics?: boolean } = {}): 
     labelNames: ["target", "check"] as const,
     registers: [registry],
   });
+  const heartbeatOk = new Gauge({
+    name: "turnout_agent_heartbeat_ok",
+    help: "1 while the worker acknowledges this replica's heartbeats, 0 while they are refused or failing.",
+    registers: [registry],
+  });
+  const heartbeatRefused = new Gauge({
+    name: "turnout_agent_heartbeat_refused",
+    help: "1 while the worker refuses this replica's heartbeats (401: it knows neither this agent's name nor its key).",
+    registers: [registry],
+  });
+  const heartbeats = new Counter({
+    name: "turnout_agent_heartbeats_total",
+    help: "Heartbeats sent to the worker, by result (ok, refused, failing).",
+    labelNames: ["result"] as const,
+    registers: [registry],
+  });
   return {
     registry,
     setReadiness: (report) => {
@@ -88,6 +106,11 @@ export function createAgentMetrics(options: { processMetrics?: boolean } = {}): 
         }
         for (const [check, ok] of checks) checkOk.set({ target, check }, ok ? 1 : 0);
       }
+    },
+    heartbeatResult: (result) => {
+      heartbeats.inc({ result });
+      heartbeatOk.set(result === "ok" ? 1 : 0);
+      heartbeatRefused.set(result === "refused" ? 1 : 0);
     },
     actionFinished: (kind, executor, result) => actions.inc({ kind, executor, result }),
     stepObserved: (executor, step, result, seconds) => steps.observe({ executor, step, result }, seconds),

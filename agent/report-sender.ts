@@ -4,7 +4,7 @@
  * is re-sent with capped exponential backoff; the runner only marks a report delivered once the
  * worker said so, and a restarted agent re-sends what was never acknowledged.
  */
-import { type ActionReport, ActionReportSchema } from "../shared/protocol.ts";
+import { type ActionReport, ActionReportSchema, AGENT_HEADER, DEFAULT_AGENT } from "../shared/protocol.ts";
 import { SIGNATURE_HEADER, sign } from "../shared/signature.ts";
 import { describeFetchError } from "./fetch-error.ts";
 import type { Logger } from "./log.ts";
@@ -13,6 +13,8 @@ export interface ReportSenderOptions {
   reportUrl: string;
   /** Signing secret (TURNOUT_AGENT_SECRET); the first entry signs. */
   secret: string;
+  /** This agent's name, sent as `Turnout-Agent` so the worker verifies with its key (default `default`). */
+  agent?: string;
   fetch?: typeof fetch;
   /** Milliseconds since the epoch. */
   now?: () => number;
@@ -84,7 +86,11 @@ export function createReportSender(options: ReportSenderOptions): ReportSender {
       const signature = await sign(options.secret, body, Math.floor(now() / 1000));
       const res = await doFetch(options.reportUrl, {
         method: "POST",
-        headers: { "content-type": "application/json", [SIGNATURE_HEADER]: signature },
+        headers: {
+          "content-type": "application/json",
+          [SIGNATURE_HEADER]: signature,
+          [AGENT_HEADER]: options.agent ?? DEFAULT_AGENT,
+        },
         body,
         signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
       });

@@ -4,7 +4,9 @@
  */
 import { Hono } from "hono";
 import type { AgentConfig } from "../shared/config.ts";
+import { AGENT_HEADER } from "../shared/protocol.ts";
 import { type ActionRoutesDeps, problem, registerActionRoutes } from "./actions.ts";
+import type { HeartbeatState } from "./heartbeat.ts";
 import type { Leadership } from "./leadership.ts";
 import { createLogger } from "./log.ts";
 import type { AgentMetrics } from "./metrics.ts";
@@ -21,26 +23,50 @@ export interface AgentAppDeps {
   metrics?: AgentMetrics;
   /** Sandbox only: what the sandbox started on this machine (local BIND, etcd), shown in `/healthz`. */
   sandbox?: () => unknown;
+  /** The heartbeats' state (design §11.1): shown in `/healthz` and `/readyz`. */
+  heartbeat?: () => HeartbeatState;
 }
 
 /** Builds the agent's Hono app. */
 export function createAgentApp(deps: AgentAppDeps): Hono {
   const app = new Hono();
+  // Every answer names this agent (design §11.1), so the worker picks this agent's key to verify
+  // a signed GET answer and a probe of /healthz counts for the right agent.
+  app.use(async (c, next) => {
+    await next();
+    c.res.headers.set(AGENT_HEADER, deps.config.name);
+  });
 
-  app.get("/healthz", (c) =>
-    c.json({
+  app.get("/healthz", (c) => {
+    const heartbeat = deps.heartbeat?.();
+    return c.json({
       ok: true,
+      agent: deps.config.name,
       mode: deps.mode,
       version: deps.version,
+      ...(heartbeat ? { heartbeat: heartbeat.status, serves: heartbeat.serves ?? null } : {}),
       targets: Object.fromEntries(Object.entries(deps.config.targets).map(([name, t]) => [name, t.kind])),
       ...(deps.mode === "sandbox" ? { note: "sandbox: simulated Kubernetes cluster, no real cluster is touched" } : {}),
       ...(deps.mode === "sandbox" && deps.sandbox ? { sandbox: deps.sandbox() } : {}),
-    }),
-  );
+    });
+  });
 
   app.get("/readyz", async (c) => {
     const r = await deps.readiness();
-    return c.json({ ready: r.ready, mode: deps.mode, detail: r.detail }, r.ready ? 200 : 503);
+    const heartbeat = deps.heartbeat?.();
+    // The heartbeat is shown, never counted: this is the Kubernetes readiness probe, and a replica
+    // the worker does not hear can still execute what it is sent (design §11.1).
+    return c.json(
+      {
+        ready: r.ready,
+        mode: deps.mode,
+        detail: r.detail,
+        ...(heartbeat
+          ? { heartbeat: heartbeat.status, ...(heartbeat.error ? { heartbeatError: heartbeat.error } : {}) }
+          : {}),
+      },
+      r.ready ? 200 : 503,
+    );
   });
 
   const metrics = deps.metrics;

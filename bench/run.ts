@@ -422,7 +422,8 @@ export function table(rows: BenchRow[]): string {
 
 /** Writes `value` as JSON into bench/results/; returns the path. */
 function writeResult(name: string, value: unknown): string {
-  const dir = new URL("./results", import.meta.url);
+  // The trailing slash matters: without it, `new URL(name, dir)` resolves beside results/, in bench/.
+  const dir = new URL("./results/", import.meta.url);
   mkdirSync(dir, { recursive: true });
   const out = new URL(name, dir);
   writeFileSync(out, `${JSON.stringify(value, null, 2)}\n`);

@@ -6,7 +6,7 @@
  *     default and whether it is required, plus a description from docs/config-descriptions.json;
  *   - schema/turnout.config.schema.json and schema/agent.config.schema.json: JSON Schema (zod 4's
  *     `z.toJSONSchema`, input side, so defaulted keys are optional), with the same descriptions,
- *     which turnout.config.json and agent.config.json name in "$schema" for editors.
+ *     which turnout.config.json and agent-a/agent-b.config.json name in "$schema" for editors.
  *
  * The schemas are walked as the JSON Schema zod emits (a documented format, unlike zod's internal
  * definitions). Descriptions live apart from shared/config.ts, keyed by path, because several
@@ -63,11 +63,11 @@ const CONFIGS: ConfigFile[] = [
   {
     id: "agent",
     title: "Agent configuration",
-    file: "agent.config.json",
+    file: "agent-a.config.json",
     where:
       "`--config <file>` or `TURNOUT_AGENT_CONFIG`, JSON or YAML. Secrets come from environment variables (the shared `TURNOUT_AGENT_SECRET`, and those a target names in `secretEnv` / `tokenEnv`). On a bad config the agent exits 1 and prints every problem as `path: message`.",
     example:
-      "The repo's [`agent.config.json`](../agent.config.json) is a complete example with a target of every kind, which `npm start` runs in the sandbox. The executors' steps are in [executors.md](executors.md) and [node-fence.md](node-fence.md).",
+      "The repo's [`agent-a.config.json`](../agent-a.config.json) is a complete example with a target of every kind, which `npm start` runs in the sandbox as `agent-a` beside [`agent-b.config.json`](../agent-b.config.json) (the secondary sides of the two-cluster targets; design §11.1). The executors' steps are in [executors.md](executors.md) and [node-fence.md](node-fence.md).",
     schemaFile: "schema/agent.config.schema.json",
     schema: AgentConfigSchema,
   },

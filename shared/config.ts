@@ -766,7 +766,13 @@ export const AgentConfigSchema = z
   .object({
     $schema: JsonSchemaRef,
     listen: HostPort.default("127.0.0.1:8788"),
+    /** This agent's name (design §11.1): the worker's `agents.<name>`, sent as `Turnout-Agent`. */
+    name: AgentName.default(DEFAULT_AGENT_NAME),
     reportUrl: z.url(),
+    /** Where heartbeats go; absent, `reportUrl`'s origin with the path `/v1/agent/heartbeats` ({@link agentHeartbeatUrl}). */
+    heartbeatUrl: z.url().optional(),
+    /** How often every replica sends a heartbeat (design §11.1). */
+    heartbeatSeconds: z.number().int().min(1).default(15),
     kubeconfig: z.string().min(1).optional(),
     /** Namespace for the agent's Lease and its durable action memory (ConfigMaps). */
     namespace: K8sName.default("turnout"),
@@ -847,6 +853,11 @@ function checkPlanReferences(
       });
     }
   }
+}
+
+/** The agent's heartbeat URL: `heartbeatUrl`, or `reportUrl`'s origin with `/v1/agent/heartbeats` (design §11.1). */
+export function agentHeartbeatUrl(config: Pick<AgentConfig, "heartbeatUrl" | "reportUrl">): string {
+  return config.heartbeatUrl ?? new URL("/v1/agent/heartbeats", config.reportUrl).toString();
 }
 
 // ---------------------------------------------------------------------------------------------

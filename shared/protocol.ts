@@ -2,7 +2,7 @@
  * The worker ↔ agent protocol (design §6): ActionRequest and ActionReport.
  */
 import { z } from "zod";
-import { SideSchema } from "./config.ts";
+import { DEFAULT_AGENT_NAME, SideSchema } from "./config.ts";
 
 /** An agent's name (design §11.1): the `Turnout-Agent` header, `agents.<name>`, the request's `agent`. */
 export const AgentNameSchema = z
@@ -10,7 +10,9 @@ export const AgentNameSchema = z
   .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, "expected a DNS label, e.g. agent-a");
 export type AgentName = z.infer<typeof AgentNameSchema>;
 /** The agent a request, report or heartbeat without a name belongs to. */
-export const DEFAULT_AGENT = "default";
+export const DEFAULT_AGENT = DEFAULT_AGENT_NAME;
+/** The header an agent names itself with on every report, heartbeat and answer (design §11.1); absent means `default`. */
+export const AGENT_HEADER = "Turnout-Agent";
 
 export const ActionKindSchema = z.enum(["failover", "failback", "drill"]);
 export type ActionKind = z.infer<typeof ActionKindSchema>;

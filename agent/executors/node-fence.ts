@@ -126,7 +126,7 @@ function list(names: string[]): string {
 
 const label = (w: Workload) => `${w.kind} ${w.namespace}/${w.name}`;
 
-/** The reads and writes the executor makes (each one granted in agent/deploy/rbac-node-fence.yaml). */
+/** The reads and writes the executor makes (each one granted in agent/deploy/base/rbac-node-fence.yaml). */
 class FenceCluster {
   private readonly core: k8s.CoreV1Api;
   private readonly apps: k8s.AppsV1Api;

@@ -219,7 +219,7 @@ interface OperatorPod {
   ready: boolean;
 }
 
-/** The reads and writes the executor makes, in one place (each one named in agent/deploy/rbac.yaml). */
+/** The reads and writes the executor makes, in one place (each one named in agent/deploy/base/rbac.yaml). */
 class RouteCluster {
   private readonly custom: k8s.CustomObjectsApi;
   private readonly core: k8s.CoreV1Api;

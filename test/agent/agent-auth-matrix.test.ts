@@ -6,8 +6,14 @@
  * holds no new record). The agent has no viewer/operator roles: the worker is its only client,
  * and /healthz, /readyz, /metrics are unauthenticated by contract (design §6) and stay inside the
  * cluster (the Ingress publishes only POST /v1/actions).
+ *
+ * With several agents (design §11.1) a second agent, `agent-b`, adds the placement cells: an
+ * action addressed to another agent (or to none, which means `default`) is refused 421
+ * `wrong-agent` before anything runs, on the direct and the QStash path, and only after its
+ * signature verified; every answer and report names the agent in `Turnout-Agent`.
  */
 import { beforeAll, describe, expect, it } from "vitest";
+import { AGENT_HEADER } from "../../shared/protocol.ts";
 import { SIGNATURE_HEADER, sign, signPath } from "../../shared/signature.ts";
 import { nowS, postAction, useAgentHarness } from "../support/agent-harness.ts";
 import { actionRequest, countingExecutor } from "../support/test-executors.ts";
@@ -167,5 +173,117 @@ describe("GET /v1/actions/:id", () => {
 describe("unauthenticated by contract (inside the cluster only)", () => {
   it.each(["/healthz", "/readyz", "/metrics"])("%s → 200 without a credential", async (path) => {
     expect((await fetch(`${harness.agent.url}${path}`)).status).toBe(200);
+  });
+});
+
+describe("placement: agent-b refuses what is addressed to another agent (421 wrong-agent)", () => {
+  const B_SECRET = "matrix-agent-b-secret";
+  const countingB = countingExecutor({ steps: ["one"] });
+  const b = useAgentHarness({ name: "agent-b", targets: ["app"], secret: B_SECRET, executor: countingB.executor });
+  const postB = (sent: string, headers: Record<string, string>) => postAction(b.agent.url, sent, headers);
+  const stateB = async () =>
+    JSON.stringify({ runs: countingB.count(), latest: (await b.agent.store.latest("app"))?.request.id ?? null });
+  const upstashB = (sent: string) => upstashJwt(b.qstash.keys().current, sent, `${b.agent.url}/v1/actions`);
+
+  const toA = JSON.stringify(actionRequest("app", 1, { agent: "agent-a" }));
+  const toNobody = JSON.stringify(actionRequest("app", 1));
+  const toDefault = JSON.stringify(actionRequest("app", 1, { agent: "default" }));
+  const placementCells: Cell[] = [
+    [
+      "addressed to agent-a, valid signature",
+      async () => ({ [SIGNATURE_HEADER]: await sign(B_SECRET, toA, nowS()) }),
+      toA,
+      421,
+    ],
+    [
+      "no agent in the request (means default), valid signature",
+      async () => ({ [SIGNATURE_HEADER]: await sign(B_SECRET, toNobody, nowS()) }),
+      toNobody,
+      421,
+    ],
+    [
+      "addressed to default, valid signature",
+      async () => ({ [SIGNATURE_HEADER]: await sign(B_SECRET, toDefault, nowS()) }),
+      toDefault,
+      421,
+    ],
+    [
+      "QStash: addressed to agent-a, both signatures valid",
+      async () => ({
+        "upstash-signature": await upstashB(toA),
+        [SIGNATURE_HEADER]: await sign(B_SECRET, toA, nowS() - 3600),
+      }),
+      toA,
+      421,
+    ],
+    // The signature comes first: a forger learns nothing about placement.
+    [
+      "addressed to agent-a, wrong secret",
+      async () => ({ [SIGNATURE_HEADER]: await sign(SECRET, toA, nowS()) }),
+      toA,
+      401,
+    ],
+    [
+      "addressed to agent-a, replayed (301 s ago)",
+      async () => ({ [SIGNATURE_HEADER]: await sign(B_SECRET, toA, nowS() - 301) }),
+      toA,
+      401,
+    ],
+  ];
+
+  it.each(placementCells)("%s → %i, and nothing runs", async (_name, headers, sent, status) => {
+    const before = await stateB();
+    const res = await postB(sent, await headers());
+    expect(res.status).toBe(status);
+    expect(res.type).toBe("application/problem+json");
+    if (status === 421) {
+      expect(res.json).toMatchObject({ type: "urn:turnout:problem:wrong-agent", status: 421, self: "agent-b" });
+      expect(String(res.json.detail)).toContain("agent-b");
+    }
+    await b.agent.runner.idle();
+    expect(await stateB()).toBe(before);
+    expect(b.receiver.reports).toHaveLength(0);
+  });
+
+  it("the default agent refuses an action addressed to agent-a too, and takes one addressed to default", async () => {
+    const before = await state();
+    const misplaced = JSON.stringify(actionRequest("app", 7, { agent: "agent-a" }));
+    const refused = await post(misplaced, { [SIGNATURE_HEADER]: await sign(SECRET, misplaced, nowS()) });
+    expect(refused.status).toBe(421);
+    expect(refused.json).toMatchObject({ type: "urn:turnout:problem:wrong-agent", agent: "agent-a", self: "default" });
+    await harness.agent.runner.idle();
+    expect(await state()).toBe(before);
+    const placed = JSON.stringify(actionRequest("app", 8, { agent: "default" }));
+    expect((await post(placed, { [SIGNATURE_HEADER]: await sign(SECRET, placed, nowS()) })).status).toBe(202);
+    await harness.agent.runner.idle();
+    expect(counting.calls.filter((c) => c.action === "app:8")).toHaveLength(1);
+  });
+
+  it("addressed to agent-b → 202, one run, and every report names agent-b in Turnout-Agent", async () => {
+    const mine = JSON.stringify(actionRequest("app", 2, { agent: "agent-b" }));
+    const res = await postB(mine, { [SIGNATURE_HEADER]: await sign(B_SECRET, mine, nowS()) });
+    expect(res.status).toBe(202);
+    await b.agent.runner.idle();
+    await b.receiver.waitFor((r) => r.actionId === "app:2" && r.status === "succeeded");
+    expect(countingB.calls.filter((c) => c.action === "app:2")).toHaveLength(1);
+    expect(b.receiver.agents.length).toBeGreaterThan(0);
+    expect(new Set(b.receiver.agents)).toEqual(new Set(["agent-b"]));
+  });
+
+  it("a signed GET answer, a refusal and the health endpoints name agent-b in Turnout-Agent", async () => {
+    const path = "/v1/actions/app:2";
+    const got = await fetch(`${b.agent.url}${path}`, {
+      headers: { [SIGNATURE_HEADER]: await signPath(B_SECRET, path, nowS()) },
+    });
+    expect(got.status).toBe(200);
+    expect(got.headers.get(AGENT_HEADER)).toBe("agent-b");
+    const refused = await fetch(`${b.agent.url}${path}`);
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get(AGENT_HEADER)).toBe("agent-b");
+    for (const p of ["/healthz", "/readyz", "/metrics"]) {
+      expect((await fetch(`${b.agent.url}${p}`)).headers.get(AGENT_HEADER)).toBe("agent-b");
+    }
+    // The wave-1 agent, unnamed in its config, is `default`.
+    expect((await fetch(`${harness.agent.url}/healthz`)).headers.get(AGENT_HEADER)).toBe("default");
   });
 });

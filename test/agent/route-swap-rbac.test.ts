@@ -1,5 +1,5 @@
 /**
- * agent/deploy/rbac.yaml grants the route-swap executor exactly what it uses: a swap that also
+ * agent/deploy/base/rbac.yaml grants the route-swap executor exactly what it uses: a swap that also
  * replaces a stale incoming route (every verb the executor has) goes through a recording proxy,
  * each request becomes (apiGroup, resource, namespace, verb), and that set must equal the rules.
  */
@@ -18,7 +18,7 @@ const cleanup = useCleanups();
 const withoutName = (p: string) => p.split("|").slice(0, 4).join("|");
 
 function granted() {
-  const all = rbacDocs(readFileSync(new URL("../../agent/deploy/rbac.yaml", import.meta.url), "utf8"));
+  const all = rbacDocs(readFileSync(new URL("../../agent/deploy/base/rbac.yaml", import.meta.url), "utf8"));
   const roles = all.filter(
     (d) => (d.kind === "ClusterRole" || d.kind === "Role") && d.metadata.name.startsWith("turnout-agent-route-swap"),
   );

@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AgentTarget, Side } from "../../shared/config.ts";
-import { type ActionReport, ActionReportSchema } from "../../shared/protocol.ts";
+import { type ActionReport, ActionReportSchema, DEFAULT_AGENT } from "../../shared/protocol.ts";
 import type { AuditEvent, TargetView } from "../../worker/target/target-view.ts";
 import { type BindServer, startBind } from "../support/bind.ts";
 import { type EtcdInstance, startEtcds } from "../support/etcd.ts";
@@ -28,13 +28,31 @@ export const TOKENS = {
   agentSecret: "e2e-agent-secret-0123456789abcdef",
 } as const;
 
+/** Each agent's own key in a two-agent stack (design §11.1: `TURNOUT_AGENT_SECRETS`). */
+export const AGENT_KEYS = {
+  "agent-a": "e2e-agent-a-key-0123456789abcdef0123",
+  "agent-b": "e2e-agent-b-key-0123456789abcdef0123",
+} as const;
+export type TwoAgentName = keyof typeof AGENT_KEYS;
+
+/**
+ * Which agents serve a target's sides in a two-agent stack (design §11.1 "Local"): the kinds
+ * whose sides share one cluster (route-swap, node-fence) name agent-a for both; the others go
+ * to agent-a toward the primary and agent-b toward the secondary.
+ */
+export function sideAgents(kind: StackTarget["kind"]): Record<Side, TwoAgentName> {
+  return kind === "route-swap" || kind === "node-fence"
+    ? { primary: "agent-a", secondary: "agent-a" }
+    : { primary: "agent-a", secondary: "agent-b" };
+}
+
 /** The zones (node groups) of a node-fence target; the sandbox names nodes dc-1-1…3 and cloud-a-1…3. */
 export const NODE_GROUPS = { primary: "dc-1", secondary: "cloud-a" } as const;
 
 /** The heartbeat key etcd-sync-teardown targets use (outside the compared prefix, like production). */
 export const HEARTBEAT_KEY = "/turnout/heartbeat";
 
-/** The record of the first dns-flip target and its two values (as in agent.config.json); others use `<target>.example.test`. */
+/** The record of the first dns-flip target and its two values (as in agent-a.config.json); others use `<target>.example.test`. */
 export const DNS = {
   zone: "example.test",
   record: "www.example.test",
@@ -80,6 +98,33 @@ export interface StackOptions {
   qstash?: StackQstash;
   /** More worker variables (e.g. SLACK_WEBHOOK_URL pointing at a test receiver). */
   workerVars?: Record<string, string>;
+  /**
+   * `two`: `agent-a` and `agent-b` (design §11.1), each its own process with its own simulated
+   * cluster, key and config holding only the targets it serves ({@link sideAgents}). Default:
+   * the single agent `default` with `TURNOUT_AGENT_SECRET`, as before.
+   */
+  agents?: "one" | "two";
+  /** Two agents: the worker's `agents.<name>.silentAfterSeconds` (default 60). */
+  silentAfterSeconds?: number;
+  /** Two agents: each agent's `heartbeatSeconds` (default 15). */
+  heartbeatSeconds?: number;
+}
+
+/** One agent process of the stack. */
+export interface StackAgent {
+  name: string;
+  url: string;
+  /** The kubeconfig its sandbox writes for kubectl (exists while it runs). */
+  sandboxKubeconfig: string;
+  /** Starts the process (idempotent while it runs); resolves when it listens. */
+  start(): Promise<void>;
+  /** SIGTERM (a graceful stop), SIGKILL after 10 s. */
+  stop(): Promise<void>;
+  /** SIGKILL at once (its sandbox cluster and the servers it started die with it). */
+  kill(): Promise<void>;
+  output(): string;
+  /** Its latest report for an action (`GET /v1/actions/:id`, signed with its key), or undefined on 404. */
+  report(actionId: string): Promise<ActionReport | undefined>;
 }
 
 export interface StackQstash {
@@ -92,6 +137,8 @@ export interface StackQstash {
 
 export interface Stack {
   worker: WorkerProcess;
+  /** Every agent by name: `default`, or `agent-a` and `agent-b`. The single-agent members below are the first's. */
+  agents: Record<string, StackAgent>;
   bind: BindServer | undefined;
   /** The primary and standby etcd, when an etcd-sync-teardown target is configured. */
   etcd: { primary: EtcdInstance; standby: EtcdInstance } | undefined;
@@ -286,18 +333,45 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       }
     });
 
+    const two = options.agents === "two";
+    const agentNames: string[] = two ? ["agent-a", "agent-b"] : [DEFAULT_AGENT];
     // Distinct ports (two freePort calls may return the same one). QStash's failure callback goes
     // to the worker's own URL (publicUrl), so it is known before the worker starts.
-    const [agentPort = 0, workerPort = 0] = await freePorts(2);
-    const agentUrl = `http://127.0.0.1:${agentPort}`;
+    const [workerPort = 0, ...agentPorts] = await freePorts(1 + agentNames.length);
+    const agentUrlOf = (i: number) => `http://127.0.0.1:${agentPorts[i] ?? 0}`;
+    const agentUrl = agentUrlOf(0);
     const qstash = options.qstash;
-    const workerConfig = qstash
-      ? {
-          agent: { url: agentUrl, transport: "qstash", qstash: { baseUrl: qstash.baseUrl, retries: qstash.retries } },
-          publicUrl: `http://127.0.0.1:${workerPort}`,
-          targets: workerTargets,
-        }
-      : { agent: { url: agentUrl, transport: "direct" }, targets: workerTargets };
+    const endpoint = (url: string) =>
+      qstash
+        ? { url, transport: "qstash", qstash: { baseUrl: qstash.baseUrl, retries: qstash.retries } }
+        : { url, transport: "direct" };
+    if (two) {
+      // Each side names its agent (design §11.1); `sides` given by the caller are kept as they are.
+      for (const name of names) {
+        const t = options.targets[name];
+        const w = workerTargets[name] as { sides: Record<Side, Record<string, unknown>> };
+        if (!t || t.sides) continue;
+        const by = sideAgents(t.kind);
+        w.sides = {
+          primary: { ...w.sides.primary, agent: by.primary },
+          secondary: { ...w.sides.secondary, agent: by.secondary },
+        };
+      }
+    }
+    const workerConfig = {
+      ...(two
+        ? {
+            agents: Object.fromEntries(
+              agentNames.map((n, i) => [
+                n,
+                { ...endpoint(agentUrlOf(i)), mode: "sandbox", silentAfterSeconds: options.silentAfterSeconds ?? 60 },
+              ]),
+            ),
+          }
+        : { agent: endpoint(agentUrl) }),
+      ...(qstash ? { publicUrl: `http://127.0.0.1:${workerPort}` } : {}),
+      targets: workerTargets,
+    };
     const signingKeys: Record<string, string> = qstash
       ? { QSTASH_CURRENT_SIGNING_KEY: qstash.keys.current, QSTASH_NEXT_SIGNING_KEY: qstash.keys.next }
       : {};
@@ -308,7 +382,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         ALERTMANAGER_TOKEN: TOKENS.alertmanager,
         NAGIOS_TOKEN: TOKENS.nagios,
         OPERATOR_TOKEN: TOKENS.operator,
-        TURNOUT_AGENT_SECRET: TOKENS.agentSecret,
+        ...(two ? { TURNOUT_AGENT_SECRETS: JSON.stringify(AGENT_KEYS) } : { TURNOUT_AGENT_SECRET: TOKENS.agentSecret }),
         ...(qstash ? { QSTASH_TOKEN: qstash.token, ...signingKeys } : {}),
         ...options.workerVars,
       },
@@ -317,86 +391,62 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 
     const dir = mkdtempSync(join(tmpdir(), "turnout-e2e-agent-"));
     stops.push(async () => rmSync(dir, { recursive: true, force: true }));
-    const agentConfigFile = join(dir, "agent.json");
-    const sandboxKubeconfig = join(dir, "sandbox.kubeconfig");
-    writeFileSync(
-      agentConfigFile,
-      JSON.stringify(
-        {
-          listen: `127.0.0.1:${agentPort}`,
-          reportUrl: options.reportUrl
-            ? await options.reportUrl(`${worker.url}/v1/agent/reports`)
-            : `${worker.url}/v1/agent/reports`,
-          // Short lease so a restarted agent leads again at once.
-          lease: { durationSeconds: 5, renewSeconds: 1 },
-          // Deliveries must be signed for the agent's own action URL (the JWT's `sub`).
-          ...(qstash ? { qstash: { url: `${agentUrl}/v1/actions` } } : {}),
-          targets: agentTargets,
-        },
-        null,
-        2,
-      ),
-    );
-
-    let agent: ChildProcess | undefined;
-    let agentOut = "";
-    const startAgentProcess = async () => {
-      if (agent && agent.exitCode === null) return;
-      // The output of an earlier run stays in agentOut; only this run's "listening" counts.
-      const startedAt = agentOut.length;
-      const child = spawn(process.execPath, ["agent/main.ts", "--config", agentConfigFile], {
-        cwd: root,
-        env: {
-          PATH: process.env.PATH ?? "",
-          HOME: process.env.HOME ?? tmpdir(),
-          TURNOUT_AGENT_SECRET: TOKENS.agentSecret,
-          TURNOUT_SANDBOX_KUBECONFIG: sandboxKubeconfig,
-          ...signingKeys,
-          ...(bind ? { TSIG_SECRET: bind.secret } : {}),
-        },
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      agent = child;
-      let pending = "";
-      const onData = (chunk: Buffer) => {
-        agentOut += chunk.toString();
-        pending += chunk.toString();
-        const lines = pending.split("\n");
-        pending = lines.pop() ?? "";
-        for (const line of lines) options.onAgentLine?.(line);
-      };
-      child.stdout?.on("data", onData);
-      child.stderr?.on("data", onData);
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          clearInterval(poll);
-          reject(new Error(`agent did not listen within 20 s; output:\n${agentOut}`));
-        }, 20_000);
-        const poll = setInterval(() => {
-          if (child.exitCode !== null) {
-            clearTimeout(timer);
-            clearInterval(poll);
-            reject(new Error(`agent exited with ${child.exitCode}; output:\n${agentOut}`));
-          } else if (agentOut.slice(startedAt).includes('"msg":"agent listening"')) {
-            clearTimeout(timer);
-            clearInterval(poll);
-            resolve();
+    const reportUrl = options.reportUrl
+      ? await options.reportUrl(`${worker.url}/v1/agent/reports`)
+      : `${worker.url}/v1/agent/reports`;
+    const agents: Record<string, StackAgent> = {};
+    agentNames.forEach((agentName, i) => {
+      // Each agent serves only the targets some side of which names it (design §11.1).
+      const served = Object.fromEntries(
+        Object.entries(agentTargets).flatMap(([name, target]): [string, AgentTarget][] => {
+          const t = options.targets[name];
+          if (!two || !t) return [[name, target]];
+          const by = sideAgents(t.kind);
+          if (by.primary !== agentName && by.secondary !== agentName) return [];
+          // The lag heartbeat is written on the primary etcd by the primary cluster's agent only (design §7).
+          if (target.kind === "etcd-sync-teardown" && by.primary !== agentName && target.etcd.heartbeat) {
+            return [
+              [name, { ...target, etcd: { ...target.etcd, heartbeat: { ...target.etcd.heartbeat, write: false } } }],
+            ];
           }
-        }, 25);
+          return [[name, target]];
+        }),
+      );
+      const url = agentUrlOf(i);
+      const configFile = join(dir, `${agentName}.json`);
+      writeFileSync(
+        configFile,
+        JSON.stringify(
+          {
+            ...(two ? { name: agentName } : {}),
+            listen: `127.0.0.1:${agentPorts[i] ?? 0}`,
+            reportUrl,
+            // The worker's own heartbeat endpoint, also when reports go through a test proxy.
+            heartbeatUrl: `${worker.url}/v1/agent/heartbeats`,
+            ...(options.heartbeatSeconds ? { heartbeatSeconds: options.heartbeatSeconds } : {}),
+            // Short lease so a restarted agent leads again at once.
+            lease: { durationSeconds: 5, renewSeconds: 1 },
+            // Deliveries must be signed for the agent's own action URL (the JWT's `sub`).
+            ...(qstash ? { qstash: { url: `${url}/v1/actions` } } : {}),
+            targets: served,
+          },
+          null,
+          2,
+        ),
+      );
+      agents[agentName] = agentProcess({
+        name: agentName,
+        url,
+        configFile,
+        sandboxKubeconfig: join(dir, `${agentName}-sandbox.kubeconfig`),
+        secret: two ? AGENT_KEYS[agentName as TwoAgentName] : TOKENS.agentSecret,
+        env: { ...signingKeys, ...(bind ? { TSIG_SECRET: bind.secret } : {}) },
+        ...(options.onAgentLine ? { onLine: options.onAgentLine } : {}),
       });
-    };
-    const stopAgentProcess = async () => {
-      const child = agent;
-      agent = undefined;
-      if (!child || child.exitCode !== null) return;
-      const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-      await exited;
-      clearTimeout(timer);
-    };
-    stops.push(stopAgentProcess);
-    if (options.agent !== false) await startAgentProcess();
+    });
+    const first = agents[agentNames[0] ?? DEFAULT_AGENT] as StackAgent;
+    for (const a of Object.values(agents)) stops.push(() => a.stop());
+    if (options.agent !== false) for (const a of Object.values(agents)) await a.start();
 
     const operator = { authorization: `Bearer ${TOKENS.operator}` };
     const getJson = async <T>(path: string): Promise<T> => {
@@ -410,11 +460,12 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       bind,
       etcd,
       recordOf,
+      agents,
       agentUrl,
-      sandboxKubeconfig,
-      startAgent: startAgentProcess,
-      stopAgent: stopAgentProcess,
-      agentOutput: () => agentOut,
+      sandboxKubeconfig: first.sandboxKubeconfig,
+      startAgent: () => first.start(),
+      stopAgent: () => first.stop(),
+      agentOutput: () => first.output(),
       labels(target, side) {
         const l = labelsOf.get(target)?.[side];
         if (!l) throw new Error(`no target ${target} in the stack`);
@@ -492,12 +543,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
           headers: { ...operator, "content-type": "application/json" },
           body: JSON.stringify({ command, actor: "e2e", ...extra }),
         }),
-      async agentReport(actionId) {
-        const res = await signedGet(agentUrl, `/v1/actions/${encodeURIComponent(actionId)}`, TOKENS.agentSecret);
-        if (res.status === 404) return undefined;
-        if (!res.ok) throw new Error(`GET agent /v1/actions/${actionId}: ${res.status} ${await res.text()}`);
-        return ActionReportSchema.parse(await res.json());
-      },
+      agentReport: (actionId) => first.report(actionId),
       stop: cleanup,
     };
   } catch (err) {
@@ -524,4 +570,90 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+}
+
+interface AgentProcessOptions {
+  name: string;
+  url: string;
+  configFile: string;
+  sandboxKubeconfig: string;
+  secret: string;
+  env: Record<string, string>;
+  onLine?: (line: string) => void;
+}
+
+/** One `node agent/main.ts` process in sandbox mode, started and stopped on demand. */
+function agentProcess(options: AgentProcessOptions): StackAgent {
+  let agent: ChildProcess | undefined;
+  let out = "";
+  const start = async () => {
+    if (agent && agent.exitCode === null && agent.signalCode === null) return;
+    // The output of an earlier run stays in `out`; only this run's "listening" counts.
+    const startedAt = out.length;
+    const child = spawn(process.execPath, ["agent/main.ts", "--config", options.configFile], {
+      cwd: root,
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: process.env.HOME ?? tmpdir(),
+        TURNOUT_AGENT_SECRET: options.secret,
+        TURNOUT_SANDBOX_KUBECONFIG: options.sandboxKubeconfig,
+        ...options.env,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    agent = child;
+    let pending = "";
+    const onData = (chunk: Buffer) => {
+      out += chunk.toString();
+      pending += chunk.toString();
+      const lines = pending.split("\n");
+      pending = lines.pop() ?? "";
+      for (const line of lines) options.onLine?.(line);
+    };
+    child.stdout?.on("data", onData);
+    child.stderr?.on("data", onData);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        clearInterval(poll);
+        reject(new Error(`agent ${options.name} did not listen within 20 s; output:\n${out}`));
+      }, 20_000);
+      const poll = setInterval(() => {
+        if (child.exitCode !== null) {
+          clearTimeout(timer);
+          clearInterval(poll);
+          reject(new Error(`agent ${options.name} exited with ${child.exitCode}; output:\n${out}`));
+        } else if (out.slice(startedAt).includes('"msg":"agent listening"')) {
+          clearTimeout(timer);
+          clearInterval(poll);
+          resolve();
+        }
+      }, 25);
+    });
+  };
+  const end = async (signal: "SIGTERM" | "SIGKILL") => {
+    const child = agent;
+    agent = undefined;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    child.kill(signal);
+    const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  return {
+    name: options.name,
+    url: options.url,
+    sandboxKubeconfig: options.sandboxKubeconfig,
+    start,
+    stop: () => end("SIGTERM"),
+    kill: () => end("SIGKILL"),
+    output: () => out,
+    async report(actionId) {
+      const res = await signedGet(options.url, `/v1/actions/${encodeURIComponent(actionId)}`, options.secret);
+      if (res.status === 404) return undefined;
+      if (!res.ok)
+        throw new Error(`GET agent ${options.name} /v1/actions/${actionId}: ${res.status} ${await res.text()}`);
+      return ActionReportSchema.parse(await res.json());
+    },
+  };
 }

@@ -12,9 +12,10 @@ const run = (...args: string[]) =>
 
 describe("npm run config:check", () => {
   it("exits 0 for the repo's worker and agent configs", () => {
-    const r = run("turnout.config.json", "agent.config.json");
+    const r = run("turnout.config.json", "agent-a.config.json", "agent-b.config.json");
     expect(r.stdout).toContain("turnout.config.json: valid worker config");
-    expect(r.stdout).toContain("agent.config.json: valid agent config");
+    expect(r.stdout).toContain("agent-a.config.json: valid agent config");
+    expect(r.stdout).toContain("agent-b.config.json: valid agent config");
     expect(r.status).toBe(0);
   });
 

@@ -109,7 +109,8 @@ describe("the generated JSON Schemas", () => {
   it("are what the repo's configs name in $schema, and accept them", () => {
     for (const [config, schema] of [
       ["turnout.config.json", "schema/turnout.config.schema.json"],
-      ["agent.config.json", "schema/agent.config.schema.json"],
+      ["agent-a.config.json", "schema/agent.config.schema.json"],
+      ["agent-b.config.json", "schema/agent.config.schema.json"],
     ] as const) {
       const cfg = load(config);
       expect(cfg.$schema).toBe(`./${schema}`);

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { agentsOf, validateAgentConfig, validateWorkerConfig } from "../../shared/config.ts";
+import { validateAgentConfig, validateWorkerConfig } from "../../shared/config.ts";
 
 const readJson = (path: string): unknown => JSON.parse(readFileSync(new URL(`../../${path}`, import.meta.url), "utf8"));
 
@@ -23,8 +23,19 @@ describe("worker config", () => {
       dispatchRetries: 5,
       staleAfterSeconds: 28800,
     });
-    // Design §11.1: the local config names agent-a and agent-b; every agent defaults to direct.
-    expect(Object.values(agentsOf(r.value)).map((a) => a.transport)).toEqual(["direct", "direct"]);
+    // The local two agents of design §11.1: sandbox mode, each side naming its agent.
+    expect(r.value.agents?.["agent-a"]).toMatchObject({
+      url: "http://127.0.0.1:8788",
+      transport: "direct",
+      mode: "sandbox",
+    });
+    expect(r.value.agents?.["agent-b"]).toMatchObject({
+      url: "http://127.0.0.1:8789",
+      transport: "direct",
+      mode: "sandbox",
+    });
+    expect(r.value.targets["global-dr"]?.sides.secondary.agent).toBe("agent-b");
+    expect(r.value.targets["egress-gw"]?.sides.secondary.agent).toBe("agent-a");
   });
 
   it("accepts the design §8 example verbatim", () => {
@@ -90,10 +101,15 @@ describe("chatops.slack.notifyChannel", () => {
 });
 
 describe("agent config", () => {
-  it("accepts the repo's agent.config.json", () => {
-    const r = validateAgentConfig(readJson("agent.config.json"));
-    if (!r.ok) throw new Error(JSON.stringify(r.problems));
-    expect(r.value.listen).toBe("127.0.0.1:8788");
+  it("accepts the repo's agent-a.config.json and agent-b.config.json (design §11.1 local: 8788 and 8789)", () => {
+    for (const [file, name, listen] of [
+      ["agent-a.config.json", "agent-a", "127.0.0.1:8788"],
+      ["agent-b.config.json", "agent-b", "127.0.0.1:8789"],
+    ] as const) {
+      const r = validateAgentConfig(readJson(file));
+      if (!r.ok) throw new Error(JSON.stringify(r.problems));
+      expect([r.value.name, r.value.listen]).toEqual([name, listen]);
+    }
   });
 
   it("requires an etcd-sync-teardown target's dns to name a dns-flip target", () => {

@@ -59,7 +59,7 @@ beforeAll(async () => {
   // never clashes.
   const fixedPorts = ["127.0.0.1:5353", "127.0.0.1:23791", "127.0.0.1:23792"];
   const [port, ...movedTo] = await freePorts(1 + fixedPorts.length);
-  let text = readFileSync(join(root, "agent.config.json"), "utf8");
+  let text = readFileSync(join(root, "agent-a.config.json"), "utf8");
   fixedPorts.forEach((fixed, i) => {
     text = text.replaceAll(fixed, `127.0.0.1:${movedTo[i]}`);
   });
@@ -118,6 +118,8 @@ describe("the bundled agent (dist/agent.mjs)", () => {
       to: "secondary",
       dryRun: true,
       issuedAt: new Date().toISOString(),
+      // The shipped local config is agent-a's (design §11.1); an action for another agent is refused.
+      agent: "agent-a",
     });
     const res = await fetch(`${agentUrl}/v1/actions`, {
       method: "POST",

@@ -14,7 +14,7 @@ import { parseAllDocuments, parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { type AgentConfig, AgentConfigSchema } from "../../shared/config.ts";
 
-export const DEPLOY_DIR = join(import.meta.dirname, "../../agent/deploy");
+export const DEPLOY_DIR = join(import.meta.dirname, "../../agent/deploy/base");
 
 /** What kustomization.yaml may contain (anything else is a key this test does not understand). */
 export const KustomizationSchema = z
@@ -118,7 +118,7 @@ export function schemaProblem(o: BaseObject): string | undefined {
   }
 }
 
-/** The agent config (agent.yaml) that agent/deploy/configmap.yaml ships, as YAML text. */
+/** The agent config (agent.yaml) that agent/deploy/base/configmap.yaml ships, as YAML text. */
 export function shippedAgentYaml(): string {
   const cm = z
     .object({ data: z.object({ "agent.yaml": z.string() }) })
@@ -126,7 +126,7 @@ export function shippedAgentYaml(): string {
   return cm.data["agent.yaml"];
 }
 
-/** The agent config that agent/deploy/configmap.yaml ships, parsed with the agent's schema. */
+/** The agent config that agent/deploy/base/configmap.yaml ships, parsed with the agent's schema. */
 export function shippedAgentConfig(): AgentConfig {
   return AgentConfigSchema.parse(parseYaml(shippedAgentYaml()));
 }

@@ -226,7 +226,7 @@ describe("agent/deploy kustomize base", () => {
       for (const p of rule.ports) expect(containerPort(p.port)).toBe(containerPort("http"));
   });
 
-  it("routes the example Ingress to the Service's port, publishing only POST /v1/actions", () => {
+  it("routes the example Ingress to the Service's port, publishing only /v1/actions and its approvals", () => {
     const ing = z
       .object({
         spec: z.object({
@@ -251,8 +251,16 @@ describe("agent/deploy kustomize base", () => {
     const svc = one("Service");
     const svcPorts = ServiceSchema.parse(svc.raw).spec.ports.map((p) => p.name);
     const paths = ing.spec.rules.flatMap((r) => r.http.paths);
-    // Exact: POST /v1/actions only; GET /v1/actions/:id stays inside the cluster (design §6).
-    expect(paths.map((p) => [p.path, p.pathType])).toEqual([["/v1/actions", "Exact"]]);
+    // POST /v1/actions and a plan's approvals only; GET /v1/actions/:id stays inside the cluster
+    // (design §6, §11.6). Anchored regexes: ingress-nginx's use-regex makes every path one.
+    expect(paths.map((p) => [p.path, p.pathType])).toEqual([
+      ["^/v1/actions$", "ImplementationSpecific"],
+      ["^/v1/actions/[^/]+/approvals$", "ImplementationSpecific"],
+    ]);
+    const published = (path: string) => paths.some((p) => new RegExp(p.path).test(path));
+    for (const path of ["/v1/actions", "/v1/actions/egress-gw:3/approvals"]) expect(published(path), path).toBe(true);
+    for (const path of ["/v1/actions/egress-gw:3", "/v1/actions/", "/v1/actions/a/approvals/b", "/metrics", "/healthz"])
+      expect(published(path), path).toBe(false);
     for (const p of paths) {
       expect(p.backend.service.name).toBe(svc.name);
       expect(svcPorts).toContain(p.backend.service.port.name);

@@ -1,6 +1,6 @@
 /**
- * agent/deploy/rbac-etcd-sync-teardown.yaml grants exactly the Kubernetes requests the
- * etcd-sync-teardown executor sends for the example target of agent/deploy/configmap.yaml: a
+ * agent/deploy/base/rbac-etcd-sync-teardown.yaml grants exactly the Kubernetes requests the
+ * etcd-sync-teardown executor sends for the example target of agent/deploy/base/configmap.yaml: a
  * forced teardown (etcd unreachable, so the check proceeds FORCED) runs against the sandbox
  * cluster through a recording proxy, each request becomes (group, resource, namespace, verb,
  * object name), and that set must equal the Role's rules, resourceNames included.

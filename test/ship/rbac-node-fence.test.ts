@@ -1,6 +1,6 @@
 /**
- * agent/deploy/rbac-node-fence.yaml covers every Kubernetes request the node-fence executor sends
- * for the example target of agent/deploy/configmap.yaml: a failover of the lost dc group and the
+ * agent/deploy/base/rbac-node-fence.yaml covers every Kubernetes request the node-fence executor sends
+ * for the example target of agent/deploy/base/configmap.yaml: a failover of the lost dc group and the
  * failback run against the sandbox cluster (whose controllers act in-process, so every HTTP request
  * the fake API records is the agent's), each request becomes (group, resource, namespace, verb,
  * object name), and each must be granted. What is granted but unused is exactly the three

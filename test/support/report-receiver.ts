@@ -5,7 +5,7 @@
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { type ActionReport, ActionReportSchema } from "../../shared/protocol.ts";
+import { type ActionReport, ActionReportSchema, AGENT_HEADER, DEFAULT_AGENT } from "../../shared/protocol.ts";
 import { SIGNATURE_HEADER, verify } from "../../shared/signature.ts";
 import { readText } from "./request-text.ts";
 
@@ -15,6 +15,8 @@ export interface ReportReceiver {
   url: string;
   /** Acknowledged reports, in arrival order. */
   reports: ActionReport[];
+  /** The `Turnout-Agent` each acknowledged report named (absent: `default`), in the same order. */
+  agents: string[];
   /** Every attempt, including the ones answered with a fault. */
   attempts: number;
   /** Faults to apply to the next attempts, in order. */
@@ -26,17 +28,25 @@ export interface ReportReceiver {
   close(): Promise<void>;
 }
 
+const REPORT_PATH = "/v1/agent/reports";
+
 /** Starts a receiver on 127.0.0.1 with a random port. */
 export async function startReportReceiver(secret: string): Promise<ReportReceiver> {
   const waiters: { predicate: (r: ActionReport) => boolean; resolve: (r: ActionReport) => void }[] = [];
   const state: Omit<ReportReceiver, "url" | "waitFor" | "close"> = {
     reports: [],
+    agents: [],
     attempts: 0,
     faults: [],
     rejected: [],
   };
   const server: Server = createServer(async (req, res) => {
     const body = await readText(req);
+    // An agent also sends heartbeats to this origin (its heartbeatUrl's default): not reports.
+    if (req.url !== REPORT_PATH) {
+      res.writeHead(404, { "content-type": "application/problem+json" }).end('{"status":404}');
+      return;
+    }
     state.attempts += 1;
     const fault = state.faults.shift();
     if (fault === "drop") {
@@ -56,6 +66,8 @@ export async function startReportReceiver(secret: string): Promise<ReportReceive
     }
     const report = ActionReportSchema.parse(JSON.parse(body));
     state.reports.push(report);
+    const agent = req.headers[AGENT_HEADER.toLowerCase()];
+    state.agents.push(typeof agent === "string" ? agent : DEFAULT_AGENT);
     res.writeHead(200, { "content-type": "application/json" }).end('{"ok":true}');
     for (const w of [...waiters]) {
       if (w.predicate(report)) {
@@ -67,7 +79,7 @@ export async function startReportReceiver(secret: string): Promise<ReportReceive
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
   return Object.assign(state, {
-    url: `http://127.0.0.1:${port}/v1/agent/reports`,
+    url: `http://127.0.0.1:${port}${REPORT_PATH}`,
     waitFor: (predicate: (r: ActionReport) => boolean, timeoutMs = 10_000) => {
       const found = state.reports.find(predicate);
       if (found) return Promise.resolve(found);

@@ -177,6 +177,8 @@ export interface TestAgent {
 
 export interface TestAgentOptions {
   targets: string[];
+  /** The agent's `name` (default `default`). */
+  name?: string;
   reportUrl: string;
   secret: string;
   nextSecret?: string;
@@ -192,18 +194,18 @@ export interface TestAgentOptions {
 
 /** The agent's real app (routes, runner, report sender) over real HTTP on 127.0.0.1:<random>. */
 export async function startTestAgent(options: TestAgentOptions): Promise<TestAgent> {
-  const config = testAgentConfig(
-    options.targets,
-    options.reportUrl,
-    options.qstashUrl
+  const config = testAgentConfig(options.targets, options.reportUrl, {
+    ...(options.name ? { name: options.name } : {}),
+    ...(options.qstashUrl
       ? { qstash: { url: options.qstashUrl, maxAgeSeconds: options.qstashMaxAgeSeconds ?? 86_400 } }
-      : {},
-  );
+      : {}),
+  });
   const store = options.store ?? new InMemoryActionStore();
   const metrics = createAgentMetrics({ processMetrics: false });
   const reports = createReportSender({
     reportUrl: options.reportUrl,
     secret: options.secret,
+    agent: config.name,
     log: silentLogger,
     initialDelayMs: 1,
     maxDelayMs: 10,

@@ -6,12 +6,11 @@
  */
 import { z } from "zod";
 import { DEFAULT_AGENT_NAME } from "../../shared/config.ts";
-import { AgentNameSchema } from "../../shared/protocol.ts";
+import { AGENT_HEADER, AgentNameSchema } from "../../shared/protocol.ts";
 import { agentSecrets } from "../../shared/secrets.ts";
 import type { Env } from "../env.ts";
 
-/** The header an agent names itself with on reports, heartbeats and GET answers (design §11.1). */
-export const AGENT_HEADER = "Turnout-Agent";
+export { AGENT_HEADER } from "../../shared/protocol.ts";
 
 /** A per-agent secret: long enough that it cannot be guessed offline from one signed request. */
 export const MIN_AGENT_SECRET_LENGTH = 32;
