@@ -118,8 +118,26 @@ async function sandbox(agent: TwoAgentName, verb: "break" | "mend", target: stri
   expect(res.status, await res.clone().text()).toBe(200);
 }
 
+/** Slack messages name the target in bold: `*ready-dns*: not ready to fail over to secondary: …`. */
 const notices = (target: string, words: string) =>
-  slackBodies.filter((b) => b.includes(`${target}: ${words} to fail over to secondary`));
+  slackBodies.filter((b) => b.includes(`*${target}*: ${words} to fail over to secondary`));
+
+/** Waits until the target's readiness is `state`; a timeout says what it was instead. */
+async function untilState(target: string, state: ReadinessView["state"], timeoutMs: number): Promise<ReadinessView> {
+  let last: ReadinessView | undefined;
+  try {
+    return await waitFor(
+      `${target} ${state}`,
+      async () => {
+        last = await readiness(target);
+        return last?.state === state ? last : undefined;
+      },
+      timeoutMs,
+    );
+  } catch (err) {
+    throw new Error(`${String(err)}; last readiness: ${JSON.stringify(last)}`);
+  }
+}
 
 interface Case {
   kind: string;
@@ -174,7 +192,7 @@ const CASES: Case[] = [
 describe("readiness goes red and green, for each executor", () => {
   for (const c of CASES) {
     it(`${c.kind}: breaking ${c.check} is seen everywhere within an interval and noticed once; mending it brings all back`, async () => {
-      await waitFor(`${c.target} ready at first`, async () => (await readiness(c.target))?.state === "ready", 60_000);
+      await untilState(c.target, "ready", 60_000);
       expect(await pageSentence(c.target)).toBe("Ready to fail over to secondary");
       const before = notices(c.target, "not ready").length;
 
@@ -203,11 +221,7 @@ describe("readiness goes red and green, for each executor", () => {
 
       const regainedBefore = notices(c.target, "ready again").length;
       await c.mendIt();
-      await waitFor(
-        `${c.target} ready again`,
-        async () => (await readiness(c.target))?.state === "ready",
-        ONE_INTERVAL_MS,
-      );
+      await untilState(c.target, "ready", ONE_INTERVAL_MS);
       expect(await readyMetric(c.agent, c.target)).toBe(1);
       expect(await pageSentence(c.target)).toBe("Ready to fail over to secondary");
       await waitFor(
