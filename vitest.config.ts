@@ -44,8 +44,9 @@ export default defineConfig({
         test: {
           name: "worker",
           include: ["test/worker/**/*.test.ts"],
-          // PagerDuty, Opsgenie and webhook stand-ins over real HTTP for the paging tests.
-          globalSetup: ["./test/support/paging-receivers-setup.ts"],
+          // PagerDuty, Opsgenie and webhook stand-ins over real HTTP for the paging tests, and an
+          // agent's /healthz for the probe of rule 17.
+          globalSetup: ["./test/support/paging-receivers-setup.ts", "./test/support/agent-healthz-stub-setup.ts"],
           // A file's first test also waits for workerd to start; 5 s (the default) was seen to run
           // out under load.
           testTimeout: 20_000,

@@ -14,19 +14,22 @@ const root = join(import.meta.dirname, "..");
 export type Runtime = "wrangler" | "miniflare";
 
 /**
- * Which worker: turnout's own, the parse-only Hono baseline, or turnout's front worker before a
- * no-op Durable Object (bench/front-only-worker.ts).
+ * Which worker: turnout's own, the storage floor (bench/storage-floor-worker.ts: routing, one RPC
+ * per target, one SQLite transaction each), the parse-only Hono baseline, or turnout's front
+ * worker before a no-op Durable Object (bench/front-only-worker.ts).
  */
-export type WorkerKind = "turnout" | "baseline" | "front-only";
+export type WorkerKind = "turnout" | "storage-floor" | "baseline" | "front-only";
 
 const MINIFLARE: Record<WorkerKind, { entry: string; durableObjects?: Record<string, string> }> = {
   turnout: { entry: "worker/index.ts", durableObjects: { TARGETS: "TargetObject" } },
+  "storage-floor": { entry: "bench/storage-floor-worker.ts", durableObjects: { TARGETS: "TargetObject" } },
   baseline: { entry: "bench/baseline-worker.ts" },
   "front-only": { entry: "bench/front-only-worker.ts", durableObjects: { TARGETS: "TargetObject" } },
 };
 
 const WRANGLER_CONFIG: Record<WorkerKind, string | undefined> = {
   turnout: undefined,
+  "storage-floor": join(root, "bench/storage-floor-wrangler.toml"),
   baseline: join(root, "bench/baseline-wrangler.toml"),
   "front-only": join(root, "bench/front-only-wrangler.toml"),
 };
@@ -66,7 +69,15 @@ export async function startEndpoint(
     url: w.url,
     wrangler: { pid: w.pid, inspectorPort: w.inspectorPort },
     pids,
-    cpuMs: () => cpuMs(pids),
+    cpuMs: () => {
+      // wrangler dev restarts workerd when a file it watches changes: the old processes' CPU is
+      // gone with them, and figures over a restart would be nonsense.
+      const now = workerdDescendants(w.pid);
+      if (now.join() !== pids.join()) {
+        throw new Error(`wrangler dev restarted its workerd (${pids.join(",")} → ${now.join(",")}); measure again`);
+      }
+      return cpuMs(pids);
+    },
     stop: w.stop,
   };
 }

@@ -1,7 +1,9 @@
 /**
  * Benchmark: `npm run simulate`'s engine over 30 days of a 100-target configuration with 100,000
  * signals (50,000 Alertmanager incidents, firing then resolved, of 10 s to 30 min, on both sides
- * of every target), one policy variant, on one core. Goal (issue 18): under 10 s. The inputs are
+ * of every target), one policy variant, on one core. Goal (issue 24): at most 5 CPU s, with the
+ * month's {@link SIMULATE_FAILOVERS} failovers (fewer or more means the engine decided
+ * differently, so the run throws instead of reporting a time). The inputs are
  * built before the clock starts; the timed part is everything `simulate()` does: parsing every
  * webhook body, routing, merging, deciding, alarms and the simulated agent.
  *
@@ -27,6 +29,9 @@ export interface SimulateBenchFigures {
 }
 
 const DAY = 86_400_000;
+
+/** Failovers the default month (100 targets, 100,000 signals, 30 days) replays to. */
+export const SIMULATE_FAILOVERS = 2935;
 
 /** A small deterministic PRNG (mulberry32), so every run replays the same month. */
 function prng(seed: number): () => number {
@@ -92,6 +97,12 @@ export async function run(targets = 100, signals = 100_000, days = 30): Promise<
   const seconds = (performance.now() - started) / 1000;
   const used = process.cpuUsage(cpu);
   const cpuSeconds = (used.user + used.system) / 1e6;
+  const failovers = result.variants[0]?.summary.failovers ?? 0;
+  if (targets === 100 && signals === 100_000 && days === 30 && failovers !== SIMULATE_FAILOVERS) {
+    throw new Error(
+      `simulate bench: ${failovers} failovers, expected ${SIMULATE_FAILOVERS}: the engine decides differently`,
+    );
+  }
   return {
     targets,
     days,
@@ -99,7 +110,7 @@ export async function run(targets = 100, signals = 100_000, days = 30): Promise<
     seconds: Math.round(seconds * 100) / 100,
     cpuSeconds: Math.round(cpuSeconds * 100) / 100,
     signalsPerSecond: Math.round(result.inputs.signals / cpuSeconds),
-    failovers: result.variants[0]?.summary.failovers ?? 0,
+    failovers,
   };
 }
 

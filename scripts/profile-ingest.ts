@@ -1,5 +1,5 @@
 /**
- * `npm run profile:ingest [-- [--front-only] [requests]]`: a CPU profile of the ingest path in workerd. Starts the
+ * `npm run profile:ingest [-- [--front-only|--storage-floor] [requests]]`: a CPU profile of the ingest path in workerd. Starts the
  * worker with `wrangler dev --inspector-port` (test/support/worker-process.ts), warms it up, then
  * records a V8 CPU profile over the DevTools protocol (a WebSocket to wrangler's inspector proxy)
  * while it sends the ingest bench's load: 10-alert Alertmanager webhooks fanned out to 10 targets,
@@ -8,6 +8,8 @@
  *
  * `--front-only` profiles bench/front-only-worker.ts instead: the same front worker before a
  * Durable Object that does nothing, to see the front worker's and the RPC calls' costs alone.
+ * `--storage-floor` profiles bench/storage-floor-worker.ts, the ingest bench's baseline, so that
+ * what turnout spends beyond the floor can be read function by function.
  *
  * Writes bench/results/ingest.cpuprofile (open it in Chrome DevTools or speedscope) and
  * bench/results/profile-ingest.json, and prints the split (front worker vs Durable Object vs
@@ -279,7 +281,15 @@ export function analyse(profile: CpuProfile, sources: Sources) {
   };
 }
 
-async function main(kind: "turnout" | "front-only", requests: number): Promise<void> {
+type Profiled = "turnout" | "front-only" | "storage-floor";
+
+const NAMES: Record<Profiled, { stem: string; what: string }> = {
+  turnout: { stem: "ingest", what: "turnout's worker" },
+  "front-only": { stem: "ingest-front-only", what: "the front-only worker" },
+  "storage-floor": { stem: "ingest-storage-floor", what: "the storage floor" },
+};
+
+async function main(kind: Profiled, requests: number): Promise<void> {
   const agent = await stubAgent();
   let worker: Endpoint | undefined;
   try {
@@ -304,7 +314,7 @@ async function main(kind: "turnout" | "front-only", requests: number): Promise<v
     inspector.close();
 
     mkdirSync(resultsDir, { recursive: true });
-    const stem = kind === "turnout" ? "ingest" : "ingest-front-only";
+    const { stem, what } = NAMES[kind];
     const profilePath = join(resultsDir, `${stem}.cpuprofile`);
     writeFileSync(profilePath, JSON.stringify(profile));
     const summary = analyse(profile, new Sources(inspector.scripts));
@@ -314,7 +324,7 @@ async function main(kind: "turnout" | "front-only", requests: number): Promise<v
     );
 
     console.log(
-      `profiled ${requests} webhooks to ${kind === "turnout" ? "turnout's worker" : "the front-only worker"} (10 alerts → 10 targets, 50 in flight): ${figures.requestsPerSecond} req/s, ` +
+      `profiled ${requests} webhooks to ${what} (10 alerts → 10 targets, 50 in flight): ${figures.requestsPerSecond} req/s, ` +
         `${figures.cpuMsPerRequest} ms workerd CPU each; ${summary.busyMs} ms busy in the isolate, ${summary.idleMs} ms idle`,
     );
     console.log("\nsplit of busy time:");
@@ -342,4 +352,9 @@ async function main(kind: "turnout" | "front-only", requests: number): Promise<v
 }
 
 const args = process.argv.slice(2);
-await main(args.includes("--front-only") ? "front-only" : "turnout", Number(args.find((a) => /^\d+$/.test(a)) ?? 1000));
+const kind: Profiled = args.includes("--front-only")
+  ? "front-only"
+  : args.includes("--storage-floor")
+    ? "storage-floor"
+    : "turnout";
+await main(kind, Number(args.find((a) => /^\d+$/.test(a)) ?? 1000));

@@ -7,6 +7,7 @@
  *   npm run simulate -- --webhooks recorded.ndjson --policy holdSeconds=120 --policy holdSeconds=600
  *   npm run simulate -- --prometheus http://prom:9090 --expr 'gateway_up == 0' --for 1m \
  *       --alertname GatewayDown --from -30d --to now --quiet
+ *   npm run simulate -- --webhooks night.ndjson --agent-silent agent-b@2026-11-02T03:00:00Z/2026-11-02T04:00:00Z
  *
  * Exit 0; 1 when some input could not be read (everything else is still replayed and printed);
  * 2 on bad usage (unknown option, bad --policy, invalid config).
@@ -14,6 +15,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import { validateWorkerConfig, type WorkerConfig } from "../shared/config.ts";
+import { type AgentSilence, parseAgentSilence } from "../worker/simulate/agent-silences.ts";
 import { SimulateUsageError, simulate } from "../worker/simulate/engine.ts";
 import { renderHtml } from "../worker/simulate/html.ts";
 import {
@@ -58,6 +60,7 @@ interface Options {
   html?: string;
   actionSeconds: string;
   notReady: string[];
+  agentSilent: string[];
   progress: boolean;
 }
 
@@ -94,6 +97,12 @@ function program(): Command {
     .option(
       "--not-ready <target@from/to>",
       "the target is not ready to fail over (design §11.3) from one ISO time to another (repeatable)",
+      collect,
+      [],
+    )
+    .option(
+      "--agent-silent <agent@from/to>",
+      "the agent is silent from `from` to `to` (ISO, now, or -2h) and does not answer the probe (repeatable)",
       collect,
       [],
     )
@@ -225,6 +234,12 @@ async function main(argv: string[]): Promise<number> {
       if (!v.ok) throw new UsageError(v.message);
       variants.push(v.variant);
     }
+    const agentSilences: AgentSilence[] = [];
+    for (const text of o.agentSilent) {
+      const parsed = parseAgentSilence(text, config, now);
+      if (!parsed.ok) throw new UsageError(parsed.message);
+      agentSilences.push(parsed.silence);
+    }
     const hasPrometheus = o.query !== undefined || o.expr !== undefined;
     if (hasPrometheus && o.prometheus === undefined) throw new UsageError("--query and --expr need --prometheus URL");
     if (o.prometheus !== undefined && !hasPrometheus) throw new UsageError("--prometheus needs --query or --expr");
@@ -280,6 +295,7 @@ async function main(argv: string[]): Promise<number> {
       config,
       variants,
       actionSeconds,
+      agentSilences,
       ...(from !== undefined ? { from } : {}),
       ...(until !== undefined ? { until } : {}),
       keepTimeline: !o.quiet || o.html !== undefined || o.json,

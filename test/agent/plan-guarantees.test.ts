@@ -116,7 +116,11 @@ describe("plan guarantees", () => {
     expect(cluster.writes()).toEqual([]);
   });
 
-  it("an HTTPRoute changed out of band between two steps fails the next kube step precondition-failed and stays as it was", async () => {
+  it("an HTTPRoute changed out of band between two steps fails the next kube step precondition-failed and stays as it was (kubectl shows it)", async () => {
+    await cluster.close();
+    cluster = await startPlanCluster({ kubectl: true });
+    cluster.apply(GATEWAY_OBJECTS);
+    await cluster.controllers.settled();
     // The out-of-band change lands while the first step runs (a person with kubectl).
     const first = {
       name: "scale-up-standby",
@@ -135,6 +139,17 @@ describe("plan guarantees", () => {
     expect(report.error?.message).toContain("{.spec.rules[0].backendRefs[0].weight} is 50, expected 100");
     expect(weights(cluster)).toEqual([50, 50]);
     expect(cluster.writes().filter((w) => w.path.includes("httproutes"))).toEqual([]);
+    // What a person sees: kubectl reads the route through the sandbox's kubeconfig.
+    const shown = await cluster.kubectl(
+      "get",
+      "httproute",
+      "web",
+      "-n",
+      "shop",
+      "-o",
+      "jsonpath={.spec.rules[0].backendRefs[*].weight}",
+    );
+    expect(shown.trim()).toBe("50 50");
   });
 
   it('expect compares as JSON: the string "100" does not match the number 100', async () => {

@@ -67,7 +67,9 @@ export interface StackTarget {
    * dns-flip (sides matched by `node`, the record in the stack's BIND), node-fence (sides matched
    * by `zone`, KubeNodeNotReady per zone, groups dc-1 and cloud-a of the sandbox; one per stack).
    */
-  kind: "route-swap" | "dns-flip" | "etcd-sync-teardown" | "node-fence";
+  kind: "route-swap" | "dns-flip" | "etcd-sync-teardown" | "node-fence" | "plan";
+  /** plan: the agent's target as given (`{kind: "plan", steps}`). */
+  plan?: AgentTarget;
   holdSeconds: number;
   /** etcd-sync-teardown: the dns-flip target of this stack it flips (design §7). */
   dns?: string;
@@ -98,6 +100,8 @@ export interface StackOptions {
   qstash?: StackQstash;
   /** More worker variables (e.g. SLACK_WEBHOOK_URL pointing at a test receiver). */
   workerVars?: Record<string, string>;
+  /** More top-level worker config keys (e.g. `chatops`). */
+  workerConfig?: Record<string, unknown>;
   /**
    * `two`: `agent-a` and `agent-b` (design §11.1), each its own process with its own simulated
    * cluster, key and config holding only the targets it serves ({@link sideAgents}). Default:
@@ -285,6 +289,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       };
       if (t.agentless) {
         // Unknown to the agent (404): every action of this target fails at once.
+      } else if (t.kind === "plan") {
+        if (t.plan?.kind !== "plan") throw new Error(`plan target ${name} needs \`plan\``);
+        agentTargets[name] = t.plan;
       } else if (t.kind === "route-swap") agentTargets[name] = routeSwap(index);
       else if (t.kind === "node-fence") {
         agentTargets[name] = {
@@ -373,6 +380,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         : { agent: endpoint(agentUrl) }),
       ...(qstash ? { publicUrl: `http://127.0.0.1:${workerPort}` } : {}),
       ...(options.readinessIntervalSeconds ? { readiness: { intervalSeconds: options.readinessIntervalSeconds } } : {}),
+      ...options.workerConfig,
       targets: workerTargets,
     };
     const signingKeys: Record<string, string> = qstash

@@ -1,3 +1,4 @@
+// biome-ignore-all lint/performance/useDomNodeTextContent: these tests assert the text as rendered (innerText), not the DOM's text nodes
 /**
  * Agents on every side, end to end (issue 25, design §11.1): the real worker in workerd and two
  * real agent processes, `agent-a` and `agent-b`, each with its own simulated cluster and its own
@@ -5,10 +6,16 @@
  * night would: a failover executed by the destination's agent alone; agent-a SIGKILLed and
  * noticed once; agent-b stopped, so an automatic failover into the secondary is blocked
  * `agent-silent` while a manual command and a two-person break-glass still go, with the warning
- * in their answer; and an action addressed to agent-a refused by agent-b (421). Time is real
- * (workerd has no injectable clock), so heartbeats and silence use second-scale settings.
+ * in their answer; and an action addressed to agent-a refused by agent-b (421). The status page
+ * is open in Chromium (playwright-core) while agent-a dies, and says so by its own polling.
+ * Time is real (workerd has no injectable clock), so heartbeats and silence use second-scale
+ * settings.
  */
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type BrowserContext, chromium } from "playwright-core";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { queryRecord } from "../../agent/dns/rfc2136.ts";
 import { AGENT_HEADER } from "../../shared/protocol.ts";
@@ -23,6 +30,8 @@ const SILENT_AFTER_SECONDS = 4;
 const SECOND_OPERATOR = "e2e-second-operator-token";
 
 let stack: Stack;
+let browser: BrowserContext | undefined;
+let profile: string | undefined;
 const slackTexts: { at: number; text: string }[] = [];
 let slack: Server | undefined;
 
@@ -54,6 +63,8 @@ beforeAll(async () => {
 }, 90_000);
 
 afterAll(async () => {
+  await browser?.close().catch(() => undefined);
+  if (profile) rmSync(profile, { recursive: true, force: true });
   await stack?.stop();
   await new Promise((resolve) => slack?.close(resolve));
 }, 30_000);
@@ -149,9 +160,23 @@ describe("two agents, each on its side", () => {
     expect(await b.report("dr-late:99")).toBeUndefined();
   });
 
-  it("agent-a SIGKILLed → after silentAfterSeconds GET /v1/agents, the audit log and Slack say so, once", async () => {
+  it("agent-a SIGKILLed → after silentAfterSeconds GET /v1/agents, the view, the page (Chromium), the audit log and Slack say so, once", async () => {
     const a = stack.agents["agent-a"];
     if (!a) throw new Error("agent-a expected");
+    // The status page is open before the kill: it must notice by its own polling, no reload.
+    profile = mkdtempSync(join(tmpdir(), "turnout-chromium-"));
+    browser = await chromium.launchPersistentContext(profile, {
+      executablePath: "/usr/bin/chromium",
+      timeout: 30_000,
+      viewport: { width: 1280, height: 900 },
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"],
+    });
+    const page = await browser.newPage();
+    const opened = await page.goto(`${stack.worker.url}/?token=${TOKENS.operator}`, { timeout: 15_000 });
+    expect(opened?.status()).toBe(200);
+    const agentA = page.locator('#agents [data-agent="agent-a"]');
+    await expect.poll(() => agentA.getAttribute("class")).toBe("agent agent-heard");
+
     const killedAt = Date.now();
     await a.kill();
     const row = await waitFor(
@@ -164,6 +189,47 @@ describe("two agents, each on its side", () => {
     expect(lastHeard).toBeLessThanOrEqual(killedAt);
     expect(Date.now() - lastHeard).toBeGreaterThanOrEqual(SILENT_AFTER_SECONDS * 1000);
     expect((await agentRow("agent-b"))?.silent).toBe(false);
+
+    // The view says it: dr-dns's primary side is agent-a's, silent; its secondary agent-b's, heard.
+    const view = (await stack.view("dr-dns")) as { agents?: Record<string, { name: string; silent: boolean }> };
+    expect(view.agents).toEqual({
+      primary: { name: "agent-a", silent: true },
+      secondary: { name: "agent-b", silent: false },
+    });
+
+    // The page says it, by its own polling: the Agents section once, and the cards of its sides.
+    await expect
+      .poll(() => agentA.getAttribute("class"), { timeout: 15_000, interval: 250 })
+      .toBe("agent agent-silent");
+    expect(await page.locator("#agents [data-agent]").count()).toBe(2);
+    expect(await page.locator("#agents .agent-silent").count()).toBe(1);
+    const summary = await page.locator('#agents [data-field="agents-summary"]').innerText();
+    expect(summary).toBe("agent-a is SILENT: no automatic failover goes into the sides it serves until heard again.");
+    const itemText = await agentA.innerText();
+    expect(itemText).toContain("SILENT");
+    expect(itemText).toContain(
+      `last heard at ${row?.lastHeardAt?.slice(0, 10)} ${row?.lastHeardAt?.slice(11, 19)} UTC`,
+    );
+    expect(itemText).toMatch(/No automatic failover goes into dr-dns \(primary\)/);
+    await expect
+      .poll(() => page.locator('[data-target="dr-dns"] [data-side="primary"] [data-field="side-agent"]').innerText(), {
+        timeout: 10_000,
+        interval: 250,
+      })
+      .toContain("Agent agent-a is SILENT");
+    expect(
+      await page.locator('[data-target="dr-dns"] [data-side="secondary"] [data-field="side-agent"]').innerText(),
+    ).toBe("Agent: agent-b");
+    // Said once on the page: agent-a's silence is one item, not one per target or per poll.
+    expect((await page.locator("#agents").innerText()).match(/agent-a is SILENT/g)).toHaveLength(1);
+    mkdirSync(join(import.meta.dirname, "../../test-results"), { recursive: true });
+    await page.screenshot({
+      path: join(import.meta.dirname, "../../test-results/agents-silent-desktop.png"),
+      fullPage: true,
+      timeout: 10_000,
+    });
+    await page.close();
+
     const events = await waitFor("agent.silent audited on dr-dns", async () => {
       const e = await stack.events("dr-dns");
       return ofType(e, "agent.silent").length > 0 ? e : undefined;

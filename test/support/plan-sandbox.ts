@@ -4,7 +4,11 @@
  * the real plan executor whose reports are collected in memory. The clock is the test's: sleeping
  * advances it (and yields, so the simulated controllers move), so minutes of waiting take none.
  */
-import { readFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { parseAllDocuments } from "yaml";
 import { type ActionStore, InMemoryActionStore } from "../../agent/action-store.ts";
@@ -20,9 +24,13 @@ import {
   type ResourceType,
   startFakeKubeApi,
 } from "../../agent/sandbox/fake-kube-api.ts";
+import { selfSignedCertificate, writeKubeconfig } from "../../agent/sandbox/kubeconfig.ts";
 import { startWorkloadControllers, type WorkloadControllers } from "../../agent/sandbox/workloads.ts";
 import { type AgentConfig, AgentConfigSchema } from "../../shared/config.ts";
 import { type ActionReport, type ActionRequest, ActionRequestSchema } from "../../shared/protocol.ts";
+import { requireBinary } from "./monitoring-process.ts";
+
+const execFileAsync = promisify(execFile);
 
 /** A CloudNativePG-like Cluster kind served without its CRD, for tests that write its status themselves. */
 const BARE_CNPG: ResourceType = {
@@ -41,6 +49,8 @@ export interface PlanCluster {
   apply(yamlFile: string): void;
   /** The write requests the API received (PATCH/PUT/POST/DELETE), ConfigMaps of the action store excluded. */
   writes(): { method: string; path: string; dryRun: boolean; body: string }[];
+  /** Runs kubectl (Debian's kubernetes-client) against this cluster's kubeconfig; needs `kubectl: true`. */
+  kubectl(...args: string[]): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -59,9 +69,20 @@ const PLURAL: Record<string, { group: string; resource: string }> = {
  * applied, and the sandbox's simulated operator answers them; `"bare"` (default): the kind is
  * served from the start and nobody writes its status.
  */
-export async function startPlanCluster(options: { cnpg?: "operator" | "bare" } = {}): Promise<PlanCluster> {
+export async function startPlanCluster(
+  options: { cnpg?: "operator" | "bare"; kubectl?: boolean } = {},
+): Promise<PlanCluster> {
   const operator = options.cnpg === "operator";
-  const api = await startFakeKubeApi({ resources: operator ? [] : [BARE_CNPG], namespaces: ["default", "turnout"] });
+  // kubectl sends its bearer token only over TLS, so a cluster read with kubectl also serves HTTPS.
+  const tls = options.kubectl ? selfSignedCertificate() : undefined;
+  const api = await startFakeKubeApi({
+    resources: operator ? [] : [BARE_CNPG],
+    namespaces: ["default", "turnout"],
+    ...(tls ? { tls } : {}),
+  });
+  const dir = tls ? mkdtempSync(join(tmpdir(), "turnout-plan-kubectl-")) : undefined;
+  const kubeconfig = dir ? join(dir, "kubeconfig") : undefined;
+  if (tls && kubeconfig && api.httpsUrl) writeKubeconfig(kubeconfig, api.httpsUrl, tls.cert, api.token);
   const controllers = startWorkloadControllers(api.store, { rolloutDelayMs: 20 });
   const cnpg = operator ? startCnpgController(api.store, { delayMs: 20 }) : undefined;
   return {
@@ -80,10 +101,21 @@ export async function startPlanCluster(options: { cnpg?: "operator" | "bare" } =
       api.requests
         .filter((r) => r.method !== "GET" && !r.path.includes("/configmaps/turnout-"))
         .map((r) => ({ method: r.method, path: r.path, dryRun: r.query.dryRun === "All", body: r.body })),
+    async kubectl(...args) {
+      if (!kubeconfig || !dir) throw new Error("plan-sandbox: start the cluster with { kubectl: true }");
+      const binary = requireBinary(process.env.KUBECTL ?? "/usr/bin/kubectl", "kubernetes-client");
+      const { stdout } = await execFileAsync(
+        binary,
+        ["--kubeconfig", kubeconfig, "--cache-dir", join(dir, "kube-cache"), ...args],
+        { timeout: 20_000 },
+      );
+      return stdout;
+    },
     close: async () => {
       cnpg?.stop();
       controllers.stop();
       await api.close();
+      if (dir) rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -28,7 +28,7 @@ const {
   slackSigningSecret: SLACK_SECRET,
 } = TEST_CREDENTIALS;
 
-type Cell = "none" | "wrong" | "replayed" | "tampered" | "viewer" | "operator" | "valid";
+type Cell = "none" | "wrong" | "unknown" | "replayed" | "tampered" | "viewer" | "operator" | "valid";
 type Build = () => Promise<Request>;
 
 const url = (path: string) => `http://w${path}`;
@@ -54,6 +54,29 @@ const reportBody = JSON.stringify({
   steps: [],
   at: new Date(T0).toISOString(),
 });
+
+/** A heartbeat of the `default` agent (the legacy `agent` key and TURNOUT_AGENT_SECRET), signed now. */
+const heartbeatBody = () =>
+  JSON.stringify({
+    agent: "default",
+    version: "1.2.3",
+    mode: "cluster",
+    pod: "turnout-agent-0",
+    leader: "turnout-agent-0",
+    at: new Date().toISOString(),
+    targets: {},
+  });
+/** A heartbeat signed with `secret`, `ageSeconds` ago, naming `agent` in Turnout-Agent (null: no header). */
+async function heartbeatPost(
+  o: { secret?: string; agent?: string | null; ageSeconds?: number; sendBody?: string } = {},
+) {
+  const body = heartbeatBody();
+  const headers: Record<string, string> = {
+    "turnout-signature": await sign(o.secret ?? AGENT_SECRET, body, Date.now() / 1000 - (o.ageSeconds ?? 0)),
+  };
+  if (o.agent !== null) headers["turnout-agent"] = o.agent ?? "default";
+  return post("/v1/agent/heartbeats", headers, o.sendBody ?? body);
+}
 
 /** A `/turnout pause` from an allowed user, with its own trigger_id (so its own signature). */
 const slashBody = () => slackSlashBody(`pause ${TARGET}`);
@@ -177,6 +200,30 @@ const endpoints: { name: string; cells: Partial<Record<Cell, [Build, number]>> }
     },
   },
   {
+    name: "POST /v1/agent/heartbeats (Turnout-Signature with the named agent's key)",
+    cells: {
+      none: [async () => post("/v1/agent/heartbeats", { "turnout-agent": "default" }, heartbeatBody()), 401],
+      wrong: [async () => heartbeatPost({ secret: "another-secret-0123456789abcdef0123" }), 401],
+      // A good signature, but for a name the worker has no key for.
+      unknown: [async () => heartbeatPost({ agent: "agent-nobody" }), 401],
+      replayed: [async () => heartbeatPost({ ageSeconds: 301 }), 401],
+      tampered: [async () => heartbeatPost({ sendBody: heartbeatBody().replace('"cluster"', '"sandbox"') }), 401],
+      operator: [async () => post("/v1/agent/heartbeats", bearer(OPERATOR), heartbeatBody()), 401],
+      // No Turnout-Agent header means `default` (design §11.1).
+      valid: [async () => heartbeatPost({ agent: null }), 200],
+    },
+  },
+  {
+    name: "GET /v1/agents (viewer)",
+    cells: {
+      none: [async () => get("/v1/agents"), 401],
+      wrong: [async () => get("/v1/agents", bearer("not-a-token-of-anyone")), 401],
+      tampered: [async () => get("/v1/agents", bearer(tamper(VIEWER))), 401],
+      viewer: [async () => get("/v1/agents", bearer(VIEWER)), 200],
+      operator: [async () => get("/v1/agents", bearer(OPERATOR)), 200],
+    },
+  },
+  {
     name: "POST /v1/agent/reports/qstash-failure (Upstash-Signature)",
     cells: {
       none: [async () => post("/v1/agent/reports/qstash-failure", {}, "{}"), 401],
@@ -247,7 +294,13 @@ const endpoints: { name: string; cells: Partial<Record<Cell, [Build, number]>> }
 
 async function snapshot() {
   const stub = env.TARGETS.getByName(TARGET);
-  return { state: await stub.state(), events: await stub.events(0, 1000), signals: await stub.signals() };
+  const agent = await env.AGENTS.getByName("default").info("default");
+  return {
+    state: await stub.state(),
+    events: await stub.events(0, 1000),
+    signals: await stub.signals(),
+    agent: { lastHeardAt: agent.lastHeardAt, pods: agent.pods, version: agent.version },
+  };
 }
 
 describe("worker auth matrix", () => {

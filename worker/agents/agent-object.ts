@@ -14,7 +14,9 @@ import { z } from "zod";
 import { agentsOf, type Side, servedBy, type WorkerConfig } from "../../shared/config.ts";
 import type { Heartbeat } from "../../shared/protocol.ts";
 import { type LoadedConfig, loadConfig } from "../config.ts";
+import { agentNoticeKey } from "../engine/machine-agents.ts";
 import type { Env } from "../env.ts";
+import type { PageRequest } from "../target/paging.ts";
 
 /** How soon a fan-out that failed (a target object unavailable) is tried again. */
 const FANOUT_RETRY_MS = 5_000;
@@ -55,6 +57,12 @@ const AgentStateSchema = z.object({
   readinessTold: z
     .object({ round: z.number().nullable(), mode: z.enum(["sandbox", "cluster"]), digests: z.string() })
     .optional(),
+  /**
+   * The target whose object holds this agent's open page (design §11.4: paged when silent,
+   * resolved when heard again). The resolve goes through that same object, since only it knows
+   * the page is open, even if a config edit made another target the announcing one since.
+   */
+  pagedVia: z.string().nullable().default(null),
 });
 type AgentState = z.infer<typeof AgentStateSchema>;
 
@@ -65,6 +73,8 @@ export interface AgentInfo {
   configured: boolean;
   lastHeardAt: string | null;
   silent: boolean;
+  /** When it went silent (null while heard). */
+  silentSince: string | null;
   silentAfterSeconds: number;
   version: string | null;
   mode: string | null;
@@ -125,6 +135,7 @@ export class AgentObject extends DurableObject<Env> {
       since: now,
       pods: {},
       fanoutPending: false,
+      pagedVia: null,
     };
   }
 
@@ -277,12 +288,20 @@ export class AgentObject extends DurableObject<Env> {
         this.env.TARGETS.getByName(target).agentLiveness(target, { ...liveness, announce: i === 0 }),
       ),
     );
-    const failed = results.some((r) => r.status === "rejected");
-    // A transition told twice is harmless (each target ignores news it already holds), but the
-    // announcing target then notifies again; so only a failed fan-out is repeated.
+    const pagedVia = await this.pageTransition(state, serves).catch((err: unknown) => {
+      console.error(
+        JSON.stringify({ level: "error", msg: "agent page not queued", agent: state.name, error: String(err) }),
+      );
+      return undefined;
+    });
+    const failed = results.some((r) => r.status === "rejected") || pagedVia === undefined;
+    // A transition told twice is harmless (each target ignores news it already holds, a page is
+    // opened once per key), but the announcing target then notifies again; so only a failed
+    // fan-out is repeated.
     const current = this.read(state.name, this.now());
     if (current.since === state.since && current.silent === state.silent) {
       current.fanoutPending = failed;
+      if (pagedVia !== undefined) current.pagedVia = pagedVia;
       this.write(current);
       if (failed) await this.ctx.storage.setAlarm(this.now() + FANOUT_RETRY_MS);
     }
@@ -295,6 +314,49 @@ export class AgentObject extends DurableObject<Env> {
         failed,
       }),
     );
+  }
+
+  /**
+   * Pages the transition once per agent (design §11.4, §11.6: key `turnout/agent/<name>`, kind
+   * `agent-silent`, not once per target): the announcing target's object queues the trigger in its
+   * durable outbox; the return resolves it through the object that holds it. Returns the target
+   * now holding the page (null: none open).
+   */
+  private async pageTransition(state: AgentState, serves: readonly string[]): Promise<string | null> {
+    const key = agentNoticeKey(state.name);
+    if (!state.silent) {
+      if (state.pagedVia === null) return null;
+      const resolve: PageRequest = {
+        action: "resolve",
+        key,
+        kind: "agent-silent",
+        summary: `agent ${state.name} is heard again: automatic action into the sides it serves resumes`,
+      };
+      await this.env.TARGETS.getByName(state.pagedVia).page(state.pagedVia, resolve);
+      return null;
+    }
+    const via = state.pagedVia ?? serves[0];
+    if (via === undefined) return null;
+    const loaded = this.config();
+    const served = loaded.ok ? servedBy(loaded.value, state.name) : {};
+    const sides = Object.entries(served).map(([target, s]) => `${target} ${s.join(" and ")}`);
+    const since =
+      state.lastHeardAt === null ? "never heard" : `not heard since ${new Date(state.lastHeardAt).toISOString()}`;
+    const trigger: PageRequest = {
+      action: "trigger",
+      key,
+      kind: "agent-silent",
+      summary: `agent ${state.name} is silent (${since}): no automatic failover into ${sides.join(", ") || "its sides"} until it is heard again`,
+      todo: `Find out why agent ${state.name} stopped sending heartbeats: its pods and their logs in its cluster (kubectl -n turnout get pods,leases; kubectl -n turnout logs deploy/turnout-agent), whether its cluster is reachable at all, and whether it can reach the worker. While it is silent a manual command still dispatches to it, with a warning; the status page's Agents section shows when it was last heard. See docs/operations.md, "An agent is silent".`,
+      details: {
+        agent: state.name,
+        lastHeardAt: state.lastHeardAt === null ? null : new Date(state.lastHeardAt).toISOString(),
+        silentSince: new Date(state.since).toISOString(),
+        serves: served,
+      },
+    };
+    await this.env.TARGETS.getByName(via).page(via, trigger);
+    return via;
   }
 
   private async arm(state: AgentState): Promise<void> {
@@ -325,6 +387,7 @@ export class AgentObject extends DurableObject<Env> {
       configured: entry !== undefined,
       lastHeardAt: state.lastHeardAt === null ? null : iso(state.lastHeardAt),
       silent: state.silent,
+      silentSince: state.silent ? iso(state.since) : null,
       silentAfterSeconds: entry?.silentAfterSeconds ?? 60,
       version: state.version,
       mode: state.mode,

@@ -14,6 +14,7 @@ import { routeLabels } from "../engine/routing.ts";
 import type { Delivery, IngestBatch, IngestWarning, Signal } from "../engine/signals.ts";
 import { parseAlertmanager } from "../http/ingest/alertmanager.ts";
 import { parseNagios } from "../http/ingest/nagios.ts";
+import { type AgentSilence, livenessInputs } from "./agent-silences.ts";
 import { type InputProblem, type SimInput, sortInputs } from "./inputs.ts";
 import { type AuditEvent, type Effect, type MachineState, ReplayTarget, type Step } from "./replay-target.ts";
 import { type Variant, variantPolicies } from "./variants.ts";
@@ -30,6 +31,8 @@ export interface SimulateOptions {
   until?: number;
   /** Keep each target's audit events and state segments (timeline, HTML); off for benchmarks. */
   keepTimeline?: boolean;
+  /** Agents silent for a while (`--agent-silent`): liveness inputs of decide(); probes go unanswered. */
+  agentSilences?: readonly AgentSilence[];
 }
 
 /** Time the active side was down, by what turnout was doing (ms). */
@@ -358,6 +361,12 @@ class TargetRun {
       this.alarm = effect.at;
       return;
     }
+    if (effect.type === "probe") {
+      // The machine probes only an agent it holds silent, and a silent agent does not answer.
+      const agent = effect.agent;
+      this.agent.push({ at: now, order: order(), run: (t, at) => t.replay.probeResult(agent, false, at) });
+      return;
+    }
     if (effect.type !== "dispatch") return;
     const r = effect.request;
     // The agent is idempotent: a re-sent id is the same action.
@@ -411,16 +420,27 @@ function runVariant(
   config: WorkerConfig,
   policies: Record<string, Policy>,
   prepared: readonly Prepared[],
-  opts: { from: number; until: number; actionSeconds: number; keep: boolean },
+  opts: { from: number; until: number; actionSeconds: number; keep: boolean; silences: readonly AgentSilence[] },
 ): TargetResult[] {
   let seq = 0;
   const order = () => ++seq;
   const runs = new Map<string, TargetRun>();
+  const liveness = livenessInputs(opts.silences, config);
   for (const name of Object.keys(policies).sort()) {
     const policy = policies[name];
     const target = config.targets[name];
     if (!policy || !target) continue;
-    runs.set(name, new TargetRun(name, policy, target, opts.from, opts.keep));
+    const run = new TargetRun(name, policy, target, opts.from, opts.keep);
+    // Told to every target, as the agent's object tells each one it serves; the machine keeps
+    // only news of an agent its sides name.
+    for (const l of liveness) {
+      run.agent.push({
+        at: l.at,
+        order: order(),
+        run: (t, at) => t.replay.agentLiveness(l.agent, l.silent, l.at, l.lastHeardAt, at),
+      });
+    }
+    runs.set(name, run);
   }
   const list = [...runs.values()];
 
@@ -520,6 +540,7 @@ export function simulate(inputs: readonly SimInput[], opts: SimulateOptions): Si
       until,
       actionSeconds: opts.actionSeconds,
       keep: opts.keepTimeline ?? true,
+      silences: opts.agentSilences ?? [],
     });
     const summary = emptySummary();
     for (const t of targets) addSummary(summary, t.summary);

@@ -9,7 +9,9 @@
  *   observe with staleness, decide);
  * - `timer` = TargetObject.alarm → target-core `alarm`;
  * - `report` / `dispatchResult` = TargetObject.report / the result TargetObject.deliver feeds back
- *   → target-core `input`.
+ *   → target-core `input`;
+ * - `agentLiveness` / `probeResult` = TargetObject.agentLiveness / the answer TargetObject.probe
+ *   feeds back → target-core `input` (rule 17).
  * A fresh target starts from `newCoreState` with its configuration, as TargetObject.loadState
  * does; the simulator never changes the configuration mid-run, so `applyConfig` has nothing to do.
  */
@@ -129,6 +131,18 @@ export class ReplayTarget {
     const failing = state === "ready" ? [] : ["simulated"];
     const input = { type: "readiness" as const, side, state, at: now, validUntil, failing };
     return stepOf(inputCore(this.store, this.state, input, now));
+  }
+
+  /** An agent went silent or was heard again (TargetObject.agentLiveness, told by the agent's object). */
+  agentLiveness(agent: string, silent: boolean, at: number, lastHeardAt: number | null, now: number): Step {
+    this.store.changes = [];
+    return stepOf(inputCore(this.store, this.state, { type: "agent", agent, silent, at, lastHeardAt }, now));
+  }
+
+  /** The answer to a `probe` effect (TargetObject.probe). */
+  probeResult(agent: string, ok: boolean, now: number): Step {
+    this.store.changes = [];
+    return stepOf(inputCore(this.store, this.state, { type: "probe-result", agent, ok }, now));
   }
 
   /** The outcome of delivering a dispatch (TargetObject.deliver). */

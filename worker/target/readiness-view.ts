@@ -14,7 +14,7 @@
 import { z } from "zod";
 import { otherSide, SIDES, type Side, SideSchema } from "../../shared/config.ts";
 import { type ReadinessCheck, SideReadinessSchema } from "../../shared/protocol.ts";
-import type { MachineInput } from "../engine/machine-types.ts";
+import type { ParsedMachineInput } from "../engine/machine-types.ts";
 
 /** What one agent last said of one target (kept by the target's object, one row per agent). */
 export const AgentReadinessSchema = z
@@ -102,7 +102,11 @@ function failingOf(checks: readonly ReadinessCheck[]): string[] {
 }
 
 /** The engine's input for one side's new evaluation (time is the evaluation's own). */
-export function readinessInputOf(side: Side, derived: DerivedReadiness, intervalMs: number): MachineInput {
+export function readinessInputOf(
+  side: Side,
+  derived: DerivedReadiness,
+  intervalMs: number,
+): Extract<ParsedMachineInput, { type: "readiness" }> {
   return {
     type: "readiness",
     side,

@@ -69,6 +69,13 @@ export interface CoreState {
   routedWith: string | null;
   /** When `decide` last ran (its `now`): no deadline falls due before the machine's next one after it. */
   decidedAt?: number;
+  /**
+   * No firing signal goes stale before `at` (null: none until one is written), for signals going
+   * stale `staleAfterMs` after they were last seen: observing then need not ask the store which
+   * went stale. Set by each observation (its `staleAt`, once the stale ones are announced) and
+   * lowered by every firing signal the core writes; absent (an older row), the store is asked.
+   */
+  staleBound?: { at: number | null; staleAfterMs: number };
 }
 
 /** The configuration one target is handled with (or undefined: it left the config, rule 15). */
@@ -92,6 +99,15 @@ export interface CoreOutcome {
 }
 
 const EMPTY_SIDE = { firingSources: [], heldSources: [], staleSources: [], incidents: [] };
+
+/**
+ * An input the shell feeds `decide`. The trust boundary is where the data came in, not here:
+ * reports and delivery results were verified and parsed by the HTTP route or the transport,
+ * configuration by the config loader, and alarms and observations are the shell's own, so these
+ * come in their parsed shape and are not parsed again on every call (design §11.5). A command
+ * is the exception (see {@link Run.step}).
+ */
+export type ShellInput = Exclude<ParsedMachineInput, { type: "command" }> | Extract<MachineInput, { type: "command" }>;
 
 /** A fresh shell state for a target seen for the first time. */
 export function newCoreState(target: string, config: TargetConfig | undefined, fallback: TargetConfig): CoreState {
@@ -127,14 +143,16 @@ class Run {
     return m.seq;
   }
 
-  /** One `decide` call: its audit events are written and its effects collected. */
-  step(input: MachineInput): string | undefined {
-    return this.apply(decide(this.state.machine, input, this.now));
-  }
-
-  /** `step` for an input this shell built in the parsed shape itself (an observation of its store). */
-  stepParsed(input: ParsedMachineInput): string | undefined {
-    return this.apply(decideParsed(this.state.machine, input, this.now));
+  /**
+   * One `decide` call: its audit events are written and its effects collected. Only a command is
+   * validated again (its limits, such as a reason's length, live in the machine's schema, and
+   * commands come at a person's pace); every other input is already in its parsed shape.
+   */
+  step(input: ShellInput): string | undefined {
+    const now = this.now;
+    return this.apply(
+      input.type === "command" ? decide(this.state.machine, input, now) : decideParsed(this.state.machine, input, now),
+    );
   }
 
   /** Warnings of the decisions of this run (commands). */
@@ -157,6 +175,18 @@ class Run {
     return this.state.machine.policy.staleAfterSeconds * 1000;
   }
 
+  /** Writes a signal, keeping {@link CoreState.staleBound} a lower bound of when one goes stale. */
+  put(signal: StoredSignal): void {
+    putSignal(this.store, this.state, signal);
+  }
+
+  /** Whether a signal may have gone stale since the last observation (else the store is not asked). */
+  private mayHaveGoneStale(staleAfterMs: number): boolean {
+    const bound = this.state.staleBound;
+    if (staleAfterMs === 0) return false;
+    return bound === undefined || bound.staleAfterMs !== staleAfterMs || (bound.at !== null && bound.at <= this.now);
+  }
+
   /**
    * Observes the stored firing signals at `now`: announces each signal that went stale (once),
    * then feeds the observation to the machine (it audits only what changed). Returns when the next
@@ -164,8 +194,8 @@ class Run {
    */
   observe(cause: number | undefined, always = false): number | null {
     const staleAfter = this.staleAfterMs();
-    for (const s of staleAfter > 0 ? goingStale(this.store, this.now, staleAfter) : []) {
-      this.store.putSignal({ ...s, staleSince: this.now });
+    for (const s of this.mayHaveGoneStale(staleAfter) ? goingStale(this.store, this.now, staleAfter) : []) {
+      this.put({ ...s, staleSince: this.now });
       this.event("signal.stale", {
         key: s.key,
         source: s.source,
@@ -183,10 +213,11 @@ class Run {
     const { staleAt, ...observation } =
       this.store.observation?.(this.now, staleAfter) ?? observe(this.store.firingSignals(), this.now, staleAfter);
     this.state.observation = observation;
+    this.state.staleBound = { at: staleAt, staleAfterMs: staleAfter };
     // An observation the machine already holds, with no deadline due, is a no-op for `decide`
     // (its sides are unchanged and every rule already settled): skip the call (issue 19).
     if (!always && this.machineHolds(observation) && !this.deadlineDue()) return staleAt;
-    this.stepParsed({
+    this.step({
       type: "observed",
       sides: observation,
       ...(cause === undefined ? {} : { cause }),
@@ -261,10 +292,10 @@ export function applyConfig(
       moved += 1;
       if (side === null) {
         // It no longer matches either side: it stops counting, and its resolve would go elsewhere.
-        store.putSignal({ ...s, status: "resolved" });
+        run.put({ ...s, status: "resolved" });
         run.event("signal.unrouted", { key: s.key, source: s.source, side: s.side, incident: s.incident });
       } else {
-        store.putSignal({ ...s, side });
+        run.put({ ...s, side });
         run.event("signal.rerouted", { key: s.key, source: s.source, from: s.side, to: side, incident: s.incident });
       }
     }
@@ -321,7 +352,7 @@ export function ingest(
       result.ignored += 1;
       continue;
     }
-    store.putSignal(next);
+    run.put(next);
     if (outcome === "duplicate") {
       result.duplicates += 1;
       // Seen again after it went stale: fresh evidence again, so the sides are observed anew.
@@ -363,6 +394,15 @@ export function ingest(
   return { ...out, result };
 }
 
+/** Writes `signal` and lowers the state's stale bound to when it goes stale, if it is firing. */
+function putSignal(store: TargetStore, state: CoreState, signal: StoredSignal): void {
+  store.putSignal(signal);
+  const bound = state.staleBound;
+  if (bound === undefined || signal.status !== "firing" || signal.staleSince !== null) return;
+  const at = signal.lastSeen + bound.staleAfterMs;
+  if (bound.at === null || at < bound.at) state.staleBound = { at, staleAfterMs: bound.staleAfterMs };
+}
+
 /** The signals due to be announced stale, from the store's own query or its firing signals. */
 function goingStale(
   store: Pick<TargetStore, "firingSignals" | "goingStale">,
@@ -393,7 +433,7 @@ export function alarm(store: TargetStore, state: CoreState, now: number): CoreOu
 }
 
 /** Any other machine input (reports, delivery results, commands but `clear`). */
-export function input(store: TargetStore, state: CoreState, machineInput: MachineInput, now: number): CoreOutcome {
+export function input(store: TargetStore, state: CoreState, machineInput: ShellInput, now: number): CoreOutcome {
   const run = new Run(store, state, now);
   const rejected = run.step(machineInput);
   const out = run.finish(nextStaleAt(store, state, now));
@@ -425,7 +465,7 @@ export function clear(
     return { ...run.finish(nextStaleAt(store, state, now)), rejected: `clear: ${why}` };
   }
   // `at` moves to now, so a late re-send of the same incident stays stale; a new incident fires anew.
-  store.putSignal({ ...signal, status: "resolved", at: Math.max(signal.at, now), staleSince: null });
+  run.put({ ...signal, status: "resolved", at: Math.max(signal.at, now), staleSince: null });
   const cause = run.event("signal.cleared", {
     key,
     source: signal.source,

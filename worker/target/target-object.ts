@@ -74,6 +74,7 @@ import {
   ingest as ingestCore,
   input as inputCore,
   newCoreState,
+  type ShellInput,
   type TargetConfig,
   type TargetStore,
 } from "./target-core.ts";
@@ -170,6 +171,7 @@ export const TargetStateSchema = z.object({
   routedWith: z.string().nullable().default(null),
   lastPrunedAt: z.number().default(0),
   decidedAt: z.number().optional(),
+  staleBound: z.object({ at: z.number().nullable(), staleAfterMs: z.number() }).optional(),
 });
 export type TargetState = CoreState & { lastPrunedAt: number };
 
@@ -431,7 +433,7 @@ export class TargetObject extends DurableObject<Env> {
   async approveStep(name: string, input: StepApprovalInput): Promise<StepApprovalResult> {
     const machine = this.readState()?.machine;
     const action = machine?.action ?? null;
-    const command: MachineInput = { type: "command", command: "approve", step: input.step, actor: input.actor };
+    const command: ShellInput = { type: "command", command: "approve", step: input.step, actor: input.actor };
     if (input.reason !== undefined) command.reason = input.reason;
     if (input.actionId !== undefined && action?.id !== input.actionId) {
       const now = action ? `the current action is ${action.id}` : "no action is running";
@@ -500,7 +502,7 @@ export class TargetObject extends DurableObject<Env> {
    * reports for other ids or old epochs are audited (`report.ignored`) and otherwise ignored.
    */
   async report(name: string, report: ActionReport, agent?: string): Promise<{ accepted: boolean; refused?: boolean }> {
-    const input: MachineInput = { type: "report", report, ...(agent === undefined ? {} : { agent }) };
+    const input: ShellInput = { type: "report", report, ...(agent === undefined ? {} : { agent }) };
     const { effects } = this.run(name, this.now(), (state, now) => inputCore(this.store, state, input, now));
     this.perform(effects);
     // Design §11.1: a report signed by another agent than the action's is refused (403), audited.
@@ -519,7 +521,7 @@ export class TargetObject extends DurableObject<Env> {
     name: string,
     liveness: { agent: string; silent: boolean; at: number; lastHeardAt: number | null; announce: boolean },
   ): Promise<void> {
-    const input: MachineInput = { type: "agent", ...liveness };
+    const input: ShellInput = { type: "agent", ...liveness };
     const { effects } = this.run(name, this.now(), (state, now) => inputCore(this.store, state, input, now));
     this.perform(effects);
   }
@@ -578,7 +580,7 @@ export class TargetObject extends DurableObject<Env> {
    * starts it again under a new id. A callback for any other id than the latest action is ignored.
    */
   async deliveryFailed(name: string, actionId: string, error: string, code?: "wrong-agent"): Promise<void> {
-    const input: MachineInput = {
+    const input: ShellInput = {
       type: "dispatch-result",
       actionId,
       ok: false,
@@ -1025,7 +1027,7 @@ export class TargetObject extends DurableObject<Env> {
     } catch (err) {
       attempt = { ok: false, error: `dispatch threw: ${String(err)}` };
     }
-    const result: MachineInput = attempt.ok
+    const result: ShellInput = attempt.ok
       ? { type: "dispatch-result", actionId: request.id, ok: true, detail: attempt.detail }
       : {
           type: "dispatch-result",
@@ -1102,7 +1104,7 @@ export class TargetObject extends DurableObject<Env> {
     } catch {
       ok = false;
     }
-    const input: MachineInput = { type: "probe-result", agent, ok };
+    const input: ShellInput = { type: "probe-result", agent, ok };
     const { effects } = this.run(target, this.now(), (state, at) => inputCore(this.store, state, input, at));
     this.perform(effects);
     if (ok) await this.env.AGENTS.getByName(agent).heard(agent, now, "probe");
@@ -1330,6 +1332,18 @@ const SIGNAL_INSERT_ONE = `INSERT INTO signals (${SIGNAL_COLUMNS}) VALUES (${Arr
 const SIGNAL_INSERT_BATCH = `INSERT INTO signals (${SIGNAL_COLUMNS}) SELECT ${jsonColumns(SIGNAL_COLUMN_COUNT)} FROM json_each(?) WHERE true ${SIGNAL_UPSERT}`;
 
 /**
+ * What observing reads: the per-side, per-source aggregate of firing HARD signals (rows with a
+ * null `incident`), then the distinct fresh incidents per side (rows with one), both from the
+ * indexes of {@link SIGNAL_INDEXES}. Parameters: the fresh bound, twice.
+ */
+const OBSERVATION = `SELECT side, source, held, MAX(last_seen) AS newest, MIN(last_seen) AS oldest,
+       MIN(CASE WHEN last_seen > ? THEN last_seen END) AS fresh_oldest, NULL AS incident
+  FROM signals WHERE status = 'firing' AND soft = 0 GROUP BY side, source, held
+UNION ALL
+SELECT DISTINCT side, NULL, NULL, NULL, NULL, NULL, incident
+  FROM signals WHERE status = 'firing' AND soft = 0 AND last_seen > ?`;
+
+/**
  * The core's {@link TargetStore} over the object's SQLite tables, for ONE transaction at a time.
  * Writes are buffered and flushed in as few statements as the batch needs (one upsert of the
  * changed signals, one update of the duplicates' `last_seen`, one insert of the events), always
@@ -1434,16 +1448,10 @@ class SqlTargetStore implements TargetStore {
     this.flush();
     // Fresh means last_seen > fresh (design §4: `staleAfterMs` 0 never goes stale).
     const fresh = staleAfterMs > 0 ? now - staleAfterMs : Number.MIN_SAFE_INTEGER;
-    const groups = this.rows(
-      `SELECT side, source, held, MAX(last_seen) AS newest, MIN(last_seen) AS oldest,
-              MIN(CASE WHEN last_seen > ? THEN last_seen END) AS fresh_oldest
-         FROM signals WHERE status = 'firing' AND soft = 0 GROUP BY side, source, held`,
-      fresh,
-    );
-    const incidents = this.rows(
-      "SELECT DISTINCT side, incident FROM signals WHERE status = 'firing' AND soft = 0 AND last_seen > ?",
-      fresh,
-    );
+    // One statement for both: a statement's fixed cost is a large part of a small batch's.
+    const groups: Record<string, SqlStorageValue>[] = [];
+    const incidents: Record<string, SqlStorageValue>[] = [];
+    for (const row of this.rows(OBSERVATION, fresh, fresh)) (row.incident === null ? groups : incidents).push(row);
     let staleAt: number | null = null;
     const side = (name: Side): SideObservation => {
       const firing = new Set<string>();

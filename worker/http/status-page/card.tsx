@@ -93,9 +93,14 @@ export function cardSignature(
     | "approvalDeadline"
     | "configured"
     | "readiness"
+    | "agents"
   >,
 ): string {
   const a = view.action;
+  const agent = (side: "primary" | "secondary") => {
+    const x = view.agents?.[side];
+    return x ? `${x.name}:${x.silent}` : "";
+  };
   return [
     view.phase,
     view.activeSide,
@@ -113,6 +118,8 @@ export function cardSignature(
     view.readiness
       ? `${view.readiness.state}:${(view.readiness.failing ?? []).join(",")}:${view.readiness.drift ? view.readiness.drift.ok : ""}`
       : "",
+    agent("primary"),
+    agent("secondary"),
   ].join("|");
 }
 
@@ -186,6 +193,7 @@ export function TargetCard({ data }: { data: CardData }) {
               <span aria-hidden="true">{HEALTH_SYMBOL[view.sides[side].health] ?? ""} </span>
               {view.sides[side].health}
             </span>
+            <SideAgent agent={view.agents?.[side]} />
             <Firing signals={view.sides[side].firing} />
           </li>
         ))}
@@ -239,6 +247,21 @@ function Sentence({ sentence, now }: { sentence: TargetSentence; now: number }) 
           </time>
         ),
       )}
+    </p>
+  );
+}
+
+/** The agent that executes failovers into this side (design §11.1), marked when it is silent. */
+function SideAgent({ agent }: { agent: { name: string; silent: boolean } | undefined }) {
+  if (!agent) return null;
+  return agent.silent ? (
+    <p class="side-agent agent-silent" data-field="side-agent" data-agent={agent.name}>
+      <span aria-hidden="true">⊘ </span>Agent <strong>{agent.name}</strong> is SILENT: nothing fails over into this side
+      automatically until it is heard again (see Agents).
+    </p>
+  ) : (
+    <p class="side-agent muted" data-field="side-agent" data-agent={agent.name}>
+      Agent: {agent.name}
     </p>
   );
 }

@@ -61,8 +61,24 @@ export function refreshScript(): string {
       t.sides.primary.health, t.sides.secondary.health,
       t.sides.primary.firing.length, t.sides.secondary.firing.length,
       t.readiness ? t.readiness.state + ":" + (t.readiness.failing || []).join(",") + ":" + (t.readiness.drift ? t.readiness.drift.ok : "") : "",
+      t.agents ? t.agents.primary.name + ":" + t.agents.primary.silent : "",
+      t.agents ? t.agents.secondary.name + ":" + t.agents.secondary.silent : "",
     ].join("|");
   };
+  // The same fields as agentsSignature() in agents-section.tsx.
+  const agentsSig = (agents) => agents.map((a) => [a.name, a.silent, a.mode || "", a.notReady || "", a.version || "", a.leader || "", a.pods.length].join(":")).join("|");
+  async function refreshAgents() {
+    const section = byId("agents");
+    if (!section) return;
+    const res = await fetch("/v1/agents", { credentials: "same-origin", headers: { accept: "application/json" } });
+    if (!res.ok) throw new Error("HTTP " + res.status);
+    const body = await res.json();
+    if (section.dataset.agentsSig === agentsSig(body.agents)) return;
+    const page = await fetch("/?fragment=agents", { credentials: "same-origin", headers: { accept: "text/html" } });
+    if (!page.ok) throw new Error("HTTP " + page.status);
+    const fresh = new DOMParser().parseFromString(await page.text(), "text/html").getElementById("agents");
+    if (fresh) section.replaceWith(document.importNode(fresh, true));
+  }
   // Changed cards are re-rendered from the server's HTML (same session cookie) and swapped in.
   async function rerender(names) {
     // Only the cards: a whole page would carry another response's nonce'd style and script.
@@ -97,6 +113,7 @@ export function refreshScript(): string {
         if (card && (card.dataset.sig !== sig(t) || card.dataset.live)) changed.add(t.name);
       }
       if (changed.size > 0) await rerender(changed);
+      await refreshAgents();
       lastOk = Date.now();
       banner(null);
       say("Updated " + hhmmss(lastOk) + " UTC; live updates every ${REFRESH_SECONDS} s.");
@@ -200,6 +217,16 @@ a { color: #0b3d91; }
 .step .approval { margin: 0.2rem 0; font-weight: 400; color: #1b1e23; }
 .step form.command { margin: 0.2rem 0; }
 .muted { color: #4a505a; }
+.agents { background: #ffffff; border: 1px solid #c9ced6; border-radius: 0.5rem; padding: 0.75rem 1rem; margin-bottom: 1rem; overflow-wrap: anywhere; }
+.agents h2 { margin: 0 0 0.5rem; font-size: 1.15rem; }
+.agent-list { list-style: none; padding: 0; margin: 0; }
+.agent { padding: 0.4rem 0; border-top: 1px solid #e3e6ea; }
+.agent p { margin: 0.15rem 0; }
+.agent-heard .badge { color: #13551f; background: #e4f4e6; }
+.agent-silent .badge { color: #8a1010; background: #fde5e5; }
+.agent-unheard .badge { color: #3d434c; background: #eceef1; }
+.side-agent { margin: 0.15rem 0; font-size: 0.9rem; }
+p.agent-silent { color: #8a1010; font-weight: 600; }
 code { font-size: 0.9em; }
 .actions .buttons { display: flex; flex-wrap: wrap; gap: 0.5rem; }
 .actions form { margin: 0; }

@@ -17,13 +17,16 @@
 import { type Context, Hono } from "hono";
 import type { Child } from "hono/jsx";
 import type { WorkerConfig } from "../../../shared/config.ts";
+import type { AgentInfo } from "../../agents/agent-object.ts";
 import { loadConfig } from "../../config.ts";
 import type { Env } from "../../env.ts";
 import { Problem, problemResponse } from "../../problem.ts";
 import { describeEvent, sentenceText, targetSentence } from "../../target/target-sentences.ts";
 import type { AuditEvent, EventPage, TargetView } from "../../target/target-view.ts";
+import { listAgents } from "../agents-api.ts";
 import { byToken, hasRole, identify, type Role, sessionIdentity, type TokenIdentity } from "../identity.ts";
 import { issueSession, readCookie, SESSION_COOKIE, sessionCookie } from "../session.ts";
+import { AgentsSection } from "./agents-section.tsx";
 import { type CardData, PAGE_COMMANDS, type PageCommand, TargetCard } from "./card.tsx";
 import { CSS, REFRESH_SECONDS, refreshScript } from "./client.ts";
 import { accessCsrfToken, csrfMatches, csrfToken } from "./csrf.ts";
@@ -193,6 +196,16 @@ async function loadCard(env: Env, config: WorkerConfig, name: string, operator: 
   }
 }
 
+/** Every agent as shown, or why they cannot be shown (the cards still are). */
+async function loadAgents(env: Env): Promise<{ agents: AgentInfo[]; error: string | undefined }> {
+  try {
+    return { agents: await listAgents(env), error: undefined };
+  } catch (err) {
+    console.error(JSON.stringify({ level: "error", msg: "status page: agents unavailable", error: String(err) }));
+    return { agents: [], error: "their records could not be read; they will be retried on the next refresh" };
+  }
+}
+
 statusPage.get("/", async (c) => {
   const nonce = newNonce();
   const headers = securityHeaders(nonce);
@@ -210,7 +223,14 @@ statusPage.get("/", async (c) => {
   const loaded = loadConfig(c.env);
   if (!loaded.ok) return c.html(configError(nonce, loaded), 503, headers);
   const names = Object.keys(loaded.value.targets).sort();
-  const cards = await Promise.all(names.map((name) => loadCard(c.env, loaded.value, name, reader.operator)));
+  const fragment = c.req.query("fragment");
+  const [cards, agents] = await Promise.all([
+    fragment === "agents" ? [] : Promise.all(names.map((name) => loadCard(c.env, loaded.value, name, reader.operator))),
+    fragment === "cards" ? { agents: [], error: undefined } : loadAgents(c.env),
+  ]);
+  const agentsSection = <AgentsSection agents={agents.agents} now={Date.now()} error={agents.error} />;
+  // The page's script re-renders the Agents section from this fragment when /v1/agents changed.
+  if (fragment === "agents") return c.html(agentsSection, 200, headers);
   const renderedAt = new Date().toISOString();
   const cardList = (
     <div class="cards">
@@ -227,13 +247,14 @@ statusPage.get("/", async (c) => {
     </div>
   );
   // The page's script re-renders changed cards from this fragment (no style or script in it).
-  if (c.req.query("fragment") === "cards") return c.html(cardList, 200, headers);
+  if (fragment === "cards") return c.html(cardList, 200, headers);
   return c.html(
     <Layout nonce={nonce} title="turnout status" operator={reader.operator !== null}>
       <p class="lede">
         {names.length} target{names.length === 1 ? "" : "s"}. Rendered <time datetime={renderedAt}>{renderedAt}</time>
         {reader.operator ? `; signed in as ${reader.operator.name}, with the operator role` : ""}.
       </p>
+      {agentsSection}
       {cardList}
       <script nonce={nonce} dangerouslySetInnerHTML={{ __html: refreshScript() }} />
     </Layout>,
