@@ -12,7 +12,13 @@
  */
 import { createHash } from "node:crypto";
 import { type AgentConfig, agentHeartbeatUrl, type Side } from "../shared/config.ts";
-import { AGENT_HEADER, type Heartbeat, HeartbeatAnswerSchema, HeartbeatSchema } from "../shared/protocol.ts";
+import {
+  AGENT_HEADER,
+  type Heartbeat,
+  HeartbeatAnswerSchema,
+  HeartbeatSchema,
+  type ReadinessReport,
+} from "../shared/protocol.ts";
 import { SIGNATURE_HEADER, sign } from "../shared/signature.ts";
 import { describeFetchError } from "./fetch-error.ts";
 import type { Leadership } from "./leadership.ts";
@@ -58,6 +64,8 @@ export interface HeartbeatOptions {
   onResult?: (status: Exclude<HeartbeatStatus, "pending">) => void;
   /** Per-attempt timeout, so a hung worker does not stall the cadence. */
   timeoutMs?: number;
+  /** The latest readiness results (design §11.3), carried once the worker has said what it serves. */
+  readiness?: () => ReadinessReport;
 }
 
 export interface Heartbeats {
@@ -135,7 +143,7 @@ export function createHeartbeats(options: HeartbeatOptions): Heartbeats {
   };
 
   async function beat(signal?: AbortSignal): Promise<number> {
-    const kept = {
+    const kept: Pick<HeartbeatState, "lastOkAt" | "serves"> = {
       ...(state.lastOkAt ? { lastOkAt: state.lastOkAt } : {}),
       ...(state.serves ? { serves: state.serves } : {}),
     };
@@ -153,6 +161,9 @@ export function createHeartbeats(options: HeartbeatOptions): Heartbeats {
       leader: options.leader(),
       at: new Date(nowMs).toISOString(),
       targets: digests,
+      // Only once `serves` is known: before it, readiness covers both sides, and a side the worker
+      // sends another agent is refused (403), so nothing is sent that the worker did not assign.
+      ...(options.readiness && state.serves ? { readiness: options.readiness() } : {}),
     });
     const body = JSON.stringify(heartbeat);
     const timeout = AbortSignal.timeout(timeoutMs);
@@ -168,6 +179,12 @@ export function createHeartbeats(options: HeartbeatOptions): Heartbeats {
         signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
       });
       const text = await res.text().catch(() => "");
+      if (res.status === 403) {
+        // Readiness for a side no longer served (the worker's config moved it): the refusal says
+        // what is served now, so the next heartbeat carries only that.
+        const now = HeartbeatAnswerSchema.safeParse(parseJson(text));
+        if (now.success) kept.serves = now.data.serves;
+      }
       if (res.status === 401 || res.status === 403) return refused(`HTTP ${res.status}`);
       if (!res.ok) {
         log.warn("heartbeat not acknowledged", { url, status: res.status });
@@ -212,4 +229,13 @@ export function createHeartbeats(options: HeartbeatOptions): Heartbeats {
       await loop;
     },
   };
+}
+
+/** JSON text as a value; undefined when it is not JSON. */
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }

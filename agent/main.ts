@@ -187,8 +187,9 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     env,
     metrics,
     clock: { now: Date.now, sleep: abortableSleep },
+    // The sides the worker sends this agent (the heartbeat answer); started once the sender exists.
+    serves: () => heartbeatSender.state().serves,
   });
-  readiness.start();
   // Steps owed by `ifUnreachable: "skip"` run once their cluster answers (design §11.6).
   const owedTimer = setInterval(() => {
     if (!leadership.isLeader()) return;
@@ -206,8 +207,10 @@ export async function startAgent(options: StartAgentOptions): Promise<RunningAge
     secret,
     log,
     onResult: (result) => metrics.heartbeatResult(result),
+    readiness: () => readiness.latest(),
   });
   heartbeatSender.start();
+  readiness.start();
 
   const versionApi = kubeConfig.makeApiClient(VersionApi);
   let accepting = true;

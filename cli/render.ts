@@ -4,6 +4,7 @@
  * optional), so a worker that adds fields never breaks the CLI.
  */
 import { eventSentence } from "../shared/event-sentences.ts";
+import { type ReadinessLike, readinessNotes, readinessSentence } from "../shared/readiness-sentences.ts";
 import { stepDurationMs } from "../shared/step-duration.ts";
 
 export interface StepView {
@@ -61,6 +62,8 @@ export interface TargetView {
   sides?: Record<string, SideView>;
   action?: ActionView | null;
   lastEvents?: EventView[];
+  /** The side a failover would go to: ready, not ready, unknown (design §11.3). */
+  readiness?: ReadinessLike;
 }
 
 export interface EventView {
@@ -108,6 +111,11 @@ export function note(t: TargetView, now: number): string {
   if (waiting) notes.push(`step ${waiting.name} waits for approval`);
   if (t.phase === "failed" && t.action?.error) notes.push(`${t.action.error.code}: retry, revert or cancel`);
   if (t.cooldownUntil) notes.push(`cooldown ${duration(Date.parse(t.cooldownUntil) - now)} left`);
+  if (t.readiness?.state === "not-ready") {
+    const failing = t.readiness.checks?.filter((c) => c.destination && !c.ok).map((c) => c.name) ?? [];
+    notes.push(`not ready to fail over to ${t.readiness.to}${failing.length ? ` (${failing.join(", ")})` : ""}`);
+  }
+  if (t.readiness?.drift && !t.readiness.drift.ok) notes.push(`${t.readiness.drift.side} drifted`);
   return notes.join("; ");
 }
 
@@ -199,6 +207,14 @@ export function targetDetail(t: TargetView, now: number): string {
     }
     const more = (s.firingCount ?? 0) - (s.firing?.length ?? 0);
     if (more > 0) out.push(`  … and ${more} more firing`);
+  }
+  if (t.readiness) {
+    out.push(`readiness ${readinessSentence(t.readiness)}`);
+    for (const n of readinessNotes(t.readiness)) out.push(`  ${n}`);
+    for (const c of t.readiness.checks ?? []) {
+      const kind = c.destination ? "" : " (advisory)";
+      out.push(`  ${c.ok ? "ok    " : "FAILED"} ${c.name}${kind}${c.detail ? `: ${c.detail}` : ""}`);
+    }
   }
   const a = t.action;
   if (a) {

@@ -23,6 +23,7 @@ import {
   type FiringInterval,
   type InputProblem,
   intervalsToWebhooks,
+  parseNotReady,
   parseWebhookLines,
   type SimInput,
 } from "../worker/simulate/inputs.ts";
@@ -58,6 +59,7 @@ interface Options {
   json: boolean;
   html?: string;
   actionSeconds: string;
+  notReady: string[];
   agentSilent: string[];
   progress: boolean;
 }
@@ -92,6 +94,12 @@ function program(): Command {
     .option("--json", "print the result as JSON", false)
     .option("--html <file>", "write a self-contained swim-lane page")
     .option("--action-seconds <n>", "a dispatched action succeeds this many seconds later", "5")
+    .option(
+      "--not-ready <target@from/to>",
+      "the target is not ready to fail over (design §11.3) from one ISO time to another (repeatable)",
+      collect,
+      [],
+    )
     .option(
       "--agent-silent <agent@from/to>",
       "the agent is silent from `from` to `to` (ISO, now, or -2h) and does not answer the probe (repeatable)",
@@ -277,6 +285,11 @@ async function main(argv: string[]): Promise<number> {
         if (!(err instanceof WorkerSourceError)) throw err;
         problems.push({ severity: "error", origin, message: err.message });
       }
+    }
+    for (const text of o.notReady) {
+      const parsed = parseNotReady(text);
+      if (parsed.problem !== undefined) throw new UsageError(parsed.problem);
+      inputs.push(...parsed.inputs);
     }
     const result = simulate(inputs, {
       config,

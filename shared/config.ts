@@ -83,6 +83,12 @@ export const PolicySchema = z
     staleAfterSeconds: seconds(28800),
     /** How long a side that was down must be up before it is a failover destination (rule 14); default `holdSeconds`. */
     riseSeconds: z.number().int().min(0).optional(),
+    /**
+     * Block an automatic failover (`not-ready`) when the destination was not ready at the start of
+     * the hold (design §11.3); readiness that is unknown never blocks, and a manual command still goes.
+     * @default false
+     */
+    requireReady: z.boolean().default(false),
   })
   .strict()
   .prefault({});
@@ -226,6 +232,18 @@ export const WorkerConfigSchema = z
       .prefault({}),
     /** The worker's own public base URL; QStash's failure callback is sent to `<publicUrl>/v1/agent/reports/qstash-failure`. */
     publicUrl: z.url().optional(),
+    /** Readiness as the worker reads it (design §11.3). */
+    readiness: z
+      .object({
+        /**
+         * The agents' evaluation interval: a result older than twice this is `unknown` (shown, never
+         * blocking). Set it to the agents' `readiness.intervalSeconds`.
+         * @default 300
+         */
+        intervalSeconds: z.number().int().min(10).default(300),
+      })
+      .strict()
+      .prefault({}),
     /** Paging (PagerDuty, Opsgenie) and signed CloudEvents webhooks (design §11.4). */
     notify: NotifySchema.optional(),
   })

@@ -152,6 +152,16 @@ export function eventSentence(e: EventLike): string {
       return `${text(d.mode)} drill ${text(d.outcome)}${d.ok === false ? " (not ok)" : ""} in ${seconds(d.durationMs)}: ${text(d.detail)}`;
     case "config.changed":
       return `configuration applied: ${keyValues(d)}`;
+    case "readiness.changed":
+      return `readiness toward ${text(d.side)}: ${text(d.state)}${Array.isArray(d.failing) && d.failing.length > 0 ? ` (${d.failing.map(text).join(", ")} failing)` : ""}, evaluated ${text(d.at)}`;
+    case "readiness.lost":
+      return `not ready to fail over to ${text(d.to)}: ${Array.isArray(d.failing) && d.failing.length > 0 ? d.failing.map(text).join(", ") : "a destination check"} failing (two evaluations in a row)`;
+    case "readiness.regained":
+      return `ready again to fail over to ${text(d.to)}`;
+    case "readiness.drift":
+      return d.drifted === true
+        ? `${text(d.side)} (active) has drifted from its state: ${text(d.detail)} (shown, never acted on)`
+        : `${text(d.side)} (active) matches its state again`;
     default:
       return `${e.type}: ${keyValues(e.detail)}`;
   }

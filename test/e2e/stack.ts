@@ -112,6 +112,8 @@ export interface StackOptions {
   silentAfterSeconds?: number;
   /** Two agents: each agent's `heartbeatSeconds` (default 15). */
   heartbeatSeconds?: number;
+  /** `readiness.intervalSeconds` of the agents and of the worker (design §11.3; default 300). */
+  readinessIntervalSeconds?: number;
 }
 
 /** One agent process of the stack. */
@@ -377,6 +379,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
           }
         : { agent: endpoint(agentUrl) }),
       ...(qstash ? { publicUrl: `http://127.0.0.1:${workerPort}` } : {}),
+      ...(options.readinessIntervalSeconds ? { readiness: { intervalSeconds: options.readinessIntervalSeconds } } : {}),
       ...options.workerConfig,
       targets: workerTargets,
     };
@@ -432,6 +435,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
             // The worker's own heartbeat endpoint, also when reports go through a test proxy.
             heartbeatUrl: `${worker.url}/v1/agent/heartbeats`,
             ...(options.heartbeatSeconds ? { heartbeatSeconds: options.heartbeatSeconds } : {}),
+            ...(options.readinessIntervalSeconds
+              ? { readiness: { intervalSeconds: options.readinessIntervalSeconds } }
+              : {}),
             // Short lease so a restarted agent leads again at once.
             lease: { durationSeconds: 5, renewSeconds: 1 },
             // Deliveries must be signed for the agent's own action URL (the JWT's `sub`).

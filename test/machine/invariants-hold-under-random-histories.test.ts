@@ -41,6 +41,7 @@ const policyArb = fc.record({
   actionTimeoutSeconds: fc.integer({ min: 1, max: 900 }),
   dispatchRetries: fc.integer({ min: 0, max: 3 }),
   riseSeconds: fc.option(fc.integer({ min: 0, max: 120 }), { nil: undefined }),
+  requireReady: fc.boolean(),
 });
 
 // Biased towards quiet sides, so that histories often reach the interesting states (a healthy
@@ -125,7 +126,18 @@ const agentStepArb = fc.oneof(
   }),
   fc.record({ type: fc.constant("probe" as const), agent: fc.constantFrom(...AGENTS), ok: fc.boolean() }),
 );
-const historyStepArb = fc.oneof({ weight: 12, arbitrary: stepArb }, { weight: 1, arbitrary: agentStepArb });
+/** A readiness evaluation toward a side (design §11.3), known for up to two intervals (or less: it goes unknown). */
+const readinessStepArb = fc.record({
+  type: fc.constant("readiness" as const),
+  side: fc.constantFrom("primary" as const, "secondary" as const),
+  state: fc.constantFrom("ready" as const, "not-ready" as const),
+  validSeconds: fc.integer({ min: 0, max: 3600 }),
+});
+const historyStepArb = fc.oneof(
+  { weight: 12, arbitrary: stepArb },
+  { weight: 1, arbitrary: agentStepArb },
+  { weight: 2, arbitrary: readinessStepArb },
+);
 
 type Step = typeof historyStepArb extends fc.Arbitrary<infer T> ? T : never;
 
@@ -166,6 +178,10 @@ class Checker {
   readonly policy: PolicyInput;
   /** Where the last final `succeeded` report of the latest action put traffic (rule 13). */
   expectedActive: Side = "primary";
+  /** The readiness fed per side (the test's own model): state, evaluation time, known until. */
+  readiness: Partial<Record<Side, { state: "ready" | "not-ready"; at: number; validUntil: number }>> = {};
+  /** The destination's readiness by the model when the running hold started. */
+  holdStartReadiness: "ready" | "not-ready" | "unknown" = "unknown";
 
   constructor(policy: PolicyInput, drillMode: "dry-run" | "live") {
     this.policy = policy;
@@ -206,7 +222,9 @@ class Checker {
       if (i === 0 && input.cause !== undefined) expect(ev.cause).toBe(input.cause);
     });
     expect(after.seq).toBe(before.seq + audits.length);
-    if (JSON.stringify(after) !== beforeJson) expect(audits.length).toBeGreaterThan(0);
+    // A readiness evaluation that repeats the last one moves only its times (design §11.3), unaudited.
+    const unaudited = (st: MachineState) => JSON.stringify({ ...st, readiness: undefined });
+    if (unaudited(after) !== unaudited(before)) expect(audits.length).toBeGreaterThan(0);
 
     // Exactly one setTimer, last, never in the past, and no later than any deadline the test knows.
     const timers = d.effects.filter((e) => e.type === "setTimer");
@@ -227,6 +245,11 @@ class Checker {
     }
     this.timer = at;
 
+    // A hold started in this step (it may also have expired in it, with holdSeconds 0).
+    if (audits.some((e) => e.type === "phase.changed" && e.detail.to === "pending")) {
+      const fact = this.readiness[before.activeSide === "primary" ? "secondary" : "primary"];
+      this.holdStartReadiness = fact && this.now < fact.validUntil ? fact.state : "unknown";
+    }
     // Dispatch safety.
     const dispatches = d.effects.flatMap((e) => (e.type === "dispatch" ? [e.request] : []));
     // Every request is one the agent accepts (design §6).
@@ -253,6 +276,13 @@ class Checker {
       if (!req || !action) continue;
       // Never to a down side unless forced.
       if (!req.force) expect(down(after, req.to)).toBe(false);
+      // Design §11.3: with requireReady, no automatic failover into a side not ready at the start of the hold.
+      if ((action.trigger === "automatic" || action.trigger === "approved") && action.kind === "failover") {
+        if (after.policy.requireReady) {
+          expect(this.holdStartReadiness).not.toBe("not-ready");
+          saw("automatic-failover-under-requireReady");
+        }
+      }
       // Rule 17: no automatic dispatch into a side whose agent is silent; every action goes to its side's agent.
       if (action.trigger === "automatic") {
         expect(after.agentLiveness[after.sideAgents[req.to]]?.silent ?? false).toBe(false);
@@ -387,6 +417,15 @@ class Checker {
       case "probe":
         this.feed({ type: "probe-result", agent: step.agent, ok: step.ok });
         return;
+      case "readiness": {
+        const validUntil = this.now + toMs(step.validSeconds);
+        const prev = this.readiness[step.side];
+        // The engine keeps only a newer evaluation; so does the model.
+        if (!prev || this.now > prev.at) this.readiness[step.side] = { state: step.state, at: this.now, validUntil };
+        this.feed({ type: "readiness", side: step.side, state: step.state, at: this.now, validUntil });
+        if (this.state.blocked === "not-ready") saw("blocked:not-ready");
+        return;
+      }
       case "command":
         this.feed({
           type: "command",
@@ -478,6 +517,8 @@ describe("invariants hold under random histories", () => {
       "blocked:other-side-rising",
       "blocked:agent-silent",
       "automatic-dispatch-agent-heard",
+      "blocked:not-ready",
+      "automatic-failover-under-requireReady",
     ]) {
       expect.soft(seen.get(what) ?? 0, what).toBeGreaterThan(0);
     }

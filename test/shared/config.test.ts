@@ -22,7 +22,9 @@ describe("worker config", () => {
       actionTimeoutSeconds: 600,
       dispatchRetries: 5,
       staleAfterSeconds: 28800,
+      requireReady: false,
     });
+    expect(r.value.readiness).toEqual({ intervalSeconds: 300 });
     // The local two agents of design §11.1: sandbox mode, each side naming its agent.
     expect(r.value.agents?.["agent-a"]).toMatchObject({
       url: "http://127.0.0.1:8788",

@@ -50,6 +50,14 @@ const AgentStateSchema = z.object({
   /** A transition not yet told to every target it serves. */
   fanoutPending: z.boolean(),
   /**
+   * What readiness was last told to the targets it serves (design §11.3): the newest evaluation's
+   * time, the mode and the targets' digests. A heartbeat tells them again only when one changed,
+   * so a beat every 15 s costs the targets nothing between evaluation rounds.
+   */
+  readinessTold: z
+    .object({ round: z.number().nullable(), mode: z.enum(["sandbox", "cluster"]), digests: z.string() })
+    .optional(),
+  /**
    * The target whose object holds this agent's open page (design §11.4: paged when silent,
    * resolved when heard again). The resolve goes through that same object, since only it knows
    * the page is open, even if a config edit made another target the announcing one since.
@@ -189,7 +197,50 @@ export class AgentObject extends DurableObject<Env> {
     state.mode = hb.mode;
     state.leader = hb.leader;
     await this.heardNow(state, at);
+    await this.tellReadiness(name, hb, at);
     return "heard";
+  }
+
+  /**
+   * Tells each target this agent serves what its leader's heartbeat says of the target's
+   * readiness: its evaluations (only of the sides it serves: the route refused the rest), its
+   * mode, and whether it lists the target at all. Only a new round, mode or config is told; a
+   * target that could not be told is told again at the next heartbeat.
+   */
+  private async tellReadiness(name: string, hb: Heartbeat, at: number): Promise<void> {
+    const loaded = this.config();
+    if (!loaded.ok) return;
+    const serves = servedBy(loaded.value, name);
+    const times = Object.values(hb.readiness ?? {}).flatMap((sides) =>
+      Object.values(sides).map((side) => Date.parse(side.at)),
+    );
+    const round = times.length === 0 ? null : Math.max(...times);
+    const digests = JSON.stringify(Object.entries(hb.targets).sort(([a], [b]) => a.localeCompare(b)));
+    const told = this.read(name, at).readinessTold;
+    const news =
+      told === undefined || told.mode !== hb.mode || told.digests !== digests || (round ?? 0) > (told.round ?? 0);
+    if (!news) return;
+    const results = await Promise.allSettled(
+      Object.entries(serves).map(([target, sides]) => {
+        const entries = Object.fromEntries(
+          sides.flatMap((side) => {
+            const entry = hb.readiness?.[target]?.[side];
+            return entry ? [[side, entry]] : [];
+          }),
+        );
+        return this.env.TARGETS.getByName(target).readiness(target, {
+          agent: name,
+          at,
+          mode: hb.mode,
+          digest: Object.hasOwn(hb.targets, target) ? (hb.targets[target] ?? null) : null,
+          sides: entries,
+        });
+      }),
+    );
+    if (results.some((r) => r.status === "rejected")) return;
+    const current = this.read(name, at);
+    current.readinessTold = { round, mode: hb.mode, digests };
+    this.write(current);
   }
 
   /** The agent answered a probe (rule 17) at `at`: it counts as heard. */

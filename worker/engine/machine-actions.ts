@@ -5,6 +5,7 @@
 import type { Side } from "../../shared/config.ts";
 import { type ActionKind, type ActionReport, type ActionRequest, stepDurationMs } from "../../shared/protocol.ts";
 import { audit, type Ctx, type Detail, type Json, notify, sec, setPhase } from "./machine-ctx.ts";
+import { failingText, readinessAt } from "./machine-readiness.ts";
 import { budgetUsed, deliveryBackoffMs } from "./machine-rules.ts";
 import type { ActionState, DrillSwitch, MachineState, ParsedMachineInput, Trigger } from "./machine-types.ts";
 import { noteOwed } from "./owed-steps.ts";
@@ -64,6 +65,13 @@ export function startAction(ctx: Ctx, spec: ActionSpec, cause: number | undefine
   if (silent) {
     // Rule 17 with rule 7: only a command reaches here with a silent agent; it goes, with a warning.
     ctx.warnings.push(`agent ${agent} (${spec.to}) is silent; the action is dispatched to it anyway`);
+  }
+  const readiness = readinessAt(s, spec.to, ctx.now);
+  if (readiness.state === "not-ready" && !spec.dryRun && spec.trigger === "manual") {
+    // Rule 7: a manual command passes the policy (requireReady included); the person hears why it may fail.
+    ctx.warnings.push(
+      `${spec.to} is not ready (${failingText(readiness.failing)} failing); the action is dispatched anyway`,
+    );
   }
   const phaseSeq = setPhase(ctx, "executing", `${spec.kind} ${id} to ${spec.to}: ${spec.reason}`, cause);
   // The audited detail and the action state start from the same fields.

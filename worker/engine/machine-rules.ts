@@ -111,6 +111,9 @@ export function failoverBlocker(state: MachineState, now: number): Blocker | nul
   if ((risenAt(other, state.policy) ?? 0) > now) return "other-side-rising";
   if (agentSilent(state, otherName)) return "agent-silent";
   if (agentUnfinished(state, otherName)) return "agent-unfinished";
+  // Design §11.3: what the destination's readiness was when the hold started, not now (the
+  // failing source may by now disturb what the agent can read); unknown never blocks.
+  if (state.policy.requireReady && state.holdReadiness?.state === "not-ready") return "not-ready";
   if (state.paused) return "paused";
   if (state.flapping) return "flapping";
   if (inCooldown(state, now)) return "cooldown";

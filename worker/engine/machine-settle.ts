@@ -6,6 +6,7 @@
 import { otherSide, type Side } from "../../shared/config.ts";
 import { abortDrill, actionDeadline, startAction, switchOf } from "./machine-actions.ts";
 import { audit, type Ctx, notify, sec, setPhase } from "./machine-ctx.ts";
+import { failingText, readinessAnnounce, recordHoldReadiness } from "./machine-readiness.ts";
 import {
   anySignal,
   autoDown,
@@ -105,6 +106,7 @@ const holdStarts: Rule = (ctx) => {
   );
   s.pendingSince = ctx.now;
   s.pendingCause = seq;
+  recordHoldReadiness(ctx);
   return true;
 };
 
@@ -253,6 +255,7 @@ const RULES: readonly Rule[] = [
   approvalWithdrawn,
   approvalExpired,
   actionDue,
+  readinessAnnounce,
 ];
 
 /** Applies every rule whose condition holds at `now` until nothing changes. */
@@ -279,6 +282,8 @@ const WHY: Record<Blocker, (ctx: Ctx, other: Side) => string> = {
   "agent-silent": (ctx, other) =>
     `${other}'s agent ${ctx.s.sideAgents[other]} is silent and did not answer the probe; a manual command still goes`,
   "owed-steps": (ctx) => `${owedSteps(ctx.s).length} plan step(s) still owed`,
+  "not-ready": (ctx, other) =>
+    `${other} was not ready when the hold started (${failingText(ctx.s.holdReadiness?.failing ?? [])} failing; policy requireReady); a manual command still goes`,
   "agent-unfinished": (ctx, other) =>
     `${ctx.s.action?.id ?? "the last action"} on agent ${ctx.s.action?.agent ?? "?"} has no final report, and ${other}'s agent is ${ctx.s.sideAgents[other]}`,
 };

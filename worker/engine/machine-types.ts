@@ -186,6 +186,8 @@ export const BlockerSchema = z.enum([
   "agent-unfinished",
   /** Design §11.6: a plan step skipped by `ifUnreachable: "skip"` is still owed; an automatic failback waits. */
   "owed-steps",
+  /** Design §11.3, `policy.requireReady`: the destination was not ready at the start of the hold. */
+  "not-ready",
 ]);
 export type Blocker = z.infer<typeof BlockerSchema>;
 
@@ -214,6 +216,42 @@ export const OwedStepSchema = z
   })
   .strict();
 export type OwedStep = z.infer<typeof OwedStepSchema>;
+/** A readiness state as the engine and the view say it (design §11.3). */
+export const ReadinessStateSchema = z.enum(["ready", "not-ready"]);
+export type ReadinessState = z.infer<typeof ReadinessStateSchema>;
+
+/**
+ * One side's readiness as the engine knows it (design §11.3): the latest evaluation toward it,
+ * the one before (two in a row must agree before anything is said), and what was last agreed.
+ */
+export const SideReadinessFactSchema = z
+  .object({
+    state: ReadinessStateSchema,
+    /** When the agent evaluated it. */
+    at: Ms,
+    /** Past this (`at` + 2 × `readiness.intervalSeconds`) it is unknown: shown, never blocking. */
+    validUntil: Ms,
+    /** The destination checks that failed (names), or `agent-lacks-target` / `agent-mode`. */
+    failing: z.array(z.string()),
+    /** Whether the active side no longer matches its state (reported with this evaluation); null: not said. */
+    drifted: z.boolean().nullable(),
+    driftDetail: z.string(),
+    /** The evaluation before this one; null: this is the first. */
+    previous: z.object({ state: ReadinessStateSchema, drifted: z.boolean().nullable() }).strict().nullable(),
+    /** What two evaluations in a row last agreed on; null: never yet. */
+    agreed: z.object({ state: ReadinessStateSchema.nullable(), drifted: z.boolean().nullable() }).strict(),
+  })
+  .strict();
+export type SideReadinessFact = z.infer<typeof SideReadinessFactSchema>;
+
+/** What the target last announced of its readiness and of the active side's drift (once per change). */
+export const ReadinessAnnouncedSchema = z.object({ lost: z.boolean(), drifted: z.boolean() }).strict();
+
+/** The destination's readiness at the start of the running hold (rule for `policy.requireReady`). */
+export const HoldReadinessSchema = z
+  .object({ to: SideSchema, state: z.enum(["ready", "not-ready", "unknown"]), failing: z.array(z.string()) })
+  .strict();
+export type HoldReadiness = z.infer<typeof HoldReadinessSchema>;
 
 /** The persisted state of one target's decision engine (one JSON row in its Durable Object). */
 /** What the engine knows of one agent's liveness (rule 17): silent or heard, as of `at`. */
@@ -275,6 +313,14 @@ export const MachineStateSchema = z
     probe: AgentProbeSchema.nullable(),
     /** Plan steps owed by the latest action(s), oldest first; absent on rows written before plans. */
     owed: z.array(OwedStepSchema).optional(),
+    /** Each side's readiness (design §11.3); absent until an agent reported any. */
+    readiness: z
+      .object({ primary: SideReadinessFactSchema.nullable(), secondary: SideReadinessFactSchema.nullable() })
+      .strict()
+      .optional(),
+    readinessAnnounced: ReadinessAnnouncedSchema.optional(),
+    /** The destination's readiness when the running hold started (read only while pending). */
+    holdReadiness: HoldReadinessSchema.nullable().optional(),
   })
   .strict();
 export type MachineState = z.infer<typeof MachineStateSchema>;
@@ -373,6 +419,20 @@ export const MachineInputSchema = z.discriminatedUnion("type", [
     /** Not heard since (for the sentence); null: never heard. */
     lastHeardAt: z.number().int().nullable().optional(),
     announce: z.boolean().optional(),
+    cause: Cause,
+  }),
+  /**
+   * A new readiness evaluation toward `side` (design §11.3), from that side's agent, with its time;
+   * the shell turns `agent-lacks-target` and `agent-mode` into a not-ready one of its own.
+   */
+  z.object({
+    type: z.literal("readiness"),
+    side: SideSchema,
+    state: ReadinessStateSchema,
+    at: z.number().int(),
+    validUntil: z.number().int(),
+    failing: z.array(z.string()).default([]),
+    drift: z.object({ ok: z.boolean(), detail: z.string().default("") }).optional(),
     cause: Cause,
   }),
   /** The answer to a `probe` effect (rule 17): `ok` means the agent answered, which counts as heard. */

@@ -44,6 +44,7 @@ import { dispatchResult, report } from "./machine-actions.ts";
 import { agentInput, probeResult } from "./machine-agents.ts";
 import { command } from "./machine-commands.ts";
 import { audit, type Ctx, type Json, notify, sec } from "./machine-ctx.ts";
+import { readinessInput } from "./machine-readiness.ts";
 import { agentSilent, budgetUsed, DAY_MS, healthOf, nextDeadline } from "./machine-rules.ts";
 import { settle } from "./machine-settle.ts";
 import {
@@ -163,6 +164,9 @@ export function decideParsed(state: MachineState, parsed: ParsedMachineInput, no
       break;
     case "probe-result":
       probeResult(ctx, parsed);
+      break;
+    case "readiness":
+      readinessInput(ctx, parsed);
       break;
     case "command":
       rejected = command(ctx, parsed);

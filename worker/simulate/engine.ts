@@ -106,6 +106,8 @@ export interface SimulationResult {
 interface Prepared {
   at: number;
   batches: IngestBatch[];
+  /** Readiness news (`--not-ready`), for both sides of the target. */
+  readiness?: { target: string; state: "ready" | "not-ready"; validUntil: number };
 }
 
 /** The machine's failover blockers, plus `quorum` and `stale` (design §10's list of reasons). */
@@ -159,6 +161,19 @@ function prepare(
     return routes;
   };
   for (const input of sortInputs(inputs)) {
+    if (input.kind === "readiness") {
+      if (!(input.target in config.targets)) {
+        problems.push({
+          severity: "error",
+          origin: input.origin,
+          message: `target ${JSON.stringify(input.target)} is not in the config`,
+        });
+        continue;
+      }
+      const { target, state, validUntil } = input;
+      prepared.push({ at: input.at, batches: [], readiness: { target, state, validUntil } });
+      continue;
+    }
     if (input.kind === "delivery") {
       if (!(input.target in config.targets)) {
         problems.push({
@@ -470,6 +485,14 @@ function runVariant(
   for (const p of prepared) {
     if (p.at > opts.until) break;
     advance(p.at);
+    const news = p.readiness;
+    const readinessRun = news ? runs.get(news.target) : undefined;
+    if (news && readinessRun) {
+      for (const side of ["primary", "secondary"] as const) {
+        const step = readinessRun.replay.readiness(side, news.state, news.validUntil, p.at);
+        readinessRun.absorb(step, p.at, opts.actionSeconds, order);
+      }
+    }
     for (const batch of p.batches) {
       const run = runs.get(batch.target);
       if (!run) continue;

@@ -30,7 +30,44 @@ export interface DeliveryInput {
   origin: string;
 }
 
-export type SimInput = WebhookInput | DeliveryInput;
+/**
+ * `--not-ready <target>@<from>/<to>`: the target's readiness (design §11.3), as its agents would
+ * have reported it: not ready toward either side from `at` until `until`, ready after.
+ */
+export interface ReadinessInput {
+  kind: "readiness";
+  at: number;
+  target: string;
+  state: "ready" | "not-ready";
+  /** When this readiness stops being known (the next change, or never). */
+  validUntil: number;
+  origin: string;
+}
+
+export type SimInput = WebhookInput | DeliveryInput | ReadinessInput;
+
+/** The time syntax of `--not-ready`'s ends: ISO 8601 with a zone. */
+const ISO_WITH_ZONE = /^\d{4}-\d{2}-\d{2}T[\d:.]+(Z|[+-]\d{2}:\d{2})$/;
+
+/**
+ * `--not-ready <target>@<from>/<to>`: two readiness inputs, not ready at `from` (until `to`) and
+ * ready at `to`; a value that cannot be read is a problem naming it, and gives none.
+ */
+export function parseNotReady(text: string): { inputs: ReadinessInput[]; problem?: string } {
+  const origin = `--not-ready ${text}`;
+  const m = /^([a-z0-9][a-z0-9-]*)@([^/]+)\/(.+)$/.exec(text);
+  const from = m?.[2] !== undefined && ISO_WITH_ZONE.test(m[2]) ? Date.parse(m[2]) : Number.NaN;
+  const to = m?.[3] !== undefined && ISO_WITH_ZONE.test(m[3]) ? Date.parse(m[3]) : Number.NaN;
+  if (!m?.[1] || Number.isNaN(from) || Number.isNaN(to) || from >= to) {
+    return { inputs: [], problem: `${origin}: expected <target>@<ISO from>/<ISO to>, from before to` };
+  }
+  return {
+    inputs: [
+      { kind: "readiness", at: from, target: m[1], state: "not-ready", validUntil: to, origin },
+      { kind: "readiness", at: to, target: m[1], state: "ready", validUntil: Number.MAX_SAFE_INTEGER, origin },
+    ],
+  };
+}
 
 /** One problem with the input; `warning`s (e.g. an empty range) do not make the run fail. */
 export interface InputProblem {
@@ -79,6 +116,7 @@ export function sortInputs(inputs: readonly SimInput[]): SimInput[] {
 }
 
 function contentKey(input: SimInput): string {
+  if (input.kind === "readiness") return `r${input.target}\u0000${input.state}\u0000${input.validUntil}`;
   return input.kind === "webhook"
     ? `w${stableJson({ source: input.source, body: input.body })}`
     : `d${input.target}\u0000${stableJson(input.delivery)}`;

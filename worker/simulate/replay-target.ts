@@ -15,7 +15,7 @@
  * A fresh target starts from `newCoreState` with its configuration, as TargetObject.loadState
  * does; the simulator never changes the configuration mid-run, so `applyConfig` has nothing to do.
  */
-import type { WorkerTarget } from "../../shared/config.ts";
+import type { Side, WorkerTarget } from "../../shared/config.ts";
 import type { ActionReport } from "../../shared/protocol.ts";
 import type { Effect, MachineState } from "../engine/machine.ts";
 import type { AuditEvent } from "../engine/machine-types.ts";
@@ -123,6 +123,14 @@ export class ReplayTarget {
   report(report: ActionReport, now: number): Step {
     this.store.changes = [];
     return stepOf(inputCore(this.store, this.state, { type: "report", report }, now));
+  }
+
+  /** A readiness evaluation toward `side` (TargetObject.readiness), at `now`, known until `validUntil`. */
+  readiness(side: Side, state: "ready" | "not-ready", validUntil: number, now: number): Step {
+    this.store.changes = [];
+    const failing = state === "ready" ? [] : ["simulated"];
+    const input = { type: "readiness" as const, side, state, at: now, validUntil, failing };
+    return stepOf(inputCore(this.store, this.state, input, now));
   }
 
   /** An agent went silent or was heard again (TargetObject.agentLiveness, told by the agent's object). */

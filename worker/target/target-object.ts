@@ -7,7 +7,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
-import { PolicySchema, type Side, type WorkerConfig, type WorkerTarget } from "../../shared/config.ts";
+import { agentsOf, PolicySchema, SIDES, type Side, type WorkerConfig, type WorkerTarget } from "../../shared/config.ts";
 import type { ActionReport } from "../../shared/protocol.ts";
 import { agentFor } from "../agents/agent-for.ts";
 import { agentKeys } from "../agents/agent-keys.ts";
@@ -56,6 +56,15 @@ import {
 } from "./notifier.ts";
 import { Outbox } from "./outbox.ts";
 import { type PageIntent, type PageRequest, PageRequestSchema } from "./paging.ts";
+import { readinessPages } from "./readiness-pages.ts";
+import {
+  type AgentReadiness,
+  AgentReadinessSchema,
+  deriveSide,
+  readinessInputOf,
+  readinessView,
+  type SideAgent,
+} from "./readiness-view.ts";
 import {
   alarm as alarmCore,
   applyConfig,
@@ -309,6 +318,8 @@ export class TargetObject extends DurableObject<Env> {
     this.sql.exec(
       "CREATE TABLE IF NOT EXISTS incident_thread (id INTEGER PRIMARY KEY CHECK (id = 1), ts TEXT NOT NULL, opened_at INTEGER NOT NULL)",
     );
+    // What each agent last said of this target's readiness (design §11.3); additive table.
+    this.sql.exec("CREATE TABLE IF NOT EXISTS readiness (agent TEXT PRIMARY KEY, json TEXT NOT NULL)");
     const row = this.sql.exec("SELECT value FROM meta WHERE key = 'schema_version'").toArray()[0];
     const stored = row ? Number(row.value) : 0;
     if (stored > SCHEMA_VERSION) {
@@ -515,6 +526,49 @@ export class TargetObject extends DurableObject<Env> {
     this.perform(effects);
   }
 
+  /**
+   * What an agent said of this target's readiness (design §11.3), from its {@link AgentObject}:
+   * kept per agent, and each side that agent speaks for is an input of the machine with the
+   * evaluation's own time. A side another agent serves is never read from this one.
+   */
+  async readiness(name: string, report: AgentReadiness): Promise<void> {
+    const parsed = AgentReadinessSchema.parse(report);
+    const loaded = this.config();
+    const intervalMs = readinessIntervalMs(loaded);
+    const { effects } = this.run(name, this.now(), (state, now) => {
+      this.sql.exec(
+        "INSERT INTO readiness (agent, json) VALUES (?, ?) ON CONFLICT (agent) DO UPDATE SET json = excluded.json",
+        parsed.agent,
+        JSON.stringify(parsed),
+      );
+      const agents = sideAgentsOf(state.machine.sideAgents, loaded);
+      const out: CoreOutcome = { effects: [], changed: true };
+      for (const side of SIDES) {
+        const derived = deriveSide(parsed, side, agents[side]);
+        if (derived === null) continue;
+        out.effects.push(...inputCore(this.store, state, readinessInputOf(side, derived, intervalMs), now).effects);
+      }
+      return out;
+    });
+    this.perform(effects);
+  }
+
+  /**
+   * Readiness for a side the sender does not serve (design §11.1): refused (403) by the route,
+   * audited here as `report.refused`, since a key that speaks for another side is a stolen or
+   * misplaced one.
+   */
+  async readinessRefused(name: string, detail: { agent: string; sides: Side[]; servedBy: Record<string, string> }) {
+    const now = this.now();
+    const effects = this.transact(() => {
+      const state = this.loadState(name, now);
+      this.appendEvent(state, now, "report.refused", { kind: "readiness", ...detail });
+      this.saveState(state);
+      return state.configEffects;
+    });
+    if (effects.length > 0) this.perform(effects);
+  }
+
   /** The agents this target's sides name, so their objects watch them from now (silence counts from then). */
   async sideAgents(): Promise<{ primary: string; secondary: string } | null> {
     return this.readState()?.machine.sideAgents ?? null;
@@ -621,11 +675,25 @@ export class TargetObject extends DurableObject<Env> {
         firingCount: count,
       };
     };
+    const loaded = this.config();
+    const reports = new Map(
+      this.rows("SELECT json FROM readiness").map((r) => {
+        const report = AgentReadinessSchema.parse(JSON.parse(String(r.json)));
+        return [report.agent, report] as const;
+      }),
+    );
     const view: TargetView = {
       name,
       ...m,
       lastDrill: drillSummary(m.lastDrill),
       sides: { primary: side("primary"), secondary: side("secondary") },
+      readiness: readinessView(
+        reports,
+        machine.activeSide,
+        sideAgentsOf(machine.sideAgents, loaded),
+        now,
+        readinessIntervalMs(loaded),
+      ),
     };
     if (options.events !== false) {
       view.lastEvents = this.rows("SELECT seq, at, type, detail, cause FROM events ORDER BY seq DESC LIMIT 20")
@@ -813,6 +881,8 @@ export class TargetObject extends DurableObject<Env> {
         // Also with no event: a page that expires (a break-glass request nobody answered) is due.
         const state = written.length > 0 || this.outbox.due(now) ? (this.cached?.state ?? this.readState()) : null;
         if (state) this.outbox.capture(state.target, written, state.machine, now);
+        // Readiness lost and regained, drift and back (design §11.4): the engine's events, paged here.
+        if (state) for (const page of readinessPages(state.target, written)) this.outbox.page(state.target, page);
         return out;
       });
     } catch (err) {
@@ -1158,6 +1228,21 @@ export class TargetObject extends DurableObject<Env> {
       cause,
     );
   }
+}
+
+/** `readiness.intervalSeconds` of the worker config in ms (its default while the config is invalid). */
+function readinessIntervalMs(loaded: LoadedConfig): number {
+  return (loaded.ok ? loaded.value.readiness.intervalSeconds : 300) * 1000;
+}
+
+/** Each side's agent with the mode the config expects of it (`agents.<name>.mode`, design §11.6). */
+function sideAgentsOf(names: Record<Side, string>, loaded: LoadedConfig): Record<Side, SideAgent> {
+  const agents = loaded.ok ? agentsOf(loaded.value) : {};
+  const of = (name: string): SideAgent => ({
+    name,
+    expectedMode: (Object.hasOwn(agents, name) ? agents[name]?.mode : undefined) ?? "cluster",
+  });
+  return { primary: of(names.primary), secondary: of(names.secondary) };
 }
 
 type LoadedState = TargetState & {

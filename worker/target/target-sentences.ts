@@ -326,6 +326,14 @@ function blockedSentence(view: TargetView, ctx: SentenceContext, down: Segment[]
       return ["blocked: paused; automatic action is off until an operator resumes", ...tail];
     case "owed-steps":
       return [`blocked: ${owedSentence(view) ?? "plan steps are owed"}`, ...tail];
+    case "not-ready": {
+      const failing =
+        view.readiness?.to === to && view.readiness.failing ? ` (${view.readiness.failing.join(", ")})` : "";
+      return [
+        `blocked: not ready: ${to} was not ready to take over when the hold started${failing}, and policy requireReady is on; a manual failover still works`,
+        ...tail,
+      ];
+    }
     case "flapping":
       return [
         `blocked: flapping; automatic action resumes after ${stableWindow(ctx.policy.flap.windowSeconds)}`,

@@ -7,6 +7,7 @@ import type { DrillSummary } from "../engine/drill-summary.ts";
 import type { machineView } from "../engine/machine.ts";
 import type { CommandName } from "../engine/machine-types.ts";
 import type { Health, Json } from "../engine/signals.ts";
+import type { ReadinessView } from "./readiness-view.ts";
 
 /** One audit event as the operator API shows it (design §3). */
 export interface AuditEvent {
@@ -46,6 +47,8 @@ export type TargetView = Omit<ReturnType<typeof machineView>, "sides" | "lastDri
   /** `firing` lists at most 100 signals per side; `firingCount` counts them all (design §4). */
   sides: Record<Side, { health: Health; upSince: string | null; firing: SignalView[]; firingCount: number }>;
   lastEvents?: AuditEvent[];
+  /** The side a failover would go to: ready, not ready (which checks), or unknown (design §11.3). */
+  readiness?: ReadinessView;
 };
 
 /** A command as the API and Slack send it (design §3 `{command, reason?, force?, key?}`). */

@@ -4,6 +4,7 @@
  * incident history and drill results. Pure rendering: the route reads the data.
  */
 import { stepDurationMs } from "../../../shared/protocol.ts";
+import { readinessNotes, readinessSentence } from "../../../shared/readiness-sentences.ts";
 import type { DrillSummary } from "../../engine/drill-summary.ts";
 import {
   type BreakGlassRequest,
@@ -16,6 +17,7 @@ import {
   type TimelineRow,
   timelineOf,
 } from "../../target/incidents.ts";
+import type { ReadinessView } from "../../target/readiness-view.ts";
 import {
   formatSpan,
   liveText,
@@ -91,6 +93,7 @@ export function cardSignature(
     | "cooldownUntil"
     | "approvalDeadline"
     | "configured"
+    | "readiness"
     | "agents"
     | "owed"
   >,
@@ -114,6 +117,9 @@ export function cardSignature(
     view.sides.secondary.health,
     view.sides.primary.firing.length,
     view.sides.secondary.firing.length,
+    view.readiness
+      ? `${view.readiness.state}:${(view.readiness.failing ?? []).join(",")}:${view.readiness.drift ? view.readiness.drift.ok : ""}`
+      : "",
     agent("primary"),
     agent("secondary"),
     (view.owed ?? []).length,
@@ -162,6 +168,7 @@ export function TargetCard({ data }: { data: CardData }) {
           {owed}
         </p>
       ) : null}
+      {view.readiness ? <Readiness readiness={view.readiness} /> : null}
       <dl class="summary">
         <div>
           <dt>Phase</dt>
@@ -210,6 +217,23 @@ export function TargetCard({ data }: { data: CardData }) {
         <a href={`/audit/${encodeURIComponent(view.name)}`}>Raw audit log of {view.name}</a>
       </p>
     </article>
+  );
+}
+
+/** Whether a failover could work now (design §11.3), in words, with what to do when not; drift and differing configs. */
+function Readiness({ readiness }: { readiness: ReadinessView }) {
+  const notes = readinessNotes(readiness);
+  return (
+    <div class={`readiness readiness-${readiness.state}`} data-field="readiness" data-state={readiness.state}>
+      <p data-field="readiness-sentence">{readinessSentence(readiness)}</p>
+      {notes.length > 0 ? (
+        <ul class="readiness-notes">
+          {notes.map((n) => (
+            <li>{n}</li>
+          ))}
+        </ul>
+      ) : null}
+    </div>
   );
 }
 

@@ -60,6 +60,7 @@ export function refreshScript(): string {
       a ? a.id + ":" + a.status + ":" + a.steps.map((s) => s.status).join(",") + ":" + (a.approvals || []).length : "",
       t.sides.primary.health, t.sides.secondary.health,
       t.sides.primary.firing.length, t.sides.secondary.firing.length,
+      t.readiness ? t.readiness.state + ":" + (t.readiness.failing || []).join(",") + ":" + (t.readiness.drift ? t.readiness.drift.ok : "") : "",
       t.agents ? t.agents.primary.name + ":" + t.agents.primary.silent : "",
       t.agents ? t.agents.secondary.name + ":" + t.agents.secondary.silent : "",
       (t.owed || []).length,
@@ -207,6 +208,9 @@ a { color: #0b3d91; }
 .health-unknown .badge { color: #3d434c; background: #eceef1; }
 .firing, .steps, .drills { margin: 0.25rem 0; padding-left: 1.25rem; }
 .step-failed { color: #8a1010; }
+.readiness { margin: 0.25rem 0; }
+.readiness-not-ready { color: #8a1010; font-weight: 600; }
+.readiness-unknown { color: #4a505a; }
 .step-waiting { color: #6b4500; font-weight: 600; }
 .group-name { font-size: 0.85rem; color: #4a505a; }
 .parallel { display: flex; flex-wrap: wrap; gap: 0.4rem; list-style: none; padding: 0; margin: 0.2rem 0; }
