@@ -110,7 +110,7 @@ export const DrillSchema = z
 /** An agent's name (design §11.1): a DNS label, as `AgentNameSchema` in protocol.ts spells it. */
 const AgentName = z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, "expected a DNS label, e.g. agent-a");
 
-/** The agent named by a config's wave-1 `agent` key, and by a side that names none (design §11.1). */
+/** The agent named by a config's single `agent` key, and by a side that names none (design §11.1). */
 export const DEFAULT_AGENT_NAME = "default";
 
 /** A side's matchers and, optionally, the agent that executes actions toward it (design §11.1). */
@@ -178,7 +178,7 @@ export type AgentEntry = z.infer<typeof AgentEntrySchema>;
 export const WorkerConfigSchema = z
   .object({
     $schema: JsonSchemaRef,
-    /** The wave-1 single agent: the agent named `default` (design §11.1). Give `agent` or `agents`, not both. */
+    /** The single agent of a one-cluster setup: the agent named `default` (design §11.1). Give `agent` or `agents`, not both. */
     agent: z.object(AgentEndpointFields).strict().optional(),
     /** Every agent by name (design §11.1); sides name theirs with `sides.<side>.agent`. */
     agents: z.record(AgentName, AgentEntrySchema).optional(),
@@ -286,7 +286,7 @@ export const WorkerConfigSchema = z
 export type WorkerConfig = z.infer<typeof WorkerConfigSchema>;
 
 /**
- * Every agent of a worker config by name: `agents`, or the wave-1 `agent` as `default` with the
+ * Every agent of a worker config by name: `agents`, or the single `agent` as `default` with the
  * entry defaults (design §11.1), so the rest of the worker knows one shape.
  */
 export function agentsOf(config: Pick<WorkerConfig, "agent" | "agents">): Record<string, AgentEntry> {

@@ -283,7 +283,7 @@ describe("placement: agent-b refuses what is addressed to another agent (421 wro
     for (const p of ["/healthz", "/readyz", "/metrics"]) {
       expect((await fetch(`${b.agent.url}${p}`)).headers.get(AGENT_HEADER)).toBe("agent-b");
     }
-    // The wave-1 agent, unnamed in its config, is `default`.
+    // An agent unnamed in its config is `default`.
     expect((await fetch(`${harness.agent.url}/healthz`)).headers.get(AGENT_HEADER)).toBe("default");
   });
 });

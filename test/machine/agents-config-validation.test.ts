@@ -1,6 +1,6 @@
 /**
  * The worker config's agents (design §11.1, §11.6): `agents` with its defaults, `sides.<side>.agent`,
- * the wave-1 `agent` as `default`; both keys, or a side naming an unknown agent, is invalid with
+ * the single `agent` as `default`; both keys, or a side naming an unknown agent, is invalid with
  * `path: message`.
  */
 import { describe, expect, it } from "vitest";
@@ -32,7 +32,7 @@ describe("agents in the worker config", () => {
     expect(servedBy(r.value, "agent-b")).toEqual({ t: ["secondary"] });
   });
 
-  it("keeps the wave-1 agent valid as the agent named default", () => {
+  it("keeps the single `agent` key valid as the agent named default", () => {
     const r = validateWorkerConfig({ agent: { url: "http://a:8788" }, targets: { t: target() } });
     if (!r.ok) throw new Error(JSON.stringify(r.problems));
     expect(Object.keys(agentsOf(r.value))).toEqual(["default"]);

@@ -165,7 +165,7 @@ describe("the keys themselves", () => {
   });
 
   it("keeps today's single-agent config and TURNOUT_AGENT_SECRET working unchanged (no header, the legacy key)", async () => {
-    // The worker project's own config is the wave-1 one: `agent`, no `agents`, one shared secret.
+    // The worker project's own config is a single-agent one: `agent`, no `agents`, one shared secret.
     const stub = env.TARGETS.getByName("bg-a");
     expect((await stub.command("bg-a", { command: "failover", actor: "alice" })).applied).toBe(true);
     await stub.settle();

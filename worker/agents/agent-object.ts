@@ -147,7 +147,7 @@ export class AgentObject extends DurableObject<Env> {
   }
 
   /**
-   * How long until unheard means silent; null: not counted. A wave-1 config (`agent`, no
+   * How long until unheard means silent; null: not counted. A single-agent config (`agent`, no
    * `agents`) counts only once the agent was heard: its agent may predate heartbeats (rollout
    * order is worker first, then agents, design §11.6), and calling it silent would stop every
    * automatic failover of a config that worked unchanged before.
