@@ -107,30 +107,53 @@ function validationProblem(error: z.ZodError, detail: string): Response {
   return problem(400, "validation", "Validation failed", detail, { errors: formatIssues(error) });
 }
 
+type SignedBody<T> = { ok: true; data: T; via: "turnout" | "qstash" } | { ok: false; response: Response };
+
+/**
+ * Reads a signed POST body in the order every agent route answers it: size (413) → signature on
+ * the RAW bytes (401) → JSON (400) → `schema` (400 naming fields). `name` words the 400 detail;
+ * `rejected` is the log line for a bad signature.
+ */
+async function readSignedBody<T>(
+  c: Context,
+  deps: ActionRoutesDeps,
+  schema: z.ZodType<T>,
+  options: { qstash: boolean; name: string; rejected: string },
+): Promise<SignedBody<T>> {
+  const tooLarge = (): SignedBody<T> => ({
+    ok: false,
+    response: problem(413, "payload-too-large", "Payload too large", `body over ${MAX_ACTION_BODY_BYTES} bytes`),
+  });
+  // The declared length refuses a large body unread; the read length catches a lying header.
+  if (Number(c.req.header("content-length") ?? "0") > MAX_ACTION_BODY_BYTES) return tooLarge();
+  const raw = await c.req.text();
+  if (Buffer.byteLength(raw) > MAX_ACTION_BODY_BYTES) return tooLarge();
+  const auth = await authenticate(c, raw, deps, { qstash: options.qstash });
+  if (!auth.ok) {
+    deps.log.warn(options.rejected, { status: 401 });
+    return auth;
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    return { ok: false, response: problem(400, "bad-request", "Bad request", "body is not JSON") };
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) return { ok: false, response: validationProblem(parsed.error, `invalid ${options.name}`) };
+  return { ok: true, data: parsed.data, via: auth.via };
+}
+
 /** Adds the action routes to the agent's app. */
 export function registerActionRoutes(app: Hono, deps: ActionRoutesDeps): void {
   app.post("/v1/actions", async (c) => {
-    const tooLarge = () =>
-      problem(413, "payload-too-large", "Payload too large", `body over ${MAX_ACTION_BODY_BYTES} bytes`);
-    // The declared length refuses a large body unread; the read length catches a lying header.
-    if (Number(c.req.header("content-length") ?? "0") > MAX_ACTION_BODY_BYTES) return tooLarge();
-    const raw = await c.req.text();
-    if (Buffer.byteLength(raw) > MAX_ACTION_BODY_BYTES) return tooLarge();
-    const auth = await authenticate(c, raw, deps, { qstash: true });
-    if (!auth.ok) {
-      deps.log.warn("action request rejected: signature", { status: 401 });
-      return auth.response;
-    }
-
-    let json: unknown;
-    try {
-      json = JSON.parse(raw);
-    } catch {
-      return problem(400, "bad-request", "Bad request", "body is not JSON");
-    }
-    const parsed = ActionRequestSchema.safeParse(json);
-    if (!parsed.success) return validationProblem(parsed.error, "invalid ActionRequest");
-    const request = parsed.data;
+    const read = await readSignedBody(c, deps, ActionRequestSchema, {
+      qstash: true,
+      name: "ActionRequest",
+      rejected: "action request rejected: signature",
+    });
+    if (!read.ok) return read.response;
+    const { data: request, via } = read;
     // Final, before anything runs: the worker placed this action on another agent (design §11.1),
     // and running it here would give one action id two executors.
     const self = deps.config.name;
@@ -194,7 +217,7 @@ export function registerActionRoutes(app: Hono, deps: ActionRoutesDeps): void {
           target: request.target,
           kind: request.kind,
           dryRun: request.dryRun,
-          via: auth.via,
+          via,
         });
         return c.json({ id: request.id, status: "accepted" }, 202);
       case "duplicate":
@@ -234,24 +257,13 @@ export function registerActionRoutes(app: Hono, deps: ActionRoutesDeps): void {
   // every worker→agent request. 200 approved; 409 approved before (done, for the worker) or not
   // waiting; 404 an action or step this agent does not know.
   app.post("/v1/actions/:id/approvals", async (c) => {
-    const raw = await c.req.text();
-    if (Buffer.byteLength(raw) > MAX_ACTION_BODY_BYTES) {
-      return problem(413, "payload-too-large", "Payload too large", `body over ${MAX_ACTION_BODY_BYTES} bytes`);
-    }
-    const auth = await authenticate(c, raw, deps, { qstash: false });
-    if (!auth.ok) {
-      deps.log.warn("approval rejected: signature", { status: 401 });
-      return auth.response;
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(raw);
-    } catch {
-      return problem(400, "bad-request", "Bad request", "body is not JSON");
-    }
-    const parsed = ApprovalRequestSchema.safeParse(json);
-    if (!parsed.success) return validationProblem(parsed.error, "invalid approval");
-    const approval = parsed.data;
+    const read = await readSignedBody(c, deps, ApprovalRequestSchema, {
+      qstash: false,
+      name: "approval",
+      rejected: "approval rejected: signature",
+    });
+    if (!read.ok) return read.response;
+    const approval = read.data;
     if (approval.actionId !== c.req.param("id")) {
       return problem(400, "validation", "Validation failed", "actionId must equal the action id in the path", {
         errors: [{ path: "actionId", message: `expected ${JSON.stringify(c.req.param("id"))}` }],

@@ -161,19 +161,25 @@ function etcdSyncTeardown(target: Pick<EtcdSyncTeardownTarget, "sync" | "restart
       why: `${why}: waits until the synchronizer's pods are gone`,
     },
   ];
-  for (const w of target.restart) {
-    for (const verb of ["get", "patch"]) {
-      out.push({
-        apiGroup: "apps",
-        resource: WORKLOAD_RESOURCE[w.kind],
-        verb,
-        namespace: w.namespace,
-        name: w.name,
-        why: `${why}: rollout restart of ${w.kind} ${w.name}`,
-      });
-    }
-  }
+  out.push(...rolloutRestart(target.restart, why));
   return out;
+}
+
+/** A rollout restart reads each workload and patches its pod template's annotation. */
+function rolloutRestart(
+  workloads: readonly { kind: keyof typeof WORKLOAD_RESOURCE; namespace: string; name: string }[],
+  why: string,
+): Permission[] {
+  return workloads.flatMap((w) =>
+    ["get", "patch"].map((verb) => ({
+      apiGroup: "apps",
+      resource: WORKLOAD_RESOURCE[w.kind],
+      verb,
+      namespace: w.namespace,
+      name: w.name,
+      why: `${why}: rollout restart of ${w.kind} ${w.name}`,
+    })),
+  );
 }
 
 function nodeFence(target: NodeFenceTarget, why: string): Permission[] {
@@ -237,16 +243,7 @@ function planStep(step: PlanStep, why: string): Permission[] {
     ];
   }
   if (step.restart) {
-    return step.restart.workloads.flatMap((w) =>
-      ["get", "patch"].map((verb) => ({
-        apiGroup: "apps",
-        resource: WORKLOAD_RESOURCE[w.kind],
-        verb,
-        namespace: w.namespace,
-        name: w.name,
-        why: `${why}: rollout restart of ${w.kind} ${w.name}`,
-      })),
-    );
+    return rolloutRestart(step.restart.workloads, why);
   }
   if (step.check?.kube) {
     const k = step.check.kube;

@@ -4,9 +4,8 @@
  * step was approved already) counts as done: the approval reached it before.
  */
 import { type ApprovalRequest, ApprovalRequestSchema } from "../../shared/protocol.ts";
-import { SIGNATURE_HEADER, sign } from "../../shared/signature.ts";
 import type { AgentAddress } from "./agent-for.ts";
-import { fetchWithin } from "./fetch-within.ts";
+import { answerDetail, postSigned } from "./signed-post.ts";
 
 /** The path of an action's approvals on its agent (ids are `<target>:<epoch>`, safe in a path). */
 export function approvalsPath(actionId: string): string {
@@ -31,17 +30,6 @@ export interface ForwardApprovalOptions {
   timeoutMs?: number;
 }
 
-async function detailOf(res: Response): Promise<string> {
-  const text = await res.text().catch(() => "");
-  try {
-    const json = JSON.parse(text) as { detail?: unknown };
-    if (typeof json.detail === "string") return json.detail;
-  } catch {
-    // not JSON
-  }
-  return text.slice(0, 500) || `HTTP ${res.status}`;
-}
-
 /** Sends one signed approval to `agent` and classifies its answer. */
 export async function forwardApproval(
   agent: AgentAddress,
@@ -54,17 +42,17 @@ export async function forwardApproval(
       kind: "failed",
       detail: `no key for agent ${agent.name} (TURNOUT_AGENT_SECRETS); cannot sign the approval`,
     };
-  const body = JSON.stringify(ApprovalRequestSchema.parse(approval));
-  const signature = await sign(secret, body, Math.floor(options.now / 1000));
   let res: Response;
   try {
-    res = await fetchWithin(
-      options.timeoutMs ?? 10_000,
-      `agent ${agent.name}`,
-      `${agent.url.replace(/\/+$/, "")}${approvalsPath(approval.actionId)}`,
-      { method: "POST", headers: { "content-type": "application/json", [SIGNATURE_HEADER]: signature }, body },
-      options.fetch,
-    );
+    res = await postSigned({
+      url: `${agent.url.replace(/\/+$/, "")}${approvalsPath(approval.actionId)}`,
+      body: JSON.stringify(ApprovalRequestSchema.parse(approval)),
+      secret,
+      now: options.now,
+      timeoutMs: options.timeoutMs ?? 10_000,
+      what: `agent ${agent.name}`,
+      fetch: options.fetch,
+    });
   } catch (err) {
     return {
       kind: "failed",
@@ -75,10 +63,10 @@ export async function forwardApproval(
     await res.body?.cancel();
     return { kind: "approved", status: res.status };
   }
-  if (res.status === 409) return { kind: "already", status: 409, detail: await detailOf(res) };
+  if (res.status === 409) return { kind: "already", status: 409, detail: await answerDetail(res) };
   return {
     kind: "failed",
     status: res.status,
-    detail: `agent ${agent.name} answered ${res.status}: ${await detailOf(res)}`,
+    detail: `agent ${agent.name} answered ${res.status}: ${await answerDetail(res)}`,
   };
 }

@@ -24,7 +24,7 @@ import {
   sign,
   verify,
 } from "../../shared/signature.ts";
-import { fetchWithin } from "./fetch-within.ts";
+import { answerDetail, postSigned } from "./signed-post.ts";
 
 /** How the Turnout-Signature rides through QStash: delivered to the agent as `Turnout-Signature`. */
 export const QSTASH_FORWARDED_SIGNATURE_HEADER = `Upstash-Forward-${SIGNATURE_HEADER}`;
@@ -72,18 +72,6 @@ export function qstashFailureCallbackUrl(workerUrl: string): string {
   return joinUrl(workerUrl, QSTASH_FAILURE_PATH);
 }
 
-/** Reads a problem body's `detail` (or the text) for logs and the audit trail. */
-async function detailOf(res: Response): Promise<string> {
-  const text = await res.text().catch(() => "");
-  try {
-    const json = JSON.parse(text) as { detail?: unknown };
-    if (typeof json.detail === "string") return json.detail;
-  } catch {
-    // not JSON
-  }
-  return text.slice(0, 500) || `HTTP ${res.status}`;
-}
-
 /** The agent's Retry-After in whole seconds (its 503 while another replica leads). */
 function retryAfter(res: Response): number | undefined {
   const ms = retryAfterMs(res.headers.get("retry-after"), Date.now());
@@ -96,17 +84,17 @@ export async function dispatchDirect(request: ActionRequest, options: DirectDisp
   const now = options.now ?? Date.now;
   const secret = options.secrets.find((s) => s.length > 0);
   if (!secret) return { kind: "fatal", status: 0, detail: "TURNOUT_AGENT_SECRET is not set; cannot sign" };
-  const body = JSON.stringify(ActionRequestSchema.parse(request));
-  const signature = await sign(secret, body, Math.floor(now() / 1000));
   let res: Response;
   try {
-    res = await fetchWithin(
-      options.timeoutMs ?? 10_000,
-      "the agent",
-      joinUrl(options.agentUrl, "/v1/actions"),
-      { method: "POST", headers: { "content-type": "application/json", [SIGNATURE_HEADER]: signature }, body },
-      doFetch,
-    );
+    res = await postSigned({
+      url: joinUrl(options.agentUrl, "/v1/actions"),
+      body: JSON.stringify(ActionRequestSchema.parse(request)),
+      secret,
+      now: now(),
+      timeoutMs: options.timeoutMs ?? 10_000,
+      what: "the agent",
+      fetch: doFetch,
+    });
   } catch (err) {
     return { kind: "retryable", detail: `agent unreachable: ${err instanceof Error ? err.message : String(err)}` };
   }
@@ -120,18 +108,18 @@ export async function dispatchDirect(request: ActionRequest, options: DirectDisp
       ? { kind: "duplicate", status: 200, report: parsed.data }
       : { kind: "duplicate", status: 200 };
   }
-  if (res.status === 409) return { kind: "conflict", status: 409, detail: await detailOf(res) };
-  if (res.status === 421) return { kind: "wrong-agent", status: 421, detail: await detailOf(res) };
+  if (res.status === 409) return { kind: "conflict", status: 409, detail: await answerDetail(res) };
+  if (res.status === 421) return { kind: "wrong-agent", status: 421, detail: await answerDetail(res) };
   const after = retryAfter(res);
   if (res.status >= 500 || res.status === 408 || res.status === 429) {
     return {
       kind: "retryable",
       status: res.status,
-      detail: await detailOf(res),
+      detail: await answerDetail(res),
       ...(after !== undefined ? { retryAfterSeconds: after } : {}),
     };
   }
-  return { kind: "fatal", status: res.status, detail: await detailOf(res) };
+  return { kind: "fatal", status: res.status, detail: await answerDetail(res) };
 }
 
 export interface QstashDispatchOptions {
