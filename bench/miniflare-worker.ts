@@ -5,9 +5,10 @@
  * export condition, `cloudflare:*` and `node:*` left to the runtime).
  */
 import { mkdtempSync, rmSync } from "node:fs";
+import { builtinModules } from "node:module";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { build } from "esbuild";
+import { build, type Plugin } from "esbuild";
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 import { freePorts } from "../test/support/free-port.ts";
 import { workerdDescendants } from "./workerd-cpu.ts";
@@ -30,6 +31,30 @@ export interface DirectWorkerOptions {
   durableObjects?: Record<string, string>;
 }
 
+/**
+ * Node builtins as the cloudevents SDK asks for them: bare (`"util"`) and through CommonJS
+ * `require`, which an ESM bundle cannot do at run time. An `import` becomes `node:util`, left to
+ * workerd (`nodejs_compat`); a `require` becomes a small module that imports `node:util` and
+ * exports it, so the require is resolved inside the bundle. Wrangler's bundler does the same.
+ */
+const nodeBuiltins: Plugin = {
+  name: "node-builtins",
+  setup(b) {
+    const names = builtinModules.filter((m) => !m.startsWith("_"));
+    const escaped = names.map((n) => n.replace(/^node:/, "").replace(/[/]/g, "\\/"));
+    const filter = new RegExp(`^(node:)?(${[...new Set(escaped)].join("|")})$`);
+    b.onResolve({ filter }, (args) => {
+      const path = args.path.startsWith("node:") ? args.path : `node:${args.path}`;
+      if (args.kind === "require-call") return { path, namespace: "node-require" };
+      return { path, external: true };
+    });
+    b.onLoad({ filter: /.*/, namespace: "node-require" }, (args) => ({
+      contents: `import * as m from ${JSON.stringify(args.path)}; module.exports = m.default ?? m;`,
+      loader: "js",
+    }));
+  },
+};
+
 /** Bundles `entry` and starts it in Miniflare on a free 127.0.0.1 port; resolves once it answers. */
 export async function startDirectWorker(options: DirectWorkerOptions): Promise<DirectWorker> {
   const dir = mkdtempSync(join(tmpdir(), "turnout-miniflare-"));
@@ -46,6 +71,7 @@ export async function startDirectWorker(options: DirectWorkerOptions): Promise<D
     conditions: ["workerd", "worker", "browser"],
     mainFields: ["module", "main"],
     external: ["cloudflare:*", "node:*"],
+    plugins: [nodeBuiltins],
     jsx: "automatic",
     jsxImportSource: "hono/jsx",
     sourcemap: "linked",
