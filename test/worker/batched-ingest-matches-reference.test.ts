@@ -102,52 +102,69 @@ const DEFAULT: reference.TargetConfig = {
   sides: { primary: { matchers: ['turnout="unconfigured"'] }, secondary: { matchers: ['turnout="unconfigured"'] } },
 };
 
-describe("issue 19: the batched ingest path matches the old per-signal path", () => {
-  it("stores the same rows, audits the same events and reaches the same state for random batches, clock steps and alarms", {
-    timeout: 120_000,
-  }, async () => {
-    const target = config.targets[TARGET];
-    if (!target) throw new Error("test config lacks the target");
-    await fc.assert(
-      fc.asyncProperty(fc.array(stepArb, { minLength: 1, maxLength: 12 }), async (steps) => {
-        run += 1;
-        clock = T0;
-        const stub = env.TARGETS.getByName(`batched-ref-${run}`);
-        const store = new reference.ReferenceStore();
-        let state: reference.CoreState | undefined;
-        for (const step of steps) {
-          if (step.kind === "batch") {
-            const deliveries = step.deliveries.map((d) => at(d, clock));
-            await stub.ingest({ target: TARGET, receivedAt: clock, deliveries, warnings: [] });
-            if (state) reference.applyConfig(store, state, target, clock);
-            else state = reference.newCoreState(TARGET, target, DEFAULT);
-            reference.ingest(store, state, deliveries, [], clock, clock);
-          } else {
-            await runInDurableObject(stub, (instance: TargetObject) => instance.alarm());
-            if (state) {
-              reference.applyConfig(store, state, target, clock);
-              reference.alarm(store, state, clock);
+/**
+ * The object observes from the firing signals it keeps in memory, and from SQLite's aggregates
+ * once they are more than it holds: both ways, and switching from one to the other mid-run.
+ */
+const OBSERVING = [
+  { how: "from memory", firingInMemoryMax: undefined },
+  { how: "from SQLite's aggregates", firingInMemoryMax: 0 },
+  { how: "from memory, then SQLite once more than 3 fire", firingInMemoryMax: 3 },
+];
+
+describe.each(OBSERVING)(
+  "the batched ingest path matches the old per-signal path, observing $how",
+  ({ firingInMemoryMax }) => {
+    beforeAll(() => {
+      if (TargetObject.testing) TargetObject.testing.firingInMemoryMax = firingInMemoryMax;
+    });
+
+    it("stores the same rows, audits the same events and reaches the same state for random batches, clock steps and alarms", {
+      timeout: 120_000,
+    }, async () => {
+      const target = config.targets[TARGET];
+      if (!target) throw new Error("test config lacks the target");
+      await fc.assert(
+        fc.asyncProperty(fc.array(stepArb, { minLength: 1, maxLength: 12 }), async (steps) => {
+          run += 1;
+          clock = T0;
+          const stub = env.TARGETS.getByName(`batched-ref-${run}`);
+          const store = new reference.ReferenceStore();
+          let state: reference.CoreState | undefined;
+          for (const step of steps) {
+            if (step.kind === "batch") {
+              const deliveries = step.deliveries.map((d) => at(d, clock));
+              await stub.ingest({ target: TARGET, receivedAt: clock, deliveries, warnings: [] });
+              if (state) reference.applyConfig(store, state, target, clock);
+              else state = reference.newCoreState(TARGET, target, DEFAULT);
+              reference.ingest(store, state, deliveries, [], clock, clock);
+            } else {
+              await runInDurableObject(stub, (instance: TargetObject) => instance.alarm());
+              if (state) {
+                reference.applyConfig(store, state, target, clock);
+                reference.alarm(store, state, clock);
+              }
             }
+            clock += step.advanceMs;
           }
-          clock += step.advanceMs;
-        }
-        const byKey = (a: StoredSignal, b: StoredSignal) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
-        expect(await stub.signals()).toEqual([...store.signals.values()].sort(byKey));
-        const page = await stub.events(0, 10_000);
-        expect(page.events).toEqual(
-          store.events.map((e) => ({
-            seq: e.seq,
-            at: new Date(e.at).toISOString(),
-            type: e.type,
-            detail: JSON.parse(JSON.stringify(e.detail)),
-            cause: e.cause ?? null,
-          })),
-        );
-        const stored = await stub.state();
-        expect(stored?.machine).toEqual(state?.machine);
-        expect(stored?.observation).toEqual(state?.observation);
-      }),
-      { numRuns: 40 },
-    );
-  });
-});
+          const byKey = (a: StoredSignal, b: StoredSignal) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+          expect(await stub.signals()).toEqual([...store.signals.values()].sort(byKey));
+          const page = await stub.events(0, 10_000);
+          expect(page.events).toEqual(
+            store.events.map((e) => ({
+              seq: e.seq,
+              at: new Date(e.at).toISOString(),
+              type: e.type,
+              detail: JSON.parse(JSON.stringify(e.detail)),
+              cause: e.cause ?? null,
+            })),
+          );
+          const stored = await stub.state();
+          expect(stored?.machine).toEqual(state?.machine);
+          expect(stored?.observation).toEqual(state?.observation);
+        }),
+        { numRuns: 40 },
+      );
+    });
+  },
+);

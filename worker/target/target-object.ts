@@ -26,6 +26,7 @@ import {
   isStale,
   type Json,
   type Observation,
+  observe,
   type SideObservation,
   type StoredSignal,
 } from "../engine/signals.ts";
@@ -256,6 +257,8 @@ export interface TargetObjectTesting {
   config?: () => WorkerConfig;
   /** Answers the probe of a silent agent (rule 17) in place of a signed GET /healthz. */
   prober?: (agent: string) => Promise<boolean>;
+  /** How many firing signals the store keeps in memory before it observes through SQLite instead. */
+  firingInMemoryMax?: number;
 }
 
 export class TargetObject extends DurableObject<Env> {
@@ -270,12 +273,11 @@ export class TargetObject extends DurableObject<Env> {
   /** The store the core reads and writes: this object's SQLite tables. */
   private readonly store: SqlTargetStore;
   /**
-   * The parsed state row as last read or written, with its JSON text. An instance is
-   * single-threaded and storage is the source of truth: a call re-reads the row's text and reuses
-   * the parsed state only when the text is the same (any other writer, or a rolled-back
-   * transaction, changes it), and a failed transaction forgets it.
+   * The parsed state row as last read or written. An object runs as one instance and only
+   * {@link saveState} writes the row, so once read it is answered from here with no statement; a
+   * failed transaction forgets it (storage rolled back, memory may not have).
    */
-  private cached: { json: string; state: TargetState; configKey: object | undefined } | null = null;
+  private cached: { state: TargetState; configKey: object | undefined } | null = null;
   /** The alarm time this instance last set (undefined: unknown, as after a wake or an alarm). */
   private alarmAt: number | null | undefined;
   /** Pages and outgoing events, queued in the deciding transaction and sent after it (outbox.ts). */
@@ -870,7 +872,7 @@ export class TargetObject extends DurableObject<Env> {
    * failure rolls the transaction back, and this instance forgets what it cached of it.
    */
   private transact<T>(fn: () => T): T {
-    this.store.reset();
+    this.store.begin();
     try {
       return this.ctx.storage.transactionSync(() => {
         const out = fn();
@@ -879,14 +881,14 @@ export class TargetObject extends DurableObject<Env> {
         const written = this.store.takeWritten();
         const now = this.now();
         // Also with no event: a page that expires (a break-glass request nobody answered) is due.
-        const state = written.length > 0 || this.outbox.due(now) ? (this.cached?.state ?? this.readState()) : null;
+        const state = written.length > 0 || this.outbox.due(now) ? this.readState() : null;
         if (state) this.outbox.capture(state.target, written, state.machine, now);
         // Readiness lost and regained, drift and back (design §11.4): the engine's events, paged here.
         if (state) for (const page of readinessPages(state.target, written)) this.outbox.page(state.target, page);
         return out;
       });
     } catch (err) {
-      this.store.reset();
+      this.store.invalidate();
       this.cached = null;
       this.outbox.forget();
       throw err;
@@ -926,6 +928,8 @@ export class TargetObject extends DurableObject<Env> {
       before,
       PRUNE_BATCH,
     );
+    // Resolved rows went without the store: it must not answer for them from memory.
+    this.store.forgetResolved();
     const keepFrom = state.machine.seq - retention.eventsPerTarget;
     if (keepFrom > 0) this.sql.exec("DELETE FROM events WHERE seq <= ?", keepFrom);
     const lastRecording = Number(this.rows("SELECT MAX(id) AS id FROM recordings")[0]?.id ?? 0);
@@ -1138,10 +1142,12 @@ export class TargetObject extends DurableObject<Env> {
   }
 
   private readState(): TargetState | null {
+    // This instance is the row's only writer (one instance per object, saveState its one write, a
+    // failed transaction drops the cache): what it cached is what is stored, with no read.
+    if (this.cached) return this.cached.state;
     const row = this.rows("SELECT json FROM state WHERE id = 1")[0];
     if (!row) return null;
     const json = String(row.json);
-    if (this.cached?.json === json) return this.cached.state;
     const raw = JSON.parse(json) as { machine?: { version?: number } };
     // Our own row at the current version: no re-validation on the hot path (issue: CPU per
     // ingest). Older rows are upgraded and validated once.
@@ -1149,7 +1155,7 @@ export class TargetObject extends DurableObject<Env> {
       raw.machine?.version === 3 && "routedWith" in raw
         ? (raw as unknown as TargetState)
         : TargetStateSchema.parse(raw);
-    this.cached = { json, state, configKey: undefined };
+    this.cached = { state, configKey: undefined };
     return state;
   }
 
@@ -1183,7 +1189,7 @@ export class TargetObject extends DurableObject<Env> {
       "INSERT INTO state (id, json) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET json = excluded.json",
       json,
     );
-    this.cached = { json, state: row, configKey };
+    this.cached = { state: row, configKey };
     this.watchAgents(row.machine.sideAgents);
   }
 
@@ -1344,18 +1350,38 @@ SELECT DISTINCT side, NULL, NULL, NULL, NULL, NULL, incident
   FROM signals WHERE status = 'firing' AND soft = 0 AND last_seen > ?`;
 
 /**
+ * Past this many firing signals the store stops keeping them in memory and observes through
+ * SQLite's aggregates instead (a storm of node alerts must not grow an object's memory unbounded).
+ */
+const FIRING_IN_MEMORY_MAX = 5000;
+const firingInMemoryMax = () => TargetObject.testing?.firingInMemoryMax ?? FIRING_IN_MEMORY_MAX;
+/** Stored versions of keys kept between transactions; past it the memory starts over. */
+const KNOWN_MAX = 10_000;
+
+/**
  * The core's {@link TargetStore} over the object's SQLite tables, for ONE transaction at a time.
  * Writes are buffered and flushed in as few statements as the batch needs (one upsert of the
  * changed signals, one update of the duplicates' `last_seen`, one insert of the events), always
  * before a read that depends on them and before the transaction commits ({@link flush}).
- * Observing reads per-side aggregates and indexes, never every firing row (design §4).
+ *
+ * What it read or wrote stays in memory between transactions, since this object is its tables'
+ * only writer: the stored version of each key, and every firing signal, from which it observes the
+ * sides with the engine's own {@link observe} and no statement (design §4: observing never reads
+ * every stored row per input; here it reads none). A failed transaction drops all of it
+ * ({@link invalidate}); rows that change outside the store are forgotten by whoever changes them
+ * ({@link forgetResolved}). Past {@link FIRING_IN_MEMORY_MAX} firing signals it observes from
+ * SQLite's per-side aggregates and indexes instead, as it did before.
  */
 class SqlTargetStore implements TargetStore {
   private readonly sql: SqlStorage;
   private readonly rows: Rows;
-  /** The stored version of each key read or written in this transaction (null: no row). */
+  /** The stored version of each key read or written (null: no row), committed or in this transaction. */
   private readonly known = new Map<string, StoredSignal | null>();
   private readonly pending = new Map<string, StoredSignal>();
+  /** Every firing signal by key, as stored; null until read (or while over the bound). */
+  private firing: Map<string, StoredSignal> | null = null;
+  /** The firing signals outgrew memory: observe through SQLite until the next {@link invalidate}. */
+  private firingOverflow = false;
   private events: MachineAuditEvent[] = [];
   /** Every event written in this transaction, for the outbox (webhooks get every audit event). */
   private written: MachineAuditEvent[] = [];
@@ -1365,12 +1391,50 @@ class SqlTargetStore implements TargetStore {
     this.rows = rows;
   }
 
-  /** Forgets everything of the last transaction (call at the start of each, and after a failed one). */
-  reset(): void {
-    this.known.clear();
+  /** Starts a transaction: forgets its buffers, keeps what is known of the committed rows. */
+  begin(): void {
     this.pending.clear();
     this.events = [];
     this.written = [];
+    if (this.known.size > KNOWN_MAX) this.known.clear();
+  }
+
+  /** After a failed transaction: nothing in memory can be trusted to match the tables. */
+  invalidate(): void {
+    this.begin();
+    this.known.clear();
+    this.firing = null;
+    this.firingOverflow = false;
+  }
+
+  /** Retention deleted resolved rows behind the store's back: forget the resolved versions it knows. */
+  forgetResolved(): void {
+    for (const [key, s] of this.known) if (s === null || s.status === "resolved") this.known.delete(key);
+  }
+
+  /** The firing signals in memory, read once; undefined while they are too many to hold. */
+  private firingInMemory(): Map<string, StoredSignal> | undefined {
+    if (this.firing) return this.firing;
+    if (this.firingOverflow) return undefined;
+    const rows = this.rows("SELECT * FROM signals WHERE status = 'firing'");
+    if (rows.length > firingInMemoryMax()) {
+      this.firingOverflow = true;
+      return undefined;
+    }
+    this.firing = new Map(rows.map((r) => [String(r.key), signalFromRow(r)]));
+    return this.firing;
+  }
+
+  /** Keeps the firing signals in memory in step with a write. */
+  private noteFiring(s: StoredSignal): void {
+    const firing = this.firing;
+    if (!firing) return;
+    if (s.status === "firing") firing.set(s.key, s);
+    else firing.delete(s.key);
+    if (firing.size > firingInMemoryMax()) {
+      this.firing = null;
+      this.firingOverflow = true;
+    }
   }
 
   /** Records an event the shell wrote itself. */
@@ -1427,6 +1491,7 @@ class SqlTargetStore implements TargetStore {
         if (before && onlySeenAgain(before, s)) seen.push([s.key, s.lastSeen]);
         else full.push(s);
         this.known.set(s.key, s);
+        this.noteFiring(s);
       }
       this.pending.clear();
       this.writeSignals(full);
@@ -1441,11 +1506,20 @@ class SqlTargetStore implements TargetStore {
 
   firingSignals(): StoredSignal[] {
     this.flush();
+    const firing = this.firingInMemory();
+    if (firing) return [...firing.values()];
     return this.rows("SELECT * FROM signals WHERE status = 'firing'").map(signalFromRow);
   }
 
   observation(now: number, staleAfterMs: number): Observation & { staleAt: number | null } {
     this.flush();
+    const firing = this.firingInMemory();
+    if (firing) return observe([...firing.values()], now, staleAfterMs);
+    return this.aggregateObservation(now, staleAfterMs);
+  }
+
+  /** {@link observation} from SQLite's per-side aggregates (more firing signals than memory holds). */
+  private aggregateObservation(now: number, staleAfterMs: number): Observation & { staleAt: number | null } {
     // Fresh means last_seen > fresh (design §4: `staleAfterMs` 0 never goes stale).
     const fresh = staleAfterMs > 0 ? now - staleAfterMs : Number.MIN_SAFE_INTEGER;
     // One statement for both: a statement's fixed cost is a large part of a small batch's.
@@ -1483,6 +1557,12 @@ class SqlTargetStore implements TargetStore {
 
   goingStale(now: number, staleAfterMs: number): StoredSignal[] {
     this.flush();
+    const firing = this.firingInMemory();
+    if (firing) {
+      return [...firing.values()]
+        .filter((s) => !s.soft && s.staleSince === null && isStale(s, now, staleAfterMs))
+        .sort((a, b) => a.lastSeen - b.lastSeen || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    }
     return this.rows(
       `SELECT * FROM signals WHERE status = 'firing' AND soft = 0 AND last_seen <= ? AND stale_since IS NULL
         ORDER BY last_seen, key`,
@@ -1492,6 +1572,8 @@ class SqlTargetStore implements TargetStore {
 
   nextStaleAt(now: number, staleAfterMs: number): number | null {
     this.flush();
+    const firing = this.firingInMemory();
+    if (firing) return observe([...firing.values()], now, staleAfterMs).staleAt;
     const row = this.rows(
       "SELECT MIN(last_seen) AS t FROM signals WHERE status = 'firing' AND soft = 0 AND last_seen > ?",
       now - staleAfterMs,
