@@ -183,6 +183,8 @@ describe("decision safety inside the TargetObject", () => {
         );
       }
     });
+    // Restarted, so the ingest below also loads what the object keeps in memory (its firing signals).
+    await evictDurableObject(stub);
     const rowsRead = () => runInDurableObject(stub, (instance: TargetObject) => instance.rowsRead);
     await view("safety-rows");
     const viewRows = await rowsRead();

@@ -117,10 +117,8 @@ const DDL = [
      stale_since INTEGER,
      held INTEGER NOT NULL DEFAULT 0
    )`,
+  // The view's firing signals per side.
   "CREATE INDEX IF NOT EXISTS signals_by_side ON signals (side, status)",
-  // Observing reads only firing rows; retention deletes old resolved ones (design §4: no request
-  // reads every stored row of a target).
-  "CREATE INDEX IF NOT EXISTS signals_by_status ON signals (status, last_seen)",
   // `seq` is assigned from state.seq, not AUTOINCREMENT: the decision engine allocates from the
   // same counter, so one transaction can write an event and name it as another event's cause.
   `CREATE TABLE IF NOT EXISTS events (
@@ -139,12 +137,18 @@ const DDL = [
    )`,
 ];
 
-// Indexes that observing reads instead of rows (created after the migration that adds `held`):
-// the per-side, per-source aggregate of firing HARD signals, and firing HARD signals by last seen
-// (what goes stale next, and the fresh incidents).
+// Indexes that reads use instead of every row (design §4), created after the migration that adds
+// `held`. Both are partial, so that the update of a firing signal seen again (its `last_seen`, its
+// incident) writes no index at all: the firing rows by key (what the store loads into memory and
+// observes; design §4: no request reads every stored row), and the resolved rows by last seen
+// (what retention deletes). The covering indexes observing once read from, and the index of every
+// row by status and last seen, are dropped: each was a B-tree written on every signal update.
 const SIGNAL_INDEXES = [
-  "CREATE INDEX IF NOT EXISTS signals_firing_sources ON signals (status, soft, side, source, held, last_seen)",
-  "CREATE INDEX IF NOT EXISTS signals_firing_seen ON signals (status, soft, last_seen, side, incident)",
+  "DROP INDEX IF EXISTS signals_firing_sources",
+  "DROP INDEX IF EXISTS signals_firing_seen",
+  "DROP INDEX IF EXISTS signals_by_status",
+  "CREATE INDEX IF NOT EXISTS signals_firing ON signals (key) WHERE status = 'firing'",
+  "CREATE INDEX IF NOT EXISTS signals_resolved_seen ON signals (last_seen) WHERE status = 'resolved'",
 ];
 
 /** How often retention runs at most (it is a bounded pair of deletes). */
@@ -1300,6 +1304,52 @@ function onlySeenAgain(before: StoredSignal, next: StoredSignal): boolean {
   );
 }
 
+/**
+ * Whether a signal's new version leaves every column an index reads (key, side, status) and the
+ * identity columns as they were (source, soft, held): then an UPDATE of the other columns, which
+ * touches no index, is the whole write.
+ */
+function sameIndexedColumns(before: StoredSignal, next: StoredSignal): boolean {
+  return (
+    before.source === next.source &&
+    before.side === next.side &&
+    before.status === next.status &&
+    before.soft === next.soft &&
+    isHeld(before.notices) === isHeld(next.notices)
+  );
+}
+
+/** The columns {@link SIGNAL_REFRESH_ONE} writes, then the key. */
+function refreshValues(s: StoredSignal): SqlStorageValue[] {
+  return [
+    s.at,
+    s.incident,
+    JSON.stringify(s.labels),
+    JSON.stringify(s.annotations),
+    JSON.stringify(s.notices),
+    s.receivedAt,
+    s.firstSeen,
+    s.lastSeen,
+    s.staleSince,
+    s.key,
+  ];
+}
+
+const SIGNAL_REFRESH_COLUMNS = [
+  "at",
+  "incident",
+  "labels",
+  "annotations",
+  "notices",
+  "received_at",
+  "first_seen",
+  "last_seen",
+  "stale_since",
+];
+const SIGNAL_REFRESH_ONE = `UPDATE signals SET ${SIGNAL_REFRESH_COLUMNS.map((c) => `${c} = ?`).join(", ")} WHERE key = ?`;
+const SIGNAL_REFRESH_BATCH = `UPDATE signals SET ${SIGNAL_REFRESH_COLUMNS.map((c, i) => `${c} = j.value->>${i}`).join(", ")}
+  FROM json_each(?) AS j WHERE signals.key = j.value->>${SIGNAL_REFRESH_COLUMNS.length}`;
+
 /** One signal as the values of a `signals` row, in {@link SIGNAL_COLUMNS} order. */
 function signalValues(s: StoredSignal): SqlStorageValue[] {
   return [
@@ -1338,9 +1388,9 @@ const SIGNAL_INSERT_ONE = `INSERT INTO signals (${SIGNAL_COLUMNS}) VALUES (${Arr
 const SIGNAL_INSERT_BATCH = `INSERT INTO signals (${SIGNAL_COLUMNS}) SELECT ${jsonColumns(SIGNAL_COLUMN_COUNT)} FROM json_each(?) WHERE true ${SIGNAL_UPSERT}`;
 
 /**
- * What observing reads: the per-side, per-source aggregate of firing HARD signals (rows with a
- * null `incident`), then the distinct fresh incidents per side (rows with one), both from the
- * indexes of {@link SIGNAL_INDEXES}. Parameters: the fresh bound, twice.
+ * What observing reads past the store's memory bound: the per-side, per-source aggregate of firing
+ * HARD signals (its rows carry a NULL `incident`), then the distinct fresh incidents per side, both from the
+ * firing rows of `signals_by_status`. Parameters: the fresh bound, twice.
  */
 const OBSERVATION = `SELECT side, source, held, MAX(last_seen) AS newest, MIN(last_seen) AS oldest,
        MIN(CASE WHEN last_seen > ? THEN last_seen END) AS fresh_oldest, NULL AS incident
@@ -1485,16 +1535,19 @@ class SqlTargetStore implements TargetStore {
   flush(): void {
     if (this.pending.size > 0) {
       const full: StoredSignal[] = [];
+      const refreshed: StoredSignal[] = [];
       const seen: [string, number][] = [];
       for (const s of this.pending.values()) {
         const before = this.known.get(s.key);
         if (before && onlySeenAgain(before, s)) seen.push([s.key, s.lastSeen]);
+        else if (before && sameIndexedColumns(before, s)) refreshed.push(s);
         else full.push(s);
         this.known.set(s.key, s);
         this.noteFiring(s);
       }
       this.pending.clear();
       this.writeSignals(full);
+      this.refreshSignals(refreshed);
       this.touchSignals(seen);
     }
     if (this.events.length > 0) {
@@ -1590,6 +1643,17 @@ class SqlTargetStore implements TargetStore {
     }
     // One statement for the batch.
     this.sql.exec(SIGNAL_INSERT_BATCH, JSON.stringify(signals.map(signalValues)));
+  }
+
+  /** Rewrites every column but those the indexes read, which are unchanged (see {@link sameIndexedColumns}). */
+  private refreshSignals(signals: readonly StoredSignal[]): void {
+    if (signals.length === 0) return;
+    const [one] = signals;
+    if (signals.length === 1 && one) {
+      this.sql.exec(SIGNAL_REFRESH_ONE, ...refreshValues(one));
+      return;
+    }
+    this.sql.exec(SIGNAL_REFRESH_BATCH, JSON.stringify(signals.map(refreshValues)));
   }
 
   private touchSignals(seen: readonly [string, number][]): void {
