@@ -51,7 +51,7 @@ import { routeSwapReadiness } from "./route-swap.ts";
 const WORKLOAD_RESOURCE = { Deployment: "deployments", StatefulSet: "statefulsets", DaemonSet: "daemonsets" } as const;
 
 /** The Kubernetes writes of a kube, scale or restart step (the embedded executors name their own). */
-export function planStepWrites(step: PlanStep): WriteAttributes[] {
+export function planStepWrites(step: Pick<PlanStep, "kube" | "scale" | "restart">): WriteAttributes[] {
   if (step.kube) {
     const k = step.kube;
     const object = {
@@ -115,7 +115,7 @@ function clustersOf(ctx: ReadinessContext): PlanClusters {
 async function kubeStep(step: NonNullable<PlanStep["kube"]>, to: Side, ctx: ReadinessContext): Promise<StepEvaluation> {
   const from = otherSide(to);
   const what = refText(step);
-  const permissions = permissionsCheck(ctx.access, planStepWrites({ kube: step } as PlanStep));
+  const permissions = permissionsCheck(ctx.access, planStepWrites({ kube: step }));
   let obj: Awaited<ReturnType<KubeObjects["read"]>>;
   let object: ReadinessCheck;
   let drift: StepEvaluation["drift"];
@@ -173,7 +173,7 @@ async function scaleStep(
   } catch (err) {
     object = destination("object", false, `could not read ${what}/scale: ${apiErrorText(err)}`);
   }
-  return { checks: [object, await permissionsCheck(ctx.access, planStepWrites({ scale: step } as PlanStep))] };
+  return { checks: [object, await permissionsCheck(ctx.access, planStepWrites({ scale: step }))] };
 }
 
 async function restartStep(step: NonNullable<PlanStep["restart"]>, ctx: ReadinessContext): Promise<StepEvaluation> {
@@ -190,7 +190,7 @@ async function restartStep(step: NonNullable<PlanStep["restart"]>, ctx: Readines
   } catch (err) {
     object = destination("object", false, err instanceof Error ? err.message : String(err));
   }
-  return { checks: [object, await permissionsCheck(ctx.access, planStepWrites({ restart: step } as PlanStep))] };
+  return { checks: [object, await permissionsCheck(ctx.access, planStepWrites({ restart: step }))] };
 }
 
 async function checkStep(step: NonNullable<PlanStep["check"]>, ctx: ReadinessContext): Promise<ReadinessCheck> {
