@@ -12,7 +12,7 @@ import { Refused, Unreachable } from "./client.ts";
 
 const DEFAULT_AGENT_URL = "http://127.0.0.1:8788";
 /** The checks the sandbox can break (agent/readiness/sandbox-faults.ts), for the help text. */
-const CHECKS = "permissions, dns-server, destination-nodes, saved-spec";
+export const CHECKS = "permissions, dns-server, destination-nodes, saved-spec, object, check";
 
 export interface SandboxCommandDeps {
   env: NodeJS.ProcessEnv;

@@ -39,7 +39,20 @@ const TODO: Record<string, string> = {
   evaluator: "read the agent's log for readiness: lines",
   "agent-mode": "run the agent in the mode agents.<name>.mode says, or correct that key",
   "agent-lacks-target": "add the target to that agent's config",
+  // A plan's checks are `<step>:<what>` (docs/plans.md, Readiness); the executors' names above serve their steps too.
+  object: "create the object the step names, or put it back at the active side's state",
+  check: "make the check's probe hold, or fix the step",
+  cluster: "fix that cluster, or its kubeconfig in the agent config's clusters",
+  env: "set the variable in the agent's environment (its Secret)",
+  endpoint: "open the path from the agent to that host",
 };
+
+/** The advice for a check: a plan's `<step>:<what>` takes the advice of `<what>`. */
+function todoOf(name: string): string | undefined {
+  const what = name.slice(name.lastIndexOf(":") + 1);
+  for (const key of [name, what]) if (Object.hasOwn(TODO, key)) return TODO[key];
+  return undefined;
+}
 
 /** One line per target: ready, not ready with the failing check and what to do, or unknown. */
 export function readinessSentence(r: ReadinessLike): string {
@@ -60,7 +73,7 @@ export function readinessSentence(r: ReadinessLike): string {
           .map((c) => c.name)
           .join(", ")}`
       : "";
-  const todo = TODO[first.name] ?? "see what the detail says";
+  const todo = todoOf(first.name) ?? "see what the detail says";
   return `Not ready to fail over to ${r.to}: ${detail}; ${todo}, see ${READINESS_DOC}${more}`;
 }
 

@@ -18,10 +18,15 @@ interface SubResult {
   detail?: string;
 }
 
+/** The prefix of an embedded executor's memory keys: its kind and a hash of its settings. */
+export function executorMemoryPrefix(target: AgentTarget): string {
+  const hash = createHash("sha256").update(JSON.stringify(target)).digest("hex").slice(0, 12);
+  return `${target.kind}:${hash}:`;
+}
+
 /** The memory an embedded executor uses: keyed by its kind and settings. */
 export function executorMemory(memory: DurableMemory, target: AgentTarget): DurableMemory {
-  const hash = createHash("sha256").update(JSON.stringify(target)).digest("hex").slice(0, 12);
-  return prefixed(memory, `${target.kind}:${hash}:`);
+  return prefixed(memory, executorMemoryPrefix(target));
 }
 
 /** Runs `executor`'s steps for `target` inside one plan step; `skip` names sub-steps left out. */

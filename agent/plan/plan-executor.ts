@@ -67,8 +67,8 @@ export function flattenPlan(list: readonly PlanElement[]): { step: PlanStep; gro
   );
 }
 
-/** What a step writes to (or reads), to tell whether a check depends on an earlier dry-run write. */
-function objectKey(step: PlanStep): string | undefined {
+/** What a step writes to (or reads), to tell whether a check depends on an earlier step's write. */
+export function objectKey(step: PlanStep): string | undefined {
   const k = step.kube ?? step.check?.kube;
   if (k) return [step.cluster ?? "", k.kind, k.namespace ?? "", k.name].join("/");
   if (step.scale) return [step.cluster ?? "", step.scale.kind, step.scale.namespace, step.scale.name].join("/");

@@ -13,13 +13,17 @@ import type { AgentConfig, AgentTarget, Side } from "../../shared/config.ts";
 import type { ReadinessCheck, SideReadiness } from "../../shared/protocol.ts";
 import type { DurableMemory } from "../executor.ts";
 import { apiErrorText } from "../kube-api.ts";
+import type { PlanClusters } from "../plan/clusters.ts";
 import type { AccessReviewer } from "./access.ts";
 
 /** What every evaluator may use; all of it reads. */
 export interface ReadinessContext {
   kubeConfig: KubeConfig;
-  /** The agent config: its namespace (memory ConfigMaps) and targets (an etcd-sync-teardown names its dns-flip). */
-  config: Pick<AgentConfig, "targets" | "namespace">;
+  /**
+   * The agent config: its namespace (memory ConfigMaps), targets (an etcd-sync-teardown names its
+   * dns-flip) and the `clusters` a plan's steps may name.
+   */
+  config: Pick<AgentConfig, "targets" | "namespace"> & Partial<Pick<AgentConfig, "clusters">>;
   /** Where secrets named in the config come from (TSIG, DNS API tokens). */
   env: Record<string, string | undefined>;
   /** Unix milliseconds. */
@@ -28,6 +32,8 @@ export interface ReadinessContext {
   memory(target: string): Pick<DurableMemory, "get">;
   /** SelfSubjectAccessReviews, for the writes a step would make. */
   access: AccessReviewer;
+  /** The clusters a plan's steps name. @default built from `config.clusters` and `kubeConfig` */
+  clusters?: PlanClusters;
   /** For the HTTP DNS providers. @default globalThis.fetch */
   fetch?: typeof fetch;
   /** Bound on one probe (a DNS exchange, an etcd call). @default 3000 */

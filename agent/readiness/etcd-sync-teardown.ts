@@ -9,7 +9,8 @@
  * - `workloads`: every workload the switch restarts exists;
  * - `permissions`: scaling (or deleting) the synchronizer and restarting each workload, by
  *   SelfSubjectAccessReview;
- * - the checks of its `dns` target (agent/readiness/dns-flip.ts), whose flip is one of its steps.
+ * - the checks of its `dns` target (agent/readiness/dns-flip.ts), whose flip is one of its steps
+ *   (none when `dns` is empty: a plan's etcdSyncTeardown step without `dns` flips no DNS).
  * The full key comparison of the consistency step walks every key on both sides; it is a drill's
  * job, not something to repeat every few minutes.
  * Drift: the DNS record still holds the values of the side a switch would leave.
@@ -161,7 +162,8 @@ export const etcdSyncTeardownReadiness: TargetReadiness<EtcdSyncTeardownTarget> 
   to,
   ctx,
 ): Promise<Evaluation> => {
-  const dnsTarget = ctx.config.targets[target.dns];
+  const flipsDns = target.dns !== "";
+  const dnsTarget = flipsDns ? ctx.config.targets[target.dns] : undefined;
   const { sync } = target;
   const [etcd, syncCheck, workloads, permissions, dns] = await Promise.all([
     etcdChecks(target, to, ctx),
@@ -196,7 +198,9 @@ export const etcdSyncTeardownReadiness: TargetReadiness<EtcdSyncTeardownTarget> 
       ? dnsChecks(dnsTarget, to, ctx)
       : Promise.resolve({
           current: undefined,
-          checks: [destination("dns-server", false, `dns names ${JSON.stringify(target.dns)}, not a dns-flip target`)],
+          checks: !flipsDns
+            ? []
+            : [destination("dns-server", false, `dns names ${JSON.stringify(target.dns)}, not a dns-flip target`)],
         }),
   ]);
   return {

@@ -1,14 +1,15 @@
 /**
  * Which evaluator reads which target kind. A kind without one is reported not ready with a check
- * that says so, never silently ready. A plan (design §11.2) evaluates each of its steps with the
- * evaluator of the step's kind: the four executors as steps carry the same settings inline, so
- * their evaluators here serve both.
+ * that says so, never silently ready. A plan (design §11.2) evaluates each of its steps
+ * (agent/readiness/plan.ts): the four executors as steps carry the same settings inline, so their
+ * evaluators here serve both.
  */
 import type { AgentTarget } from "../../shared/config.ts";
 import type { TargetReadiness } from "./check.ts";
 import { dnsFlipReadiness } from "./dns-flip.ts";
 import { etcdSyncTeardownReadiness } from "./etcd-sync-teardown.ts";
 import { nodeFenceReadiness } from "./node-fence.ts";
+import { planReadiness } from "./plan.ts";
 import { routeSwapReadiness } from "./route-swap.ts";
 
 /** Evaluators by target kind. */
@@ -24,4 +25,5 @@ export const defaultEvaluators: ReadinessRegistry = new Map([
   entry("dns-flip", dnsFlipReadiness),
   entry("etcd-sync-teardown", etcdSyncTeardownReadiness),
   entry("node-fence", nodeFenceReadiness),
+  entry("plan", planReadiness),
 ]);

@@ -26,7 +26,7 @@ export interface ReadinessClock {
 }
 
 export interface ReadinessOptions {
-  config: Pick<AgentConfig, "targets" | "namespace" | "readiness">;
+  config: Pick<AgentConfig, "targets" | "namespace" | "readiness"> & Partial<Pick<AgentConfig, "clusters">>;
   kubeConfig: KubeConfig;
   log: Logger;
   clock: ReadinessClock;
@@ -36,6 +36,7 @@ export interface ReadinessOptions {
   metrics?: Pick<AgentMetrics, "setReadiness">;
   /** Overrides for tests; each defaults to the agent's own (its credentials, its memory ConfigMaps). */
   access?: AccessReviewer;
+  clusters?: ReadinessContext["clusters"];
   memory?: ReadinessContext["memory"];
   evaluators?: ReadinessRegistry;
   fetch?: typeof fetch;
@@ -81,6 +82,7 @@ export function createReadiness(options: ReadinessOptions): Readiness {
     now: () => clock.now(),
     memory,
     access: options.access ?? kubeAccessReviewer(options.kubeConfig),
+    ...(options.clusters ? { clusters: options.clusters } : {}),
     ...(options.fetch ? { fetch: options.fetch } : {}),
     ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
   };

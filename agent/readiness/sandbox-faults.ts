@@ -7,23 +7,38 @@
  *   answers nothing, like a hung server); mend continues it (SIGCONT);
  * - `destination-nodes`: makes every node of the incoming group NotReady; mend makes them Ready;
  * - `saved-spec`: saves a spec for the incoming side whose gateway the config never named; mend
- *   puts back what was saved before (or nothing).
+ *   puts back what was saved before (or nothing);
+ * - `object` (a plan): removes the object of the first kube, scale or restart step toward the
+ *   incoming side (a restart: its first workload); mend creates it again as it was;
+ * - `check` (a plan): removes the object the first `check` step's kube read names, so its probe
+ *   fails; mend creates it again. An http check's server is not the sandbox's to stop.
+ * For a plan, `permissions` takes away the verb of the first Kubernetes write of its steps.
  * The incoming side is `secondary` unless given. Nothing here runs outside the sandbox: it needs
  * the sandbox's own objects (its fake API's store, its control plane, its servers' process ids).
  */
 import type { KubeConfig } from "@kubernetes/client-node";
-import type { AgentConfig, Side } from "../../shared/config.ts";
+import type { AgentConfig, PlanStep, Side } from "../../shared/config.ts";
 import { savedRouteKey } from "../executors/route-swap.ts";
 import { ConfigMapActionStore } from "../memory.ts";
+import { groupOf, resourceOf } from "../rbac/permissions.ts";
 import { DEFAULT_IDENTITY } from "../sandbox/access-review.ts";
 import type { ControlPlane } from "../sandbox/control-plane.ts";
-import type { FakeStore } from "../sandbox/fake-kube-api.ts";
+import type { FakeStore, KubeObject } from "../sandbox/fake-kube-api.ts";
 import type { LocalServersSummary } from "../sandbox/local-servers.ts";
+import type { WriteAttributes } from "./access.ts";
 import { etcdSyncTeardownWrites } from "./etcd-sync-teardown.ts";
+import { planStepsToward, planStepWrites } from "./plan.ts";
 import { routeSwapWrites } from "./route-swap.ts";
 
 /** The checks `break` and `mend` know how to fail. */
-export const BREAKABLE_CHECKS = ["permissions", "dns-server", "destination-nodes", "saved-spec"] as const;
+export const BREAKABLE_CHECKS = [
+  "permissions",
+  "dns-server",
+  "destination-nodes",
+  "saved-spec",
+  "object",
+  "check",
+] as const;
 export type BreakableCheck = (typeof BREAKABLE_CHECKS)[number];
 
 /** What of the sandbox the faults act on. */
@@ -78,16 +93,27 @@ export function createSandboxFaults(handles: SandboxHandles): SandboxFaults {
     return t;
   };
 
+  /** The Kubernetes writes of one plan step toward `side` (the embedded executors' too). */
+  function stepWrites(name: string, step: PlanStep, side: Side): Pick<WriteAttributes, "verb">[] {
+    if (step.routeSwap) return routeSwapWrites(name, { kind: "route-swap", ...step.routeSwap }, side, config.namespace);
+    if (step.etcdSyncTeardown)
+      return etcdSyncTeardownWrites({ ...step.etcdSyncTeardown, kind: "etcd-sync-teardown", dns: "" });
+    if (step.nodeFence) return [{ verb: "patch" }];
+    return planStepWrites(step);
+  }
+
   function firstWrite(name: string, side: Side) {
     const t = targetOf(name);
-    const writes =
+    const writes: Pick<WriteAttributes, "verb">[] =
       t.kind === "route-swap"
         ? routeSwapWrites(name, t, side, config.namespace)
         : t.kind === "etcd-sync-teardown"
           ? etcdSyncTeardownWrites(t)
           : t.kind === "node-fence"
             ? [{ verb: "patch" }]
-            : [];
+            : t.kind === "plan"
+              ? planStepsToward(t, side).flatMap((step) => stepWrites(name, step, side))
+              : [];
     const write = writes[0];
     if (!write) throw new FaultError(400, `${name} (${t.kind}) makes no Kubernetes writes, so it needs no permission`);
     return write.verb;
@@ -142,6 +168,44 @@ export function createSandboxFaults(handles: SandboxHandles): SandboxFaults {
     return t;
   }
 
+  /** The object `check` (object | check) removes from a plan toward `side`, and the step that names it. */
+  function planObject(name: string, check: "object" | "check", side: Side) {
+    const t = targetOf(name);
+    if (t.kind !== "plan") throw new FaultError(400, `${name} is a ${t.kind} target; ${check} is a plan's`);
+    for (const step of planStepsToward(t, side)) {
+      const ref =
+        check === "object"
+          ? step.kube
+            ? {
+                apiVersion: step.kube.apiVersion,
+                kind: step.kube.kind,
+                namespace: step.kube.namespace,
+                name: step.kube.name,
+              }
+            : step.scale
+              ? { apiVersion: "apps/v1", ...step.scale }
+              : step.restart?.workloads[0]
+                ? { apiVersion: "apps/v1", ...step.restart.workloads[0] }
+                : undefined
+          : step.check?.kube;
+      if (!ref) continue;
+      // Only the agent's own cluster is the sandbox's store.
+      if (step.cluster !== undefined) continue;
+      const type = { group: groupOf(ref.apiVersion), resource: resourceOf(ref.kind) };
+      return {
+        step: step.name,
+        type,
+        namespace: ref.namespace,
+        name: ref.name,
+        what: `${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ""}${ref.name}`,
+      };
+    }
+    const wanted = check === "object" ? "kube, scale or restart step" : "check step with a kube read";
+    throw new FaultError(400, `${name} has no ${wanted} on the agent's own cluster toward ${side}`);
+  }
+  /** The objects `break object|check` removed, per target, check and side, for `mend`. */
+  const removed = new Map<string, KubeObject>();
+
   const unknown = (check: string) =>
     new FaultError(400, `cannot break ${JSON.stringify(check)}; known: ${BREAKABLE_CHECKS.join(", ")}`);
 
@@ -178,6 +242,19 @@ export function createSandboxFaults(handles: SandboxHandles): SandboxFaults {
           });
           return `saved a ${side} spec for StaticRoute ${route.name} with gateway ${FOREIGN_GATEWAY}, which the config does not name`;
         }
+        case "object":
+        case "check": {
+          const o = planObject(name, check, side);
+          const current = store.get(o.type, o.namespace, o.name);
+          const key = `${name}/${check}/${side}`;
+          if (!current) {
+            if (removed.has(key)) return `${o.what} (step ${o.step}) is already removed`;
+            throw new FaultError(400, `${o.what} (step ${o.step}) does not exist, so there is nothing to remove`);
+          }
+          removed.set(key, current);
+          store.delete(o.type, o.namespace, o.name);
+          return `removed ${o.what}, which step ${o.step} ${check === "check" ? "reads" : "acts on"}`;
+        }
         default:
           throw unknown(check);
       }
@@ -205,6 +282,20 @@ export function createSandboxFaults(handles: SandboxHandles): SandboxFaults {
           await memory.memory(name).set(savedRouteKey(side), prior ?? undefined);
           savedBefore.delete(key);
           return prior ? `restored the ${side} spec saved before` : `removed the ${side} spec: the config's is used`;
+        }
+        case "object":
+        case "check": {
+          const o = planObject(name, check, side);
+          const key = `${name}/${check}/${side}`;
+          const was = removed.get(key);
+          if (!was) return `${o.what} (step ${o.step}) was not removed by break; nothing to put back`;
+          if (!store.get(o.type, o.namespace, o.name)) {
+            const { metadata, ...rest } = was;
+            const { uid: _uid, resourceVersion: _rv, creationTimestamp: _ct, managedFields: _mf, ...meta } = metadata;
+            store.create(o.type, { ...rest, metadata: meta });
+          }
+          removed.delete(key);
+          return `created ${o.what} again as it was`;
         }
         default:
           throw unknown(check);

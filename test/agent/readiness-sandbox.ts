@@ -1,9 +1,14 @@
 /**
- * One sandbox with a target of every executor kind, for the readiness tests: the simulated
+ * One sandbox with a target of every executor kind and a plan with a step of every kind, for the
+ * readiness tests: the simulated
  * cluster (fake API over real HTTP, simulated operator, node control plane, workload controllers,
  * make-mirror synchronizer) and the real servers its config names (BIND with a TSIG key, a primary
  * and a standby etcd), as `npm start` runs them. Readiness runs on a clock the test moves.
+ * The plan's objects (namespace `shop`) are created as a person would with kubectl, and its http
+ * step's endpoint is a local server that must never receive a request.
  */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { createEtcdClient } from "../../agent/etcd/client.ts";
 import { silentLogger } from "../../agent/log.ts";
 import { type AgentMetrics, createAgentMetrics } from "../../agent/metrics.ts";
@@ -19,12 +24,78 @@ import { eventually } from "../support/etcd.ts";
 
 export const TSIG_SECRET = Buffer.from("readiness-sandbox-tsig-key-32byt").toString("base64");
 export const HEARTBEAT_KEY = "/turnout/heartbeat";
+/** The plan target of the sandbox and the names of its steps. */
+export const PLAN = "shop-plan";
+export const LB_TOKEN = "readiness-sandbox-lb-token";
+
+/** The plan's steps (toward either side): one of each kind, a parallel group among them. */
+export function shopPlan(lbUrl: string, routes: unknown): Record<string, unknown> {
+  return {
+    kind: "plan",
+    steps: [
+      {
+        name: "scale-up",
+        scale: {
+          kind: "Deployment",
+          namespace: "shop",
+          name: "web-secondary",
+          replicas: { primary: 1, secondary: 3 },
+        },
+      },
+      {
+        name: "switch-config",
+        kube: {
+          apiVersion: "v1",
+          kind: "ConfigMap",
+          namespace: "shop",
+          name: "orders-db",
+          patch: { primary: { data: { DATABASE_HOST: "pg-dc1" } }, secondary: { data: { DATABASE_HOST: "pg-dc2" } } },
+          expect: {
+            primary: { "{.data.DATABASE_HOST}": "pg-dc1" },
+            secondary: { "{.data.DATABASE_HOST}": "pg-dc2" },
+          },
+        },
+      },
+      {
+        parallel: [
+          { name: "restart-app", restart: { workloads: [{ kind: "Deployment", namespace: "shop", name: "orders" }] } },
+          {
+            name: "gate",
+            check: {
+              kube: {
+                apiVersion: "v1",
+                kind: "ConfigMap",
+                namespace: "shop",
+                name: "gate",
+                waitFor: { "{.data.open}": "yes" },
+              },
+            },
+          },
+        ],
+      },
+      {
+        name: "lb-pool",
+        http: {
+          method: "PUT",
+          url: `${lbUrl}/v1/pools/shop`,
+          headersEnv: { Authorization: "LB_TOKEN" },
+          body: { primary: { pool: "dc-1" }, secondary: { pool: "dc-2" } },
+        },
+      },
+      { name: "swap-routes", routeSwap: { routes } },
+      { name: "settle", wait: { seconds: 5 } },
+      { name: "go-ahead", approval: { message: "Shift the shop?" } },
+    ],
+  };
+}
 
 export interface ReadinessSandbox {
   config: AgentConfig;
   cluster: SandboxCluster;
   servers: LocalServers;
   ports: { dns: number; primary: number; standby: number };
+  /** Requests the plan's http endpoint received (readiness must send none). */
+  lbRequests: string[];
   env: Record<string, string>;
   faults: SandboxFaults;
   metrics: AgentMetrics;
@@ -40,6 +111,17 @@ export async function startReadinessSandbox(): Promise<ReadinessSandbox> {
   if (namedPath() === undefined) throw new Error("BIND's `named` is not installed: run `npm run setup`");
   requireEtcdBinaries();
   const [d = 0, p = 0, s = 0] = await freePorts(3);
+  const lbRequests: string[] = [];
+  const lb: Server = createServer((req, res) => {
+    lbRequests.push(`${req.method} ${req.url}`);
+    res.end("{}");
+  });
+  await new Promise<void>((resolve) => lb.listen(0, "127.0.0.1", resolve));
+  const lbUrl = `http://127.0.0.1:${(lb.address() as AddressInfo).port}`;
+  const egressRoutes = {
+    primary: { name: "primary", destinations: ["34.160.111.145"], gateway: "10.116.0.4" },
+    secondary: { name: "secondary", destinations: ["34.160.111.145"], gateway: "10.116.0.12" },
+  };
   const dnsServer = `127.0.0.1:${d}`;
   const dns = (record: string, primary: string, secondary: string) => ({
     kind: "dns-flip",
@@ -56,13 +138,7 @@ export async function startReadinessSandbox(): Promise<ReadinessSandbox> {
   const config = AgentConfigSchema.parse({
     reportUrl: "http://127.0.0.1:1/v1/agent/reports",
     targets: {
-      "egress-gw": {
-        kind: "route-swap",
-        routes: {
-          primary: { name: "primary", destinations: ["34.160.111.145"], gateway: "10.116.0.4" },
-          secondary: { name: "secondary", destinations: ["34.160.111.145"], gateway: "10.116.0.12" },
-        },
-      },
+      "egress-gw": { kind: "route-swap", routes: egressRoutes },
       "bootstrap-dns": dns("www.example.test", "172.30.41.193", "172.30.41.194"),
       "platform-dns": dns("platform.example.test", "172.30.50.10", "172.30.51.10"),
       "global-dr": {
@@ -85,9 +161,11 @@ export async function startReadinessSandbox(): Promise<ReadinessSandbox> {
         },
         workloads: [{ kind: "StatefulSet", namespace: "db", name: "postgres" }],
       },
+      // The plan's routeSwap step acts on egress-gw's routes, which the sandbox creates for it.
+      [PLAN]: shopPlan(lbUrl, egressRoutes),
     },
   });
-  const env = { TSIG_SECRET };
+  const env = { TSIG_SECRET, LB_TOKEN };
   const servers = await startLocalServers(config, env, silentLogger);
   let cluster: SandboxCluster;
   try {
@@ -96,6 +174,8 @@ export async function startReadinessSandbox(): Promise<ReadinessSandbox> {
     await servers.stop();
     throw err;
   }
+  seedPlanObjects(cluster);
+  await eventually(async () => planWorkloadsReady(cluster), "the plan's Deployments Ready");
   const clock = { t: Date.now() };
   const metrics = createAgentMetrics({ processMetrics: false });
   const faults = createSandboxFaults({
@@ -112,6 +192,7 @@ export async function startReadinessSandbox(): Promise<ReadinessSandbox> {
     cluster,
     servers,
     ports: { dns: d, primary: p, standby: s },
+    lbRequests,
     env,
     faults,
     metrics,
@@ -136,10 +217,45 @@ export async function startReadinessSandbox(): Promise<ReadinessSandbox> {
       standby.close();
       await cluster.stop();
       await servers.stop();
+      await new Promise((resolve) => lb.close(resolve));
     },
   };
   await sandbox.beat();
   return sandbox;
+}
+
+const DEPLOYMENTS = { group: "apps", resource: "deployments" };
+const CONFIGMAPS = { resource: "configmaps" };
+const PLAN_DEPLOYMENTS = ["web-secondary", "orders"];
+
+/** The objects the plan acts on, created as `kubectl apply` would (the primary is active). */
+function seedPlanObjects(cluster: SandboxCluster): void {
+  const { store } = cluster.api;
+  store.create({ resource: "namespaces" }, { metadata: { name: "shop" } });
+  for (const name of PLAN_DEPLOYMENTS) {
+    const labels = { app: name };
+    store.create(DEPLOYMENTS, {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name, namespace: "shop" },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: labels },
+        template: { metadata: { labels }, spec: { containers: [{ name, image: "sandbox.invalid/web:1" }] } },
+      },
+    });
+  }
+  const configMap = (name: string, data: Record<string, string>) =>
+    store.create(CONFIGMAPS, { apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace: "shop" }, data });
+  configMap("orders-db", { DATABASE_HOST: "pg-dc1" });
+  configMap("gate", { open: "yes" });
+}
+
+function planWorkloadsReady(cluster: SandboxCluster): boolean {
+  return PLAN_DEPLOYMENTS.every((name) => {
+    const status = cluster.api.store.get(DEPLOYMENTS, "shop", name)?.status as { readyReplicas?: number } | undefined;
+    return status?.readyReplicas === 1;
+  });
 }
 
 /** The value of one series in Prometheus text, or undefined when it is not exposed. */

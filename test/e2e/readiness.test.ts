@@ -1,19 +1,24 @@
 /**
  * Readiness end to end (issue 27, design §11.3): the real worker in workerd, two real agents
- * (`agent-a`, `agent-b`) in the sandbox, a real BIND and a real etcd pair. For each executor one
- * thing is broken as the sandbox breaks it (a verb removed from the agent's Role, the DNS server
- * stopped, the incoming node group NotReady, a foreign saved spec); within an interval the view's
- * `readiness` is not ready with that check named and the agent's `turnout_target_ready` is 0, the
- * status page (Chromium) says it in words, and Slack gets one notice once two evaluations agreed;
- * mending it brings all of them back, with one notice. `readiness.intervalSeconds` is the
- * schema's minimum, 10 s; time is real (workerd has no injectable clock).
+ * (`agent-a`, `agent-b`) in the sandbox, a real BIND and a real etcd pair. For each executor and
+ * each plan step kind the sandbox can break, one thing is broken as the sandbox breaks it (a verb
+ * removed from the agent's Role, the DNS server stopped, the incoming node group NotReady, a
+ * foreign saved spec, a kube step's object removed, a check's object removed), all at once: within
+ * an interval every view's `readiness` is not ready with its check named (a plan's as
+ * `<step>:<what>`) and the agent's `turnout_target_ready` is 0, one page load in Chromium reads
+ * every card's sentence, and Slack gets one notice each once two evaluations agreed. Mending all
+ * at once brings all of them back, with one notice each, and one more evaluation says nothing
+ * more. `readiness.intervalSeconds` is the schema's minimum, 10 s; time is real (workerd has no
+ * injectable clock).
  */
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { AppsV1Api, CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { type BrowserContext, chromium } from "playwright-core";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { AgentTarget } from "../../shared/config.ts";
 import { SIGNATURE_HEADER, sign } from "../../shared/signature.ts";
 import type { ReadinessView } from "../../worker/target/readiness-view.ts";
 import { readText } from "../support/request-text.ts";
@@ -23,6 +28,78 @@ const INTERVAL_SECONDS = 10;
 /** An evaluation, plus the heartbeat that carries it, plus slack for a loaded machine. */
 const ONE_INTERVAL_MS = (INTERVAL_SECONDS + 5) * 1000;
 const CHROMIUM = "/usr/bin/chromium";
+
+/** A kube step with expect, and steps that have no checks (wait, approval). */
+const PLAN_KUBE = {
+  kind: "plan",
+  steps: [
+    {
+      name: "switch-config",
+      kube: {
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        namespace: "shop",
+        name: "orders-db",
+        patch: { primary: { data: { DATABASE_HOST: "pg-dc1" } }, secondary: { data: { DATABASE_HOST: "pg-dc2" } } },
+        expect: { primary: { "{.data.DATABASE_HOST}": "pg-dc1" }, secondary: { "{.data.DATABASE_HOST}": "pg-dc2" } },
+      },
+    },
+    { name: "settle", wait: { seconds: 1 } },
+    { name: "go-ahead", approval: { message: "Switch the orders database?" } },
+  ],
+} as unknown as AgentTarget;
+const PLAN_SCALE = {
+  kind: "plan",
+  steps: [
+    {
+      name: "scale-up",
+      scale: { kind: "Deployment", namespace: "shop", name: "web-secondary", replicas: { primary: 1, secondary: 3 } },
+    },
+  ],
+} as unknown as AgentTarget;
+const PLAN_CHECK = {
+  kind: "plan",
+  steps: [
+    {
+      name: "gate",
+      check: {
+        kube: {
+          apiVersion: "v1",
+          kind: "ConfigMap",
+          namespace: "shop",
+          name: "gate",
+          waitFor: { "{.data.open}": "yes" },
+        },
+      },
+    },
+  ],
+} as unknown as AgentTarget;
+
+async function seedPlanObjects(kubeconfig: string): Promise<void> {
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfig);
+  const core = kc.makeApiClient(CoreV1Api);
+  const namespace = "shop";
+  await core.createNamespace({ body: { metadata: { name: namespace } } });
+  for (const [name, data] of [
+    ["orders-db", { DATABASE_HOST: "pg-dc1" }],
+    ["gate", { open: "yes" }],
+  ] as const) {
+    await core.createNamespacedConfigMap({ namespace, body: { metadata: { name }, data } });
+  }
+  const labels = { app: "web-secondary" };
+  await kc.makeApiClient(AppsV1Api).createNamespacedDeployment({
+    namespace,
+    body: {
+      metadata: { name: "web-secondary" },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: labels },
+        template: { metadata: { labels }, spec: { containers: [{ name: "web", image: "sandbox.invalid/web:1" }] } },
+      },
+    },
+  });
+}
 
 let stack: Stack;
 let browser: BrowserContext | undefined;
@@ -52,8 +129,13 @@ beforeAll(async () => {
       "ready-dns": { kind: "dns-flip", holdSeconds: 3600 },
       "ready-etcd": { kind: "etcd-sync-teardown", holdSeconds: 3600, dns: "ready-dns" },
       "ready-nodes": { kind: "node-fence", holdSeconds: 3600 },
+      "plan-kube": { kind: "plan", holdSeconds: 3600, plan: PLAN_KUBE },
+      "plan-scale": { kind: "plan", holdSeconds: 3600, plan: PLAN_SCALE },
+      "plan-check": { kind: "plan", holdSeconds: 3600, plan: PLAN_CHECK },
     },
   });
+  // The plans' objects, in the secondary's cluster, as a person would kubectl apply them.
+  await seedPlanObjects(stack.agents["agent-b"]?.sandboxKubeconfig ?? "");
   profile = mkdtempSync(join(tmpdir(), "turnout-chromium-"));
   browser = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
@@ -88,17 +170,20 @@ async function readyMetric(agent: TwoAgentName, target: string): Promise<number 
   return line === undefined ? undefined : Number(line.split(" ").at(-1));
 }
 
-/** The readiness line of the target's card in Chromium. */
-async function pageSentence(target: string): Promise<string> {
+/** The readiness line of each target's card, from one page load in Chromium. */
+async function pageSentences(targets: readonly string[]): Promise<Record<string, string>> {
   const page = await (browser as BrowserContext).newPage();
   try {
     const res = await page.goto(`${stack.worker.url}/?token=${TOKENS.operator}`, { timeout: 15_000 });
     expect(res?.status()).toBe(200);
-    return (
-      (await page.locator(`[data-target="${target}"] [data-field="readiness-sentence"]`).textContent({
-        timeout: 10_000,
-      })) ?? ""
-    );
+    const out: Record<string, string> = {};
+    for (const target of targets) {
+      out[target] =
+        (await page.locator(`[data-target="${target}"] [data-field="readiness-sentence"]`).textContent({
+          timeout: 10_000,
+        })) ?? "";
+    }
+    return out;
   } finally {
     await page.close();
   }
@@ -142,6 +227,7 @@ async function untilState(target: string, state: ReadinessView["state"], timeout
 interface Case {
   kind: string;
   target: string;
+  /** The check the view names (a plan's is `<step>:<what>`). */
   check: string;
   /** The agent of the side a failover would go to (its sandbox is what breaks). */
   agent: TwoAgentName;
@@ -149,15 +235,18 @@ interface Case {
   mendIt: () => Promise<void>;
 }
 
+/** A case the sandbox breaks and mends itself (`turnout sandbox break|mend <target> <fault>`). */
+const faulted = (kind: string, target: string, agent: TwoAgentName, fault: string, check = fault): Case => ({
+  kind,
+  target,
+  check,
+  agent,
+  breakIt: () => sandbox(agent, "break", target, fault),
+  mendIt: () => sandbox(agent, "mend", target, fault),
+});
+
 const CASES: Case[] = [
-  {
-    kind: "route-swap",
-    target: "ready-route",
-    check: "saved-spec",
-    agent: "agent-a",
-    breakIt: () => sandbox("agent-a", "break", "ready-route", "saved-spec"),
-    mendIt: () => sandbox("agent-a", "mend", "ready-route", "saved-spec"),
-  },
+  faulted("route-swap", "ready-route", "agent-a", "saved-spec"),
   {
     kind: "dns-flip",
     target: "ready-dns",
@@ -171,68 +260,97 @@ const CASES: Case[] = [
       process.kill(stack.bind?.pid ?? 0, "SIGCONT");
     },
   },
-  {
-    kind: "etcd-sync-teardown",
-    target: "ready-etcd",
-    check: "permissions",
-    agent: "agent-b",
-    breakIt: () => sandbox("agent-b", "break", "ready-etcd", "permissions"),
-    mendIt: () => sandbox("agent-b", "mend", "ready-etcd", "permissions"),
-  },
-  {
-    kind: "node-fence",
-    target: "ready-nodes",
-    check: "destination-nodes",
-    agent: "agent-a",
-    breakIt: () => sandbox("agent-a", "break", "ready-nodes", "destination-nodes"),
-    mendIt: () => sandbox("agent-a", "mend", "ready-nodes", "destination-nodes"),
-  },
+  // Its DNS target's server is stopped too; permissions comes first among its checks.
+  faulted("etcd-sync-teardown", "ready-etcd", "agent-b", "permissions"),
+  faulted("node-fence", "ready-nodes", "agent-a", "destination-nodes"),
+  // agent-b's Role lacks patch for all of these at once: the kube step's object is named first.
+  faulted("plan kube step", "plan-kube", "agent-b", "object", "switch-config:object"),
+  faulted("plan scale step", "plan-scale", "agent-b", "permissions", "scale-up:permissions"),
+  faulted("plan check step", "plan-check", "agent-b", "check", "gate:check"),
 ];
+const TARGETS = CASES.map((c) => c.target);
 
-describe("readiness goes red and green, for each executor", () => {
-  for (const c of CASES) {
-    it(`${c.kind}: breaking ${c.check} is seen everywhere within an interval and noticed once; mending it brings all back`, async () => {
-      await untilState(c.target, "ready", 60_000);
-      expect(await pageSentence(c.target)).toBe("Ready to fail over to secondary");
-      const before = notices(c.target, "not ready").length;
+/** Notices before the break, per target. */
+const lostBefore = new Map<string, number>();
+const regainedBefore = new Map<string, number>();
 
-      await c.breakIt();
-      const red = await waitFor(
-        `${c.target} not ready`,
-        async () => {
-          const r = await readiness(c.target);
-          return r?.state === "not-ready" && r.failing?.includes(c.check) ? r : undefined;
-        },
-        ONE_INTERVAL_MS,
-      );
-      expect(red.checks.find((x) => x.name === c.check)).toMatchObject({ ok: false, destination: true });
-      expect(await readyMetric(c.agent, c.target)).toBe(0);
-      const sentence = await pageSentence(c.target);
-      expect(sentence).toMatch(/^Not ready to fail over to secondary: /);
-      expect(sentence).toContain(`(${c.check})`);
-      expect(sentence).toContain("docs/operations.md#readiness");
-      // Two evaluations in a row must agree before Slack hears of it: within a second interval.
-      await waitFor(
-        `one notice for ${c.target}`,
-        async () => notices(c.target, "not ready").length > before,
-        2 * ONE_INTERVAL_MS,
-      );
-      expect(notices(c.target, "not ready")).toHaveLength(before + 1);
+describe("readiness goes red and green, for each executor and each breakable plan step kind, all at once", () => {
+  it("breaking one thing per target is seen everywhere within an interval and noticed once each", async () => {
+    await Promise.all(TARGETS.map((t) => untilState(t, "ready", 60_000)));
+    for (const [target, sentence] of Object.entries(await pageSentences(TARGETS))) {
+      expect(sentence, target).toBe("Ready to fail over to secondary");
+    }
+    for (const t of TARGETS) {
+      lostBefore.set(t, notices(t, "not ready").length);
+      regainedBefore.set(t, notices(t, "ready again").length);
+    }
 
-      const regainedBefore = notices(c.target, "ready again").length;
-      await c.mendIt();
-      await untilState(c.target, "ready", ONE_INTERVAL_MS);
-      expect(await readyMetric(c.agent, c.target)).toBe(1);
-      expect(await pageSentence(c.target)).toBe("Ready to fail over to secondary");
-      await waitFor(
-        `one regained notice for ${c.target}`,
-        async () => notices(c.target, "ready again").length > regainedBefore,
-        2 * ONE_INTERVAL_MS,
-      );
-      // A further round says nothing more.
-      await new Promise((r) => setTimeout(r, ONE_INTERVAL_MS));
-      expect(notices(c.target, "not ready")).toHaveLength(before + 1);
-      expect(notices(c.target, "ready again")).toHaveLength(regainedBefore + 1);
-    }, 150_000);
-  }
+    for (const c of CASES) await c.breakIt();
+    await Promise.all(
+      CASES.map(async (c) => {
+        const red = await waitFor(
+          `${c.target} not ready`,
+          async () => {
+            const r = await readiness(c.target);
+            return r?.state === "not-ready" && r.failing?.includes(c.check) ? r : undefined;
+          },
+          ONE_INTERVAL_MS,
+        );
+        expect(
+          red.checks.find((x) => x.name === c.check),
+          c.target,
+        ).toMatchObject({ ok: false, destination: true });
+        expect(await readyMetric(c.agent, c.target), c.target).toBe(0);
+      }),
+    );
+    const sentences = await pageSentences(TARGETS);
+    for (const c of CASES) {
+      const sentence = sentences[c.target] ?? "";
+      expect(sentence, c.target).toMatch(/^Not ready to fail over to secondary: /);
+      expect(sentence, c.target).toContain(`(${c.check})`);
+      expect(sentence, c.target).toContain("docs/operations.md#readiness");
+    }
+    // Two evaluations in a row must agree before Slack hears of it: within a second interval.
+    await waitFor(
+      "one notice for each target",
+      async () => CASES.every((c) => notices(c.target, "not ready").length > (lostBefore.get(c.target) ?? 0)),
+      2 * ONE_INTERVAL_MS,
+    );
+    for (const c of CASES)
+      expect(notices(c.target, "not ready"), c.target).toHaveLength((lostBefore.get(c.target) ?? 0) + 1);
+  }, 150_000);
+
+  it("mending all of it brings every target back within an interval, with one notice each and no more", async () => {
+    for (const c of CASES) await c.mendIt();
+    await Promise.all(
+      CASES.map(async (c) => {
+        await untilState(c.target, "ready", ONE_INTERVAL_MS);
+        expect(await readyMetric(c.agent, c.target), c.target).toBe(1);
+      }),
+    );
+    for (const [target, sentence] of Object.entries(await pageSentences(TARGETS))) {
+      expect(sentence, target).toBe("Ready to fail over to secondary");
+    }
+    await waitFor(
+      "one regained notice for each target",
+      async () => CASES.every((c) => notices(c.target, "ready again").length > (regainedBefore.get(c.target) ?? 0)),
+      2 * ONE_INTERVAL_MS,
+    );
+    // One more evaluation of every target, heard by the worker, says nothing more.
+    const seen = new Map<string, string | null | undefined>();
+    for (const t of TARGETS) seen.set(t, (await readiness(t))?.at);
+    await Promise.all(
+      TARGETS.map((t) =>
+        waitFor(
+          `${t} evaluated again`,
+          async () => ((await readiness(t))?.at ?? "") > (seen.get(t) ?? ""),
+          ONE_INTERVAL_MS,
+        ),
+      ),
+    );
+    for (const c of CASES) {
+      expect(notices(c.target, "not ready"), c.target).toHaveLength((lostBefore.get(c.target) ?? 0) + 1);
+      expect(notices(c.target, "ready again"), c.target).toHaveLength((regainedBefore.get(c.target) ?? 0) + 1);
+    }
+  }, 120_000);
 });
