@@ -1,6 +1,7 @@
 /**
- * Benchmark: the agent's CPU for readiness (design §11.3) with 20 targets (5 of each executor
- * kind) in the sandbox, with a real BIND and two real etcd. One round evaluates every target
+ * Benchmark: the agent's CPU for readiness (design §11.3) with 20 targets (4 of each executor
+ * kind, and 4 plans with a step of each plan kind: scale, kube with expect, restart and check in a
+ * parallel group, http, wait, approval) in the sandbox, with a real BIND and two real etcd. One round evaluates every target
  * toward both sides, as an agent serving both does; the figure is the process's user+system CPU
  * per round (process.cpuUsage) as a fraction of one core over the default interval (300 s). Goal:
  * under 1 %. The fake API server and the simulated controllers run in this process, so their CPU
@@ -9,13 +10,15 @@
  * `GET /version` per target and side against the same API server.
  * Run with `node bench/readiness.ts [rounds]`; `run()` returns the figures.
  */
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { pathToFileURL } from "node:url";
 import { VersionApi } from "@kubernetes/client-node";
 import { createEtcdClient } from "../agent/etcd/client.ts";
 import { silentLogger } from "../agent/log.ts";
 import { createReadiness } from "../agent/readiness/runner.ts";
 import { namedPath } from "../agent/sandbox/bind-server.ts";
-import { startSandboxCluster } from "../agent/sandbox/cluster.ts";
+import { type SandboxCluster, startSandboxCluster } from "../agent/sandbox/cluster.ts";
 import { requireEtcdBinaries } from "../agent/sandbox/etcd-server.ts";
 import { freePorts } from "../agent/sandbox/free-port.ts";
 import { startLocalServers } from "../agent/sandbox/local-servers.ts";
@@ -34,9 +37,95 @@ export interface ReadinessBenchFigures {
   baselineCpuMsPerRound: number;
   /** Rounds in which some target was not ready (should be 0: everything is healthy). */
   notReadyRounds: number;
+  /** Requests the plans' http endpoint received (must be 0: readiness never sends an http step). */
+  planRequestsSent: number;
 }
 
-const PER_KIND = 5;
+const PER_KIND = 4;
+const DEPLOYMENTS = { group: "apps", resource: "deployments" };
+
+/** Plan `i`: one step of each plan kind, on objects of namespace `shop-<i>`. */
+function plan(i: number, lbUrl: string): Record<string, unknown> {
+  const namespace = `shop-${i}`;
+  return {
+    kind: "plan",
+    steps: [
+      {
+        name: "scale-up",
+        scale: { kind: "Deployment", namespace, name: "web", replicas: { primary: 1, secondary: 3 } },
+      },
+      {
+        name: "switch-config",
+        kube: {
+          apiVersion: "v1",
+          kind: "ConfigMap",
+          namespace,
+          name: "orders-db",
+          patch: { primary: { data: { DATABASE_HOST: "pg-dc1" } }, secondary: { data: { DATABASE_HOST: "pg-dc2" } } },
+          expect: {
+            primary: { "{.data.DATABASE_HOST}": "pg-dc1" },
+            secondary: { "{.data.DATABASE_HOST}": "pg-dc2" },
+          },
+        },
+      },
+      {
+        parallel: [
+          { name: "restart-app", restart: { workloads: [{ kind: "Deployment", namespace, name: "orders" }] } },
+          {
+            name: "gate",
+            check: {
+              kube: {
+                apiVersion: "v1",
+                kind: "ConfigMap",
+                namespace,
+                name: "gate",
+                waitFor: { "{.data.open}": "yes" },
+              },
+            },
+          },
+        ],
+      },
+      {
+        name: "lb-pool",
+        http: {
+          method: "PUT",
+          url: `${lbUrl}/v1/pools/shop-${i}`,
+          headersEnv: { Authorization: "LB_TOKEN" },
+          body: { primary: { pool: "dc-1" }, secondary: { pool: "dc-2" } },
+        },
+      },
+      { name: "settle", wait: { seconds: 5 } },
+      { name: "go-ahead", approval: { message: "Shift the shop?" } },
+    ],
+  };
+}
+
+/** The objects plan `i` acts on, created as `kubectl apply` would. */
+function seedPlan(cluster: SandboxCluster, i: number): void {
+  const { store } = cluster.api;
+  const namespace = `shop-${i}`;
+  store.create({ resource: "namespaces" }, { metadata: { name: namespace } });
+  for (const name of ["web", "orders"]) {
+    const labels = { app: name };
+    store.create(DEPLOYMENTS, {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name, namespace },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: labels },
+        template: { metadata: { labels }, spec: { containers: [{ name, image: "sandbox.invalid/web:1" }] } },
+      },
+    });
+  }
+  const configMap = (name: string, data: Record<string, string>) =>
+    store.create(
+      { resource: "configmaps" },
+      { apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace }, data },
+    );
+  configMap("orders-db", { DATABASE_HOST: "pg-dc1" });
+  configMap("gate", { open: "yes" });
+}
 const TSIG_SECRET = Buffer.from("bench-readiness-tsig-key-32bytes").toString("base64");
 
 function cpuMs(since: NodeJS.CpuUsage): number {
@@ -50,6 +139,14 @@ export async function run(rounds = 20): Promise<ReadinessBenchFigures> {
   requireEtcdBinaries();
   const [dnsPort = 0, primaryPort = 0, standbyPort = 0] = await freePorts(3);
   const server = `127.0.0.1:${dnsPort}`;
+  // The plans' http endpoint: readiness only connects to it; a request would be a write.
+  let lbRequests = 0;
+  const lb = createServer((_req, res) => {
+    lbRequests++;
+    res.end();
+  });
+  await new Promise<void>((resolve) => lb.listen(0, "127.0.0.1", resolve));
+  const lbUrl = `http://127.0.0.1:${(lb.address() as AddressInfo).port}`;
   const targets: Record<string, unknown> = {};
   for (let i = 1; i <= PER_KIND; i++) {
     targets[`route-${i}`] = {
@@ -90,13 +187,15 @@ export async function run(rounds = 20): Promise<ReadinessBenchFigures> {
       },
       workloads: [{ kind: "StatefulSet", namespace: "db", name: `postgres-${i}` }],
     };
+    targets[`plan-${i}`] = plan(i, lbUrl);
   }
   const config = AgentConfigSchema.parse({ reportUrl: "http://127.0.0.1:1/v1/agent/reports", targets });
-  const env = { TSIG_SECRET };
+  const env = { TSIG_SECRET, LB_TOKEN: "bench-readiness-lb-token" };
   const servers = await startLocalServers(config, env, silentLogger);
   const cluster = await startSandboxCluster(config, { operatorDelayMs: 10, etcdMirror: false });
   let now = Date.now();
   try {
+    for (let i = 1; i <= PER_KIND; i++) seedPlan(cluster, i);
     const readiness = createReadiness({
       config,
       kubeConfig: cluster.kubeConfig,
@@ -113,7 +212,13 @@ export async function run(rounds = 20): Promise<ReadinessBenchFigures> {
       }
     };
     await heartbeat();
-    await readiness.evaluate(); // warm-up: connections, JIT
+    // Warm-up (connections, JIT), until the plans' Deployments are Ready as their controllers make them.
+    for (let tries = 0; ; tries++) {
+      const report = await readiness.evaluate();
+      if (Object.values(report).every((sides) => Object.values(sides).every((side) => side?.ready))) break;
+      if (tries === 50) throw new Error(`the sandbox never became ready: ${JSON.stringify(report)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
     let notReadyRounds = 0;
     const wallStart = performance.now();
     const cpuStart = process.cpuUsage();
@@ -143,8 +248,10 @@ export async function run(rounds = 20): Promise<ReadinessBenchFigures> {
       corePercent: Math.round((cpuMsPerRound / (intervalSeconds * 1000)) * 100 * 1000) / 1000,
       baselineCpuMsPerRound: Math.round(baselineCpuMsPerRound * 10) / 10,
       notReadyRounds,
+      planRequestsSent: lbRequests,
     };
   } finally {
+    await new Promise((resolve) => lb.close(resolve));
     await cluster.stop();
     await servers.stop();
   }
