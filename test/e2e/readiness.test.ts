@@ -3,7 +3,9 @@
  * (`agent-a`, `agent-b`) in the sandbox, a real BIND and a real etcd pair. For each executor and
  * each plan step kind the sandbox can break, one thing is broken as the sandbox breaks it (a verb
  * removed from the agent's Role, the DNS server stopped, the incoming node group NotReady, a
- * foreign saved spec, a kube step's object removed, a check's object removed), all at once: within
+ * foreign saved spec, a kube step's object removed, a check's object removed, a restart step's
+ * workload removed, an http step's endpoint down; wait and approval steps have nothing to break),
+ * all at once: within
  * an interval every view's `readiness` is not ready with its check named (a plan's as
  * `<step>:<what>`) and the agent's `turnout_target_ready` is 0, one page load in Chromium reads
  * every card's sentence, and Slack gets one notice each once two evaluations agreed. Mending all
@@ -75,6 +77,45 @@ const PLAN_CHECK = {
   ],
 } as unknown as AgentTarget;
 
+/** A restart step: its workload must exist (and be patchable). */
+const PLAN_RESTART = {
+  kind: "plan",
+  steps: [{ name: "restart-app", restart: { workloads: [{ kind: "Deployment", namespace: "shop", name: "orders" }] } }],
+} as unknown as AgentTarget;
+/** An http step: never sent by readiness; its endpoint must accept a connection. */
+const planHttp = (url: string) =>
+  ({
+    kind: "plan",
+    steps: [
+      {
+        name: "lb-pool",
+        http: {
+          method: "PUT",
+          url: `${url}/v1/pools/shop`,
+          body: { primary: { pool: "dc-1" }, secondary: { pool: "dc-2" } },
+        },
+      },
+    ],
+  }) as unknown as AgentTarget;
+
+/** The load balancer API the http step would call: readiness may connect, never send a request. */
+let lb: Server | undefined;
+let lbPort = 0;
+const lbRequests: string[] = [];
+async function listenLb(): Promise<void> {
+  lb = createServer((req, res) => {
+    lbRequests.push(`${req.method} ${req.url}`);
+    res.end();
+  });
+  await new Promise<void>((resolve) => lb?.listen(lbPort, "127.0.0.1", resolve));
+  const address = lb.address();
+  lbPort = typeof address === "object" && address ? address.port : 0;
+}
+async function closeLb(): Promise<void> {
+  await new Promise((resolve) => lb?.close(resolve));
+  lb?.closeAllConnections();
+}
+
 async function seedPlanObjects(kubeconfig: string): Promise<void> {
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfig);
@@ -87,18 +128,20 @@ async function seedPlanObjects(kubeconfig: string): Promise<void> {
   ] as const) {
     await core.createNamespacedConfigMap({ namespace, body: { metadata: { name }, data } });
   }
-  const labels = { app: "web-secondary" };
-  await kc.makeApiClient(AppsV1Api).createNamespacedDeployment({
-    namespace,
-    body: {
-      metadata: { name: "web-secondary" },
-      spec: {
-        replicas: 1,
-        selector: { matchLabels: labels },
-        template: { metadata: { labels }, spec: { containers: [{ name: "web", image: "sandbox.invalid/web:1" }] } },
+  for (const name of ["web-secondary", "orders"]) {
+    const labels = { app: name };
+    await kc.makeApiClient(AppsV1Api).createNamespacedDeployment({
+      namespace,
+      body: {
+        metadata: { name },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: labels },
+          template: { metadata: { labels }, spec: { containers: [{ name: "web", image: "sandbox.invalid/web:1" }] } },
+        },
       },
-    },
-  });
+    });
+  }
 }
 
 let stack: Stack;
@@ -118,6 +161,7 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => slack?.listen(0, "127.0.0.1", resolve));
   const address = slack.address();
   const slackUrl = typeof address === "object" && address ? `http://127.0.0.1:${address.port}/hook` : "";
+  await listenLb();
   stack = await startStack({
     agents: "two",
     heartbeatSeconds: 1,
@@ -132,6 +176,8 @@ beforeAll(async () => {
       "plan-kube": { kind: "plan", holdSeconds: 3600, plan: PLAN_KUBE },
       "plan-scale": { kind: "plan", holdSeconds: 3600, plan: PLAN_SCALE },
       "plan-check": { kind: "plan", holdSeconds: 3600, plan: PLAN_CHECK },
+      "plan-restart": { kind: "plan", holdSeconds: 3600, plan: PLAN_RESTART },
+      "plan-http": { kind: "plan", holdSeconds: 3600, plan: planHttp(`http://127.0.0.1:${lbPort}`) },
     },
   });
   // The plans' objects, in the secondary's cluster, as a person would kubectl apply them.
@@ -148,6 +194,7 @@ afterAll(async () => {
   await browser?.close().catch(() => undefined);
   await stack?.stop();
   await new Promise((resolve) => slack?.close(resolve));
+  await closeLb();
   if (profile) rmSync(profile, { recursive: true, force: true });
 }, 30_000);
 
@@ -267,6 +314,16 @@ const CASES: Case[] = [
   faulted("plan kube step", "plan-kube", "agent-b", "object", "switch-config:object"),
   faulted("plan scale step", "plan-scale", "agent-b", "permissions", "scale-up:permissions"),
   faulted("plan check step", "plan-check", "agent-b", "check", "gate:check"),
+  faulted("plan restart step", "plan-restart", "agent-b", "object", "restart-app:object"),
+  {
+    kind: "plan http step",
+    target: "plan-http",
+    check: "lb-pool:endpoint",
+    agent: "agent-b",
+    // The load balancer's API goes down; it comes back on the same port.
+    breakIt: closeLb,
+    mendIt: listenLb,
+  },
 ];
 const TARGETS = CASES.map((c) => c.target);
 
@@ -352,5 +409,7 @@ describe("readiness goes red and green, for each executor and each breakable pla
       expect(notices(c.target, "not ready"), c.target).toHaveLength((lostBefore.get(c.target) ?? 0) + 1);
       expect(notices(c.target, "ready again"), c.target).toHaveLength((regainedBefore.get(c.target) ?? 0) + 1);
     }
+    // Every evaluation connected to the http step's endpoint; none sent it a request.
+    expect(lbRequests).toEqual([]);
   }, 120_000);
 });
