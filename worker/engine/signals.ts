@@ -273,29 +273,44 @@ export function isStale(s: Pick<StoredSignal, "lastSeen">, now: number, staleAft
  * only firing signals are stale, and the fresh incidents; plus when the next fresh one goes stale.
  */
 export function observe(
-  signals: readonly ObservedSignal[],
+  signals: Iterable<ObservedSignal>,
   now = 0,
   staleAfterMs = 0,
 ): Observation & { staleAt: number | null } {
+  // One pass over the signals (the Durable Object observes on every batch that changed one).
   let staleAt: number | null = null;
-  const build = (side: z.infer<typeof SideSchema>): SideObservation => {
-    const firing = signals.filter((s) => s.side === side && s.status === "firing" && !s.soft);
-    const fresh = firing.filter((s) => !isStale(s, now, staleAfterMs));
-    for (const s of fresh) {
-      if (staleAfterMs > 0) staleAt = Math.min(staleAt ?? Number.POSITIVE_INFINITY, s.lastSeen + staleAfterMs);
-    }
-    const distinct = (list: readonly ObservedSignal[]) => [...new Set(list.map((s) => s.source))].sort();
-    const firingSources = distinct(fresh.filter((s) => !isHeld(s.notices)));
-    const heldSources = distinct(fresh.filter((s) => isHeld(s.notices)));
-    const freshSources = new Set([...firingSources, ...heldSources]);
-    return {
-      firingSources,
-      heldSources,
-      staleSources: distinct(firing.filter((s) => isStale(s, now, staleAfterMs))).filter((x) => !freshSources.has(x)),
-      incidents: [...new Set(fresh.map((s) => s.incident))].sort(),
-    };
+  const sides = {
+    primary: {
+      firing: new Set<string>(),
+      held: new Set<string>(),
+      stale: new Set<string>(),
+      incidents: new Set<string>(),
+    },
+    secondary: {
+      firing: new Set<string>(),
+      held: new Set<string>(),
+      stale: new Set<string>(),
+      incidents: new Set<string>(),
+    },
   };
-  return { primary: build("primary"), secondary: build("secondary"), staleAt };
+  for (const s of signals) {
+    if (s.status !== "firing" || s.soft) continue;
+    const side = sides[s.side];
+    if (isStale(s, now, staleAfterMs)) {
+      side.stale.add(s.source);
+      continue;
+    }
+    if (staleAfterMs > 0) staleAt = Math.min(staleAt ?? Number.POSITIVE_INFINITY, s.lastSeen + staleAfterMs);
+    (isHeld(s.notices) ? side.held : side.firing).add(s.source);
+    side.incidents.add(s.incident);
+  }
+  const build = (side: (typeof sides)["primary"]): SideObservation => ({
+    firingSources: [...side.firing].sort(),
+    heldSources: [...side.held].sort(),
+    staleSources: [...side.stale].filter((x) => !side.firing.has(x) && !side.held.has(x)).sort(),
+    incidents: [...side.incidents].sort(),
+  });
+  return { primary: build(sides.primary), secondary: build(sides.secondary), staleAt };
 }
 
 export const HealthSchema = z.enum(["up", "down", "unknown"]);

@@ -17,6 +17,8 @@ const TODO =
 export function readinessPages(target: string, events: readonly AuditEvent[]): PageIntent[] {
   const out: PageIntent[] = [];
   for (const e of events) {
+    // Nearly every transaction writes none of these: put no event into words for nothing.
+    if (e.type !== "readiness.lost" && e.type !== "readiness.regained" && e.type !== "readiness.drift") continue;
     const summary = `${target}: ${eventSentence(e)}`;
     const base = { summary, details: e.detail, at: e.at };
     if (e.type === "readiness.lost") {

@@ -1567,7 +1567,7 @@ class SqlTargetStore implements TargetStore {
   observation(now: number, staleAfterMs: number): Observation & { staleAt: number | null } {
     this.flush();
     const firing = this.firingInMemory();
-    if (firing) return observe([...firing.values()], now, staleAfterMs);
+    if (firing) return observe(firing.values(), now, staleAfterMs);
     return this.aggregateObservation(now, staleAfterMs);
   }
 
@@ -1626,7 +1626,7 @@ class SqlTargetStore implements TargetStore {
   nextStaleAt(now: number, staleAfterMs: number): number | null {
     this.flush();
     const firing = this.firingInMemory();
-    if (firing) return observe([...firing.values()], now, staleAfterMs).staleAt;
+    if (firing) return observe(firing.values(), now, staleAfterMs).staleAt;
     const row = this.rows(
       "SELECT MIN(last_seen) AS t FROM signals WHERE status = 'firing' AND soft = 0 AND last_seen > ?",
       now - staleAfterMs,
