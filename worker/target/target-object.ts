@@ -1679,9 +1679,10 @@ class SqlTargetStore implements TargetStore {
       JSON.stringify(e.detail),
       e.cause ?? null,
     ];
-    const [one] = events;
-    if (events.length === 1 && one) {
-      this.sql.exec("INSERT INTO events (seq, at, type, detail, cause) VALUES (?, ?, ?, ?, ?)", ...values(one));
+    // A batch's few events as bound rows (no JSON array to build and for SQLite to parse again);
+    // a long run of them, from one JSON array.
+    if (events.length <= EVENT_ROWS_MAX) {
+      this.sql.exec(eventInsert(events.length), ...events.flatMap(values));
       return;
     }
     this.sql.exec(
@@ -1690,3 +1691,11 @@ class SqlTargetStore implements TargetStore {
     );
   }
 }
+
+/** Up to this many events are inserted as bound rows, one statement text per count. */
+const EVENT_ROWS_MAX = 8;
+const EVENT_INSERTS = Array.from(
+  { length: EVENT_ROWS_MAX + 1 },
+  (_, n) => `INSERT INTO events (seq, at, type, detail, cause) VALUES ${Array(n).fill("(?, ?, ?, ?, ?)").join(", ")}`,
+);
+const eventInsert = (n: number): string => EVENT_INSERTS[n] ?? "";
