@@ -269,6 +269,18 @@ export function isStale(s: Pick<StoredSignal, "lastSeen">, now: number, staleAft
 }
 
 /**
+ * Firing HARD signals stale at `now` and not yet announced stale (`staleSince` null), by last seen
+ * then key: what the next observation announces, once each.
+ */
+export function goingStale<S extends StoredSignal>(signals: Iterable<S>, now: number, staleAfterMs: number): S[] {
+  const out: S[] = [];
+  for (const s of signals) {
+    if (s.status === "firing" && !s.soft && s.staleSince === null && isStale(s, now, staleAfterMs)) out.push(s);
+  }
+  return out.sort((a, b) => a.lastSeen - b.lastSeen || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
+/**
  * Per side at `now`: distinct sources of fresh firing HARD signals (held or not), sources whose
  * only firing signals are stale, and the fresh incidents; plus when the next fresh one goes stale.
  */

@@ -161,28 +161,21 @@ function prepare(
     return routes;
   };
   for (const input of sortInputs(inputs)) {
+    // Inputs that name their target: it must be one the config has.
+    if ((input.kind === "readiness" || input.kind === "delivery") && !(input.target in config.targets)) {
+      problems.push({
+        severity: "error",
+        origin: input.origin,
+        message: `target ${JSON.stringify(input.target)} is not in the config`,
+      });
+      continue;
+    }
     if (input.kind === "readiness") {
-      if (!(input.target in config.targets)) {
-        problems.push({
-          severity: "error",
-          origin: input.origin,
-          message: `target ${JSON.stringify(input.target)} is not in the config`,
-        });
-        continue;
-      }
       const { target, state, validUntil } = input;
       prepared.push({ at: input.at, batches: [], readiness: { target, state, validUntil } });
       continue;
     }
     if (input.kind === "delivery") {
-      if (!(input.target in config.targets)) {
-        problems.push({
-          severity: "error",
-          origin: input.origin,
-          message: `target ${JSON.stringify(input.target)} is not in the config`,
-        });
-        continue;
-      }
       signals += 1;
       prepared.push({
         at: input.at,

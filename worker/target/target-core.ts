@@ -20,9 +20,9 @@ import { nextDeadline } from "../engine/machine-rules.ts";
 import type { AuditEvent, ParsedMachineInput } from "../engine/machine-types.ts";
 import { routeSide } from "../engine/routing.ts";
 import {
+  goingStale,
   type IngestResult,
   isHeld,
-  isStale,
   type Json,
   mergeSignal,
   type Observation,
@@ -194,7 +194,7 @@ class Run {
    */
   observe(cause: number | undefined, always = false): number | null {
     const staleAfter = this.staleAfterMs();
-    for (const s of this.mayHaveGoneStale(staleAfter) ? goingStale(this.store, this.now, staleAfter) : []) {
+    for (const s of this.mayHaveGoneStale(staleAfter) ? dueStale(this.store, this.now, staleAfter) : []) {
       this.put({ ...s, staleSince: this.now });
       this.event("signal.stale", {
         key: s.key,
@@ -404,16 +404,8 @@ function putSignal(store: TargetStore, state: CoreState, signal: StoredSignal): 
 }
 
 /** The signals due to be announced stale, from the store's own query or its firing signals. */
-function goingStale(
-  store: Pick<TargetStore, "firingSignals" | "goingStale">,
-  now: number,
-  staleAfterMs: number,
-): StoredSignal[] {
-  if (store.goingStale) return store.goingStale(now, staleAfterMs);
-  return store
-    .firingSignals()
-    .filter((s) => !s.soft && s.staleSince === null && isStale(s, now, staleAfterMs))
-    .sort((a, b) => a.lastSeen - b.lastSeen || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+function dueStale(store: Pick<TargetStore, "firingSignals" | "goingStale">, now: number, staleAfterMs: number) {
+  return store.goingStale ? store.goingStale(now, staleAfterMs) : goingStale(store.firingSignals(), now, staleAfterMs);
 }
 
 /** When the next fresh firing signal goes stale (for the alarm when nothing was observed). */

@@ -20,6 +20,7 @@ import { type Effect, initialState, type MachineInput, machineView, upgradeMachi
 import { stepApprovalRefusal } from "../engine/machine-commands.ts";
 import type { AuditEvent as MachineAuditEvent } from "../engine/machine-types.ts";
 import {
+  goingStale,
   type IngestBatch,
   type IngestResult,
   isHeld,
@@ -1319,69 +1320,50 @@ function sameIndexedColumns(before: StoredSignal, next: StoredSignal): boolean {
   );
 }
 
-/** The columns {@link SIGNAL_REFRESH_ONE} writes, then the key. */
-function refreshValues(s: StoredSignal): SqlStorageValue[] {
-  return [
-    s.at,
-    s.incident,
-    JSON.stringify(s.labels),
-    JSON.stringify(s.annotations),
-    JSON.stringify(s.notices),
-    s.receivedAt,
-    s.firstSeen,
-    s.lastSeen,
-    s.staleSince,
-    s.key,
-  ];
-}
-
-const SIGNAL_REFRESH_COLUMNS = [
-  "at",
-  "incident",
-  "labels",
-  "annotations",
-  "notices",
-  "received_at",
-  "first_seen",
-  "last_seen",
-  "stale_since",
+/** Each `signals` column and its value from a signal, in table order. */
+const SIGNAL_FIELDS: readonly (readonly [string, (s: StoredSignal) => SqlStorageValue])[] = [
+  ["key", (s) => s.key],
+  ["source", (s) => s.source],
+  ["side", (s) => s.side],
+  ["status", (s) => s.status],
+  ["soft", (s) => (s.soft ? 1 : 0)],
+  ["at", (s) => s.at],
+  ["incident", (s) => s.incident],
+  ["labels", (s) => JSON.stringify(s.labels)],
+  ["annotations", (s) => JSON.stringify(s.annotations)],
+  ["notices", (s) => JSON.stringify(s.notices)],
+  ["received_at", (s) => s.receivedAt],
+  ["first_seen", (s) => s.firstSeen],
+  ["last_seen", (s) => s.lastSeen],
+  ["stale_since", (s) => s.staleSince],
+  ["held", (s) => (isHeld(s.notices) ? 1 : 0)],
 ];
-const SIGNAL_REFRESH_ONE = `UPDATE signals SET ${SIGNAL_REFRESH_COLUMNS.map((c) => `${c} = ?`).join(", ")} WHERE key = ?`;
-const SIGNAL_REFRESH_BATCH = `UPDATE signals SET ${SIGNAL_REFRESH_COLUMNS.map((c, i) => `${c} = j.value->>${i}`).join(", ")}
-  FROM json_each(?) AS j WHERE signals.key = j.value->>${SIGNAL_REFRESH_COLUMNS.length}`;
+/** The columns no index reads and {@link sameIndexedColumns} leaves free to change. */
+const SIGNAL_REFRESH_FIELDS = SIGNAL_FIELDS.filter(
+  ([c]) => !["key", "source", "side", "status", "soft", "held"].includes(c),
+);
 
 /** One signal as the values of a `signals` row, in {@link SIGNAL_COLUMNS} order. */
 function signalValues(s: StoredSignal): SqlStorageValue[] {
-  return [
-    s.key,
-    s.source,
-    s.side,
-    s.status,
-    s.soft ? 1 : 0,
-    s.at,
-    s.incident,
-    JSON.stringify(s.labels),
-    JSON.stringify(s.annotations),
-    JSON.stringify(s.notices),
-    s.receivedAt,
-    s.firstSeen,
-    s.lastSeen,
-    s.staleSince,
-    isHeld(s.notices) ? 1 : 0,
-  ];
+  return SIGNAL_FIELDS.map(([, value]) => value(s));
 }
 
-const SIGNAL_COLUMNS =
-  "key, source, side, status, soft, at, incident, labels, annotations, notices, received_at, first_seen, last_seen, stale_since, held";
-const SIGNAL_UPSERT = `ON CONFLICT (key) DO UPDATE SET
-  source = excluded.source, side = excluded.side, status = excluded.status, soft = excluded.soft,
-  at = excluded.at, incident = excluded.incident, labels = excluded.labels,
-  annotations = excluded.annotations, notices = excluded.notices, received_at = excluded.received_at,
-  first_seen = excluded.first_seen, last_seen = excluded.last_seen, stale_since = excluded.stale_since,
-  held = excluded.held`;
+/** The columns {@link SIGNAL_REFRESH_ONE} writes, then the key. */
+function refreshValues(s: StoredSignal): SqlStorageValue[] {
+  return [...SIGNAL_REFRESH_FIELDS.map(([, value]) => value(s)), s.key];
+}
+
+const SIGNAL_REFRESH_ONE = `UPDATE signals SET ${SIGNAL_REFRESH_FIELDS.map(([c]) => `${c} = ?`).join(", ")} WHERE key = ?`;
+const SIGNAL_REFRESH_BATCH = `UPDATE signals SET ${SIGNAL_REFRESH_FIELDS.map(([c], i) => `${c} = j.value->>${i}`).join(", ")}
+  FROM json_each(?) AS j WHERE signals.key = j.value->>${SIGNAL_REFRESH_FIELDS.length}`;
+
+const SIGNAL_COLUMNS = SIGNAL_FIELDS.map(([c]) => c).join(", ");
+const SIGNAL_UPSERT = `ON CONFLICT (key) DO UPDATE SET ${SIGNAL_FIELDS.filter(([c]) => c !== "key")
+  .map(([c]) => `${c} = excluded.${c}`)
+  .join(", ")}`;
 /** `value->>0, value->>1, …`: the columns of one JSON array element of `json_each`. */
 const jsonColumns = (n: number) => Array.from({ length: n }, (_, i) => `value->>${i}`).join(", ");
-const SIGNAL_COLUMN_COUNT = SIGNAL_COLUMNS.split(",").length;
+const SIGNAL_COLUMN_COUNT = SIGNAL_FIELDS.length;
 // Built once, not per write: the single-row upsert and the batch upsert from a JSON array of rows
 // (`WHERE true` tells SQLite's parser the upsert is not a join).
 const SIGNAL_INSERT_ONE = `INSERT INTO signals (${SIGNAL_COLUMNS}) VALUES (${Array(SIGNAL_COLUMN_COUNT).fill("?").join(", ")}) ${SIGNAL_UPSERT}`;
@@ -1459,7 +1441,7 @@ class SqlTargetStore implements TargetStore {
 
   /** Retention deleted resolved rows behind the store's back: forget the resolved versions it knows. */
   forgetResolved(): void {
-    for (const [key, s] of this.known) if (s === null || s.status === "resolved") this.known.delete(key);
+    for (const [key, s] of this.known) if (s?.status === "resolved") this.known.delete(key);
   }
 
   /** The firing signals in memory, read once; undefined while they are too many to hold. */
@@ -1611,11 +1593,7 @@ class SqlTargetStore implements TargetStore {
   goingStale(now: number, staleAfterMs: number): StoredSignal[] {
     this.flush();
     const firing = this.firingInMemory();
-    if (firing) {
-      return [...firing.values()]
-        .filter((s) => !s.soft && s.staleSince === null && isStale(s, now, staleAfterMs))
-        .sort((a, b) => a.lastSeen - b.lastSeen || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    }
+    if (firing) return goingStale(firing.values(), now, staleAfterMs);
     return this.rows(
       `SELECT * FROM signals WHERE status = 'firing' AND soft = 0 AND last_seen <= ? AND stale_since IS NULL
         ORDER BY last_seen, key`,
