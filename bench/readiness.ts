@@ -18,11 +18,12 @@ import { createEtcdClient } from "../agent/etcd/client.ts";
 import { silentLogger } from "../agent/log.ts";
 import { createReadiness } from "../agent/readiness/runner.ts";
 import { namedPath } from "../agent/sandbox/bind-server.ts";
-import { type SandboxCluster, startSandboxCluster } from "../agent/sandbox/cluster.ts";
+import { startSandboxCluster } from "../agent/sandbox/cluster.ts";
 import { requireEtcdBinaries } from "../agent/sandbox/etcd-server.ts";
 import { freePorts } from "../agent/sandbox/free-port.ts";
 import { startLocalServers } from "../agent/sandbox/local-servers.ts";
 import { AgentConfigSchema } from "../shared/config.ts";
+import { planWorkloadsReady, seedPlanObjects, shopPlan } from "../test/agent/readiness-sandbox.ts";
 
 export interface ReadinessBenchFigures {
   targets: number;
@@ -42,90 +43,8 @@ export interface ReadinessBenchFigures {
 }
 
 const PER_KIND = 4;
-const DEPLOYMENTS = { group: "apps", resource: "deployments" };
-
-/** Plan `i`: one step of each plan kind, on objects of namespace `shop-<i>`. */
-function plan(i: number, lbUrl: string): Record<string, unknown> {
-  const namespace = `shop-${i}`;
-  return {
-    kind: "plan",
-    steps: [
-      {
-        name: "scale-up",
-        scale: { kind: "Deployment", namespace, name: "web", replicas: { primary: 1, secondary: 3 } },
-      },
-      {
-        name: "switch-config",
-        kube: {
-          apiVersion: "v1",
-          kind: "ConfigMap",
-          namespace,
-          name: "orders-db",
-          patch: { primary: { data: { DATABASE_HOST: "pg-dc1" } }, secondary: { data: { DATABASE_HOST: "pg-dc2" } } },
-          expect: {
-            primary: { "{.data.DATABASE_HOST}": "pg-dc1" },
-            secondary: { "{.data.DATABASE_HOST}": "pg-dc2" },
-          },
-        },
-      },
-      {
-        parallel: [
-          { name: "restart-app", restart: { workloads: [{ kind: "Deployment", namespace, name: "orders" }] } },
-          {
-            name: "gate",
-            check: {
-              kube: {
-                apiVersion: "v1",
-                kind: "ConfigMap",
-                namespace,
-                name: "gate",
-                waitFor: { "{.data.open}": "yes" },
-              },
-            },
-          },
-        ],
-      },
-      {
-        name: "lb-pool",
-        http: {
-          method: "PUT",
-          url: `${lbUrl}/v1/pools/shop-${i}`,
-          headersEnv: { Authorization: "LB_TOKEN" },
-          body: { primary: { pool: "dc-1" }, secondary: { pool: "dc-2" } },
-        },
-      },
-      { name: "settle", wait: { seconds: 5 } },
-      { name: "go-ahead", approval: { message: "Shift the shop?" } },
-    ],
-  };
-}
-
-/** The objects plan `i` acts on, created as `kubectl apply` would. */
-function seedPlan(cluster: SandboxCluster, i: number): void {
-  const { store } = cluster.api;
-  const namespace = `shop-${i}`;
-  store.create({ resource: "namespaces" }, { metadata: { name: namespace } });
-  for (const name of ["web", "orders"]) {
-    const labels = { app: name };
-    store.create(DEPLOYMENTS, {
-      apiVersion: "apps/v1",
-      kind: "Deployment",
-      metadata: { name, namespace },
-      spec: {
-        replicas: 1,
-        selector: { matchLabels: labels },
-        template: { metadata: { labels }, spec: { containers: [{ name, image: "sandbox.invalid/web:1" }] } },
-      },
-    });
-  }
-  const configMap = (name: string, data: Record<string, string>) =>
-    store.create(
-      { resource: "configmaps" },
-      { apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace }, data },
-    );
-  configMap("orders-db", { DATABASE_HOST: "pg-dc1" });
-  configMap("gate", { open: "yes" });
-}
+/** The namespaces of the plans' objects, one per plan. */
+const SHOPS = Array.from({ length: PER_KIND }, (_, i) => `shop-${i + 1}`);
 const TSIG_SECRET = Buffer.from("bench-readiness-tsig-key-32bytes").toString("base64");
 
 function cpuMs(since: NodeJS.CpuUsage): number {
@@ -187,7 +106,7 @@ export async function run(rounds = 20): Promise<ReadinessBenchFigures> {
       },
       workloads: [{ kind: "StatefulSet", namespace: "db", name: `postgres-${i}` }],
     };
-    targets[`plan-${i}`] = plan(i, lbUrl);
+    targets[`plan-${i}`] = shopPlan(lbUrl, undefined, SHOPS[i - 1]);
   }
   const config = AgentConfigSchema.parse({ reportUrl: "http://127.0.0.1:1/v1/agent/reports", targets });
   const env = { TSIG_SECRET, LB_TOKEN: "bench-readiness-lb-token" };
@@ -195,7 +114,7 @@ export async function run(rounds = 20): Promise<ReadinessBenchFigures> {
   const cluster = await startSandboxCluster(config, { operatorDelayMs: 10, etcdMirror: false });
   let now = Date.now();
   try {
-    for (let i = 1; i <= PER_KIND; i++) seedPlan(cluster, i);
+    for (const shop of SHOPS) seedPlanObjects(cluster, shop);
     const readiness = createReadiness({
       config,
       kubeConfig: cluster.kubeConfig,
@@ -212,13 +131,12 @@ export async function run(rounds = 20): Promise<ReadinessBenchFigures> {
       }
     };
     await heartbeat();
-    // Warm-up (connections, JIT), until the plans' Deployments are Ready as their controllers make them.
-    for (let tries = 0; ; tries++) {
-      const report = await readiness.evaluate();
-      if (Object.values(report).every((sides) => Object.values(sides).every((side) => side?.ready))) break;
-      if (tries === 50) throw new Error(`the sandbox never became ready: ${JSON.stringify(report)}`);
-      await new Promise((r) => setTimeout(r, 100));
+    // The plans' Deployments are made Ready by the sandbox's controllers.
+    for (let tries = 0; !SHOPS.every((shop) => planWorkloadsReady(cluster, shop)); tries++) {
+      if (tries === 100) throw new Error("the plans' Deployments never became Ready");
+      await new Promise((r) => setTimeout(r, 50));
     }
+    await readiness.evaluate(); // warm-up: connections, JIT
     let notReadyRounds = 0;
     const wallStart = performance.now();
     const cpuStart = process.cpuUsage();

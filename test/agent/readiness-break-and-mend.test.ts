@@ -6,9 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Readiness } from "../../agent/readiness/runner.ts";
-import type { Side } from "../../shared/config.ts";
-import type { ReadinessReport, SideReadiness } from "../../shared/protocol.ts";
-import { metricValue, type ReadinessSandbox, startReadinessSandbox } from "./readiness-sandbox.ts";
+import { failing, metricValue, type ReadinessSandbox, side, startReadinessSandbox } from "./readiness-sandbox.ts";
 
 let sandbox: ReadinessSandbox;
 let readiness: Readiness;
@@ -21,14 +19,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await sandbox?.stop();
 });
-
-function side(report: ReadinessReport, target: string, to: Side = "secondary"): SideReadiness {
-  const s = report[target]?.[to];
-  if (!s) throw new Error(`no readiness of ${target} toward ${to} in ${JSON.stringify(report)}`);
-  return s;
-}
-
-const failing = (s: SideReadiness) => s.checks.filter((c) => c.destination && !c.ok).map((c) => c.name);
 
 async function metric(name: string, labels: Record<string, string>): Promise<number | undefined> {
   return metricValue((await sandbox.metrics.render()).body, name, labels);

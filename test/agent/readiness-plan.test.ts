@@ -13,10 +13,10 @@ import { executorMemoryPrefix } from "../../agent/plan/executor-step.ts";
 import type { Readiness } from "../../agent/readiness/runner.ts";
 import { BREAKABLE_CHECKS } from "../../agent/readiness/sandbox-faults.ts";
 import { CHECKS } from "../../cli/sandbox.ts";
-import { type AgentConfig, AgentConfigSchema, type Side } from "../../shared/config.ts";
-import type { ReadinessReport, SideReadiness } from "../../shared/protocol.ts";
+import { type AgentConfig, AgentConfigSchema } from "../../shared/config.ts";
+import type { SideReadiness } from "../../shared/protocol.ts";
 import { readinessSentence } from "../../shared/readiness-sentences.ts";
-import { metricValue, PLAN, type ReadinessSandbox, startReadinessSandbox } from "./readiness-sandbox.ts";
+import { failing, metricValue, PLAN, type ReadinessSandbox, side, startReadinessSandbox } from "./readiness-sandbox.ts";
 
 let sandbox: ReadinessSandbox;
 let readiness: Readiness;
@@ -30,13 +30,6 @@ afterAll(async () => {
   await sandbox?.stop();
 });
 
-function side(report: ReadinessReport, target: string, to: Side = "secondary"): SideReadiness {
-  const s = report[target]?.[to];
-  if (!s) throw new Error(`no readiness of ${target} toward ${to} in ${JSON.stringify(report)}`);
-  return s;
-}
-
-const failing = (s: SideReadiness) => s.checks.filter((c) => c.destination && !c.ok).map((c) => c.name);
 const check = (s: SideReadiness, name: string) => s.checks.find((c) => c.name === name);
 
 async function metric(name: string, labels: Record<string, string>): Promise<number | undefined> {

@@ -19,7 +19,8 @@ import { type SandboxCluster, startSandboxCluster } from "../../agent/sandbox/cl
 import { requireEtcdBinaries } from "../../agent/sandbox/etcd-server.ts";
 import { freePorts } from "../../agent/sandbox/free-port.ts";
 import { type LocalServers, startLocalServers } from "../../agent/sandbox/local-servers.ts";
-import { type AgentConfig, AgentConfigSchema } from "../../shared/config.ts";
+import { type AgentConfig, AgentConfigSchema, type Side } from "../../shared/config.ts";
+import type { ReadinessReport, SideReadiness } from "../../shared/protocol.ts";
 import { eventually } from "../support/etcd.ts";
 
 export const TSIG_SECRET = Buffer.from("readiness-sandbox-tsig-key-32byt").toString("base64");
@@ -28,8 +29,18 @@ export const HEARTBEAT_KEY = "/turnout/heartbeat";
 export const PLAN = "shop-plan";
 export const LB_TOKEN = "readiness-sandbox-lb-token";
 
-/** The plan's steps (toward either side): one of each kind, a parallel group among them. */
-export function shopPlan(lbUrl: string, routes: unknown): Record<string, unknown> {
+/** A plan element as written in a config: a step `{name, <kind>: {…}}` or `{parallel: [steps]}`. */
+export interface PlanEntry {
+  name?: string;
+  parallel?: PlanEntry[];
+  [kind: string]: unknown;
+}
+
+/**
+ * The plan's steps (toward either side): one of each kind, a parallel group among them, on the
+ * objects of `namespace` ({@link seedPlanObjects}); the routeSwap step only when `routes` are given.
+ */
+export function shopPlan(lbUrl: string, routes?: unknown, namespace = "shop"): { kind: "plan"; steps: PlanEntry[] } {
   return {
     kind: "plan",
     steps: [
@@ -37,7 +48,7 @@ export function shopPlan(lbUrl: string, routes: unknown): Record<string, unknown
         name: "scale-up",
         scale: {
           kind: "Deployment",
-          namespace: "shop",
+          namespace,
           name: "web-secondary",
           replicas: { primary: 1, secondary: 3 },
         },
@@ -47,7 +58,7 @@ export function shopPlan(lbUrl: string, routes: unknown): Record<string, unknown
         kube: {
           apiVersion: "v1",
           kind: "ConfigMap",
-          namespace: "shop",
+          namespace,
           name: "orders-db",
           patch: { primary: { data: { DATABASE_HOST: "pg-dc1" } }, secondary: { data: { DATABASE_HOST: "pg-dc2" } } },
           expect: {
@@ -58,14 +69,14 @@ export function shopPlan(lbUrl: string, routes: unknown): Record<string, unknown
       },
       {
         parallel: [
-          { name: "restart-app", restart: { workloads: [{ kind: "Deployment", namespace: "shop", name: "orders" }] } },
+          { name: "restart-app", restart: { workloads: [{ kind: "Deployment", namespace, name: "orders" }] } },
           {
             name: "gate",
             check: {
               kube: {
                 apiVersion: "v1",
                 kind: "ConfigMap",
-                namespace: "shop",
+                namespace,
                 name: "gate",
                 waitFor: { "{.data.open}": "yes" },
               },
@@ -77,16 +88,24 @@ export function shopPlan(lbUrl: string, routes: unknown): Record<string, unknown
         name: "lb-pool",
         http: {
           method: "PUT",
-          url: `${lbUrl}/v1/pools/shop`,
+          url: `${lbUrl}/v1/pools/${namespace}`,
           headersEnv: { Authorization: "LB_TOKEN" },
           body: { primary: { pool: "dc-1" }, secondary: { pool: "dc-2" } },
         },
       },
-      { name: "swap-routes", routeSwap: { routes } },
+      ...(routes === undefined ? [] : [{ name: "swap-routes", routeSwap: { routes } }]),
       { name: "settle", wait: { seconds: 5 } },
       { name: "go-ahead", approval: { message: "Shift the shop?" } },
     ],
   };
+}
+
+/** A step of the plan, parallel groups looked into (for plans of one step kind). */
+export function shopStep(name: string): PlanEntry {
+  const steps = shopPlan("http://127.0.0.1:1").steps.flatMap((e) => e.parallel ?? [e]);
+  const step = steps.find((e) => e.name === name);
+  if (!step) throw new Error(`the shop plan has no step ${name}`);
+  return step;
 }
 
 export interface ReadinessSandbox {
@@ -229,15 +248,15 @@ const CONFIGMAPS = { resource: "configmaps" };
 const PLAN_DEPLOYMENTS = ["web-secondary", "orders"];
 
 /** The objects the plan acts on, created as `kubectl apply` would (the primary is active). */
-function seedPlanObjects(cluster: SandboxCluster): void {
+export function seedPlanObjects(cluster: SandboxCluster, namespace = "shop"): void {
   const { store } = cluster.api;
-  store.create({ resource: "namespaces" }, { metadata: { name: "shop" } });
+  store.create({ resource: "namespaces" }, { metadata: { name: namespace } });
   for (const name of PLAN_DEPLOYMENTS) {
     const labels = { app: name };
     store.create(DEPLOYMENTS, {
       apiVersion: "apps/v1",
       kind: "Deployment",
-      metadata: { name, namespace: "shop" },
+      metadata: { name, namespace },
       spec: {
         replicas: 1,
         selector: { matchLabels: labels },
@@ -246,17 +265,30 @@ function seedPlanObjects(cluster: SandboxCluster): void {
     });
   }
   const configMap = (name: string, data: Record<string, string>) =>
-    store.create(CONFIGMAPS, { apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace: "shop" }, data });
+    store.create(CONFIGMAPS, { apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace }, data });
   configMap("orders-db", { DATABASE_HOST: "pg-dc1" });
   configMap("gate", { open: "yes" });
 }
 
-function planWorkloadsReady(cluster: SandboxCluster): boolean {
+/** Whether the plan's Deployments in `namespace` are Ready (their controllers make them so). */
+export function planWorkloadsReady(cluster: SandboxCluster, namespace = "shop"): boolean {
   return PLAN_DEPLOYMENTS.every((name) => {
-    const status = cluster.api.store.get(DEPLOYMENTS, "shop", name)?.status as { readyReplicas?: number } | undefined;
+    const status = cluster.api.store.get(DEPLOYMENTS, namespace, name)?.status as
+      | { readyReplicas?: number }
+      | undefined;
     return status?.readyReplicas === 1;
   });
 }
+
+/** One target's readiness toward `to` in a report; throws, showing the report, when it is missing. */
+export function side(report: ReadinessReport, target: string, to: Side = "secondary"): SideReadiness {
+  const s = report[target]?.[to];
+  if (!s) throw new Error(`no readiness of ${target} toward ${to} in ${JSON.stringify(report)}`);
+  return s;
+}
+
+/** The names of the destination checks that failed. */
+export const failing = (s: SideReadiness) => s.checks.filter((c) => c.destination && !c.ok).map((c) => c.name);
 
 /** The value of one series in Prometheus text, or undefined when it is not exposed. */
 export function metricValue(text: string, name: string, labels: Record<string, string>): number | undefined {

@@ -23,6 +23,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { AgentTarget } from "../../shared/config.ts";
 import { SIGNATURE_HEADER, sign } from "../../shared/signature.ts";
 import type { ReadinessView } from "../../worker/target/readiness-view.ts";
+import { shopStep } from "../agent/readiness-sandbox.ts";
 import { readText } from "../support/request-text.ts";
 import { AGENT_KEYS, type Stack, startStack, TOKENS, type TwoAgentName, waitFor } from "./stack.ts";
 
@@ -31,57 +32,14 @@ const INTERVAL_SECONDS = 10;
 const ONE_INTERVAL_MS = (INTERVAL_SECONDS + 5) * 1000;
 const CHROMIUM = "/usr/bin/chromium";
 
+/** A plan of the readiness sandbox's steps (test/agent/readiness-sandbox.ts), by name. */
+const planOf = (...names: string[]) => ({ kind: "plan", steps: names.map(shopStep) }) as unknown as AgentTarget;
 /** A kube step with expect, and steps that have no checks (wait, approval). */
-const PLAN_KUBE = {
-  kind: "plan",
-  steps: [
-    {
-      name: "switch-config",
-      kube: {
-        apiVersion: "v1",
-        kind: "ConfigMap",
-        namespace: "shop",
-        name: "orders-db",
-        patch: { primary: { data: { DATABASE_HOST: "pg-dc1" } }, secondary: { data: { DATABASE_HOST: "pg-dc2" } } },
-        expect: { primary: { "{.data.DATABASE_HOST}": "pg-dc1" }, secondary: { "{.data.DATABASE_HOST}": "pg-dc2" } },
-      },
-    },
-    { name: "settle", wait: { seconds: 1 } },
-    { name: "go-ahead", approval: { message: "Switch the orders database?" } },
-  ],
-} as unknown as AgentTarget;
-const PLAN_SCALE = {
-  kind: "plan",
-  steps: [
-    {
-      name: "scale-up",
-      scale: { kind: "Deployment", namespace: "shop", name: "web-secondary", replicas: { primary: 1, secondary: 3 } },
-    },
-  ],
-} as unknown as AgentTarget;
-const PLAN_CHECK = {
-  kind: "plan",
-  steps: [
-    {
-      name: "gate",
-      check: {
-        kube: {
-          apiVersion: "v1",
-          kind: "ConfigMap",
-          namespace: "shop",
-          name: "gate",
-          waitFor: { "{.data.open}": "yes" },
-        },
-      },
-    },
-  ],
-} as unknown as AgentTarget;
-
+const PLAN_KUBE = planOf("switch-config", "settle", "go-ahead");
+const PLAN_SCALE = planOf("scale-up");
+const PLAN_CHECK = planOf("gate");
 /** A restart step: its workload must exist (and be patchable). */
-const PLAN_RESTART = {
-  kind: "plan",
-  steps: [{ name: "restart-app", restart: { workloads: [{ kind: "Deployment", namespace: "shop", name: "orders" }] } }],
-} as unknown as AgentTarget;
+const PLAN_RESTART = planOf("restart-app");
 /** An http step: never sent by readiness; its endpoint must accept a connection. */
 const planHttp = (url: string) =>
   ({
