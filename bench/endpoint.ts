@@ -4,6 +4,7 @@
  * ours). Either way the bench gets a URL and the CPU time of every workerd process serving it.
  */
 import { join } from "node:path";
+import { freePorts } from "../test/support/free-port.ts";
 import { startWorker } from "../test/support/worker-process.ts";
 import { startDirectWorker } from "./miniflare-worker.ts";
 import { cpuMs, workerdDescendants } from "./workerd-cpu.ts";
@@ -40,6 +41,8 @@ export interface Endpoint {
   url: string;
   /** The wrangler process (runtime `wrangler` only), and the inspector port it proxies. */
   wrangler?: { pid: number; inspectorPort: number };
+  /** The DevTools protocol port: wrangler's inspector proxy, or Miniflare's when asked for. */
+  inspectorPort?: number;
   /** The workerd processes that serve it. */
   pids: number[];
   /** user + sys CPU of those processes so far, ms. */
@@ -52,10 +55,19 @@ export async function startEndpoint(
   runtime: Runtime,
   kind: WorkerKind,
   vars: Record<string, string>,
+  options: { inspect?: boolean } = {},
 ): Promise<Endpoint> {
   if (runtime === "miniflare") {
-    const w = await startDirectWorker({ ...MINIFLARE[kind], vars });
-    return { runtime, url: w.url, pids: w.pids, cpuMs: () => cpuMs(w.pids), stop: w.stop };
+    const inspectorPort = options.inspect ? (await freePorts(1))[0] : undefined;
+    const w = await startDirectWorker({ ...MINIFLARE[kind], vars, ...(inspectorPort ? { inspectorPort } : {}) });
+    return {
+      runtime,
+      url: w.url,
+      ...(inspectorPort ? { inspectorPort } : {}),
+      pids: w.pids,
+      cpuMs: () => cpuMs(w.pids),
+      stop: w.stop,
+    };
   }
   const config = WRANGLER_CONFIG[kind];
   const w = await startWorker(config ? { vars, config } : { vars });
@@ -68,6 +80,7 @@ export async function startEndpoint(
     runtime,
     url: w.url,
     wrangler: { pid: w.pid, inspectorPort: w.inspectorPort },
+    inspectorPort: w.inspectorPort,
     pids,
     cpuMs: () => {
       // wrangler dev restarts workerd when a file it watches changes: the old processes' CPU is

@@ -18,6 +18,8 @@ const root = join(import.meta.dirname, "..");
 /** A running worker and the workerd processes that serve it. */
 export interface DirectWorker {
   url: string;
+  /** The DevTools protocol port, when one was asked for. */
+  inspectorPort?: number;
   /** workerd processes started for this worker (for {@link cpuMs}). */
   pids: number[];
   stop(): Promise<void>;
@@ -29,6 +31,8 @@ export interface DirectWorkerOptions {
   vars: Record<string, string>;
   /** Durable Object bindings: binding name → class name (SQLite-backed, as in wrangler.toml). */
   durableObjects?: Record<string, string>;
+  /** Serve the DevTools protocol on this 127.0.0.1 port (`npm run profile:ingest -- --miniflare`). */
+  inspectorPort?: number;
 }
 
 /**
@@ -90,6 +94,7 @@ export async function startDirectWorker(options: DirectWorkerOptions): Promise<D
       modulesRoot: dir,
       compatibilityDate: "2026-11-01",
       compatibilityFlags: ["nodejs_compat"],
+      ...(options.inspectorPort === undefined ? {} : { inspectorPort: options.inspectorPort }),
       bindings: options.vars,
       durableObjects: Object.fromEntries(
         Object.entries(options.durableObjects ?? {}).map(([binding, className]) => [
@@ -107,7 +112,12 @@ export async function startDirectWorker(options: DirectWorkerOptions): Promise<D
     const url = (await mf.ready).origin;
     const pids = workerdDescendants(process.pid).filter((p) => !before.has(p));
     if (pids.length === 0) throw new Error("Miniflare started no workerd process that this bench can see");
-    return { url, pids, stop };
+    return {
+      url,
+      pids,
+      stop,
+      ...(options.inspectorPort === undefined ? {} : { inspectorPort: options.inspectorPort }),
+    };
   } catch (err) {
     await stop();
     throw err;

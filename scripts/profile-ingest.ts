@@ -1,5 +1,5 @@
 /**
- * `npm run profile:ingest [-- [--front-only|--storage-floor] [requests]]`: a CPU profile of the ingest path in workerd. Starts the
+ * `npm run profile:ingest [-- [--front-only|--storage-floor] [--miniflare] [requests]]`: a CPU profile of the ingest path in workerd. Starts the
  * worker with `wrangler dev --inspector-port` (test/support/worker-process.ts), warms it up, then
  * records a V8 CPU profile over the DevTools protocol (a WebSocket to wrangler's inspector proxy)
  * while it sends the ingest bench's load: 10-alert Alertmanager webhooks fanned out to 10 targets,
@@ -9,7 +9,9 @@
  * `--front-only` profiles bench/front-only-worker.ts instead: the same front worker before a
  * Durable Object that does nothing, to see the front worker's and the RPC calls' costs alone.
  * `--storage-floor` profiles bench/storage-floor-worker.ts, the ingest bench's baseline, so that
- * what turnout spends beyond the floor can be read function by function.
+ * what turnout spends beyond the floor can be read function by function. `--miniflare` loads the
+ * worker straight into Miniflare (the bench's second runtime, with no wrangler proxy in front)
+ * and profiles it through Miniflare's own inspector.
  *
  * Writes bench/results/ingest.cpuprofile (open it in Chrome DevTools or speedscope) and
  * bench/results/profile-ingest.json, and prints the split (front worker vs Durable Object vs
@@ -20,7 +22,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { SourceMap, type SourceMapPayload } from "node:module";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Endpoint, startEndpoint } from "../bench/endpoint.ts";
+import { type Endpoint, type Runtime, startEndpoint } from "../bench/endpoint.ts";
 import { load, stubAgent, TOKENS, workerConfig } from "../bench/ingest.ts";
 
 const root = join(import.meta.dirname, "..");
@@ -289,17 +291,18 @@ const NAMES: Record<Profiled, { stem: string; what: string }> = {
   "storage-floor": { stem: "ingest-storage-floor", what: "the storage floor" },
 };
 
-async function main(kind: Profiled, requests: number): Promise<void> {
+async function main(kind: Profiled, runtime: Runtime, requests: number): Promise<void> {
   const agent = await stubAgent();
   let worker: Endpoint | undefined;
   try {
-    worker = await startEndpoint("wrangler", kind, {
+    const vars = {
       TURNOUT_CONFIG: workerConfig(agent.url),
       ALERTMANAGER_TOKEN: TOKENS.alertmanager,
       OPERATOR_TOKEN: TOKENS.operator,
       TURNOUT_AGENT_SECRET: TOKENS.agent,
-    });
-    const inspectorPort = worker.wrangler?.inspectorPort;
+    };
+    worker = await startEndpoint(runtime, kind, vars, { inspect: true });
+    const inspectorPort = worker.inspectorPort;
     if (inspectorPort === undefined) throw new Error("no inspector port");
     // Warm up (isolate, Durable Objects, JIT) before recording, with earlier startsAt values.
     await load(worker, 100, 50, 10);
@@ -324,7 +327,7 @@ async function main(kind: Profiled, requests: number): Promise<void> {
     );
 
     console.log(
-      `profiled ${requests} webhooks to ${what} (10 alerts → 10 targets, 50 in flight): ${figures.requestsPerSecond} req/s, ` +
+      `profiled ${requests} webhooks to ${what} under ${runtime} (10 alerts → 10 targets, 50 in flight): ${figures.requestsPerSecond} req/s, ` +
         `${figures.cpuMsPerRequest} ms workerd CPU each; ${summary.busyMs} ms busy in the isolate, ${summary.idleMs} ms idle`,
     );
     console.log("\nsplit of busy time:");
@@ -357,4 +360,8 @@ const kind: Profiled = args.includes("--front-only")
   : args.includes("--storage-floor")
     ? "storage-floor"
     : "turnout";
-await main(kind, Number(args.find((a) => /^\d+$/.test(a)) ?? 1000));
+await main(
+  kind,
+  args.includes("--miniflare") ? "miniflare" : "wrangler",
+  Number(args.find((a) => /^\d+$/.test(a)) ?? 1000),
+);
