@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: runs every benchmark in turn (route swap, node fence, DNS flip, etcd consistency
- * check, readiness CPU, worker ingest under wrangler dev and Miniflare, one-target saturation, the alert storm,
- * decision latency, the simulator), prints ONE table (figure, value, baseline, ratio, goal) and writes the figures
+ * check, readiness CPU, worker ingest under wrangler dev and Miniflare, a SQLite commit by shape,
+ * one-target saturation, the alert storm, decision latency, the simulator), prints ONE table (figure, value, baseline, ratio, goal) and writes the figures
  * with the machine they ran on to bench/results/summary.json (and each bench's to <name>.json).
  *
  * `ratio` is baseline ÷ value for times, so > 1 means turnout beats (or meets) the baseline; for
@@ -25,6 +25,7 @@ import { run as runReadiness } from "./readiness.ts";
 import { run as runRouteSwap } from "./route-swap.ts";
 import { run as runSaturation } from "./saturation.ts";
 import { run as runSimulate, SIMULATE_FAILOVERS } from "./simulate.ts";
+import { run as runSqliteCommit } from "./sqlite-commit.ts";
 import { run as runStorm } from "./storm.ts";
 
 /** One line of the table. */
@@ -379,6 +380,28 @@ const benches: BenchEntry[] = [
   },
   ingestEntry("ingest", "wrangler"),
   ingestEntry("ingest-miniflare", "miniflare"),
+  {
+    name: "sqlite-commit",
+    async run() {
+      const f = await runSqliteCommit();
+      const c = f.cpuMicrosPerCall;
+      const row = (shape: keyof typeof c, what: string): BenchRow => ({
+        figure: `sqlite commit (Miniflare direct): CPU per RPC call that commits ${what}`,
+        value: `${c[shape]} µs`,
+        baseline: `${c.floor} µs (the storage floor's batch: read a key, upsert it)`,
+        ratio: share(c[shape], c.floor),
+      });
+      return {
+        figures: f,
+        rows: [
+          row("none", "nothing (an empty transaction)"),
+          row("signal", "one signal's UPDATE (1 table)"),
+          row("signal+events", "the UPDATE and two audit events (2 tables)"),
+          row("signal+events+state", "the UPDATE, two audit events and the state row: turnout's batch (3 tables)"),
+        ],
+      };
+    },
+  },
   saturationEntry("saturation", "wrangler"),
   saturationEntry("saturation-miniflare", "miniflare"),
   simulateEntry,
