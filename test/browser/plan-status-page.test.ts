@@ -8,17 +8,16 @@
  * sends the signed approval to the agent once, and the finished plan's execution time shows in
  * the incident history.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { type BrowserContext, chromium, type Page } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ActionReport, ActionRequest } from "../../shared/protocol.ts";
+import { type Chromium, launchChromium, requireChromium } from "../support/chromium.ts";
 import { type FakePlanAgent, report as signedReport, startFakePlanAgent } from "../support/fake-plan-agent.ts";
 import { credentialVars, workerCredentials } from "../support/worker-credentials.ts";
 import { startWorker, type WorkerProcess } from "../support/worker-process.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const CREDENTIALS = workerCredentials("plan-page");
 const { operator: TOKEN, agentSecret: AGENT_SECRET } = CREDENTIALS;
 const TARGET = "plan-gw";
@@ -36,12 +35,10 @@ const at = (msAgo: number) => new Date(Date.now() - msAgo).toISOString();
 let agent: FakePlanAgent | undefined;
 let worker: WorkerProcess | undefined;
 let browser: BrowserContext | undefined;
-let profile: string | undefined;
+let chrome: Chromium | undefined;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: run \`npm run setup\` (it installs Debian's chromium)`);
-  }
+  requireChromium();
   agent = await startFakePlanAgent(AGENT_SECRET);
   const config = {
     agent: { url: agent.url, transport: "direct" },
@@ -58,29 +55,14 @@ beforeAll(async () => {
   worker = await startWorker({
     vars: { TURNOUT_CONFIG: JSON.stringify(config), ...credentialVars(CREDENTIALS, "night") },
   });
-  profile = mkdtempSync(join(tmpdir(), "turnout-chromium-"));
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    timeout: 30_000,
-    viewport: { width: 1280, height: 900 },
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  chrome = await launchChromium({ width: 1280, height: 900 });
+  browser = chrome.context;
 }, 90_000);
 
 afterAll(async () => {
-  await browser?.close().catch(() => undefined);
+  await chrome?.close();
   await worker?.stop();
   await agent?.stop();
-  if (profile) rmSync(profile, { recursive: true, force: true });
 }, 30_000);
 
 const card = (page: Page) => page.locator(`[data-target="${TARGET}"]`);

@@ -4,15 +4,15 @@
  * time axis, draws the health, hold, blocked and decision marks the run produced, and has a
  * legend. The screenshot lands in test-results/simulate-html.png.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { type BrowserContext, chromium } from "playwright-core";
+import type { BrowserContext } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runSimulate } from "../simulate/run-cli.ts";
+import { type Chromium, launchChromium } from "../support/chromium.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const root = join(import.meta.dirname, "../..");
 const T = (minute: number) => new Date(Date.UTC(2026, 10, 2, 10, minute)).toISOString();
 
@@ -55,20 +55,16 @@ const LINES = [
 
 let dir: string;
 let browser: BrowserContext | undefined;
+let chrome: Chromium | undefined;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run \`npm run setup\``);
   dir = mkdtempSync(join(tmpdir(), "turnout-sim-html-"));
-  browser = await chromium.launchPersistentContext(join(dir, "profile"), {
-    executablePath: CHROMIUM,
-    timeout: 30_000,
-    viewport: { width: 1200, height: 900 },
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
-  });
+  chrome = await launchChromium({ width: 1200, height: 900 });
+  browser = chrome.context;
 }, 60_000);
 
 afterAll(async () => {
-  await browser?.close().catch(() => undefined);
+  await chrome?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 

@@ -11,20 +11,19 @@
  * failed with revert offered, three past incidents, stale data): each asserts the sentence as
  * the browser renders it and saves screenshots at desktop and phone widths under test-results/.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { createServer, type Server } from "node:http";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type BrowserContext, chromium, type Page } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ActionReport, type ActionRequest, ActionRequestSchema } from "../../shared/protocol.ts";
 import { sign, verify } from "../../shared/signature.ts";
 import { alertmanagerBody, postAlertmanager } from "../support/alertmanager-body.ts";
+import { type Chromium, launchChromium, requireChromium } from "../support/chromium.ts";
 import { readText } from "../support/request-text.ts";
 import { credentialVars, workerCredentials } from "../support/worker-credentials.ts";
 import { startWorker, type WorkerProcess } from "../support/worker-process.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const CREDENTIALS = workerCredentials("browser");
 const { operator: TOKEN, viewer: VIEWER_TOKEN, alertmanager: AM_TOKEN, agentSecret: AGENT_SECRET } = CREDENTIALS;
 const TARGET = "browser-gw";
@@ -218,12 +217,10 @@ function stateTarget(alertname: string, policy: Record<string, unknown>) {
 let agent: FakeAgent | undefined;
 let worker: WorkerProcess | undefined;
 let browser: BrowserContext | undefined;
-let profile: string | undefined;
+let chrome: Chromium | undefined;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: run \`npm run setup\` (it installs Debian's chromium)`);
-  }
+  requireChromium();
   agent = await startFakeAgent();
   const config = {
     agent: { url: agent.url, transport: "direct" },
@@ -265,30 +262,14 @@ beforeAll(async () => {
       ...credentialVars(CREDENTIALS, "night"),
     },
   });
-  profile = mkdtempSync(join(tmpdir(), "turnout-chromium-"));
-  // The fresh profile directory is passed as the persistent context's user data dir.
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    timeout: 30_000,
-    viewport: { width: 390, height: 844 },
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  chrome = await launchChromium({ width: 390, height: 844 });
+  browser = chrome.context;
 }, 90_000);
 
 afterAll(async () => {
-  await browser?.close().catch(() => undefined);
+  await chrome?.close();
   await worker?.stop();
   await agent?.stop();
-  if (profile) rmSync(profile, { recursive: true, force: true });
 }, 30_000);
 
 function card(page: Page) {

@@ -1,36 +1,18 @@
-/**
- * Readiness end to end (issue 27, design §11.3): the real worker in workerd, two real agents
- * (`agent-a`, `agent-b`) in the sandbox, a real BIND and a real etcd pair. For each executor and
- * each plan step kind the sandbox can break, one thing is broken as the sandbox breaks it (a verb
- * removed from the agent's Role, the DNS server stopped, the incoming node group NotReady, a
- * foreign saved spec, a kube step's object removed, a check's object removed, a restart step's
- * workload removed, an http step's endpoint down; wait and approval steps have nothing to break),
- * all at once: within
- * an interval every view's `readiness` is not ready with its check named (a plan's as
- * `<step>:<what>`) and the agent's `turnout_target_ready` is 0, one page load in Chromium reads
- * every card's sentence, and Slack gets one notice each once two evaluations agreed. Mending all
- * at once brings all of them back, with one notice each, and one more evaluation says nothing
- * more. `readiness.intervalSeconds` is the schema's minimum, 10 s; time is real (workerd has no
- * injectable clock).
- */
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { AppsV1Api, CoreV1Api, KubeConfig } from "@kubernetes/client-node";
-import { type BrowserContext, chromium } from "playwright-core";
+import type { BrowserContext } from "playwright-core";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { AgentTarget } from "../../shared/config.ts";
 import { SIGNATURE_HEADER, sign } from "../../shared/signature.ts";
 import type { ReadinessView } from "../../worker/target/readiness-view.ts";
 import { shopStep } from "../agent/readiness-sandbox.ts";
+import { type Chromium, launchChromium, requireChromium } from "../support/chromium.ts";
 import { readText } from "../support/request-text.ts";
 import { AGENT_KEYS, type Stack, startStack, TOKENS, type TwoAgentName, waitFor } from "./stack.ts";
 
 const INTERVAL_SECONDS = 10;
 /** An evaluation, plus the heartbeat that carries it, plus slack for a loaded machine. */
 const ONE_INTERVAL_MS = (INTERVAL_SECONDS + 5) * 1000;
-const CHROMIUM = "/usr/bin/chromium";
 
 /** A plan of the readiness sandbox's steps (test/agent/readiness-sandbox.ts), by name. */
 const planOf = (...names: string[]) => ({ kind: "plan", steps: names.map(shopStep) }) as unknown as AgentTarget;
@@ -104,12 +86,12 @@ async function seedPlanObjects(kubeconfig: string): Promise<void> {
 
 let stack: Stack;
 let browser: BrowserContext | undefined;
-let profile: string | undefined;
+let chrome: Chromium | undefined;
 let slack: Server | undefined;
 const slackBodies: string[] = [];
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run \`npm run setup\``);
+  requireChromium();
   slack = createServer((req, res) => {
     void readText(req).then((body) => {
       slackBodies.push(body);
@@ -140,20 +122,15 @@ beforeAll(async () => {
   });
   // The plans' objects, in the secondary's cluster, as a person would kubectl apply them.
   await seedPlanObjects(stack.agents["agent-b"]?.sandboxKubeconfig ?? "");
-  profile = mkdtempSync(join(tmpdir(), "turnout-chromium-"));
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    timeout: 30_000,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
-  });
+  chrome = await launchChromium();
+  browser = chrome.context;
 }, 120_000);
 
 afterAll(async () => {
-  await browser?.close().catch(() => undefined);
+  await chrome?.close();
   await stack?.stop();
   await new Promise((resolve) => slack?.close(resolve));
   await closeLb();
-  if (profile) rmSync(profile, { recursive: true, force: true });
 }, 30_000);
 
 beforeEach(({ onTestFailed }) => {

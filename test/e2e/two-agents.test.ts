@@ -11,16 +11,16 @@
  * Time is real (workerd has no injectable clock), so heartbeats and silence use second-scale
  * settings.
  */
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { createServer, type Server } from "node:http";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type BrowserContext, chromium } from "playwright-core";
+import type { BrowserContext } from "playwright-core";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { queryRecord } from "../../agent/dns/rfc2136.ts";
 import { AGENT_HEADER } from "../../shared/protocol.ts";
 import { SIGNATURE_HEADER, sign } from "../../shared/signature.ts";
 import type { AuditEvent } from "../../worker/target/target-view.ts";
+import { type Chromium, launchChromium, requireChromium } from "../support/chromium.ts";
 import { readText } from "../support/request-text.ts";
 import { actionRequest } from "../support/test-executors.ts";
 import { AGENT_KEYS, DNS, type Stack, startStack, TOKENS, waitFor } from "./stack.ts";
@@ -31,11 +31,12 @@ const SECOND_OPERATOR = "e2e-second-operator-token";
 
 let stack: Stack;
 let browser: BrowserContext | undefined;
-let profile: string | undefined;
+let chrome: Chromium | undefined;
 const slackTexts: { at: number; text: string }[] = [];
 let slack: Server | undefined;
 
 beforeAll(async () => {
+  requireChromium();
   slack = createServer((req, res) => {
     void readText(req).then((body) => {
       slackTexts.push({ at: Date.now(), text: body });
@@ -63,8 +64,7 @@ beforeAll(async () => {
 }, 90_000);
 
 afterAll(async () => {
-  await browser?.close().catch(() => undefined);
-  if (profile) rmSync(profile, { recursive: true, force: true });
+  await chrome?.close();
   await stack?.stop();
   await new Promise((resolve) => slack?.close(resolve));
 }, 30_000);
@@ -164,13 +164,8 @@ describe("two agents, each on its side", () => {
     const a = stack.agents["agent-a"];
     if (!a) throw new Error("agent-a expected");
     // The status page is open before the kill: it must notice by its own polling, no reload.
-    profile = mkdtempSync(join(tmpdir(), "turnout-chromium-"));
-    browser = await chromium.launchPersistentContext(profile, {
-      executablePath: "/usr/bin/chromium",
-      timeout: 30_000,
-      viewport: { width: 1280, height: 900 },
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"],
-    });
+    chrome = await launchChromium({ width: 1280, height: 900 });
+    browser = chrome.context;
     const page = await browser.newPage();
     const opened = await page.goto(`${stack.worker.url}/?token=${TOKENS.operator}`, { timeout: 15_000 });
     expect(opened?.status()).toBe(200);
