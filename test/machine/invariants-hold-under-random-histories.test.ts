@@ -246,8 +246,15 @@ class Checker {
     this.timer = at;
 
     // A hold started in this step (it may also have expired in it, with holdSeconds 0).
-    if (audits.some((e) => e.type === "phase.changed" && e.detail.to === "pending")) {
-      const fact = this.readiness[before.activeSide === "primary" ? "secondary" : "primary"];
+    const holdAt = audits.findIndex((e) => e.type === "phase.changed" && e.detail.to === "pending");
+    if (holdAt >= 0) {
+      // The hold is toward the side standing by when it began: an action that switched sides
+      // earlier in this step (a failover that succeeded, then the new active side went down) moved it.
+      const switched = audits
+        .slice(0, holdAt)
+        .findLast((e) => e.type === "action.succeeded" && e.detail.dryRun === false);
+      const active = (switched?.detail.to as "primary" | "secondary" | undefined) ?? before.activeSide;
+      const fact = this.readiness[active === "primary" ? "secondary" : "primary"];
       this.holdStartReadiness = fact && this.now < fact.validUntil ? fact.state : "unknown";
     }
     // Dispatch safety.
@@ -466,7 +473,7 @@ class Checker {
 }
 
 /** Runs random histories through the Checker; returns how many decide calls they made. */
-function explore(numRuns: number, seed?: number): number {
+function explore(numRuns: number, seed?: number, path?: string): number {
   let calls = 0;
   fc.assert(
     fc.property(
@@ -479,7 +486,7 @@ function explore(numRuns: number, seed?: number): number {
         calls += c.calls;
       },
     ),
-    { numRuns, ...(seed === undefined ? {} : { seed }) },
+    { numRuns, ...(seed === undefined ? {} : { seed }), ...(path === undefined ? {} : { path }) },
   );
   return calls;
 }
@@ -489,6 +496,16 @@ describe("invariants hold under random histories", () => {
     // A fresh seed each run, so that every CI run explores new histories (fast-check prints the
     // seed and the shrunk counterexample of a failure).
     expect(explore(150)).toBeGreaterThan(1000);
+  });
+
+  it("a hold that starts in the step a manual failover succeeds is judged toward the new standby", () => {
+    // Found by a random seed: the failover to secondary succeeded, secondary went down in the same
+    // step and the hold toward primary (ready) began; the checker looked at the old standby.
+    explore(
+      1,
+      212587114,
+      "80:0:0:0:0:0:0:1:1:1:2:8:10:10:10:10:5:8:7:7:7:7:7:7:7:7:7:7:7:8:8:8:8:8:8:8:8:9:9:9:9:9:9:9:9:9:9",
+    );
   });
 
   it("the generator reaches every situation the invariants are meant to be checked in", () => {
