@@ -39,8 +39,8 @@ const WRANGLER_CONFIG: Record<WorkerKind, string | undefined> = {
 export interface Endpoint {
   runtime: Runtime;
   url: string;
-  /** The wrangler process (runtime `wrangler` only), and the inspector port it proxies. */
-  wrangler?: { pid: number; inspectorPort: number };
+  /** The wrangler process (runtime `wrangler` only). */
+  wrangler?: { pid: number };
   /** The DevTools protocol port: wrangler's inspector proxy, or Miniflare's when asked for. */
   inspectorPort?: number;
   /** The workerd processes that serve it. */
@@ -79,7 +79,7 @@ export async function startEndpoint(
   return {
     runtime,
     url: w.url,
-    wrangler: { pid: w.pid, inspectorPort: w.inspectorPort },
+    wrangler: { pid: w.pid },
     inspectorPort: w.inspectorPort,
     pids,
     cpuMs: () => {

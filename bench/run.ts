@@ -1,8 +1,9 @@
 /**
  * `npm run bench`: runs every benchmark in turn (route swap, node fence, DNS flip, etcd consistency
  * check, readiness CPU, worker ingest under wrangler dev and Miniflare, a SQLite commit by shape,
- * one-target saturation, the alert storm, decision latency, the simulator), prints ONE table (figure, value, baseline, ratio, goal) and writes the figures
- * with the machine they ran on to bench/results/summary.json (and each bench's to <name>.json).
+ * one-target saturation, the alert storm, decision latency, the simulator), prints ONE table
+ * (figure, value, baseline, ratio, goal) and writes the figures with the machine they ran on to
+ * bench/results/summary.json (and each bench's to <name>.json).
  *
  * `ratio` is baseline ÷ value for times, so > 1 means turnout beats (or meets) the baseline; for
  * throughput it is value ÷ baseline, and for ingest CPU it is turnout ÷ the baseline, as issue 24

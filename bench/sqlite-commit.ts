@@ -1,9 +1,9 @@
 /**
  * Benchmark: what one committed SQLite transaction costs a Durable Object in workerd, by shape
- * (bench/sqlite-commit-worker.ts under Miniflare direct). It explains the ingest bench's gap to its
- * storage floor: per target batch the floor reads a key and upserts one signal, one table;
- * turnout updates the signal, appends its audit events and writes the state row, three tables, and
- * each table a transaction touches is one more page for the commit to write.
+ * (bench/sqlite-commit-worker.ts under Miniflare direct). It separates the statements' share of
+ * the ingest bench's gap to its storage floor from the rest: per target batch the floor reads a
+ * key and upserts one signal, one table; turnout updates the signal, appends its audit events and
+ * writes the state row, three tables.
  *
  * Each shape is sent as {@link CALLS} RPC calls (20 in flight) to its own object, in
  * {@link ROUNDS} rounds that alternate the shapes (the machine may be shared); CPU is workerd's

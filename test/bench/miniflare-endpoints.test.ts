@@ -76,8 +76,10 @@ describe("the sqlite-commit bench's worker", () => {
   }, 60_000);
 
   it("reports a CPU cost for every shape", async () => {
-    const f = await runSqliteCommit({ calls: 50, rounds: 1 });
+    const f = await runSqliteCommit({ calls: 200, rounds: 1 });
     expect(Object.keys(f.cpuMicrosPerCall).sort()).toEqual([...SHAPES].sort());
-    for (const shape of SHAPES) expect(f.cpuMicrosPerCall[shape], shape).toBeGreaterThanOrEqual(0);
+    for (const shape of SHAPES) expect(Number.isFinite(f.cpuMicrosPerCall[shape]), shape).toBe(true);
+    // 1,000 committed calls cost workerd some CPU (its counters tick every 10 ms).
+    expect(SHAPES.reduce((sum, s) => sum + f.cpuMicrosPerCall[s], 0)).toBeGreaterThan(0);
   }, 60_000);
 });
