@@ -12,10 +12,14 @@
  *    200) and turnout's front worker before a no-op object. Alert k of a body goes to target k, so
  *    a 10-alert body fans out to 10 targets (issue 19's case). Every alert is a new update (its
  *    startsAt moves on), so each request does the full write path, not the cheap duplicate path.
- *    The endpoints get identical bodies and alternate over {@link ROUNDS} rounds; throughput
- *    and latency keep each one's best round (the machine may be shared), CPU per webhook is
- *    `user + sys` of the endpoint's workerd processes (/proc/<pid>/stat) over all its measured
- *    requests, divided by their number.
+ *    The endpoints get identical bodies and alternate over {@link ROUNDS} rounds, turnout and
+ *    its floor back to back, each first in every other round (so that whatever going second
+ *    costs, such as the first's leftover work on a shared machine, falls on both alike). CPU per webhook is `user + sys` of the
+ *    endpoint's workerd processes (/proc/<pid>/stat) over all its measured requests, divided by
+ *    their number; throughput and latency are each one's median round. The goal ratios are the
+ *    median over rounds of each round's turnout ÷ floor: this machine's speed drifts from second
+ *    to second (the same code measured twice, in one run, differs by up to 6% over all rounds),
+ *    and a pair measured seconds apart drifts least.
  * 2. Decision latency (optional): a target with holdSeconds 1 is made down; the time from hold
  *    expiry (the `pending` event's time + hold) to the action's `action.dispatched` event (alarm
  *    lateness + decide + commit) and to the signed request arriving at a stub agent.
@@ -36,8 +40,8 @@ export const TARGETS = 10;
 /** Distinct alerts (fingerprints) the bodies cycle through: POOL / TARGETS per target. */
 const POOL = 100;
 const LATENCY_TARGETS = 5;
-const ROUNDS = 4;
-const GROUPED_ROUNDS = 2;
+const ROUNDS = 8;
+const GROUPED_ROUNDS = 4;
 const WARM_UP = 100;
 
 /** Throughput, latency and CPU of one endpoint. */
@@ -59,7 +63,7 @@ export interface IngestBenchFigures {
   runtime: Runtime;
   /** workerd processes that served each endpoint (wrangler dev runs its proxy worker in a second one). */
   workerdProcesses: { turnout: number; baseline: number };
-  /** Best round of each (throughput, latency); CPU over all measured rounds. */
+  /** Median round of each (throughput, latency); CPU over all measured rounds. */
   turnout: LoadFigures;
   /** The storage floor (bench/storage-floor-worker.ts): the baseline the goals are stated against. */
   floor: LoadFigures;
@@ -69,10 +73,12 @@ export interface IngestBenchFigures {
   frontOnly: LoadFigures;
   /** The same four with `grouped` bodies: all 10 alerts of a webhook for one target. */
   grouped: { turnout: LoadFigures; floor: LoadFigures; baseline: LoadFigures; frontOnly: LoadFigures };
-  /** turnout ÷ storage floor requests per second (goal ≥ 0.9). */
+  /** turnout ÷ storage floor requests per second, the median of the rounds' (goal ≥ 0.9). */
   throughputRatio: number;
-  /** turnout ÷ storage floor CPU per webhook (goal ≤ 1.15). */
+  /** turnout ÷ storage floor CPU per webhook, the median of the rounds' (goal ≤ 1.15). */
   cpuRatio: number;
+  /** Rounds the ratios are medians of, and each round's pair (for the spread). */
+  rounds: { cpuRatio: number; throughputRatio: number }[];
   decision?: {
     samples: number;
     /** Hold expiry → `action.dispatched` in the object's audit log. */
@@ -357,29 +363,50 @@ export async function run(options: IngestRunOptions = {}): Promise<IngestBenchFi
     // every update of the measured run is still new to the worker.
     for (const w of [floorWorker, baselineWorker, turnoutWorker, frontWorker])
       await load(w, WARM_UP, concurrency, alertsPerRequest);
-    // The machine may be shared: alternate the endpoints over rounds, so a burst of outside load
-    // does not land on one side only; all get the same bodies. turnout runs right after its floor.
+    // The machine may be shared and its speed drifts: alternate the endpoints over rounds, so a
+    // burst of outside load does not land on one side only; all get the same bodies. turnout and
+    // its floor run back to back, each first in every other round (whatever going second costs
+    // falls on both alike), and the two other baselines after them, likewise in turn.
     const perRound = Math.ceil(requests / ROUNDS);
     type Round = { floor: LoadFigures; turnout: LoadFigures; baseline: LoadFigures; frontOnly: LoadFigures };
-    const measure = async (offset: number, fanOut: FanOut): Promise<Round> => ({
-      floor: await load(floorWorker, perRound, concurrency, alertsPerRequest, offset, fanOut),
-      turnout: await load(turnoutWorker, perRound, concurrency, alertsPerRequest, offset, fanOut),
-      baseline: await load(baselineWorker, perRound, concurrency, alertsPerRequest, offset, fanOut),
-      frontOnly: await load(frontWorker, perRound, concurrency, alertsPerRequest, offset, fanOut),
-    });
+    const endpoints = { floor: floorWorker, turnout: turnoutWorker, baseline: baselineWorker, frontOnly: frontWorker };
+    const measure = async (r: number, offset: number, fanOut: FanOut): Promise<Round> => {
+      const order: (keyof Round)[] =
+        r % 2 === 0 ? ["floor", "turnout", "baseline", "frontOnly"] : ["turnout", "floor", "frontOnly", "baseline"];
+      const out: Partial<Round> = {};
+      for (const k of order) out[k] = await load(endpoints[k], perRound, concurrency, alertsPerRequest, offset, fanOut);
+      return out as Round;
+    };
     const rounds: Round[] = [];
-    for (let r = 0; r < ROUNDS; r++) rounds.push(await measure(WARM_UP + r * perRound, "spread"));
+    for (let r = 0; r < ROUNDS; r++) rounds.push(await measure(r, WARM_UP + r * perRound, "spread"));
     // Then webhooks grouped per target (one Durable Object call each), on later startsAt values.
     const groupedRounds: Round[] = [];
     for (let r = 0; r < GROUPED_ROUNDS; r++)
-      groupedRounds.push(await measure(WARM_UP + (ROUNDS + r) * perRound, "grouped"));
-    const best = (xs: LoadFigures[]) => xs.reduce((a, b) => (b.requestsPerSecond > a.requestsPerSecond ? b : a));
+      groupedRounds.push(await measure(r, WARM_UP + (ROUNDS + r) * perRound, "grouped"));
+    const median = (xs: readonly number[]) => {
+      const s = [...xs].sort((a, b) => a - b);
+      const mid = s.length / 2;
+      return s.length % 2 === 1
+        ? (s[Math.floor(mid)] ?? Number.NaN)
+        : ((s[mid - 1] ?? Number.NaN) + (s[mid] ?? Number.NaN)) / 2;
+    };
+    const medianRound = (xs: LoadFigures[]): LoadFigures => {
+      const byThroughput = [...xs].sort((a, b) => a.requestsPerSecond - b.requestsPerSecond);
+      const mid = byThroughput[Math.floor((byThroughput.length - 1) / 2)];
+      if (!mid) throw new Error("ingest bench: no rounds measured");
+      return { ...mid, requestsPerSecond: round(median(xs.map((x) => x.requestsPerSecond))) };
+    };
     const cpuOverAll = (xs: LoadFigures[]) =>
       round(xs.reduce((sum, x) => sum + x.cpuMsPerRequest * x.requests, 0) / xs.reduce((n, x) => n + x.requests, 0), 2);
     const summarize = (rs: Round[], k: keyof Round): LoadFigures => ({
-      ...best(rs.map((r) => r[k])),
+      ...medianRound(rs.map((r) => r[k])),
       cpuMsPerRequest: cpuOverAll(rs.map((r) => r[k])),
+      errors: rs.reduce((n, r) => n + r[k].errors, 0),
     });
+    const pairs = rounds.map((r) => ({
+      cpuRatio: round(r.turnout.cpuMsPerRequest / r.floor.cpuMsPerRequest, 3),
+      throughputRatio: round(r.turnout.requestsPerSecond / r.floor.requestsPerSecond, 3),
+    }));
     const baseline = summarize(rounds, "baseline");
     const floor = summarize(rounds, "floor");
     const turnout = summarize(rounds, "turnout");
@@ -398,8 +425,9 @@ export async function run(options: IngestRunOptions = {}): Promise<IngestBenchFi
       baseline,
       frontOnly,
       grouped,
-      throughputRatio: round(turnout.requestsPerSecond / floor.requestsPerSecond, 3),
-      cpuRatio: round(turnout.cpuMsPerRequest / floor.cpuMsPerRequest, 2),
+      throughputRatio: round(median(pairs.map((p) => p.throughputRatio)), 3),
+      cpuRatio: round(median(pairs.map((p) => p.cpuRatio)), 3),
+      rounds: pairs,
     };
     if (options.decision) figures.decision = await decisionLatency(turnoutWorker, agent.arrivals);
     return figures;
