@@ -14,9 +14,10 @@
  *    startsAt moves on), so each request does the full write path, not the cheap duplicate path.
  *    The endpoints get identical bodies and alternate over {@link ROUNDS} rounds, turnout and
  *    its floor back to back, each first in every other round (so that whatever going second
- *    costs, such as the first's leftover work on a shared machine, falls on both alike). CPU per webhook is `user + sys` of the
- *    endpoint's workerd processes (/proc/<pid>/stat) over all its measured requests, divided by
- *    their number; throughput and latency are each one's median round. The goal ratios are the
+ *    costs, such as the first's leftover work on a shared machine, falls on both alike). CPU per
+ *    webhook is `user + sys` of the endpoint's workerd processes (/proc/<pid>/stat) over all its
+ *    measured requests, divided by their number; throughput and latency are each one's median
+ *    round. The goal ratios are the
  *    median over rounds of each round's turnout ÷ floor: this machine's speed drifts from second
  *    to second (the same code measured twice, in one run, differs by up to 6% over all rounds),
  *    and a pair measured seconds apart drifts least.
@@ -32,7 +33,7 @@ import { pathToFileURL } from "node:url";
 import { readText } from "../test/support/request-text.ts";
 import type { AuditEvent } from "../worker/target/target-view.ts";
 import { type Endpoint, type Runtime, startEndpoint } from "./endpoint.ts";
-import { percentile } from "./percentile.ts";
+import { median, percentile } from "./percentile.ts";
 
 export const TOKENS = { alertmanager: "bench-am-token", operator: "bench-operator-token", agent: "bench-agent-secret" };
 /** Targets the ingest bodies fan out to: alert k of a body goes to target k mod TARGETS. */
@@ -363,10 +364,7 @@ export async function run(options: IngestRunOptions = {}): Promise<IngestBenchFi
     // every update of the measured run is still new to the worker.
     for (const w of [floorWorker, baselineWorker, turnoutWorker, frontWorker])
       await load(w, WARM_UP, concurrency, alertsPerRequest);
-    // The machine may be shared and its speed drifts: alternate the endpoints over rounds, so a
-    // burst of outside load does not land on one side only; all get the same bodies. turnout and
-    // its floor run back to back, each first in every other round (whatever going second costs
-    // falls on both alike), and the two other baselines after them, likewise in turn.
+    // Rounds as the file's comment gives them; the two other baselines follow the pair, in turn.
     const perRound = Math.ceil(requests / ROUNDS);
     type Round = { floor: LoadFigures; turnout: LoadFigures; baseline: LoadFigures; frontOnly: LoadFigures };
     const endpoints = { floor: floorWorker, turnout: turnoutWorker, baseline: baselineWorker, frontOnly: frontWorker };
@@ -383,13 +381,6 @@ export async function run(options: IngestRunOptions = {}): Promise<IngestBenchFi
     const groupedRounds: Round[] = [];
     for (let r = 0; r < GROUPED_ROUNDS; r++)
       groupedRounds.push(await measure(r, WARM_UP + (ROUNDS + r) * perRound, "grouped"));
-    const median = (xs: readonly number[]) => {
-      const s = [...xs].sort((a, b) => a - b);
-      const mid = s.length / 2;
-      return s.length % 2 === 1
-        ? (s[Math.floor(mid)] ?? Number.NaN)
-        : ((s[mid - 1] ?? Number.NaN) + (s[mid] ?? Number.NaN)) / 2;
-    };
     const medianRound = (xs: LoadFigures[]): LoadFigures => {
       const byThroughput = [...xs].sort((a, b) => a.requestsPerSecond - b.requestsPerSecond);
       const mid = byThroughput[Math.floor((byThroughput.length - 1) / 2)];

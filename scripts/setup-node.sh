@@ -32,6 +32,5 @@ pin_node() {
     mkdir -p "$root/node_modules/.bin"
     ln -sf "$node_bin" "$root/node_modules/.bin/node"
   fi
-  "$root/node_modules/.bin/node" -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>22||(a===22&&b>=19)?0:1)' 2>/dev/null ||
-    [ "$local_used" = 0 ] || { echo "setup: node_modules/.bin/node is not Node >= 22.19" >&2; return 1; }
+  node_ok "$root/node_modules/.bin/node" || [ "$local_used" = 0 ] || { echo "setup: node_modules/.bin/node is not Node >= 22.19" >&2; return 1; }
 }

@@ -70,11 +70,17 @@ describe("setup's Node pin", () => {
     expect(realpathSync(pin())).toBe(join(tools, "node"));
   });
 
-  it("mends a pin that links to itself", () => {
+  it("mends a pin that links to itself, whichever Node it then takes", () => {
     fakeNode(join(machineBin, "node"), false);
     symlinkSync(pin(), pin());
     setup(true);
     expect(realpathSync(pin())).toBe(join(tools, "node"));
+    // With the machine's Node new enough, a looping pin is no file (`-e` is false) yet is mended.
+    rmSync(pin());
+    symlinkSync(pin(), pin());
+    fakeNode(join(machineBin, "node"), true);
+    setup(true);
+    expect(realpathSync(pin())).toBe(join(machineBin, "node"));
   });
 
   it("moves the pin to the machine's Node once that is new enough", () => {
